@@ -1,0 +1,1 @@
+//! Configuration: parsing and validating `locald.toml`, compiling it to Rhai, and editing it.

@@ -1,0 +1,9 @@
+//! locald's engine: configuration, the compiler from `locald.toml` to Rhai,
+//! the Rhai primitives, the supervisor, and the CLI that dispatches to the
+//! built-in scripts.
+
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod script;
+pub mod supervisor;

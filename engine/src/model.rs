@@ -1,0 +1,156 @@
+//! The validated project: what `locald.toml` (or `locald.rhai`) declares, after
+//! every check has passed. Everything downstream (supervisor, `run`, `try`)
+//! works from these types and never from raw configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A project: a name, the directory holding its config, and its services in
+/// declaration order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub name: String,
+    /// Directory of `locald.toml` / `locald.rhai`; relative paths resolve here.
+    pub root: PathBuf,
+    pub services: Vec<Service>,
+}
+
+impl Project {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn service_names(&self) -> Vec<&str> {
+        self.services.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Names of the services that list `name` in their `depends_on`.
+    pub fn dependents_of(&self, name: &str) -> Vec<&str> {
+        self.services
+            .iter()
+            .filter(|s| s.depends_on.iter().any(|d| d == name))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// The directory holding the project's runtime state (socket, logs, ports).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".locald")
+    }
+}
+
+/// One declared service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// Shell command (run with `sh -c`). For a container service, replaces the
+    /// image's Cmd when set.
+    pub command: Option<String>,
+    /// OCI image reference for a container service.
+    pub image: Option<String>,
+    /// Absolute working directory (for a host service).
+    pub workdir: PathBuf,
+    /// Environment as written; values may hold `${services.NAME.port}` /
+    /// `${services.NAME.url}` templates, resolved when the service starts.
+    pub env: BTreeMap<String, String>,
+    /// Absolute paths of extra dotenv files, loaded in order.
+    pub env_files: Vec<PathBuf>,
+    pub port: PortSpec,
+    pub depends_on: Vec<String>,
+    pub health: HealthCheck,
+    pub restart: RestartPolicy,
+    /// Signal number sent to the service's process group to stop it.
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    /// Container volumes (`HOST:CONTAINER[:ro]`, host path made absolute).
+    pub volumes: Vec<Volume>,
+}
+
+impl Service {
+    pub fn is_container(&self) -> bool {
+        self.image.is_some()
+    }
+}
+
+/// Where a service's `$PORT` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSpec {
+    /// A free port chosen by locald, kept across restarts and `up`s while free.
+    Auto,
+    /// The port the user fixed in the config.
+    Fixed(u16),
+}
+
+/// How readiness and liveness of a service are decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures after ready before the service counts as unhealthy.
+    pub retries: u32,
+    /// Failures during this period after start do not count against `retries`.
+    pub start_period: Duration,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            probe: Probe::Auto,
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+            start_period: Duration::from_secs(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// `tcp` when another service depends on this one or its `port` is fixed,
+    /// otherwise `none`: gates dependents on a listening port without ever
+    /// hanging a worker that does not listen.
+    Auto,
+    /// Ready as soon as the process has started.
+    None,
+    /// `$PORT` accepts a TCP connection on 127.0.0.1.
+    Tcp,
+    /// `GET http://127.0.0.1:$PORT{path}` answers with `status` (any 2xx/3xx when unset).
+    Http { path: String, status: Option<u16> },
+    /// A shell command run with the service's environment exits 0.
+    Exec { command: String },
+    /// A line of the service's output matches the regex (readiness only).
+    Log { pattern: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartMode {
+    OnFailure,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub mode: RestartMode,
+    /// Restarts allowed before the service is left failed; `None` is unlimited.
+    pub max_restarts: Option<u32>,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            mode: RestartMode::OnFailure,
+            max_restarts: None,
+        }
+    }
+}
+
+/// A bind mount for a container service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}

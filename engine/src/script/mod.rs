@@ -1,0 +1,1 @@
+//! The Rhai side: the sandboxed engine, the primitives, and the embedded stdlib.

@@ -1,0 +1,1 @@
+//! The supervisor: runs services, probes health, restarts, captures logs, stops cleanly.

@@ -1,0 +1,1 @@
+//! OCI images for locald: references, the content-addressed store, pull, safe unpack and import.

@@ -1,0 +1,2 @@
+//! `locald-shim`: runs one OCI bundle with libcontainer.
+fn main() {}
