@@ -1,2 +1,48 @@
-//! `locald-shim`: runs one OCI bundle with libcontainer.
-fn main() {}
+//! `locald-shim`: locald's embedded container runtime. It runs one OCI bundle with libcontainer
+//! (no runc, no Docker) and stays in the foreground until the container exits.
+//!
+//! ```text
+//! locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]
+//! ```
+//!
+//! - `--bundle`: the OCI bundle (`config.json` + rootfs). If the spec carries the annotations
+//!   `org.locald.rootfs.lower`, `.upper` and `.work`, the shim mounts an overlay of the (read-only)
+//!   lower directory on the bundle's rootfs first, inside its own private mount namespace.
+//! - `--id`: the container id; `--root`: libcontainer's state root (default `BUNDLE/state`).
+//! - `--stop-timeout`: grace period after a forwarded SIGTERM/SIGINT/SIGHUP/SIGQUIT before the
+//!   container's init gets SIGKILL (default 10 s; a second stop signal kills at once).
+//! - A terminal is used when the spec says `process.terminal: true`: the shim receives the pty
+//!   master over a console socket, puts its stdin in raw mode and relays both ways.
+//!   Otherwise the container inherits the shim's stdin/stdout/stderr directly.
+//! - Run by root, the container gets the spec's cgroup; run by anyone else, the shim first enters
+//!   a user namespace mapping the caller to root (rootless mode, see `runtime/README.md`).
+//!
+//! Exit status: the container's (128+n when killed by signal n); 125 when the shim itself fails.
+//! Everything the shim creates (container state, cgroup, mounts, console socket) is removed
+//! before it exits, including when it is stopped by SIGTERM or SIGINT.
+
+mod args;
+mod mounts;
+mod run;
+mod signals;
+mod terminal;
+
+/// Exit status for failures of the shim itself, as `docker run` uses it.
+const SHIM_FAILURE: i32 = 125;
+
+fn main() {
+    let status = match args::parse(std::env::args().skip(1)) {
+        Ok(args) => match run::run(&args) {
+            Ok(status) => status,
+            Err(err) => {
+                eprintln!("locald-shim: {err:#}");
+                SHIM_FAILURE
+            }
+        },
+        Err(err) => {
+            eprintln!("locald-shim: {err:#}");
+            2
+        }
+    };
+    std::process::exit(status);
+}

@@ -1,0 +1,205 @@
+//! The shim's own namespaces: a private mount namespace (entered first, so the rootfs overlay and
+//! anything else mounted here vanish with the shim even if it is SIGKILLed) and, for a non-root
+//! caller, a user namespace mapping the caller to root so that those mounts are allowed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{Gid, Uid};
+
+/// Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
+/// directory, and the per-container writable upper and work directories.
+pub const LOWER_ANNOTATION: &str = "org.locald.rootfs.lower";
+pub const UPPER_ANNOTATION: &str = "org.locald.rootfs.upper";
+pub const WORK_ANNOTATION: &str = "org.locald.rootfs.work";
+
+/// Where cgroupfs lives; shadowed by a tmpfs for rootless runs (see [`shadow_cgroupfs`]).
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now
+/// on propagates back to the host.
+pub fn enter_private_mount_namespace() -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    make_mounts_private()
+}
+
+fn make_mounts_private() -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making / recursively private")
+}
+
+/// For a non-root caller: unshares a user namespace in which the caller is root (a single-id
+/// mapping, so no setuid helper is needed) together with a private mount namespace.
+pub fn enter_rootless_namespaces(uid: Uid, gid: Gid) -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).context(
+        "unshare(CLONE_NEWUSER | CLONE_NEWNS): are unprivileged user namespaces enabled?",
+    )?;
+    // An unprivileged process must deny setgroups before it may write a gid map (CVE-2014-8989).
+    fs::write("/proc/self/setgroups", "deny").context("writing /proc/self/setgroups")?;
+    fs::write("/proc/self/uid_map", format!("0 {uid} 1")).context("writing /proc/self/uid_map")?;
+    fs::write("/proc/self/gid_map", format!("0 {gid} 1")).context("writing /proc/self/gid_map")?;
+    make_mounts_private()
+}
+
+/// Hides the host's cgroup hierarchies behind an empty tmpfs in the shim's mount namespace.
+/// A rootless container gets no cgroup of its own (nothing is delegated to it), and libcontainer
+/// then creates its cgroup directories on this scratch tmpfs, which disappears with the shim.
+pub fn shadow_cgroupfs() -> Result<()> {
+    if !Path::new(CGROUP_ROOT).is_dir() {
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        CGROUP_ROOT,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .context("mounting a scratch tmpfs over /sys/fs/cgroup")
+}
+
+/// The directories of an overlay rootfs requested through the spec's annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayRootfs {
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub target: PathBuf,
+}
+
+impl OverlayRootfs {
+    /// Reads the overlay request from `spec`; `None` when the bundle's rootfs is a plain directory.
+    pub fn from_spec(spec: &Spec, bundle: &Path) -> Result<Option<OverlayRootfs>> {
+        let Some(annotations) = spec.annotations() else {
+            return Ok(None);
+        };
+        let Some(lower) = annotations.get(LOWER_ANNOTATION) else {
+            return Ok(None);
+        };
+        let dir = |key: &str| -> Result<PathBuf> {
+            let value = annotations
+                .get(key)
+                .with_context(|| format!("{LOWER_ANNOTATION} is set but {key} is not"))?;
+            Ok(bundle.join(value))
+        };
+        let root = spec.root().as_ref().context("the spec has no root")?;
+        Ok(Some(OverlayRootfs {
+            lower: bundle.join(lower),
+            upper: dir(UPPER_ANNOTATION)?,
+            work: dir(WORK_ANNOTATION)?,
+            target: bundle.join(root.path()),
+        }))
+    }
+
+    /// The overlay mount data; overlayfs splits options on ',' and lower layers on ':'.
+    pub fn mount_options(&self, in_user_namespace: bool) -> Result<String> {
+        for path in [&self.lower, &self.upper, &self.work] {
+            let text = path.to_str().context("overlay paths must be UTF-8")?;
+            if text.contains([',', ':']) {
+                bail!("overlay path {text:?} contains ',' or ':', which overlayfs cannot take");
+            }
+        }
+        let mut options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            self.lower.display(),
+            self.upper.display(),
+            self.work.display()
+        );
+        // Inside a user namespace overlayfs may not use trusted.* xattrs; user.* ones are allowed.
+        if in_user_namespace {
+            options.push_str(",userxattr");
+        }
+        Ok(options)
+    }
+
+    pub fn mount(&self, in_user_namespace: bool) -> Result<()> {
+        let options = self.mount_options(in_user_namespace)?;
+        mount(
+            Some("overlay"),
+            &self.target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .with_context(|| format!("mounting the overlay rootfs on {}", self.target.display()))
+    }
+
+    /// Detaches the overlay; the mount namespace would drop it anyway when the shim exits.
+    pub fn unmount(&self) {
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libcontainer::oci_spec::runtime::{RootBuilder, SpecBuilder};
+    use std::collections::HashMap;
+
+    fn spec_with(annotations: &[(&str, &str)]) -> Spec {
+        let annotations: HashMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SpecBuilder::default()
+            .root(RootBuilder::default().path("rootfs").build().unwrap())
+            .annotations(annotations)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn overlay_request_comes_from_annotations() {
+        let spec = spec_with(&[
+            (LOWER_ANNOTATION, "/images/abc/rootfs"),
+            (UPPER_ANNOTATION, "upper"),
+            (WORK_ANNOTATION, "work"),
+        ]);
+        let overlay = OverlayRootfs::from_spec(&spec, Path::new("/b"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(overlay.lower, PathBuf::from("/images/abc/rootfs"));
+        assert_eq!(overlay.upper, PathBuf::from("/b/upper"));
+        assert_eq!(overlay.work, PathBuf::from("/b/work"));
+        assert_eq!(overlay.target, PathBuf::from("/b/rootfs"));
+        assert_eq!(
+            overlay.mount_options(false).unwrap(),
+            "lowerdir=/images/abc/rootfs,upperdir=/b/upper,workdir=/b/work"
+        );
+        assert!(overlay.mount_options(true).unwrap().ends_with(",userxattr"));
+    }
+
+    #[test]
+    fn plain_bundles_have_no_overlay() {
+        let spec = spec_with(&[]);
+        assert_eq!(
+            OverlayRootfs::from_spec(&spec, Path::new("/b")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn incomplete_or_unmountable_requests_are_errors() {
+        let spec = spec_with(&[(LOWER_ANNOTATION, "/l")]);
+        assert!(OverlayRootfs::from_spec(&spec, Path::new("/b")).is_err());
+        let spec = spec_with(&[
+            (LOWER_ANNOTATION, "/l,ro"),
+            (UPPER_ANNOTATION, "upper"),
+            (WORK_ANNOTATION, "work"),
+        ]);
+        let overlay = OverlayRootfs::from_spec(&spec, Path::new("/b"))
+            .unwrap()
+            .unwrap();
+        assert!(overlay.mount_options(false).is_err());
+    }
+}

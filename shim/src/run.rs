@@ -1,0 +1,505 @@
+//! `locald-shim run`: create and start one container with libcontainer, supervise it (signals,
+//! terminal, exit status) and clean up everything it created, whatever way it ends.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use libcontainer::syscall::syscall::SyscallType;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::args::RunArgs;
+use crate::mounts::{self, OverlayRootfs};
+use crate::signals::{self, SignalPipe};
+use crate::terminal::{self, RawMode};
+
+/// Name of the spec copy a rootless shim hands to libcontainer (inside the bundle).
+const ROOTLESS_CONFIG_DIR: &str = ".shim-rootless";
+const CONSOLE_SOCKET: &str = "console.sock";
+
+/// Runs the bundle to completion and returns the container's exit status (128+n if killed by
+/// signal n).
+pub fn run(args: &RunArgs) -> Result<i32> {
+    // Installed first so that a SIGTERM during set-up is remembered and acted on, not fatal.
+    let signals = SignalPipe::install()?;
+    let bundle = fs::canonicalize(&args.bundle)
+        .with_context(|| format!("bundle {}", args.bundle.display()))?;
+    let spec =
+        Spec::load(bundle.join("config.json")).context("loading the bundle's config.json")?;
+
+    let rootless = !Uid::effective().is_root();
+    if rootless {
+        mounts::enter_rootless_namespaces(Uid::effective(), Gid::effective())?;
+        mounts::shadow_cgroupfs()?;
+    } else {
+        mounts::enter_private_mount_namespace()?;
+    }
+    let overlay = OverlayRootfs::from_spec(&spec, &bundle)?;
+    if let Some(overlay) = &overlay {
+        overlay.mount(rootless)?;
+    }
+    let mut cleanup = Cleanup {
+        bundle: bundle.clone(),
+        state_dir: args.state_root.join(&args.id),
+        cgroups_path: spec
+            .linux()
+            .as_ref()
+            .and_then(|linux| linux.cgroups_path().clone()),
+        overlay,
+        rootless,
+        container: None,
+    };
+    let result = create_and_supervise(args, &bundle, &spec, rootless, &signals, &mut cleanup);
+    cleanup.run();
+    result
+}
+
+fn create_and_supervise(
+    args: &RunArgs,
+    bundle: &Path,
+    spec: &Spec,
+    rootless: bool,
+    signals: &SignalPipe,
+    cleanup: &mut Cleanup,
+) -> Result<i32> {
+    let config_dir = if rootless {
+        write_rootless_config(spec, bundle)?
+    } else {
+        bundle.to_path_buf()
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.state_root)
+        .with_context(|| format!("creating {}", args.state_root.display()))?;
+
+    let tty = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::Linux)
+        .validate_id()?
+        .with_root_path(&args.state_root)?;
+    let console = if tty {
+        let path = bundle.join(CONSOLE_SOCKET);
+        let listener = terminal::bind_console_socket(&path)?;
+        builder = builder.with_console_socket(Some(&path));
+        Some(listener)
+    } else {
+        None
+    };
+    let mut discard = Vec::new();
+    if !tty {
+        // libcontainer would reopen a host /dev/null read-only inside the container, making the
+        // container's writes fail: hand it pipes that the shim drains instead.
+        if is_dev_null(std::io::stdout().as_fd()) {
+            let (read, write) = nix::unistd::pipe().context("pipe")?;
+            builder = builder.with_stdout(write);
+            discard.push(read);
+        }
+        if is_dev_null(std::io::stderr().as_fd()) {
+            let (read, write) = nix::unistd::pipe().context("pipe")?;
+            builder = builder.with_stderr(write);
+            discard.push(read);
+        }
+    }
+
+    let container = builder
+        .as_init(&config_dir)
+        .with_systemd(false)
+        // libcontainer only accepts a console socket for "detached" containers; detach changes
+        // nothing else: the init is still our child and we wait for it below.
+        .with_detach(tty)
+        .build()
+        .context("creating the container")?;
+    // libcontainer speaks nix 0.29; convert its pid to ours by value.
+    let init = container
+        .pid()
+        .map(|pid| Pid::from_raw(pid.as_raw()))
+        .context("libcontainer reported no init pid")?;
+    let container = cleanup.container.insert(container);
+
+    let pty_master = match &console {
+        Some(listener) => {
+            let master = terminal::receive_pty_master(listener)?;
+            let _ = fs::remove_file(bundle.join(CONSOLE_SOCKET));
+            Some(master)
+        }
+        None => None,
+    };
+    container.start().context("starting the container")?;
+
+    let mut supervisor = Supervisor {
+        init,
+        signals,
+        stop_timeout: args.stop_timeout,
+        kill_deadline: None,
+        stop_requested: false,
+    };
+    match pty_master {
+        Some(master) => supervisor.run_with_terminal(master),
+        None => supervisor.run_plain(discard),
+    }
+}
+
+/// True when `fd` is the character device 1:3 (/dev/null) — what libcontainer would reopen.
+fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
+    match nix::sys::stat::fstat(fd) {
+        Ok(stat) => {
+            let is_char = (stat.st_mode & libc::S_IFMT) == libc::S_IFCHR;
+            is_char && stat.st_rdev == libc::makedev(1, 3)
+        }
+        Err(_) => false,
+    }
+}
+
+/// A rootless shim is already root in its own user namespace, so libcontainer must not create
+/// another one: it gets a copy of the spec without the user namespace and its id mappings.
+fn write_rootless_config(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let mut spec = spec.clone();
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces_mut() {
+            namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::User);
+        }
+        linux.set_uid_mappings(None).set_gid_mappings(None);
+    }
+    if let Some(root) = spec.root_mut() {
+        let absolute = bundle.join(root.path());
+        root.set_path(absolute);
+    }
+    let dir = bundle.join(ROOTLESS_CONFIG_DIR);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    spec.save(dir.join("config.json"))
+        .context("writing the rootless copy of config.json")?;
+    Ok(dir)
+}
+
+/// Watches the running container: forwards signals, escalates a stop request to SIGKILL after the
+/// stop timeout, pumps the terminal, and returns the exit status once the init is gone.
+struct Supervisor<'a> {
+    init: Pid,
+    signals: &'a SignalPipe,
+    stop_timeout: std::time::Duration,
+    kill_deadline: Option<Instant>,
+    stop_requested: bool,
+}
+
+impl Supervisor<'_> {
+    fn poll_timeout(&self) -> PollTimeout {
+        match self.kill_deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up so that we never spin on a zero timeout before the deadline.
+                let millis = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+                PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+            }
+        }
+    }
+
+    /// Handles pending signals; `window_changed` is set on SIGWINCH for the terminal pump.
+    fn handle_signals(&mut self, window_changed: &mut bool) {
+        for signal in self.signals.drain() {
+            match signal {
+                Signal::SIGCHLD => {}
+                Signal::SIGWINCH => *window_changed = true,
+                signal if signals::is_stop_request(signal) && self.stop_requested => {
+                    // A second stop request: the user means it.
+                    let _ = kill(self.init, Signal::SIGKILL);
+                }
+                signal => {
+                    let _ = kill(self.init, signal);
+                    if signals::is_stop_request(signal) {
+                        self.stop_requested = true;
+                        self.kill_deadline = Some(Instant::now() + self.stop_timeout);
+                    }
+                }
+            }
+        }
+        if let Some(deadline) = self.kill_deadline {
+            if Instant::now() >= deadline {
+                let _ = kill(self.init, Signal::SIGKILL);
+                self.kill_deadline = None;
+            }
+        }
+    }
+
+    /// The init's exit status if it has exited (reaping it).
+    fn try_reap(&self) -> Result<Option<i32>> {
+        match waitpid(self.init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(128 + signal as i32)),
+            Ok(_) => Ok(None),
+            Err(Errno::EINTR) => Ok(None),
+            Err(err) => Err(err).context("waiting for the container's init"),
+        }
+    }
+
+    /// Non-terminal mode: the container has the shim's own stdio; only signals and the optional
+    /// /dev/null substitute pipes need attention.
+    fn run_plain(&mut self, mut discard: Vec<OwnedFd>) -> Result<i32> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            if let Some(status) = self.try_reap()? {
+                return Ok(status);
+            }
+            let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+            fds.extend(
+                discard
+                    .iter()
+                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, self.poll_timeout()) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(err) => return Err(err).context("poll"),
+            }
+            let finished: Vec<bool> = fds[1..]
+                .iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            let mut index = 0;
+            discard.retain(|fd| {
+                let ready = finished[index];
+                index += 1;
+                !ready || matches!(nix::unistd::read(fd.as_fd(), &mut scratch), Ok(n) if n > 0)
+            });
+            self.handle_signals(&mut false);
+        }
+    }
+
+    /// Terminal mode: relay the user's stdin to the pty master and the master to stdout, in raw
+    /// mode, and keep the pty's window size equal to the user's.
+    fn run_with_terminal(&mut self, master: OwnedFd) -> Result<i32> {
+        let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
+        let user_terminal = terminal::user_terminal(stdin.as_fd(), stdout.as_fd());
+        if let Some(user) = user_terminal {
+            terminal::copy_window_size(user, master.as_fd());
+        }
+        let _raw = RawMode::enter(stdin.as_fd())?;
+        set_nonblocking(master.as_fd())?;
+
+        let mut stdin_open = true;
+        let mut master_open = true;
+        let mut exit_status = None;
+        let mut buffer = [0u8; 16384];
+        loop {
+            if exit_status.is_none() {
+                exit_status = self.try_reap()?;
+            }
+            // Once the init is gone, the rest of its pid namespace is killed and the pty's slave
+            // side closes: drain what is left, then finish.
+            if let Some(status) = exit_status {
+                if !master_open || !drain_master(&master, &mut buffer) {
+                    return Ok(status);
+                }
+            }
+            let mut fds = vec![
+                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+                PollFd::new(
+                    master.as_fd(),
+                    if master_open {
+                        PollFlags::POLLIN
+                    } else {
+                        PollFlags::empty()
+                    },
+                ),
+            ];
+            if stdin_open {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            let timeout = if exit_status.is_some() {
+                PollTimeout::from(50u8)
+            } else {
+                self.poll_timeout()
+            };
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(err) => return Err(err).context("poll"),
+            }
+            let master_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+            let stdin_ready = stdin_open && fds[2].revents().is_some_and(|r| !r.is_empty());
+            drop(fds);
+
+            if master_ready {
+                match nix::unistd::read(master.as_fd(), &mut buffer) {
+                    Ok(0) | Err(Errno::EIO) => master_open = false,
+                    Ok(n) => write_all_stdout(&buffer[..n]),
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(err) => return Err(err).context("reading the pty"),
+                }
+            }
+            if stdin_ready {
+                match nix::unistd::read(stdin.as_fd(), &mut buffer) {
+                    Ok(0) => stdin_open = false,
+                    Ok(n) => {
+                        if write_all_fd(master.as_fd(), &buffer[..n]).is_err() {
+                            stdin_open = false;
+                        }
+                    }
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(_) => stdin_open = false,
+                }
+            }
+            let mut window_changed = false;
+            self.handle_signals(&mut window_changed);
+            if window_changed {
+                if let Some(user) = user_terminal {
+                    terminal::copy_window_size(user, master.as_fd());
+                }
+            }
+        }
+    }
+}
+
+/// Reads what the pty still holds; returns false once it is closed or empty.
+fn drain_master(master: &OwnedFd, buffer: &mut [u8]) -> bool {
+    loop {
+        match nix::unistd::read(master.as_fd(), buffer) {
+            Ok(0) | Err(Errno::EIO) => return false,
+            Ok(n) => write_all_stdout(&buffer[..n]),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn write_all_stdout(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+}
+
+fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(100u8));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("F_GETFL")?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("F_SETFL")?;
+    Ok(())
+}
+
+/// Everything the shim created, undone in reverse order however the run ended.
+struct Cleanup {
+    bundle: PathBuf,
+    state_dir: PathBuf,
+    cgroups_path: Option<PathBuf>,
+    overlay: Option<OverlayRootfs>,
+    rootless: bool,
+    container: Option<Container>,
+}
+
+impl Cleanup {
+    fn run(&mut self) {
+        if let Some(mut container) = self.container.take() {
+            if self.rootless {
+                // The rootless cgroups live on the shim's scratch tmpfs: libcontainer's delete
+                // would kill the pids recorded there, which may have been reused. The pid
+                // namespace already took every container process down with the init.
+                if let Some(pid) = container.pid().map(|pid| Pid::from_raw(pid.as_raw())) {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+            } else if let Err(err) = container.delete(true) {
+                eprintln!("locald-shim: deleting the container: {err}");
+            }
+        }
+        let _ = fs::remove_dir_all(&self.state_dir);
+        if !self.rootless {
+            remove_cgroup_parents(self.cgroups_path.as_deref());
+        }
+        if let Some(overlay) = &self.overlay {
+            overlay.unmount();
+        }
+        let _ = fs::remove_file(self.bundle.join(CONSOLE_SOCKET));
+        let _ = fs::remove_dir_all(self.bundle.join(ROOTLESS_CONFIG_DIR));
+    }
+}
+
+/// libcontainer removes the container's own cgroup but not the parents it created (for
+/// `/locald/<id>`, the `locald` directory). Remove them when empty; a busy one belongs to another
+/// running container and rmdir leaves it alone.
+fn remove_cgroup_parents(cgroups_path: Option<&Path>) {
+    let Some(path) = cgroups_path else { return };
+    let Ok(relative) = path.strip_prefix("/") else {
+        return;
+    };
+    let parents: Vec<&Path> = relative
+        .ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if parents.is_empty() {
+        return;
+    }
+    for hierarchy in cgroup_mount_points() {
+        for parent in &parents {
+            let _ = fs::remove_dir(hierarchy.join(parent));
+        }
+    }
+}
+
+/// Mount points of every cgroup (v1) and cgroup2 filesystem.
+fn cgroup_mount_points() -> Vec<PathBuf> {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_source, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(target))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_null_is_recognised() {
+        let null = fs::File::open("/dev/null").unwrap();
+        assert!(is_dev_null(null.as_fd()));
+        let zero = fs::File::open("/dev/zero").unwrap();
+        assert!(!is_dev_null(zero.as_fd()));
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        assert!(!is_dev_null(read.as_fd()));
+    }
+
+    #[test]
+    fn cgroup_mount_points_include_a_hierarchy_here() {
+        assert!(!cgroup_mount_points().is_empty());
+    }
+}
