@@ -1,0 +1,225 @@
+//! A small fluent builder that runs the real `locald` binary in a temporary
+//! project and checks what it printed, in the style of casey/just's tests.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn locald_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_locald")
+}
+
+/// A temporary project directory. Dropping it brings any supervisor down, so
+/// a failing test leaves no process behind.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("locald-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        Project { dir }
+    }
+
+    /// A project whose `locald.toml` is `toml`.
+    pub fn with_toml(toml: &str) -> Self {
+        Project::new().file("locald.toml", toml)
+    }
+
+    pub fn file(self, path: &str, contents: &str) -> Self {
+        self.write(path, contents);
+        self
+    }
+
+    pub fn write(&self, path: &str, contents: &str) {
+        let full = self.path().join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(full, contents).expect("write file");
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.path().join(path)).unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `locald` invocation in this project.
+    pub fn locald<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Run {
+            cwd: self.path().to_path_buf(),
+            args: args.into_iter().map(|a| a.as_ref().to_string()).collect(),
+            env: BTreeMap::new(),
+            stdin: None,
+        }
+    }
+
+    /// Waits until `check` holds, or panics after `timeout` with `what`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Project) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out after {timeout:?} waiting for {what}");
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if self.path().join(".locald").exists() {
+            let _ = Command::new(locald_bin())
+                .arg("down")
+                .current_dir(self.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// One `locald` run being set up.
+pub struct Run {
+    cwd: PathBuf,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    stdin: Option<String>,
+}
+
+impl Run {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn stdin(mut self, input: &str) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(locald_bin());
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .envs(&self.env);
+        cmd
+    }
+
+    /// Runs to completion and returns what happened.
+    pub fn output(self) -> Outcome {
+        let mut cmd = self.command();
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn locald");
+        if let Some(input) = &self.stdin {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait locald");
+        Outcome::new(&self.args, output)
+    }
+
+    /// Starts without waiting (stdout/stderr piped), e.g. a foreground `up`.
+    pub fn spawn(self) -> Child {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn locald")
+    }
+
+    /// Runs and asserts success; returns the outcome.
+    pub fn success(self) -> Outcome {
+        let out = self.output();
+        assert_eq!(out.code, Some(0), "expected success\n{out}");
+        out
+    }
+
+    /// Runs and asserts the exit code.
+    pub fn code(self, code: i32) -> Outcome {
+        let out = self.output();
+        assert_eq!(out.code, Some(code), "unexpected exit code\n{out}");
+        out
+    }
+}
+
+/// What a finished run printed.
+pub struct Outcome {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn new(args: &[String], output: Output) -> Self {
+        Outcome {
+            args: args.to_vec(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn stdout_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stdout, expected, "stdout differs\n{self}");
+        self
+    }
+
+    pub fn stderr_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stderr, expected, "stderr differs\n{self}");
+        self
+    }
+
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n{self}");
+        self
+    }
+
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "locald {}\n-- exit: {:?}\n-- stdout:\n{}\n-- stderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// True while a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: each drives the real `locald` binary in a temporary
+//! project, with real processes.
+
+mod harness;
+
+mod compile;
+mod config_errors;
+mod run;
+mod supervise;
+mod try_verb;
