@@ -1,1 +1,92 @@
 //! Configuration: parsing and validating `locald.toml`, compiling it to Rhai, and editing it.
+//!
+//! One set of rules (`schema`, `health`, `graph`) runs over a small value tree
+//! (`value`) fed by two front ends: `toml_source` (with byte spans, so errors
+//! point into the file) and `rhai_source` (maps passed to `service(...)`,
+//! whose position the script engine reports).
+
+mod compile;
+mod convert;
+mod diagnostic;
+mod discovery;
+mod document;
+mod graph;
+mod health;
+mod rhai_source;
+mod schema;
+mod toml_source;
+mod value;
+
+use std::path::Path;
+
+pub use diagnostic::{ConfigError, Diagnostic, FieldError};
+pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
+pub use schema::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
+
+use crate::model::{Project, Service};
+use diagnostic::KeyPath;
+use graph::GraphNode;
+
+/// Validates `locald.toml` (its text `source`, read from `path`) and returns
+/// the Rhai script that builds the same project through `project(...)` and
+/// `service(...)`.
+pub fn compile_toml(path: &Path, source: &str) -> Result<String, ConfigError> {
+    let root = lower_toml(path, source)?;
+    let document = document::validate(&root, path)
+        .map_err(|problems| ConfigError::from_problems(path, source, problems))?;
+    Ok(compile::emit(&document, path, source))
+}
+
+/// Validates `locald.toml` and returns the project it declares, without going
+/// through Rhai.
+pub fn load_toml(path: &Path, source: &str) -> Result<Project, ConfigError> {
+    let root = lower_toml(path, source)?;
+    let document = document::validate(&root, path)
+        .map_err(|problems| ConfigError::from_problems(path, source, problems))?;
+    Ok(document.into_project())
+}
+
+fn lower_toml(path: &Path, source: &str) -> Result<value::Node, ConfigError> {
+    toml_source::parse(source).map_err(|error| ConfigError::from_syntax(path, source, &error))
+}
+
+/// Validates the map given to `service(name, #{...})` and builds the service,
+/// resolving relative paths against `base_dir` (the project directory).
+/// Reports the first problem.
+pub fn service_from_map(
+    name: &str,
+    map: &rhai::Map,
+    base_dir: &Path,
+) -> Result<Service, FieldError> {
+    let node = rhai_source::lower_map(map);
+    let path = KeyPath::root().key("services").key(name);
+    schema::build_service(name, &node, &path, base_dir).map_err(|problems| {
+        problems
+            .into_iter()
+            .next()
+            .map(diagnostic::Problem::into_field_error)
+            .unwrap_or_else(|| FieldError {
+                path: path.to_string(),
+                message: "invalid service".to_owned(),
+                help: None,
+            })
+    })
+}
+
+/// Checks what no single service can: duplicate names, dependencies on
+/// services that do not exist, and dependency cycles. (`locald.toml` gets the
+/// same checks, with spans, inside `compile_toml`.)
+pub fn check_project(project: &Project) -> Result<(), FieldError> {
+    let nodes: Vec<GraphNode> = project
+        .services
+        .iter()
+        .map(|service| GraphNode {
+            name: &service.name,
+            depends_on: &service.depends_on,
+        })
+        .collect();
+    match graph::check(&nodes).first() {
+        Some(found) => Err(found.to_problem(&nodes).into_field_error()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,399 @@
+//! Typed readers over the value tree: each turns a node into a Rust value
+//! (string, port, duration, signal, volume, ...) or a `Problem` that says what
+//! was expected, what was found, and how to fix it.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::diagnostic::{KeyPath, Problem};
+use super::value::{Node, NodeKind};
+use crate::model::Volume;
+
+/// "expected X, found Y", pointing at the value.
+pub(crate) fn wrong_type(node: &Node, path: &KeyPath, expected: &str) -> Problem {
+    Problem::invalid(
+        path.clone(),
+        format!("expected {expected}, found {}", node.describe()),
+    )
+    .with_span(node.best_span())
+}
+
+/// An invalid value of the right type, pointing at the value.
+pub(crate) fn bad_value(node: &Node, path: &KeyPath, message: impl Into<String>) -> Problem {
+    Problem::invalid(path.clone(), message).with_span(node.best_span())
+}
+
+pub(crate) fn string<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a str, Problem> {
+    match &node.kind {
+        NodeKind::Str(s) => Ok(s),
+        _ => Err(wrong_type(node, path, "a string")),
+    }
+}
+
+pub(crate) fn non_empty_string<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a str, Problem> {
+    let s = string(node, path)?;
+    if s.trim().is_empty() {
+        return Err(bad_value(node, path, "must not be empty"));
+    }
+    Ok(s)
+}
+
+pub(crate) fn array<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a [Node], Problem> {
+    match &node.kind {
+        NodeKind::Array(items) => Ok(items),
+        NodeKind::Str(s) => Err(wrong_type(node, path, "an array")
+            .with_help(format!("write a list: [{}]", quote_for_help(s)))),
+        _ => Err(wrong_type(node, path, "an array")),
+    }
+}
+
+pub(crate) fn table<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a [(String, Node)], Problem> {
+    node.as_table()
+        .ok_or_else(|| wrong_type(node, path, "a table"))
+}
+
+/// A string, or an array of strings (as `env_file` accepts).
+pub(crate) fn one_or_many_strings<'a>(
+    node: &'a Node,
+    path: &KeyPath,
+) -> Result<Vec<(&'a str, &'a Node, KeyPath)>, Problem> {
+    match &node.kind {
+        NodeKind::Str(s) => Ok(vec![(s.as_str(), node, path.clone())]),
+        NodeKind::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let item_path = path.index(index);
+                string(item, &item_path).map(|s| (s, item, item_path))
+            })
+            .collect(),
+        _ => Err(wrong_type(node, path, "a string or an array of strings")),
+    }
+}
+
+/// An integer in `min..=max`.
+pub(crate) fn integer_in(node: &Node, path: &KeyPath, min: i64, max: i64) -> Result<i64, Problem> {
+    match &node.kind {
+        NodeKind::Int(i) if (min..=max).contains(i) => Ok(*i),
+        NodeKind::Int(i) => Err(bad_value(
+            node,
+            path,
+            format!("expected an integer from {min} to {max}, found {i}"),
+        )),
+        NodeKind::Str(s) if s.trim().parse::<i64>().is_ok() => {
+            Err(wrong_type(node, path, "an integer")
+                .with_help(format!("write {} without quotes", s.trim())))
+        }
+        _ => Err(wrong_type(node, path, "an integer")),
+    }
+}
+
+/// A duration: a string such as "500ms", "2s", "1m", or whole seconds.
+pub(crate) fn duration(node: &Node, path: &KeyPath) -> Result<Duration, Problem> {
+    match &node.kind {
+        NodeKind::Int(seconds) => u64::try_from(*seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                bad_value(
+                    node,
+                    path,
+                    format!("a duration cannot be negative, found {seconds}"),
+                )
+            }),
+        NodeKind::Str(text) => humantime::parse_duration(text.trim()).map_err(|error| {
+            bad_value(node, path, format!("`{text}` is not a duration: {error}"))
+                .with_help("write a duration such as \"500ms\", \"2s\" or \"1m\"")
+        }),
+        NodeKind::Float(_) => Err(wrong_type(node, path, "a duration")
+            .with_help("write a duration such as \"500ms\", \"2s\" or \"1m\"")),
+        _ => Err(wrong_type(
+            node,
+            path,
+            "a duration (\"2s\") or whole seconds",
+        )),
+    }
+}
+
+/// One of a fixed set of words, suggesting the closest on a miss.
+pub(crate) fn one_of<'a>(
+    node: &'a Node,
+    path: &KeyPath,
+    choices: &[&str],
+) -> Result<&'a str, Problem> {
+    let text = string(node, path).map_err(|_| {
+        wrong_type(node, path, "a string").with_help(format!("expected one of {}", list(choices)))
+    })?;
+    if choices.contains(&text) {
+        return Ok(text);
+    }
+    let problem = bad_value(
+        node,
+        path,
+        format!("expected one of {}, found \"{text}\"", list(choices)),
+    );
+    Err(match suggest(text, choices.iter().copied()) {
+        Some(close) => problem.with_help(format!("did you mean \"{close}\"?")),
+        None => problem,
+    })
+}
+
+/// Signals a service may be stopped with, by name without `SIG`.
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ABRT", libc::SIGABRT),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("WINCH", libc::SIGWINCH),
+    ("PWR", libc::SIGPWR),
+];
+
+/// Highest signal number Linux accepts (SIGRTMAX).
+const MAX_SIGNAL: i64 = 64;
+
+/// A signal name ("INT", "SIGINT", "sigint") or number.
+pub(crate) fn signal(node: &Node, path: &KeyPath) -> Result<i32, Problem> {
+    match &node.kind {
+        NodeKind::Int(number) if (1..=MAX_SIGNAL).contains(number) => Ok(*number as i32),
+        NodeKind::Int(number) => Err(bad_value(
+            node,
+            path,
+            format!("expected a signal number from 1 to {MAX_SIGNAL}, found {number}"),
+        )),
+        NodeKind::Str(text) => {
+            let upper = text.trim().to_ascii_uppercase();
+            let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+            if let Some((_, number)) = SIGNALS.iter().find(|(name, _)| *name == bare) {
+                return Ok(*number);
+            }
+            let names = SIGNALS.iter().map(|(name, _)| *name);
+            let problem = bad_value(node, path, format!("unknown signal \"{text}\""));
+            Err(match suggest(bare, names) {
+                Some(close) => problem.with_help(format!("did you mean \"SIG{close}\"?")),
+                None => {
+                    problem.with_help(format!(
+                    "expected a signal such as \"SIGTERM\", \"INT\" or a number; known names: {}",
+                    SIGNALS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ))
+                }
+            })
+        }
+        _ => Err(wrong_type(node, path, "a signal name or number")),
+    }
+}
+
+/// A path relative to the config directory, made absolute.
+pub(crate) fn relative_path(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+) -> Result<PathBuf, Problem> {
+    let text = non_empty_string(node, path)?;
+    Ok(resolve(base_dir, text))
+}
+
+/// Joins `relative` onto `base`, dropping `.` components so paths read cleanly
+/// in logs. `..` is kept: removing it lexically is wrong across symlinks.
+pub(crate) fn resolve(base: &Path, relative: &str) -> PathBuf {
+    let joined = base.join(relative);
+    joined
+        .components()
+        .filter(|component| !matches!(component, Component::CurDir))
+        .collect()
+}
+
+/// `HOST:CONTAINER[:ro|rw]`, with HOST relative to the config directory.
+pub(crate) fn volume(node: &Node, path: &KeyPath, base_dir: &Path) -> Result<Volume, Problem> {
+    let text = string(node, path)?;
+    let shape_help = "write HOST:CONTAINER or HOST:CONTAINER:ro, e.g. \"./data:/data\"";
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [host, container] => (*host, *container, false),
+        [host, container, "ro"] => (*host, *container, true),
+        [host, container, "rw"] => (*host, *container, false),
+        [_, _, mode] => {
+            return Err(bad_value(
+                node,
+                path,
+                format!("unknown volume mode `{mode}` in \"{text}\""),
+            )
+            .with_help("the mode is `ro` (read-only) or `rw` (read-write, the default)"))
+        }
+        _ => {
+            return Err(
+                bad_value(node, path, format!("\"{text}\" is not a volume")).with_help(shape_help)
+            )
+        }
+    };
+    if host.is_empty() || container.is_empty() {
+        return Err(
+            bad_value(node, path, format!("\"{text}\" is not a volume")).with_help(shape_help)
+        );
+    }
+    if !container.starts_with('/') {
+        return Err(bad_value(
+            node,
+            path,
+            format!("the container path `{container}` must be absolute"),
+        )
+        .with_help(format!("write \"{host}:/{container}\"")));
+    }
+    Ok(Volume {
+        host: resolve(base_dir, host),
+        container: container.to_owned(),
+        read_only,
+    })
+}
+
+/// Whether `name` is a valid service name: `[A-Za-z0-9_-]+`.
+pub(crate) fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The candidate closest to `input`, if any is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lowered = input.to_ascii_lowercase();
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        if candidate.eq_ignore_ascii_case(input) {
+            return Some(candidate);
+        }
+        let score = strsim::jaro_winkler(&lowered, &candidate.to_ascii_lowercase());
+        if score >= 0.8 && best.is_none_or(|(top, _)| score > top) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// `"a", "b" or "c"`
+pub(crate) fn list(choices: &[&str]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+fn quote_for_help(s: &str) -> String {
+    format!("{s:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: NodeKind) -> Node {
+        Node::new(kind)
+    }
+
+    fn path() -> KeyPath {
+        KeyPath::root().key("services").key("web").key("x")
+    }
+
+    #[test]
+    fn durations_take_strings_and_whole_seconds() {
+        let p = path();
+        assert_eq!(
+            duration(&node(NodeKind::Str("500ms".into())), &p).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            duration(&node(NodeKind::Str("1m".into())), &p).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            duration(&node(NodeKind::Int(3)), &p).unwrap(),
+            Duration::from_secs(3)
+        );
+        let error = duration(&node(NodeKind::Str("soon".into())), &p).unwrap_err();
+        assert!(
+            error.message.starts_with("`soon` is not a duration"),
+            "{}",
+            error.message
+        );
+        let negative = duration(&node(NodeKind::Int(-1)), &p).unwrap_err();
+        assert_eq!(negative.message, "a duration cannot be negative, found -1");
+    }
+
+    #[test]
+    fn signals_by_name_with_or_without_sig_or_number() {
+        let p = path();
+        for (text, number) in [
+            ("INT", libc::SIGINT),
+            ("SIGTERM", libc::SIGTERM),
+            ("sighup", libc::SIGHUP),
+            ("WINCH", libc::SIGWINCH),
+        ] {
+            assert_eq!(
+                signal(&node(NodeKind::Str(text.into())), &p).unwrap(),
+                number,
+                "{text}"
+            );
+        }
+        assert_eq!(signal(&node(NodeKind::Int(9)), &p).unwrap(), 9);
+        let typo = signal(&node(NodeKind::Str("SIGTREM".into())), &p).unwrap_err();
+        assert_eq!(typo.message, "unknown signal \"SIGTREM\"");
+        assert_eq!(typo.help.as_deref(), Some("did you mean \"SIGTERM\"?"));
+        assert!(signal(&node(NodeKind::Int(0)), &p).is_err());
+    }
+
+    #[test]
+    fn volumes_parse_modes_and_resolve_host_paths() {
+        let p = path();
+        let base = Path::new("/proj");
+        let v = volume(&node(NodeKind::Str("./data:/data".into())), &p, base).unwrap();
+        assert_eq!(
+            v,
+            Volume {
+                host: "/proj/data".into(),
+                container: "/data".into(),
+                read_only: false
+            }
+        );
+        let ro = volume(&node(NodeKind::Str("/tmp/x:/x:ro".into())), &p, base).unwrap();
+        assert_eq!(
+            ro,
+            Volume {
+                host: "/tmp/x".into(),
+                container: "/x".into(),
+                read_only: true
+            }
+        );
+        let mode = volume(&node(NodeKind::Str("a:/b:rx".into())), &p, base).unwrap_err();
+        assert_eq!(mode.message, "unknown volume mode `rx` in \"a:/b:rx\"");
+        let relative = volume(&node(NodeKind::Str("a:b".into())), &p, base).unwrap_err();
+        assert_eq!(relative.help.as_deref(), Some("write \"a:/b\""));
+        assert!(volume(&node(NodeKind::Str("nocolon".into())), &p, base).is_err());
+    }
+
+    #[test]
+    fn suggestions_find_close_names_only() {
+        let keys = ["command", "image", "depends_on"];
+        assert_eq!(suggest("comand", keys), Some("command"));
+        assert_eq!(suggest("Image", keys), Some("image"));
+        assert_eq!(suggest("dependson", keys), Some("depends_on"));
+        assert_eq!(suggest("zzz", keys), None);
+    }
+
+    #[test]
+    fn names_lists_read_naturally() {
+        assert_eq!(list(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+        assert_eq!(list(&["a"]), "\"a\"");
+    }
+}

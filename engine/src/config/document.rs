@@ -1,0 +1,217 @@
+//! The whole-file rules of `locald.toml`: the top-level tables (`[project]`,
+//! `[services.NAME]`), each service through the shared schema, then the
+//! dependency graph, every problem located in the source.
+
+use std::path::{Path, PathBuf};
+
+use super::convert::{self, wrong_type};
+use super::diagnostic::{KeyPath, Problem};
+use super::graph::{self, GraphNode, GraphProblem};
+use super::health::backticked;
+use super::schema;
+use super::value::{Node, NodeKind};
+use crate::model::{Project, Service};
+
+const TOP_LEVEL_KEYS: &[&str] = &["project", "services"];
+const PROJECT_KEYS: &[&str] = &["name"];
+
+/// A `locald.toml` that passed every check.
+pub(crate) struct ValidDocument<'a> {
+    pub project_name: String,
+    pub root: PathBuf,
+    pub services: Vec<DeclaredService<'a>>,
+}
+
+/// A service with the value tree it was declared by (kept for compiling, in
+/// the user's key order).
+pub(crate) struct DeclaredService<'a> {
+    pub node: &'a Node,
+    pub service: Service,
+}
+
+impl ValidDocument<'_> {
+    pub(crate) fn into_project(self) -> Project {
+        Project {
+            name: self.project_name,
+            root: self.root,
+            services: self.services.into_iter().map(|s| s.service).collect(),
+        }
+    }
+}
+
+/// The directory a config file's relative paths resolve against.
+pub(crate) fn config_dir(config_path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_owned());
+    match absolute.parent() {
+        Some(dir) => dir.to_owned(),
+        None => PathBuf::from("/"),
+    }
+}
+
+/// The project name used when `[project] name` is not set: the directory's.
+pub(crate) fn default_project_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "project".to_owned())
+}
+
+/// Validates the lowered document of the file at `config_path`.
+pub(crate) fn validate<'a>(
+    root: &'a Node,
+    config_path: &Path,
+) -> Result<ValidDocument<'a>, Vec<Problem>> {
+    let base_dir = config_dir(config_path);
+    let mut problems = Vec::new();
+    let top = KeyPath::root();
+    let Some(entries) = root.as_table() else {
+        return Err(vec![wrong_type(root, &top, "a table")]);
+    };
+
+    let mut project_name = None;
+    let mut services = Vec::new();
+    let mut all_services_valid = true;
+    for (key, node) in entries {
+        let path = top.key(key);
+        match key.as_str() {
+            "project" => project_name = read_project(node, &path, &mut problems),
+            "services" => {
+                all_services_valid =
+                    read_services(node, &path, &base_dir, &mut services, &mut problems)
+            }
+            _ => problems.push(unknown_key(
+                key,
+                node,
+                path,
+                TOP_LEVEL_KEYS,
+                "the top level takes",
+            )),
+        }
+    }
+    if all_services_valid {
+        check_graph(&services, &mut problems);
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(ValidDocument {
+        project_name: project_name.unwrap_or_else(|| default_project_name(&base_dir)),
+        root: base_dir,
+        services,
+    })
+}
+
+fn unknown_key(key: &str, node: &Node, path: KeyPath, known: &[&str], takes: &str) -> Problem {
+    let help = match convert::suggest(key, known.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!("{takes} {}", backticked(known)),
+    };
+    Problem::unknown_key(path, Some(help)).with_span(node.key_or_value_span())
+}
+
+fn read_project(node: &Node, path: &KeyPath, problems: &mut Vec<Problem>) -> Option<String> {
+    let entries = match convert::table(node, path) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            problems.push(problem.with_help("write [project] with name = \"...\""));
+            return None;
+        }
+    };
+    let mut name = None;
+    for (key, value) in entries {
+        let key_path = path.key(key);
+        if key != "name" {
+            problems.push(unknown_key(
+                key,
+                value,
+                key_path,
+                PROJECT_KEYS,
+                "[project] takes",
+            ));
+            continue;
+        }
+        match convert::non_empty_string(value, &key_path) {
+            Ok(text) if text.contains(['/', '\n', '\0']) => problems.push(convert::bad_value(
+                value,
+                &key_path,
+                "a project name cannot contain `/` or line breaks",
+            )),
+            Ok(text) => name = Some(text.to_owned()),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    name
+}
+
+/// Builds every service; returns whether all were valid.
+fn read_services<'a>(
+    node: &'a Node,
+    path: &KeyPath,
+    base_dir: &Path,
+    services: &mut Vec<DeclaredService<'a>>,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let entries = match convert::table(node, path) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            problems
+                .push(problem.with_help("declare each service as its own table: [services.NAME]"));
+            return false;
+        }
+    };
+    let mut all_valid = true;
+    for (name, service_node) in entries {
+        match schema::build_service(name, service_node, &path.key(name), base_dir) {
+            Ok(service) => services.push(DeclaredService {
+                node: service_node,
+                service,
+            }),
+            Err(found) => {
+                all_valid = false;
+                problems.extend(found);
+            }
+        }
+    }
+    all_valid
+}
+
+fn check_graph(services: &[DeclaredService], problems: &mut Vec<Problem>) {
+    let nodes: Vec<GraphNode> = services
+        .iter()
+        .map(|s| GraphNode {
+            name: &s.service.name,
+            depends_on: &s.service.depends_on,
+        })
+        .collect();
+    for found in graph::check(&nodes) {
+        problems.push(locate(services, &nodes, found));
+    }
+}
+
+/// Adds the span to a graph problem: the repeated service's key, or the
+/// `depends_on` entry at fault. `depends_on[i]` in the model is item `i` of
+/// the array in the file, as the schema rejects repeated entries.
+fn locate(services: &[DeclaredService], nodes: &[GraphNode], found: GraphProblem) -> Problem {
+    let span = match &found {
+        GraphProblem::Duplicate { service } => services[*service].node.key_or_value_span(),
+        GraphProblem::UnknownDependency {
+            service,
+            dependency,
+            ..
+        }
+        | GraphProblem::Cycle {
+            service,
+            dependency,
+            ..
+        } => services[*service]
+            .node
+            .get("depends_on")
+            .and_then(|array| match &array.kind {
+                NodeKind::Array(items) => items.get(*dependency),
+                _ => None,
+            })
+            .and_then(Node::best_span),
+    };
+    found.to_problem(nodes).with_span(span)
+}

@@ -1,0 +1,257 @@
+//! Checks across services: duplicate names, dependencies on services that do
+//! not exist, and dependency cycles. Works on names only so both the TOML path
+//! (which adds spans) and `check_project` (the Rhai path) share it.
+
+use super::convert::suggest;
+use super::diagnostic::{KeyPath, Problem};
+
+/// A problem in the dependency graph, by position so callers can locate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GraphProblem {
+    /// `services[service]` reuses the name of an earlier service.
+    Duplicate { service: usize },
+    /// `services[service].depends_on[dependency]` names no service.
+    UnknownDependency {
+        service: usize,
+        dependency: usize,
+        suggestion: Option<String>,
+    },
+    /// Following `depends_on` leads back to where it started; `cycle` lists
+    /// the names from the start back to it (`["web", "api", "web"]`), and
+    /// `services[service].depends_on[dependency]` is the edge closing it.
+    Cycle {
+        cycle: Vec<String>,
+        service: usize,
+        dependency: usize,
+    },
+}
+
+impl GraphProblem {
+    /// The problem as a diagnostic without a span (callers with a source add one).
+    pub(crate) fn to_problem(&self, services: &[GraphNode]) -> Problem {
+        let edge_path = |service: usize, dependency: usize| {
+            KeyPath::root()
+                .key("services")
+                .key(services[service].name)
+                .key("depends_on")
+                .index(dependency)
+        };
+        match self {
+            GraphProblem::Duplicate { service } => {
+                let name = services[*service].name;
+                Problem::standalone(
+                    KeyPath::root().key("services").key(name),
+                    format!("duplicate service `{name}`"),
+                )
+                .with_help("each service is declared once")
+            }
+            GraphProblem::UnknownDependency {
+                service,
+                dependency,
+                suggestion,
+            } => {
+                let owner = &services[*service];
+                let missing = &owner.depends_on[*dependency];
+                let help = match suggestion {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "declared services: {}",
+                        services
+                            .iter()
+                            .map(|s| s.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                Problem::standalone(
+                    edge_path(*service, *dependency),
+                    format!(
+                        "service `{}` depends on unknown service `{missing}`",
+                        owner.name
+                    ),
+                )
+                .with_help(help)
+            }
+            GraphProblem::Cycle {
+                cycle,
+                service,
+                dependency,
+            } => Problem::standalone(
+                edge_path(*service, *dependency),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            )
+            .with_help("services cannot wait for each other; remove one of these dependencies"),
+        }
+    }
+}
+
+/// One service as the graph sees it.
+pub(crate) struct GraphNode<'a> {
+    pub name: &'a str,
+    pub depends_on: &'a [String],
+}
+
+/// Every duplicate and unknown dependency, then the first cycle (cycles are
+/// only looked for among known services).
+pub(crate) fn check(services: &[GraphNode]) -> Vec<GraphProblem> {
+    let mut problems = Vec::new();
+    let mut index_of = std::collections::HashMap::with_capacity(services.len());
+    for (position, service) in services.iter().enumerate() {
+        if index_of.insert(service.name, position).is_some() {
+            problems.push(GraphProblem::Duplicate { service: position });
+        }
+    }
+    let names: Vec<&str> = services.iter().map(|s| s.name).collect();
+    for (position, service) in services.iter().enumerate() {
+        for (dependency_position, dependency) in service.depends_on.iter().enumerate() {
+            if !index_of.contains_key(dependency.as_str()) {
+                problems.push(GraphProblem::UnknownDependency {
+                    service: position,
+                    dependency: dependency_position,
+                    suggestion: suggest(dependency, names.iter().copied()).map(str::to_owned),
+                });
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(services, &index_of) {
+        problems.push(cycle);
+    }
+    problems
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    OnStack,
+    Done,
+}
+
+/// Depth-first search in declaration order, so the reported cycle is stable.
+fn find_cycle(
+    services: &[GraphNode],
+    index_of: &std::collections::HashMap<&str, usize>,
+) -> Option<GraphProblem> {
+    let mut state = vec![Visit::New; services.len()];
+    let mut stack = Vec::new();
+    for start in 0..services.len() {
+        if state[start] == Visit::New {
+            if let Some(found) = visit(start, services, index_of, &mut state, &mut stack) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn visit(
+    current: usize,
+    services: &[GraphNode],
+    index_of: &std::collections::HashMap<&str, usize>,
+    state: &mut [Visit],
+    stack: &mut Vec<usize>,
+) -> Option<GraphProblem> {
+    state[current] = Visit::OnStack;
+    stack.push(current);
+    for (dependency_position, dependency) in services[current].depends_on.iter().enumerate() {
+        let Some(&next) = index_of.get(dependency.as_str()) else {
+            continue;
+        };
+        match state[next] {
+            Visit::OnStack => {
+                let from = stack.iter().position(|&s| s == next).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[from..]
+                    .iter()
+                    .map(|&s| services[s].name.to_owned())
+                    .collect();
+                cycle.push(services[next].name.to_owned());
+                return Some(GraphProblem::Cycle {
+                    cycle,
+                    service: current,
+                    dependency: dependency_position,
+                });
+            }
+            Visit::New => {
+                if let Some(found) = visit(next, services, index_of, state, stack) {
+                    return Some(found);
+                }
+            }
+            Visit::Done => {}
+        }
+    }
+    stack.pop();
+    state[current] = Visit::Done;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(spec: &[(&str, &[&str])]) -> Vec<GraphProblem> {
+        let owned: Vec<(String, Vec<String>)> = spec
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        let nodes: Vec<GraphNode> = owned
+            .iter()
+            .map(|(name, deps)| GraphNode {
+                name,
+                depends_on: deps,
+            })
+            .collect();
+        check(&nodes)
+    }
+
+    #[test]
+    fn acyclic_graphs_pass() {
+        assert!(graph(&[("db", &[]), ("api", &["db"]), ("web", &["api", "db"])]).is_empty());
+    }
+
+    #[test]
+    fn cycles_are_named_from_where_the_search_entered_them() {
+        assert_eq!(
+            graph(&[("web", &["api"]), ("api", &["web"])]),
+            [GraphProblem::Cycle {
+                cycle: vec!["web".into(), "api".into(), "web".into()],
+                service: 1,
+                dependency: 0
+            }]
+        );
+        assert_eq!(
+            graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["b"])]),
+            [GraphProblem::Cycle {
+                cycle: vec!["b".into(), "c".into(), "b".into()],
+                service: 2,
+                dependency: 0
+            }]
+        );
+        assert_eq!(
+            graph(&[("solo", &["solo"])]),
+            [GraphProblem::Cycle {
+                cycle: vec!["solo".into(), "solo".into()],
+                service: 0,
+                dependency: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_dependencies_and_duplicates() {
+        assert_eq!(
+            graph(&[("db", &[]), ("web", &["dbb", "cache"]), ("db", &[])]),
+            [
+                GraphProblem::Duplicate { service: 2 },
+                GraphProblem::UnknownDependency {
+                    service: 1,
+                    dependency: 0,
+                    suggestion: Some("db".into())
+                },
+                GraphProblem::UnknownDependency {
+                    service: 1,
+                    dependency: 1,
+                    suggestion: None
+                },
+            ]
+        );
+    }
+}

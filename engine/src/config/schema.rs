@@ -1,0 +1,462 @@
+//! The service schema: the one table of keys a service accepts and how each is
+//! read into `model::Service`. Both `locald.toml` and `service(name, #{...})`
+//! in Rhai go through `build_service`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::convert::{self, bad_value, wrong_type};
+use super::diagnostic::{KeyPath, Problem};
+use super::health;
+use super::value::{Node, NodeKind};
+use crate::model::{HealthCheck, PortSpec, RestartMode, RestartPolicy, Service};
+
+/// Signal sent to stop a service when `stop_signal` is not set.
+pub const DEFAULT_STOP_SIGNAL: i32 = libc::SIGTERM;
+/// How long a stopping service gets before it is killed, when `stop_timeout` is not set.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The words `restart` accepts.
+pub(crate) const RESTART_WORDS: &[&str] = &["on-failure", "always", "never"];
+
+/// Reads one key's value into the service being built.
+type ApplyKey = fn(&Node, &KeyPath, &Path, &mut Service, &mut Vec<Problem>);
+
+/// One key a service accepts.
+pub(crate) struct KeyRule {
+    pub name: &'static str,
+    apply: ApplyKey,
+}
+
+/// Every key a service accepts, in documentation order.
+pub(crate) const SERVICE_KEYS: &[KeyRule] = &[
+    KeyRule {
+        name: "command",
+        apply: apply_command,
+    },
+    KeyRule {
+        name: "image",
+        apply: apply_image,
+    },
+    KeyRule {
+        name: "workdir",
+        apply: apply_workdir,
+    },
+    KeyRule {
+        name: "env",
+        apply: apply_env,
+    },
+    KeyRule {
+        name: "env_file",
+        apply: apply_env_file,
+    },
+    KeyRule {
+        name: "port",
+        apply: apply_port,
+    },
+    KeyRule {
+        name: "depends_on",
+        apply: apply_depends_on,
+    },
+    KeyRule {
+        name: "health",
+        apply: apply_health,
+    },
+    KeyRule {
+        name: "restart",
+        apply: apply_restart,
+    },
+    KeyRule {
+        name: "max_restarts",
+        apply: apply_max_restarts,
+    },
+    KeyRule {
+        name: "stop_signal",
+        apply: apply_stop_signal,
+    },
+    KeyRule {
+        name: "stop_timeout",
+        apply: apply_stop_timeout,
+    },
+    KeyRule {
+        name: "volumes",
+        apply: apply_volumes,
+    },
+];
+
+/// Names of the keys a service accepts.
+pub(crate) fn service_key_names() -> impl Iterator<Item = &'static str> + Clone {
+    SERVICE_KEYS.iter().map(|rule| rule.name)
+}
+
+/// Validates service `name` declared by `node` (a table) at `path`
+/// (`services.NAME`) and builds it, with relative paths resolved against
+/// `base_dir`. Returns every problem found.
+pub(crate) fn build_service(
+    name: &str,
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+) -> Result<Service, Vec<Problem>> {
+    let mut problems = Vec::new();
+    if !convert::is_service_name(name) {
+        problems.push(
+            Problem::invalid(path.clone(), format!("invalid service name `{name}`"))
+                .with_span(node.key_or_value_span())
+                .with_help("service names use letters, digits, `_` and `-`"),
+        );
+    }
+    let Some(entries) = node.as_table() else {
+        problems.push(wrong_type(node, path, "a table").with_help(format!(
+            "declare the service as a table: [services.{name}] with command = \"...\""
+        )));
+        return Err(problems);
+    };
+
+    let mut service = defaults(name, base_dir);
+    for (key, value) in entries {
+        if value.is_null() {
+            continue;
+        }
+        let key_path = path.key(key);
+        match SERVICE_KEYS.iter().find(|rule| rule.name == key) {
+            Some(rule) => {
+                let before = problems.len();
+                (rule.apply)(value, &key_path, base_dir, &mut service, &mut problems);
+                for problem in &mut problems[before..] {
+                    if problem.span.is_none() {
+                        problem.span = value.best_span();
+                    }
+                }
+            }
+            None => problems.push(unknown_service_key(key, value, key_path)),
+        }
+    }
+
+    if service.command.is_none() && service.image.is_none() {
+        problems.push(
+            Problem::standalone(
+                path.clone(),
+                format!("service `{name}` has neither `command` nor `image`"),
+            )
+            .with_span(node.key_or_value_span())
+            .with_help(
+                "add `command = \"...\"` to run a program, or `image = \"...\"` to run a container",
+            ),
+        );
+    }
+    if service.image.is_none() && !service.volumes.is_empty() {
+        let volumes = node.get("volumes");
+        problems.push(
+            Problem::invalid(path.key("volumes"), "`volumes` needs a container service")
+                .with_span(volumes.and_then(Node::key_or_value_span))
+                .with_help("volumes are mounted into containers; set `image`, or remove `volumes`"),
+        );
+    }
+
+    if problems.is_empty() {
+        Ok(service)
+    } else {
+        Err(problems)
+    }
+}
+
+fn defaults(name: &str, base_dir: &Path) -> Service {
+    Service {
+        name: name.to_owned(),
+        command: None,
+        image: None,
+        workdir: base_dir.to_owned(),
+        env: BTreeMap::new(),
+        env_files: Vec::new(),
+        port: PortSpec::Auto,
+        depends_on: Vec::new(),
+        health: HealthCheck::default(),
+        restart: RestartPolicy::default(),
+        stop_signal: DEFAULT_STOP_SIGNAL,
+        stop_timeout: DEFAULT_STOP_TIMEOUT,
+        volumes: Vec::new(),
+    }
+}
+
+fn unknown_service_key(key: &str, value: &Node, path: KeyPath) -> Problem {
+    let help = match convert::suggest(key, service_key_names()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!(
+            "a service takes {}",
+            health::backticked(&service_key_names().collect::<Vec<_>>())
+        ),
+    };
+    Problem::unknown_key(path, Some(help)).with_span(value.key_or_value_span())
+}
+
+/// Records the outcome of reading one value.
+fn record<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>, store: impl FnOnce(T)) {
+    match result {
+        Ok(value) => store(value),
+        Err(problem) => problems.push(problem),
+    }
+}
+
+fn apply_command(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(convert::non_empty_string(node, path), problems, |command| {
+        service.command = Some(command.to_owned())
+    });
+}
+
+fn apply_image(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let result = convert::non_empty_string(node, path).and_then(|image| {
+        if image.chars().any(char::is_whitespace) {
+            Err(bad_value(
+                node,
+                path,
+                format!("\"{image}\" is not an image reference: it contains whitespace"),
+            ))
+        } else {
+            Ok(image)
+        }
+    });
+    record(result, problems, |image| {
+        service.image = Some(image.to_owned())
+    });
+}
+
+fn apply_workdir(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(
+        convert::relative_path(node, path, base_dir),
+        problems,
+        |dir| service.workdir = dir,
+    );
+}
+
+fn apply_env(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let entries = match convert::table(node, path) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            problems.push(problem.with_help("write env = { NAME = \"value\" }"));
+            return;
+        }
+    };
+    for (name, value) in entries {
+        let var_path = path.key(name);
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            problems.push(
+                Problem::invalid(
+                    var_path,
+                    format!("`{name}` is not a valid environment variable name"),
+                )
+                .with_span(value.key_or_value_span())
+                .with_help("names cannot be empty or contain `=`"),
+            );
+            continue;
+        }
+        let text = match &value.kind {
+            NodeKind::Str(s) => s.clone(),
+            NodeKind::Int(i) => i.to_string(),
+            NodeKind::Bool(b) => b.to_string(),
+            NodeKind::Null => continue,
+            _ => {
+                problems.push(
+                    wrong_type(value, &var_path, "a string")
+                        .with_help("environment values are strings, integers or booleans"),
+                );
+                continue;
+            }
+        };
+        if text.contains('\0') {
+            problems.push(bad_value(
+                value,
+                &var_path,
+                "environment values cannot contain NUL",
+            ));
+            continue;
+        }
+        service.env.insert(name.clone(), text);
+    }
+}
+
+fn apply_env_file(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    match convert::one_or_many_strings(node, path) {
+        Ok(files) => {
+            for (_, item, item_path) in files {
+                record(
+                    convert::relative_path(item, &item_path, base_dir),
+                    problems,
+                    |file| service.env_files.push(file),
+                );
+            }
+        }
+        Err(problem) => problems.push(problem),
+    }
+}
+
+fn apply_port(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let result = convert::integer_in(node, path, 1, i64::from(u16::MAX)).map_err(|problem| {
+        if problem.help.is_none() {
+            problem.with_help("leave `port` out to let locald pick a free port")
+        } else {
+            problem
+        }
+    });
+    record(result, problems, |port| {
+        service.port = PortSpec::Fixed(port as u16)
+    });
+}
+
+fn apply_depends_on(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let items = match convert::array(node, path) {
+        Ok(items) => items,
+        Err(problem) => {
+            problems.push(problem);
+            return;
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        match convert::string(item, &item_path) {
+            Ok(dependency) if service.depends_on.iter().any(|d| d == dependency) => {
+                problems.push(bad_value(
+                    item,
+                    &item_path,
+                    format!("`{dependency}` is listed twice"),
+                ));
+            }
+            Ok(dependency) => service.depends_on.push(dependency.to_owned()),
+            Err(problem) => problems.push(problem),
+        }
+    }
+}
+
+fn apply_health(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    service.health = health::health(node, path, problems);
+}
+
+fn apply_restart(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(
+        convert::one_of(node, path, RESTART_WORDS),
+        problems,
+        |word| {
+            service.restart.mode = match word {
+                "always" => RestartMode::Always,
+                "never" => RestartMode::Never,
+                _ => RestartMode::OnFailure,
+            }
+        },
+    );
+}
+
+fn apply_max_restarts(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(
+        convert::integer_in(node, path, 0, i64::from(u32::MAX)),
+        problems,
+        |n| service.restart.max_restarts = Some(n as u32),
+    );
+}
+
+fn apply_stop_signal(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(convert::signal(node, path), problems, |signal| {
+        service.stop_signal = signal
+    });
+}
+
+fn apply_stop_timeout(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    record(convert::duration(node, path), problems, |timeout| {
+        service.stop_timeout = timeout
+    });
+}
+
+fn apply_volumes(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let items = match convert::array(node, path) {
+        Ok(items) => items,
+        Err(problem) => {
+            problems.push(problem);
+            return;
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        record(
+            convert::volume(item, &path.index(index), base_dir),
+            problems,
+            |volume| service.volumes.push(volume),
+        );
+    }
+}
