@@ -1,1 +1,45 @@
-//! OCI images for locald: references, the content-addressed store, pull, safe unpack and import.
+//! OCI images for locald: references, the content-addressed store, pull, safe
+//! unpack and import.
+//!
+//! Entry point: [`ImageStore`]. The store lives under the user's data
+//! directory (`$LOCALD_DATA_DIR`, else `$XDG_DATA_HOME/locald`, else
+//! `~/.local/share/locald`) in `images/`, shared by all projects; each image
+//! gets one flattened rootfs that consumers must treat as read-only.
+
+mod image_config;
+mod import;
+pub mod oci;
+pub mod platform;
+mod pull;
+pub mod reference;
+mod store;
+mod unpack;
+pub mod user_config;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use image_config::ImageConfig;
+pub use import::ImportError;
+pub use pull::{PullError, PullOptions, PullPolicy, PullReport};
+pub use reference::{Reference, ReferenceError};
+pub use store::{data_dir, ImageStore, ImageSummary, PruneReport, StoreError, StoredImage};
+pub use unpack::{decompressing_reader, UnpackError};
+pub use user_config::ConfigError;
+
+/// Every way an image operation can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}

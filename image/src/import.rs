@@ -1,0 +1,322 @@
+//! Getting images into the store without a registry: from an OCI image layout
+//! directory (what `skopeo copy ... oci:DIR` or `umoci` produce) or from a
+//! rootfs tarball (plain or gzip), which becomes a one-layer image.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::oci::{
+    ConfigFile, Descriptor, Index, Manifest, ManifestOrIndex, RootFs, ANNOTATION_REF_NAME,
+    MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP,
+    MEDIA_TYPE_OCI_LAYER_ZSTD, MEDIA_TYPE_OCI_MANIFEST,
+};
+use crate::platform::{describe_platforms, host_architecture, select_host_manifest};
+use crate::reference::{is_sha256_digest, Reference};
+use crate::store::{
+    lock, store_bytes, BlobWriter, ImageStore, PreparedImage, StoreError, StoredImage,
+};
+use crate::unpack::decompressing_reader;
+use crate::Error;
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("`{path}` is not an OCI image layout: {reason}")]
+    NotALayout { path: PathBuf, reason: String },
+    #[error("OCI layout `{path}` does not say which image it holds by name; give a reference to import it under")]
+    NoName { path: PathBuf },
+    #[error("OCI layout `{path}` holds several images ({names}); give the reference of the one to import")]
+    Ambiguous { path: PathBuf, names: String },
+    #[error("OCI layout `{path}` has no linux/{architecture} image (it has: {available})")]
+    NoMatchingPlatform {
+        path: PathBuf,
+        architecture: String,
+        available: String,
+    },
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ImageStore {
+    /// Imports the image of an OCI layout directory. With `reference`, it is
+    /// stored under that name (and picks the manifest whose ref-name
+    /// annotation matches its tag when the layout holds several); without, the
+    /// layout's `org.opencontainers.image.ref.name` must be a full reference.
+    pub fn import_oci_layout(
+        &self,
+        dir: &Path,
+        reference: Option<&str>,
+    ) -> Result<StoredImage, Error> {
+        let reference = reference.map(Reference::parse).transpose()?;
+        let _shared = lock(&self.paths.store_lock(), false)?;
+        self.clean_stale_tmp()?;
+        let layout = Layout { dir };
+        let index: Index = layout.read_json(&dir.join("index.json"))?;
+        if !dir.join("oci-layout").is_file() {
+            return Err(layout.not_a_layout("it has no `oci-layout` file").into());
+        }
+        let (entry, name) = layout.choose_entry(&index, reference.as_ref())?;
+        let reference = match reference {
+            Some(reference) => reference,
+            None => name.ok_or_else(|| ImportError::NoName {
+                path: dir.to_path_buf(),
+            })?,
+        };
+
+        let mut manifest_descriptor = entry.clone();
+        let mut manifest_bytes = layout.read_blob(&manifest_descriptor)?;
+        if let ManifestOrIndex::Index(nested) = layout.parse_document(&manifest_bytes)? {
+            manifest_descriptor = select_host_manifest(&nested)
+                .ok_or_else(|| ImportError::NoMatchingPlatform {
+                    path: dir.to_path_buf(),
+                    architecture: host_architecture().to_string(),
+                    available: describe_platforms(&nested),
+                })?
+                .clone();
+            manifest_bytes = layout.read_blob(&manifest_descriptor)?;
+        }
+        let ManifestOrIndex::Manifest(manifest) = layout.parse_document(&manifest_bytes)? else {
+            return Err(layout
+                .not_a_layout("an index entry is itself an index")
+                .into());
+        };
+        let manifest_digest = store_bytes(
+            &self.paths,
+            &manifest_bytes,
+            Some(&manifest_descriptor.digest),
+        )?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            layout.copy_blob_into(self, blob)?;
+        }
+        let config_bytes = layout.read_blob(&manifest.config)?;
+        let config_file: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| {
+            layout.not_a_layout(&format!(
+                "its config {} is invalid: {e}",
+                manifest.config.digest
+            ))
+        })?;
+        let stored = self.install(
+            &reference,
+            &PreparedImage {
+                manifest_digest,
+                manifest,
+                config_file,
+            },
+        )?;
+        tracing::info!(reference = %stored.reference, dir = %dir.display(), "imported OCI layout");
+        Ok(stored)
+    }
+
+    /// Imports a rootfs tarball (plain, gzip or zstd) as a one-layer image
+    /// with an empty config, stored under `reference`.
+    pub fn import_rootfs_tar(&self, tar: &Path, reference: &str) -> Result<StoredImage, Error> {
+        let reference = Reference::parse(reference)?;
+        let _shared = lock(&self.paths.store_lock(), false)?;
+        self.clean_stale_tmp()?;
+        let read_error = |source| ImportError::Read {
+            path: tar.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(tar).map_err(read_error)?;
+        let mut writer = BlobWriter::create(&self.paths)?;
+        writer.copy_from(&mut file).map_err(|e| match e {
+            StoreError::Io { source, .. } => Error::from(read_error(source)),
+            other => other.into(),
+        })?;
+        let size = file.metadata().map_err(read_error)?.len();
+        let layer_digest = writer.commit(&self.paths, None, None)?;
+
+        // The config's diff_id is the digest of the uncompressed tar.
+        let layer_path = self.paths.blob(&layer_digest)?;
+        let layer_file = File::open(&layer_path).map_err(read_error)?;
+        let mut head = [0u8; 4];
+        let head_len =
+            std::io::Read::read(&mut File::open(&layer_path).map_err(read_error)?, &mut head)
+                .map_err(read_error)?;
+        let media_type = match &head[..head_len] {
+            [0x1f, 0x8b, ..] => MEDIA_TYPE_OCI_LAYER_GZIP,
+            [0x28, 0xb5, 0x2f, 0xfd] => MEDIA_TYPE_OCI_LAYER_ZSTD,
+            _ => MEDIA_TYPE_OCI_LAYER,
+        };
+        let mut hasher = HashWriter(Sha256::new());
+        std::io::copy(
+            &mut decompressing_reader(layer_file).map_err(read_error)?,
+            &mut hasher,
+        )
+        .map_err(read_error)?;
+        let diff_id = format!("sha256:{}", hex::encode(hasher.0.finalize()));
+
+        let config_file = ConfigFile {
+            created: None,
+            architecture: host_architecture().to_string(),
+            os: "linux".to_string(),
+            config: Default::default(),
+            rootfs: RootFs {
+                kind: "layers".to_string(),
+                diff_ids: vec![diff_id],
+            },
+        };
+        let config_bytes =
+            serde_json::to_vec(&config_file).map_err(|e| StoreError::CorruptBlob {
+                digest: "config".into(),
+                reason: e.to_string(),
+            })?;
+        let config_digest = store_bytes(&self.paths, &config_bytes, None)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_OCI_MANIFEST.to_string()),
+            config: Descriptor::new(
+                MEDIA_TYPE_OCI_CONFIG,
+                config_digest,
+                config_bytes.len() as u64,
+            ),
+            layers: vec![Descriptor::new(media_type, layer_digest, size)],
+        };
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| StoreError::CorruptBlob {
+                digest: "manifest".into(),
+                reason: e.to_string(),
+            })?;
+        let manifest_digest = store_bytes(&self.paths, &manifest_bytes, None)?;
+        let stored = self.install(
+            &reference,
+            &PreparedImage {
+                manifest_digest,
+                manifest,
+                config_file,
+            },
+        )?;
+        tracing::info!(reference = %stored.reference, tar = %tar.display(), "imported rootfs tarball");
+        Ok(stored)
+    }
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Layout<'a> {
+    dir: &'a Path,
+}
+
+impl Layout<'_> {
+    fn not_a_layout(&self, reason: &str) -> ImportError {
+        ImportError::NotALayout {
+            path: self.dir.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T, ImportError> {
+        let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.not_a_layout(&format!("`{}` is invalid: {e}", path.display())))
+    }
+
+    fn parse_document(&self, bytes: &[u8]) -> Result<ManifestOrIndex, ImportError> {
+        ManifestOrIndex::from_slice(bytes)
+            .map_err(|e| self.not_a_layout(&format!("a manifest is invalid: {e}")))
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf, ImportError> {
+        if !is_sha256_digest(digest) {
+            return Err(self.not_a_layout(&format!("unsupported digest `{digest}`")));
+        }
+        Ok(self
+            .dir
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]))
+    }
+
+    fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Error> {
+        let path = self.blob_path(&descriptor.digest)?;
+        let bytes = std::fs::read(&path).map_err(|source| ImportError::Read { path, source })?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if actual != descriptor.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: descriptor.digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// Copies one blob into the store, verifying digest and size on the way.
+    fn copy_blob_into(&self, store: &ImageStore, blob: &Descriptor) -> Result<(), Error> {
+        if store.paths.blob(&blob.digest)?.exists() {
+            return Ok(());
+        }
+        let path = self.blob_path(&blob.digest)?;
+        let mut file = File::open(&path).map_err(|source| ImportError::Read { path, source })?;
+        let mut writer = BlobWriter::create(&store.paths)?;
+        writer.copy_from(&mut file)?;
+        writer.commit(&store.paths, Some(&blob.digest), Some(blob.size))?;
+        Ok(())
+    }
+
+    /// The index entry to import and the reference its annotation names, if
+    /// that annotation is a full reference (a bare tag is not).
+    fn choose_entry<'i>(
+        &self,
+        index: &'i Index,
+        wanted: Option<&Reference>,
+    ) -> Result<(&'i Descriptor, Option<Reference>), Error> {
+        let name_of = |entry: &Descriptor| entry.annotations.get(ANNOTATION_REF_NAME).cloned();
+        let as_reference = |name: &str| {
+            (name.contains('/') || name.contains(':') || name.contains('@'))
+                .then(|| Reference::parse(name).ok())
+                .flatten()
+        };
+        let entry = match (index.manifests.as_slice(), wanted) {
+            ([], _) => return Err(self.not_a_layout("its index lists no image").into()),
+            ([only], _) => only,
+            (entries, Some(wanted)) => entries
+                .iter()
+                .find(|entry| {
+                    name_of(entry).is_some_and(|name| {
+                        Some(name.as_str()) == wanted.tag()
+                            || as_reference(&name).as_ref() == Some(wanted)
+                    })
+                })
+                .ok_or_else(|| self.ambiguous(index))?,
+            (_, None) => return Err(self.ambiguous(index).into()),
+        };
+        let name = name_of(entry).and_then(|name| as_reference(&name));
+        Ok((entry, name))
+    }
+
+    fn ambiguous(&self, index: &Index) -> ImportError {
+        let names: Vec<String> = index
+            .manifests
+            .iter()
+            .map(|e| {
+                e.annotations
+                    .get(ANNOTATION_REF_NAME)
+                    .cloned()
+                    .unwrap_or_else(|| e.digest.clone())
+            })
+            .collect();
+        ImportError::Ambiguous {
+            path: self.dir.to_path_buf(),
+            names: names.join(", "),
+        }
+    }
+}

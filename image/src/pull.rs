@@ -1,0 +1,454 @@
+//! Pulling images from registries with `oci-client`: manifest (and host
+//! platform selection from an index), then the config and layer blobs fetched
+//! concurrently, each streamed to disk while its digest is verified, skipping
+//! every blob the store already has. Finishes with [`ImageStore::install`].
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use sha2::{Digest as _, Sha256};
+
+use crate::oci::{ConfigFile, Descriptor, Manifest, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
+use crate::platform::{describe_platforms, host_architecture, select_host_manifest};
+use crate::reference::Reference;
+use crate::store::{
+    lock_async, store_bytes, BlobWriter, ImageStore, PreparedImage, StoreError, StoredImage,
+};
+use crate::user_config::{
+    configured_insecure_registries, docker_credentials, is_loopback_registry,
+};
+use crate::Error;
+
+/// How many blobs are downloaded at once.
+const CONCURRENT_DOWNLOADS: usize = 4;
+
+/// Options of a pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Draw progress bars on stderr (only when stderr is a terminal).
+    pub progress: bool,
+    /// Registries (`host:port`) reached over plain HTTP, in addition to
+    /// loopback ones and the user config's `insecure_registries`.
+    pub insecure_registries: Vec<String>,
+}
+
+/// When `ensure` contacts the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Always pull (cheap when nothing changed: only the manifest is fetched).
+    Always,
+    /// Pull only if the reference is not stored.
+    Missing,
+    /// Never pull; fail if the reference is not stored.
+    Never,
+}
+
+/// What a pull transferred.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PullReport {
+    /// Config and layer blobs fetched from the registry.
+    pub downloaded_blobs: usize,
+    /// Config and layer blobs already in the store.
+    pub reused_blobs: usize,
+    pub downloaded_bytes: u64,
+}
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("image `{reference}` not found in registry {registry}")]
+    NotFound { reference: String, registry: String },
+    #[error("cannot pull `{reference}` from registry {registry}: {message}")]
+    Registry {
+        reference: String,
+        registry: String,
+        message: String,
+    },
+    #[error("cannot download blob {digest} of `{reference}`: {message}")]
+    Blob {
+        reference: String,
+        digest: String,
+        message: String,
+    },
+    #[error("image `{reference}` has no linux/{architecture} variant (it has: {available})")]
+    NoMatchingPlatform {
+        reference: String,
+        architecture: String,
+        available: String,
+    },
+    #[error("image `{reference}` has an invalid manifest: {reason}")]
+    BadManifest { reference: String, reason: String },
+    #[error("image `{0}` is not in the local store and the pull policy is `never`")]
+    NotPresent(String),
+    #[error("pull task failed: {0}")]
+    Task(String),
+}
+
+impl ImageStore {
+    /// Pulls `reference` into the store. Blobs already stored are not
+    /// downloaded again; the report says how many were.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        opts: &PullOptions,
+    ) -> Result<(StoredImage, PullReport), Error> {
+        let reference = Reference::parse(reference)?;
+        let _shared = lock_async(self.paths.store_lock(), false).await?;
+        self.clean_stale_tmp()?;
+        let registry = Registry::connect(&reference, opts)?;
+        let (manifest_digest, manifest) = registry.fetch_manifest(self).await?;
+
+        let mut blobs = Vec::with_capacity(manifest.layers.len() + 1);
+        blobs.push(manifest.config.clone());
+        blobs.extend(manifest.layers.iter().cloned());
+        let report = registry.fetch_blobs(self, blobs, opts.progress).await?;
+
+        let config_file = read_config(self, &reference, &manifest.config)?;
+        let prepared = PreparedImage {
+            manifest_digest,
+            manifest,
+            config_file,
+        };
+        let store = self.clone();
+        let install_reference = reference.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || store.install(&install_reference, &prepared))
+                .await
+                .map_err(|e| PullError::Task(e.to_string()))??;
+        tracing::info!(
+            reference = %reference,
+            digest = %stored.manifest_digest,
+            downloaded_blobs = report.downloaded_blobs,
+            reused_blobs = report.reused_blobs,
+            downloaded_bytes = report.downloaded_bytes,
+            "pulled image: {} blobs downloaded, {} reused",
+            report.downloaded_blobs,
+            report.reused_blobs,
+        );
+        Ok((stored, report))
+    }
+
+    /// Returns the stored image, pulling it first as `policy` says.
+    pub async fn ensure(
+        &self,
+        reference: &str,
+        policy: PullPolicy,
+        opts: &PullOptions,
+    ) -> Result<StoredImage, Error> {
+        match policy {
+            PullPolicy::Always => Ok(self.pull(reference, opts).await?.0),
+            PullPolicy::Missing => match self.resolve(reference)? {
+                Some(image) => Ok(image),
+                None => Ok(self.pull(reference, opts).await?.0),
+            },
+            PullPolicy::Never => self.resolve(reference)?.ok_or_else(|| {
+                PullError::NotPresent(
+                    Reference::parse(reference)
+                        .map_or_else(|_| reference.to_string(), |r| r.to_string()),
+                )
+                .into()
+            }),
+        }
+    }
+}
+
+fn read_config(
+    store: &ImageStore,
+    reference: &Reference,
+    config: &Descriptor,
+) -> Result<ConfigFile, Error> {
+    let path = store.paths.blob(&config.digest)?;
+    let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+        action: "read",
+        path,
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        PullError::BadManifest {
+            reference: reference.to_string(),
+            reason: format!("its config {} is not an image config: {e}", config.digest),
+        }
+        .into()
+    })
+}
+
+/// A client bound to one reference's registry and repository.
+struct Registry {
+    client: Arc<oci_client::Client>,
+    reference: Reference,
+    oci_reference: oci_client::Reference,
+}
+
+impl Registry {
+    fn connect(reference: &Reference, opts: &PullOptions) -> Result<Self, Error> {
+        let registry = reference.registry();
+        let insecure = is_loopback_registry(reference.registry_host())
+            || opts.insecure_registries.iter().any(|r| r == registry)
+            || configured_insecure_registries()?
+                .iter()
+                .any(|r| r == registry);
+        let config = ClientConfig {
+            protocol: if insecure {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            max_concurrent_download: CONCURRENT_DOWNLOADS,
+            ..Default::default()
+        };
+        let repository = reference.repository().to_string();
+        let oci_reference = match (reference.tag(), reference.digest()) {
+            (_, Some(digest)) => oci_client::Reference::with_digest(
+                registry.to_string(),
+                repository,
+                digest.to_string(),
+            ),
+            (Some(tag), None) => {
+                oci_client::Reference::with_tag(registry.to_string(), repository, tag.to_string())
+            }
+            (None, None) => oci_client::Reference::with_tag(
+                registry.to_string(),
+                repository,
+                crate::reference::DEFAULT_TAG.to_string(),
+            ),
+        };
+        Ok(Self {
+            client: Arc::new(oci_client::Client::new(config)),
+            reference: reference.clone(),
+            oci_reference,
+        })
+    }
+
+    fn auth(&self) -> Result<RegistryAuth, Error> {
+        Ok(match docker_credentials(self.reference.registry())? {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
+            None => RegistryAuth::Anonymous,
+        })
+    }
+
+    /// Fetches the image manifest (through the index when there is one),
+    /// verifies its digest and stores it. Returns `(digest, manifest)`.
+    async fn fetch_manifest(&self, store: &ImageStore) -> Result<(String, Manifest), Error> {
+        let auth = self.auth()?;
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&self.oci_reference, &auth, ACCEPTED_MANIFEST_TYPES)
+            .await
+            .map_err(|e| self.registry_error(e))?;
+        let digest = sha256_digest(&bytes);
+        if let Some(pinned) = self.reference.digest() {
+            if pinned != digest {
+                return Err(StoreError::DigestMismatch {
+                    expected: pinned.to_string(),
+                    actual: digest,
+                }
+                .into());
+            }
+        }
+        let document =
+            ManifestOrIndex::from_slice(&bytes).map_err(|e| self.bad_manifest(e.to_string()))?;
+        let (digest, bytes, manifest) = match document {
+            ManifestOrIndex::Manifest(manifest) => (digest, bytes, manifest),
+            ManifestOrIndex::Index(index) => {
+                let entry =
+                    select_host_manifest(&index).ok_or_else(|| PullError::NoMatchingPlatform {
+                        reference: self.reference.to_string(),
+                        architecture: host_architecture().to_string(),
+                        available: describe_platforms(&index),
+                    })?;
+                let child = self.oci_reference.clone_with_digest(entry.digest.clone());
+                let (bytes, _) = self
+                    .client
+                    .pull_manifest_raw(&child, &auth, ACCEPTED_MANIFEST_TYPES)
+                    .await
+                    .map_err(|e| self.registry_error(e))?;
+                let digest = sha256_digest(&bytes);
+                if digest != entry.digest {
+                    return Err(StoreError::DigestMismatch {
+                        expected: entry.digest.clone(),
+                        actual: digest,
+                    }
+                    .into());
+                }
+                match ManifestOrIndex::from_slice(&bytes)
+                    .map_err(|e| self.bad_manifest(e.to_string()))?
+                {
+                    ManifestOrIndex::Manifest(manifest) => (digest, bytes, manifest),
+                    ManifestOrIndex::Index(_) => {
+                        return Err(self
+                            .bad_manifest("an index entry is itself an index".into())
+                            .into())
+                    }
+                }
+            }
+        };
+        for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if !crate::reference::is_sha256_digest(&descriptor.digest) {
+                return Err(self
+                    .bad_manifest(format!("unsupported blob digest `{}`", descriptor.digest))
+                    .into());
+            }
+        }
+        store_bytes(&store.paths, &bytes, Some(&digest))?;
+        Ok((digest, manifest))
+    }
+
+    /// Downloads the blobs the store lacks, `CONCURRENT_DOWNLOADS` at a time.
+    async fn fetch_blobs(
+        &self,
+        store: &ImageStore,
+        blobs: Vec<Descriptor>,
+        progress: bool,
+    ) -> Result<PullReport, Error> {
+        let mut report = PullReport::default();
+        let mut missing = Vec::new();
+        for blob in blobs {
+            if store.paths.blob(&blob.digest)?.exists()
+                || missing.iter().any(|m: &Descriptor| m.digest == blob.digest)
+            {
+                report.reused_blobs += 1;
+            } else {
+                missing.push(blob);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(report);
+        }
+        let auth = self.auth()?;
+        // Blob requests reuse the token this stores (pull_blob_stream takes no auth).
+        self.client
+            .store_auth_if_needed(self.oci_reference.resolve_registry(), &auth)
+            .await;
+        let bars = ProgressBars::new(progress);
+        let downloaded: Vec<u64> = futures_util::stream::iter(
+            missing
+                .iter()
+                .map(|blob| self.fetch_blob(store, blob, &bars)),
+        )
+        .buffer_unordered(CONCURRENT_DOWNLOADS)
+        .try_collect()
+        .await?;
+        report.downloaded_blobs = downloaded.len();
+        report.downloaded_bytes = downloaded.iter().sum();
+        Ok(report)
+    }
+
+    async fn fetch_blob(
+        &self,
+        store: &ImageStore,
+        blob: &Descriptor,
+        bars: &ProgressBars,
+    ) -> Result<u64, Error> {
+        let blob_error = |message: String| PullError::Blob {
+            reference: self.reference.to_string(),
+            digest: blob.digest.clone(),
+            message,
+        };
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.oci_reference, blob.digest.as_str())
+            .await
+            .map_err(|e| blob_error(error_chain(&e)))?;
+        let bar = bars.add(&blob.digest, blob.size);
+        let mut writer = BlobWriter::create(&store.paths)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| blob_error(error_chain(&e)))?;
+            writer.write(&chunk)?;
+            bar.inc(chunk.len() as u64);
+        }
+        writer.commit(&store.paths, Some(&blob.digest), Some(blob.size))?;
+        bar.finish();
+        Ok(blob.size)
+    }
+
+    fn registry_error(&self, error: OciDistributionError) -> PullError {
+        let not_found = match &error {
+            OciDistributionError::ImageManifestNotFoundError(_) => true,
+            OciDistributionError::ServerError { code, .. } => *code == 404,
+            OciDistributionError::RegistryError { envelope, .. } => {
+                envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::NotFound
+                    )
+                })
+            }
+            _ => false,
+        };
+        if not_found {
+            PullError::NotFound {
+                reference: self.reference.to_string(),
+                registry: self.reference.registry().to_string(),
+            }
+        } else {
+            PullError::Registry {
+                reference: self.reference.to_string(),
+                registry: self.reference.registry().to_string(),
+                message: error_chain(&error),
+            }
+        }
+    }
+
+    fn bad_manifest(&self, reason: String) -> PullError {
+        PullError::BadManifest {
+            reference: self.reference.to_string(),
+            reason,
+        }
+    }
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// An error and its causes on one line: reqwest's top-level messages alone
+/// ("error sending request") do not say what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// One bar per downloading blob on stderr, or nothing when not wanted or
+/// stderr is not a terminal.
+struct ProgressBars {
+    multi: Option<MultiProgress>,
+}
+
+impl ProgressBars {
+    fn new(wanted: bool) -> Self {
+        let multi = (wanted && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self { multi }
+    }
+
+    fn add(&self, digest: &str, size: u64) -> ProgressBar {
+        let Some(multi) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let bar = multi.add(ProgressBar::new(size));
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(digest.chars().take(19).collect::<String>());
+        bar
+    }
+}

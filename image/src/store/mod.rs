@@ -1,0 +1,291 @@
+//! The content-addressed image store shared by all projects: blobs, the refs
+//! index and one flattened rootfs per manifest digest, plus the local
+//! operations on it (resolve, list, remove, prune). Pull and import live in
+//! their own modules and finish through [`ImageStore::install`].
+
+mod blobs;
+mod install;
+mod lock;
+mod paths;
+mod refs;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub(crate) use blobs::{store_bytes, BlobWriter};
+pub(crate) use install::PreparedImage;
+pub(crate) use lock::{lock, lock_async};
+pub use paths::data_dir;
+pub(crate) use paths::StorePaths;
+use refs::{RefRecord, RefsIndex};
+
+use crate::image_config::ImageConfig;
+use crate::reference::Reference;
+use crate::Error;
+
+/// Failures of the store itself (files, locks, index).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find a data directory: set LOCALD_DATA_DIR, XDG_DATA_HOME or HOME")]
+    NoDataDir,
+    #[error("`{0}` is not a sha256 digest")]
+    BadDigest(String),
+    #[error("content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("blob {digest} has {actual} bytes but its descriptor says {expected}")]
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("the image index `{path}` is corrupt: {source}")]
+    CorruptRefs {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("stored blob {digest} is corrupt: {reason}")]
+    CorruptBlob { digest: String, reason: String },
+    #[error("image `{0}` is not in the local store")]
+    NotStored(String),
+}
+
+/// An image ready to run: its config and its flattened, read-only rootfs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredImage {
+    /// Canonical reference, e.g. `docker.io/library/alpine:latest`.
+    pub reference: String,
+    pub manifest_digest: String,
+    pub config: ImageConfig,
+    /// Shared by every container of this image: mount it read-only (overlay lower dir).
+    pub rootfs: PathBuf,
+}
+
+/// One line of `list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSummary {
+    pub reference: String,
+    pub digest: String,
+    /// Compressed size of config and layers in bytes.
+    pub size: u64,
+    /// The image config's `created` timestamp (RFC 3339), when it has one.
+    pub created: Option<String>,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub removed_blobs: usize,
+    pub removed_rootfs: usize,
+    pub removed_temp: usize,
+    pub freed_bytes: u64,
+}
+
+/// The image store. Cheap to open; every operation goes to disk, so several
+/// locald processes can share one store.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    pub(crate) paths: StorePaths,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) the store rooted at `root` (the directory
+    /// holding `blobs/`, `rootfs/`, `refs.json`).
+    pub fn open(root: PathBuf) -> Result<Self, Error> {
+        let paths = StorePaths { root };
+        for dir in [paths.blobs_dir(), paths.rootfs_dir(), paths.tmp_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Self { paths })
+    }
+
+    /// Opens `<data dir>/images`, the data dir being `$LOCALD_DATA_DIR`, else
+    /// `$XDG_DATA_HOME/locald`, else `~/.local/share/locald`.
+    pub fn open_default() -> Result<Self, Error> {
+        Self::open(data_dir()?.join("images"))
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.paths.root
+    }
+
+    /// Looks `reference` up locally (no network). `None` when it is not stored
+    /// or its rootfs is gone.
+    pub fn resolve(&self, reference: &str) -> Result<Option<StoredImage>, Error> {
+        let reference = Reference::parse(reference)?;
+        let index = RefsIndex::load(&self.paths)?;
+        let Some((name, record)) = find_record(&index, &reference) else {
+            return Ok(None);
+        };
+        let rootfs = self.paths.rootfs(&record.manifest_digest)?;
+        if !rootfs.is_dir() {
+            return Ok(None);
+        }
+        Ok(Some(StoredImage {
+            reference: name.clone(),
+            manifest_digest: record.manifest_digest.clone(),
+            config: record.config.clone(),
+            rootfs,
+        }))
+    }
+
+    /// Every stored reference, sorted by reference.
+    pub fn list(&self) -> Result<Vec<ImageSummary>, Error> {
+        let index = RefsIndex::load(&self.paths)?;
+        Ok(index
+            .images
+            .iter()
+            .map(|(reference, record)| ImageSummary {
+                reference: reference.clone(),
+                digest: record.manifest_digest.clone(),
+                size: record.size,
+                created: record.created.clone(),
+            })
+            .collect())
+    }
+
+    /// Forgets `reference`. Its blobs and rootfs stay until `prune` (a running
+    /// container may still use the rootfs).
+    pub fn remove(&self, reference: &str) -> Result<(), Error> {
+        let reference = Reference::parse(reference)?;
+        RefsIndex::update(&self.paths, |index| {
+            let name = find_record(index, &reference)
+                .map(|(name, _)| name.clone())
+                .ok_or_else(|| StoreError::NotStored(reference.to_string()))?;
+            index.images.remove(&name);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Deletes blobs and rootfs directories no reference uses, and every
+    /// temporary leftover. Waits for running pulls/imports to finish.
+    pub fn prune(&self) -> Result<PruneReport, Error> {
+        let _guard = lock(&self.paths.store_lock(), true)?;
+        let index = RefsIndex::load(&self.paths)?;
+        let mut used_blobs = std::collections::HashSet::new();
+        let mut used_rootfs = std::collections::HashSet::new();
+        for record in index.images.values() {
+            used_blobs.insert(paths::digest_hex(&record.manifest_digest)?.to_string());
+            used_blobs.insert(paths::digest_hex(&record.config_digest)?.to_string());
+            for layer in &record.layers {
+                used_blobs.insert(paths::digest_hex(layer)?.to_string());
+            }
+            used_rootfs.insert(paths::digest_hex(&record.manifest_digest)?.to_string());
+        }
+        let mut report = PruneReport::default();
+        for (name, path) in read_dir_names(&self.paths.blobs_dir())? {
+            if !used_blobs.contains(&name) {
+                report.freed_bytes += std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
+                remove_path(&path)?;
+                report.removed_blobs += 1;
+            }
+        }
+        for (name, path) in read_dir_names(&self.paths.rootfs_dir())? {
+            if !used_rootfs.contains(&name) {
+                remove_path(&path)?;
+                report.removed_rootfs += 1;
+            }
+        }
+        for (_, path) in read_dir_names(&self.paths.tmp_dir())? {
+            remove_path(&path)?;
+            report.removed_temp += 1;
+        }
+        tracing::info!(?report, "pruned image store");
+        Ok(report)
+    }
+
+    /// Removes temp entries of processes that died mid-pull (live ones are
+    /// left alone: they may belong to a concurrent locald).
+    pub(crate) fn clean_stale_tmp(&self) -> Result<(), StoreError> {
+        for (name, path) in read_dir_names(&self.paths.tmp_dir())? {
+            if paths::tmp_owner_is_dead(&name) {
+                tracing::debug!(path = %path.display(), "removing leftover of an interrupted pull");
+                remove_path(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_ref(
+        &self,
+        reference: &Reference,
+        record: RefRecord,
+    ) -> Result<(), StoreError> {
+        RefsIndex::update(&self.paths, |index| {
+            index.images.insert(reference.to_string(), record);
+            Ok(())
+        })
+    }
+}
+
+/// Exact match first; a digest reference also matches any stored name of the
+/// same repository with that manifest digest.
+fn find_record<'a>(
+    index: &'a RefsIndex,
+    reference: &Reference,
+) -> Option<(&'a String, &'a RefRecord)> {
+    let key = reference.to_string();
+    if let Some(found) = index.images.get_key_value(&key) {
+        return Some(found);
+    }
+    let digest = reference.digest()?;
+    let repository = format!("{}/{}", reference.registry(), reference.repository());
+    index.images.iter().find(|(name, record)| {
+        record.manifest_digest == digest
+            && Reference::parse(name)
+                .is_ok_and(|r| format!("{}/{}", r.registry(), r.repository()) == repository)
+    })
+}
+
+fn read_dir_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+        action: "list",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::Io {
+            action: "list",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        names.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
+    }
+    Ok(names)
+}
+
+/// Removes a file or a whole directory tree, tolerating it being gone already.
+pub(crate) fn remove_path(path: &Path) -> Result<(), StoreError> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
