@@ -226,12 +226,17 @@ fn hosts_file(hostname: Option<&str>) -> String {
 /// missing directories in the upper layer: the image's rootfs is shared and never written.
 /// Stops at a component that the image has as a symlink or a file, leaving it to the container.
 fn create_in_upper(lower: &Path, upper: &Path, path: &str) -> Result<(), BundleError> {
+    // `..` could climb out of the rootfs through the image's layout: leave such paths be.
+    if Path::new(path)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
+        return Ok(());
+    }
     let mut relative = PathBuf::new();
     for component in Path::new(path).components() {
         match component {
             Component::Normal(name) => relative.push(name),
-            // `..` could climb out of the rootfs through the image's layout: leave such paths be.
-            Component::ParentDir => return Ok(()),
             _ => continue,
         }
         let image_dir = match fs::symlink_metadata(lower.join(&relative)) {

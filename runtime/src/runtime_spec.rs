@@ -350,3 +350,343 @@ fn default_device_rules() -> Value {
         allow(10, Some(200)), // net/tun
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container_spec::VolumeMount;
+    use locald_image::{ImageConfig, StoredImage};
+    use std::path::PathBuf;
+
+    fn image(entrypoint: &[&str], cmd: &[&str]) -> StoredImage {
+        StoredImage {
+            reference: "example.test/app:1".into(),
+            manifest_digest: "sha256:00".into(),
+            config: ImageConfig {
+                entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                env: vec![
+                    "PATH=/image/bin".into(),
+                    "MODE=image".into(),
+                    "KEEP=1".into(),
+                ],
+                working_dir: None,
+                user: None,
+                exposed_ports: vec![],
+            },
+            rootfs: PathBuf::from("/nonexistent/rootfs"),
+        }
+    }
+
+    fn request(image: StoredImage) -> ContainerSpec {
+        ContainerSpec {
+            id: "proj-web-1a2b".into(),
+            image,
+            command: None,
+            entrypoint: None,
+            env: vec![],
+            workdir: None,
+            user: None,
+            volumes: vec![],
+            tty: false,
+            interactive: false,
+            hostname: None,
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_follow_docker() {
+        let mut spec = request(image(&["/entry", "-x"], &["serve", "--port"]));
+        assert_eq!(
+            process_args(&spec).unwrap(),
+            strings(&["/entry", "-x", "serve", "--port"])
+        );
+
+        spec.command = Some(strings(&["migrate"]));
+        assert_eq!(
+            process_args(&spec).unwrap(),
+            strings(&["/entry", "-x", "migrate"])
+        );
+
+        // An entrypoint override drops the image's Cmd...
+        spec.command = None;
+        spec.entrypoint = Some(strings(&["/bin/sh"]));
+        assert_eq!(process_args(&spec).unwrap(), strings(&["/bin/sh"]));
+        // ...but keeps a command given with it.
+        spec.command = Some(strings(&["-c", "true"]));
+        assert_eq!(
+            process_args(&spec).unwrap(),
+            strings(&["/bin/sh", "-c", "true"])
+        );
+        // An empty entrypoint resets it.
+        spec.entrypoint = Some(vec![]);
+        assert_eq!(process_args(&spec).unwrap(), strings(&["-c", "true"]));
+    }
+
+    #[test]
+    fn a_container_needs_a_command() {
+        let spec = request(image(&[], &[]));
+        assert!(matches!(process_args(&spec), Err(SpecError::NoCommand)));
+        let mut spec = request(image(&["/entry"], &["x"]));
+        spec.entrypoint = Some(vec![]);
+        assert!(matches!(
+            runtime_spec(&spec, Mode::Root),
+            Err(SpecError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn env_overrides_merge_over_the_image() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.env = vec![
+            ("MODE".into(), "dev".into()),
+            ("PORT".into(), "8080".into()),
+        ];
+        let env = process_env(&spec, Some("/home/app"));
+        assert_eq!(
+            env,
+            strings(&[
+                "PATH=/image/bin",
+                "MODE=dev",
+                "KEEP=1",
+                "PORT=8080",
+                "HOME=/home/app"
+            ])
+        );
+    }
+
+    #[test]
+    fn env_gets_defaults_only_when_missing() {
+        let mut image = image(&["/entry"], &[]);
+        image.config.env.clear();
+        let mut spec = request(image);
+        spec.tty = true;
+        spec.hostname = Some("web".into());
+        let env = process_env(&spec, None);
+        assert!(env.contains(&format!("PATH={DEFAULT_PATH}")), "{env:?}");
+        assert!(env.contains(&"HOME=/".to_string()));
+        assert!(env.contains(&"TERM=xterm".to_string()));
+        assert!(env.contains(&"HOSTNAME=web".to_string()));
+    }
+
+    #[test]
+    fn workdir_prefers_the_request_then_the_image() {
+        let mut image = image(&["/entry"], &[]);
+        assert_eq!(process_cwd(&request(image.clone())), "/");
+        image.config.working_dir = Some("/srv".into());
+        let mut spec = request(image);
+        assert_eq!(process_cwd(&spec), "/srv");
+        spec.workdir = Some("app".into());
+        assert_eq!(process_cwd(&spec), "/app");
+        let oci = runtime_spec(&spec, Mode::Root).unwrap();
+        assert_eq!(
+            oci.process().as_ref().unwrap().cwd(),
+            &PathBuf::from("/app")
+        );
+    }
+
+    #[test]
+    fn root_spec_has_the_expected_shape() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.volumes = vec![
+            VolumeMount {
+                host: "/data".into(),
+                container: "/data".into(),
+                read_only: false,
+            },
+            VolumeMount {
+                host: "/conf".into(),
+                container: "/etc/app".into(),
+                read_only: true,
+            },
+        ];
+        spec.hostname = Some("web".into());
+        let oci = runtime_spec(&spec, Mode::Root).unwrap();
+        let json = serde_json::to_value(&oci).unwrap();
+
+        assert_eq!(json["root"]["path"], "rootfs");
+        assert_eq!(json["process"]["terminal"], false);
+        assert_eq!(json["process"]["noNewPrivileges"], true);
+        assert_eq!(json["process"]["user"]["uid"], 0);
+        let mut bounding: Vec<&str> = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        bounding.sort_unstable();
+        let mut expected = DEFAULT_CAPABILITIES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(bounding, expected);
+        assert_eq!(json["hostname"], "web");
+        assert_eq!(json["linux"]["cgroupsPath"], "/locald/proj-web-1a2b");
+        assert_eq!(json["linux"]["maskedPaths"], json!(MASKED_PATHS));
+        assert_eq!(json["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+        assert_eq!(json["annotations"][LOWER_ANNOTATION], "/nonexistent/rootfs");
+        let namespaces: Vec<&str> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ns| ns["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            namespaces,
+            ["pid", "ipc", "uts", "mount"],
+            "host network: no netns"
+        );
+        assert!(json["linux"]["uidMappings"].is_null());
+        assert!(
+            json["linux"]["resources"]["devices"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 5
+        );
+
+        let mounts = json["mounts"].as_array().unwrap();
+        let by_target = |target: &str| mounts.iter().find(|m| m["destination"] == target).cloned();
+        assert_eq!(by_target("/sys").unwrap()["type"], "sysfs");
+        assert_eq!(by_target("/tmp").unwrap()["type"], "tmpfs");
+        assert_eq!(by_target("/etc/hosts").unwrap()["source"], "hosts");
+        assert_eq!(
+            by_target("/etc/resolv.conf").unwrap()["source"],
+            "resolv.conf"
+        );
+        for target in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"] {
+            assert!(by_target(target).is_some(), "{target} is mounted");
+        }
+        let data = by_target("/data").unwrap();
+        assert_eq!(data["source"], "/data");
+        assert_eq!(data["options"], json!(["rbind", "rprivate", "rw"]));
+        assert_eq!(
+            by_target("/etc/app").unwrap()["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
+    }
+
+    #[test]
+    fn rootless_spec_maps_the_caller_and_binds_sys() {
+        let spec = request(image(&["/entry"], &[]));
+        let oci = runtime_spec(
+            &spec,
+            Mode::Rootless {
+                uid: 1000,
+                gid: 1001,
+            },
+        )
+        .unwrap();
+        let json = serde_json::to_value(&oci).unwrap();
+        assert_eq!(
+            json["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": 1000, "size": 1}])
+        );
+        assert_eq!(
+            json["linux"]["gidMappings"],
+            json!([{"containerID": 0, "hostID": 1001, "size": 1}])
+        );
+        assert!(json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user"})));
+        assert!(
+            json["linux"]["resources"].is_null(),
+            "no cgroup limits rootless"
+        );
+        let mounts = json["mounts"].as_array().unwrap();
+        let sys = mounts.iter().find(|m| m["destination"] == "/sys").unwrap();
+        assert_eq!(sys["type"], "bind");
+        let devpts = mounts
+            .iter()
+            .find(|m| m["destination"] == "/dev/pts")
+            .unwrap();
+        assert!(!devpts["options"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("gid=5")));
+    }
+
+    #[test]
+    fn users_resolve_against_the_image() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.path().join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        let mut image = image(&["/entry"], &[]);
+        image.rootfs = rootfs.path().to_path_buf();
+        image.config.user = Some("app".into());
+        let mut spec = request(image);
+        let oci = runtime_spec(&spec, Mode::Root).unwrap();
+        let user = oci.process().as_ref().unwrap().user();
+        assert_eq!((user.uid(), user.gid()), (1000, 1000));
+        assert!(oci
+            .process()
+            .as_ref()
+            .unwrap()
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"HOME=/home/app".to_string()));
+
+        // A rootless container can only be root inside.
+        assert!(matches!(
+            runtime_spec(
+                &spec,
+                Mode::Rootless {
+                    uid: 1000,
+                    gid: 1000
+                }
+            ),
+            Err(SpecError::RootlessUser { uid: 1000, .. })
+        ));
+        spec.user = Some("0".into());
+        assert!(runtime_spec(
+            &spec,
+            Mode::Rootless {
+                uid: 1000,
+                gid: 1000
+            }
+        )
+        .is_ok());
+        spec.user = Some("ghost".into());
+        assert!(matches!(
+            runtime_spec(&spec, Mode::Root),
+            Err(SpecError::User(_))
+        ));
+    }
+
+    #[test]
+    fn tty_volumes_and_ids_are_checked() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.tty = true;
+        let oci = runtime_spec(&spec, Mode::Root).unwrap();
+        assert_eq!(oci.process().as_ref().unwrap().terminal(), Some(true));
+
+        spec.volumes = vec![VolumeMount {
+            host: "/d".into(),
+            container: "d".into(),
+            read_only: false,
+        }];
+        assert!(matches!(
+            runtime_spec(&spec, Mode::Root),
+            Err(SpecError::RelativeVolumeTarget(_))
+        ));
+
+        spec.volumes.clear();
+        spec.id = "bad/id".into();
+        assert!(matches!(
+            runtime_spec(&spec, Mode::Root),
+            Err(SpecError::InvalidId(_))
+        ));
+        assert!(is_valid_id("a.b-c_d+1"));
+        assert!(!is_valid_id(".."));
+        assert!(!is_valid_id(""));
+    }
+}
