@@ -1,0 +1,35 @@
+//! Test fixtures shared by this crate's tests, other crates' tests and the
+//! repo scripts (through the `locald-fixtures` binary): a throw-away local
+//! registry, OCI images built from the host's static busybox (plain,
+//! multi-layer with whiteouts, malicious, multi-arch), and pushing them.
+
+mod builder;
+mod images;
+mod push;
+mod registry;
+
+pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
+pub use images::{
+    busybox_image, malicious_image, multiarch_index, multilayer_image, ConfigOverride,
+    MaliciousKind,
+};
+pub use push::{push_image, push_index};
+pub use registry::TestRegistry;
+
+/// Why a fixture could not be built, started or pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the test registry did not start: {0}")]
+    Registry(String),
+    #[error("push to {target} failed: {message}")]
+    Push { target: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
