@@ -100,8 +100,9 @@ pub(crate) fn duration(node: &Node, path: &KeyPath) -> Result<Duration, Problem>
                     format!("a duration cannot be negative, found {seconds}"),
                 )
             }),
-        NodeKind::Str(text) => humantime::parse_duration(text.trim()).map_err(|error| {
-            bad_value(node, path, format!("`{text}` is not a duration: {error}"))
+        NodeKind::Str(text) => humantime::parse_duration(text.trim()).map_err(|_| {
+            // humantime's own message lists a dozen units; the help is shorter.
+            bad_value(node, path, format!("`{text}` is not a duration"))
                 .with_help("write a duration such as \"500ms\", \"2s\" or \"1m\"")
         }),
         NodeKind::Float(_) => Err(wrong_type(node, path, "a duration")

@@ -5,11 +5,13 @@
 //! point into the file) and `rhai_source` (maps passed to `service(...)`,
 //! whose position the script engine reports).
 
+mod atomic;
 mod compile;
 mod convert;
 mod diagnostic;
 mod discovery;
 mod document;
+pub mod edit;
 mod graph;
 mod health;
 mod rhai_source;
@@ -21,6 +23,7 @@ use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
 pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
+pub use edit::{add_service, EditError};
 pub use schema::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
 
 use crate::model::{Project, Service};
@@ -90,3 +93,6 @@ pub fn check_project(project: &Project) -> Result<(), FieldError> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

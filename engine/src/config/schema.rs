@@ -134,7 +134,10 @@ pub(crate) fn build_service(
         }
     }
 
-    if service.command.is_none() && service.image.is_none() {
+    if service.command.is_none()
+        && service.image.is_none()
+        && !(already_reported(&problems) && command_or_image_written(entries))
+    {
         problems.push(
             Problem::standalone(
                 path.clone(),
@@ -160,6 +163,20 @@ pub(crate) fn build_service(
     } else {
         Err(problems)
     }
+}
+
+fn already_reported(problems: &[Problem]) -> bool {
+    !problems.is_empty()
+}
+
+/// Whether the table tries to set `command` or `image`, perhaps misspelt.
+/// When it does and that failed, the problem has been reported already;
+/// saying the service lacks both would only repeat it.
+fn command_or_image_written(entries: &[(String, Node)]) -> bool {
+    entries.iter().any(|(key, _)| {
+        let meant = convert::suggest(key, ["command", "image"]).unwrap_or(key);
+        meant == "command" || meant == "image"
+    })
 }
 
 fn defaults(name: &str, base_dir: &Path) -> Service {
@@ -329,7 +346,7 @@ fn apply_port(
     problems: &mut Vec<Problem>,
 ) {
     let result = convert::integer_in(node, path, 1, i64::from(u16::MAX)).map_err(|problem| {
-        if problem.help.is_none() {
+        if matches!(node.kind, NodeKind::Int(_)) {
             problem.with_help("leave `port` out to let locald pick a free port")
         } else {
             problem

@@ -14,7 +14,7 @@ pub(crate) fn parse(source: &str) -> Result<Node, toml_edit::TomlError> {
     Ok(root)
 }
 
-fn lower_table(table: &dyn TableLike) -> Node {
+pub(crate) fn lower_table(table: &dyn TableLike) -> Node {
     let entries = table
         .iter()
         .map(|(key, item)| {
