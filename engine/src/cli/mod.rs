@@ -1,1 +1,187 @@
-//! The command line: argument parsing and dispatch to stdlib scripts.
+//! The command line: parse arguments, then hand them to the built-in script
+//! of the verb. No verb logic lives here; it lives in `stdlib/*.rhai` over the
+//! engine's primitives, so users can read and reuse it.
+
+mod args;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+use rhai::{Dynamic, Map};
+
+pub use args::{Cli, Subcommand};
+
+use crate::script;
+
+/// Entry point of the `locald` binary; returns the process exit code.
+pub fn main() -> i32 {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // Hidden entries the supervisor re-executes this binary with; they must
+    // not pay for argument parsing or logging set-up.
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some("__service-init") => crate::supervisor::service_init_main(argv[2..].to_vec()),
+        Some("__supervise") => {
+            let root = argv
+                .iter()
+                .skip(2)
+                .skip_while(|a| *a != "--root")
+                .nth(1)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            crate::supervisor::supervise_main(&root)
+        }
+        _ => {}
+    }
+
+    let cli = Cli::parse_from(argv);
+    init_tracing(cli.verbose);
+    if let Some(dir) = &cli.directory {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("error: cannot change to {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    match cli.command.execute() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "locald=warn,locald_image=warn,locald_runtime=warn",
+        1 => "locald=debug,locald_image=debug,locald_runtime=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(verbose > 1)
+        .try_init();
+}
+
+impl Subcommand {
+    /// Runs the verb: its built-in script, with its arguments as `args`.
+    pub fn execute(self) -> anyhow::Result<i32> {
+        match self {
+            Subcommand::Repl => Ok(script::repl()?),
+            Subcommand::Stdlib { name: None } => {
+                for (name, _) in script::stdlib::SCRIPTS {
+                    println!("{name}");
+                }
+                Ok(0)
+            }
+            Subcommand::Stdlib { name: Some(name) } => match script::stdlib::get(&name) {
+                Some(source) => {
+                    print!("{source}");
+                    Ok(0)
+                }
+                None => anyhow::bail!("no built-in script named `{name}` (see `locald stdlib`)"),
+            },
+            Subcommand::Script { file, args } => {
+                let mut map = Map::new();
+                map.insert("argv".into(), strings(args));
+                report(script::run_file(&file, map))
+            }
+            verb => {
+                let (name, args) = verb.into_script_call();
+                report(script::run_verb(name, args))
+            }
+        }
+    }
+
+    /// The built-in script and the `args` map it receives.
+    fn into_script_call(self) -> (&'static str, Map) {
+        let mut args = Map::new();
+        let mut set = |key: &str, value: Dynamic| {
+            args.insert(key.into(), value);
+        };
+        let name = match self {
+            Subcommand::Up {
+                detach,
+                wait,
+                timeout,
+                services,
+            } => {
+                set("detach", detach.into());
+                set("wait", wait.into());
+                set("timeout", optional(timeout));
+                set("services", strings(services));
+                "up"
+            }
+            Subcommand::Down => "down",
+            Subcommand::Status { json } => {
+                set("json", json.into());
+                "status"
+            }
+            Subcommand::Logs {
+                service,
+                follow,
+                lines,
+            } => {
+                set("service", optional(service));
+                set("follow", follow.into());
+                set("lines", Dynamic::from(lines as i64));
+                "logs"
+            }
+            Subcommand::Start { service } => {
+                set("service", service.into());
+                "start"
+            }
+            Subcommand::Stop { service } => {
+                set("service", optional(service));
+                "stop"
+            }
+            Subcommand::Restart { service } => {
+                set("service", service.into());
+                "restart"
+            }
+            Subcommand::Try {
+                save,
+                no_save,
+                command,
+            } => {
+                set("save", optional(save));
+                set("no_save", no_save.into());
+                set("command", strings(command));
+                "try"
+            }
+            Subcommand::Run { service, command } => {
+                set("service", service.into());
+                set("command", strings(command));
+                "run"
+            }
+            Subcommand::Compile { file } => {
+                set("file", optional(file.map(|f| f.display().to_string())));
+                "compile"
+            }
+            Subcommand::Repl | Subcommand::Stdlib { .. } | Subcommand::Script { .. } => {
+                unreachable!("handled in execute")
+            }
+        };
+        (name, args)
+    }
+}
+
+fn report(result: Result<i32, script::ScriptError>) -> anyhow::Result<i32> {
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) if e.is_interrupt() => Ok(130),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn optional(value: Option<String>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+fn strings(values: Vec<String>) -> Dynamic {
+    Dynamic::from_array(values.into_iter().map(Dynamic::from).collect())
+}

@@ -1,0 +1,248 @@
+//! Container primitives: the image store (pull, list, remove, prune, import)
+//! and running a container in the foreground with the embedded runtime.
+
+use std::path::PathBuf;
+
+use locald_image::{ImageStore, PullOptions, PullPolicy, StoredImage};
+use locald_runtime::{ContainerSpec, VolumeMount};
+use rhai::plugin::*;
+use rhai::{Array, Map};
+
+/// The store shared by every project of this user.
+pub fn store() -> Result<ImageStore, String> {
+    ImageStore::open_default().map_err(|e| e.to_string())
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(runtime.block_on(future))
+}
+
+pub fn pull_options() -> PullOptions {
+    PullOptions {
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        insecure_registries: Vec::new(),
+    }
+}
+
+pub fn policy(value: &str) -> Result<PullPolicy, String> {
+    match value {
+        "always" => Ok(PullPolicy::Always),
+        "missing" => Ok(PullPolicy::Missing),
+        "never" => Ok(PullPolicy::Never),
+        other => Err(format!(
+            "unknown pull policy `{other}` (known: always, missing, never)"
+        )),
+    }
+}
+
+/// The image, from the store or pulled according to `policy`.
+pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, String> {
+    let store = store()?;
+    block_on(store.ensure(reference, policy, &pull_options()))?.map_err(|e| e.to_string())
+}
+
+fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
+    if let Some(line) = value.clone().try_cast::<ImmutableString>() {
+        return Ok(vec!["sh".into(), "-c".into(), line.to_string()]);
+    }
+    let items = value
+        .clone()
+        .try_cast::<Array>()
+        .ok_or_else(|| format!("`{what}` must be a string or an array of strings"))?;
+    Ok(items.iter().map(|i| i.to_string()).collect())
+}
+
+/// `HOST:CONTAINER[:ro|rw]`, HOST relative to the current directory.
+pub fn volume(spec: &str) -> Result<VolumeMount, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [host, container] => (*host, *container, false),
+        [host, container, "ro"] => (*host, *container, true),
+        [host, container, "rw"] => (*host, *container, false),
+        _ => return Err(format!("invalid volume `{spec}` (expected HOST:CONTAINER[:ro])")),
+    };
+    if !container.starts_with('/') {
+        return Err(format!("invalid volume `{spec}`: the container path must be absolute"));
+    }
+    let host = std::path::absolute(PathBuf::from(host))
+        .map_err(|e| format!("invalid volume `{spec}`: {e}"))?;
+    if !host.exists() {
+        return Err(format!("volume source {} does not exist", host.display()));
+    }
+    Ok(VolumeMount {
+        host,
+        container: container.to_string(),
+        read_only,
+    })
+}
+
+/// Builds the container from `image` and the options of `container_run`.
+pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec, String> {
+    let mut spec = ContainerSpec {
+        id: container_id(),
+        image,
+        command: None,
+        entrypoint: None,
+        env: Vec::new(),
+        workdir: None,
+        user: None,
+        volumes: Vec::new(),
+        tty: false,
+        interactive: false,
+        hostname: None,
+    };
+    for (key, value) in options {
+        if value.is_unit() {
+            continue;
+        }
+        match key.as_str() {
+            "command" => {
+                let command = strings(value, "command")?;
+                if !command.is_empty() {
+                    spec.command = Some(command);
+                }
+            }
+            "entrypoint" => spec.entrypoint = Some(strings(value, "entrypoint")?),
+            "env" => {
+                let env = value
+                    .clone()
+                    .try_cast::<Map>()
+                    .ok_or("`env` must be a map of strings")?;
+                spec.env = env
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            }
+            "volumes" => {
+                let items = value
+                    .clone()
+                    .try_cast::<Array>()
+                    .ok_or("`volumes` must be an array of HOST:CONTAINER[:ro]")?;
+                spec.volumes = items
+                    .iter()
+                    .map(|v| volume(&v.to_string()))
+                    .collect::<Result<_, _>>()?;
+            }
+            "workdir" => spec.workdir = Some(value.to_string()),
+            "user" => spec.user = Some(value.to_string()),
+            "hostname" => spec.hostname = Some(value.to_string()),
+            "tty" => spec.tty = value.as_bool().map_err(|_| "`tty` must be true or false")?,
+            "interactive" => {
+                spec.interactive = value
+                    .as_bool()
+                    .map_err(|_| "`interactive` must be true or false")?
+            }
+            // Containers run from a fresh overlay and are always removed;
+            // `rm` is accepted for Docker users' muscle memory.
+            "rm" | "pull" => {}
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    Ok(spec)
+}
+
+fn container_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("locald-{}-{nanos:08x}", std::process::id())
+}
+
+fn image_map(image: &StoredImage) -> Map {
+    let mut map = Map::new();
+    map.insert("reference".into(), image.reference.clone().into());
+    map.insert("digest".into(), image.manifest_digest.clone().into());
+    map
+}
+
+#[export_module]
+pub mod container_api {
+    use rhai::{Array, Map};
+
+    use crate::script::api::fail;
+
+    /// Pulls an image into the store (blobs already there are not fetched
+    /// again); returns `#{ reference, digest, downloaded, reused }`.
+    #[rhai_fn(return_raw)]
+    pub fn pull_image(ctx: NativeCallContext, reference: &str) -> Result<Map, Box<EvalAltResult>> {
+        let store = super::store().map_err(|e| fail(&ctx, e))?;
+        let (image, report) = super::block_on(store.pull(reference, &super::pull_options()))
+            .map_err(|e| fail(&ctx, e))?
+            .map_err(|e| fail(&ctx, e))?;
+        let mut map = super::image_map(&image);
+        map.insert("downloaded".into(), (report.downloaded_blobs as i64).into());
+        map.insert("reused".into(), (report.reused_blobs as i64).into());
+        Ok(map)
+    }
+
+    /// The stored images: array of `#{ reference, digest, size, created }`.
+    #[rhai_fn(return_raw)]
+    pub fn images(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        let store = super::store().map_err(|e| fail(&ctx, e))?;
+        let list = store.list().map_err(|e| fail(&ctx, e))?;
+        list.iter()
+            .map(|i| rhai::serde::to_dynamic(i).map_err(|e| fail(&ctx, e)))
+            .collect()
+    }
+
+    /// Removes an image's name from the store (`prune_images` frees the space).
+    #[rhai_fn(return_raw)]
+    pub fn remove_image(ctx: NativeCallContext, reference: &str) -> Result<(), Box<EvalAltResult>> {
+        let store = super::store().map_err(|e| fail(&ctx, e))?;
+        store.remove(reference).map_err(|e| fail(&ctx, e))
+    }
+
+    /// Deletes blobs and unpacked images no name refers to; returns a report.
+    #[rhai_fn(return_raw)]
+    pub fn prune_images(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let store = super::store().map_err(|e| fail(&ctx, e))?;
+        let report = store.prune().map_err(|e| fail(&ctx, e))?;
+        rhai::serde::to_dynamic(&report).map_err(|e| fail(&ctx, e))
+    }
+
+    /// Imports an OCI layout directory, or a rootfs tarball, as `name`.
+    #[rhai_fn(return_raw)]
+    pub fn import_image(
+        ctx: NativeCallContext,
+        path: &str,
+        name: Dynamic,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let store = super::store().map_err(|e| fail(&ctx, e))?;
+        let path = std::path::Path::new(path);
+        let name = if name.is_unit() { None } else { Some(name.to_string()) };
+        let image = if path.is_dir() {
+            store.import_oci_layout(path, name.as_deref())
+        } else {
+            let name = name.ok_or_else(|| fail(&ctx, "importing a rootfs tarball needs a name"))?;
+            store.import_rootfs_tar(path, &name)
+        }
+        .map_err(|e| fail(&ctx, e))?;
+        Ok(super::image_map(&image))
+    }
+
+    /// Runs a container in the foreground and returns its exit code. Options:
+    /// `command` (array or shell line), `entrypoint`, `env` (map), `volumes`
+    /// (array of `HOST:CONTAINER[:ro]`), `workdir`, `user`, `interactive`,
+    /// `tty`, `pull` (`"always"`, `"missing"` (default), `"never"`).
+    #[rhai_fn(return_raw)]
+    pub fn container_run(
+        ctx: NativeCallContext,
+        image: &str,
+        options: Map,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        let policy = match options.get("pull") {
+            Some(p) if !p.is_unit() => super::policy(&p.to_string()).map_err(|e| fail(&ctx, e))?,
+            _ => locald_image::PullPolicy::Missing,
+        };
+        let image = super::ensure_image(image, policy).map_err(|e| fail(&ctx, e))?;
+        let spec = super::container_spec(image, &options).map_err(|e| fail(&ctx, e))?;
+        locald_runtime::run_foreground(&spec)
+            .map(i64::from)
+            .map_err(|e| fail(&ctx, e))
+    }
+}

@@ -1,0 +1,61 @@
+//! The primitives: locald's public scripting API. Each file is one area, an
+//! `#[export_module]` plugin module registered into every verb engine.
+//!
+//! Primitives that fail return an error at the call position; scripts may
+//! catch it with `try { … } catch (e) { … }`.
+
+use rhai::plugin::*;
+use rhai::{Engine, EvalAltResult};
+
+pub mod config;
+pub mod ports;
+pub mod process;
+pub mod supervisor;
+pub mod terminal;
+
+use super::handles::{ProjectHandle, ServiceHandle};
+
+/// Registers every primitive and the project types into `engine`.
+pub fn register_all(engine: &mut Engine) {
+    engine.build_type::<ProjectHandle>();
+    engine.build_type::<ServiceHandle>();
+    engine.register_global_module(exported_module!(project_api).into());
+    engine.register_global_module(exported_module!(ports::ports_api).into());
+    engine.register_global_module(exported_module!(process::process_api).into());
+    engine.register_global_module(exported_module!(terminal::terminal_api).into());
+    engine.register_global_module(exported_module!(config::config_api).into());
+    engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
+}
+
+/// Turns any displayable error into a script error at the caller's position.
+pub(crate) fn fail(ctx: &NativeCallContext, error: impl std::fmt::Display) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        error.to_string().into(),
+        ctx.call_position(),
+    ))
+}
+
+#[export_module]
+pub mod project_api {
+    use std::sync::Arc;
+
+    use crate::script::handles::ProjectHandle;
+
+    /// The project of the current directory (`locald.toml` / `locald.rhai`
+    /// here or in a parent directory).
+    #[rhai_fn(return_raw)]
+    pub fn load_project(ctx: NativeCallContext) -> Result<ProjectHandle, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
+        crate::script::load_project(&cwd)
+            .map(|p| ProjectHandle(Arc::new(p)))
+            .map_err(|e| super::fail(&ctx, e))
+    }
+
+    /// True when the current directory belongs to a project.
+    pub fn has_project() -> bool {
+        std::env::current_dir()
+            .ok()
+            .and_then(|cwd| crate::config::find_config(&cwd))
+            .is_some()
+    }
+}

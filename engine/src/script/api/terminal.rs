@@ -1,0 +1,114 @@
+//! Talking to the person at the terminal, and small text helpers for verbs.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use rhai::plugin::*;
+
+/// A person is there: stdin and stderr are terminals and this is not CI.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false")
+}
+
+/// Reads one line from stdin after printing `prompt` on stderr; `None` at EOF.
+pub fn read_answer(prompt: &str) -> std::io::Result<Option<String>> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{prompt}")?;
+    err.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_string()))
+}
+
+/// Quotes words for a POSIX shell, leaving plain words bare.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[export_module]
+pub mod terminal_api {
+    use rhai::Array;
+
+    /// True when a person can answer questions (stdin and stderr are
+    /// terminals, and `CI` is not set).
+    pub fn is_interactive() -> bool {
+        super::interactive()
+    }
+
+    /// Asks a question on the terminal; an empty answer (or no terminal)
+    /// gives `default`.
+    #[rhai_fn(return_raw)]
+    pub fn ask(
+        ctx: NativeCallContext,
+        question: &str,
+        default: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        if !super::interactive() {
+            return Ok(default.to_string());
+        }
+        let prompt = if default.is_empty() {
+            format!("{question}: ")
+        } else {
+            format!("{question} [{default}]: ")
+        };
+        let answer =
+            super::read_answer(&prompt).map_err(|e| crate::script::api::fail(&ctx, e))?;
+        Ok(match answer {
+            Some(a) if !a.is_empty() => a,
+            _ => default.to_string(),
+        })
+    }
+
+    /// Asks a yes/no question; an empty answer (or no terminal) gives `default`.
+    #[rhai_fn(return_raw)]
+    pub fn confirm(
+        ctx: NativeCallContext,
+        question: &str,
+        default: bool,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        if !super::interactive() {
+            return Ok(default);
+        }
+        let hint = if default { "Y/n" } else { "y/N" };
+        loop {
+            let answer = super::read_answer(&format!("{question} [{hint}] "))
+                .map_err(|e| crate::script::api::fail(&ctx, e))?;
+            match answer.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("") => return Ok(default),
+                Some("y" | "yes") => return Ok(true),
+                Some("n" | "no") => return Ok(false),
+                Some(_) => continue,
+            }
+        }
+    }
+
+    /// Prints a line on stderr (for messages that are not the command's output).
+    pub fn eprint(text: &str) {
+        eprintln!("{text}");
+    }
+
+    /// Joins words into one shell command line, quoting where needed.
+    pub fn shell_join(words: Array) -> String {
+        words
+            .iter()
+            .map(|w| super::shell_quote(&w.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The value of an environment variable, or `()` when unset.
+    pub fn env_var(name: &str) -> Dynamic {
+        std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
+    }
+}

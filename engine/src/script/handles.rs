@@ -1,0 +1,134 @@
+//! `Project` and `Service` as Rhai types: what a script gets from
+//! `load_project()` and `project.service("web")`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
+
+use crate::model::{Project, Service};
+use crate::supervisor;
+
+/// A loaded project, shared cheaply between script values.
+#[derive(Clone)]
+pub struct ProjectHandle(pub Arc<Project>);
+
+/// One service of a loaded project.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    pub project: Arc<Project>,
+    pub name: String,
+}
+
+impl ServiceHandle {
+    pub fn spec(&self) -> &Service {
+        // A handle is only made for a service that exists in its project.
+        self.project
+            .service(&self.name)
+            .expect("service handle always names a service of its project")
+    }
+}
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn error(message: String) -> Box<EvalAltResult> {
+    message.into()
+}
+
+fn strings(items: &[String]) -> Array {
+    items.iter().map(|s| Dynamic::from(s.clone())).collect()
+}
+
+impl ProjectHandle {
+    /// The service called `name`, or an error listing the known ones.
+    pub fn service(&self, name: &str) -> Fallible<ServiceHandle> {
+        if self.0.service(name).is_some() {
+            return Ok(ServiceHandle {
+                project: self.0.clone(),
+                name: name.to_string(),
+            });
+        }
+        let known = self.0.service_names();
+        Err(error(if known.is_empty() {
+            format!("unknown service `{name}`: the project declares no services")
+        } else {
+            format!(
+                "unknown service `{name}`; known services: {}",
+                known.join(", ")
+            )
+        }))
+    }
+}
+
+impl CustomType for ProjectHandle {
+    fn build(mut builder: TypeBuilder<Self>) {
+        builder
+            .with_name("Project")
+            .with_get("name", |p: &mut Self| p.0.name.clone())
+            .with_get("root", |p: &mut Self| p.0.root.display().to_string())
+            .with_get("services", |p: &mut Self| -> Array {
+                p.0.services
+                    .iter()
+                    .map(|s| {
+                        Dynamic::from(ServiceHandle {
+                            project: p.0.clone(),
+                            name: s.name.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .with_fn("service", |p: &mut Self, name: &str| p.service(name))
+            .with_fn("to_string", |p: &mut Self| format!("Project({})", p.0.name));
+    }
+}
+
+impl CustomType for ServiceHandle {
+    fn build(mut builder: TypeBuilder<Self>) {
+        builder
+            .with_name("Service")
+            .with_get("name", |s: &mut Self| s.name.clone())
+            .with_get("command", |s: &mut Self| -> Dynamic {
+                s.spec().command.clone().map_or(Dynamic::UNIT, Dynamic::from)
+            })
+            .with_get("image", |s: &mut Self| -> Dynamic {
+                s.spec().image.clone().map_or(Dynamic::UNIT, Dynamic::from)
+            })
+            .with_get("is_container", |s: &mut Self| s.spec().is_container())
+            .with_get("workdir", |s: &mut Self| s.spec().workdir.display().to_string())
+            .with_get("depends_on", |s: &mut Self| strings(&s.spec().depends_on))
+            .with_get("port", |s: &mut Self| -> Fallible<i64> {
+                let ports = current_ports(&s.project)?;
+                Ok(ports.get(&s.name).copied().map_or(0, i64::from))
+            })
+            .with_get("env", |s: &mut Self| -> Fallible<Map> {
+                let ports = current_ports(&s.project)?;
+                let env = supervisor::service_env(&s.project, s.spec(), &ports)
+                    .map_err(|e| error(e.to_string()))?;
+                Ok(env
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                    .collect())
+            })
+            .with_fn("to_string", |s: &mut Self| format!("Service({})", s.name));
+    }
+}
+
+/// The ports services use right now: the running supervisor's when one runs
+/// (so `run` talks to the same ports as `up`), otherwise the project's
+/// persisted assignment.
+pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
+    let state_dir = project.state_dir();
+    if let Some(mut client) =
+        supervisor::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
+    {
+        let statuses = client.status().map_err(|e| error(e.to_string()))?;
+        let live: BTreeMap<String, u16> = statuses
+            .into_iter()
+            .filter_map(|s| s.port.map(|p| (s.name, p)))
+            .collect();
+        if live.len() == project.services.len() {
+            return Ok(live);
+        }
+    }
+    supervisor::ports::assign(project).map_err(|e| error(e.to_string()))
+}

@@ -1,0 +1,74 @@
+//! Ctrl-C for scripts: SIGINT sets a flag that the engine's progress hook
+//! turns into a clean termination of the running script. While a command runs
+//! in the foreground (`try`, `run`), the terminal's SIGINT reaches that command
+//! too; the flag is then cleared once it exits, because the command, not the
+//! script, was the target.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Once;
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Pid of the foreground child, to which SIGTERM/SIGHUP are forwarded.
+static FOREGROUND_CHILD: AtomicI32 = AtomicI32::new(0);
+static INSTALL: Once = Once::new();
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_terminate(sig: libc::c_int) {
+    let child = FOREGROUND_CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(child, sig) };
+    } else {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Installs the handlers once per process.
+pub fn install() {
+    INSTALL.call_once(|| {
+        let int = SigAction::new(
+            SigHandler::Handler(on_interrupt),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let term = SigAction::new(
+            SigHandler::Handler(on_terminate),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handlers only touch atomics and call kill(2).
+        unsafe {
+            let _ = signal::sigaction(Signal::SIGINT, &int);
+            let _ = signal::sigaction(Signal::SIGTERM, &term);
+            let _ = signal::sigaction(Signal::SIGHUP, &term);
+        }
+    });
+}
+
+/// True once Ctrl-C was pressed and not yet consumed.
+pub fn take() -> bool {
+    INTERRUPTED.swap(false, Ordering::SeqCst)
+}
+
+/// Marks `pid` as the foreground child for the lifetime of the guard.
+pub struct ForegroundChild;
+
+impl ForegroundChild {
+    pub fn enter(pid: u32) -> Self {
+        FOREGROUND_CHILD.store(pid as i32, Ordering::SeqCst);
+        ForegroundChild
+    }
+}
+
+impl Drop for ForegroundChild {
+    fn drop(&mut self) {
+        FOREGROUND_CHILD.store(0, Ordering::SeqCst);
+        // Ctrl-C during the child was the child's business.
+        INTERRUPTED.store(false, Ordering::SeqCst);
+    }
+}

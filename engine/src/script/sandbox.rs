@@ -1,0 +1,44 @@
+//! The sandboxed Rhai engine every script runs in: `Engine::new_raw()` with
+//! the standard package only (no file system, no `import` resolver, no
+//! `eval`), bounded by operation, depth and size limits, and cancelled by
+//! Ctrl-C through the progress hook.
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{Dynamic, Engine};
+
+use super::interrupt;
+
+/// Enough for any sane task script; a runaway loop ends with a clear error.
+const MAX_OPERATIONS: u64 = 500_000_000;
+
+/// A sandboxed engine with no locald primitives.
+pub fn base_engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine.disable_symbol("eval");
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(64 << 20)
+        .set_max_array_size(1 << 20)
+        .set_max_map_size(1 << 20)
+        .set_fail_on_invalid_map_property(true);
+    engine.on_progress(|_| {
+        if interrupt::take() {
+            Some(Dynamic::from("interrupted"))
+        } else {
+            None
+        }
+    });
+    engine.on_print(|text| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    });
+    engine.on_debug(|text, source, pos| match (source, pos.line()) {
+        (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
+        _ => eprintln!("{text}"),
+    });
+    engine
+}

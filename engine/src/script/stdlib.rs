@@ -1,0 +1,22 @@
+//! The built-in scripts (`stdlib/*.rhai`), embedded in the binary. Every CLI
+//! verb is one of these; `locald stdlib` lists them and `locald stdlib NAME`
+//! prints one, so users can read and copy how a verb is made.
+
+/// `(name, source)` of every built-in script.
+pub const SCRIPTS: &[(&str, &str)] = &[
+    ("up", include_str!("../../../stdlib/up.rhai")),
+    ("down", include_str!("../../../stdlib/down.rhai")),
+    ("status", include_str!("../../../stdlib/status.rhai")),
+    ("logs", include_str!("../../../stdlib/logs.rhai")),
+    ("start", include_str!("../../../stdlib/start.rhai")),
+    ("stop", include_str!("../../../stdlib/stop.rhai")),
+    ("restart", include_str!("../../../stdlib/restart.rhai")),
+    ("try", include_str!("../../../stdlib/try.rhai")),
+    ("run", include_str!("../../../stdlib/run.rhai")),
+    ("compile", include_str!("../../../stdlib/compile.rhai")),
+];
+
+/// The source of the built-in script `name`.
+pub fn get(name: &str) -> Option<&'static str> {
+    SCRIPTS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}

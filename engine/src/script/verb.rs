@@ -1,0 +1,129 @@
+//! Running scripts: the built-in verbs, a user's task script, and the REPL.
+//! The script's result is the command's exit code (`()` is 0, an integer is
+//! itself, `exit(n)` ends early with n).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use rhai::{Dynamic, Engine, Map, Scope, AST};
+
+use super::error::ScriptError;
+use super::{api, interrupt, sandbox, stdlib};
+
+/// The engine verbs and task scripts run in: the sandbox plus every primitive.
+pub fn verb_engine() -> Engine {
+    interrupt::install();
+    let mut engine = sandbox::base_engine();
+    api::register_all(&mut engine);
+    engine
+}
+
+/// Runs the built-in script `name` with `args` bound to the constant `args`.
+pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
+    let Some(source) = stdlib::get(name) else {
+        return Err(ScriptError {
+            source_name: format!("stdlib/{name}.rhai"),
+            line: None,
+            column: None,
+            message: format!("no built-in script named `{name}`"),
+            snippet: None,
+            quiet_position: true,
+        });
+    };
+    run_source(&format!("stdlib/{name}.rhai"), source, args, true)
+}
+
+/// Runs a user's script file with `args` (its command-line words as an array).
+pub fn run_file(path: &Path, args: Map) -> Result<i32, ScriptError> {
+    let name = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| ScriptError {
+        source_name: name.clone(),
+        line: None,
+        column: None,
+        message: format!("cannot read {name}: {e}"),
+        snippet: None,
+        quiet_position: true,
+    })?;
+    run_source(&name, &source, args, false)
+}
+
+fn run_source(name: &str, source: &str, args: Map, stdlib: bool) -> Result<i32, ScriptError> {
+    let engine = verb_engine();
+    let ast = compile(&engine, name, source)?;
+    let mut scope = Scope::new();
+    scope.push_constant("args", args);
+    let result = engine
+        .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        .map_err(|e| ScriptError::from_eval(name, source, &e, stdlib))?;
+    Ok(exit_code(&result))
+}
+
+fn compile(engine: &Engine, name: &str, source: &str) -> Result<AST, ScriptError> {
+    let mut ast = engine
+        .compile(source)
+        .map_err(|e| ScriptError::from_parse(name, source, &e))?;
+    ast.set_source(name);
+    Ok(ast)
+}
+
+fn exit_code(value: &Dynamic) -> i32 {
+    if let Ok(code) = value.as_int() {
+        return i32::try_from(code).unwrap_or(1);
+    }
+    if let Ok(ok) = value.as_bool() {
+        return if ok { 0 } else { 1 };
+    }
+    0
+}
+
+/// An interactive session with every primitive: each line (or block, when
+/// braces are open) is evaluated and its value printed. Variables persist
+/// between lines.
+pub fn repl() -> std::io::Result<i32> {
+    let engine = verb_engine();
+    let mut scope = Scope::new();
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!("locald REPL: Rhai with locald's primitives (try `load_project()`); Ctrl-D exits.");
+    }
+    let stdin = std::io::stdin();
+    let mut buffer = String::new();
+    loop {
+        if interactive {
+            eprint!("{}", if buffer.is_empty() { "locald> " } else { "   ...> " });
+            std::io::stderr().flush()?;
+        }
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        buffer.push_str(&line);
+        if open_braces(&buffer) > 0 {
+            continue;
+        }
+        let source = std::mem::take(&mut buffer);
+        if source.trim().is_empty() {
+            continue;
+        }
+        match engine.compile_with_scope(&scope, &source) {
+            Err(e) => eprintln!("error: {}", ScriptError::from_parse("<repl>", &source, &e)),
+            Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
+                Ok(value) if !value.is_unit() => println!("{value}"),
+                Ok(_) => {}
+                Err(e) => eprintln!(
+                    "error: {}",
+                    ScriptError::from_eval("<repl>", &source, &e, false)
+                ),
+            },
+        }
+    }
+    Ok(0)
+}
+
+fn open_braces(source: &str) -> i32 {
+    source.chars().fold(0, |depth, c| match c {
+        '{' | '(' | '[' => depth + 1,
+        '}' | ')' | ']' => depth - 1,
+        _ => depth,
+    })
+}
