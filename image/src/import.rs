@@ -320,3 +320,182 @@ impl Layout<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{
+        busybox_image, malicious_image, ConfigOverride, LayerBuilder, LayerCompression,
+        MaliciousKind,
+    };
+
+    fn store() -> (tempfile::TempDir, ImageStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path().join("images")).unwrap();
+        (dir, store)
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn imports_an_oci_layout_with_config_and_lists_it() {
+        let (tmp, store) = store();
+        let overrides = ConfigOverride {
+            entrypoint: Some(vec!["/bin/echo".into()]),
+            cmd: Some(vec!["hi".into()]),
+            working_dir: Some("/tmp".into()),
+            ..Default::default()
+        };
+        let image = busybox_image(&overrides).unwrap();
+        let layout = tmp.path().join("layout");
+        image.write_layout(&layout, "latest").unwrap();
+
+        // A bare tag names no repository.
+        assert!(matches!(
+            store.import_oci_layout(&layout, None),
+            Err(Error::Import(ImportError::NoName { .. }))
+        ));
+        let stored = store
+            .import_oci_layout(&layout, Some("local/busybox"))
+            .unwrap();
+        assert_eq!(stored.reference, "docker.io/local/busybox:latest");
+        assert_eq!(stored.manifest_digest, image.manifest.digest);
+        assert_eq!(stored.config.entrypoint, vec!["/bin/echo"]);
+        assert_eq!(stored.config.cmd, vec!["hi"]);
+        assert_eq!(stored.config.working_dir.as_deref(), Some("/tmp"));
+        assert!(stored.rootfs.join("bin/busybox").is_file());
+        assert_eq!(
+            std::fs::read_link(stored.rootfs.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
+
+        let resolved = store.resolve("local/busybox:latest").unwrap().unwrap();
+        assert_eq!(resolved.rootfs, stored.rootfs);
+        let by_digest = store
+            .resolve(&format!("local/busybox@{}", image.manifest.digest))
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_digest.reference, stored.reference);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].created.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert!(list[0].size > 900_000, "{}", list[0].size);
+
+        // Full-reference annotations are used as the name.
+        let named = tmp.path().join("named");
+        image
+            .write_layout(&named, "localhost:5000/tools/bb:1")
+            .unwrap();
+        assert_eq!(
+            store.import_oci_layout(&named, None).unwrap().reference,
+            "localhost:5000/tools/bb:1"
+        );
+    }
+
+    #[test]
+    fn a_failing_layer_leaves_no_image_and_a_later_import_succeeds() {
+        let (tmp, store) = store();
+        let evil = tmp.path().join("evil");
+        malicious_image(MaliciousKind::SymlinkEscape)
+            .unwrap()
+            .write_layout(&evil, "latest")
+            .unwrap();
+        let error = store.import_oci_layout(&evil, Some("evil")).unwrap_err();
+        assert!(
+            error.to_string().contains("escapes the image root"),
+            "{error}"
+        );
+        assert!(store.resolve("evil").unwrap().is_none());
+        assert!(store.list().unwrap().is_empty());
+        assert!(entries(&store.root().join("rootfs")).is_empty());
+        assert!(
+            entries(&store.root().join("tmp")).is_empty(),
+            "no half-written rootfs left"
+        );
+
+        let good = tmp.path().join("good");
+        busybox_image(&ConfigOverride::default())
+            .unwrap()
+            .write_layout(&good, "latest")
+            .unwrap();
+        assert!(store.import_oci_layout(&good, Some("good")).is_ok());
+        assert_eq!(entries(&store.root().join("rootfs")).len(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_dead_processes_are_cleaned_and_never_used() {
+        let (tmp, store) = store();
+        let leftover = store.root().join("tmp/999999999-1-1-rootfs");
+        std::fs::create_dir_all(leftover.join("bin")).unwrap();
+        let layout = tmp.path().join("layout");
+        busybox_image(&ConfigOverride::default())
+            .unwrap()
+            .write_layout(&layout, "latest")
+            .unwrap();
+        store.import_oci_layout(&layout, Some("bb")).unwrap();
+        assert!(!leftover.exists());
+    }
+
+    #[test]
+    fn imports_rootfs_tarballs_plain_and_gzip() {
+        let (tmp, store) = store();
+        for (name, compression) in [
+            ("plain", LayerCompression::None),
+            ("gz", LayerCompression::Gzip),
+        ] {
+            let mut layer = LayerBuilder::new();
+            layer
+                .dir("etc", 0o755)
+                .file("etc/os-release", 0o644, name.as_bytes());
+            let tar = tmp.path().join(format!("{name}.tar"));
+            std::fs::write(&tar, layer.build(compression).bytes).unwrap();
+            let stored = store
+                .import_rootfs_tar(&tar, &format!("imported/{name}"))
+                .unwrap();
+            assert_eq!(
+                std::fs::read(stored.rootfs.join("etc/os-release")).unwrap(),
+                name.as_bytes()
+            );
+            assert_eq!(stored.config, crate::ImageConfig::default());
+        }
+        assert_eq!(store.list().unwrap().len(), 2);
+        let missing = store
+            .import_rootfs_tar(&tmp.path().join("nope.tar"), "x")
+            .unwrap_err();
+        assert!(missing.to_string().contains("nope.tar"), "{missing}");
+    }
+
+    #[test]
+    fn remove_then_prune_frees_everything() {
+        let (tmp, store) = store();
+        let layout = tmp.path().join("layout");
+        busybox_image(&ConfigOverride::default())
+            .unwrap()
+            .write_layout(&layout, "latest")
+            .unwrap();
+        store.import_oci_layout(&layout, Some("a")).unwrap();
+        store.import_oci_layout(&layout, Some("b")).unwrap();
+        store.remove("a").unwrap();
+        assert!(matches!(
+            store.remove("a"),
+            Err(Error::Store(StoreError::NotStored(_)))
+        ));
+        let kept = store.prune().unwrap();
+        assert_eq!(
+            (kept.removed_blobs, kept.removed_rootfs),
+            (0, 0),
+            "b still uses everything"
+        );
+        assert!(store.resolve("b").unwrap().is_some());
+        store.remove("b").unwrap();
+        let report = store.prune().unwrap();
+        assert_eq!(report.removed_blobs, 3, "manifest, config, layer");
+        assert_eq!(report.removed_rootfs, 1);
+        assert!(entries(&store.root().join("blobs/sha256")).is_empty());
+    }
+}

@@ -16,7 +16,7 @@ mod store;
 mod unpack;
 pub mod user_config;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use image_config::ImageConfig;

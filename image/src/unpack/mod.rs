@@ -117,3 +117,173 @@ pub fn decompressing_reader<R: Read + 'static>(reader: R) -> std::io::Result<Box
         Ok(Box::new(buffered))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::testing::{LayerBuilder, LayerCompression, MaliciousKind};
+
+    fn apply(root: &Path, layer: LayerBuilder) -> Result<(), UnpackError> {
+        let blob = layer.build(LayerCompression::None);
+        apply_layer(&blob.digest, blob.bytes.as_slice(), root)
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let mut lower = LayerBuilder::new();
+        lower
+            .dir("a", 0o755)
+            .file("a/gone", 0o644, b"x")
+            .file("a/kept", 0o644, b"x")
+            .dir("o", 0o755)
+            .dir("o/sub", 0o755)
+            .file("o/sub/old", 0o644, b"x")
+            .file("o/old", 0o644, b"x");
+        apply(root.path(), lower).unwrap();
+        let mut upper = LayerBuilder::new();
+        upper
+            .whiteout("a", "gone")
+            .whiteout("missing-dir", "whatever")
+            .dir("o", 0o755)
+            .file("o/new", 0o644, b"y")
+            .opaque("o");
+        apply(root.path(), upper).unwrap();
+        assert!(!root.path().join("a/gone").exists());
+        assert!(root.path().join("a/kept").exists());
+        assert!(
+            root.path().join("o/new").exists(),
+            "entries of the opaque layer itself stay"
+        );
+        assert!(!root.path().join("o/old").exists());
+        assert!(!root.path().join("o/sub").exists());
+        assert!(!root.path().join("a/.wh.gone").exists());
+    }
+
+    #[test]
+    fn links_modes_and_replacement() {
+        let root = tempfile::tempdir().unwrap();
+        let mut layer = LayerBuilder::new();
+        layer
+            .dir("bin", 0o755)
+            .file("bin/tool", 0o4755, b"#!")
+            .symlink("bin/alias", "tool")
+            .hardlink("bin/hard", "bin/tool")
+            .dir("ro", 0o555)
+            .file("ro/inside", 0o600, b"z")
+            .symlink("etc", "/")
+            .file("etc/through-link", 0o644, b"in root");
+        apply(root.path(), layer).unwrap();
+        let tool = std::fs::metadata(root.path().join("bin/tool")).unwrap();
+        assert_eq!(tool.mode() & 0o7777, 0o4755);
+        assert_eq!(
+            std::fs::read_link(root.path().join("bin/alias")).unwrap(),
+            Path::new("tool")
+        );
+        assert_eq!(
+            std::fs::metadata(root.path().join("bin/hard"))
+                .unwrap()
+                .ino(),
+            tool.ino()
+        );
+        assert_eq!(
+            std::fs::metadata(root.path().join("ro")).unwrap().mode() & 0o777,
+            0o555
+        );
+        assert_eq!(std::fs::read(root.path().join("ro/inside")).unwrap(), b"z");
+        // `/etc -> /` resolves to the rootfs root, not the host's.
+        assert_eq!(
+            std::fs::read(root.path().join("through-link")).unwrap(),
+            b"in root"
+        );
+
+        // A later layer replaces a symlink with a file without writing through it.
+        let mut upper = LayerBuilder::new();
+        upper
+            .file("bin/alias", 0o644, b"now a file")
+            .dir("bin/tool", 0o755);
+        apply(root.path(), upper).unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("bin/alias")).unwrap(),
+            b"now a file"
+        );
+        assert!(root.path().join("bin/tool").is_dir());
+        assert_eq!(std::fs::read(root.path().join("bin/hard")).unwrap(), b"#!");
+    }
+
+    #[test]
+    fn every_escape_is_refused_and_names_layer_and_entry() {
+        let outside = tempfile::tempdir().unwrap();
+        for kind in MaliciousKind::ALL {
+            let parent = tempfile::tempdir_in(outside.path()).unwrap();
+            let root = parent.path().join("deep/er/root");
+            std::fs::create_dir_all(&root).unwrap();
+            let image = crate::testing::malicious_image(kind).unwrap();
+            let layers: Vec<LayerSource> = image
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    let path = parent.path().join(format!("layer{i}"));
+                    std::fs::write(&path, &layer.bytes).unwrap();
+                    LayerSource {
+                        digest: layer.digest.clone(),
+                        media_type: layer.media_type.clone(),
+                        path,
+                    }
+                })
+                .collect();
+            let error = unpack_layers(&layers, &root).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains(&image.layers[1].digest) && message.contains(kind.entry()),
+                "{kind:?}: {message}"
+            );
+            if kind != MaliciousKind::HardlinkEscape {
+                assert!(
+                    matches!(error, UnpackError::Escape { .. }),
+                    "{kind:?}: {message}"
+                );
+                assert!(message.contains("escapes the image root"), "{message}");
+            }
+            for name in [
+                "escaped-dotdot",
+                "escaped-absolute",
+                "escaped-symlink",
+                "escaped-hardlink",
+            ] {
+                for dir in [
+                    parent.path().to_path_buf(),
+                    parent.path().join("deep"),
+                    std::path::PathBuf::from("/tmp"),
+                    std::path::PathBuf::from("/"),
+                ] {
+                    assert!(
+                        !dir.join(name).exists(),
+                        "{kind:?} wrote {}",
+                        dir.join(name).display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_zstd_and_plain_layers_are_detected() {
+        for compression in [
+            LayerCompression::None,
+            LayerCompression::Gzip,
+            LayerCompression::Zstd,
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let mut layer = LayerBuilder::new();
+            layer.file("hello", 0o644, b"world");
+            let blob = layer.build(compression);
+            let reader = decompressing_reader(std::io::Cursor::new(blob.bytes)).unwrap();
+            apply_layer(&blob.digest, reader, root.path()).unwrap();
+            assert_eq!(std::fs::read(root.path().join("hello")).unwrap(), b"world");
+        }
+    }
+}
