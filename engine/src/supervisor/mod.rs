@@ -1,1 +1,128 @@
 //! The supervisor: runs services, probes health, restarts, captures logs, stops cleanly.
+//!
+//! Shape (mini-redis / watchexec style): [`actor`] owns one task per service
+//! ([`service`], a state machine publishing its status on a `watch`
+//! channel) and takes [`actor::Control`] messages on an mpsc channel, fed by
+//! the control socket ([`server`], newline-delimited JSON of [`protocol`]).
+//! Everything runs on a current-thread tokio runtime on the thread that
+//! called [`up`] or [`supervise_main`]: small RSS, idle CPU near zero, and
+//! that thread's lifetime is what services' PDEATHSIG is tied to.
+//!
+//! No survivors: every host service runs under `locald __service-init`
+//! ([`init`]), spawned with `PR_SET_PDEATHSIG(SIGKILL)` in its own process
+//! group ([`launch`]). The wrapper makes the service's init PID 1 of a new
+//! PID namespace, so when the supervisor dies — even by `kill -9` — the
+//! kernel kills the wrapper, then the init, then everything in the
+//! namespace, grandchildren included, without the supervisor doing anything.
+//! Where namespaces are unavailable it falls back to process group +
+//! PDEATHSIG and warns once.
+//!
+//! State lives in `.locald/` (0700): `supervisor.sock` (0600),
+//! `supervisor.pid`, `supervisor.lock` (flock held for the supervisor's
+//! life: the reliable liveness test), `supervisor.log` (daemon output),
+//! `ports.json`, and `logs/<service>.log`.
+
+mod actor;
+mod backoff;
+mod client;
+mod console;
+mod daemon;
+mod dotenv;
+mod env;
+mod health;
+mod init;
+mod launch;
+mod log_reader;
+mod logs;
+mod output;
+pub mod ports;
+mod protocol;
+mod run;
+mod server;
+mod service;
+mod state_dir;
+mod status_table;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use client::Client;
+pub use dotenv::DotenvError;
+pub use env::EnvError;
+pub use init::service_init_main;
+pub use log_reader::print_logs;
+pub use ports::PortError;
+pub use protocol::{ServiceState, ServiceStatus};
+pub use run::{supervise_main, up};
+pub use state_dir::StateDirError;
+pub use status_table::print_status;
+
+use crate::model::{Project, Service};
+
+/// Options of `locald up`.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Run as a background daemon and return once it is up.
+    pub detach: bool,
+    /// With `detach`: return only once every service is healthy (exit code 0),
+    /// or report the failing one (non-zero).
+    pub wait: bool,
+    /// Bound for `wait`; unbounded when `None`.
+    pub timeout: Option<Duration>,
+    /// Services to run (with everything they depend on); empty means all.
+    pub services: Vec<String>,
+}
+
+/// Everything that can go wrong in the supervisor.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    #[error(
+        "a supervisor is already running for this project (pid {pid}); stop it with `locald down`"
+    )]
+    AlreadyRunning { pid: String },
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    #[error("cannot load the project: {0}")]
+    Project(String),
+    #[error("cannot talk to the supervisor at {path}: {source}")]
+    Connection {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Rejected(String),
+    #[error("unexpected answer from the supervisor: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Daemon(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// The environment `service` runs with (also used by `locald run`).
+pub fn service_env(
+    project: &Project,
+    service: &Service,
+    ports: &BTreeMap<String, u16>,
+) -> Result<BTreeMap<String, String>, SupervisorError> {
+    Ok(env::service_env(project, service, ports)?)
+}
+
+/// Resolve `${services.NAME.port}` / `${services.NAME.url}` in `template`.
+pub fn interpolate(
+    project: &Project,
+    template: &str,
+    ports: &BTreeMap<String, u16>,
+) -> Result<String, SupervisorError> {
+    Ok(env::interpolate(project, template, ports)?)
+}

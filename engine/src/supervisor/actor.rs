@@ -1,0 +1,431 @@
+//! The supervisor actor: owns one task per service, answers [`Control`]
+//! messages arriving on an mpsc channel (from the control socket), and runs
+//! the ordered shutdown (dependents first) on `down`, Ctrl-C or SIGTERM. A
+//! second Ctrl-C during shutdown kills every service at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::console::Console;
+use super::launch;
+use super::output::ServiceOutput;
+use super::protocol::{ServiceState, ServiceStatus};
+use super::service::{initial_status, ServiceCommand, ServiceTask, Shared};
+use super::state_dir::StateDir;
+use crate::model::{Probe, Project};
+
+/// Replies to a `down`: the supervisor hands the requester a sender to
+/// acknowledge once the answer is written, so it exits only after that.
+pub type DownAck = oneshot::Sender<()>;
+
+/// A request to the actor.
+#[derive(Debug)]
+pub enum Control {
+    Status(oneshot::Sender<Vec<ServiceStatus>>),
+    /// Start a service and, first, what it depends on.
+    Start(String, oneshot::Sender<Result<(), String>>),
+    /// Stop one service, or all in reverse dependency order.
+    Stop(Option<String>, oneshot::Sender<Result<(), String>>),
+    Restart(String, oneshot::Sender<Result<(), String>>),
+    /// Stop everything and end the supervisor.
+    Down(oneshot::Sender<DownAck>),
+}
+
+/// Why the actor ended.
+pub enum Ended {
+    /// `down` was requested; answer once the supervisor's files are gone.
+    Down(oneshot::Sender<DownAck>),
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Signal,
+    /// Foreground only: every service finished; `failed` when one failed.
+    Finished { failed: bool },
+}
+
+struct ServiceHandle {
+    commands: mpsc::UnboundedSender<ServiceCommand>,
+    status: watch::Receiver<ServiceStatus>,
+    task: JoinHandle<()>,
+    depends_on: Vec<String>,
+}
+
+pub struct Supervisor {
+    services: IndexMap<String, ServiceHandle>,
+    generation: watch::Receiver<u64>,
+}
+
+impl Supervisor {
+    /// Spawn a task for every service of the project; those in `enabled`
+    /// start at once, the others wait stopped. Must run inside the runtime.
+    pub fn spawn(
+        project: Arc<Project>,
+        ports: BTreeMap<String, u16>,
+        enabled: &BTreeSet<String>,
+        state: &StateDir,
+        console: Option<Console>,
+    ) -> Supervisor {
+        let (generation, generation_receiver) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            project: project.clone(),
+            ports: Arc::new(ports),
+            generation,
+        });
+        let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
+            .services
+            .iter()
+            .map(|service| {
+                let port = shared.ports.get(&service.name).copied();
+                let status = initial_status(&service.name, port, enabled.contains(&service.name));
+                (service.name.clone(), watch::Sender::new(status))
+            })
+            .collect();
+        let mut services = IndexMap::new();
+        for service in &project.services {
+            let (commands, command_receiver) = mpsc::unbounded_channel();
+            let ready_pattern = match &service.health.probe {
+                // Config validation compiled it already; a failure here only
+                // means the probe never fires.
+                Probe::Log { pattern } => regex::Regex::new(pattern).ok(),
+                _ => None,
+            };
+            let output = Arc::new(ServiceOutput::new(
+                &service.name,
+                &state.service_log(&service.name),
+                console.clone(),
+                ready_pattern,
+            ));
+            let dependencies = service
+                .depends_on
+                .iter()
+                .filter_map(|dependency| statuses.get(dependency).map(watch::Sender::subscribe))
+                .collect();
+            let status = statuses[&service.name].clone();
+            let status_receiver = status.subscribe();
+            let task = ServiceTask {
+                service: service.clone(),
+                shared: shared.clone(),
+                status,
+                dependencies,
+                commands: command_receiver,
+                output,
+            };
+            let is_enabled = enabled.contains(&service.name);
+            let join = tokio::spawn(task.run(is_enabled));
+            services.insert(
+                service.name.clone(),
+                ServiceHandle {
+                    commands,
+                    status: status_receiver,
+                    task: join,
+                    depends_on: service.depends_on.clone(),
+                },
+            );
+        }
+        Supervisor {
+            services,
+            generation: generation_receiver,
+        }
+    }
+
+    fn statuses(&self) -> Vec<ServiceStatus> {
+        self.services
+            .values()
+            .map(|handle| handle.status.borrow().clone())
+            .collect()
+    }
+
+    /// Serve control messages until `down`, a signal, or (when
+    /// `end_when_finished`) until no service is left to run.
+    pub async fn run(
+        mut self,
+        mut controls: mpsc::Receiver<Control>,
+        end_when_finished: bool,
+    ) -> Ended {
+        let mut interrupts = match Interrupts::new() {
+            Ok(interrupts) => interrupts,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for signals");
+                return Ended::Signal;
+            }
+        };
+        let ended = loop {
+            tokio::select! {
+                Some(control) = controls.recv() => {
+                    if let Some(reply) = self.handle(control) {
+                        break Ended::Down(reply);
+                    }
+                }
+                _ = interrupts.next() => break Ended::Signal,
+                changed = self.generation.changed(), if end_when_finished => {
+                    if changed.is_err() {
+                        break Ended::Signal;
+                    }
+                    if let Some(failed) = self.finished() {
+                        break Ended::Finished { failed };
+                    }
+                }
+            }
+        };
+        self.shut_down(&mut controls, &mut interrupts).await;
+        ended
+    }
+
+    /// Answer a control message; a `down` is handed back to the run loop.
+    fn handle(&self, control: Control) -> Option<oneshot::Sender<DownAck>> {
+        match control {
+            Control::Status(reply) => {
+                let _ = reply.send(self.statuses());
+            }
+            Control::Start(name, reply) => {
+                let _ = reply.send(self.start_with_dependencies(&name));
+            }
+            Control::Stop(None, reply) => {
+                let waves = self.stop_waves();
+                tokio::spawn(async move {
+                    stop_in_waves(waves).await;
+                    let _ = reply.send(Ok(()));
+                });
+            }
+            Control::Stop(Some(name), reply) => self.forward(&name, ServiceCommand::Stop, reply),
+            Control::Restart(name, reply) => self.forward(&name, ServiceCommand::Restart, reply),
+            Control::Down(reply) => return Some(reply),
+        }
+        None
+    }
+
+    /// Send a command that replies when done, and answer once it has.
+    fn forward(
+        &self,
+        name: &str,
+        command: fn(oneshot::Sender<()>) -> ServiceCommand,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) {
+        let Some(handle) = self.services.get(name) else {
+            let _ = reply.send(Err(format!("unknown service {name:?}")));
+            return;
+        };
+        let (done, done_receiver) = oneshot::channel();
+        if handle.commands.send(command(done)).is_err() {
+            let _ = reply.send(Err(format!("service {name:?} is shutting down")));
+            return;
+        }
+        tokio::spawn(async move {
+            let _ = done_receiver.await;
+            let _ = reply.send(Ok(()));
+        });
+    }
+
+    fn start_with_dependencies(&self, name: &str) -> Result<(), String> {
+        if !self.services.contains_key(name) {
+            return Err(format!("unknown service {name:?}"));
+        }
+        let mut to_visit = vec![name.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(next) = to_visit.pop() {
+            if !seen.insert(next.clone()) {
+                continue;
+            }
+            if let Some(handle) = self.services.get(&next) {
+                let _ = handle.commands.send(ServiceCommand::Start);
+                to_visit.extend(handle.depends_on.iter().cloned());
+            }
+        }
+        Ok(())
+    }
+
+    /// `Some(any_failed)` once no service runs or waits to run.
+    fn finished(&self) -> Option<bool> {
+        let mut failed = false;
+        for handle in self.services.values() {
+            let status = handle.status.borrow();
+            match ServiceState::parse(&status.state) {
+                Some(ServiceState::Exited | ServiceState::Stopped) => {}
+                Some(ServiceState::Failed) => failed = true,
+                _ => return None,
+            }
+        }
+        Some(failed)
+    }
+
+    /// Services grouped for stopping: dependents before their dependencies.
+    fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>> {
+        let depends_on: BTreeMap<&str, &[String]> = self
+            .services
+            .iter()
+            .map(|(name, handle)| (name.as_str(), handle.depends_on.as_slice()))
+            .collect();
+        let levels = dependency_levels(&depends_on);
+        let deepest = levels.values().copied().max().unwrap_or(0);
+        (0..=deepest)
+            .rev()
+            .map(|level| {
+                self.services
+                    .iter()
+                    .filter(|(name, _)| levels.get(name.as_str()) == Some(&level))
+                    .map(|(_, handle)| handle.commands.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Ordered stop of everything, still answering status while it runs; a
+    /// second interrupt kills every process group outright.
+    async fn shut_down(
+        &mut self,
+        controls: &mut mpsc::Receiver<Control>,
+        interrupts: &mut Interrupts,
+    ) {
+        let stopping = stop_in_waves(self.stop_waves());
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                _ = &mut stopping => break,
+                _ = interrupts.next() => {
+                    tracing::warn!("interrupted again: killing every service now");
+                    self.kill_all();
+                }
+                Some(control) = controls.recv() => match control {
+                    Control::Status(reply) => { let _ = reply.send(self.statuses()); }
+                    Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
+                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                    }
+                    // The first `down` (or signal) is already being served;
+                    // later requesters see the connection close at exit.
+                    Control::Down(reply) => std::mem::forget(reply),
+                },
+            }
+        }
+        for handle in self.services.values_mut() {
+            // Closing the command channel ends the task.
+            let (closed, _) = mpsc::unbounded_channel();
+            handle.commands = closed;
+        }
+        for (_, handle) in self.services.drain(..) {
+            let _ = handle.task.await;
+        }
+    }
+
+    fn kill_all(&self) {
+        for handle in self.services.values() {
+            let status = handle.status.borrow();
+            let alive = ServiceState::parse(&status.state).is_some_and(ServiceState::has_process);
+            if let (true, Some(pid)) = (alive, status.pid) {
+                let _ = launch::signal_group(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+async fn stop_in_waves(waves: Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>>) {
+    for wave in waves {
+        let mut replies = Vec::new();
+        for commands in wave {
+            let (done, done_receiver) = oneshot::channel();
+            if commands.send(ServiceCommand::Stop(done)).is_ok() {
+                replies.push(done_receiver);
+            }
+        }
+        for reply in replies {
+            let _ = reply.await;
+        }
+    }
+}
+
+/// Depth of each service in the dependency graph: 0 without dependencies,
+/// else one more than its deepest dependency. Cycles (rejected by config
+/// validation) are cut rather than looped on.
+pub fn dependency_levels(depends_on: &BTreeMap<&str, &[String]>) -> BTreeMap<String, usize> {
+    fn level_of<'a>(
+        name: &'a str,
+        depends_on: &BTreeMap<&'a str, &'a [String]>,
+        levels: &mut BTreeMap<String, usize>,
+        visiting: &mut BTreeSet<&'a str>,
+    ) -> usize {
+        if let Some(level) = levels.get(name) {
+            return *level;
+        }
+        if !visiting.insert(name) {
+            return 0;
+        }
+        let level = depends_on
+            .get(name)
+            .map(|dependencies| {
+                dependencies
+                    .iter()
+                    .filter(|dependency| depends_on.contains_key(dependency.as_str()))
+                    .map(|dependency| level_of(dependency, depends_on, levels, visiting) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        visiting.remove(name);
+        levels.insert(name.to_string(), level);
+        level
+    }
+    let mut levels = BTreeMap::new();
+    for name in depends_on.keys() {
+        level_of(name, depends_on, &mut levels, &mut BTreeSet::new());
+    }
+    levels
+}
+
+/// The signals that stop a supervisor: Ctrl-C, SIGTERM, SIGHUP.
+struct Interrupts {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Interrupts {
+    fn new() -> std::io::Result<Interrupts> {
+        Ok(Interrupts {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_put_dependents_above_dependencies() {
+        let db: Vec<String> = vec![];
+        let api = vec!["db".to_string()];
+        let web = vec!["api".to_string(), "db".to_string()];
+        let worker = vec!["db".to_string()];
+        let graph = BTreeMap::from([
+            ("db", db.as_slice()),
+            ("api", api.as_slice()),
+            ("web", web.as_slice()),
+            ("worker", worker.as_slice()),
+        ]);
+        let levels = dependency_levels(&graph);
+        assert_eq!(levels["db"], 0);
+        assert_eq!(levels["api"], 1);
+        assert_eq!(levels["worker"], 1);
+        assert_eq!(levels["web"], 2);
+    }
+
+    #[test]
+    fn cycles_do_not_hang() {
+        let a = vec!["b".to_string()];
+        let b = vec!["a".to_string()];
+        let graph = BTreeMap::from([("a", a.as_slice()), ("b", b.as_slice())]);
+        assert_eq!(dependency_levels(&graph).len(), 2);
+    }
+}

@@ -1,0 +1,172 @@
+//! `up -d`: start the supervisor as a detached daemon (`locald __supervise`
+//! in a new session, stdin from /dev/null, output to
+//! `.locald/supervisor.log`) and, with `--wait`, block until every selected
+//! service is healthy, one fails, or the timeout passes.
+
+use std::collections::BTreeSet;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::client::Client;
+use super::log_reader::tail;
+use super::protocol::{ServiceState, ServiceStatus};
+use super::run::SERVICES_VAR;
+use super::state_dir::StateDir;
+use super::{SupervisorError, UpOptions};
+use crate::model::Project;
+
+/// How long the daemon may take to load the project and open its socket.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+/// Log lines shown for a service that failed `--wait`.
+const FAILURE_LOG_LINES: usize = 20;
+
+pub fn start(
+    project: &Project,
+    state: &StateDir,
+    opts: &UpOptions,
+    enabled: &BTreeSet<String>,
+) -> Result<i32, SupervisorError> {
+    let daemon_error = |message: String| SupervisorError::Daemon(message);
+    let exe = std::env::current_exe()
+        .map_err(|error| daemon_error(format!("cannot find the locald binary: {error}")))?;
+    let log_path = state.supervisor_log();
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
+    let log_for_stderr = log
+        .try_clone()
+        .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
+    let log_start = log.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let mut command = Command::new(exe);
+    command
+        .arg("__supervise")
+        .arg("--root")
+        .arg(&project.root)
+        .env(SERVICES_VAR, opts.services.join(","))
+        .current_dir(&project.root)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_for_stderr);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|error| daemon_error(format!("cannot start the supervisor: {error}")))?;
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut client = loop {
+        if let Some(client) = Client::connect(state.path())? {
+            break client;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let output = output.get(log_start as usize..).unwrap_or("").trim();
+            return Err(daemon_error(format!(
+                "the supervisor exited ({status}): {output}"
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(daemon_error(format!(
+                "the supervisor did not open its socket within {}s (see {})",
+                STARTUP_TIMEOUT.as_secs(),
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !opts.wait {
+        return Ok(0);
+    }
+    wait_until_healthy(&mut client, state, enabled, opts.timeout)
+}
+
+/// Block until every service in `enabled` is ready; report and return 1 when
+/// one fails or the timeout passes.
+pub fn wait_until_healthy(
+    client: &mut Client,
+    state: &StateDir,
+    enabled: &BTreeSet<String>,
+    timeout: Option<Duration>,
+) -> Result<i32, SupervisorError> {
+    let started = Instant::now();
+    loop {
+        let statuses: Vec<ServiceStatus> = client
+            .status()?
+            .into_iter()
+            .filter(|status| enabled.contains(&status.name))
+            .collect();
+        if let Some(failed) = statuses
+            .iter()
+            .find(|status| ServiceState::parse(&status.state) == Some(ServiceState::Failed))
+        {
+            let code = failed
+                .exit_code
+                .map(|code| format!(" (exit code {code})"))
+                .unwrap_or_default();
+            report(
+                state,
+                &[failed],
+                &format!("service {} failed{code}", failed.name),
+            );
+            return Ok(1);
+        }
+        let not_ready: Vec<&ServiceStatus> =
+            statuses.iter().filter(|status| !is_ready(status)).collect();
+        if not_ready.is_empty() {
+            return Ok(0);
+        }
+        if let Some(timeout) = timeout {
+            if started.elapsed() >= timeout {
+                let waiting: Vec<String> = not_ready
+                    .iter()
+                    .map(|status| format!("{} ({})", status.name, status.state))
+                    .collect();
+                let headline = format!(
+                    "timed out after {} waiting for: {}",
+                    humantime::format_duration(timeout),
+                    waiting.join(", ")
+                );
+                report(state, &not_ready, &headline);
+                return Ok(1);
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Ready for `--wait`: healthy, or a job that finished successfully.
+fn is_ready(status: &ServiceStatus) -> bool {
+    match ServiceState::parse(&status.state) {
+        Some(ServiceState::Healthy) => true,
+        Some(ServiceState::Exited) => status.exit_code == Some(0),
+        _ => false,
+    }
+}
+
+fn report(state: &StateDir, services: &[&ServiceStatus], headline: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {headline}");
+    for status in services {
+        let lines = tail(&state.service_log(&status.name), FAILURE_LOG_LINES);
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(stderr, "last log lines of {}:", status.name);
+        for line in lines {
+            let _ = writeln!(stderr, "  {line}");
+        }
+    }
+}

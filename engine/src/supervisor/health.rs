@@ -1,0 +1,319 @@
+//! Health probes: one attempt of a service's configured check (TCP connect,
+//! HTTP/1.0 GET, or a shell command), bounded by the probe timeout. The
+//! `log` probe is not polled: [`super::output`] raises readiness when a line
+//! matches.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::launch;
+use crate::model::{PortSpec, Probe, Project, Service};
+
+/// A probe with everything it needs to run resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolvedProbe {
+    /// Ready once started; never polled.
+    None,
+    Tcp {
+        port: u16,
+    },
+    Http {
+        port: u16,
+        path: String,
+        status: Option<u16>,
+    },
+    Exec {
+        command: String,
+        env: BTreeMap<String, String>,
+        workdir: PathBuf,
+    },
+    /// Ready when an output line matches; never polled.
+    Log {
+        pattern: String,
+    },
+}
+
+impl ResolvedProbe {
+    /// Whether the probe is polled on an interval.
+    pub fn is_polled(&self) -> bool {
+        !matches!(self, ResolvedProbe::None | ResolvedProbe::Log { .. })
+    }
+}
+
+/// Resolve `Auto`: TCP when something depends on the service or its port is
+/// fixed (someone expects it to listen), otherwise no probe.
+pub fn resolve(
+    project: &Project,
+    service: &Service,
+    port: u16,
+    env: &BTreeMap<String, String>,
+) -> ResolvedProbe {
+    match &service.health.probe {
+        Probe::Auto => {
+            let expected_to_listen = !project.dependents_of(&service.name).is_empty()
+                || matches!(service.port, PortSpec::Fixed(_));
+            if expected_to_listen {
+                ResolvedProbe::Tcp { port }
+            } else {
+                ResolvedProbe::None
+            }
+        }
+        Probe::None => ResolvedProbe::None,
+        Probe::Tcp => ResolvedProbe::Tcp { port },
+        Probe::Http { path, status } => ResolvedProbe::Http {
+            port,
+            path: path.clone(),
+            status: *status,
+        },
+        Probe::Exec { command } => ResolvedProbe::Exec {
+            command: command.clone(),
+            env: env.clone(),
+            workdir: service.workdir.clone(),
+        },
+        Probe::Log { pattern } => ResolvedProbe::Log {
+            pattern: pattern.clone(),
+        },
+    }
+}
+
+/// Run one probe attempt; `Err` says why it failed.
+pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), String> {
+    let attempt = async {
+        match probe {
+            ResolvedProbe::None | ResolvedProbe::Log { .. } => Ok(()),
+            ResolvedProbe::Tcp { port } => TcpStream::connect((Ipv4Addr::LOCALHOST, *port))
+                .await
+                .map(drop)
+                .map_err(|error| format!("tcp 127.0.0.1:{port}: {error}")),
+            ResolvedProbe::Http { port, path, status } => http_check(*port, path, *status).await,
+            ResolvedProbe::Exec {
+                command,
+                env,
+                workdir,
+            } => exec_check(command, env, workdir).await,
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+async fn http_check(port: u16, path: &str, expected: Option<u16>) -> Result<(), String> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .await
+        .map_err(|error| format!("GET {url}: {error}"))?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: locald\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|error| format!("GET {url}: {error}"))?;
+    // Only the status line matters; read until its end (bounded).
+    let mut head = Vec::with_capacity(256);
+    let mut buffer = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let read = stream
+            .read(&mut buffer)
+            .await
+            .map_err(|error| format!("GET {url}: {error}"))?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    let status =
+        parse_status_line(&head).ok_or_else(|| format!("GET {url}: not an HTTP response"))?;
+    let accepted = match expected {
+        Some(expected) => status == expected,
+        None => (200..400).contains(&status),
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(format!("GET {url}: status {status}"))
+    }
+}
+
+/// The status code of `HTTP/1.x NNN reason`.
+fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let line = head.split(|byte| *byte == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+async fn exec_check(
+    command: &str,
+    env: &BTreeMap<String, String>,
+    workdir: &PathBuf,
+) -> Result<(), String> {
+    let mut process = std::process::Command::new("sh");
+    process
+        .args(["-c", command])
+        .env_clear()
+        .envs(env)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    launch::die_with_supervisor(&mut process);
+    let mut child = tokio::process::Command::from(process)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("exec `{command}`: {error}"))?;
+    // The probe's own group: a timeout (which drops this future) must not
+    // leave its children behind.
+    let group = child.id();
+    let _reaper = GroupKiller(group);
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr).await;
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|error| format!("exec `{command}`: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        let detail = stderr.lines().last().unwrap_or("").trim().to_string();
+        Err(format!(
+            "exec `{command}` exited with {}{}{detail}",
+            launch::exit_code(status),
+            if detail.is_empty() { "" } else { ": " }
+        ))
+    }
+}
+
+/// Kills a probe's process group when the probe ends, however it ends.
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = launch::signal_group(group, libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::env::tests::{project, service};
+    use tokio::net::TcpListener;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn auto_is_tcp_only_when_someone_expects_a_port() {
+        let root = std::path::Path::new("/tmp");
+        let db = service("db", "true", root);
+        let mut web = service("web", "true", root);
+        web.depends_on = vec!["db".into()];
+        let mut fixed = service("fixed", "true", root);
+        fixed.port = PortSpec::Fixed(9000);
+        let project = project(root, vec![db.clone(), web.clone(), fixed.clone()]);
+        let env = BTreeMap::new();
+        assert_eq!(
+            resolve(&project, &db, 1, &env),
+            ResolvedProbe::Tcp { port: 1 }
+        );
+        assert_eq!(resolve(&project, &web, 2, &env), ResolvedProbe::None);
+        assert_eq!(
+            resolve(&project, &fixed, 9000, &env),
+            ResolvedProbe::Tcp { port: 9000 }
+        );
+    }
+
+    #[test]
+    fn tcp_probe_sees_a_listener() {
+        runtime().block_on(async {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            assert!(check(&ResolvedProbe::Tcp { port }, TIMEOUT).await.is_ok());
+            drop(listener);
+            assert!(check(&ResolvedProbe::Tcp { port }, TIMEOUT).await.is_err());
+        });
+    }
+
+    async fn serve_once(listener: &TcpListener, response: &'static str) -> String {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 1024];
+        let read = socket.read(&mut request).await.unwrap();
+        socket.write_all(response.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&request[..read]).to_string()
+    }
+
+    #[test]
+    fn http_probe_checks_the_status() {
+        runtime().block_on(async {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let probe = |status| ResolvedProbe::Http {
+                port,
+                path: "/health".into(),
+                status,
+            };
+            let (any_status, only_201) = (probe(None), probe(Some(201)));
+            let (request, result) = tokio::join!(
+                serve_once(&listener, "HTTP/1.1 204 No Content\r\n\r\n"),
+                check(&any_status, TIMEOUT)
+            );
+            assert!(request.starts_with("GET /health HTTP/1.0\r\n"), "{request}");
+            assert!(result.is_ok());
+            let (_, result) = tokio::join!(
+                serve_once(&listener, "HTTP/1.0 503 Busy\r\n\r\n"),
+                check(&any_status, TIMEOUT)
+            );
+            assert!(result.unwrap_err().contains("503"));
+            let (_, result) = tokio::join!(
+                serve_once(&listener, "HTTP/1.0 200 OK\r\n\r\n"),
+                check(&only_201, TIMEOUT)
+            );
+            assert!(result.is_err());
+        });
+    }
+
+    #[test]
+    fn exec_probe_uses_exit_status_env_and_timeout() {
+        runtime().block_on(async {
+            let env = BTreeMap::from([("WANT".to_string(), "yes".to_string())]);
+            let probe = |command: &str| ResolvedProbe::Exec {
+                command: command.into(),
+                env: env.clone(),
+                workdir: std::env::temp_dir(),
+            };
+            assert!(check(&probe("test \"$WANT\" = yes"), TIMEOUT).await.is_ok());
+            let error = check(&probe("echo nope >&2; exit 3"), TIMEOUT)
+                .await
+                .unwrap_err();
+            assert!(error.contains("exited with 3: nope"), "{error}");
+            let started = std::time::Instant::now();
+            let error = check(&probe("sleep 5"), Duration::from_millis(200))
+                .await
+                .unwrap_err();
+            assert!(error.contains("timed out"), "{error}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        });
+    }
+}

@@ -1,0 +1,225 @@
+//! Port assignment: a fixed port when the config names one, otherwise a free
+//! port that the service keeps across restarts and across `up`s while it stays
+//! free (persisted in `.locald/ports.json`); no two services share a port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+
+use super::state_dir::{StateDir, StateDirError};
+use crate::model::{PortSpec, Project};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("cannot find a free port: {0}")]
+    NoFreePort(io::Error),
+    #[error("services {first:?} and {second:?} both fix port {port}")]
+    Conflict {
+        port: u16,
+        first: String,
+        second: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Persist { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+}
+
+/// Ask the kernel for a port nobody listens on right now.
+pub fn free_port() -> Result<u16, super::SupervisorError> {
+    Ok(kernel_free_port()?)
+}
+
+fn kernel_free_port() -> Result<u16, PortError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(PortError::NoFreePort)?;
+    let address = listener.local_addr().map_err(PortError::NoFreePort)?;
+    Ok(address.port())
+}
+
+/// Whether something could listen on `port` on 127.0.0.1 now.
+pub fn is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Assign a port to every service of the project and persist the choice.
+pub fn assign(project: &Project) -> Result<BTreeMap<String, u16>, super::SupervisorError> {
+    Ok(assign_persisted(project)?)
+}
+
+fn assign_persisted(project: &Project) -> Result<BTreeMap<String, u16>, PortError> {
+    let state = StateDir::new(&project.state_dir());
+    state.ensure()?;
+    let path = state.ports_file();
+    let previous = load(&path);
+    let assigned = assign_with(project, &previous, is_free, kernel_free_port)?;
+    let json = serde_json::to_string_pretty(&assigned).expect("a map of ports always serializes");
+    std::fs::write(&path, json).map_err(|source| PortError::Persist { path, source })?;
+    Ok(assigned)
+}
+
+/// A missing or unreadable ports file only means no preferences are known.
+fn load(path: &std::path::Path) -> BTreeMap<String, u16> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// The assignment rules, with the probes of the outside world passed in.
+fn assign_with(
+    project: &Project,
+    previous: &BTreeMap<String, u16>,
+    is_free: impl Fn(u16) -> bool,
+    free_port: impl Fn() -> Result<u16, PortError>,
+) -> Result<BTreeMap<String, u16>, PortError> {
+    let mut assigned = BTreeMap::new();
+    let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+    // Fixed ports first, so an automatic port never steals one.
+    for service in &project.services {
+        if let PortSpec::Fixed(port) = service.port {
+            if let Some(first) = taken.insert(port, service.name.clone()) {
+                return Err(PortError::Conflict {
+                    port,
+                    first,
+                    second: service.name.clone(),
+                });
+            }
+            assigned.insert(service.name.clone(), port);
+        }
+    }
+    for service in &project.services {
+        if service.port != PortSpec::Auto {
+            continue;
+        }
+        let kept = previous
+            .get(&service.name)
+            .copied()
+            .filter(|port| *port != 0 && !taken.contains_key(port) && is_free(*port));
+        let port = match kept {
+            Some(port) => port,
+            None => fresh_port(&taken, &free_port)?,
+        };
+        taken.insert(port, service.name.clone());
+        assigned.insert(service.name.clone(), port);
+    }
+    Ok(assigned)
+}
+
+fn fresh_port(
+    taken: &BTreeMap<u16, String>,
+    free_port: &impl Fn() -> Result<u16, PortError>,
+) -> Result<u16, PortError> {
+    // The kernel hands out ephemeral ports in sequence, so a clash with a
+    // port taken in this round is rare; retry a few times rather than loop.
+    let mut seen = BTreeSet::new();
+    for _ in 0..64 {
+        let port = free_port()?;
+        if !taken.contains_key(&port) {
+            return Ok(port);
+        }
+        seen.insert(port);
+    }
+    Err(PortError::NoFreePort(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("every port offered was already assigned: {seen:?}"),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::env::tests::{project, service};
+    use std::cell::Cell;
+
+    fn three(root: &std::path::Path) -> Project {
+        let mut fixed = service("fixed", "true", root);
+        fixed.port = PortSpec::Fixed(7000);
+        project(
+            root,
+            vec![
+                service("a", "true", root),
+                service("b", "true", root),
+                fixed,
+            ],
+        )
+    }
+
+    #[test]
+    fn keeps_previous_ports_while_free_and_never_duplicates() {
+        let root = std::path::Path::new("/tmp");
+        let previous = BTreeMap::from([
+            ("a".to_string(), 6000),
+            // `b` remembered the port that is now fixed for another service.
+            ("b".to_string(), 7000),
+        ]);
+        let next = Cell::new(7000);
+        let ports = assign_with(
+            &three(root),
+            &previous,
+            |_| true,
+            || {
+                next.set(next.get() + 1);
+                // Offer the fixed port first, which must be refused.
+                Ok(if next.get() == 7001 { 7000 } else { next.get() })
+            },
+        )
+        .unwrap();
+        assert_eq!(ports["a"], 6000);
+        assert_eq!(ports["fixed"], 7000);
+        assert_eq!(ports["b"], 7002);
+    }
+
+    #[test]
+    fn busy_previous_port_is_replaced() {
+        let root = std::path::Path::new("/tmp");
+        let previous = BTreeMap::from([("a".to_string(), 6000)]);
+        let error =
+            assign_with(&three(root), &previous, |port| port != 6000, || Ok(6001)).unwrap_err();
+        // Both `a` and `b` need a fresh port but the fake only ever offers one.
+        assert!(matches!(error, PortError::NoFreePort(_)));
+    }
+
+    #[test]
+    fn two_fixed_ports_conflict() {
+        let root = std::path::Path::new("/tmp");
+        let mut a = service("a", "true", root);
+        a.port = PortSpec::Fixed(7000);
+        let mut b = service("b", "true", root);
+        b.port = PortSpec::Fixed(7000);
+        let error = assign_with(
+            &project(root, vec![a, b]),
+            &BTreeMap::new(),
+            |_| true,
+            kernel_free_port,
+        )
+        .unwrap_err();
+        assert!(matches!(error, PortError::Conflict { port: 7000, .. }));
+    }
+
+    #[test]
+    fn assign_persists_and_reuses_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = project(
+            dir.path(),
+            vec![
+                service("a", "true", dir.path()),
+                service("b", "true", dir.path()),
+            ],
+        );
+        let first = assign(&project).unwrap();
+        assert_ne!(first["a"], first["b"]);
+        let second = assign(&project).unwrap();
+        assert_eq!(first, second);
+        let stored: BTreeMap<String, u16> = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(".locald/ports.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored, first);
+        // A port someone else now listens on is given up.
+        let _squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, first["a"])).unwrap();
+        let third = assign(&project).unwrap();
+        assert_ne!(third["a"], first["a"]);
+        assert_eq!(third["b"], first["b"]);
+    }
+}

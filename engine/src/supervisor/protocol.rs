@@ -1,0 +1,170 @@
+//! The control protocol spoken over `.locald/supervisor.sock`: one JSON
+//! request per line, one JSON response per line.
+
+use serde::{Deserialize, Serialize};
+
+/// A service's lifecycle state, as shown by `locald status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Waiting for its dependencies to be healthy.
+    Pending,
+    /// Process started, not ready yet, still inside `start_period`.
+    Starting,
+    /// Process up, `start_period` over, its probe has not passed yet.
+    Running,
+    /// Ready: its probe passed (or it has none).
+    Healthy,
+    /// Was ready, then failed `retries` probes in a row.
+    Unhealthy,
+    /// Waiting before the next restart.
+    Backoff,
+    /// Finished and, by its restart policy, stays down.
+    Exited,
+    /// Gave up: failed under `restart = never`, or out of `max_restarts`.
+    Failed,
+    /// Stopped on request (or never selected by `up`).
+    Stopped,
+}
+
+impl ServiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Pending => "pending",
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Healthy => "healthy",
+            ServiceState::Unhealthy => "unhealthy",
+            ServiceState::Backoff => "backoff",
+            ServiceState::Exited => "exited",
+            ServiceState::Failed => "failed",
+            ServiceState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ServiceState> {
+        [
+            ServiceState::Pending,
+            ServiceState::Starting,
+            ServiceState::Running,
+            ServiceState::Healthy,
+            ServiceState::Unhealthy,
+            ServiceState::Backoff,
+            ServiceState::Exited,
+            ServiceState::Failed,
+            ServiceState::Stopped,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
+    /// Whether a process of the service may be alive in this state.
+    pub fn has_process(self) -> bool {
+        matches!(
+            self,
+            ServiceState::Starting
+                | ServiceState::Running
+                | ServiceState::Healthy
+                | ServiceState::Unhealthy
+        )
+    }
+}
+
+/// One service's status, as returned by [`super::Client::status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// pending|starting|running|healthy|unhealthy|backoff|exited|failed|stopped
+    pub state: String,
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    pub restarts: u32,
+    pub exit_code: Option<i32>,
+    pub since_unix_ms: u64,
+}
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum Request {
+    Status,
+    Start {
+        service: String,
+    },
+    /// Stop one service, or every service (in reverse dependency order).
+    Stop {
+        service: Option<String>,
+    },
+    Restart {
+        service: String,
+    },
+    /// Stop everything and exit the supervisor.
+    Down,
+}
+
+/// The supervisor's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<ServiceStatus>>,
+}
+
+impl Response {
+    pub fn done() -> Self {
+        Response {
+            ok: true,
+            error: None,
+            services: None,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            services: None,
+        }
+    }
+
+    pub fn statuses(services: Vec<ServiceStatus>) -> Self {
+        Response {
+            ok: true,
+            error: None,
+            services: Some(services),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_one_line_json() {
+        let request = Request::Stop { service: None };
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(line, r#"{"command":"stop","service":null}"#);
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
+        let start: Request =
+            serde_json::from_str(r#"{"command":"start","service":"web"}"#).unwrap();
+        assert_eq!(
+            start,
+            Request::Start {
+                service: "web".into()
+            }
+        );
+    }
+
+    #[test]
+    fn responses_omit_empty_fields() {
+        assert_eq!(
+            serde_json::to_string(&Response::done()).unwrap(),
+            r#"{"ok":true}"#
+        );
+        let failed: Response = serde_json::from_str(r#"{"ok":false,"error":"no"}"#).unwrap();
+        assert_eq!(failed, Response::failed("no"));
+    }
+}
