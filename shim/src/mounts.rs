@@ -52,12 +52,14 @@ pub fn enter_rootless_namespaces(uid: Uid, gid: Gid) -> Result<()> {
 }
 
 /// Hides the host's cgroup hierarchies behind an empty tmpfs in the shim's mount namespace.
-/// A rootless container gets no cgroup of its own (nothing is delegated to it), and libcontainer
-/// then creates its cgroup directories on this scratch tmpfs, which disappears with the shim.
-pub fn shadow_cgroupfs() -> Result<()> {
+/// A rootless container gets no cgroup of its own (nothing is delegated to it), yet libcontainer
+/// still adds its init to `<hierarchy>/<cgroups_path>/cgroup.procs` in every v1 hierarchy it finds
+/// in mountinfo: those files are made here, on the scratch tmpfs that disappears with the shim.
+pub fn shadow_cgroupfs(cgroups_path: &Path) -> Result<()> {
     if !Path::new(CGROUP_ROOT).is_dir() {
         return Ok(());
     }
+    let hierarchies = v1_cgroup_mount_points()?;
     mount(
         Some("tmpfs"),
         CGROUP_ROOT,
@@ -65,7 +67,44 @@ pub fn shadow_cgroupfs() -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755"),
     )
-    .context("mounting a scratch tmpfs over /sys/fs/cgroup")
+    .context("mounting a scratch tmpfs over /sys/fs/cgroup")?;
+    let relative = cgroups_path.strip_prefix("/").unwrap_or(cgroups_path);
+    for hierarchy in hierarchies {
+        if !hierarchy.starts_with(CGROUP_ROOT) {
+            continue;
+        }
+        let dir = hierarchy.join(relative);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The cpuset controller copies cpus/mems down from each parent and refuses empty ones.
+        if hierarchy.to_string_lossy().contains("cpuset") {
+            let mut level = hierarchy.clone();
+            for component in std::iter::once(None).chain(relative.components().map(Some)) {
+                if let Some(component) = component {
+                    level.push(component);
+                }
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    fs::write(level.join(file), "0\n")
+                        .with_context(|| format!("creating {}/{file}", level.display()))?;
+                }
+            }
+        }
+        fs::write(dir.join("cgroup.procs"), "")
+            .with_context(|| format!("creating {}/cgroup.procs", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Mount points of the cgroup v1 hierarchies, from /proc/self/mountinfo.
+fn v1_cgroup_mount_points() -> Result<Vec<PathBuf>> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    Ok(mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, filesystem) = line.split_once(" - ")?;
+            let mount_point = mount.split(' ').nth(4)?;
+            (filesystem.split(' ').next()? == "cgroup").then(|| PathBuf::from(mount_point))
+        })
+        .collect())
 }
 
 /// The directories of an overlay rootfs requested through the spec's annotations.

@@ -39,10 +39,18 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let spec =
         Spec::load(bundle.join("config.json")).context("loading the bundle's config.json")?;
 
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|linux| linux.cgroups_path().clone());
     let rootless = !Uid::effective().is_root();
     if rootless {
         mounts::enter_rootless_namespaces(Uid::effective(), Gid::effective())?;
-        mounts::shadow_cgroupfs()?;
+        // libcontainer's own default when the spec names no cgroup.
+        let effective_path = cgroups_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!(":youki:{}", args.id)));
+        mounts::shadow_cgroupfs(&effective_path)?;
     } else {
         mounts::enter_private_mount_namespace()?;
     }
@@ -53,10 +61,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let mut cleanup = Cleanup {
         bundle: bundle.clone(),
         state_dir: args.state_root.join(&args.id),
-        cgroups_path: spec
-            .linux()
-            .as_ref()
-            .and_then(|linux| linux.cgroups_path().clone()),
+        cgroups_path,
         overlay,
         rootless,
         container: None,

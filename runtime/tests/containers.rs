@@ -1,0 +1,458 @@
+//! Integration tests that really run containers with `locald-shim` from a busybox rootfs built
+//! here (from the host's static `/bin/busybox`). They need root, and the shim binary: build it
+//! first with `cargo build -p locald-shim` (the repo's test script builds the whole workspace),
+//! or point `LOCALD_SHIM` at one. A missing shim fails the tests with a message saying so.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use locald_image::{ImageConfig, StoredImage};
+use locald_runtime::{
+    runtime_spec, shim_path, state_root, Bundle, ContainerSpec, Mode, VolumeMount,
+};
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "ls", "sleep", "true", "false", "env", "pwd", "id", "test", "stty", "tty",
+    "touch", "mount", "hostname",
+];
+
+/// A busybox rootfs shared by the tests of this binary (read-only by convention, like the store's).
+fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("locald-runtime-test-rootfs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::create_dir_all(dir.join("etc")).unwrap();
+        fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("these tests need /bin/busybox");
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+        }
+        fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+        // Readable by the rootless test's unprivileged user.
+        for path in [dir.as_path(), &dir.join("bin"), &dir.join("etc")] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    })
+}
+
+fn require_shim() -> PathBuf {
+    shim_path().unwrap_or_else(|err| {
+        panic!("{err}\nThese tests run containers with locald-shim: run `cargo build -p locald-shim` first.")
+    })
+}
+
+fn unique_id(name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "rt-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn container(name: &str, command: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        id: unique_id(name),
+        image: StoredImage {
+            reference: "localhost/busybox:test".into(),
+            manifest_digest: "sha256:test".into(),
+            config: ImageConfig {
+                entrypoint: vec![],
+                cmd: vec!["sh".into()],
+                env: vec!["PATH=/bin".into()],
+                working_dir: None,
+                user: None,
+                exposed_ports: vec![],
+            },
+            rootfs: busybox_rootfs().to_path_buf(),
+        },
+        command: Some(command.iter().map(|s| s.to_string()).collect()),
+        entrypoint: None,
+        env: vec![],
+        workdir: None,
+        user: None,
+        volumes: vec![],
+        tty: false,
+        interactive: false,
+        hostname: None,
+    }
+}
+
+/// Runs a container to completion with piped stdio and checks nothing is left behind.
+fn run(spec: &ContainerSpec, stdin: &[u8]) -> Output {
+    require_shim();
+    let bundle = Bundle::create(spec).expect("bundle");
+    let mut child = bundle
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the shim");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    let bundle_dir = bundle.dir().to_path_buf();
+    bundle.remove().unwrap();
+    assert!(!bundle_dir.exists());
+    assert_nothing_left(&spec.id);
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn assert_nothing_left(id: &str) {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(id),
+        "a mount mentions {id}:\n{mountinfo}"
+    );
+    assert!(
+        !state_root().join(id).exists(),
+        "libcontainer state left for {id}"
+    );
+    for hierarchy in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let leftover = hierarchy.path().join("locald").join(id);
+        assert!(!leftover.exists(), "cgroup left: {}", leftover.display());
+    }
+}
+
+#[test]
+fn echo_prints_and_exits_zero() {
+    let output = run(&container("echo", &["echo", "hello from a container"]), b"");
+    assert_eq!(
+        stdout(&output),
+        "hello from a container\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn exit_code_is_returned() {
+    let output = run(&container("exit", &["sh", "-c", "exit 3"]), b"");
+    assert_eq!(output.status.code(), Some(3));
+}
+
+#[test]
+fn env_and_workdir_apply() {
+    let mut spec = container("env", &["sh", "-c", "echo $GREETING $PATH; pwd; id -u"]);
+    spec.env = vec![("GREETING".into(), "hi".into())];
+    spec.workdir = Some("/work/dir".into());
+    let output = run(&spec, b"");
+    assert_eq!(
+        stdout(&output),
+        "hi /bin\n/work/dir\n0\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !busybox_rootfs().join("work").exists(),
+        "the image rootfs was written to"
+    );
+}
+
+#[test]
+fn container_writes_stay_out_of_the_image() {
+    let output = run(
+        &container(
+            "overlay",
+            &["sh", "-c", "echo x > /bin/new && cat /bin/new"],
+        ),
+        b"",
+    );
+    assert_eq!(stdout(&output), "x\n");
+    assert!(!busybox_rootfs().join("bin/new").exists());
+}
+
+#[test]
+fn volumes_mount_read_write_and_read_only() {
+    let rw = tempfile::tempdir().unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    fs::write(ro.path().join("config"), "from host\n").unwrap();
+    let mut spec = container(
+        "volumes",
+        &["sh", "-c", "echo written > /data/out && cat /conf/config && if touch /conf/x 2>/dev/null; then echo ro-writable; fi"],
+    );
+    spec.volumes = vec![
+        VolumeMount {
+            host: rw.path().to_path_buf(),
+            container: "/data".into(),
+            read_only: false,
+        },
+        VolumeMount {
+            host: ro.path().to_path_buf(),
+            container: "/conf".into(),
+            read_only: true,
+        },
+    ];
+    let output = run(&spec, b"");
+    assert_eq!(
+        stdout(&output),
+        "from host\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(rw.path().join("out")).unwrap(),
+        "written\n"
+    );
+    assert!(!ro.path().join("x").exists());
+}
+
+#[test]
+fn stdin_is_forwarded() {
+    let mut spec = container("stdin", &["cat"]);
+    spec.interactive = true;
+    let output = run(&spec, b"line one\nline two\n");
+    assert_eq!(stdout(&output), "line one\nline two\n");
+}
+
+#[test]
+fn output_to_dev_null_does_not_break_the_container() {
+    require_shim();
+    let spec = container(
+        "devnull",
+        &["sh", "-c", "echo quiet; echo loud >&2; exit 4"],
+    );
+    let bundle = Bundle::create(&spec).unwrap();
+    let status = bundle
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(4));
+    bundle.remove().unwrap();
+    assert_nothing_left(&spec.id);
+}
+
+/// Starts a container, waits until it prints `ready`, sends `signal` to the shim, returns the
+/// shim's exit code and how long the container took to go.
+fn signal_running_container(name: &str, script: &str, signal: i32) -> (Option<i32>, Duration) {
+    require_shim();
+    let spec = container(name, &["sh", "-c", script]);
+    let bundle = Bundle::create(&spec).unwrap();
+    let mut child = bundle
+        .command()
+        .args(["--stop-timeout", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    out.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    let sent = Instant::now();
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    let elapsed = sent.elapsed();
+    bundle.remove().unwrap();
+    assert_nothing_left(&spec.id);
+    (status.code(), elapsed)
+}
+
+#[test]
+fn forwarded_signal_reaches_the_container() {
+    let (code, _) = signal_running_container(
+        "trap",
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        libc::SIGTERM,
+    );
+    assert_eq!(code, Some(7));
+}
+
+#[test]
+fn killed_container_reports_128_plus_signal() {
+    // `sleep` as the pid namespace's init ignores SIGTERM: the shim escalates to SIGKILL after
+    // the stop timeout (1 s here).
+    let (code, elapsed) =
+        signal_running_container("kill", "echo ready; exec sleep 30", libc::SIGTERM);
+    assert_eq!(code, Some(128 + 9));
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "killed after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "killed after {elapsed:?}"
+    );
+}
+
+#[test]
+fn tty_run_through_a_pseudo_terminal() {
+    require_shim();
+    let mut spec = container(
+        "tty",
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo is-a-tty; stty size; echo $TERM",
+        ],
+    );
+    spec.tty = true;
+    let bundle = Bundle::create(&spec).unwrap();
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 37,
+            ws_col: 111,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut child = bundle
+        .command()
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Read until the shim exits and the slave side closes (EIO).
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(0), "output: {text}");
+    assert!(text.contains("is-a-tty"), "output: {text}");
+    assert!(
+        text.contains("37 111"),
+        "window size not propagated: {text}"
+    );
+    assert!(text.contains("xterm"), "output: {text}");
+    let _ = master.as_raw_fd();
+    bundle.remove().unwrap();
+    assert_nothing_left(&spec.id);
+}
+
+/// Rootless: an unprivileged user runs the shim; inside, the container sees itself as root.
+#[test]
+fn rootless_container_runs_as_an_unprivileged_user() {
+    let shim = require_shim();
+    let user = "locald-test";
+    if Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        let created = Command::new("useradd")
+            .args(["-m", user])
+            .status()
+            .expect("useradd");
+        assert!(created.success(), "useradd {user} failed");
+    }
+    let id_of = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, user]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (uid, gid) = (id_of("-u"), id_of("-g"));
+
+    // A bundle the user owns, written as `Bundle` would in that user's own session, over an
+    // image rootfs the user owns (a rootless user's image store is their own: overlayfs in a
+    // user namespace cannot copy up files whose owner is not mapped into it).
+    let mut spec = container(
+        "rootless",
+        &[
+            "sh",
+            "-c",
+            "id -u; echo hello > /tmp/x && cat /tmp/x; echo x > /bin/y && echo wrote",
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let image_rootfs = work.path().join("image-rootfs");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(busybox_rootfs())
+        .arg(&image_rootfs)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    spec.image.rootfs = image_rootfs.clone();
+    let bundle = work.path().join("bundle");
+    let state = work.path().join("state");
+    for dir in [
+        &bundle,
+        &bundle.join("rootfs"),
+        &bundle.join("upper"),
+        &bundle.join("work"),
+        &state,
+    ] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    fs::write(bundle.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    fs::write(bundle.join("resolv.conf"), "").unwrap();
+    let mut oci = runtime_spec(&spec, Mode::Rootless { uid, gid }).unwrap();
+    for mount in oci.mounts_mut().as_mut().unwrap() {
+        if let Some(source) = mount.source().clone().filter(|s| s.is_relative()) {
+            mount.set_source(Some(bundle.join(source)));
+        }
+    }
+    oci.save(bundle.join("config.json")).unwrap();
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(work.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // The shim must be reachable by the user: copy it next to the bundle.
+    let user_shim = work.path().join("locald-shim");
+    fs::copy(&shim, &user_shim).unwrap();
+
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &gid.to_string(),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&user_shim)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .args(["--id", &spec.id, "--root"])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stdout(&output), "0\nhello\nwrote\n", "stderr: {err}");
+    assert_eq!(output.status.code(), Some(0), "stderr: {err}");
+    assert!(
+        !image_rootfs.join("bin/y").exists(),
+        "the image rootfs was written to"
+    );
+    assert!(!state.join(&spec.id).exists(), "rootless state left behind");
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&spec.id));
+}
