@@ -184,3 +184,180 @@ fn last_table_position(table: &Table) -> isize {
     }
     last
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    const COMMENTED: &str = r#"# The shop, run locally.
+[project]
+name   =   "shop"   # spaced as the user likes
+
+[services.web]   # the front end
+command = 'npm run dev'
+depends_on = [ "db" ]
+
+[services.db]
+image = "postgres:16"
+
+# notes kept at the end
+#   with odd indentation
+"#;
+
+    fn api_fields() -> Vec<(&'static str, Value)> {
+        vec![
+            ("command", Value::from("python3 -m http.server $PORT")),
+            ("port", Value::from(8080)),
+            ("depends_on", Value::Array(["db"].into_iter().collect())),
+        ]
+    }
+
+    fn project_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        fs::write(&path, text).unwrap();
+        (temp, path)
+    }
+
+    #[test]
+    fn appends_the_service_and_keeps_every_other_byte() {
+        let (_temp, path) = project_file(COMMENTED);
+        add_service(&path, "api", &api_fields()).unwrap();
+        let updated = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            updated,
+            format!(
+                "{COMMENTED}\n[services.api]\ncommand = \"python3 -m http.server $PORT\"\nport = 8080\ndepends_on = [\"db\"]\n"
+            )
+        );
+        let project = load_toml(&path, &updated).unwrap();
+        assert_eq!(project.service_names(), ["web", "db", "api"]);
+    }
+
+    #[test]
+    fn creates_a_missing_file_named_after_its_directory() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("my-app");
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("locald.toml");
+        add_service(&path, "web", &[("command", Value::from("npm start"))]).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "[project]\nname = \"my-app\"\n\n[services.web]\ncommand = \"npm start\"\n"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_final_newline_gets_one_before_the_table() {
+        let (_temp, path) = project_file("[project]\nname = \"x\"");
+        add_service(&path, "web", &[("command", Value::from("y"))]).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "[project]\nname = \"x\"\n\n[services.web]\ncommand = \"y\"\n"
+        );
+    }
+
+    #[test]
+    fn an_inline_services_table_takes_the_service_inline() {
+        let (_temp, path) = project_file("services = { web = { command = \"x\" } }\n");
+        add_service(&path, "db", &[("image", Value::from("redis"))]).unwrap();
+        let updated = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            load_toml(&path, &updated).unwrap().service_names(),
+            ["web", "db"]
+        );
+        assert!(
+            updated.starts_with("services = { web = { command = \"x\" }"),
+            "{updated}"
+        );
+    }
+
+    #[test]
+    fn refuses_existing_services_invalid_files_and_invalid_fields_leaving_the_file_alone() {
+        let (_temp, path) = project_file(COMMENTED);
+        let unchanged = || assert_eq!(fs::read_to_string(&path).unwrap(), COMMENTED);
+
+        let exists = add_service(&path, "web", &[("command", Value::from("x"))]).unwrap_err();
+        assert!(matches!(exists, EditError::ServiceExists { ref name, .. } if name == "web"));
+        assert_eq!(
+            exists.to_string(),
+            format!("service `web` already exists in {}", path.display())
+        );
+        unchanged();
+
+        let field = add_service(
+            &path,
+            "api",
+            &[("command", Value::from("x")), ("port", Value::from("80"))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            field.to_string(),
+            "services.api.port: expected an integer, found a string (write 80 without quotes)"
+        );
+        unchanged();
+
+        let dependency = add_service(
+            &path,
+            "api",
+            &[
+                ("command", Value::from("x")),
+                ("depends_on", Value::Array(["cache"].into_iter().collect())),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(dependency, EditError::WouldBeInvalid(_)),
+            "{dependency}"
+        );
+        assert!(
+            dependency
+                .to_string()
+                .contains("service `api` depends on unknown service `cache`"),
+            "{dependency}"
+        );
+        unchanged();
+
+        let name = add_service(&path, "my api", &[("command", Value::from("x"))]).unwrap_err();
+        assert!(matches!(name, EditError::InvalidName(_)));
+        unchanged();
+    }
+
+    #[test]
+    fn refuses_a_file_that_does_not_validate() {
+        let broken = "[services.web]\ncommand = \"unterminated\n";
+        let (_temp, path) = project_file(broken);
+        let error = add_service(&path, "api", &[("command", Value::from("x"))]).unwrap_err();
+        assert!(matches!(error, EditError::InvalidConfig(_)), "{error}");
+        assert!(
+            error.to_string().starts_with("error: invalid TOML"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), broken);
+    }
+
+    #[test]
+    fn keeps_permissions_and_writes_through_symlinks() {
+        let (temp, real) = project_file("[project]\nname = \"x\"\n");
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+        let link_dir = temp.path().join("elsewhere");
+        fs::create_dir(&link_dir).unwrap();
+        let link = link_dir.join("locald.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        add_service(&link, "web", &[("command", Value::from("y"))]).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::read_to_string(&real)
+            .unwrap()
+            .contains("[services.web]"));
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+    }
+}
