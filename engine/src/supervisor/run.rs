@@ -70,7 +70,8 @@ pub fn supervise_main(root: &Path) -> ! {
 }
 
 fn supervise(root: &Path) -> Result<i32, SupervisorError> {
-    let project = load_project(root)?;
+    let project = crate::script::load_project(root)
+        .map_err(|error| SupervisorError::Project(error.to_string()))?;
     let requested: Vec<String> = std::env::var(SERVICES_VAR)
         .unwrap_or_default()
         .split(',')
@@ -86,12 +87,6 @@ fn supervise(root: &Path) -> Result<i32, SupervisorError> {
     let ended = run_supervisor(&project, ports, &enabled, &state, None, lock)?;
     tracing::info!("supervisor exiting");
     Ok(exit_code(&ended))
-}
-
-/// The daemon loads the project the way every command does, through
-/// `crate::script::load_project`.
-fn load_project(root: &Path) -> Result<Project, SupervisorError> {
-    crate::script::load_project(root).map_err(|e| SupervisorError::Project(e.to_string()))
 }
 
 fn exit_code(ended: &Ended) -> i32 {
