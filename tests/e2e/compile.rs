@@ -26,7 +26,7 @@ fn compile_prints_a_script_that_runs_the_same_project() {
     assert!(compiled.contains("service(\"web\""), "{compiled}");
 
     let from_toml = project
-        .locald(["run", "web", "--", "echo \"$DB_URL|$WEIRD-KEY\""])
+        .locald(["run", "web", "--", "printenv", "DB_URL", "WEIRD-KEY"])
         .success()
         .stdout
         .clone();
@@ -35,12 +35,12 @@ fn compile_prints_a_script_that_runs_the_same_project() {
     std::fs::remove_file(project.path().join("locald.toml")).unwrap();
     project.write("locald.rhai", &compiled);
     let from_rhai = project
-        .locald(["run", "web", "--", "echo \"$DB_URL|$WEIRD-KEY\""])
+        .locald(["run", "web", "--", "printenv", "DB_URL", "WEIRD-KEY"])
         .success()
         .stdout
         .clone();
     assert_eq!(from_toml, from_rhai);
-    assert_eq!(from_toml, "http://127.0.0.1:6543|quote\"back\\slash\n");
+    assert_eq!(from_toml, "http://127.0.0.1:6543\nquote\"back\\slash\n");
 }
 
 #[test]

@@ -84,6 +84,10 @@ env = { DB_PORT = "${services.db.port}" }
     project
         .locald(["up", "-d", "--wait", "--timeout", "30s"])
         .success();
+    // api has no dependents, so it is ready once started: wait for its verdict.
+    project.wait_for("api's verdict", Duration::from_secs(10), |p| {
+        p.read("verdict.txt").ends_with('\n')
+    });
     assert_eq!(project.read("verdict.txt"), "db-was-ready\n");
     assert_eq!(service_field(&project, "db", "state"), "healthy");
     project.locald(["down"]).success();
@@ -210,18 +214,21 @@ max_restarts = 1
     let out = project
         .locald(["logs", "burst", "-n", "100000"])
         .success();
-    let runs = out.stdout.lines().filter(|l| l.ends_with("run-start")).count();
+    let runs = out.stdout.lines().filter(|l| *l == "burst | run-start").count();
     assert_eq!(runs, 2, "both runs are in the log");
     for n in [1, 777, 20000] {
         let count = out
             .stdout
             .lines()
-            .filter(|l| l.ends_with(&format!(" {n}")))
+            .filter(|l| *l == format!("burst | {n}"))
             .count();
         assert_eq!(count, 2, "line {n} appears once per run");
     }
     assert_eq!(
-        out.stdout.lines().filter(|l| l.ends_with("after-long-line")).count(),
+        out.stdout
+            .lines()
+            .filter(|l| *l == "burst | after-long-line")
+            .count(),
         2,
         "the collector survives a 100 KB line"
     );
