@@ -308,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("bundle");
         fs::create_dir_all(tree.join("work/work")).unwrap();
-        fs::set_permissions(tree.join("work/work"), fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(tree.join("work/work"), fs::Permissions::from_mode(0o000)).unwrap();
         remove_tree(&tree).unwrap();
         assert!(!tree.exists());
         remove_tree(&tree).unwrap();

@@ -83,7 +83,7 @@ pub fn resolve(user: &str, rootfs: &Path) -> Result<ResolvedUser, UserError> {
     let additional_gids = match (group_part, entry) {
         (None, Some(entry)) => groups
             .iter()
-            .filter(|g| g.gid != gid && g.members.iter().any(|m| *m == entry.name))
+            .filter(|g| g.gid != gid && g.members.contains(&entry.name))
             .map(|g| g.gid)
             .collect(),
         _ => Vec::new(),
