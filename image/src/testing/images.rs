@@ -234,3 +234,30 @@ pub fn multiarch_index() -> Result<BuiltIndex, FixtureError> {
         .build();
     Ok(BuiltIndex::new(vec![foreign_image, host_image]))
 }
+
+/// A benchmark image: busybox plus `layers` layers of `files_per_layer`
+/// small, compressible, distinct files each (deterministic content).
+pub fn bench_image(layers: usize, files_per_layer: usize) -> Result<BuiltImage, FixtureError> {
+    let mut builder = ImageBuilder::new().layer(busybox_layer(LayerCompression::Gzip)?);
+    for layer_index in 0..layers {
+        let mut layer = LayerBuilder::new();
+        let dir = format!("srv/layer{layer_index}");
+        layer.dir("srv", 0o755).dir(&dir, 0o755);
+        for file_index in 0..files_per_layer {
+            let line = format!("layer {layer_index} file {file_index} payload line\n");
+            let content = line.repeat(64 + (file_index % 64) * 8);
+            layer.file(
+                &format!("{dir}/f{file_index}.txt"),
+                0o644,
+                content.as_bytes(),
+            );
+        }
+        let compression = if layer_index % 2 == 0 {
+            LayerCompression::Gzip
+        } else {
+            LayerCompression::Zstd
+        };
+        builder = builder.layer(layer.build(compression));
+    }
+    Ok(builder.config(ConfigOverride::default().apply()).build())
+}

@@ -10,7 +10,7 @@ mod registry;
 
 pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
 pub use images::{
-    busybox_image, malicious_image, multiarch_index, multilayer_image, ConfigOverride,
+    bench_image, busybox_image, malicious_image, multiarch_index, multilayer_image, ConfigOverride,
     MaliciousKind,
 };
 pub use push::{push_image, push_index};

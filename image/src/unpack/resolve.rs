@@ -83,7 +83,7 @@ pub(crate) fn resolve_dir(
                 if follows > MAX_SYMLINK_FOLLOWS {
                     return Err(ResolveError::TooManySymlinks);
                 }
-                let target = std::fs::read_link(&path).map_err(|e| ResolveError::Io(e))?;
+                let target = std::fs::read_link(&path).map_err(ResolveError::Io)?;
                 let absolute = target.is_absolute();
                 if absolute {
                     resolved.clear();
@@ -109,7 +109,7 @@ pub(crate) fn resolve_dir(
                 std::fs::DirBuilder::new()
                     .mode(0o755)
                     .create(&path)
-                    .map_err(|e| ResolveError::Io(e))?;
+                    .map_err(ResolveError::Io)?;
                 resolved.push(name);
             }
             Err(e) => return Err(ResolveError::Io(e)),
