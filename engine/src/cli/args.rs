@@ -12,8 +12,9 @@ use clap::{ArgAction, Parser};
     after_help = "Every verb is a built-in Rhai script: `locald stdlib NAME` shows it."
 )]
 pub struct Cli {
-    /// More diagnostics (-v debug, -vv trace); RUST_LOG overrides
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    /// More diagnostics (-v debug, -vv trace); RUST_LOG overrides. Given
+    /// before the verb (`locald -v up`): after it, `-v` is a container volume.
+    #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
     /// Run as if started in DIR
@@ -97,8 +98,158 @@ pub enum Subcommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run containers with the embedded runtime (no Docker daemon)
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage the image store shared by all projects
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Add services to locald.toml
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// An interactive Rhai session with locald's primitives
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainerCommand {
+    /// Run a command in a new container of IMAGE (pulled when missing)
+    Run {
+        /// Keep stdin open and forward it to the container
+        #[arg(short, long)]
+        interactive: bool,
+        /// Give the container a terminal
+        #[arg(short, long)]
+        tty: bool,
+        /// Remove the container when it exits (always done; accepted for Docker habits)
+        #[arg(long)]
+        rm: bool,
+        /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
+        #[arg(short, long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Bind-mount a host path (HOST:CONTAINER[:ro])
+        #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+        volume: Vec<String>,
+        /// Working directory inside the container
+        #[arg(short, long, value_name = "DIR")]
+        workdir: Option<String>,
+        /// User inside the container (name or uid[:gid])
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Replace the image's entrypoint
+        #[arg(long, value_name = "PROGRAM")]
+        entrypoint: Option<String>,
+        /// When to pull the image
+        #[arg(long, value_name = "WHEN", default_value = "missing", value_parser = ["always", "missing", "never"])]
+        pull: String,
+        /// The image reference (e.g. alpine, redis:7, 127.0.0.1:5000/app:dev)
+        image: String,
+        /// The command (replaces the image's Cmd)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Fetch an image into the store
+    Pull { reference: String },
+    /// List stored images
+    #[command(alias = "list")]
+    Ls {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove images from the store
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
+    /// Delete data that no stored image uses
+    Prune,
+    /// Import an OCI layout directory, or a rootfs tarball, into the store
+    Import {
+        /// A directory in OCI layout, or a .tar / .tar.gz of a root filesystem
+        path: PathBuf,
+        /// The name to store it under (required for a tarball)
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Add a service to locald.toml (comments and formatting are kept)
+    #[command(subcommand)]
+    Add(ServiceAdd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceAdd {
+    /// A container service running IMAGE
+    Container {
+        image: String,
+        /// The service's name
+        #[arg(long)]
+        name: String,
+        /// A fixed $PORT for the service
+        #[arg(long)]
+        port: Option<u16>,
+        /// The command (replaces the image's Cmd)
+        #[arg(long)]
+        command: Option<String>,
+    },
+    /// A host service running COMMAND
+    Command {
+        /// The service's name
+        #[arg(long)]
+        name: String,
+        /// A fixed $PORT for the service
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_style_container_run_parses() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "locald", "container", "run", "-it", "-e", "A=1", "-v", "/x:/y:ro", "img", "sh", "-c", "echo",
+        ])
+        .expect("parses");
+        let super::Subcommand::Container(super::ContainerCommand::Run {
+            interactive,
+            tty,
+            env,
+            volume,
+            image,
+            command,
+            ..
+        }) = cli.command
+        else {
+            panic!("not container run");
+        };
+        assert!(interactive && tty);
+        assert_eq!(env, ["A=1"]);
+        assert_eq!(volume, ["/x:/y:ro"]);
+        assert_eq!(image, "img");
+        assert_eq!(command, ["sh", "-c", "echo"]);
+    }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use rhai::{Dynamic, Map};
 
-pub use args::{Cli, Subcommand};
+pub use args::{Cli, ContainerCommand, ImageCommand, ServiceAdd, ServiceCommand, Subcommand};
 
 use crate::script;
 
@@ -161,6 +161,72 @@ impl Subcommand {
             Subcommand::Compile { file } => {
                 set("file", optional(file.map(|f| f.display().to_string())));
                 "compile"
+            }
+            Subcommand::Container(ContainerCommand::Run {
+                interactive,
+                tty,
+                rm: _,
+                env,
+                volume,
+                workdir,
+                user,
+                entrypoint,
+                pull,
+                image,
+                command,
+            }) => {
+                set("interactive", interactive.into());
+                set("tty", tty.into());
+                set("env", strings(env));
+                set("volumes", strings(volume));
+                set("workdir", optional(workdir));
+                set("user", optional(user));
+                set("entrypoint", optional(entrypoint));
+                set("pull", pull.into());
+                set("image", image.into());
+                set("command", strings(command));
+                "container-run"
+            }
+            Subcommand::Image(ImageCommand::Pull { reference }) => {
+                set("reference", reference.into());
+                "image-pull"
+            }
+            Subcommand::Image(ImageCommand::Ls { json }) => {
+                set("json", json.into());
+                "image-ls"
+            }
+            Subcommand::Image(ImageCommand::Rm { references }) => {
+                set("references", strings(references));
+                "image-rm"
+            }
+            Subcommand::Image(ImageCommand::Prune) => "image-prune",
+            Subcommand::Image(ImageCommand::Import { path, name }) => {
+                set("path", path.display().to_string().into());
+                set("name", optional(name));
+                "image-import"
+            }
+            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Container {
+                image,
+                name,
+                port,
+                command,
+            })) => {
+                set("image", image.into());
+                set("name", name.into());
+                set("port", port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))));
+                set("command", optional(command));
+                "service-add"
+            }
+            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Command {
+                name,
+                port,
+                command,
+            })) => {
+                set("image", Dynamic::UNIT);
+                set("name", name.into());
+                set("port", port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))));
+                set("command", strings(command));
+                "service-add"
             }
             Subcommand::Repl | Subcommand::Stdlib { .. } | Subcommand::Script { .. } => {
                 unreachable!("handled in execute")

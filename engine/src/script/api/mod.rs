@@ -8,6 +8,7 @@ use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
 pub mod config;
+pub mod container;
 pub mod ports;
 pub mod process;
 pub mod supervisor;
@@ -25,6 +26,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(terminal::terminal_api).into());
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
+    engine.register_global_module(exported_module!(container::container_api).into());
 }
 
 /// Turns any displayable error into a script error at the caller's position.
