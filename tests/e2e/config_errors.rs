@@ -5,9 +5,8 @@ use crate::harness::Project;
 
 #[test]
 fn unknown_key_names_line_and_suggests() {
-    let project = Project::with_toml(
-        "[project]\nname = \"demo\"\n\n[services.web]\ncomand = \"echo hi\"\n",
-    );
+    let project =
+        Project::with_toml("[project]\nname = \"demo\"\n\n[services.web]\ncomand = \"echo hi\"\n");
     let out = project.locald(["run", "web", "--", "true"]).code(1);
     out.stderr_has("unknown key `comand`")
         .stderr_has("locald.toml:5:1")

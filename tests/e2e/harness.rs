@@ -63,6 +63,7 @@ impl Project {
             args: args.into_iter().map(|a| a.as_ref().to_string()).collect(),
             env: BTreeMap::new(),
             stdin: None,
+            own_process_group: false,
         }
     }
 
@@ -99,9 +100,17 @@ pub struct Run {
     args: Vec<String>,
     env: BTreeMap<String, String>,
     stdin: Option<String>,
+    own_process_group: bool,
 }
 
 impl Run {
+    /// Runs locald in a process group of its own, as a shell does for a
+    /// foreground job, so a test can signal the group like Ctrl-C does.
+    pub fn process_group(mut self) -> Self {
+        self.own_process_group = true;
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.into(), value.into());
         self
@@ -119,15 +128,22 @@ impl Run {
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .envs(&self.env);
+        if self.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd
     }
 
     /// Runs to completion and returns what happened.
     pub fn output(self) -> Outcome {
         let mut cmd = self.command();
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn locald");
         if let Some(input) = &self.stdin {
             let mut stdin = child.stdin.take().expect("stdin");
@@ -190,12 +206,18 @@ impl Outcome {
     }
 
     pub fn stdout_has(&self, needle: &str) -> &Self {
-        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n{self}");
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{self}"
+        );
         self
     }
 
     pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{self}"
+        );
         self
     }
 }

@@ -5,6 +5,7 @@ mod harness;
 
 mod compile;
 mod config_errors;
+mod containers;
 mod run;
 mod supervise;
 mod try_verb;

@@ -43,7 +43,11 @@ fn pids_with_arg(needle: &str) -> Vec<i32> {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        if cmdline.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()) && alive(pid) {
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == needle.as_bytes())
+            && alive(pid)
+        {
             pids.push(pid);
         }
     }
@@ -159,7 +163,11 @@ depends_on = ["middle"]
     });
     project.locald(["down"]).success();
     assert_eq!(project.read("order.txt"), "top\nmiddle\nbase\n");
-    assert_eq!(pids_with_arg("987601"), Vec::<i32>::new(), "grandchildren survived down");
+    assert_eq!(
+        pids_with_arg("987601"),
+        Vec::<i32>::new(),
+        "grandchildren survived down"
+    );
 }
 
 #[test]
@@ -211,10 +219,12 @@ max_restarts = 1
     project.wait_for("failed after one restart", Duration::from_secs(15), |p| {
         service_field(p, "burst", "state") == "failed"
     });
-    let out = project
-        .locald(["logs", "burst", "-n", "100000"])
-        .success();
-    let runs = out.stdout.lines().filter(|l| *l == "burst | run-start").count();
+    let out = project.locald(["logs", "burst", "-n", "100000"]).success();
+    let runs = out
+        .stdout
+        .lines()
+        .filter(|l| *l == "burst | run-start")
+        .count();
     assert_eq!(runs, 2, "both runs are in the log");
     for n in [1, 777, 20000] {
         let count = out
@@ -264,7 +274,11 @@ health = "tcp"
         service_field(p, "web", "state") == "healthy"
     });
     assert_ne!(service_field(&project, "web", "pid"), pid_before);
-    assert_eq!(service_field(&project, "web", "port"), port, "same port after restart");
+    assert_eq!(
+        service_field(&project, "web", "port"),
+        port,
+        "same port after restart"
+    );
 
     // A second supervisor for the same project is refused.
     project.locald(["up", "-d"]).code(1).stderr_has("already");
@@ -283,7 +297,8 @@ health = "none"
     );
     let mut child = project.locald(["up"]).spawn();
     project.wait_for("log line", Duration::from_secs(10), |p| {
-        p.read(".locald/logs/talker.log").contains("hello from talker")
+        p.read(".locald/logs/talker.log")
+            .contains("hello from talker")
     });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -295,7 +310,9 @@ health = "none"
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(status.success(), "{status:?}\n{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with("talker") && l.contains("| hello from talker")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("talker") && l.contains("| hello from talker")),
         "{stdout}"
     );
     assert!(stdout.contains("bye"), "{stdout}");

@@ -231,7 +231,18 @@ mod tests {
     fn docker_style_container_run_parses() {
         use clap::Parser;
         let cli = Cli::try_parse_from([
-            "locald", "container", "run", "-it", "-e", "A=1", "-v", "/x:/y:ro", "img", "sh", "-c", "echo",
+            "locald",
+            "container",
+            "run",
+            "-it",
+            "-e",
+            "A=1",
+            "-v",
+            "/x:/y:ro",
+            "img",
+            "sh",
+            "-c",
+            "echo",
         ])
         .expect("parses");
         let super::Subcommand::Container(super::ContainerCommand::Run {

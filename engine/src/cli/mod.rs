@@ -213,7 +213,10 @@ impl Subcommand {
             })) => {
                 set("image", image.into());
                 set("name", name.into());
-                set("port", port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))));
+                set(
+                    "port",
+                    port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))),
+                );
                 set("command", optional(command));
                 "service-add"
             }
@@ -224,7 +227,10 @@ impl Subcommand {
             })) => {
                 set("image", Dynamic::UNIT);
                 set("name", name.into());
-                set("port", port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))));
+                set(
+                    "port",
+                    port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))),
+                );
                 set("command", strings(command));
                 "service-add"
             }

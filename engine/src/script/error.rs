@@ -56,7 +56,9 @@ impl ScriptError {
     ) -> Self {
         let line = pos.line();
         let column = pos.position();
-        let snippet = line.and_then(|l| source.lines().nth(l - 1)).map(str::to_string);
+        let snippet = line
+            .and_then(|l| source.lines().nth(l - 1))
+            .map(str::to_string);
         ScriptError {
             source_name: source_name.to_string(),
             line,

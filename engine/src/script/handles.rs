@@ -88,13 +88,18 @@ impl CustomType for ServiceHandle {
             .with_name("Service")
             .with_get("name", |s: &mut Self| s.name.clone())
             .with_get("command", |s: &mut Self| -> Dynamic {
-                s.spec().command.clone().map_or(Dynamic::UNIT, Dynamic::from)
+                s.spec()
+                    .command
+                    .clone()
+                    .map_or(Dynamic::UNIT, Dynamic::from)
             })
             .with_get("image", |s: &mut Self| -> Dynamic {
                 s.spec().image.clone().map_or(Dynamic::UNIT, Dynamic::from)
             })
             .with_get("is_container", |s: &mut Self| s.spec().is_container())
-            .with_get("workdir", |s: &mut Self| s.spec().workdir.display().to_string())
+            .with_get("workdir", |s: &mut Self| {
+                s.spec().workdir.display().to_string()
+            })
             .with_get("depends_on", |s: &mut Self| strings(&s.spec().depends_on))
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
                 let ports = current_ports(&s.project)?;

@@ -98,7 +98,10 @@ fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> 
                 .map_err(|e| runtime_error(&ctx, e.to_string()))?;
             let mut declared = lock(&declared);
             if declared.services.iter().any(|s| s.name == name) {
-                return Err(runtime_error(&ctx, format!("service `{name}` is declared twice")));
+                return Err(runtime_error(
+                    &ctx,
+                    format!("service `{name}` is declared twice"),
+                ));
             }
             declared.services.push(service);
             Ok(())
@@ -108,5 +111,8 @@ fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> 
 }
 
 pub(crate) fn runtime_error(ctx: &NativeCallContext, message: String) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(message.into(), ctx.call_position()))
+    Box::new(EvalAltResult::ErrorRuntime(
+        message.into(),
+        ctx.call_position(),
+    ))
 }

@@ -14,13 +14,28 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
-    ("container-run", include_str!("../../../stdlib/container-run.rhai")),
-    ("image-pull", include_str!("../../../stdlib/image-pull.rhai")),
+    (
+        "container-run",
+        include_str!("../../../stdlib/container-run.rhai"),
+    ),
+    (
+        "image-pull",
+        include_str!("../../../stdlib/image-pull.rhai"),
+    ),
     ("image-ls", include_str!("../../../stdlib/image-ls.rhai")),
     ("image-rm", include_str!("../../../stdlib/image-rm.rhai")),
-    ("image-prune", include_str!("../../../stdlib/image-prune.rhai")),
-    ("image-import", include_str!("../../../stdlib/image-import.rhai")),
-    ("service-add", include_str!("../../../stdlib/service-add.rhai")),
+    (
+        "image-prune",
+        include_str!("../../../stdlib/image-prune.rhai"),
+    ),
+    (
+        "image-import",
+        include_str!("../../../stdlib/image-import.rhai"),
+    ),
+    (
+        "service-add",
+        include_str!("../../../stdlib/service-add.rhai"),
+    ),
 ];
 
 /// The source of the built-in script `name`.

@@ -84,13 +84,22 @@ pub fn repl() -> std::io::Result<i32> {
     let mut scope = Scope::new();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!("locald REPL: Rhai with locald's primitives (try `load_project()`); Ctrl-D exits.");
+        eprintln!(
+            "locald REPL: Rhai with locald's primitives (try `load_project()`); Ctrl-D exits."
+        );
     }
     let stdin = std::io::stdin();
     let mut buffer = String::new();
     loop {
         if interactive {
-            eprint!("{}", if buffer.is_empty() { "locald> " } else { "   ...> " });
+            eprint!(
+                "{}",
+                if buffer.is_empty() {
+                    "locald> "
+                } else {
+                    "   ...> "
+                }
+            );
             std::io::stderr().flush()?;
         }
         let mut line = String::new();

@@ -101,7 +101,9 @@ pub mod config_api {
                     return std::fs::read_to_string(&rhai)
                         .map_err(|e| fail(format!("cannot read {}: {e}", rhai.display())))
                 }
-                (None, None) => return Err(fail(format!("no locald.toml in {}", files.dir.display()))),
+                (None, None) => {
+                    return Err(fail(format!("no locald.toml in {}", files.dir.display())))
+                }
             }
         } else {
             std::path::PathBuf::from(file.to_string())

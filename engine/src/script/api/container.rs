@@ -63,10 +63,16 @@ pub fn volume(spec: &str) -> Result<VolumeMount, String> {
         [host, container] => (*host, *container, false),
         [host, container, "ro"] => (*host, *container, true),
         [host, container, "rw"] => (*host, *container, false),
-        _ => return Err(format!("invalid volume `{spec}` (expected HOST:CONTAINER[:ro])")),
+        _ => {
+            return Err(format!(
+                "invalid volume `{spec}` (expected HOST:CONTAINER[:ro])"
+            ))
+        }
     };
     if !container.starts_with('/') {
-        return Err(format!("invalid volume `{spec}`: the container path must be absolute"));
+        return Err(format!(
+            "invalid volume `{spec}`: the container path must be absolute"
+        ));
     }
     let host = std::path::absolute(PathBuf::from(host))
         .map_err(|e| format!("invalid volume `{spec}`: {e}"))?;
@@ -214,7 +220,11 @@ pub mod container_api {
     ) -> Result<Map, Box<EvalAltResult>> {
         let store = super::store().map_err(|e| fail(&ctx, e))?;
         let path = std::path::Path::new(path);
-        let name = if name.is_unit() { None } else { Some(name.to_string()) };
+        let name = if name.is_unit() {
+            None
+        } else {
+            Some(name.to_string())
+        };
         let image = if path.is_dir() {
             store.import_oci_layout(path, name.as_deref())
         } else {

@@ -156,17 +156,16 @@ pub mod supervisor_api {
         project: ProjectHandle,
         json: bool,
     ) -> Result<(), Box<EvalAltResult>> {
-        let statuses = match supervisor::Client::connect(&project.0.state_dir())
-            .map_err(|e| fail(&ctx, e))?
-        {
-            Some(mut client) => client.status().map_err(|e| fail(&ctx, e))?,
-            None => project
-                .0
-                .services
-                .iter()
-                .map(|s| super::not_running(&s.name))
-                .collect(),
-        };
+        let statuses =
+            match supervisor::Client::connect(&project.0.state_dir()).map_err(|e| fail(&ctx, e))? {
+                Some(mut client) => client.status().map_err(|e| fail(&ctx, e))?,
+                None => project
+                    .0
+                    .services
+                    .iter()
+                    .map(|s| super::not_running(&s.name))
+                    .collect(),
+            };
         supervisor::print_status(&statuses, json);
         Ok(())
     }
@@ -220,7 +219,10 @@ pub mod supervisor_api {
     /// Stops every service and the supervisor; returns once all are gone.
     /// Returns false when no supervisor was running.
     #[rhai_fn(return_raw)]
-    pub fn down(ctx: NativeCallContext, project: ProjectHandle) -> Result<bool, Box<EvalAltResult>> {
+    pub fn down(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<bool, Box<EvalAltResult>> {
         match supervisor::Client::connect(&project.0.state_dir()).map_err(|e| fail(&ctx, e))? {
             Some(mut client) => client.down().map(|_| true).map_err(|e| fail(&ctx, e)),
             None => Ok(false),
@@ -244,7 +246,8 @@ pub mod supervisor_api {
             super::check_service(&project, &name).map_err(|e| fail(&ctx, e))?;
             Some(name)
         };
-        let lines = usize::try_from(lines).map_err(|_| fail(&ctx, "`lines` must not be negative"))?;
+        let lines =
+            usize::try_from(lines).map_err(|_| fail(&ctx, "`lines` must not be negative"))?;
         supervisor::print_logs(&project.0.state_dir(), service.as_deref(), lines, follow)
             .map_err(|e| fail(&ctx, e))
     }

@@ -62,8 +62,7 @@ pub mod terminal_api {
         } else {
             format!("{question} [{default}]: ")
         };
-        let answer =
-            super::read_answer(&prompt).map_err(|e| crate::script::api::fail(&ctx, e))?;
+        let answer = super::read_answer(&prompt).map_err(|e| crate::script::api::fail(&ctx, e))?;
         Ok(match answer {
             Some(a) if !a.is_empty() => a,
             _ => default.to_string(),
@@ -105,6 +104,15 @@ pub mod terminal_api {
             .map(|w| super::shell_quote(&w.to_string()))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// JSON text of an array (maps have `to_json` built in).
+    #[rhai_fn(name = "to_json", return_raw)]
+    pub fn array_to_json(
+        ctx: NativeCallContext,
+        array: Array,
+    ) -> Result<String, Box<EvalAltResult>> {
+        serde_json::to_string_pretty(&array).map_err(|e| crate::script::api::fail(&ctx, e))
     }
 
     /// The value of an environment variable, or `()` when unset.

@@ -1,0 +1,311 @@
+//! Containers without a daemon, end to end: pull from a real registry (Debian's
+//! `docker-registry` on 127.0.0.1), the shared store, and `container run`
+//! through the embedded runtime. Images are built by the fixtures from the
+//! host's static busybox; nothing reaches the internet.
+
+use std::path::Path;
+use std::time::Duration;
+
+use locald_image::testing::{
+    busybox_image, malicious_image, push_image, BuiltImage, ConfigOverride, MaliciousKind,
+    TestRegistry,
+};
+
+use crate::harness::{Project, Run};
+
+/// A project with its own image store.
+fn project() -> (Project, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("data dir");
+    (Project::new(), data)
+}
+
+fn with_store(run: Run, data: &Path) -> Run {
+    run.env("LOCALD_DATA_DIR", data.to_str().unwrap())
+}
+
+fn push(registry: &TestRegistry, name_tag: &str, image: &BuiltImage) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(push_image(registry.addr(), name_tag, image))
+        .expect("push fixture image");
+}
+
+/// Imports `image` as `name` into the store at `data`, without a registry.
+fn import(project: &Project, data: &Path, name: &str, image: &BuiltImage) {
+    let layout = project
+        .path()
+        .join(format!("layout-{}", name.replace([':', '/'], "-")));
+    image.write_layout(&layout, "latest").expect("write layout");
+    with_store(
+        project.locald(["image", "import", layout.to_str().unwrap(), "--name", name]),
+        data,
+    )
+    .success();
+}
+
+#[test]
+fn pull_once_then_run_from_the_store_without_the_registry() {
+    let (project, data) = project();
+    let registry = TestRegistry::start();
+    push(
+        &registry,
+        "tools/busybox:1",
+        &busybox_image(&ConfigOverride::default()).unwrap(),
+    );
+    let reference = format!("{}/tools/busybox:1", registry.addr());
+
+    with_store(project.locald(["image", "pull", &reference]), data.path())
+        .success()
+        .stderr_has("2 blobs downloaded, 0 already stored");
+    with_store(project.locald(["image", "pull", &reference]), data.path())
+        .success()
+        .stderr_has("0 blobs downloaded, 2 already stored");
+
+    // The registry is gone: the run uses the stored image, fetching nothing.
+    drop(registry);
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            &reference,
+            "echo",
+            "hello from the store",
+        ]),
+        data.path(),
+    )
+    .success()
+    .stdout_is("hello from the store\n");
+    with_store(project.locald(["image", "ls"]), data.path())
+        .success()
+        .stdout_has(&reference);
+}
+
+#[test]
+fn output_and_exit_codes_pass_through() {
+    let (project, data) = project();
+    import(
+        &project,
+        data.path(),
+        "bb:1",
+        &busybox_image(&ConfigOverride::default()).unwrap(),
+    );
+    let out = with_store(
+        project.locald([
+            "container",
+            "run",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 5",
+        ]),
+        data.path(),
+    )
+    .code(5);
+    out.stdout_is("out\n").stderr_has("err\n");
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            "bb:1",
+            "sh",
+            "-c",
+            "sleep 60 & kill -KILL $!; wait $!",
+        ]),
+        data.path(),
+    )
+    .code(128 + 9);
+}
+
+#[test]
+fn stdin_is_forwarded_only_with_dash_i() {
+    let (project, data) = project();
+    import(
+        &project,
+        data.path(),
+        "bb:1",
+        &busybox_image(&ConfigOverride::default()).unwrap(),
+    );
+    with_store(
+        project.locald(["container", "run", "-i", "bb:1", "cat"]),
+        data.path(),
+    )
+    .stdin("line one\nline two\n")
+    .success()
+    .stdout_is("line one\nline two\n");
+    with_store(
+        project.locald(["container", "run", "bb:1", "cat"]),
+        data.path(),
+    )
+    .stdin("not forwarded\n")
+    .success()
+    .stdout_is("");
+}
+
+#[test]
+fn entrypoint_cmd_env_and_workdir_follow_docker() {
+    let (project, data) = project();
+    let image = busybox_image(&ConfigOverride {
+        entrypoint: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo \"$0|$FOO|$(pwd)\"".into(),
+        ]),
+        cmd: Some(vec!["from-cmd".into()]),
+        env: Some(vec!["PATH=/bin:/usr/bin".into(), "FOO=from-image".into()]),
+        working_dir: Some("/srv/app".into()),
+        user: None,
+    })
+    .unwrap();
+    import(&project, data.path(), "semantics:1", &image);
+    let run = |args: &[&str]| {
+        let mut all = vec!["container", "run"];
+        all.extend_from_slice(args);
+        with_store(project.locald(all), data.path())
+            .success()
+            .stdout
+            .clone()
+    };
+    assert_eq!(run(&["semantics:1"]), "from-cmd|from-image|/srv/app\n");
+    assert_eq!(
+        run(&["semantics:1", "from-cli"]),
+        "from-cli|from-image|/srv/app\n"
+    );
+    assert_eq!(
+        run(&["-e", "FOO=from-cli", "-w", "/tmp", "semantics:1"]),
+        "from-cmd|from-cli|/tmp\n"
+    );
+    assert_eq!(
+        run(&["--entrypoint", "echo", "semantics:1", "replaced"]),
+        "replaced\n"
+    );
+}
+
+#[test]
+fn interactive_terminal_through_a_pty() {
+    let (project, data) = project();
+    import(
+        &project,
+        data.path(),
+        "bb:1",
+        &busybox_image(&ConfigOverride::default()).unwrap(),
+    );
+    // `script` gives locald a real pseudo-terminal, as a person's shell would.
+    let command = format!(
+        "{} container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
+        crate::harness::locald_bin()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(project.path())
+        .env("LOCALD_DATA_DIR", data.path())
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("run script(1)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("/dev/pts/"),
+        "the container has a terminal: {stdout}"
+    );
+    assert!(stdout.contains("interactive-ok"), "{stdout}");
+}
+
+#[test]
+fn a_malicious_image_is_refused_and_nothing_is_stored() {
+    let (project, data) = project();
+    let registry = TestRegistry::start();
+    for kind in MaliciousKind::ALL {
+        let name = format!("evil/{}:1", kind.name());
+        push(&registry, &name, &malicious_image(kind).unwrap());
+        let reference = format!("{}/{name}", registry.addr());
+        with_store(project.locald(["image", "pull", &reference]), data.path())
+            .code(1)
+            .stderr_has("escapes");
+    }
+    with_store(project.locald(["image", "ls", "--json"]), data.path())
+        .success()
+        .stdout_is("[]\n");
+}
+
+/// Bundle directories whose runtime spec mentions `marker`.
+fn bundles_with(marker: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(locald_runtime::runtime_root().join("bundles")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("config.json"))
+                .is_ok_and(|spec| spec.contains(marker))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_container_and_leaves_nothing_behind() {
+    let (project, data) = project();
+    import(
+        &project,
+        data.path(),
+        "bb:1",
+        &busybox_image(&ConfigOverride::default()).unwrap(),
+    );
+    let mut child = with_store(
+        // PID 1 of a container ignores signals it has no handler for, as in
+        // Docker: the container's init traps INT like a well-behaved server.
+        project.locald([
+            "container",
+            "run",
+            "bb:1",
+            "sh",
+            "-c",
+            "trap 'exit 130' INT; sleep 987700 & wait",
+        ]),
+        data.path(),
+    )
+    .process_group()
+    .spawn();
+    // The sleeper runs once the trap is set.
+    project.wait_for("the container", Duration::from_secs(10), |_| {
+        sleepers("987700") == 1
+    });
+    let id = bundles_with("987700").remove(0);
+    // Ctrl-C at a terminal signals the whole foreground process group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(bundles_with("987700").is_empty(), "bundle left behind");
+    assert!(
+        !locald_runtime::state_root().join(&id).exists(),
+        "state left behind"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "mount left behind");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        assert!(
+            !hierarchy.path().join("locald").join(&id).exists(),
+            "cgroup left behind in {}",
+            hierarchy.path().display()
+        );
+    }
+    assert_eq!(sleepers("987700"), 0, "container process survived");
+}
+
+/// How many processes have `marker` as one of their arguments.
+fn sleepers(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
+        })
+        .count()
+}
