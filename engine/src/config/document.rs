@@ -9,6 +9,7 @@ use super::diagnostic::{KeyPath, Problem};
 use super::graph::{self, GraphNode, GraphProblem};
 use super::health::backticked;
 use super::schema;
+use super::templates;
 use super::value::{Node, NodeKind};
 use crate::model::{Project, Service};
 
@@ -176,6 +177,8 @@ fn read_services<'a>(
     all_valid
 }
 
+/// Dependencies and `${services...}` templates, which only make sense with
+/// every service known.
 fn check_graph(services: &[DeclaredService], problems: &mut Vec<Problem>) {
     let nodes: Vec<GraphNode> = services
         .iter()
@@ -186,6 +189,29 @@ fn check_graph(services: &[DeclaredService], problems: &mut Vec<Problem>) {
         .collect();
     for found in graph::check(&nodes) {
         problems.push(locate(services, &nodes, found));
+    }
+    let names = services.iter().map(|s| s.service.name.as_str());
+    for declared in services {
+        let Some(env) = declared.node.get("env").and_then(Node::as_table) else {
+            continue;
+        };
+        for (variable, value) in env {
+            let NodeKind::Str(text) = &value.kind else {
+                continue;
+            };
+            if let Some(bad) = templates::check(text, names.clone()) {
+                let path = KeyPath::root()
+                    .key("services")
+                    .key(&declared.service.name)
+                    .key("env")
+                    .key(variable);
+                problems.push(
+                    Problem::invalid(path, bad.message)
+                        .with_help(bad.help)
+                        .with_span(value.best_span()),
+                );
+            }
+        }
     }
 }
 

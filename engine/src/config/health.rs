@@ -2,6 +2,9 @@
 //! table with exactly one probe (`http`, `tcp`, `exec`, `log`) and optional
 //! timings, defaulting to `HealthCheck::default()`.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use super::convert::{self, bad_value, wrong_type};
 use super::diagnostic::{KeyPath, Problem, Span};
 use super::value::{Node, NodeKind};
@@ -101,20 +104,13 @@ fn read_table(
                 };
             }),
             "log" => convert::non_empty_string(value, &key_path).and_then(|pattern| {
-                // Compiled only to validate; the supervisor compiles it for use.
-                regex::Regex::new(pattern)
-                    .map(|_| {
+                validate_pattern(pattern)
+                    .map(|()| {
                         check.probe = Probe::Log {
                             pattern: pattern.to_owned(),
                         };
                     })
-                    .map_err(|error| {
-                        bad_value(
-                            value,
-                            &key_path,
-                            format!("invalid regex: {}", first_line(&error.to_string())),
-                        )
-                    })
+                    .map_err(|error| bad_value(value, &key_path, format!("invalid regex: {error}")))
             }),
             "status" => convert::integer_in(value, &key_path, 100, 599).map(|code| {
                 status = Some((value, code as u16));
@@ -164,6 +160,31 @@ fn read_table(
             ),
         }
     }
+}
+
+/// Patterns that compiled, remembered for the life of the process: loading
+/// `locald.toml` validates each pattern twice (in `compile_toml`, then in
+/// `service(...)` when the compiled script runs), and compiling a regex costs
+/// far more than the rest of a service's checks.
+static VALID_PATTERNS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Past this many distinct patterns the memory is dropped and refilled, so a
+/// long-lived daemon reloading changing configs cannot grow it without end.
+const MAX_REMEMBERED_PATTERNS: usize = 1024;
+
+/// Checks that `pattern` compiles as a regex (the supervisor compiles it
+/// again for use), returning the regex crate's reason when it does not.
+fn validate_pattern(pattern: &str) -> Result<(), String> {
+    let mut remembered = VALID_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
+    let known = remembered.get_or_insert_with(HashSet::new);
+    if known.contains(pattern) {
+        return Ok(());
+    }
+    regex::Regex::new(pattern).map_err(|error| first_line(&error.to_string()))?;
+    if known.len() >= MAX_REMEMBERED_PATTERNS {
+        known.clear();
+    }
+    known.insert(pattern.to_owned());
+    Ok(())
 }
 
 fn positive_duration(node: &Node, path: &KeyPath) -> Result<std::time::Duration, Problem> {

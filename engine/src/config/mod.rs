@@ -16,6 +16,7 @@ mod graph;
 mod health;
 mod rhai_source;
 mod schema;
+mod templates;
 mod toml_source;
 mod value;
 
@@ -77,7 +78,8 @@ pub fn service_from_map(
 }
 
 /// Checks what no single service can: duplicate names, dependencies on
-/// services that do not exist, and dependency cycles. (`locald.toml` gets the
+/// services that do not exist, dependency cycles, and `${services.NAME...}`
+/// templates in `env` naming services that do not exist. (`locald.toml` gets the
 /// same checks, with spans, inside `compile_toml`.)
 pub fn check_project(project: &Project) -> Result<(), FieldError> {
     let nodes: Vec<GraphNode> = project
@@ -88,10 +90,27 @@ pub fn check_project(project: &Project) -> Result<(), FieldError> {
             depends_on: &service.depends_on,
         })
         .collect();
-    match graph::check(&nodes).first() {
-        Some(found) => Err(found.to_problem(&nodes).into_field_error()),
-        None => Ok(()),
+    if let Some(found) = graph::check(&nodes).first() {
+        return Err(found.to_problem(&nodes).into_field_error());
     }
+    let names = project.services.iter().map(|s| s.name.as_str());
+    for service in &project.services {
+        for (variable, value) in &service.env {
+            if let Some(bad) = templates::check(value, names.clone()) {
+                let path = KeyPath::root()
+                    .key("services")
+                    .key(&service.name)
+                    .key("env")
+                    .key(variable);
+                return Err(FieldError {
+                    path: path.to_string(),
+                    message: bad.message,
+                    help: Some(bad.help),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -562,3 +562,34 @@ fn check_project_finds_graph_problems() {
         "services.a: duplicate service `a` (each service is declared once)"
     );
 }
+
+#[test]
+fn env_templates_must_name_declared_services() {
+    let source = "[services.db]\nimage = \"postgres\"\n\n[services.web]\ncommand = \"x\"\nenv = { DB = \"${services.dbb.url}/app\" }\n";
+    assert_eq!(
+        error_text(source),
+        "error: invalid `DB` in [services.web.env]: `${services.dbb.url}` refers to unknown service `dbb`
+  --> /srv/shop/locald.toml:6:14
+   |
+ 6 | env = { DB = \"${services.dbb.url}/app\" }
+   |              ^^^^^^^^^^^^^^^^^^^^^^^^^ did you mean `db`?
+"
+    );
+    let base = Path::new("/p");
+    let web = service_from_map(
+        "web",
+        &rhai_map(r#"#{ command: "x", env: #{ DB: "${services.db.host}" } }"#),
+        base,
+    )
+    .unwrap();
+    let db = service_from_map("db", &rhai_map(r#"#{ image: "r" }"#), base).unwrap();
+    let project = Project {
+        name: "p".into(),
+        root: base.into(),
+        services: vec![db, web],
+    };
+    assert_eq!(
+        check_project(&project).unwrap_err().to_string(),
+        "services.web.env.DB: `${services.db.host}` asks for unknown field `host` (a service template gives its `port` or its `url`)"
+    );
+}
