@@ -456,3 +456,15 @@ fn rootless_container_runs_as_an_unprivileged_user() {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&spec.id));
 }
+
+#[test]
+fn run_foreground_returns_the_exit_code_and_cleans_up() {
+    require_shim();
+    let spec = container("foreground", &["sh", "-c", "exit 5"]);
+    assert_eq!(locald_runtime::run_foreground(&spec).unwrap(), 5);
+    assert!(!locald_runtime::runtime_root()
+        .join("bundles")
+        .join(&spec.id)
+        .exists());
+    assert_nothing_left(&spec.id);
+}
