@@ -140,6 +140,11 @@ fn create_and_supervise(
     let pty_master = match &console {
         Some(listener) => {
             let master = terminal::receive_pty_master(listener)?;
+            // Before start: the container's first program may well ask for its size.
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            if let Some(user) = terminal::user_terminal(stdin.as_fd(), stdout.as_fd()) {
+                terminal::copy_window_size(user, master.as_fd());
+            }
             let _ = fs::remove_file(bundle.join(CONSOLE_SOCKET));
             Some(master)
         }
@@ -296,9 +301,6 @@ impl Supervisor<'_> {
         let stdin = std::io::stdin();
         let stdout = std::io::stdout();
         let user_terminal = terminal::user_terminal(stdin.as_fd(), stdout.as_fd());
-        if let Some(user) = user_terminal {
-            terminal::copy_window_size(user, master.as_fd());
-        }
         let _raw = RawMode::enter(stdin.as_fd())?;
         set_nonblocking(master.as_fd())?;
 
