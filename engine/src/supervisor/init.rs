@@ -310,13 +310,33 @@ pub(crate) mod tests {
         assert!(parse_args(args(&["--bogus", "--", "true"])).is_err());
     }
 
-    /// Not a test: the stand-in for `locald __service-init` when the test
-    /// binary is the current executable (see `launch::InitProgram`).
-    #[test]
-    #[ignore = "entry point for service-init in tests, run by the launcher"]
-    fn service_init_trampoline() {
-        if std::env::args_os().any(|arg| arg == "__service-init") {
-            service_init_main(std::env::args_os().collect());
+    /// In the unit-test binary, `__service-init` is served before libtest
+    /// starts (libtest would run it on a second thread, where blocking
+    /// signals for `sigwait` cannot work): glibc calls `.init_array` entries
+    /// with the process's argc/argv before `main`.
+    #[used]
+    #[link_section = ".init_array"]
+    static SERVICE_INIT_IN_TESTS: extern "C" fn(
+        libc::c_int,
+        *const *const libc::c_char,
+        *const *const libc::c_char,
+    ) = service_init_before_main;
+
+    extern "C" fn service_init_before_main(
+        argc: libc::c_int,
+        argv: *const *const libc::c_char,
+        _envp: *const *const libc::c_char,
+    ) {
+        if argc < 2 || argv.is_null() {
+            return;
+        }
+        // SAFETY: the kernel-provided argv holds `argc` valid C strings.
+        let args: Vec<OsString> = (0..argc as usize)
+            .map(|index| unsafe { std::ffi::CStr::from_ptr(*argv.add(index)) })
+            .map(|arg| OsString::from(std::ffi::OsStr::from_bytes(arg.to_bytes())))
+            .collect();
+        if args[1] == "__service-init" {
+            service_init_main(args);
         }
     }
 }

@@ -28,8 +28,8 @@ pub struct LaunchSpec {
     pub workdir: PathBuf,
 }
 
-/// How to invoke the `__service-init` entry: the `locald` binary itself in
-/// production; the test binary's trampoline test in unit tests.
+/// How to invoke the `__service-init` entry: the running binary (`locald`,
+/// or the unit-test binary, which serves it too).
 #[derive(Debug, Clone)]
 pub struct InitProgram {
     pub program: PathBuf,
@@ -39,22 +39,9 @@ pub struct InitProgram {
 impl InitProgram {
     fn current() -> io::Result<InitProgram> {
         let program = std::env::current_exe()?;
-        let leading_args = if cfg!(test) {
-            [
-                "--ignored",
-                "--exact",
-                "--nocapture",
-                "-q",
-                "supervisor::init::tests::service_init_trampoline",
-                "--",
-                "__service-init",
-            ]
-            .iter()
-            .map(OsString::from)
-            .collect()
-        } else {
-            vec![OsString::from("__service-init")]
-        };
+        // In unit tests the test binary serves the same entry (see the
+        // `.init_array` hook in `init`'s tests).
+        let leading_args = vec![OsString::from("__service-init")];
         Ok(InitProgram {
             program,
             leading_args,
@@ -170,7 +157,7 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::{Duration, Instant};
     use tokio::io::AsyncReadExt;

@@ -16,6 +16,9 @@ pub const KEEP_ROTATED: u32 = 3;
 /// Longer lines are split into pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Write buffer of a log file; flushed after every batch of lines anyway.
+const LOG_BUFFER: usize = 16 * 1024;
+
 /// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -74,7 +77,7 @@ impl LogFile {
         let size = file.metadata()?.len();
         Ok(LogFile {
             path: path.to_path_buf(),
-            writer: BufWriter::with_capacity(64 * 1024, file),
+            writer: BufWriter::with_capacity(LOG_BUFFER, file),
             size,
             rotate_at,
         })
@@ -120,7 +123,7 @@ impl LogFile {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        self.writer = BufWriter::with_capacity(64 * 1024, file);
+        self.writer = BufWriter::with_capacity(LOG_BUFFER, file);
         self.size = 0;
         Ok(())
     }

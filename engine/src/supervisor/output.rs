@@ -14,7 +14,10 @@ use super::console::Console;
 use super::logs::{timestamp, LineSplitter, LogFile, Stream, MAX_LINE};
 
 /// Read buffer per pipe; large reads keep the per-line cost low.
-const READ_CHUNK: usize = 256 * 1024;
+/// One pipe read. A pipe holds 64 KiB, so a larger buffer gains nothing, and
+/// every service has two of these alive for its whole life: keep them small
+/// (50 idle services must stay within a few MB).
+const READ_CHUNK: usize = 32 * 1024;
 
 /// The sinks of one service's output.
 pub struct ServiceOutput {

@@ -185,3 +185,274 @@ pub(crate) fn run_supervisor(
     drop(runtime);
     ended
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HealthCheck, Probe, RestartMode, RestartPolicy};
+    use crate::supervisor::env::tests::{project, service};
+    use crate::supervisor::launch::tests::find_descendant;
+    use crate::supervisor::logs::parse_line;
+    use crate::supervisor::ServiceStatus;
+    use std::time::Instant;
+
+    /// A supervisor on its own thread, as `up` would run it.
+    struct Running {
+        state: StateDir,
+        thread: std::thread::JoinHandle<Result<Ended, SupervisorError>>,
+    }
+
+    fn start(project: &Project) -> Running {
+        let state = StateDir::new(&project.state_dir());
+        state.ensure().unwrap();
+        let lock = state.try_lock().unwrap().unwrap();
+        let ports = ports::assign(project).unwrap();
+        let enabled = select_services(project, &[]).unwrap();
+        let thread = {
+            let (project, state) = (project.clone(), state.clone());
+            std::thread::spawn(move || {
+                run_supervisor(&project, ports, &enabled, &state, None, lock)
+            })
+        };
+        Running { state, thread }
+    }
+
+    impl Running {
+        fn client(&self) -> Client {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(client) = Client::connect(self.state.path()).unwrap() {
+                    return client;
+                }
+                assert!(Instant::now() < deadline, "supervisor did not come up");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+
+        /// Poll status until `done` holds for it.
+        fn wait_for(
+            &self,
+            what: &str,
+            done: impl Fn(&[ServiceStatus]) -> bool,
+        ) -> Vec<ServiceStatus> {
+            let mut client = self.client();
+            let deadline = Instant::now() + Duration::from_secs(8);
+            loop {
+                let statuses = client.status().unwrap();
+                if done(&statuses) {
+                    return statuses;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}: {statuses:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn down(self) {
+            self.client().down().unwrap();
+            self.thread.join().unwrap().unwrap();
+            assert!(!self.state.socket().exists());
+            assert!(!self.state.pid_file().exists());
+        }
+
+        fn log(&self, service: &str) -> Vec<(String, String)> {
+            std::fs::read_to_string(self.state.service_log(service))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(parse_line)
+                .map(|line| (line.timestamp.to_string(), line.text.to_string()))
+                .collect()
+        }
+    }
+
+    fn state_of<'a>(statuses: &'a [ServiceStatus], name: &str) -> &'a ServiceStatus {
+        statuses.iter().find(|status| status.name == name).unwrap()
+    }
+
+    fn is_gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat.rsplit(") ").next().unwrap_or("").starts_with('Z'),
+            Err(_) => true,
+        }
+    }
+
+    #[test]
+    fn dependents_wait_for_health_and_down_leaves_no_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut db = service("db", "sleep 0.3; echo ready; exec sleep 300", root);
+        db.health.probe = Probe::Log {
+            pattern: "^ready$".into(),
+        };
+        let mut api = service(
+            "api",
+            "echo url=$DB_URL; sh -c 'sleep 301' & exec sleep 302",
+            root,
+        );
+        api.depends_on = vec!["db".into()];
+        api.env.insert("DB_URL".into(), "${services.db.url}".into());
+        let project = project(root, vec![db, api]);
+        let running = start(&project);
+        let statuses = running.wait_for("both healthy", |statuses| {
+            statuses.iter().all(|status| status.state == "healthy")
+        });
+
+        let db_log = running.log("db");
+        let db_healthy = db_log
+            .iter()
+            .find(|(_, text)| text == "healthy")
+            .unwrap()
+            .0
+            .clone();
+        let api_log = running.log("api");
+        let api_start = api_log
+            .iter()
+            .find(|(_, text)| text.starts_with("starting"))
+            .unwrap()
+            .0
+            .clone();
+        assert!(
+            api_start >= db_healthy,
+            "api started at {api_start}, before db was healthy at {db_healthy}"
+        );
+        let db_port = state_of(&statuses, "db").port.unwrap();
+        let wanted = format!("url=http://127.0.0.1:{db_port}");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !running.log("api").iter().any(|(_, text)| *text == wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "api never printed {wanted}: {:?}",
+                running.log("api")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        let api_pid = state_of(&statuses, "api").pid.unwrap() as i32;
+        let grandchild = find_descendant(api_pid, "sleep").unwrap();
+        running.down();
+        assert!(
+            is_gone(api_pid) && is_gone(grandchild),
+            "a process survived down"
+        );
+        let api_log = running_log_texts(root, "api");
+        let db_log = running_log_texts(root, "db");
+        assert!(
+            api_log.last().unwrap().starts_with("stopped"),
+            "{api_log:?}"
+        );
+        assert!(db_log.last().unwrap().starts_with("stopped"), "{db_log:?}");
+    }
+
+    fn running_log_texts(root: &Path, service: &str) -> Vec<String> {
+        std::fs::read_to_string(root.join(".locald/logs").join(format!("{service}.log")))
+            .unwrap()
+            .lines()
+            .filter_map(parse_line)
+            .map(|line| line.text.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn failing_service_backs_off_then_fails_after_max_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut crash = service("crash", "echo boom; exit 4", dir.path());
+        crash.restart = RestartPolicy {
+            mode: RestartMode::OnFailure,
+            max_restarts: Some(2),
+        };
+        let running = start(&project(dir.path(), vec![crash]));
+        let statuses = running.wait_for("failed", |statuses| statuses[0].state == "failed");
+        assert_eq!((statuses[0].restarts, statuses[0].exit_code), (2, Some(4)));
+        let texts: Vec<String> = running
+            .log("crash")
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
+        assert_eq!(
+            texts.iter().filter(|text| *text == "boom").count(),
+            3,
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"restarting in 100ms".to_string()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"restarting in 200ms".to_string()),
+            "{texts:?}"
+        );
+        running.down();
+    }
+
+    #[test]
+    fn unhealthy_service_is_restarted_and_stubborn_one_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("healthy-flag");
+        std::fs::write(&flag, "").unwrap();
+        let mut flaky = service("flaky", "exec sleep 300", dir.path());
+        flaky.health = HealthCheck {
+            probe: Probe::Exec {
+                command: format!("test -f {}", flag.display()),
+            },
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            start_period: Duration::ZERO,
+        };
+        let mut stubborn = service("stubborn", "trap '' TERM; sleep 300", dir.path());
+        stubborn.stop_timeout = Duration::from_millis(300);
+        let running = start(&project(dir.path(), vec![flaky, stubborn]));
+        let statuses = running.wait_for("healthy", |statuses| {
+            statuses.iter().all(|s| s.state == "healthy")
+        });
+        let first_pid = state_of(&statuses, "flaky").pid;
+
+        std::fs::remove_file(&flag).unwrap();
+        running.wait_for("unhealthy restart", |statuses| {
+            state_of(statuses, "flaky").restarts == 1
+        });
+        std::fs::write(&flag, "").unwrap();
+        let statuses = running.wait_for("healthy again", |statuses| {
+            state_of(statuses, "flaky").state == "healthy"
+        });
+        assert_ne!(state_of(&statuses, "flaky").pid, first_pid);
+        assert!(running
+            .log("flaky")
+            .iter()
+            .any(|(_, text)| text.starts_with("unhealthy:")));
+
+        let started = Instant::now();
+        running.client().stop(Some("stubborn")).unwrap();
+        let statuses = running.client().status().unwrap();
+        assert_eq!(state_of(&statuses, "stubborn").state, "stopped");
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "stopped in {:?}: {:?}",
+            started.elapsed(),
+            running.log("stubborn")
+        );
+        assert!(running
+            .log("stubborn")
+            .iter()
+            .any(|(_, text)| text.contains("killing")));
+        running.down();
+    }
+
+    #[test]
+    fn selecting_services_pulls_in_dependencies() {
+        let root = std::path::Path::new("/tmp");
+        let db = service("db", "true", root);
+        let mut api = service("api", "true", root);
+        api.depends_on = vec!["db".into()];
+        let other = service("other", "true", root);
+        let project = project(root, vec![db, api, other]);
+        let selected = select_services(&project, &["api".to_string()]).unwrap();
+        assert_eq!(selected.into_iter().collect::<Vec<_>>(), vec!["api", "db"]);
+        assert!(matches!(
+            select_services(&project, &["nope".to_string()]),
+            Err(SupervisorError::UnknownService(_))
+        ));
+    }
+}
