@@ -96,13 +96,31 @@ fn resolve(
     })
 }
 
-/// The full environment a service runs with.
+/// The full environment a host service runs with.
 pub fn service_env(
     project: &Project,
     service: &Service,
     ports: &BTreeMap<String, u16>,
 ) -> Result<BTreeMap<String, String>, EnvError> {
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    layered_env(project, service, ports, std::env::vars().collect())
+}
+
+/// What a container service adds to its image's environment: every layer
+/// but the host process's (whose PATH, HOME… would break the image).
+pub fn container_env(
+    project: &Project,
+    service: &Service,
+    ports: &BTreeMap<String, u16>,
+) -> Result<BTreeMap<String, String>, EnvError> {
+    layered_env(project, service, ports, BTreeMap::new())
+}
+
+fn layered_env(
+    project: &Project,
+    service: &Service,
+    ports: &BTreeMap<String, u16>,
+    mut env: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, EnvError> {
     let project_dotenv = project.root.join(".env");
     if project_dotenv.is_file() {
         env.extend(dotenv::load(&project_dotenv)?);
@@ -217,5 +235,12 @@ pub(crate) mod tests {
         assert_eq!(env["DB"], "http://127.0.0.1:5432");
         assert_eq!(env["PORT"], "8080");
         assert!(env.contains_key("PATH"), "process env is the base layer");
+        let container = container_env(&project, &web, &ports()).unwrap();
+        assert!(
+            !container.contains_key("PATH"),
+            "the image keeps its own PATH"
+        );
+        assert_eq!(container["B"], "extra");
+        assert_eq!(container["PORT"], "8080");
     }
 }

@@ -26,6 +26,7 @@ mod actor;
 mod backoff;
 mod client;
 mod console;
+mod container;
 mod daemon;
 mod dotenv;
 mod env;
@@ -48,6 +49,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::Client;
+pub use container::ContainerError;
 pub use dotenv::DotenvError;
 pub use env::EnvError;
 pub use init::service_init_main;

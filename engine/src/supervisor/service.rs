@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
+use super::container;
 use super::env::{interpolate, service_env};
 use super::health::{self, ResolvedProbe};
 use super::launch::{self, LaunchSpec};
@@ -327,36 +328,97 @@ impl Runner {
         AfterEnd::Run
     }
 
-    /// Prepare what to launch, or say why the service cannot start.
-    fn prepare(&self) -> Result<(LaunchSpec, ResolvedProbe, String), String> {
+    /// Prepare what to launch: for a host service `sh -c COMMAND` with its
+    /// environment, for a container service the shim over a fresh bundle.
+    async fn prepare(&self) -> Result<Prepared, Unprepared> {
         let shared = &self.task.shared;
         let service = &self.task.service;
-        let env = service_env(&shared.project, service, &shared.ports)
-            .map_err(|error| error.to_string())?;
-        let Some(command) = service.command.as_deref() else {
-            return Err("container services are not supported by this supervisor yet".into());
+        let permanent = |error: String| Unprepared {
+            reason: error,
+            permanent: true,
         };
-        let command = interpolate(&shared.project, command, &shared.ports)
-            .map_err(|error| error.to_string())?;
+        let env = service_env(&shared.project, service, &shared.ports)
+            .map_err(|error| permanent(error.to_string()))?;
+        let command = match service.command.as_deref() {
+            Some(command) => Some(
+                interpolate(&shared.project, command, &shared.ports)
+                    .map_err(|error| permanent(error.to_string()))?,
+            ),
+            None => None,
+        };
         let probe = health::resolve(&shared.project, service, self.port.unwrap_or(0), &env);
+        if let Some(image) = &service.image {
+            let prepared = container::prepare(
+                &shared.project,
+                service,
+                image,
+                command.clone(),
+                &shared.ports,
+            )
+            .await
+            .map_err(|error| Unprepared {
+                permanent: matches!(error, container::ContainerError::Env(_)),
+                reason: error.to_string(),
+            })?;
+            let description = match &command {
+                Some(command) => format!("{image}: {command}"),
+                None => image.clone(),
+            };
+            return Ok(Prepared {
+                spec: prepared.launch.clone(),
+                probe,
+                description,
+                container: Some(prepared),
+            });
+        }
+        let Some(command) = command else {
+            return Err(permanent("no command to run".into()));
+        };
         let spec = LaunchSpec {
             argv: launch::shell_argv(&command),
             env,
             workdir: service.workdir.clone(),
         };
-        Ok((spec, probe, command))
+        Ok(Prepared {
+            spec,
+            probe,
+            description: command,
+            container: None,
+        })
     }
 
     async fn run_once(&mut self) -> RunEnd {
-        let (spec, probe, command) = match self.prepare() {
+        let prepared = match self.prepare().await {
             Ok(prepared) => prepared,
-            Err(reason) => {
+            Err(Unprepared { reason, permanent }) => {
                 self.event(&format!("cannot start: {reason}"));
-                return RunEnd::Invalid;
+                if permanent {
+                    return RunEnd::Invalid;
+                }
+                return RunEnd::Finished {
+                    exit_code: None,
+                    healthy_for: Duration::ZERO,
+                    unhealthy: false,
+                };
             }
         };
+        let end = self
+            .run_prepared(&prepared.spec, prepared.probe, &prepared.description)
+            .await;
+        if let Some(container) = prepared.container {
+            container.finish();
+        }
+        end
+    }
+
+    async fn run_prepared(
+        &mut self,
+        spec: &LaunchSpec,
+        probe: ResolvedProbe,
+        command: &str,
+    ) -> RunEnd {
         self.task.output.reset_ready();
-        let mut child = match launch::launch(&spec) {
+        let mut child = match launch::launch(spec) {
             Ok(child) => child,
             Err(error) => {
                 self.event(&format!("cannot start: {error}"));
@@ -544,6 +606,23 @@ struct RunHealth {
     ready: Arc<AtomicBool>,
     consecutive_failures: u32,
     unhealthy: bool,
+}
+
+/// What one start launches.
+struct Prepared {
+    spec: LaunchSpec,
+    probe: ResolvedProbe,
+    /// The command (or image) as shown in events.
+    description: String,
+    /// Kept until the run ends, then its bundle is removed.
+    container: Option<container::PreparedContainer>,
+}
+
+/// Why a start could not be prepared; `permanent` when retrying cannot help
+/// (a bad template), as opposed to, say, a registry that is down.
+struct Unprepared {
+    reason: String,
+    permanent: bool,
 }
 
 /// Wait for output readers to reach end of file, within a bound.

@@ -1,0 +1,157 @@
+//! Container services: the image (from the store, pulled when missing) and a
+//! fresh OCI bundle per start, run by `locald-shim` under the same
+//! `__service-init` wrapper as host services, so stop signals, logs, health
+//! and the no-survivors guarantee are the same. The bundle is removed when
+//! the run ends.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use locald_image::{ImageStore, PullOptions, PullPolicy};
+use locald_runtime::{Bundle, ContainerSpec, VolumeMount};
+
+use super::env::container_env;
+use super::launch::LaunchSpec;
+use crate::model::{Project, Service};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("image {reference}: {message}")]
+    Image { reference: String, message: String },
+    #[error(transparent)]
+    Env(#[from] super::env::EnvError),
+    #[error("cannot prepare the container: {0}")]
+    Runtime(#[from] locald_runtime::Error),
+}
+
+/// A container ready to launch; keep it until the run ends, then
+/// [`PreparedContainer::finish`] it.
+pub struct PreparedContainer {
+    pub launch: LaunchSpec,
+    bundle: Bundle,
+}
+
+impl PreparedContainer {
+    /// Remove the bundle once the shim has exited.
+    pub fn finish(self) {
+        let id = self.bundle.id().to_string();
+        if let Err(error) = self.bundle.remove() {
+            tracing::warn!(container = %id, %error, "cannot remove the container bundle");
+        }
+    }
+}
+
+/// A container id unique per start: `project-service-xxxxxxxx`.
+fn container_id(project: &Project, service: &Service) -> String {
+    let clean = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{}-{:x}{:x}",
+        clean(&project.name),
+        clean(&service.name),
+        std::process::id(),
+        nanos
+    )
+}
+
+/// Resolve the image and write the bundle for one start of `service`,
+/// whose (already interpolated) `command` replaces the image's Cmd.
+pub async fn prepare(
+    project: &Project,
+    service: &Service,
+    reference: &str,
+    command: Option<String>,
+    ports: &BTreeMap<String, u16>,
+) -> Result<PreparedContainer, ContainerError> {
+    let image_error = |message: String| ContainerError::Image {
+        reference: reference.to_string(),
+        message,
+    };
+    // On a thread of its own with its own runtime: a pull can take long,
+    // and the supervisor's runtime must keep serving the other services.
+    let owned_reference = reference.to_string();
+    let image = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())?;
+        let store = ImageStore::open_default().map_err(|error| error.to_string())?;
+        runtime
+            .block_on(store.ensure(
+                &owned_reference,
+                PullPolicy::Missing,
+                &PullOptions::default(),
+            ))
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| image_error(error.to_string()))?
+    .map_err(image_error)?;
+    let env = container_env(project, service, ports)?;
+    let spec = ContainerSpec {
+        id: container_id(project, service),
+        image,
+        command: command.map(|command| vec!["sh".to_string(), "-c".to_string(), command]),
+        entrypoint: None,
+        env: env.into_iter().collect(),
+        workdir: None,
+        user: None,
+        volumes: service
+            .volumes
+            .iter()
+            .map(|volume| VolumeMount {
+                host: volume.host.clone(),
+                container: volume.container.clone(),
+                read_only: volume.read_only,
+            })
+            .collect(),
+        tty: false,
+        interactive: false,
+        hostname: Some(service.name.clone()),
+    };
+    let bundle = Bundle::create(&spec)?;
+    let shim = bundle.command();
+    let mut argv: Vec<OsString> = vec![shim.get_program().to_os_string()];
+    argv.extend(shim.get_args().map(OsString::from));
+    let launch = LaunchSpec {
+        argv,
+        // The shim itself runs on the host, with the host's environment.
+        env: std::env::vars().collect(),
+        workdir: project.root.clone(),
+    };
+    Ok(PreparedContainer { launch, bundle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::env::tests::{project, service};
+
+    #[test]
+    fn ids_are_valid_and_unique_per_start() {
+        let root = std::path::Path::new("/tmp");
+        let mut project = project(root, vec![]);
+        project.name = "my shop/1".into();
+        let web = service("web", "true", root);
+        let first = container_id(&project, &web);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let second = container_id(&project, &web);
+        assert!(locald_runtime::is_valid_id(&first), "{first}");
+        assert!(first.starts_with("my_shop_1-web-"), "{first}");
+        assert_ne!(first, second);
+    }
+}
