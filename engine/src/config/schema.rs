@@ -102,7 +102,7 @@ pub(crate) fn build_service(
     let mut problems = Vec::new();
     if !convert::is_service_name(name) {
         problems.push(
-            Problem::invalid(path.clone(), format!("invalid service name `{name}`"))
+            Problem::standalone(path.clone(), format!("invalid service name `{name}`"))
                 .with_span(node.key_or_value_span())
                 .with_help("service names use letters, digits, `_` and `-`"),
         );
