@@ -291,6 +291,14 @@ pub(crate) fn list(choices: &[&str]) -> String {
     }
 }
 
+/// `a`, `b`, `c`
+pub(crate) fn backticked(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn quote_for_help(s: &str) -> String {
     format!("{s:?}")
 }

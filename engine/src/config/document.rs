@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use super::convert::{self, wrong_type};
 use super::diagnostic::{KeyPath, Problem};
 use super::graph::{self, GraphNode, GraphProblem};
-use super::health::backticked;
 use super::schema;
 use super::templates;
 use super::value::{Node, NodeKind};
@@ -106,7 +105,7 @@ pub(crate) fn validate<'a>(
 fn unknown_key(key: &str, node: &Node, path: KeyPath, known: &[&str], takes: &str) -> Problem {
     let help = match convert::suggest(key, known.iter().copied()) {
         Some(close) => format!("did you mean `{close}`?"),
-        None => format!("{takes} {}", backticked(known)),
+        None => format!("{takes} {}", convert::backticked(known)),
     };
     Problem::unknown_key(path, Some(help)).with_span(node.key_or_value_span())
 }

@@ -198,17 +198,9 @@ fn positive_duration(node: &Node, path: &KeyPath) -> Result<std::time::Duration,
 fn unknown_key(value: &Node, path: &KeyPath, key: &str) -> Problem {
     let help = match convert::suggest(key, HEALTH_KEYS.iter().copied()) {
         Some(close) => format!("did you mean `{close}`?"),
-        None => format!("a health table takes {}", backticked(HEALTH_KEYS)),
+        None => format!("a health table takes {}", convert::backticked(HEALTH_KEYS)),
     };
     Problem::unknown_key(path.clone(), Some(help)).with_span(value.key_or_value_span())
-}
-
-/// `a`, `b`, `c`
-pub(crate) fn backticked(keys: &[&str]) -> String {
-    keys.iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Regex errors span several lines with an ASCII pointer; the message after

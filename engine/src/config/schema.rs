@@ -136,7 +136,7 @@ pub(crate) fn build_service(
 
     if service.command.is_none()
         && service.image.is_none()
-        && !(already_reported(&problems) && command_or_image_written(entries))
+        && (problems.is_empty() || !command_or_image_written(entries))
     {
         problems.push(
             Problem::standalone(
@@ -163,10 +163,6 @@ pub(crate) fn build_service(
     } else {
         Err(problems)
     }
-}
-
-fn already_reported(problems: &[Problem]) -> bool {
-    !problems.is_empty()
 }
 
 /// Whether the table tries to set `command` or `image`, perhaps misspelt.
@@ -202,7 +198,7 @@ fn unknown_service_key(key: &str, value: &Node, path: KeyPath) -> Problem {
         Some(close) => format!("did you mean `{close}`?"),
         None => format!(
             "a service takes {}",
-            health::backticked(&service_key_names().collect::<Vec<_>>())
+            convert::backticked(&service_key_names().collect::<Vec<_>>())
         ),
     };
     Problem::unknown_key(path, Some(help)).with_span(value.key_or_value_span())
