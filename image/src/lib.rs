@@ -12,6 +12,7 @@ pub mod oci;
 pub mod platform;
 mod pull;
 pub mod reference;
+mod tls;
 mod store;
 mod unpack;
 pub mod user_config;

@@ -3,18 +3,30 @@
 //! `eval`), bounded by operation, depth and size limits, and cancelled by
 //! Ctrl-C through the progress hook.
 
+use std::sync::OnceLock;
+
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine};
+use rhai::{Dynamic, Engine, Module, Shared};
 
 use super::interrupt;
 
 /// Enough for any sane task script; a runaway loop ends with a clear error.
 const MAX_OPERATIONS: u64 = 500_000_000;
 
+/// Rhai's standard library, built once per process: a command that loads a
+/// project makes two engines, and building the package is most of an engine's
+/// cost.
+fn standard_package() -> Shared<Module> {
+    static PACKAGE: OnceLock<Shared<Module>> = OnceLock::new();
+    PACKAGE
+        .get_or_init(|| StandardPackage::new().as_shared_module())
+        .clone()
+}
+
 /// A sandboxed engine with no locald primitives.
 pub fn base_engine() -> Engine {
     let mut engine = Engine::new_raw();
-    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine.register_global_module(standard_package());
     engine.disable_symbol("eval");
     engine
         .set_max_operations(MAX_OPERATIONS)

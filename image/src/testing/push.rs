@@ -28,6 +28,7 @@ impl Pusher {
             parsed.repository().to_string(),
             tag,
         );
+        crate::tls::install_crypto_provider();
         let client = oci_client::Client::new(ClientConfig {
             protocol: ClientProtocol::Http,
             use_monolithic_push: true,
