@@ -7,10 +7,15 @@ use crate::harness::Project;
 fn unknown_key_names_line_and_suggests() {
     let project =
         Project::with_toml("[project]\nname = \"demo\"\n\n[services.web]\ncomand = \"echo hi\"\n");
-    let out = project.locald(["run", "web", "--", "true"]).code(1);
-    out.stderr_has("unknown key `comand`")
-        .stderr_has("locald.toml:5:1")
-        .stderr_has("did you mean `command`");
+    let expected = format!(
+        "error: unknown key `comand` in [services.web]\n  --> {}/locald.toml:5:1\n   |\n 5 | comand = \"echo hi\"\n   | ^^^^^^ did you mean `command`?\n",
+        project.path().display()
+    );
+    project
+        .locald(["run", "web", "--", "true"])
+        .code(1)
+        .stderr_is(&expected);
+    assert!(!project.path().join(".locald").exists(), "nothing ran");
 }
 
 #[test]

@@ -45,7 +45,14 @@ pub fn main() -> i32 {
     match cli.command.execute() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Config diagnostics are rendered whole, `error:` header included.
+            let text = format!("{error:#}");
+            let text = text.trim_end();
+            if text.starts_with("error") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
             1
         }
     }
