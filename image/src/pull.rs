@@ -1,7 +1,10 @@
 //! Pulling images from registries with `oci-client`: manifest (and host
 //! platform selection from an index), then the config and layer blobs fetched
 //! concurrently, each streamed to disk while its digest is verified, skipping
-//! every blob the store already has. Finishes with [`ImageStore::install`].
+//! every blob the store already has. When the image's rootfs is not unpacked
+//! yet, layers are applied in order as soon as each one's blob is committed
+//! ([`PipelinedUnpack`]), overlapping download and unpack. Finishes with
+//! [`ImageStore::install_staged`] (or [`ImageStore::install`]).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -17,8 +20,10 @@ use crate::oci::{ConfigFile, Descriptor, Manifest, ManifestOrIndex, ACCEPTED_MAN
 use crate::platform::{describe_platforms, host_architecture, select_host_manifest};
 use crate::reference::Reference;
 use crate::store::{
-    lock_async, store_bytes, BlobWriter, ImageStore, PreparedImage, StoreError, StoredImage,
+    lock_async, store_bytes, BlobWriter, ImageStore, PreparedImage, StagedRootfs, StoreError,
+    StoredImage,
 };
+use crate::unpack::PipelinedUnpack;
 use crate::user_config::{
     configured_insecure_registries, docker_credentials, is_loopback_registry,
 };
@@ -106,20 +111,61 @@ impl ImageStore {
         let mut blobs = Vec::with_capacity(manifest.layers.len() + 1);
         blobs.push(manifest.config.clone());
         blobs.extend(manifest.layers.iter().cloned());
-        let report = registry.fetch_blobs(self, blobs, opts.progress).await?;
 
-        let config_file = read_config(self, &reference, &manifest.config)?;
+        // Unpack while downloading, unless this image's rootfs already exists.
+        let unpacking = if self.paths.rootfs(&manifest_digest)?.is_dir() {
+            None
+        } else {
+            let layers = self.layer_sources(&manifest)?;
+            Some(PipelinedUnpack::start(layers, StagedRootfs::new(self)))
+        };
+        let notify = |digest: &str| {
+            if let Some(unpack) = &unpacking {
+                unpack.layer_ready(digest);
+            }
+        };
+        let fetched = match registry
+            .fetch_blobs(self, blobs, opts.progress, &notify)
+            .await
+        {
+            Ok(report) => read_config(self, &reference, &manifest.config).map(|c| (report, c)),
+            Err(error) => Err(error),
+        };
+        let (report, config_file) = match fetched {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                if let Some(unpack) = unpacking {
+                    // Waits until the task stopped and removed the staged tree.
+                    unpack.abort().await;
+                }
+                return Err(error);
+            }
+        };
         let prepared = PreparedImage {
             manifest_digest,
             manifest,
             config_file,
         };
+        let staged = match unpacking {
+            Some(unpack) => {
+                let started = std::time::Instant::now();
+                let staged = unpack.finish().await?;
+                tracing::debug!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "layers unpacked after the last download"
+                );
+                Some(staged)
+            }
+            None => None,
+        };
         let store = self.clone();
         let install_reference = reference.clone();
-        let stored =
-            tokio::task::spawn_blocking(move || store.install(&install_reference, &prepared))
-                .await
-                .map_err(|e| PullError::Task(e.to_string()))??;
+        let stored = tokio::task::spawn_blocking(move || match staged {
+            Some(staged) => store.install_staged(&install_reference, &prepared, staged),
+            None => store.install(&install_reference, &prepared),
+        })
+        .await
+        .map_err(|e| PullError::Task(e.to_string()))??;
         tracing::info!(
             reference = %reference,
             digest = %stored.manifest_digest,
@@ -186,6 +232,7 @@ struct Registry {
 
 impl Registry {
     fn connect(reference: &Reference, opts: &PullOptions) -> Result<Self, Error> {
+        crate::tls::install_crypto_provider();
         let registry = reference.registry();
         let insecure = is_loopback_registry(reference.registry_host())
             || opts.insecure_registries.iter().any(|r| r == registry)
@@ -298,12 +345,15 @@ impl Registry {
         Ok((digest, manifest))
     }
 
-    /// Downloads the blobs the store lacks, `CONCURRENT_DOWNLOADS` at a time.
+    /// Downloads the blobs the store lacks, `CONCURRENT_DOWNLOADS` at a time
+    /// and started in manifest order (lower layers first, so the unpack can
+    /// begin early), calling `committed` with each digest once it is stored.
     async fn fetch_blobs(
         &self,
         store: &ImageStore,
         blobs: Vec<Descriptor>,
         progress: bool,
+        committed: &(dyn Fn(&str) + Sync),
     ) -> Result<PullReport, Error> {
         let mut report = PullReport::default();
         let mut missing = Vec::new();
@@ -328,7 +378,7 @@ impl Registry {
         let downloaded: Vec<u64> = futures_util::stream::iter(
             missing
                 .iter()
-                .map(|blob| self.fetch_blob(store, blob, &bars)),
+                .map(|blob| self.fetch_blob(store, blob, &bars, committed)),
         )
         .buffer_unordered(CONCURRENT_DOWNLOADS)
         .try_collect()
@@ -343,6 +393,7 @@ impl Registry {
         store: &ImageStore,
         blob: &Descriptor,
         bars: &ProgressBars,
+        committed: &(dyn Fn(&str) + Sync),
     ) -> Result<u64, Error> {
         let blob_error = |message: String| PullError::Blob {
             reference: self.reference.to_string(),
@@ -362,6 +413,7 @@ impl Registry {
             bar.inc(chunk.len() as u64);
         }
         writer.commit(&store.paths, Some(&blob.digest), Some(blob.size))?;
+        committed(&blob.digest);
         bar.finish();
         Ok(blob.size)
     }

@@ -3,6 +3,7 @@
 //! operations on it (resolve, list, remove, prune). Pull and import live in
 //! their own modules and finish through [`ImageStore::install`].
 
+mod alloc;
 mod blobs;
 mod install;
 mod lock;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub(crate) use blobs::{store_bytes, BlobWriter};
-pub(crate) use install::PreparedImage;
+pub(crate) use install::{PreparedImage, StagedRootfs};
 pub(crate) use lock::{lock, lock_async};
 pub use paths::data_dir;
 pub(crate) use paths::StorePaths;
@@ -108,6 +109,8 @@ impl ImageStore {
                 source,
             })?;
         }
+        // Every rootfs is unpacked under tmp/: spread those trees over the disk.
+        alloc::mark_top_directory(&paths.tmp_dir());
         Ok(Self { paths })
     }
 

@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,12 +17,22 @@ use super::resolve::{clean_entry_path, join, resolve_dir, ResolveError, RootPath
 use super::UnpackError;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
+/// File contents are copied through a buffer this large so that the typical
+/// small file is one `write`, not one per 8 KiB (`io::copy`'s buffer).
+const COPY_BUFFER: usize = 256 * 1024;
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 pub(super) struct LayerApplier<'a> {
     digest: &'a str,
     root: &'a Path,
     running_as_root: bool,
+    /// The group a new file gets outside setgid directories.
+    egid: u32,
+    /// Whether `open(O_CREAT, mode)` yields exactly `mode & 0o777` here: the
+    /// umask clears none of the bits this entry needs and no default ACL
+    /// rewrites them. When it does, the separate `fchmod` can be skipped.
+    create_mode_is_exact: CreateMode,
+    buffer: Vec<u8>,
     /// Paths this layer created, which an opaque whiteout must keep.
     written: HashSet<RootPath>,
     /// Directory modes applied at the end, so that a read-only directory does
@@ -30,7 +40,45 @@ pub(super) struct LayerApplier<'a> {
     dir_modes: Vec<(PathBuf, u32)>,
     /// Lexical directory -> resolved directory. Only valid while nothing is
     /// removed and no symlink is created, which is when it is cleared.
-    resolved_dirs: HashMap<RootPath, RootPath>,
+    /// (Directory modes cannot change meanwhile: they are applied in `finish`.)
+    resolved_dirs: HashMap<RootPath, ParentDir>,
+}
+
+/// A resolved parent directory and what the kernel does to files made in it.
+#[derive(Debug, Clone)]
+struct ParentDir {
+    path: RootPath,
+    /// The group a new file gets here (the directory's own when it is setgid);
+    /// `None` when unknown, which forces an explicit `fchown`.
+    new_file_gid: Option<u32>,
+}
+
+/// See [`LayerApplier::create_mode_is_exact`].
+#[derive(Debug, Clone, Copy)]
+struct CreateMode {
+    /// The process umask, when it could be read.
+    umask: Option<u32>,
+    /// The rootfs root carries a default ACL (inherited by every directory
+    /// made under it), which overrides the umask for new files.
+    default_acl: bool,
+}
+
+impl CreateMode {
+    fn probe(root: &Path) -> Self {
+        Self {
+            umask: process_umask(),
+            default_acl: has_default_acl(root),
+        }
+    }
+
+    /// Whether creating with `mode` gives exactly `mode`: no special bits
+    /// (those need an explicit chmod, after any chown) and nothing masked.
+    fn is_exact(self, mode: u32) -> bool {
+        match self.umask {
+            Some(umask) => !self.default_acl && mode & 0o7000 == 0 && mode & umask == 0,
+            None => false,
+        }
+    }
 }
 
 impl<'a> LayerApplier<'a> {
@@ -39,6 +87,9 @@ impl<'a> LayerApplier<'a> {
             digest,
             root,
             running_as_root: nix::unistd::geteuid().is_root(),
+            egid: nix::unistd::getegid().as_raw(),
+            create_mode_is_exact: CreateMode::probe(root),
+            buffer: Vec::new(),
             written: HashSet::new(),
             dir_modes: Vec::new(),
             resolved_dirs: HashMap::new(),
@@ -68,7 +119,8 @@ impl<'a> LayerApplier<'a> {
         }
 
         let parent = self.resolve_parent(&entry_name, &parent)?;
-        let mut target_parts = parent;
+        let new_file_gid = parent.new_file_gid;
+        let mut target_parts = parent.path;
         target_parts.push(file_name);
         let target = join(self.root, &target_parts);
         let header = entry.header();
@@ -93,8 +145,13 @@ impl<'a> LayerApplier<'a> {
                 self.dir_modes.push((target.clone(), mode));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.clear_for(&entry_name, &target, false)?;
-                self.write_file(&entry_name, &target, &mut entry, mode, owner, mtime)?;
+                let placement = FilePlacement {
+                    mode,
+                    owner,
+                    mtime,
+                    new_file_gid,
+                };
+                self.write_file(&entry_name, &target, &mut entry, placement)?;
             }
             EntryType::Symlink => {
                 let link_target = entry
@@ -163,12 +220,23 @@ impl<'a> LayerApplier<'a> {
         Ok(())
     }
 
-    fn resolve_parent(&mut self, entry: &str, parent: &RootPath) -> Result<RootPath, UnpackError> {
+    fn resolve_parent(&mut self, entry: &str, parent: &RootPath) -> Result<ParentDir, UnpackError> {
         if let Some(resolved) = self.resolved_dirs.get(parent) {
             return Ok(resolved.clone());
         }
-        let resolved =
+        let path =
             resolve_dir(self.root, parent, true).map_err(|e| self.resolve_error(entry, e))?;
+        // One lstat per distinct directory buys skipping an fchown per file.
+        let new_file_gid = std::fs::symlink_metadata(join(self.root, &path))
+            .ok()
+            .map(|meta| {
+                if meta.mode() & libc::S_ISGID != 0 {
+                    meta.gid()
+                } else {
+                    self.egid
+                }
+            });
+        let resolved = ParentDir { path, new_file_gid };
         self.resolved_dirs.insert(parent.clone(), resolved.clone());
         Ok(resolved)
     }
@@ -198,7 +266,7 @@ impl<'a> LayerApplier<'a> {
 
     /// `DIR/.wh..wh..opq`: DIR keeps only what this layer put in it.
     fn apply_opaque(&mut self, entry: &str, dir: &RootPath) -> Result<(), UnpackError> {
-        let dir = self.resolve_parent(entry, dir)?;
+        let dir = self.resolve_parent(entry, dir)?.path;
         self.clear_lower_children(entry, &dir)?;
         self.resolved_dirs.clear();
         Ok(())
@@ -256,30 +324,46 @@ impl<'a> LayerApplier<'a> {
     }
 
     fn write_file<R: Read>(
-        &self,
+        &mut self,
         entry_name: &str,
         target: &Path,
         entry: &mut tar::Entry<'_, R>,
-        mode: u32,
-        owner: (u64, u64),
-        mtime: u64,
+        placement: FilePlacement,
     ) -> Result<(), UnpackError> {
-        // create_new = O_EXCL: never writes through a symlink planted at `target`.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(target)
-            .map_err(|e| self.io(entry_name, "create file", e))?;
-        io::copy(entry, &mut file).map_err(|e| self.io(entry_name, "write file", e))?;
-        if self.running_as_root {
+        let FilePlacement {
+            mode,
+            owner,
+            mtime,
+            new_file_gid,
+        } = placement;
+        // As root, a new file belongs to root and to its directory's group
+        // (setgid) or ours; chown only when the entry wants something else.
+        let chown = self.running_as_root
+            && (owner_id(owner.0) != 0 || Some(owner_id(owner.1)) != new_file_gid);
+        let exact = !chown && self.create_mode_is_exact.is_exact(mode);
+        let create_mode = if exact { mode } else { 0o600 };
+        let mut file = match create_new(target, create_mode) {
+            Ok(file) => file,
+            // Something from a lower layer (or earlier in this one) is in the
+            // way: remove it, never write through it, and create afresh.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.clear_for(entry_name, target, false)?;
+                create_new(target, create_mode)
+                    .map_err(|e| self.io(entry_name, "create file", e))?
+            }
+            Err(e) => return Err(self.io(entry_name, "create file", e)),
+        };
+        copy_with(&mut self.buffer, entry, &mut file)
+            .map_err(|e| self.io(entry_name, "write file", e))?;
+        if chown {
             std::os::unix::fs::fchown(&file, Some(owner_id(owner.0)), Some(owner_id(owner.1)))
                 .map_err(|e| self.io(entry_name, "set owner", e))?;
         }
-        // After chown, which would clear setuid/setgid bits.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| self.io(entry_name, "set mode", e))?;
+        if !exact {
+            // After chown, which would clear setuid/setgid bits.
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| self.io(entry_name, "set mode", e))?;
+        }
         let _ = set_mtime(&file, mtime);
         Ok(())
     }
@@ -370,6 +454,81 @@ impl<'a> LayerApplier<'a> {
             source,
         }
     }
+}
+
+/// How a regular file is to be placed (from its tar header and its directory).
+#[derive(Debug, Clone, Copy)]
+struct FilePlacement {
+    mode: u32,
+    owner: (u64, u64),
+    mtime: u64,
+    new_file_gid: Option<u32>,
+}
+
+/// `O_EXCL` (never writes through a symlink planted at `target`, and says
+/// `AlreadyExists` when something is there) plus `O_NOFOLLOW` for good measure.
+fn create_new(target: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+}
+
+/// Copies `reader` to `writer` through `buffer` (grown on first use), filling
+/// the buffer before each write so a small file takes a single `write`.
+fn copy_with(buffer: &mut Vec<u8>, reader: &mut impl Read, writer: &mut File) -> io::Result<()> {
+    if buffer.len() < COPY_BUFFER {
+        buffer.resize(COPY_BUFFER, 0);
+    }
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match reader.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        writer.write_all(&buffer[..filled])?;
+        if filled < buffer.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// The umask, read from `/proc/self/status` once: `umask(2)` can only read it
+/// by changing it, which would race with other threads creating files.
+fn process_umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(value.trim(), 8).ok()
+    })
+}
+
+/// Whether `dir` has a default POSIX ACL (then new files' modes follow the
+/// ACL, not the umask). Unknown counts as yes: the cost is only an fchmod.
+fn has_default_acl(dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    let name = c"system.posix_acl_default";
+    // SAFETY: both strings are NUL-terminated and live across the call; a null
+    // buffer of size 0 asks only for the value's size and writes nothing.
+    let size = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    if size >= 0 {
+        return true;
+    }
+    let error = io::Error::last_os_error().raw_os_error();
+    // No such attribute, or a filesystem without xattrs/ACLs at all.
+    !matches!(error, Some(libc::ENODATA) | Some(libc::EOPNOTSUPP))
 }
 
 fn owner_id(id: u64) -> u32 {

@@ -4,9 +4,11 @@
 //! the content), whiteouts and opaque directories are applied, links, modes
 //! and (as root) ownership are preserved, and every entry is placed through
 //! [`resolve`] so that no entry can write outside the rootfs. Errors name the
-//! layer digest and the offending entry.
+//! layer digest and the offending entry. [`PipelinedUnpack`] applies layers
+//! while a pull is still downloading the ones above them.
 
 mod apply;
+mod pipeline;
 mod resolve;
 
 use std::fs::File;
@@ -14,6 +16,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use apply::LayerApplier;
+pub(crate) use pipeline::PipelinedUnpack;
 
 /// Why a layer could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,10 @@ pub enum UnpackError {
     },
     #[error("layer {layer} has media type `{media_type}`, which locald cannot unpack")]
     UnsupportedMediaType { layer: String, media_type: String },
+    #[error("unpacking stopped: the pull ended before every layer was downloaded")]
+    Aborted,
+    #[error("the unpack task failed: {0}")]
+    Task(String),
 }
 
 /// A layer blob to apply.
