@@ -54,6 +54,22 @@ impl LayerBuilder {
         self.entry(path, tar::EntryType::Symlink, 0o777, Some(target), &[])
     }
 
+    /// A file owned by `uid:gid` (everything else is `0:0`).
+    pub fn file_owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        (uid, gid): (u64, u64),
+        content: &[u8],
+    ) -> &mut Self {
+        self.entry_owned(path, tar::EntryType::Regular, mode, (uid, gid), content)
+    }
+
+    /// A directory owned by `uid:gid`.
+    pub fn dir_owned(&mut self, path: &str, mode: u32, (uid, gid): (u64, u64)) -> &mut Self {
+        self.entry_owned(path, tar::EntryType::Directory, mode, (uid, gid), &[])
+    }
+
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         self.entry(path, tar::EntryType::Link, 0o644, Some(target), &[])
     }
@@ -78,11 +94,34 @@ impl LayerBuilder {
         link: Option<&str>,
         content: &[u8],
     ) -> &mut Self {
+        self.entry_full(path, kind, mode, (0, 0), link, content)
+    }
+
+    fn entry_owned(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        owner: (u64, u64),
+        content: &[u8],
+    ) -> &mut Self {
+        self.entry_full(path, kind, mode, owner, None, content)
+    }
+
+    fn entry_full(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        (uid, gid): (u64, u64),
+        link: Option<&str>,
+        content: &[u8],
+    ) -> &mut Self {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);
         header.set_mode(mode);
-        header.set_uid(0);
-        header.set_gid(0);
+        header.set_uid(uid);
+        header.set_gid(gid);
         header.set_mtime(1_700_000_000);
         header.set_size(content.len() as u64);
         write_header_field(&mut header.as_old_mut().name, path);

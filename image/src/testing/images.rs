@@ -236,8 +236,29 @@ pub fn multiarch_index() -> Result<BuiltIndex, FixtureError> {
 }
 
 /// A benchmark image: busybox plus `layers` layers of `files_per_layer`
-/// small, compressible, distinct files each (deterministic content).
+/// small, compressible, distinct files each (deterministic content), the
+/// added layers alternately gzip and zstd.
 pub fn bench_image(layers: usize, files_per_layer: usize) -> Result<BuiltImage, FixtureError> {
+    build_bench_image(layers, files_per_layer, |layer_index| {
+        if layer_index % 2 == 0 {
+            LayerCompression::Gzip
+        } else {
+            LayerCompression::Zstd
+        }
+    })
+}
+
+/// [`bench_image`] with every layer gzip: the same files for tools that
+/// cannot read zstd layers (umoci 0.4 refuses them).
+pub fn bench_gzip_image(layers: usize, files_per_layer: usize) -> Result<BuiltImage, FixtureError> {
+    build_bench_image(layers, files_per_layer, |_| LayerCompression::Gzip)
+}
+
+fn build_bench_image(
+    layers: usize,
+    files_per_layer: usize,
+    compression: impl Fn(usize) -> LayerCompression,
+) -> Result<BuiltImage, FixtureError> {
     let mut builder = ImageBuilder::new().layer(busybox_layer(LayerCompression::Gzip)?);
     for layer_index in 0..layers {
         let mut layer = LayerBuilder::new();
@@ -252,12 +273,7 @@ pub fn bench_image(layers: usize, files_per_layer: usize) -> Result<BuiltImage, 
                 content.as_bytes(),
             );
         }
-        let compression = if layer_index % 2 == 0 {
-            LayerCompression::Gzip
-        } else {
-            LayerCompression::Zstd
-        };
-        builder = builder.layer(layer.build(compression));
+        builder = builder.layer(layer.build(compression(layer_index)));
     }
     Ok(builder.config(ConfigOverride::default().apply()).build())
 }

@@ -10,8 +10,8 @@ mod registry;
 
 pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
 pub use images::{
-    bench_image, busybox_image, malicious_image, multiarch_index, multilayer_image, ConfigOverride,
-    MaliciousKind,
+    bench_gzip_image, bench_image, busybox_image, malicious_image, multiarch_index,
+    multilayer_image, ConfigOverride, MaliciousKind,
 };
 pub use push::{push_image, push_index};
 pub use registry::TestRegistry;

@@ -221,6 +221,69 @@ mod tests {
     }
 
     #[test]
+    fn modes_and_owners_are_exact_whether_or_not_chmod_and_chown_are_skipped() {
+        let root = tempfile::tempdir().unwrap();
+        let as_root = nix::unistd::geteuid().is_root();
+        let mut lower = LayerBuilder::new();
+        lower
+            .dir_owned("sg", 0o2775, (0, 4242))
+            .dir("plain", 0o755)
+            .file("plain/replaced", 0o644, b"old")
+            .dir("plain/dir-then-file", 0o755)
+            .file("plain/dir-then-file/child", 0o644, b"x");
+        apply(root.path(), lower).unwrap();
+        let mut upper = LayerBuilder::new();
+        upper
+            // In a setgid directory a new file takes the directory's group:
+            // an entry asking for group 0 must still get group 0.
+            .file("sg/root-group", 0o644, b"a")
+            .file_owned("sg/dir-group", 0o644, (0, 4242), b"b")
+            .file("plain/umasked-bits", 0o666, b"c")
+            .file("plain/setuid", 0o4755, b"d")
+            .file_owned("plain/user", 0o600, (1000, 1001), b"e")
+            .file("plain/read-only", 0o444, b"f")
+            .file("plain/replaced", 0o640, b"new")
+            .file("plain/dir-then-file", 0o644, b"file now");
+        apply(root.path(), upper).unwrap();
+        let meta = |name: &str| std::fs::symlink_metadata(root.path().join(name)).unwrap();
+        for (name, mode) in [
+            ("sg/root-group", 0o644),
+            ("sg/dir-group", 0o644),
+            ("plain/umasked-bits", 0o666),
+            ("plain/setuid", 0o4755),
+            ("plain/user", 0o600),
+            ("plain/read-only", 0o444),
+            ("plain/replaced", 0o640),
+            ("plain/dir-then-file", 0o644),
+        ] {
+            assert_eq!(meta(name).mode() & 0o7777, mode, "{name}");
+        }
+        assert_eq!(
+            std::fs::read(root.path().join("plain/read-only")).unwrap(),
+            b"f"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("plain/replaced")).unwrap(),
+            b"new"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("plain/dir-then-file")).unwrap(),
+            b"file now"
+        );
+        assert_eq!(meta("plain/setuid").mtime(), 1_700_000_000);
+        if as_root {
+            assert_eq!(meta("sg").gid(), 4242);
+            assert_eq!(meta("sg/root-group").gid(), 0);
+            assert_eq!(meta("sg/dir-group").gid(), 4242);
+            assert_eq!(
+                (meta("plain/user").uid(), meta("plain/user").gid()),
+                (1000, 1001)
+            );
+            assert_eq!(meta("plain/setuid").uid(), 0);
+        }
+    }
+
+    #[test]
     fn every_escape_is_refused_and_names_layer_and_entry() {
         let outside = tempfile::tempdir().unwrap();
         for kind in MaliciousKind::ALL {
