@@ -12,8 +12,8 @@ pub mod oci;
 pub mod platform;
 mod pull;
 pub mod reference;
-mod tls;
 mod store;
+mod tls;
 mod unpack;
 pub mod user_config;
 
