@@ -233,7 +233,6 @@ struct Registry {
 impl Registry {
     fn connect(reference: &Reference, opts: &PullOptions) -> Result<Self, Error> {
         crate::tls::install_crypto_provider();
-        crate::tls::install_crypto_provider();
         let registry = reference.registry();
         let insecure = is_loopback_registry(reference.registry_host())
             || opts.insecure_registries.iter().any(|r| r == registry)
