@@ -95,6 +95,20 @@ pub fn check_service(project: &ProjectHandle, name: &str) -> Result<(), String> 
     project.service(name).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// Sends one command to the project's running supervisor, after checking that
+/// `service` (when given) is one of the project's.
+pub fn steer(
+    project: &ProjectHandle,
+    service: Option<&str>,
+    command: impl FnOnce(&mut Client) -> Result<(), supervisor::SupervisorError>,
+) -> Result<(), String> {
+    if let Some(name) = service {
+        check_service(project, name)?;
+    }
+    let mut client = connect(project)?;
+    command(&mut client).map_err(|e| e.to_string())
+}
+
 #[export_module]
 pub mod supervisor_api {
     use rhai::{Array, Map};
@@ -177,9 +191,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         service: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        super::check_service(&project, service).map_err(|e| fail(&ctx, e))?;
-        let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        client.start(service).map_err(|e| fail(&ctx, e))
+        super::steer(&project, Some(service), |c| c.start(service)).map_err(|e| fail(&ctx, e))
     }
 
     /// Stops every service (the supervisor keeps running).
@@ -188,8 +200,7 @@ pub mod supervisor_api {
         ctx: NativeCallContext,
         project: ProjectHandle,
     ) -> Result<(), Box<EvalAltResult>> {
-        let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        client.stop(None).map_err(|e| fail(&ctx, e))
+        super::steer(&project, None, |c| c.stop(None)).map_err(|e| fail(&ctx, e))
     }
 
     /// Stops one service.
@@ -199,9 +210,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         service: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        super::check_service(&project, service).map_err(|e| fail(&ctx, e))?;
-        let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        client.stop(Some(service)).map_err(|e| fail(&ctx, e))
+        super::steer(&project, Some(service), |c| c.stop(Some(service))).map_err(|e| fail(&ctx, e))
     }
 
     /// Restarts one service.
@@ -211,9 +220,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         service: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        super::check_service(&project, service).map_err(|e| fail(&ctx, e))?;
-        let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        client.restart(service).map_err(|e| fail(&ctx, e))
+        super::steer(&project, Some(service), |c| c.restart(service)).map_err(|e| fail(&ctx, e))
     }
 
     /// Stops every service and the supervisor; returns once all are gone.
