@@ -45,6 +45,14 @@ fn import(project: &Project, data: &Path, name: &str, image: &BuiltImage) {
     .success();
 }
 
+/// A project whose store holds the plain busybox image as `bb:1`.
+fn project_with_busybox() -> (Project, tempfile::TempDir) {
+    let (project, data) = project();
+    let image = busybox_image(&ConfigOverride::default()).unwrap();
+    import(&project, data.path(), "bb:1", &image);
+    (project, data)
+}
+
 #[test]
 fn pull_once_then_run_from_the_store_without_the_registry() {
     let (project, data) = project();
@@ -84,13 +92,7 @@ fn pull_once_then_run_from_the_store_without_the_registry() {
 
 #[test]
 fn output_and_exit_codes_pass_through() {
-    let (project, data) = project();
-    import(
-        &project,
-        data.path(),
-        "bb:1",
-        &busybox_image(&ConfigOverride::default()).unwrap(),
-    );
+    let (project, data) = project_with_busybox();
     let out = with_store(
         project.locald([
             "container",
@@ -120,13 +122,7 @@ fn output_and_exit_codes_pass_through() {
 
 #[test]
 fn stdin_is_forwarded_only_with_dash_i() {
-    let (project, data) = project();
-    import(
-        &project,
-        data.path(),
-        "bb:1",
-        &busybox_image(&ConfigOverride::default()).unwrap(),
-    );
+    let (project, data) = project_with_busybox();
     with_store(
         project.locald(["container", "run", "-i", "bb:1", "cat"]),
         data.path(),
@@ -184,13 +180,7 @@ fn entrypoint_cmd_env_and_workdir_follow_docker() {
 
 #[test]
 fn interactive_terminal_through_a_pty() {
-    let (project, data) = project();
-    import(
-        &project,
-        data.path(),
-        "bb:1",
-        &busybox_image(&ConfigOverride::default()).unwrap(),
-    );
+    let (project, data) = project_with_busybox();
     // `script` gives locald a real pseudo-terminal, as a person's shell would.
     let command = format!(
         "{} container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
@@ -246,13 +236,7 @@ fn bundles_with(marker: &str) -> Vec<String> {
 
 #[test]
 fn ctrl_c_stops_the_container_and_leaves_nothing_behind() {
-    let (project, data) = project();
-    import(
-        &project,
-        data.path(),
-        "bb:1",
-        &busybox_image(&ConfigOverride::default()).unwrap(),
-    );
+    let (project, data) = project_with_busybox();
     let mut child = with_store(
         // PID 1 of a container ignores signals it has no handler for, as in
         // Docker: the container's init traps INT like a well-behaved server.

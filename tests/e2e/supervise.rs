@@ -317,3 +317,41 @@ health = "none"
     );
     assert!(stdout.contains("bye"), "{stdout}");
 }
+
+#[test]
+fn run_beside_a_partial_up_keeps_every_port() {
+    let project = Project::with_toml(
+        r#"
+[services.web]
+command = "python3 listen.py"
+health = "tcp"
+
+[services.worker]
+command = "sleep 100"
+"#,
+    )
+    .file("listen.py", LISTEN_PY);
+    // Both services get their ports recorded before anything runs.
+    let worker_port = project
+        .locald(["run", "worker", "--", "echo $PORT"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s", "web"])
+        .success();
+    let web_port = service_field(&project, "web", "port").to_string();
+
+    // `web` runs (its port is busy): `run` must neither move it nor worker's.
+    for (service, port) in [("web", &web_port), ("worker", &worker_port)] {
+        let out = project
+            .locald(["run", service, "--", "echo $PORT"])
+            .success();
+        assert_eq!(out.stdout.trim(), port, "{service}");
+    }
+    let recorded: serde_json::Value =
+        serde_json::from_str(&project.read(".locald/ports.json")).unwrap();
+    assert_eq!(recorded["web"].to_string(), web_port);
+    project.locald(["down"]).success();
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
 
-use crate::model::{Project, Service};
+use crate::model::{PortSpec, Project, Service};
 use crate::supervisor;
 
 /// A loaded project, shared cheaply between script values.
@@ -123,17 +123,31 @@ impl CustomType for ServiceHandle {
 /// persisted assignment.
 pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
     let state_dir = project.state_dir();
-    if let Some(mut client) =
+    let Some(mut client) =
         supervisor::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
-    {
-        let statuses = client.status().map_err(|e| error(e.to_string()))?;
-        let live: BTreeMap<String, u16> = statuses
-            .into_iter()
-            .filter_map(|s| s.port.map(|p| (s.name, p)))
-            .collect();
-        if live.len() == project.services.len() {
-            return Ok(live);
+    else {
+        return supervisor::ports::assign(project).map_err(|e| error(e.to_string()));
+    };
+    let statuses = client.status().map_err(|e| error(e.to_string()))?;
+    let mut ports: BTreeMap<String, u16> = statuses
+        .into_iter()
+        .filter_map(|s| s.port.map(|p| (s.name, p)))
+        .collect();
+    // Services the supervisor does not run keep their recorded port; never
+    // re-assign here, as the running services' ports look busy.
+    let recorded = supervisor::ports::persisted(project);
+    for service in &project.services {
+        if ports.contains_key(&service.name) {
+            continue;
         }
+        let port = match (service.port, recorded.get(&service.name)) {
+            (PortSpec::Fixed(port), _) => port,
+            (PortSpec::Auto, Some(port)) => *port,
+            (PortSpec::Auto, None) => {
+                supervisor::ports::free_port().map_err(|e| error(e.to_string()))?
+            }
+        };
+        ports.insert(service.name.clone(), port);
     }
-    supervisor::ports::assign(project).map_err(|e| error(e.to_string()))
+    Ok(ports)
 }

@@ -58,6 +58,12 @@ fn assign_persisted(project: &Project) -> Result<BTreeMap<String, u16>, PortErro
     Ok(assigned)
 }
 
+/// The ports last assigned to the project's services, without probing or
+/// changing anything: what a running supervisor's services were given.
+pub fn persisted(project: &Project) -> BTreeMap<String, u16> {
+    load(&StateDir::new(&project.state_dir()).ports_file())
+}
+
 /// A missing or unreadable ports file only means no preferences are known.
 fn load(path: &std::path::Path) -> BTreeMap<String, u16> {
     std::fs::read_to_string(path)
