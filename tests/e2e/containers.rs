@@ -11,7 +11,7 @@ use locald_image::testing::{
     TestRegistry,
 };
 
-use crate::harness::{Project, Run};
+use crate::harness::{pids_with_arg, service_field, Project, Run};
 
 /// A project with its own image store.
 fn project() -> (Project, tempfile::TempDir) {
@@ -292,4 +292,87 @@ fn sleepers(marker: &str) -> usize {
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
         })
         .count()
+}
+
+/// A container service under the supervisor: it gets a `$PORT` on the host
+/// network, passes its HTTP health check, gates its dependent, is restarted
+/// when its process is killed, and `down` leaves no process and no bundle.
+#[test]
+fn container_service_is_health_gated_restarted_and_stopped_cleanly() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+# The web server runs in a container of the stored busybox image.
+[services.web]
+image = "bb:1"
+# The document root doubles as a marker the test finds the process by.
+command = "mkdir /www987801 && echo hello from the container > /www987801/index.html && exec httpd -f -p $PORT -h /www987801"
+health = { http = "/" }
+
+[services.client]
+command = "echo started after $WEB_URL; sleep 987802"
+depends_on = ["web"]
+env = { WEB_URL = "${services.web.url}" }
+"#,
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    assert_eq!(service_field(&project, "web", "state"), "healthy");
+    let port = service_field(&project, "web", "port")
+        .as_u64()
+        .expect("web has a port");
+    let page = http_get(port as u16, "/index.html");
+    assert!(page.contains("hello from the container"), "{page}");
+    // The dependent started, and saw the container's URL.
+    project.wait_for("client", Duration::from_secs(10), |_| {
+        pids_with_arg("987802").len() == 1
+    });
+    let logs = project.locald(["logs", "client"]).success();
+    assert!(
+        logs.stdout
+            .contains(&format!("started after http://127.0.0.1:{port}")),
+        "{logs}"
+    );
+
+    // Kill the server inside the container: the supervisor restarts it.
+    let servers = pids_with_arg("/www987801");
+    assert_eq!(servers.len(), 1, "one httpd: {servers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(servers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    project.wait_for("the restart", Duration::from_secs(20), |p| {
+        service_field(p, "web", "restarts") == 1 && service_field(p, "web", "state") == "healthy"
+    });
+    let restarted = pids_with_arg("/www987801");
+    assert_eq!(restarted.len(), 1, "one httpd again: {restarted:?}");
+    assert_ne!(restarted, servers);
+    assert!(http_get(port as u16, "/index.html").contains("hello from the container"));
+    assert_eq!(bundles_with("987801").len(), 1, "one bundle: the live one");
+
+    project.locald(["down"]).success();
+    assert!(
+        pids_with_arg("/www987801").is_empty(),
+        "httpd survived down"
+    );
+    assert!(pids_with_arg("987802").is_empty(), "client survived down");
+    assert!(bundles_with("987801").is_empty(), "bundle left behind");
+}
+
+/// The body of `GET path` from 127.0.0.1:port (HTTP/1.0, read to the end).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

@@ -245,3 +245,39 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Pids of processes whose command line contains `needle` as one argument.
+pub fn pids_with_arg(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == needle.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+pub fn status_json(project: &Project) -> serde_json::Value {
+    let out = project.locald(["status", "--json"]).success();
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e})\n{out}"))
+}
+
+pub fn service_field(project: &Project, service: &str, field: &str) -> serde_json::Value {
+    status_json(project)
+        .as_array()
+        .expect("status is an array")
+        .iter()
+        .find(|s| s["name"] == service)
+        .unwrap_or_else(|| panic!("no {service} in status"))[field]
+        .clone()
+}

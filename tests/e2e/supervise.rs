@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{alive, Project};
+use crate::harness::{pids_with_arg, service_field, Project};
 
 /// Listens on $PORT after an optional delay, accepting forever.
 const LISTEN_PY: &str = r#"
@@ -32,42 +32,6 @@ with open("verdict.txt", "a") as f:
 print(verdict, flush=True)
 time.sleep(600)
 "#;
-
-/// Pids of processes whose command line contains `needle` as one argument.
-fn pids_with_arg(needle: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if cmdline
-            .split(|b| *b == 0)
-            .any(|arg| arg == needle.as_bytes())
-            && alive(pid)
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn status_json(project: &Project) -> serde_json::Value {
-    let out = project.locald(["status", "--json"]).success();
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e})\n{out}"))
-}
-
-fn service_field(project: &Project, service: &str, field: &str) -> serde_json::Value {
-    status_json(project)
-        .as_array()
-        .expect("status is an array")
-        .iter()
-        .find(|s| s["name"] == service)
-        .unwrap_or_else(|| panic!("no {service} in status"))[field]
-        .clone()
-}
 
 #[test]
 fn dependents_start_only_when_dependencies_are_healthy() {
