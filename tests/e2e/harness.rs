@@ -281,3 +281,15 @@ pub fn service_field(project: &Project, service: &str, field: &str) -> serde_jso
         .unwrap_or_else(|| panic!("no {service} in status"))[field]
         .clone()
 }
+
+/// The pid of the one process with `marker` as an argument, waiting a little
+/// for it: `health = "none"` is ready before the shell has forked `sleep`.
+pub fn one_pid(marker: &str) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pids_with_arg(marker).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pids = pids_with_arg(marker);
+    assert_eq!(pids.len(), 1, "one process with {marker}: {pids:?}");
+    pids[0]
+}

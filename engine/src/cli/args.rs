@@ -66,6 +66,8 @@ pub enum Subcommand {
     Stop { service: Option<String> },
     /// Restart a service
     Restart { service: String },
+    /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
+    Reload,
     /// Run a scratch command with a free $PORT, then offer to save it as a service
     Try {
         /// Save the command as service NAME without asking

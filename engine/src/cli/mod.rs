@@ -150,6 +150,7 @@ impl Subcommand {
                 set("service", service.into());
                 "restart"
             }
+            Subcommand::Reload => "reload",
             Subcommand::Try {
                 save,
                 no_save,

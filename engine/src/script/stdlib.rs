@@ -11,6 +11,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("start", include_str!("../../../stdlib/start.rhai")),
     ("stop", include_str!("../../../stdlib/stop.rhai")),
     ("restart", include_str!("../../../stdlib/restart.rhai")),
+    ("reload", include_str!("../../../stdlib/reload.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),

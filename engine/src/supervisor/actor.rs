@@ -14,10 +14,11 @@ use tokio::task::JoinHandle;
 use super::console::Console;
 use super::launch;
 use super::output::ServiceOutput;
-use super::protocol::{ServiceState, ServiceStatus};
+use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
 use super::service::{initial_status, ServiceCommand, ServiceTask, Shared};
 use super::state_dir::StateDir;
-use crate::model::{Probe, Project};
+use super::{ports, reload};
+use crate::model::{Probe, Project, Service};
 
 /// Replies to a `down`: the supervisor hands the requester a sender to
 /// acknowledge once the answer is written, so it exits only after that.
@@ -32,6 +33,8 @@ pub enum Control {
     /// Stop one service, or all in reverse dependency order.
     Stop(Option<String>, oneshot::Sender<Result<(), String>>),
     Restart(String, oneshot::Sender<Result<(), String>>),
+    /// Read the config again and apply it (see [`reload`]).
+    Reload(oneshot::Sender<Result<ReloadReport, String>>),
     /// Stop everything and end the supervisor.
     Down(oneshot::Sender<DownAck>),
 }
@@ -49,12 +52,18 @@ pub enum Ended {
 struct ServiceHandle {
     commands: mpsc::UnboundedSender<ServiceCommand>,
     status: watch::Receiver<ServiceStatus>,
+    /// Kept so a replacement task (after a reload) publishes on the same
+    /// channel its dependents already watch.
+    status_sender: watch::Sender<ServiceStatus>,
     task: JoinHandle<()>,
     depends_on: Vec<String>,
 }
 
 pub struct Supervisor {
     services: IndexMap<String, ServiceHandle>,
+    shared: Arc<Shared>,
+    state: StateDir,
+    console: Option<Console>,
     generation: watch::Receiver<u64>,
 }
 
@@ -74,60 +83,75 @@ impl Supervisor {
             ports: Arc::new(ports),
             generation,
         });
+        let mut supervisor = Supervisor {
+            services: IndexMap::new(),
+            shared,
+            state: state.clone(),
+            console,
+            generation: generation_receiver,
+        };
         let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
             .services
             .iter()
             .map(|service| {
-                let port = shared.ports.get(&service.name).copied();
+                let port = supervisor.shared.ports.get(&service.name).copied();
                 let status = initial_status(&service.name, port, enabled.contains(&service.name));
                 (service.name.clone(), watch::Sender::new(status))
             })
             .collect();
-        let mut services = IndexMap::new();
         for service in &project.services {
-            let (commands, command_receiver) = mpsc::unbounded_channel();
-            let ready_pattern = match &service.health.probe {
-                // Config validation compiled it already; a failure here only
-                // means the probe never fires.
-                Probe::Log { pattern } => regex::Regex::new(pattern).ok(),
-                _ => None,
-            };
-            let output = Arc::new(ServiceOutput::new(
-                &service.name,
-                &state.service_log(&service.name),
-                console.clone(),
-                ready_pattern,
-            ));
-            let dependencies = service
-                .depends_on
-                .iter()
-                .filter_map(|dependency| statuses.get(dependency).map(watch::Sender::subscribe))
-                .collect();
-            let status = statuses[&service.name].clone();
-            let status_receiver = status.subscribe();
-            let task = ServiceTask {
-                service: service.clone(),
-                shared: shared.clone(),
-                status,
-                dependencies,
-                commands: command_receiver,
-                output,
-            };
-            let is_enabled = enabled.contains(&service.name);
-            let join = tokio::spawn(task.run(is_enabled));
-            services.insert(
-                service.name.clone(),
-                ServiceHandle {
-                    commands,
-                    status: status_receiver,
-                    task: join,
-                    depends_on: service.depends_on.clone(),
-                },
+            let handle = supervisor.spawn_service(
+                service,
+                statuses[&service.name].clone(),
+                &statuses,
+                enabled.contains(&service.name),
             );
+            supervisor.services.insert(service.name.clone(), handle);
         }
-        Supervisor {
-            services,
-            generation: generation_receiver,
+        supervisor
+    }
+
+    /// Start the task of one service, publishing on `status` and gated on
+    /// the services it depends on (found in `statuses`).
+    fn spawn_service(
+        &self,
+        service: &Service,
+        status: watch::Sender<ServiceStatus>,
+        statuses: &IndexMap<String, watch::Sender<ServiceStatus>>,
+        enabled: bool,
+    ) -> ServiceHandle {
+        let (commands, command_receiver) = mpsc::unbounded_channel();
+        let ready_pattern = match &service.health.probe {
+            // Config validation compiled it already; a failure here only
+            // means the probe never fires.
+            Probe::Log { pattern } => regex::Regex::new(pattern).ok(),
+            _ => None,
+        };
+        let output = Arc::new(ServiceOutput::new(
+            &service.name,
+            &self.state.service_log(&service.name),
+            self.console.clone(),
+            ready_pattern,
+        ));
+        let dependencies = service
+            .depends_on
+            .iter()
+            .filter_map(|dependency| statuses.get(dependency).map(watch::Sender::subscribe))
+            .collect();
+        let task = ServiceTask {
+            service: service.clone(),
+            shared: self.shared.clone(),
+            status: status.clone(),
+            dependencies,
+            commands: command_receiver,
+            output,
+        };
+        ServiceHandle {
+            commands,
+            status: status.subscribe(),
+            status_sender: status,
+            task: tokio::spawn(task.run(enabled)),
+            depends_on: service.depends_on.clone(),
         }
     }
 
@@ -155,7 +179,9 @@ impl Supervisor {
         let ended = loop {
             tokio::select! {
                 Some(control) = controls.recv() => {
-                    if let Some(reply) = self.handle(control) {
+                    if let Control::Reload(reply) = control {
+                        let _ = reply.send(self.reload().await);
+                    } else if let Some(reply) = self.handle(control) {
                         break Ended::Down(reply);
                     }
                 }
@@ -193,8 +219,121 @@ impl Supervisor {
             Control::Stop(Some(name), reply) => self.forward(&name, ServiceCommand::Stop, reply),
             Control::Restart(name, reply) => self.forward(&name, ServiceCommand::Restart, reply),
             Control::Down(reply) => return Some(reply),
+            Control::Reload(reply) => {
+                let _ = reply.send(Err("a reload is served by the run loop".into()));
+            }
         }
         None
+    }
+
+    /// Read the project's config from disk and apply the difference: stop
+    /// removed and changed services, then start the changed ones again (unless
+    /// they were stopped) and the added ones. Untouched services keep running.
+    /// A config that does not load changes nothing. Control requests wait
+    /// while the stops run (bounded by the services' stop timeouts).
+    async fn reload(&mut self) -> Result<ReloadReport, String> {
+        let root = self.shared.project.root.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::script::load_project(&root))
+            .await
+            .map_err(|error| format!("cannot read the config: {error}"))?;
+        let project = Arc::new(loaded.map_err(|error| error.to_string())?);
+        let ports = ports::reassign(&project, &self.shared.ports).map_err(|e| e.to_string())?;
+        let report = reload::plan(&self.shared.project, &self.shared.ports, &project, &ports);
+
+        // Whether each changed service should run again once replaced: yes
+        // unless it was stopped (a failed one may well have been fixed).
+        let was_wanted: BTreeSet<String> = report
+            .changed
+            .iter()
+            .filter(|name| {
+                self.services.get(name.as_str()).is_some_and(|handle| {
+                    handle.status.borrow().state != ServiceState::Stopped.as_str()
+                })
+            })
+            .cloned()
+            .collect();
+        let leaving: Vec<String> = report
+            .removed
+            .iter()
+            .chain(&report.changed)
+            .cloned()
+            .collect();
+        let mut stops = Vec::new();
+        for name in &leaving {
+            if let Some(handle) = self.services.get(name) {
+                let (done, done_receiver) = oneshot::channel();
+                if handle.commands.send(ServiceCommand::Stop(done)).is_ok() {
+                    stops.push(done_receiver);
+                }
+            }
+        }
+        for stop in stops {
+            let _ = stop.await;
+        }
+        let mut old = std::mem::take(&mut self.services);
+        for name in &leaving {
+            if let Some(handle) = old.get_mut(name) {
+                // Closing the command channel ends the task.
+                let (closed, _) = mpsc::unbounded_channel();
+                handle.commands = closed;
+            }
+        }
+        for name in &report.removed {
+            if let Some(handle) = old.shift_remove(name) {
+                let _ = handle.task.await;
+            }
+        }
+
+        self.shared = Arc::new(Shared {
+            project: project.clone(),
+            ports: Arc::new(ports),
+            generation: self.shared.generation.clone(),
+        });
+        if let Some(console) = &self.console {
+            self.console = Some(console.with_names(&project.service_names()));
+        }
+        let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
+            .services
+            .iter()
+            .map(|service| {
+                let sender = match old.get(&service.name) {
+                    Some(handle) => handle.status_sender.clone(),
+                    None => {
+                        let port = self.shared.ports.get(&service.name).copied();
+                        watch::Sender::new(initial_status(&service.name, port, true))
+                    }
+                };
+                (service.name.clone(), sender)
+            })
+            .collect();
+        for service in &project.services {
+            let name = &service.name;
+            let handle = match old.shift_remove(name) {
+                Some(handle) if report.changed.contains(name) => {
+                    let _ = handle.task.await;
+                    self.spawn_service(
+                        service,
+                        statuses[name].clone(),
+                        &statuses,
+                        was_wanted.contains(name),
+                    )
+                }
+                Some(handle) => handle,
+                None => self.spawn_service(service, statuses[name].clone(), &statuses, true),
+            };
+            self.services.insert(name.clone(), handle);
+        }
+        for name in &report.added {
+            // What a new service depends on may have been stopped.
+            let _ = self.start_with_dependencies(name);
+        }
+        tracing::info!(
+            added = ?report.added,
+            changed = ?report.changed,
+            removed = ?report.removed,
+            "config reloaded"
+        );
+        Ok(report)
     }
 
     /// Send a command that replies when done, and answer once it has.
@@ -291,6 +430,9 @@ impl Supervisor {
                 Some(control) = controls.recv() => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
+                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                    }
+                    Control::Reload(reply) => {
                         let _ = reply.send(Err("the supervisor is shutting down".into()));
                     }
                     // The first `down` (or signal) is already being served;

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use super::protocol::{Request, Response, ServiceStatus};
+use super::protocol::{ReloadReport, Request, Response, ServiceStatus};
 use super::state_dir::StateDir;
 use super::SupervisorError;
 
@@ -111,6 +111,14 @@ impl Client {
             service: service.to_string(),
         })
         .map(drop)
+    }
+
+    /// Have the supervisor read the project's config again and apply it;
+    /// returns once removed and changed services are stopped and the new
+    /// ones are started (not yet healthy). A config error leaves everything
+    /// as it was and comes back as [`SupervisorError::Rejected`].
+    pub fn reload(&mut self) -> Result<ReloadReport, SupervisorError> {
+        Ok(self.request(&Request::Reload)?.reload.unwrap_or_default())
     }
 
     /// Stop everything and end the supervisor; returns once every process

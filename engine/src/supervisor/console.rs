@@ -41,6 +41,12 @@ impl Console {
         }
     }
 
+    /// The same console for another set of names (after a reload), keeping
+    /// the colour choice.
+    pub fn with_names<S: AsRef<str>>(&self, names: &[S]) -> Console {
+        Console::new(names, self.color)
+    }
+
     fn prefix(&self, out: &mut Vec<u8>, service: &str, separator: &str) {
         let padding = self.width.saturating_sub(service.chars().count());
         if self.color {

@@ -53,9 +53,40 @@ fn assign_persisted(project: &Project) -> Result<BTreeMap<String, u16>, PortErro
     let path = state.ports_file();
     let previous = load(&path);
     let assigned = assign_with(project, &previous, is_free, kernel_free_port)?;
-    let json = serde_json::to_string_pretty(&assigned).expect("a map of ports always serializes");
-    std::fs::write(&path, json).map_err(|source| PortError::Persist { path, source })?;
+    persist(path, &assigned)?;
     Ok(assigned)
+}
+
+/// Ports for a reloaded project while its supervisor runs: a service that
+/// stays keeps the port it has now (busy, since it listens on it), new
+/// services get their remembered port when free, or a fresh one. Persisted.
+pub fn reassign(
+    project: &Project,
+    current: &BTreeMap<String, u16>,
+) -> Result<BTreeMap<String, u16>, super::SupervisorError> {
+    let state = StateDir::new(&project.state_dir());
+    let path = state.ports_file();
+    let mut previous = load(&path);
+    let staying: BTreeMap<String, u16> = current
+        .iter()
+        .filter(|(name, _)| project.service(name).is_some())
+        .map(|(name, port)| (name.clone(), *port))
+        .collect();
+    previous.extend(staying.clone());
+    let ours = |port: u16| staying.values().any(|kept| *kept == port);
+    let assigned = assign_with(
+        project,
+        &previous,
+        |port| ours(port) || is_free(port),
+        kernel_free_port,
+    )?;
+    persist(path, &assigned)?;
+    Ok(assigned)
+}
+
+fn persist(path: std::path::PathBuf, assigned: &BTreeMap<String, u16>) -> Result<(), PortError> {
+    let json = serde_json::to_string_pretty(assigned).expect("a map of ports always serializes");
+    std::fs::write(&path, json).map_err(|source| PortError::Persist { path, source })
 }
 
 /// The ports last assigned to the project's services, without probing or

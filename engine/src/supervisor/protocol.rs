@@ -98,8 +98,23 @@ pub enum Request {
     Restart {
         service: String,
     },
+    /// Read the project's config again and apply it: start new services,
+    /// restart changed ones, stop removed ones.
+    Reload,
     /// Stop everything and exit the supervisor.
     Down,
+}
+
+/// What a reload changed, by service name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// New services, started.
+    pub added: Vec<String>,
+    /// Services whose definition (or a port they refer to) changed: replaced,
+    /// and started again unless they were stopped.
+    pub changed: Vec<String>,
+    /// Services no longer declared: stopped and forgotten.
+    pub removed: Vec<String>,
 }
 
 /// The supervisor's answer to one request.
@@ -110,6 +125,8 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<ServiceStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadReport>,
 }
 
 impl Response {
@@ -118,6 +135,7 @@ impl Response {
             ok: true,
             error: None,
             services: None,
+            reload: None,
         }
     }
 
@@ -126,6 +144,7 @@ impl Response {
             ok: false,
             error: Some(message.into()),
             services: None,
+            reload: None,
         }
     }
 
@@ -134,6 +153,14 @@ impl Response {
             ok: true,
             error: None,
             services: Some(services),
+            reload: None,
+        }
+    }
+
+    pub fn reloaded(report: ReloadReport) -> Self {
+        Response {
+            reload: Some(report),
+            ..Response::done()
         }
     }
 }

@@ -95,6 +95,17 @@ async fn dispatch(request: Request, controls: &mpsc::Sender<Control>) -> Respons
         Request::Restart { service } => {
             ask(controls, |reply| Control::Restart(service, reply)).await
         }
+        Request::Reload => {
+            let (reply, answer) = oneshot::channel();
+            if controls.send(Control::Reload(reply)).await.is_err() {
+                return gone();
+            }
+            match answer.await {
+                Ok(Ok(report)) => Response::reloaded(report),
+                Ok(Err(message)) => Response::failed(message),
+                Err(_) => gone(),
+            }
+        }
         Request::Down => Response::failed("down is answered by the connection handler"),
     }
 }

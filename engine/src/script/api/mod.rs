@@ -53,6 +53,28 @@ pub mod project_api {
             .map_err(|e| super::fail(&ctx, e))
     }
 
+    /// The project of the current directory for what needs only where it
+    /// lives (its supervisor's state): loaded when the config is valid; when
+    /// it has errors, the project's directory with no services, so that
+    /// `down` still stops a supervisor after a bad edit. Fails only when
+    /// there is no project here at all.
+    #[rhai_fn(return_raw)]
+    pub fn locate_project(ctx: NativeCallContext) -> Result<ProjectHandle, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
+        match crate::script::load_project(&cwd) {
+            Ok(project) => Ok(ProjectHandle(Arc::new(project))),
+            Err(error) => {
+                let files =
+                    crate::config::find_config(&cwd).ok_or_else(|| super::fail(&ctx, &error))?;
+                Ok(ProjectHandle(Arc::new(crate::model::Project {
+                    name: crate::script::load::dir_name(&files.dir),
+                    root: files.dir,
+                    services: Vec::new(),
+                })))
+            }
+        }
+    }
+
     /// True when the current directory belongs to a project.
     pub fn has_project() -> bool {
         std::env::current_dir()

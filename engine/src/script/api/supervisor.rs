@@ -223,6 +223,30 @@ pub mod supervisor_api {
         super::steer(&project, Some(service), |c| c.restart(service)).map_err(|e| fail(&ctx, e))
     }
 
+    /// Has the running supervisor read the config again and apply it: new
+    /// services start, changed ones restart, removed ones stop; the others
+    /// keep running. Returns `#{ added, changed, removed }` (arrays of
+    /// names). A config error changes nothing and fails with the diagnostics.
+    #[rhai_fn(return_raw)]
+    pub fn reload(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
+        let report = client.reload().map_err(|e| fail(&ctx, e))?;
+        let names = |list: Vec<String>| -> Dynamic {
+            list.into_iter()
+                .map(Dynamic::from)
+                .collect::<Array>()
+                .into()
+        };
+        let mut map = Map::new();
+        map.insert("added".into(), names(report.added));
+        map.insert("changed".into(), names(report.changed));
+        map.insert("removed".into(), names(report.removed));
+        Ok(map)
+    }
+
     /// Stops every service and the supervisor; returns once all are gone.
     /// Returns false when no supervisor was running.
     #[rhai_fn(return_raw)]

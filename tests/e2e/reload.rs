@@ -1,0 +1,117 @@
+//! `locald reload`: the running supervisor applies an edited `locald.toml`
+//! without touching the services that did not change.
+
+use std::time::Duration;
+
+use crate::harness::{one_pid, pids_with_arg, service_field, status_json, Project};
+
+const BEFORE: &str = r#"
+# Two services; the test edits this file while they run.
+[services.steady]
+command = "sleep 987901"
+health = "none"
+
+[services.web]
+command = "sleep 987902"
+health = "none"
+
+[services.old]
+command = "sleep 987903"
+health = "none"
+"#;
+
+#[test]
+fn reload_starts_added_restarts_changed_and_stops_removed_services() {
+    let project = Project::with_toml(BEFORE);
+    project.locald(["up", "-d", "--wait"]).success();
+    let steady = one_pid("987901");
+    let steady_port = service_field(&project, "steady", "port");
+    let web = one_pid("987902");
+    one_pid("987903");
+
+    project.write(
+        "locald.toml",
+        r#"
+# Two services; the test edits this file while they run.
+[services.steady]
+command = "sleep 987901"
+health = "none"
+
+[services.web]
+command = "sleep 987912"
+health = "none"
+
+[services.new]
+command = "sleep 987904"
+health = "none"
+"#,
+    );
+    project
+        .locald(["reload"])
+        .success()
+        .stderr_is("locald: new: started\nlocald: web: restarted\nlocald: old: stopped\n");
+
+    assert_eq!(
+        one_pid("987901"),
+        steady,
+        "an unchanged service keeps running"
+    );
+    assert_eq!(service_field(&project, "steady", "port"), steady_port);
+    assert!(pids_with_arg("987902").is_empty(), "the old web is gone");
+    assert_ne!(one_pid("987912"), web);
+    assert!(
+        pids_with_arg("987903").is_empty(),
+        "a removed service is stopped"
+    );
+    project.wait_for("the new service", Duration::from_secs(10), |p| {
+        service_field(p, "new", "state") == "healthy" && pids_with_arg("987904").len() == 1
+    });
+    let names: Vec<String> = status_json(&project)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["steady", "web", "new"]);
+    assert!(service_field(&project, "new", "port").is_u64());
+
+    project
+        .locald(["reload"])
+        .success()
+        .stderr_is("locald: nothing changed\n");
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("987904").is_empty() && pids_with_arg("987912").is_empty());
+}
+
+#[test]
+fn a_config_error_on_reload_changes_nothing() {
+    // Markers of its own: tests run in parallel.
+    let before = BEFORE.replace("9879", "9877");
+    let project = Project::with_toml(&before);
+    project.locald(["up", "-d", "--wait"]).success();
+    let web = one_pid("987702");
+    project.write(
+        "locald.toml",
+        &before.replace("command = \"sleep 987702\"", "command = 42"),
+    );
+    let failed = project.locald(["reload"]).code(1);
+    failed.stderr_has("locald.toml:8:11");
+    failed.stderr_has("command");
+    assert_eq!(one_pid("987702"), web);
+    assert_eq!(service_field(&project, "web", "state"), "healthy");
+    // `down` needs no valid config to stop what runs.
+    project.locald(["down"]).success();
+    assert!(
+        pids_with_arg("987702").is_empty(),
+        "down left a service running"
+    );
+}
+
+#[test]
+fn reload_without_a_supervisor_says_how_to_start_one() {
+    let project = Project::with_toml(BEFORE);
+    project
+        .locald(["reload"])
+        .code(1)
+        .stderr_has("no supervisor is running for project");
+}
