@@ -11,7 +11,7 @@ use locald_image::testing::{
     TestRegistry,
 };
 
-use crate::harness::{pids_with_arg, service_field, Project, Run};
+use crate::harness::{one_pid, pids_with_arg, service_field, Project, Run};
 
 /// A project with its own image store.
 fn project() -> (Project, tempfile::TempDir) {
@@ -375,4 +375,63 @@ fn http_get(port: u16, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// `service add container` appends the service to locald.toml without
+/// disturbing a byte of what the user wrote, and the running supervisor
+/// starts it at once, leaving the other services alone.
+#[test]
+fn service_add_container_keeps_comments_and_starts_in_the_running_supervisor() {
+    let (project, data) = project_with_busybox();
+    let original = r#"# The shop: hand-written, comments and all.
+[project]
+name = "shop"   # short name
+
+[services.api]  # the API
+command = "sleep 987501"    # stands in for a server
+health = "none"
+"#;
+    project.write("locald.toml", original);
+    with_store(project.locald(["up", "-d", "--wait"]), data.path()).success();
+    let api = one_pid("987501");
+
+    let command = "mkdir /www987502 && echo added > /www987502/index.html && exec httpd -f -p $PORT -h /www987502";
+    with_store(
+        project.locald([
+            "service",
+            "add",
+            "container",
+            "bb:1",
+            "--name",
+            "web",
+            "--command",
+            command,
+        ]),
+        data.path(),
+    )
+    .success()
+    .stderr_is(&format!(
+        "locald: added service `web` to {}\nlocald: started `web` (see `locald status`)\n",
+        project.path().join("locald.toml").display()
+    ));
+    assert_eq!(
+        project.read("locald.toml"),
+        format!("{original}\n[services.web]\nimage = \"bb:1\"\ncommand = {command:?}\n")
+    );
+
+    project.wait_for("web", Duration::from_secs(20), |p| {
+        service_field(p, "web", "state") == "healthy"
+    });
+    let port = service_field(&project, "web", "port")
+        .as_u64()
+        .expect("a port") as u16;
+    // Without a health check or dependents, "healthy" means started: the
+    // server may still be binding.
+    project.wait_for("the server", Duration::from_secs(10), |_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(http_get(port, "/index.html").contains("added"));
+    assert_eq!(one_pid("987501"), api, "the API kept running");
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("/www987502").is_empty());
 }

@@ -47,6 +47,28 @@ pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, String
     ))
 }
 
+/// Where a service key goes when locald writes a new service table; keys it
+/// does not know go last (the sort is stable: alphabetical among them).
+fn field_rank(key: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "image",
+        "command",
+        "workdir",
+        "port",
+        "env",
+        "env_file",
+        "volumes",
+        "depends_on",
+        "health",
+        "restart",
+        "max_restarts",
+    ];
+    ORDER
+        .iter()
+        .position(|known| *known == key)
+        .unwrap_or(ORDER.len())
+}
+
 #[export_module]
 pub mod config_api {
     use rhai::Map;
@@ -74,6 +96,9 @@ pub mod config_api {
         for (key, value) in &fields {
             values.push((key.as_str(), super::toml_value(key, value).map_err(fail)?));
         }
+        // A Rhai map iterates alphabetically; write keys in the order people
+        // read a service: what runs first, then how it is wired.
+        values.sort_by_key(|(key, _)| super::field_rank(key));
         crate::config::edit::add_service(&path, name, &values).map_err(|e| fail(e.to_string()))?;
         Ok(path.display().to_string())
     }
