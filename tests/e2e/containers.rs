@@ -435,3 +435,47 @@ health = "none"
     project.locald(["down"]).success();
     assert!(pids_with_arg("/www987502").is_empty());
 }
+
+/// `locald run SVC -- CMD` for a container service runs CMD in a new
+/// container of the service's image, with the service's environment (and
+/// not the host's), its volumes, its port, and stdin forwarded.
+#[test]
+fn run_in_a_container_service_uses_its_image_env_and_volumes() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.db]
+image = "bb:1"
+command = "sleep 987503"
+env = { GREETING = "hello on ${services.db.port}" }
+volumes = ["./seed:/seed:ro"]
+"#,
+    );
+    project.write("seed/schema.sql", "create table t;\n");
+    let script = "echo \"$GREETING|$PORT|${LEAK:-no leak}|$(cat /seed/schema.sql)|$(cat)|$(hostname)\"; exit 7";
+    let out = with_store(
+        project.locald(["run", "db", "--", "sh", "-c", script]),
+        data.path(),
+    )
+    .env("LEAK", "host value")
+    .stdin("typed in")
+    .code(7);
+    let fields: Vec<&str> = out.stdout.trim_end().split('|').collect();
+    let port: u16 = fields[1].parse().expect("PORT is a number");
+    assert_eq!(
+        fields,
+        [
+            format!("hello on {port}").as_str(),
+            fields[1],
+            "no leak",
+            "create table t;",
+            "typed in",
+            "db",
+        ],
+        "{out}"
+    );
+    // No service was started for it.
+    assert!(pids_with_arg("987503").is_empty());
+    assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
+}

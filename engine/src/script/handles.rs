@@ -101,6 +101,17 @@ impl CustomType for ServiceHandle {
                 s.spec().workdir.display().to_string()
             })
             .with_get("depends_on", |s: &mut Self| strings(&s.spec().depends_on))
+            .with_get("volumes", |s: &mut Self| -> Array {
+                // The `HOST:CONTAINER[:ro]` form `container_run` takes.
+                s.spec()
+                    .volumes
+                    .iter()
+                    .map(|v| {
+                        let mode = if v.read_only { ":ro" } else { "" };
+                        Dynamic::from(format!("{}:{}{mode}", v.host.display(), v.container))
+                    })
+                    .collect()
+            })
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
                 let ports = current_ports(&s.project)?;
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))

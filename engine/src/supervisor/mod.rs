@@ -112,13 +112,20 @@ pub enum SupervisorError {
     },
 }
 
-/// The environment `service` runs with (also used by `locald run`).
+/// The environment `service` runs with (also used by `locald run`): for a
+/// host service, the process environment plus the project's layers; for a
+/// container service, only the project's layers, which the container adds to
+/// its image's environment (the host's PATH or HOME would break the image).
 pub fn service_env(
     project: &Project,
     service: &Service,
     ports: &BTreeMap<String, u16>,
 ) -> Result<BTreeMap<String, String>, SupervisorError> {
-    Ok(env::service_env(project, service, ports)?)
+    Ok(if service.is_container() {
+        env::container_env(project, service, ports)?
+    } else {
+        env::service_env(project, service, ports)?
+    })
 }
 
 /// Resolve `${services.NAME.port}` / `${services.NAME.url}` in `template`.

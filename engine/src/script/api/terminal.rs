@@ -38,12 +38,20 @@ pub fn shell_quote(word: &str) -> String {
 
 #[export_module]
 pub mod terminal_api {
+    use std::io::IsTerminal;
+
     use rhai::Array;
 
     /// True when a person can answer questions (stdin and stderr are
     /// terminals, and `CI` is not set).
     pub fn is_interactive() -> bool {
         super::interactive()
+    }
+
+    /// True when stdin and stdout are both terminals: what a command given
+    /// a pseudo-terminal (`container_run` with `tty`) needs.
+    pub fn has_terminal() -> bool {
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
     }
 
     /// Asks a question on the terminal; an empty answer (or no terminal)
