@@ -479,3 +479,119 @@ volumes = ["./seed:/seed:ro"]
     assert!(pids_with_arg("987503").is_empty());
     assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
 }
+
+/// The unprivileged account rootless tests run as (created when missing).
+const ROOTLESS_USER: &str = "locald-test";
+
+/// `(uid, gid)` of [`ROOTLESS_USER`], creating it when needed.
+fn rootless_user() -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, ROOTLESS_USER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Two tests may race to create it; the loser's failure is harmless.
+        let _ = std::process::Command::new("useradd")
+            .args(["--no-create-home", ROOTLESS_USER])
+            .status();
+    }
+    (
+        id("-u").expect("rootless user exists"),
+        id("-g").expect("rootless user has a group"),
+    )
+}
+
+/// Rootless mode through the CLI: an unprivileged user imports an image
+/// into their own store and runs a container in a user namespace, where
+/// they are root; files the container writes to a volume belong to them on
+/// the host; nothing is left in their runtime directory afterwards.
+#[test]
+fn rootless_container_run_as_an_unprivileged_user() {
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+
+    let (uid, gid) = rootless_user();
+    let home = tempfile::Builder::new()
+        .prefix("locald-rootless-")
+        .tempdir()
+        .unwrap();
+    let runtime_dir = home.path().join("run");
+    let volume = home.path().join("vol");
+    let layout = home.path().join("layout");
+    std::fs::create_dir(&runtime_dir).unwrap();
+    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(&volume).unwrap();
+    busybox_image(&ConfigOverride::default())
+        .unwrap()
+        .write_layout(&layout, "latest")
+        .unwrap();
+    for entry in walk(home.path()) {
+        lchown(&entry, Some(uid), Some(gid)).unwrap();
+    }
+    let as_user = |args: &[&str]| {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+            .args(["--clear-groups", "--"])
+            .arg(crate::harness::locald_bin())
+            .args(args)
+            .current_dir(home.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .output()
+            .expect("run setpriv");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, stderr) = as_user(&["image", "import", "layout", "--name", "bb:1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let volume_arg = format!("{}:/vol", volume.display());
+    let (code, stdout, stderr) = as_user(&[
+        "container",
+        "run",
+        "-v",
+        &volume_arg,
+        "bb:1",
+        "sh",
+        "-c",
+        "id -u; echo written > /vol/out; exit 4",
+    ]);
+    assert_eq!(code, Some(4), "{stdout}{stderr}");
+    assert_eq!(stdout, "0\n", "root inside the user namespace\n{stderr}");
+    let written = volume.join("out");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "written\n");
+    assert_eq!(std::fs::metadata(&written).unwrap().uid(), uid);
+    // The user's store and runtime directory are theirs, and left clean.
+    let store = home.path().join(".local/share/locald");
+    assert_eq!(std::fs::metadata(&store).unwrap().uid(), uid);
+    let bundles = runtime_dir.join("locald/bundles");
+    let left: Vec<_> = std::fs::read_dir(&bundles)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "bundles left behind: {left:?}");
+}
+
+/// Every path under `root`, `root` included.
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths = vec![root.to_path_buf()];
+    let mut index = 0;
+    while index < paths.len() {
+        if paths[index].is_dir() && !paths[index].is_symlink() {
+            let children: Vec<_> = std::fs::read_dir(&paths[index])
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            paths.extend(children);
+        }
+        index += 1;
+    }
+    paths
+}
