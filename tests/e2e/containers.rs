@@ -475,6 +475,10 @@ volumes = ["./seed:/seed:ro"]
         ],
         "{out}"
     );
+    // One word is a shell line, run by the container's shell.
+    with_store(project.locald(["run", "db", "--", "echo $GREETING"]), data.path())
+        .success()
+        .stdout_is(&format!("hello on {port}\n"));
     // No service was started for it.
     assert!(pids_with_arg("987503").is_empty());
     assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
