@@ -161,15 +161,26 @@ impl OverlayRootfs {
         Ok(options)
     }
 
+    /// Mounts the overlay. It is `volatile` (Linux 5.10+, else mounted without): the writable
+    /// layer is thrown away with the container, so overlayfs need not sync the upper directory's
+    /// whole filesystem when the last reference to the mount goes (which otherwise waits for
+    /// every dirty page on that filesystem, the project's build output included).
     pub fn mount(&self, in_user_namespace: bool) -> Result<()> {
         let options = self.mount_options(in_user_namespace)?;
-        mount(
-            Some("overlay"),
-            &self.target,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(options.as_str()),
-        )
+        let volatile = format!("{options},volatile");
+        let mount_with = |data: &str| {
+            mount(
+                Some("overlay"),
+                &self.target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data),
+            )
+        };
+        match mount_with(&volatile) {
+            Err(nix::errno::Errno::EINVAL) => mount_with(&options),
+            other => other,
+        }
         .with_context(|| format!("mounting the overlay rootfs on {}", self.target.display()))
     }
 
