@@ -16,12 +16,15 @@
 //!   Otherwise the container inherits the shim's stdin/stdout/stderr directly.
 //! - Run by root, the container gets the spec's cgroup; run by anyone else, the shim first enters
 //!   a user namespace mapping the caller to root (rootless mode, see `runtime/README.md`).
+//! - Run by root on a cgroup v1 host, the shim creates the container's cgroups itself (see
+//!   `cgroups.rs`: this avoids a global RCU wait in the kernel at every start).
 //!
 //! Exit status: the container's (128+n when killed by signal n); 125 when the shim itself fails.
-//! Everything the shim creates (container state, cgroup, mounts, console socket) is removed
-//! before it exits, including when it is stopped by SIGTERM or SIGINT.
+//! Everything the shim creates (container state, cgroups, mounts, console socket) is removed
+//! before it exits, including when it is stopped by SIGTERM or SIGINT, or fails.
 
 mod args;
+mod cgroups;
 mod mounts;
 mod run;
 mod signals;

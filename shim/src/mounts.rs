@@ -17,8 +17,7 @@ pub const LOWER_ANNOTATION: &str = "org.locald.rootfs.lower";
 pub const UPPER_ANNOTATION: &str = "org.locald.rootfs.upper";
 pub const WORK_ANNOTATION: &str = "org.locald.rootfs.work";
 
-/// Where cgroupfs lives; shadowed by a tmpfs for rootless runs (see [`shadow_cgroupfs`]).
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+use crate::cgroups::CGROUP_ROOT;
 
 /// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now
 /// on propagates back to the host.
@@ -51,15 +50,21 @@ pub fn enter_rootless_namespaces(uid: Uid, gid: Gid) -> Result<()> {
     make_mounts_private()
 }
 
-/// Hides the host's cgroup hierarchies behind an empty tmpfs in the shim's mount namespace.
-/// A rootless container gets no cgroup of its own (nothing is delegated to it), yet libcontainer
-/// still adds its init to `<hierarchy>/<cgroups_path>/cgroup.procs` in every v1 hierarchy it finds
-/// in mountinfo: those files are made here, on the scratch tmpfs that disappears with the shim.
-pub fn shadow_cgroupfs(cgroups_path: &Path) -> Result<()> {
+/// Hides the host's cgroup hierarchies behind an empty tmpfs in the shim's mount namespace, with
+/// stand-in files for what libcontainer writes: its init joins `<hierarchy>/<cgroups_path>` in
+/// every v1 hierarchy it finds in mountinfo (`cgroup.procs`, and `cpuset.cpus`/`cpuset.mems` up
+/// the cpuset path), and applies device rules (`devices.allow`/`devices.deny`) when asked to.
+/// Used when the container gets no cgroup of its own (rootless: nothing is delegated to it) and
+/// when the shim sets the real ones up itself (see [`crate::cgroups`]). The tmpfs disappears
+/// with the shim's mount namespace.
+pub fn shadow_cgroupfs(
+    hierarchies: &[PathBuf],
+    cgroups_path: &Path,
+    device_files: bool,
+) -> Result<()> {
     if !Path::new(CGROUP_ROOT).is_dir() {
         return Ok(());
     }
-    let hierarchies = v1_cgroup_mount_points()?;
     mount(
         Some("tmpfs"),
         CGROUP_ROOT,
@@ -88,14 +93,23 @@ pub fn shadow_cgroupfs(cgroups_path: &Path) -> Result<()> {
                 }
             }
         }
-        fs::write(dir.join("cgroup.procs"), "")
-            .with_context(|| format!("creating {}/cgroup.procs", dir.display()))?;
+        // Writes are discarded and reads are empty: libcontainer's clean-up after a failed start
+        // reads `cgroup.procs` back and kills every pid listed, pids its intermediate process
+        // wrote and that may belong to someone else by then.
+        let mut files = vec!["cgroup.procs"];
+        if device_files && hierarchy.ends_with("devices") {
+            files.extend(["devices.allow", "devices.deny"]);
+        }
+        for file in files {
+            std::os::unix::fs::symlink("/dev/null", dir.join(file))
+                .with_context(|| format!("creating {}/{file}", dir.display()))?;
+        }
     }
     Ok(())
 }
 
 /// Mount points of the cgroup v1 hierarchies, from /proc/self/mountinfo.
-fn v1_cgroup_mount_points() -> Result<Vec<PathBuf>> {
+pub fn v1_cgroup_mount_points() -> Result<Vec<PathBuf>> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     Ok(mountinfo
         .lines()

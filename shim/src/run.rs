@@ -21,6 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::args::RunArgs;
+use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
 use crate::signals::{self, SignalPipe};
 use crate::terminal::{self, RawMode};
@@ -44,30 +45,50 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .as_ref()
         .and_then(|linux| linux.cgroups_path().clone());
     let rootless = !Uid::effective().is_root();
+    // From here on everything the shim creates is undone when `cleanup` drops, whatever way the
+    // run ends (error, panic, signal-driven stop).
+    let mut cleanup = Cleanup {
+        bundle: bundle.clone(),
+        state_dir: args.state_root.join(&args.id),
+        cgroups_path: cgroups_path.clone(),
+        overlay: None,
+        rootless,
+        managed_cgroups: None,
+        container: None,
+        init: None,
+    };
     if rootless {
         mounts::enter_rootless_namespaces(Uid::effective(), Gid::effective())?;
         // libcontainer's own default when the spec names no cgroup.
         let effective_path = cgroups_path
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!(":youki:{}", args.id)));
-        mounts::shadow_cgroupfs(&effective_path)?;
+        mounts::shadow_cgroupfs(&mounts::v1_cgroup_mount_points()?, &effective_path, false)?;
     } else {
         mounts::enter_private_mount_namespace()?;
+        if let Some((path, devices)) = cgroups::managed_by_shim(&spec) {
+            let mountinfo =
+                fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+            let hierarchies = cgroups::v1_hierarchies(&mountinfo);
+            let created = V1Cgroups::create(&hierarchies, &path, &devices)?;
+            cleanup.managed_cgroups = Some(created);
+            let mount_points: Vec<PathBuf> =
+                hierarchies.into_iter().map(|h| h.mount_point).collect();
+            mounts::shadow_cgroupfs(&mount_points, &path, true)?;
+        }
     }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.state_root)
+        .with_context(|| format!("creating {}", args.state_root.display()))?;
     let overlay = OverlayRootfs::from_spec(&spec, &bundle)?;
     if let Some(overlay) = &overlay {
         overlay.mount(rootless)?;
     }
-    let mut cleanup = Cleanup {
-        bundle: bundle.clone(),
-        state_dir: args.state_root.join(&args.id),
-        cgroups_path,
-        overlay,
-        rootless,
-        container: None,
-    };
+    cleanup.overlay = overlay;
     let result = create_and_supervise(args, &bundle, &spec, rootless, &signals, &mut cleanup);
-    cleanup.run();
+    drop(cleanup);
     result
 }
 
@@ -84,11 +105,6 @@ fn create_and_supervise(
     } else {
         bundle.to_path_buf()
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&args.state_root)
-        .with_context(|| format!("creating {}", args.state_root.display()))?;
 
     let tty = spec
         .process()
@@ -122,19 +138,38 @@ fn create_and_supervise(
         }
     }
 
-    let container = builder
+    // The container's processes inherit the shim's cgroups when libcontainer forks them.
+    if let Some(cgroups) = &mut cleanup.managed_cgroups {
+        cgroups.join()?;
+    }
+    let built = builder
         .as_init(&config_dir)
         .with_systemd(false)
         // libcontainer only accepts a console socket for "detached" containers; detach changes
         // nothing else: the init is still our child and we wait for it below.
         .with_detach(tty)
-        .build()
-        .context("creating the container")?;
+        .build();
+    if let Some(cgroups) = &mut cleanup.managed_cgroups {
+        cgroups.leave();
+    }
+    let container = match built {
+        Ok(container) => container,
+        Err(err) => {
+            let mut message = err.to_string();
+            // libcontainer's own clean-up then worked on the scratch cgroupfs (rootless, or
+            // cgroups set up by the shim): its complaints about it are noise.
+            if rootless || cleanup.managed_cgroups.is_some() {
+                if let Some(at) = message.find(". error during cleanup: ") {
+                    message.truncate(at);
+                }
+            }
+            anyhow::bail!("creating the container: {message}");
+        }
+    };
     // libcontainer speaks nix 0.29; convert its pid to ours by value.
-    let init = container
-        .pid()
-        .map(|pid| Pid::from_raw(pid.as_raw()))
-        .context("libcontainer reported no init pid")?;
+    let init = container.pid().map(|pid| Pid::from_raw(pid.as_raw()));
+    cleanup.init = init;
+    let init = init.context("libcontainer reported no init pid")?;
     let container = cleanup.container.insert(container);
 
     let pty_master = match &console {
@@ -159,10 +194,13 @@ fn create_and_supervise(
         kill_deadline: None,
         stop_requested: false,
     };
-    match pty_master {
+    let status = match pty_master {
         Some(master) => supervisor.run_with_terminal(master),
         None => supervisor.run_plain(discard),
-    }
+    }?;
+    // The supervisor returns once it has reaped the init: its pid may be reused from now on.
+    cleanup.init = None;
+    Ok(status)
 }
 
 /// True when `fd` is the character device 1:3 (/dev/null) — what libcontainer would reopen.
@@ -416,33 +454,44 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Everything the shim created, undone in reverse order however the run ended.
+/// Everything the shim created, undone in reverse order however the run ended (on drop).
 struct Cleanup {
     bundle: PathBuf,
+    /// libcontainer's state directory for the container (`<state root>/<id>`).
     state_dir: PathBuf,
     cgroups_path: Option<PathBuf>,
     overlay: Option<OverlayRootfs>,
     rootless: bool,
+    /// The cgroups the shim set up itself (root on a cgroup v1 host).
+    managed_cgroups: Option<V1Cgroups>,
     container: Option<Container>,
+    /// The container's init while it may still run (not reaped yet).
+    init: Option<Pid>,
 }
 
-impl Cleanup {
-    fn run(&mut self) {
+impl Drop for Cleanup {
+    fn drop(&mut self) {
         if let Some(mut container) = self.container.take() {
-            if self.rootless {
-                // The rootless cgroups live on the shim's scratch tmpfs: libcontainer's delete
-                // would kill the pids recorded there, which may have been reused. The pid
-                // namespace already took every container process down with the init.
-                if let Some(pid) = container.pid().map(|pid| Pid::from_raw(pid.as_raw())) {
-                    let _ = kill(pid, Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
+            if self.rootless || self.managed_cgroups.is_some() {
+                // libcontainer's delete would kill the pids its init wrote to the scratch
+                // cgroupfs, which may have been reused by now. Killing the init takes the rest of
+                // its pid namespace down with it.
+                if let Some(init) = self.init.take() {
+                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = waitpid(init, None);
                 }
             } else if let Err(err) = container.delete(true) {
                 eprintln!("locald-shim: deleting the container: {err}");
             }
         }
+        // libcontainer removes it when it deletes the container; not on the other paths (and not
+        // when its delete failed half-way).
         let _ = fs::remove_dir_all(&self.state_dir);
-        if !self.rootless {
+        if let Some(cgroups) = &mut self.managed_cgroups {
+            for error in cgroups.remove() {
+                eprintln!("locald-shim: {error}");
+            }
+        } else if !self.rootless {
             remove_cgroup_parents(self.cgroups_path.as_deref());
         }
         if let Some(overlay) = &self.overlay {
