@@ -1,12 +1,23 @@
 //! Prepared OCI bundles: `config.json`, an empty rootfs mount point, the overlay's writable
 //! upper/work directories and the container's /etc/hosts and /etc/resolv.conf, in a 0700
-//! directory under [`runtime_root`].
+//! directory `<runtime_root>/bundles/<id>`.
+//!
+//! Next to it, `<id>.lock` is locked (a shared flock(2)) for as long as the bundle is in use:
+//! [`Bundle`] takes the lock before it creates the directory and drops it after removing it, and
+//! `locald-shim` takes its own for as long as it runs (`<bundle dir>.lock`, when present). A
+//! bundle whose lock nobody holds (an exclusive lock can be had) belongs to processes that are
+//! gone, killed with `kill -9` say: [`crate::sweep_stale`] removes it.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode as FileMode;
 
 use oci_spec::runtime::Spec;
 
@@ -59,12 +70,27 @@ pub fn state_root() -> PathBuf {
     runtime_root().join("state")
 }
 
+/// The directory holding every bundle and its lock file.
+pub fn bundles_root() -> PathBuf {
+    runtime_root().join("bundles")
+}
+
+/// The lock file of bundle `id`: `<bundles_root>/<id>.lock`.
+pub(crate) fn lock_path(bundles: &Path, id: &str) -> PathBuf {
+    bundles.join(format!("{id}{LOCK_SUFFIX}"))
+}
+
+pub(crate) const LOCK_SUFFIX: &str = ".lock";
+
 /// A bundle directory ready for `locald-shim run`; removed by [`Bundle::remove`] or on drop.
+/// Holds the bundle's lock for its whole life.
 #[derive(Debug)]
 pub struct Bundle {
     id: String,
     dir: PathBuf,
     shim: PathBuf,
+    lock: Option<OwnedFd>,
+    lock_path: PathBuf,
     removed: bool,
 }
 
@@ -78,23 +104,33 @@ impl Bundle {
             }
         }
         let shim = shim::shim_path()?;
-        let bundles = runtime_root().join("bundles");
+        let bundles = bundles_root();
         create_private_dir_all(&bundles)?;
+        let lock_path = lock_path(&bundles, &spec.id);
+        let lock = create_locked(&bundles, &lock_path, &spec.id)?;
         let dir = bundles.join(&spec.id);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(BundleError::AlreadyExists(spec.id.clone()).into())
-            }
-            Err(err) => return Err(io_error("creating", &dir)(err).into()),
-        }
-        // From here on the directory is ours: drop removes it if anything below fails.
-        let bundle = Bundle {
+        // From here on the lock file is ours, and the directory once created: drop removes them
+        // if anything below fails.
+        let mut bundle = Bundle {
             id: spec.id.clone(),
             dir,
             shim,
+            lock: Some(lock),
+            lock_path,
             removed: false,
         };
+        match fs::DirBuilder::new().mode(0o700).create(&bundle.dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                // A leftover of some other run with this id: not ours to remove.
+                bundle.dir = PathBuf::new();
+                return Err(BundleError::AlreadyExists(spec.id.clone()).into());
+            }
+            Err(err) => {
+                let dir = std::mem::take(&mut bundle.dir);
+                return Err(io_error("creating", &dir)(err).into());
+            }
+        }
         bundle.populate(spec, oci)?;
         Ok(bundle)
     }
@@ -164,18 +200,118 @@ impl Bundle {
         command
     }
 
-    /// Deletes the bundle directory (the container must have exited).
+    /// Deletes the bundle directory, then its lock (the container must have exited).
     pub fn remove(mut self) -> Result<(), crate::Error> {
         self.removed = true;
-        remove_tree(&self.dir).map_err(|err| io_error("removing", &self.dir)(err).into())
+        let result = self.remove_files();
+        result.map_err(Into::into)
+    }
+
+    fn remove_files(&mut self) -> Result<(), BundleError> {
+        if !self.dir.as_os_str().is_empty() && nix::unistd::Uid::effective().is_root() {
+            // The shim removes the container's cgroups; if the shim was killed, its container
+            // may still be running in them, with nobody left to stop it.
+            let _ = crate::cleanup::remove_cgroups(
+                &crate::cleanup::cgroup_mount_points(),
+                &runtime_spec::cgroup_relative_path(&self.id),
+            );
+        }
+        if !self.dir.as_os_str().is_empty() {
+            remove_tree(&self.dir).map_err(io_error("removing", &self.dir))?;
+        }
+        // The directory is gone: now the lock may go (a sweep treats a bundle directory without
+        // a lock file as stale, so the lock file must outlive the directory).
+        if let Some(lock) = self.lock.take() {
+            if same_file(lock.as_fd(), &self.lock_path) {
+                let _ = fs::remove_file(&self.lock_path);
+            }
+        }
+        Ok(())
     }
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
         if !self.removed {
-            let _ = remove_tree(&self.dir);
+            let _ = self.remove_files();
         }
+    }
+}
+
+/// Creates `lock_path` already locked (shared), so that no sweep can ever see it unlocked: an anonymous
+/// file (`O_TMPFILE`) is locked, then linked in under its name. Filesystems without `O_TMPFILE`
+/// get a plain exclusive create, locked at once and checked to still be the file at that path
+/// (a sweep could have taken and removed it in between: then again).
+fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, BundleError> {
+    let lock_error = |source: Errno| BundleError::Io {
+        action: "locking",
+        path: lock_path.to_path_buf(),
+        source: source.into(),
+    };
+    let mode = FileMode::from_bits_truncate(0o600);
+    match nix::fcntl::open(
+        bundles,
+        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        mode,
+    ) {
+        Ok(fd) => {
+            try_lock(fd.as_fd(), false).map_err(lock_error)?;
+            // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works for anyone.
+            let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            return match nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                proc_path.as_path(),
+                nix::fcntl::AT_FDCWD,
+                lock_path,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            ) {
+                Ok(()) => Ok(fd),
+                Err(Errno::EEXIST) => Err(BundleError::AlreadyExists(id.to_string())),
+                Err(err) => Err(lock_error(err)),
+            };
+        }
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {}
+        Err(err) => return Err(lock_error(err)),
+    }
+    for _ in 0..8 {
+        let fd = match nix::fcntl::open(
+            lock_path,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            mode,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) => return Err(BundleError::AlreadyExists(id.to_string())),
+            Err(err) => return Err(lock_error(err)),
+        };
+        match try_lock(fd.as_fd(), false) {
+            Ok(()) if same_file(fd.as_fd(), lock_path) => return Ok(fd),
+            // A sweep got to it first and will remove it.
+            Ok(()) | Err(Errno::EWOULDBLOCK) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(err) => return Err(lock_error(err)),
+        }
+    }
+    Err(lock_error(Errno::EAGAIN))
+}
+
+/// Takes a flock(2) on `fd` without waiting: shared (users of a bundle) or exclusive (a sweep,
+/// which gets `EWOULDBLOCK` while anyone uses it).
+pub(crate) fn try_lock(fd: BorrowedFd<'_>, exclusive: bool) -> nix::Result<()> {
+    let kind = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock(2) on a descriptor we borrow; no memory is involved.
+    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), kind | libc::LOCK_NB) }).map(drop)
+}
+
+/// Whether `path` (not followed if a symlink) is the file open as `fd`.
+pub(crate) fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
+    match (nix::sys::stat::fstat(fd), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
+        _ => false,
     }
 }
 
@@ -187,29 +323,7 @@ fn create_private_dir_all(path: &Path) -> Result<(), BundleError> {
         .map_err(io_error("creating", path))
 }
 
-/// Removes a bundle. overlayfs leaves `work/work` with mode 000, which a non-root owner must
-/// open up before it can delete it.
-fn remove_tree(dir: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
-            make_owner_writable(dir);
-            fs::remove_dir_all(dir)
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn make_owner_writable(dir: &Path) {
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                make_owner_writable(&entry.path());
-            }
-        }
-    }
-}
+use crate::cleanup::remove_tree;
 
 /// The container's /etc/hosts: loopback names, plus the hostname when one is set (host
 /// networking means the host's own addresses are the container's).
@@ -264,6 +378,7 @@ fn create_in_upper(lower: &Path, upper: &Path, path: &str) -> Result<(), BundleE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn workdir_is_created_in_the_upper_layer_only() {
@@ -301,16 +416,5 @@ mod tests {
             assert_eq!(runtime_root(), PathBuf::from("/run/locald"));
         }
         assert_eq!(state_root(), runtime_root().join("state"));
-    }
-
-    #[test]
-    fn removal_opens_up_unreadable_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = dir.path().join("bundle");
-        fs::create_dir_all(tree.join("work/work")).unwrap();
-        fs::set_permissions(tree.join("work/work"), fs::Permissions::from_mode(0o000)).unwrap();
-        remove_tree(&tree).unwrap();
-        assert!(!tree.exists());
-        remove_tree(&tree).unwrap();
     }
 }

@@ -3,23 +3,27 @@
 //! The engine describes a container with a [`ContainerSpec`]; [`runtime_spec`] turns it into an
 //! OCI runtime spec with Docker's semantics, [`Bundle`] writes it to disk next to the overlay
 //! directories, and `locald-shim` (found by [`shim_path`]) runs it. [`run_foreground`] does all
-//! of it for `locald container run`.
+//! of it for `locald container run`. [`sweep_stale`] removes what containers of killed processes
+//! left behind; call it when a supervisor starts.
 
 mod bundle;
+mod cleanup;
 mod container_spec;
 mod image_user;
 mod runtime_spec;
 mod shim;
+mod sweep;
 
-pub use bundle::{runtime_root, state_root, Bundle, BundleError};
+pub use bundle::{bundles_root, runtime_root, state_root, Bundle, BundleError};
 pub use container_spec::{ContainerSpec, Mode, VolumeMount};
 pub use image_user::{ResolvedUser, UserError};
 pub use oci_spec;
 pub use runtime_spec::{
-    is_valid_id, process_args, process_cwd, process_env, runtime_spec, SpecError,
-    DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS,
+    cgroup_relative_path, is_valid_id, process_args, process_cwd, process_env, runtime_spec,
+    SpecError, CGROUP_PARENT, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS,
 };
-pub use shim::{run_foreground, shim_path, ShimError, SHIM_NAME};
+pub use shim::{run_foreground, shim_path, ShimError, PARENT_ENV, SHIM_NAME};
+pub use sweep::{sweep_stale, sweep_stale_in, SweepReport};
 
 /// Any error of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! runtime-spec's recommended masked and read-only paths. Pure: it reads only the image's own
 //! account files.
 
+use std::path::{Path, PathBuf};
+
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
@@ -166,6 +168,14 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
 }
 
+/// The cgroup of container `id`, relative to each hierarchy's root: `locald/<id>`.
+pub fn cgroup_relative_path(id: &str) -> PathBuf {
+    Path::new(CGROUP_PARENT).join(id)
+}
+
+/// The cgroup (in every hierarchy) under which locald's containers get theirs.
+pub const CGROUP_PARENT: &str = "locald";
+
 /// Builds the OCI runtime spec for `spec`, for a bundle laid out as [`crate::Bundle`] does
 /// (bundle-relative mount sources, overlay annotations for the shim).
 pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError> {
@@ -276,7 +286,7 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         json!({"type": "mount"}),
     ];
     let mut linux = json!({
-        "cgroupsPath": format!("/locald/{}", spec.id),
+        "cgroupsPath": Path::new("/").join(cgroup_relative_path(&spec.id)),
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
     });

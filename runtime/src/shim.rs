@@ -13,6 +13,11 @@ use crate::container_spec::ContainerSpec;
 /// The shim binary's file name.
 pub const SHIM_NAME: &str = "locald-shim";
 
+/// Set by [`run_foreground`] to its pid: the shim then treats the death of its parent as a stop
+/// request (`PR_SET_PDEATHSIG`), so that a killed `locald container run` leaves no container
+/// running.
+pub const PARENT_ENV: &str = "LOCALD_SHIM_PARENT_PID";
+
 /// Errors finding or running the shim.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -125,12 +130,22 @@ impl Drop for ForegroundSignals {
 /// Runs the container in the foreground with the caller's stdio (stdin only when `interactive`),
 /// waits for it, removes its bundle and returns its exit status (128+n if killed by signal n).
 /// Changes process-wide signal dispositions while it runs: call it from a CLI's main flow.
+///
+/// First sweeps away the leftovers of containers whose process was killed
+/// ([`crate::sweep_stale`]). The shim holds the bundle's lock too, and stops its container if
+/// the calling thread dies: a `kill -9` of the caller leaves neither a running container nor,
+/// after the next sweep, any of its files.
 pub fn run_foreground(spec: &ContainerSpec) -> Result<i32, crate::Error> {
+    if let Err(err) = crate::sweep_stale() {
+        tracing::warn!("cleaning up after earlier containers: {err}");
+    }
     let bundle = Bundle::create(spec)?;
     let mut command = bundle.command();
     if !spec.interactive {
         command.stdin(Stdio::null());
     }
+    // Stop the container (as a stop request would) if this thread dies.
+    command.env(PARENT_ENV, std::process::id().to_string());
     let signals = ForegroundSignals::install();
     let mut child = command.spawn().map_err(|source| ShimError::Spawn {
         path: PathBuf::from(command.get_program()),

@@ -468,3 +468,41 @@ fn run_foreground_returns_the_exit_code_and_cleans_up() {
         .exists());
     assert_nothing_left(&spec.id);
 }
+
+#[test]
+fn the_container_gets_its_cgroups_and_device_rules() {
+    // A node for the host's root block device: the device cgroup must refuse it (without it,
+    // root in the container could read the disk); /dev/null must stay usable.
+    let root_dev = fs::metadata("/")
+        .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+        .unwrap();
+    let (major, minor) = (libc::major(root_dev), libc::minor(root_dev));
+    let script = format!(
+        "cat /proc/self/cgroup; busybox mknod /blk b {major} {minor} && \
+         if busybox head -c1 /blk >/dev/null 2>&1; then echo blk-readable; fi; \
+         echo x > /dev/null && echo null-writable"
+    );
+    let spec = container("cgroups", &["sh", "-c", &script]);
+    let output = run(&spec, b"");
+    let out = stdout(&output);
+    assert!(out.contains("null-writable"), "{out}");
+    assert!(!out.contains("blk-readable"), "{out}");
+    let cgroup = format!("/locald/{}", spec.id);
+    for controller in ["devices", "memory", "pids"] {
+        let line = out.lines().find(|line| {
+            line.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == controller))
+        });
+        if let Some(line) = line {
+            assert!(line.ends_with(&cgroup), "{controller}: {line}");
+        }
+    }
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_behind() {
+    // `run` checks that no bundle, state, mount or cgroup is left.
+    let output = run(&container("nocommand", &["/no/such/program"]), b"");
+    assert_ne!(output.status.code(), Some(0));
+}

@@ -18,6 +18,10 @@
 //!   a user namespace mapping the caller to root (rootless mode, see `runtime/README.md`).
 //! - Run by root on a cgroup v1 host, the shim creates the container's cgroups itself (see
 //!   `cgroups.rs`: this avoids a global RCU wait in the kernel at every start).
+//! - A bundle with a lock file next to it (`<bundle>.lock`, as the runtime crate makes them) is
+//!   locked (shared) for as long as the shim runs, so that no sweep of stale bundles takes it.
+//! - With `LOCALD_SHIM_PARENT_PID` set to its parent's pid (as `locald container run` does), the
+//!   death of that parent is a stop request, as SIGTERM.
 //!
 //! Exit status: the container's (128+n when killed by signal n); 125 when the shim itself fails.
 //! Everything the shim creates (container state, cgroups, mounts, console socket) is removed

@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,6 +37,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let signals = SignalPipe::install()?;
     let bundle = fs::canonicalize(&args.bundle)
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
+    let _bundle_lock = hold_bundle_lock(&bundle)?;
+    stop_with_parent();
     let spec =
         Spec::load(bundle.join("config.json")).context("loading the bundle's config.json")?;
 
@@ -452,6 +454,62 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("F_GETFL")?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("F_SETFL")?;
     Ok(())
+}
+
+/// Name of the environment variable through which `locald container run` asks the shim to
+/// stop its container when the caller dies (the runtime crate's `PARENT_ENV`).
+const PARENT_ENV: &str = "LOCALD_SHIM_PARENT_PID";
+
+/// Takes a shared lock on `<bundle>.lock` when the bundle has one (bundles made by the runtime
+/// crate do), and keeps it for the shim's life: while any user of a bundle holds it, no sweep
+/// takes the bundle for a stale one. Refuses a bundle that a sweep is removing.
+fn hold_bundle_lock(bundle: &Path) -> Result<Option<OwnedFd>> {
+    let Some(name) = bundle.file_name() else {
+        return Ok(None);
+    };
+    let mut lock_name = name.to_os_string();
+    lock_name.push(".lock");
+    let path = bundle.with_file_name(lock_name);
+    let fd = match nix::fcntl::open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("opening {}", path.display())),
+    };
+    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
+    let locked =
+        Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) });
+    let current = fs::symlink_metadata(&path);
+    let open = nix::sys::stat::fstat(fd.as_fd());
+    let same = match (&current, &open) {
+        (Ok(named), Ok(open)) => named.dev() == open.st_dev && named.ino() == open.st_ino,
+        _ => false,
+    };
+    if locked.is_err() || !same {
+        anyhow::bail!("bundle {} is being removed", bundle.display());
+    }
+    Ok(Some(fd))
+}
+
+/// When started by `locald container run` (which sets [`PARENT_ENV`] to its pid), treat the
+/// death of that parent as a stop request: SIGTERM, forwarded to the container and escalated
+/// after the stop timeout, so that a killed caller leaves no container running.
+fn stop_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+    else {
+        return;
+    };
+    // SAFETY: prctl(2) with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+    if nix::unistd::getppid().as_raw() != parent {
+        // It died before the signal was armed.
+        let _ = nix::sys::signal::raise(Signal::SIGTERM);
+    }
 }
 
 /// Everything the shim created, undone in reverse order however the run ended (on drop).
