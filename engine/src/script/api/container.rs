@@ -42,6 +42,13 @@ pub fn policy(value: &str) -> Result<PullPolicy, String> {
 /// The image, from the store or pulled according to `policy`.
 pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, String> {
     let store = store()?;
+    // A stored image needs no async runtime (nor anything of the registry client): look it up
+    // directly, as every `container run` of a pulled image does.
+    if policy != PullPolicy::Always {
+        if let Some(image) = store.resolve(reference).map_err(|e| e.to_string())? {
+            return Ok(image);
+        }
+    }
     block_on(store.ensure(reference, policy, &pull_options()))?.map_err(|e| e.to_string())
 }
 
