@@ -67,7 +67,9 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
         return Ok(report);
     }
 
-    let hierarchies = cleanup::cgroup_mount_points();
+    // Read from mountinfo only once a bundle turns out not to be in use.
+    let hierarchies = std::cell::OnceCell::new();
+    let hierarchies = || hierarchies.get_or_init(cleanup::cgroup_mount_points);
     for id in ids {
         let dir = bundles.join(&id);
         let lock = lock_path(&bundles, &id);
@@ -101,7 +103,7 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
             }
         };
         let cgroup = cgroup_relative_path(&id);
-        if held.is_none() && legacy_container_runs(&hierarchies, &cgroup) {
+        if held.is_none() && legacy_container_runs(hierarchies(), &cgroup) {
             // No lock file: a bundle of a locald from before locks, whose container still runs.
             report.in_use.push(id);
             continue;
@@ -119,7 +121,7 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
         if let Err(err) = cleanup::remove_tree(&state.join(&id)) {
             failed.push(format!("removing {}: {err}", state.join(&id).display()));
         }
-        if let Err(err) = cleanup::remove_cgroups(&hierarchies, &cgroup) {
+        if let Err(err) = cleanup::remove_cgroups(hierarchies(), &cgroup) {
             failed.push(format!("removing cgroup /{}: {err}", cgroup.display()));
         }
         if failed.is_empty() {
@@ -133,24 +135,30 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
         }
         drop(held);
     }
-    remove_orphan_cgroups(&hierarchies, &bundles, &mut report);
+    if !report.removed.is_empty() {
+        remove_orphan_cgroups(hierarchies(), &bundles, &mut report);
+    }
     Ok(report)
 }
 
 /// Empty cgroups under `locald/` whose container has no bundle at all (left by older shims):
-/// removed while the sweep has the hierarchies at hand anyway. A cgroup with processes in it
-/// is left alone: nothing says whose they are.
+/// removed when a sweep found something stale anyway. A cgroup with processes in it is left
+/// alone: nothing says whose they are.
 fn remove_orphan_cgroups(hierarchies: &[PathBuf], bundles: &Path, report: &mut SweepReport) {
     for hierarchy in hierarchies {
         let parent = hierarchy.join(CGROUP_PARENT);
-        let Ok(names) = dir_names(&parent) else {
+        let Ok(entries) = fs::read_dir(&parent) else {
             continue;
         };
+        // Child cgroups are the directories; the rest are the parent's control files.
+        let names = entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok());
         for name in names {
             if !is_valid_id(&name)
                 || bundles.join(&name).exists()
                 || lock_path(bundles, &name).exists()
-                || !parent.join(&name).is_dir()
             {
                 continue;
             }
