@@ -476,9 +476,12 @@ volumes = ["./seed:/seed:ro"]
         "{out}"
     );
     // One word is a shell line, run by the container's shell.
-    with_store(project.locald(["run", "db", "--", "echo $GREETING"]), data.path())
-        .success()
-        .stdout_is(&format!("hello on {port}\n"));
+    with_store(
+        project.locald(["run", "db", "--", "echo $GREETING"]),
+        data.path(),
+    )
+    .success()
+    .stdout_is(&format!("hello on {port}\n"));
     // No service was started for it.
     assert!(pids_with_arg("987503").is_empty());
     assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
@@ -598,4 +601,52 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
         index += 1;
     }
     paths
+}
+
+/// `kill -9` of a supervisor running a container service: the container's
+/// processes die with it, and the next `up` sweeps the bundle, state and
+/// cgroups the dead one left.
+#[test]
+fn a_killed_supervisors_container_leaves_nothing_after_the_next_up() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.cache]
+image = "bb:1"
+command = "exec sleep 987506"
+"#,
+    );
+    with_store(project.locald(["up", "-d", "--wait"]), data.path()).success();
+    one_pid("987506");
+    let old = bundles_with("987506");
+    assert_eq!(old.len(), 1, "{old:?}");
+    let supervisor: i32 = project
+        .read(".locald/supervisor.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    project.wait_for("the container's end", Duration::from_secs(10), |_| {
+        pids_with_arg("987506").is_empty()
+    });
+
+    with_store(project.locald(["up", "-d", "--wait"]), data.path()).success();
+    let now = bundles_with("987506");
+    assert_eq!(now.len(), 1, "only the new container's bundle: {now:?}");
+    assert_ne!(now, old);
+    assert!(
+        !locald_runtime::state_root().join(&old[0]).exists(),
+        "state of the dead container"
+    );
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = hierarchy.path().join("locald").join(&old[0]);
+        assert!(!dir.exists(), "cgroup left: {}", dir.display());
+    }
+    project.locald(["down"]).success();
+    assert!(bundles_with("987506").is_empty());
 }

@@ -148,6 +148,20 @@ pub(crate) fn run_supervisor(
         .map_err(io_error("cannot start the async runtime"))?;
     let held = HeldConnections::default();
     let project = Arc::new(project.clone());
+    // Containers of supervisors that were killed (kill -9, a crash) left their
+    // bundles, state and cgroups: nobody else removes them. Cheap when there
+    // are none (one directory read); only containers sharing this runtime
+    // directory are looked at, and only those whose lock nobody holds.
+    if project
+        .services
+        .iter()
+        .any(|service| service.is_container())
+    {
+        match locald_runtime::sweep_stale() {
+            Ok(report) => tracing::debug!(?report, "swept stale containers"),
+            Err(error) => tracing::warn!(%error, "cannot sweep stale containers"),
+        }
+    }
     let ended = runtime.block_on(async {
         state.remove_runtime_files();
         let socket = state.socket();
