@@ -104,7 +104,7 @@ impl Bundle {
             }
         }
         let shim = shim::shim_path()?;
-        let bundles = bundles_root();
+        let bundles = crate::root::prepare()?.join("bundles");
         create_private_dir_all(&bundles)?;
         let lock_path = lock_path(&bundles, &spec.id);
         let lock = create_locked(&bundles, &lock_path, &spec.id)?;

@@ -10,6 +10,7 @@ mod bundle;
 mod cleanup;
 mod container_spec;
 mod image_user;
+mod root;
 mod runtime_spec;
 mod shim;
 mod sweep;

@@ -36,7 +36,7 @@ pub struct SweepReport {
 /// an older locald left state directories). Safe to run at any time, from any number of
 /// processes at once: a bundle in use is never touched.
 pub fn sweep_stale() -> Result<SweepReport, crate::Error> {
-    sweep_stale_in(&crate::runtime_root())
+    sweep_stale_in(&crate::root::prepare()?)
 }
 
 /// [`sweep_stale`] for the runtime root `root` (holding `bundles/` and `state/`).

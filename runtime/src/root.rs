@@ -1,0 +1,116 @@
+//! The runtime root's filesystem: bundles and container state are runtime data, kept in memory
+//! as `/run` normally is.
+//!
+//! Some hosts have `/run` on their disk (this project's machines: the ext4 root, mounted with
+//! online discard). There every file or directory a container's run creates and removes costs
+//! synchronous block discards, about a millisecond per container when the disk is idle and up to
+//! hundreds under I/O load (a build writing beside it). Run as root on such a host, locald mounts
+//! a tmpfs on `/run/locald` the first time it needs it, once nothing on the disk below is in use.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+
+use crate::bundle::{runtime_root, BundleError};
+
+/// The runtime root, created (mode 0700) if missing and, for root, in memory (see the module
+/// documentation). Mounting is best effort: the root on disk works, only slower.
+pub(crate) fn prepare() -> Result<PathBuf, BundleError> {
+    let root = runtime_root();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root)
+        .map_err(|source| BundleError::Io {
+            action: "creating",
+            path: root.clone(),
+            source,
+        })?;
+    if nix::unistd::Uid::effective().is_root() && !in_memory(&root) {
+        if let Err(err) = mount_in_memory(&root) {
+            tracing::debug!("keeping {} on disk: {err}", root.display());
+        }
+    }
+    Ok(root)
+}
+
+/// Whether `path` is on a tmpfs or ramfs.
+pub(crate) fn in_memory(path: &Path) -> bool {
+    statfs(path).is_ok_and(|stat| {
+        let kind = stat.filesystem_type();
+        // ramfs: 0x858458f6 (linux/magic.h).
+        kind == TMPFS_MAGIC || kind == FsType(0x8584_58f6)
+    })
+}
+
+/// Mounts a tmpfs on `root`, unless one is there already or something below is still in use.
+/// Serialized between processes by a lock on the directory underneath.
+fn mount_in_memory(root: &Path) -> nix::Result<bool> {
+    let dir = nix::fcntl::open(
+        root,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: flock(2) on a descriptor we own; released when it is closed.
+    Errno::result(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) })?;
+    if in_memory(root) {
+        return Ok(false); // another process got there first
+    }
+    // What an earlier locald left down there would be hidden for good: clean it up, and stay on
+    // the disk while any of it is in use.
+    let _ = crate::sweep::sweep_stale_in(root);
+    if !holds_nothing(root) {
+        return Ok(false);
+    }
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=700"),
+    )?;
+    Ok(true)
+}
+
+/// Whether `dir` holds nothing but empty directories.
+fn holds_nothing(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|entry| {
+        entry.file_type().is_ok_and(|t| t.is_dir())
+            && fs::read_dir(entry.path()).is_ok_and(|mut inner| inner.next().is_none())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_directories_count_as_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(holds_nothing(dir.path()));
+        fs::create_dir_all(dir.path().join("bundles")).unwrap();
+        fs::create_dir_all(dir.path().join("state")).unwrap();
+        assert!(holds_nothing(dir.path()));
+        fs::write(dir.path().join("bundles/x.lock"), "").unwrap();
+        assert!(!holds_nothing(dir.path()));
+        assert!(!holds_nothing(&dir.path().join("missing")));
+    }
+
+    #[test]
+    fn tmpfs_is_memory() {
+        if Path::new("/dev/shm").is_dir() {
+            assert!(in_memory(Path::new("/dev/shm")));
+        }
+        assert!(!in_memory(Path::new("/proc")));
+    }
+}
