@@ -26,8 +26,21 @@ const APPLETS: &[&str] = &[
 fn busybox_rootfs() -> &'static Path {
     static ROOTFS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ROOTFS.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("locald-runtime-test-rootfs-{}", std::process::id()));
+        // Earlier runs' copies (a static is never dropped): those of processes gone go now.
+        let prefix = "locald-runtime-test-rootfs-";
+        for entry in fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(prefix) {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bin")).unwrap();
         fs::create_dir_all(dir.join("etc")).unwrap();

@@ -179,22 +179,24 @@ fn mounts_under_a_stale_bundle_are_unmounted_not_emptied() {
 
 // ---- End to end, with real containers (root) ----
 
-fn busybox_rootfs() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("locald-sweep-test-rootfs-{}", std::process::id()));
-    if !dir.join("bin/sh").exists() {
-        fs::create_dir_all(dir.join("bin")).unwrap();
-        fs::create_dir_all(dir.join("etc")).unwrap();
-        fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("these tests need /bin/busybox");
-        for applet in ["sh", "sleep", "echo", "true"] {
-            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
-        }
-        fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+/// Fills `dir` with a busybox rootfs (from the host's static `/bin/busybox`).
+fn busybox_rootfs(dir: &Path) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("these tests need /bin/busybox");
+    for applet in ["sh", "sleep", "echo", "true"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
-    dir
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
 }
 
-fn container(id: &str, script: &str) -> ContainerSpec {
+/// The rootfs a role process is given by its test.
+fn role_rootfs() -> PathBuf {
+    PathBuf::from(std::env::var_os("LOCALD_SWEEP_TEST_ROOTFS").expect("a rootfs from the test"))
+}
+
+fn container(id: &str, script: &str, rootfs: &Path) -> ContainerSpec {
     ContainerSpec {
         id: id.to_string(),
         image: StoredImage {
@@ -208,7 +210,7 @@ fn container(id: &str, script: &str) -> ContainerSpec {
                 user: None,
                 exposed_ports: vec![],
             },
-            rootfs: busybox_rootfs(),
+            rootfs: rootfs.to_path_buf(),
         },
         command: Some(vec!["sh".into(), "-c".into(), script.into()]),
         entrypoint: None,
@@ -276,12 +278,19 @@ fn marker(kind: u8) -> String {
         .unwrap_or_else(|_| format!("9{kind}{:08}", std::process::id()))
 }
 
-fn spawn_role(name: &str, role: &str, id: &str, marker: &str) -> std::process::Child {
+fn spawn_role(
+    name: &str,
+    role: &str,
+    id: &str,
+    marker: &str,
+    rootfs: &Path,
+) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("LOCALD_SWEEP_TEST_ROLE", role)
         .env("LOCALD_SWEEP_TEST_ID", id)
         .env("LOCALD_SWEEP_TEST_MARKER", marker)
+        .env("LOCALD_SWEEP_TEST_ROOTFS", rootfs)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -312,7 +321,7 @@ fn die_with_parent() {
 /// too), says `ready` once the container runs, then waits to be killed.
 fn caller_role(id: &str, marker: &str) {
     die_with_parent();
-    let spec = container(id, &format!("exec sleep {marker}"));
+    let spec = container(id, &format!("exec sleep {marker}"), &role_rootfs());
     let bundle = Bundle::create(&spec).unwrap();
     let mut shim = bundle
         .command()
@@ -340,11 +349,14 @@ fn a_killed_caller_and_shim_leave_nothing_after_a_sweep() {
     shim_path().expect("these tests run containers with locald-shim: build it first");
     let _serial = one_at_a_time();
     let id = format!("sweep-e2e-{}", std::process::id());
+    let rootfs = tempfile::tempdir().unwrap();
+    busybox_rootfs(rootfs.path());
     let mut caller = spawn_role(
         "a_killed_caller_and_shim_leave_nothing_after_a_sweep",
         "caller",
         &id,
         marker,
+        rootfs.path(),
     );
     wait_ready(&mut caller);
     let bundle = bundles_root().join(&id);
@@ -383,6 +395,7 @@ fn foreground_role(id: &str, marker: &str) {
     let spec = container(
         id,
         &format!("trap 'exit 0' TERM; sleep {marker} & echo ready; wait"),
+        &role_rootfs(),
     );
     let _ = locald_runtime::run_foreground(&spec);
 }
@@ -400,11 +413,14 @@ fn a_killed_run_foreground_stops_its_container() {
     shim_path().expect("these tests run containers with locald-shim: build it first");
     let _serial = one_at_a_time();
     let id = format!("sweep-fg-{}", std::process::id());
+    let rootfs = tempfile::tempdir().unwrap();
+    busybox_rootfs(rootfs.path());
     let mut caller = spawn_role(
         "a_killed_run_foreground_stops_its_container",
         "foreground",
         &id,
         marker,
+        rootfs.path(),
     );
     wait_ready(&mut caller);
     wait_until("the sleeper", || processes_with(marker).len() == 1);
