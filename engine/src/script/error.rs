@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use rhai::{EvalAltResult, ParseError, Position};
 
+use super::sandbox::INTERRUPTED;
+
 /// A script that failed to parse or to run.
 #[derive(Debug)]
 pub struct ScriptError {
@@ -36,7 +38,11 @@ impl ScriptError {
         }
         let (message, user_error) = match err_ref {
             EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), true),
-            EvalAltResult::ErrorTerminated(_, _) => ("interrupted".to_string(), true),
+            EvalAltResult::ErrorTerminated(token, _) => match token.clone().into_string() {
+                // A limit that stopped the script says which.
+                Ok(reason) if reason != INTERRUPTED => (reason, true),
+                _ => (INTERRUPTED.to_string(), true),
+            },
             other => (strip_position(&other.to_string()), false),
         };
         let pos = if err_ref.position().is_none() {
@@ -71,7 +77,7 @@ impl ScriptError {
 
     /// True when the script was stopped by Ctrl-C.
     pub fn is_interrupt(&self) -> bool {
-        self.message == "interrupted"
+        self.message == INTERRUPTED
     }
 }
 
@@ -112,6 +118,14 @@ impl fmt::Display for ScriptError {
 
 impl std::error::Error for ScriptError {}
 
+impl LoadError {
+    /// True when the load was stopped by Ctrl-C (or SIGTERM): the command
+    /// that loads must stop too, not fall back to something else.
+    pub fn is_interrupt(&self) -> bool {
+        matches!(self, LoadError::Script(error) if error.is_interrupt())
+    }
+}
+
 /// Why a project could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -122,6 +136,8 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} {reason}", path.display())]
+    TooLarge { path: PathBuf, reason: String },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]

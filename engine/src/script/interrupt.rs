@@ -55,6 +55,12 @@ pub fn take() -> bool {
     INTERRUPTED.swap(false, Ordering::SeqCst)
 }
 
+/// True once Ctrl-C was pressed and not yet consumed; leaves it for
+/// [`take`].
+pub fn pending() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Marks `pid` as the foreground child for the lifetime of the guard.
 pub struct ForegroundChild;
 

@@ -1,15 +1,17 @@
-//! Loading a project: find `locald.toml` / `locald.rhai`, compile the TOML to
-//! Rhai, and evaluate both through the declaration primitives `project()` and
-//! `service()`. This is the one way every command (and the supervisor daemon)
-//! gets a [`Project`].
+//! Loading a project: find `locald.toml` / `locald.rhai`, load the TOML
+//! straight into services (one pass; `locald compile` shows the same project
+//! as Rhai), then evaluate `locald.rhai` through the declaration primitives
+//! `project()` and `service()`, within [`Limits::PROJECT`]. This is the one
+//! way every command (and the supervisor daemon) gets a [`Project`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rhai::{Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
+use super::budget::Limits;
 use super::error::{LoadError, ScriptError};
-use super::sandbox::base_engine;
+use super::sandbox::{base_engine, OnInterrupt};
 use crate::config;
 use crate::model::{Project, Service};
 
@@ -23,35 +25,76 @@ struct Declarations {
 /// Loads the project whose config is in `start` or the nearest parent.
 pub fn load_project(start: &Path) -> Result<Project, LoadError> {
     let files = config::find_config(start).ok_or_else(|| LoadError::NoConfig(start.into()))?;
-    let declared = Arc::new(Mutex::new(Declarations::default()));
-    let engine = declaration_engine(declared.clone(), files.dir.clone());
-
+    let mut declared = Declarations::default();
     if let Some(toml_path) = &files.toml {
-        let source = read(toml_path)?;
-        let script = config::compile_toml(toml_path, &source)?;
-        let name = format!("{} (compiled)", toml_path.display());
-        eval(&engine, &name, &script)?;
+        let source = read_source(toml_path, &Limits::PROJECT)?;
+        let project = config::load_toml(toml_path, &source)?;
+        declared.name = Some(project.name);
+        declared.services = project.services;
     }
-    if let Some(rhai_path) = &files.rhai {
-        let source = read(rhai_path)?;
-        eval(&engine, &rhai_path.display().to_string(), &source)?;
-    }
-
-    let declared = std::mem::take(&mut *lock(&declared));
-    let project = Project {
-        name: declared.name.unwrap_or_else(|| dir_name(&files.dir)),
-        root: files.dir,
-        services: declared.services,
+    let Some(rhai_path) = &files.rhai else {
+        // `load_toml` checked the whole project already.
+        return Ok(finish(declared, files.dir));
     };
+    let source = read_source(rhai_path, &Limits::PROJECT)?;
+    let declared = Arc::new(Mutex::new(declared));
+    let engine = declaration_engine(declared.clone(), files.dir.clone());
+    eval(&engine, &rhai_path.display().to_string(), &source)?;
+    let project = finish(std::mem::take(&mut *lock(&declared)), files.dir);
     config::check_project(&project).map_err(LoadError::Invalid)?;
     Ok(project)
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+/// The project's directory and name, without its services and without
+/// evaluating anything: the name comes from `locald.toml` when it is valid,
+/// else from the directory.
+pub(crate) fn locate_project(start: &Path) -> Result<Project, LoadError> {
+    let files = config::find_config(start).ok_or_else(|| LoadError::NoConfig(start.into()))?;
+    let name = files
+        .toml
+        .as_deref()
+        .and_then(|path| {
+            let source = read_source(path, &Limits::PROJECT).ok()?;
+            config::load_toml(path, &source).ok()
+        })
+        .map_or_else(|| dir_name(&files.dir), |project| project.name);
+    Ok(Project {
+        name,
+        root: files.dir,
+        services: Vec::new(),
+    })
+}
+
+fn finish(declared: Declarations, root: PathBuf) -> Project {
+    Project {
+        name: declared.name.unwrap_or_else(|| dir_name(&root)),
+        root,
+        services: declared.services,
+    }
+}
+
+/// Reads a config file or script, refusing one larger than `limits.source`
+/// before reading it whole.
+pub(crate) fn read_source(path: &Path, limits: &Limits) -> Result<String, LoadError> {
+    use std::io::Read;
+    let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut source = String::new();
+    // One byte past the limit tells a file at the limit from a larger one.
+    file.take(limits.source as u64 + 1)
+        .read_to_string(&mut source)
+        .map_err(read_error)?;
+    if source.len() > limits.source {
+        let size = std::fs::metadata(path).map_or(source.len() as u64, |m| m.len());
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            reason: limits.source_too_large(size),
+        });
+    }
+    Ok(source)
 }
 
 fn eval(engine: &Engine, source_name: &str, source: &str) -> Result<(), ScriptError> {
@@ -79,7 +122,8 @@ pub(crate) fn dir_name(dir: &Path) -> String {
 /// The engine a project script runs in: the sandbox plus `project(name)` and
 /// `service(name, #{...})`.
 fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> Engine {
-    let mut engine = base_engine();
+    // A Ctrl-C during a load is for the command that loads, not only the load.
+    let mut engine = base_engine(Limits::PROJECT, OnInterrupt::Propagate);
     let for_project = declared.clone();
     engine.register_fn(
         "project",

@@ -3,6 +3,7 @@
 //! embedded stdlib whose scripts are the CLI's verbs.
 
 pub mod api;
+pub mod budget;
 mod error;
 mod handles;
 mod interrupt;

@@ -1,13 +1,15 @@
 //! The sandboxed Rhai engine every script runs in: `Engine::new_raw()` with
 //! the standard package only (no file system, no `import` resolver, no
-//! `eval`), bounded by operation, depth and size limits, and cancelled by
-//! Ctrl-C through the progress hook.
+//! `eval`), bounded by operation, depth and size limits, by memory and time
+//! (see [`budget`](super::budget)), and cancelled by Ctrl-C through the
+//! progress hook.
 
 use std::sync::OnceLock;
 
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, Module, Shared};
 
+use super::budget::{Limits, Meter};
 use super::interrupt;
 
 /// Enough for any sane task script; a runaway loop ends with a clear error.
@@ -23,8 +25,24 @@ fn standard_package() -> Shared<Module> {
         .clone()
 }
 
+/// What a Ctrl-C does to an engine's evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// Ends it and consumes the Ctrl-C: the outermost engine (a verb, a task
+    /// script, a REPL entry).
+    Consume,
+    /// Ends it and leaves the Ctrl-C for the engine that called in (a project
+    /// loaded by a primitive), so that the whole script stops, not only the
+    /// load.
+    Propagate,
+}
+
+/// The token a Ctrl-C ends an evaluation with; any other token is the reason
+/// a limit stopped it.
+pub(crate) const INTERRUPTED: &str = "interrupted";
+
 /// A sandboxed engine with no locald primitives.
-pub fn base_engine() -> Engine {
+pub fn base_engine(limits: Limits, on_interrupt: OnInterrupt) -> Engine {
     let mut engine = Engine::new_raw();
     engine.register_global_module(standard_package());
     engine.disable_symbol("eval");
@@ -32,16 +50,20 @@ pub fn base_engine() -> Engine {
         .set_max_operations(MAX_OPERATIONS)
         .set_max_call_levels(64)
         .set_max_expr_depths(128, 64)
-        .set_max_string_size(64 << 20)
-        .set_max_array_size(1 << 20)
-        .set_max_map_size(1 << 20)
+        .set_max_string_size(limits.string)
+        .set_max_array_size(limits.collection)
+        .set_max_map_size(limits.collection)
         .set_fail_on_invalid_map_property(true);
-    engine.on_progress(|_| {
-        if interrupt::take() {
-            Some(Dynamic::from("interrupted"))
-        } else {
-            None
+    let meter = Meter::new(limits);
+    engine.on_progress(move |operations| {
+        let interrupted = match on_interrupt {
+            OnInterrupt::Consume => interrupt::take(),
+            OnInterrupt::Propagate => interrupt::pending(),
+        };
+        if interrupted {
+            return Some(Dynamic::from(INTERRUPTED));
         }
+        meter.check(operations).map(Dynamic::from)
     });
     engine.on_print(|text| {
         use std::io::Write;

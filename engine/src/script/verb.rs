@@ -7,13 +7,15 @@ use std::path::Path;
 
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
+use super::budget::Limits;
 use super::error::ScriptError;
+use super::sandbox::OnInterrupt;
 use super::{api, interrupt, sandbox, stdlib};
 
 /// The engine verbs and task scripts run in: the sandbox plus every primitive.
 pub fn verb_engine() -> Engine {
     interrupt::install();
-    let mut engine = sandbox::base_engine();
+    let mut engine = sandbox::base_engine(Limits::SCRIPT, OnInterrupt::Consume);
     api::register_all(&mut engine);
     engine
 }
@@ -36,11 +38,11 @@ pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
 /// Runs a user's script file with `args` (its command-line words as an array).
 pub fn run_file(path: &Path, args: Map) -> Result<i32, ScriptError> {
     let name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| ScriptError {
+    let source = super::load::read_source(path, &Limits::SCRIPT).map_err(|e| ScriptError {
         source_name: name.clone(),
         line: None,
         column: None,
-        message: format!("cannot read {name}: {e}"),
+        message: e.to_string(),
         snippet: None,
         quiet_position: true,
     })?;

@@ -53,26 +53,17 @@ pub mod project_api {
             .map_err(|e| super::fail(&ctx, e))
     }
 
-    /// The project of the current directory for what needs only where it
-    /// lives (its supervisor's state): loaded when the config is valid; when
-    /// it has errors, the project's directory with no services, so that
-    /// `down` still stops a supervisor after a bad edit. Fails only when
-    /// there is no project here at all.
+    /// Where the project of the current directory lives, for what needs only
+    /// its supervisor (`down`, and `status` while one runs): its directory and
+    /// name, with no services. It evaluates no script, so it answers at once
+    /// whatever the config holds: errors after an edit, or a `locald.rhai`
+    /// that loops. Fails only when there is no project here at all.
     #[rhai_fn(return_raw)]
     pub fn locate_project(ctx: NativeCallContext) -> Result<ProjectHandle, Box<EvalAltResult>> {
         let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
-        match crate::script::load_project(&cwd) {
-            Ok(project) => Ok(ProjectHandle(Arc::new(project))),
-            Err(error) => {
-                let files =
-                    crate::config::find_config(&cwd).ok_or_else(|| super::fail(&ctx, &error))?;
-                Ok(ProjectHandle(Arc::new(crate::model::Project {
-                    name: crate::script::load::dir_name(&files.dir),
-                    root: files.dir,
-                    services: Vec::new(),
-                })))
-            }
-        }
+        crate::script::load::locate_project(&cwd)
+            .map(|p| ProjectHandle(Arc::new(p)))
+            .map_err(|e| super::fail(&ctx, e))
     }
 
     /// True when the current directory belongs to a project.
