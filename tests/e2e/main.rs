@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bounded_scripts;
 mod compile;
 mod config_errors;
 mod containers;

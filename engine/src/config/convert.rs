@@ -254,13 +254,24 @@ pub(crate) fn volume(node: &Node, path: &KeyPath, base_dir: &Path) -> Result<Vol
     })
 }
 
-/// Whether `name` is a valid service name: `[A-Za-z0-9_-]+`.
+/// Whether `name` is a valid service name: `[A-Za-z0-9_][A-Za-z0-9_-]*`, at
+/// most [`MAX_SERVICE_NAME`] bytes. A name starting with `-` would read as an
+/// option on every command line that names a service (`locald logs -x`), and
+/// names become file names and container ids.
 pub(crate) fn is_service_name(name: &str) -> bool {
+    let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !name.starts_with('-')
+        && name.len() <= MAX_SERVICE_NAME
+        && name.bytes().all(valid)
 }
+
+/// The longest service name: a hostname label's length.
+pub(crate) const MAX_SERVICE_NAME: usize = 63;
+
+/// What a valid service name is, for error messages.
+pub(crate) const SERVICE_NAME_RULE: &str =
+    "service names use letters, digits, `_` and `-`, do not start with `-`, and are at most 63 characters";
 
 /// The candidate closest to `input`, if any is close enough to be a likely typo.
 pub(crate) fn suggest<'a>(

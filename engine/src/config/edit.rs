@@ -16,7 +16,7 @@ use super::{load_toml, schema, toml_source};
 /// Why a service could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    #[error("invalid service name `{0}`: service names use letters, digits, `_` and `-`")]
+    #[error("invalid service name `{0}`: {rule}", rule = super::convert::SERVICE_NAME_RULE)]
     InvalidName(String),
     #[error("service `{name}` already exists in {}", path.display())]
     ServiceExists { name: String, path: PathBuf },

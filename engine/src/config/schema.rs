@@ -104,7 +104,7 @@ pub(crate) fn build_service(
         problems.push(
             Problem::standalone(path.clone(), format!("invalid service name `{name}`"))
                 .with_span(node.key_or_value_span())
-                .with_help("service names use letters, digits, `_` and `-`"),
+                .with_help(convert::SERVICE_NAME_RULE),
         );
     }
     let Some(entries) = node.as_table() else {

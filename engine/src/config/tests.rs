@@ -519,8 +519,17 @@ fn service_maps_from_rhai_use_the_same_rules() {
     let error = service_from_map("a b", &rhai_map(r#"#{ command: "x" }"#), base).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "services.\"a b\": invalid service name `a b` (service names use letters, digits, `_` and `-`)"
+        "services.\"a b\": invalid service name `a b` (service names use letters, digits, `_` and `-`, do not start with `-`, and are at most 63 characters)"
     );
+    for name in ["-rf", "--help", &"x".repeat(64)] {
+        let error = service_from_map(name, &rhai_map(r#"#{ command: "x" }"#), base).unwrap_err();
+        assert!(
+            error.to_string().contains("invalid service name"),
+            "{name}: {error}"
+        );
+    }
+    let longest = "x".repeat(63);
+    assert!(service_from_map(&longest, &rhai_map(r#"#{ command: "x" }"#), base).is_ok());
 }
 
 #[test]
@@ -629,7 +638,7 @@ fn top_level_and_project_mistakes() {
   --> /srv/shop/locald.toml:1:11
    |
  1 | [services.\"my app\"]
-   |           ^^^^^^^^ service names use letters, digits, `_` and `-`
+   |           ^^^^^^^^ service names use letters, digits, `_` and `-`, do not start with `-`, and are at most 63 characters
 "
     );
 }

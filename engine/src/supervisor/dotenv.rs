@@ -1,6 +1,10 @@
 //! A small dotenv parser: `KEY=value` lines with comments, an optional
 //! `export ` prefix, single quotes (literal), and double quotes (with `\n`,
 //! `\t`, `\"`, `\\` escapes, possibly spanning lines).
+//!
+//! Errors give the line number, never the line: `env_file` may name a file
+//! that holds secrets (or one that is not a dotenv file at all, such as
+//! `/etc/shadow`), and errors end up in terminals and logs.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +15,8 @@ pub enum DotenvError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("env file {path} is larger than {} MiB", MAX_SIZE >> 20)]
+    TooLarge { path: PathBuf },
     #[error("{path}:{line}: {message}")]
     Syntax {
         path: PathBuf,
@@ -19,12 +25,26 @@ pub enum DotenvError {
     },
 }
 
+/// No sane env file comes near this; a larger one (or `/dev/zero`) is refused
+/// rather than read into memory.
+const MAX_SIZE: usize = 4 << 20;
+
 /// Read and parse a dotenv file; pairs come back in file order.
 pub fn load(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DotenvError::Read {
+    use std::io::Read;
+    let read_error = |source| DotenvError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SIZE as u64 + 1).read_to_string(&mut text))
+        .map_err(read_error)?;
+    if text.len() > MAX_SIZE {
+        return Err(DotenvError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
     parse(&text).map_err(|(line, message)| DotenvError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -47,14 +67,16 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
             .map(str::trim_start)
             .unwrap_or(line);
         let Some((key, rest)) = line.split_once('=') else {
-            return Err((
-                line_number,
-                format!("expected KEY=value, found {raw_line:?}"),
-            ));
+            return Err((line_number, "expected KEY=value".into()));
         };
         let key = key.trim();
         if !is_valid_key(key) {
-            return Err((line_number, format!("invalid variable name {key:?}")));
+            return Err((
+                line_number,
+                "invalid variable name (names use letters, digits, `_` and `.`, \
+                 and do not start with a digit)"
+                    .into(),
+            ));
         }
         let rest = rest.trim_start();
         let value = if let Some(body) = rest.strip_prefix('"') {
@@ -182,6 +204,26 @@ mod tests {
         assert_eq!(parse("A=\"open\n").unwrap_err().0, 1);
         assert_eq!(parse("1A=x").unwrap_err().0, 1);
         assert_eq!(parse("A='open").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn errors_never_show_the_files_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shadow");
+        std::fs::write(&path, "root:$6$s3cr3tsalt$hash:19000:0:99999:7:::\n").unwrap();
+        let message = load(&path).unwrap_err().to_string();
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(message.contains(":1: expected KEY=value"), "{message}");
+        std::fs::write(&path, "s3cr3t value=1\n").unwrap();
+        let message = load(&path).unwrap_err().to_string();
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(message.contains(":1: invalid variable name"), "{message}");
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_not_read() {
+        let error = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(error, DotenvError::TooLarge { .. }), "{error}");
     }
 
     #[test]

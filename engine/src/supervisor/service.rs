@@ -374,6 +374,16 @@ impl Runner {
         let Some(command) = command else {
             return Err(permanent("no command to run".into()));
         };
+        // Spawning would fail with ENOENT at every restart; say what is
+        // missing, once, and wait for `locald restart`.
+        if !service.workdir.is_dir() {
+            return Err(permanent(format!(
+                "working directory {} does not exist (or is not a directory): create it or \
+                 change `workdir`, then `locald restart {}`",
+                service.workdir.display(),
+                service.name
+            )));
+        }
         let spec = LaunchSpec {
             argv: launch::shell_argv(&command),
             env,

@@ -68,6 +68,16 @@ pub fn apply_options(cmd: &mut Command, options: &Map) -> Result<(), String> {
 /// Runs `cmd` attached to the terminal and returns its exit code.
 pub fn run_foreground(mut cmd: Command) -> Result<i64, String> {
     let program = format!("{:?}", cmd.get_program());
+    // spawn(2) reports a missing working directory as ENOENT, which would read
+    // as "command not found".
+    if let Some(dir) = cmd.get_current_dir() {
+        if !dir.is_dir() {
+            return Err(format!(
+                "working directory {} does not exist (or is not a directory)",
+                dir.display()
+            ));
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("command not found: {program}"),
         _ => format!("cannot run {program}: {e}"),
