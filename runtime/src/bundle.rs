@@ -17,7 +17,9 @@ use std::process::Command;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode as FileMode;
+use nix::sys::stat::{mkdirat, Mode as FileMode};
+
+use locald_image::private_dir::{ensure_private_subdir, PrivateDirError};
 
 use oci_spec::runtime::Spec;
 
@@ -41,6 +43,12 @@ pub enum BundleError {
     MissingVolumeSource(PathBuf),
     #[error("writing config.json: {0}")]
     WriteSpec(#[source] oci_spec::OciSpecError),
+    /// The runtime root or a directory in it is not private to the caller.
+    #[error(transparent)]
+    PrivateDir(#[from] PrivateDirError),
+    /// `XDG_RUNTIME_DIR` is not the caller's own: locald will not keep bundles there.
+    #[error("XDG_RUNTIME_DIR: {0} (or unset XDG_RUNTIME_DIR)")]
+    XdgRuntimeDir(PrivateDirError),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BundleError {
@@ -53,16 +61,25 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bund
 }
 
 /// Where locald keeps bundles and container state: `/run/locald` for root, otherwise
-/// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`.
+/// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`. locald uses it only once it has checked
+/// that it is private to the caller (mode 0700, owned by the caller, no symlink: see
+/// [`locald_image::private_dir`]).
 pub fn runtime_root() -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     if uid.is_root() {
         return PathBuf::from("/run/locald");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("locald"),
-        _ => PathBuf::from(format!("/tmp/locald-{uid}")),
+    match xdg_runtime_dir() {
+        Some(dir) => dir.join("locald"),
+        None => PathBuf::from(format!("/tmp/locald-{uid}")),
     }
+}
+
+/// `$XDG_RUNTIME_DIR` when set and not empty.
+pub(crate) fn xdg_runtime_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
 }
 
 /// libcontainer's state root for the shim (one directory per running container).
@@ -104,10 +121,17 @@ impl Bundle {
             }
         }
         let shim = shim::shim_path()?;
-        let bundles = crate::root::prepare()?.join("bundles");
-        create_private_dir_all(&bundles)?;
+        let root = crate::root::prepare()?;
+        // Entries are made through the checked directories' descriptors: nothing is created
+        // through a symlink, whoever planted it.
+        let bundles_fd = ensure_private_subdir(root.fd.as_fd(), &root.path, "bundles".as_ref())
+            .map_err(BundleError::from)?;
+        // The shim's state root (it checks it again).
+        ensure_private_subdir(root.fd.as_fd(), &root.path, "state".as_ref())
+            .map_err(BundleError::from)?;
+        let bundles = root.path.join("bundles");
         let lock_path = lock_path(&bundles, &spec.id);
-        let lock = create_locked(&bundles, &lock_path, &spec.id)?;
+        let lock = create_locked(bundles_fd.as_fd(), &lock_path, &spec.id)?;
         let dir = bundles.join(&spec.id);
         // From here on the lock file is ours, and the directory once created: drop removes them
         // if anything below fails.
@@ -119,16 +143,20 @@ impl Bundle {
             lock_path,
             removed: false,
         };
-        match fs::DirBuilder::new().mode(0o700).create(&bundle.dir) {
+        match mkdirat(
+            bundles_fd.as_fd(),
+            spec.id.as_str(),
+            FileMode::from_bits_truncate(0o700),
+        ) {
             Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            Err(Errno::EEXIST) => {
                 // A leftover of some other run with this id: not ours to remove.
                 bundle.dir = PathBuf::new();
                 return Err(BundleError::AlreadyExists(spec.id.clone()).into());
             }
             Err(err) => {
                 let dir = std::mem::take(&mut bundle.dir);
-                return Err(io_error("creating", &dir)(err).into());
+                return Err(io_error("creating", &dir)(err.into()).into());
             }
         }
         bundle.populate(spec, oci)?;
@@ -242,15 +270,23 @@ impl Drop for Bundle {
 /// file (`O_TMPFILE`) is locked, then linked in under its name. Filesystems without `O_TMPFILE`
 /// get a plain exclusive create, locked at once and checked to still be the file at that path
 /// (a sweep could have taken and removed it in between: then again).
-fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, BundleError> {
+fn create_locked(
+    bundles: BorrowedFd<'_>,
+    lock_path: &Path,
+    id: &str,
+) -> Result<OwnedFd, BundleError> {
     let lock_error = |source: Errno| BundleError::Io {
         action: "locking",
         path: lock_path.to_path_buf(),
         source: source.into(),
     };
     let mode = FileMode::from_bits_truncate(0o600);
-    match nix::fcntl::open(
+    let name = lock_path
+        .file_name()
+        .ok_or_else(|| lock_error(Errno::EINVAL))?;
+    match nix::fcntl::openat(
         bundles,
+        ".",
         OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         mode,
     ) {
@@ -261,8 +297,8 @@ fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, 
             return match nix::unistd::linkat(
                 nix::fcntl::AT_FDCWD,
                 proc_path.as_path(),
-                nix::fcntl::AT_FDCWD,
-                lock_path,
+                bundles,
+                name,
                 nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
             ) {
                 Ok(()) => Ok(fd),
@@ -274,8 +310,9 @@ fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, 
         Err(err) => return Err(lock_error(err)),
     }
     for _ in 0..8 {
-        let fd = match nix::fcntl::open(
-            lock_path,
+        let fd = match nix::fcntl::openat(
+            bundles,
+            name,
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             mode,
         ) {
@@ -313,14 +350,6 @@ pub(crate) fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
         (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
         _ => false,
     }
-}
-
-fn create_private_dir_all(path: &Path) -> Result<(), BundleError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(io_error("creating", path))
 }
 
 use crate::cleanup::remove_tree;
