@@ -21,11 +21,19 @@ use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
 use crate::bundle::{runtime_root, xdg_runtime_dir, BundleError};
 
 /// The runtime root, checked private to the caller (see [`locald_image::private_dir`]): its
-/// path, and a descriptor of the directory that passed the checks, to create entries through.
+/// path, and a descriptor of the directory that passed the checks, to create entries through
+/// (e.g. with [`locald_image::private_dir::ensure_private_subdir`]).
 #[derive(Debug)]
-pub(crate) struct RuntimeRoot {
+pub struct RuntimeRoot {
     pub path: PathBuf,
     pub fd: OwnedFd,
+}
+
+/// Creates or checks the runtime root ([`crate::runtime_root`]) as locald's own containers use
+/// it: private to the caller (mode 0700, owned by the caller, not a symlink; see
+/// [`locald_image::private_dir`]), in memory for root. For other per-user runtime files.
+pub fn prepare_runtime_root() -> Result<RuntimeRoot, crate::Error> {
+    prepare().map_err(Into::into)
 }
 
 /// The runtime root, created (mode 0700) if missing and, for root, in memory (see the module
@@ -119,6 +127,16 @@ mod tests {
         fs::write(dir.path().join("bundles/x.lock"), "").unwrap();
         assert!(!holds_nothing(dir.path()));
         assert!(!holds_nothing(&dir.path().join("missing")));
+    }
+
+    #[test]
+    fn the_prepared_root_is_private_to_the_caller() {
+        let root = prepare_runtime_root().unwrap();
+        assert_eq!(root.path, runtime_root());
+        let stat = nix::sys::stat::fstat(&root.fd).unwrap();
+        assert_eq!(stat.st_uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(stat.st_mode & 0o7777, 0o700);
+        assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFDIR);
     }
 
     #[test]
