@@ -147,6 +147,8 @@ fn a_planted_rootless_runtime_directory_is_refused() {
             path.display(),
             ran.stderr
         );
+        // Said once, as the run's error (not first as a failed clean-up).
+        assert_eq!(ran.stderr.matches("refusing").count(), 1, "{}", ran.stderr);
     };
 
     let planted = tmp_runtime_dir(victim.0);
