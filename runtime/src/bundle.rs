@@ -9,7 +9,7 @@
 //! gone, killed with `kill -9` say: [`crate::sweep_stale`] removes it.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -41,8 +41,6 @@ pub enum BundleError {
     AlreadyExists(String),
     #[error("volume source {0} does not exist")]
     MissingVolumeSource(PathBuf),
-    #[error("writing config.json: {0}")]
-    WriteSpec(#[source] oci_spec::OciSpecError),
     /// The runtime root or a directory in it is not private to the caller.
     #[error(transparent)]
     PrivateDir(#[from] PrivateDirError),
@@ -159,28 +157,37 @@ impl Bundle {
                 return Err(io_error("creating", &dir)(err.into()).into());
             }
         }
-        bundle.populate(spec, oci)?;
+        let dir_fd = nix::fcntl::openat(
+            bundles_fd.as_fd(),
+            spec.id.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|err| io_error("opening", &bundle.dir)(err.into()))?;
+        bundle.populate(dir_fd.as_fd(), spec, oci)?;
         Ok(bundle)
     }
 
-    fn populate(&self, spec: &ContainerSpec, mut oci: Spec) -> Result<(), BundleError> {
+    /// Fills the new bundle directory, open as `dir`: its entries are made relative to that
+    /// descriptor, new and without following symlinks.
+    fn populate(
+        &self,
+        dir: BorrowedFd<'_>,
+        spec: &ContainerSpec,
+        mut oci: Spec,
+    ) -> Result<(), BundleError> {
         for name in [
             runtime_spec::ROOTFS_DIR,
             runtime_spec::UPPER_DIR,
             runtime_spec::WORK_DIR,
         ] {
-            let path = self.dir.join(name);
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(&path)
-                .map_err(io_error("creating", &path))?;
+            mkdirat(dir, name, FileMode::from_bits_truncate(0o755))
+                .map_err(|err| io_error("creating", &self.dir.join(name))(err.into()))?;
         }
-        let hosts = self.dir.join(runtime_spec::HOSTS_FILE);
-        fs::write(&hosts, hosts_file(spec.hostname.as_deref()))
-            .map_err(io_error("writing", &hosts))?;
-        let resolv = self.dir.join(runtime_spec::RESOLV_CONF_FILE);
+        let hosts = hosts_file(spec.hostname.as_deref());
+        self.write_new(dir, runtime_spec::HOSTS_FILE, hosts.as_bytes())?;
         let host_resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
-        fs::write(&resolv, host_resolv).map_err(io_error("writing", &resolv))?;
+        self.write_new(dir, runtime_spec::RESOLV_CONF_FILE, &host_resolv)?;
 
         let cwd = runtime_spec::process_cwd(spec);
         create_in_upper(
@@ -202,8 +209,30 @@ impl Bundle {
                 }
             }
         }
-        oci.save(self.dir.join("config.json"))
-            .map_err(BundleError::WriteSpec)
+        let config = serde_json::to_vec(&oci)
+            .map_err(|err| io_error("writing", &self.dir.join("config.json"))(err.into()))?;
+        self.write_new(dir, "config.json", &config)
+    }
+
+    /// Creates the file `name` (mode 0644: the container reads some of them) in the bundle
+    /// directory `dir`; it must not exist yet.
+    fn write_new(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<(), BundleError> {
+        let path = self.dir.join(name);
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::from_bits_truncate(0o644),
+        )
+        .map_err(|err| io_error("creating", &path)(err.into()))?;
+        fs::File::from(fd)
+            .write_all(contents)
+            .map_err(io_error("writing", &path))
     }
 
     pub fn id(&self) -> &str {
