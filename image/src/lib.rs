@@ -10,6 +10,7 @@ mod image_config;
 mod import;
 pub mod oci;
 pub mod platform;
+pub mod private_dir;
 mod pull;
 pub mod reference;
 mod store;
@@ -43,4 +44,6 @@ pub enum Error {
     Import(#[from] ImportError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    PrivateDir(#[from] private_dir::PrivateDirError),
 }

@@ -9,7 +9,7 @@
 //! gone, killed with `kill -9` say: [`crate::sweep_stale`] removes it.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -17,7 +17,9 @@ use std::process::Command;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode as FileMode;
+use nix::sys::stat::{mkdirat, Mode as FileMode};
+
+use locald_image::private_dir::{ensure_private_subdir, PrivateDirError};
 
 use oci_spec::runtime::Spec;
 
@@ -39,8 +41,12 @@ pub enum BundleError {
     AlreadyExists(String),
     #[error("volume source {0} does not exist")]
     MissingVolumeSource(PathBuf),
-    #[error("writing config.json: {0}")]
-    WriteSpec(#[source] oci_spec::OciSpecError),
+    /// The runtime root or a directory in it is not private to the caller.
+    #[error(transparent)]
+    PrivateDir(#[from] PrivateDirError),
+    /// `XDG_RUNTIME_DIR` is not the caller's own: locald will not keep bundles there.
+    #[error("XDG_RUNTIME_DIR: {0} (or unset XDG_RUNTIME_DIR)")]
+    XdgRuntimeDir(PrivateDirError),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BundleError {
@@ -53,16 +59,25 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bund
 }
 
 /// Where locald keeps bundles and container state: `/run/locald` for root, otherwise
-/// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`.
+/// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`. locald uses it only once it has checked
+/// that it is private to the caller (mode 0700, owned by the caller, no symlink: see
+/// [`locald_image::private_dir`]).
 pub fn runtime_root() -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     if uid.is_root() {
         return PathBuf::from("/run/locald");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("locald"),
-        _ => PathBuf::from(format!("/tmp/locald-{uid}")),
+    match xdg_runtime_dir() {
+        Some(dir) => dir.join("locald"),
+        None => PathBuf::from(format!("/tmp/locald-{uid}")),
     }
+}
+
+/// `$XDG_RUNTIME_DIR` when set and not empty.
+pub(crate) fn xdg_runtime_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
 }
 
 /// libcontainer's state root for the shim (one directory per running container).
@@ -104,10 +119,17 @@ impl Bundle {
             }
         }
         let shim = shim::shim_path()?;
-        let bundles = crate::root::prepare()?.join("bundles");
-        create_private_dir_all(&bundles)?;
+        let root = crate::root::prepare()?;
+        // Entries are made through the checked directories' descriptors: nothing is created
+        // through a symlink, whoever planted it.
+        let bundles_fd = ensure_private_subdir(root.fd.as_fd(), &root.path, "bundles".as_ref())
+            .map_err(BundleError::from)?;
+        // The shim's state root (it checks it again).
+        ensure_private_subdir(root.fd.as_fd(), &root.path, "state".as_ref())
+            .map_err(BundleError::from)?;
+        let bundles = root.path.join("bundles");
         let lock_path = lock_path(&bundles, &spec.id);
-        let lock = create_locked(&bundles, &lock_path, &spec.id)?;
+        let lock = create_locked(bundles_fd.as_fd(), &lock_path, &spec.id)?;
         let dir = bundles.join(&spec.id);
         // From here on the lock file is ours, and the directory once created: drop removes them
         // if anything below fails.
@@ -119,40 +141,53 @@ impl Bundle {
             lock_path,
             removed: false,
         };
-        match fs::DirBuilder::new().mode(0o700).create(&bundle.dir) {
+        match mkdirat(
+            bundles_fd.as_fd(),
+            spec.id.as_str(),
+            FileMode::from_bits_truncate(0o700),
+        ) {
             Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            Err(Errno::EEXIST) => {
                 // A leftover of some other run with this id: not ours to remove.
                 bundle.dir = PathBuf::new();
                 return Err(BundleError::AlreadyExists(spec.id.clone()).into());
             }
             Err(err) => {
                 let dir = std::mem::take(&mut bundle.dir);
-                return Err(io_error("creating", &dir)(err).into());
+                return Err(io_error("creating", &dir)(err.into()).into());
             }
         }
-        bundle.populate(spec, oci)?;
+        let dir_fd = nix::fcntl::openat(
+            bundles_fd.as_fd(),
+            spec.id.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|err| io_error("opening", &bundle.dir)(err.into()))?;
+        bundle.populate(dir_fd.as_fd(), spec, oci)?;
         Ok(bundle)
     }
 
-    fn populate(&self, spec: &ContainerSpec, mut oci: Spec) -> Result<(), BundleError> {
+    /// Fills the new bundle directory, open as `dir`: its entries are made relative to that
+    /// descriptor, new and without following symlinks.
+    fn populate(
+        &self,
+        dir: BorrowedFd<'_>,
+        spec: &ContainerSpec,
+        mut oci: Spec,
+    ) -> Result<(), BundleError> {
         for name in [
             runtime_spec::ROOTFS_DIR,
             runtime_spec::UPPER_DIR,
             runtime_spec::WORK_DIR,
         ] {
-            let path = self.dir.join(name);
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(&path)
-                .map_err(io_error("creating", &path))?;
+            mkdirat(dir, name, FileMode::from_bits_truncate(0o755))
+                .map_err(|err| io_error("creating", &self.dir.join(name))(err.into()))?;
         }
-        let hosts = self.dir.join(runtime_spec::HOSTS_FILE);
-        fs::write(&hosts, hosts_file(spec.hostname.as_deref()))
-            .map_err(io_error("writing", &hosts))?;
-        let resolv = self.dir.join(runtime_spec::RESOLV_CONF_FILE);
+        let hosts = hosts_file(spec.hostname.as_deref());
+        self.write_new(dir, runtime_spec::HOSTS_FILE, hosts.as_bytes())?;
         let host_resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
-        fs::write(&resolv, host_resolv).map_err(io_error("writing", &resolv))?;
+        self.write_new(dir, runtime_spec::RESOLV_CONF_FILE, &host_resolv)?;
 
         let cwd = runtime_spec::process_cwd(spec);
         create_in_upper(
@@ -174,8 +209,30 @@ impl Bundle {
                 }
             }
         }
-        oci.save(self.dir.join("config.json"))
-            .map_err(BundleError::WriteSpec)
+        let config = serde_json::to_vec(&oci)
+            .map_err(|err| io_error("writing", &self.dir.join("config.json"))(err.into()))?;
+        self.write_new(dir, "config.json", &config)
+    }
+
+    /// Creates the file `name` (mode 0644: the container reads some of them) in the bundle
+    /// directory `dir`; it must not exist yet.
+    fn write_new(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<(), BundleError> {
+        let path = self.dir.join(name);
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::from_bits_truncate(0o644),
+        )
+        .map_err(|err| io_error("creating", &path)(err.into()))?;
+        fs::File::from(fd)
+            .write_all(contents)
+            .map_err(io_error("writing", &path))
     }
 
     pub fn id(&self) -> &str {
@@ -242,15 +299,23 @@ impl Drop for Bundle {
 /// file (`O_TMPFILE`) is locked, then linked in under its name. Filesystems without `O_TMPFILE`
 /// get a plain exclusive create, locked at once and checked to still be the file at that path
 /// (a sweep could have taken and removed it in between: then again).
-fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, BundleError> {
+fn create_locked(
+    bundles: BorrowedFd<'_>,
+    lock_path: &Path,
+    id: &str,
+) -> Result<OwnedFd, BundleError> {
     let lock_error = |source: Errno| BundleError::Io {
         action: "locking",
         path: lock_path.to_path_buf(),
         source: source.into(),
     };
     let mode = FileMode::from_bits_truncate(0o600);
-    match nix::fcntl::open(
+    let name = lock_path
+        .file_name()
+        .ok_or_else(|| lock_error(Errno::EINVAL))?;
+    match nix::fcntl::openat(
         bundles,
+        ".",
         OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         mode,
     ) {
@@ -261,8 +326,8 @@ fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, 
             return match nix::unistd::linkat(
                 nix::fcntl::AT_FDCWD,
                 proc_path.as_path(),
-                nix::fcntl::AT_FDCWD,
-                lock_path,
+                bundles,
+                name,
                 nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
             ) {
                 Ok(()) => Ok(fd),
@@ -274,8 +339,9 @@ fn create_locked(bundles: &Path, lock_path: &Path, id: &str) -> Result<OwnedFd, 
         Err(err) => return Err(lock_error(err)),
     }
     for _ in 0..8 {
-        let fd = match nix::fcntl::open(
-            lock_path,
+        let fd = match nix::fcntl::openat(
+            bundles,
+            name,
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             mode,
         ) {
@@ -313,14 +379,6 @@ pub(crate) fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
         (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
         _ => false,
     }
-}
-
-fn create_private_dir_all(path: &Path) -> Result<(), BundleError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(io_error("creating", path))
 }
 
 use crate::cleanup::remove_tree;

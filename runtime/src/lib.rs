@@ -19,6 +19,7 @@ pub use bundle::{bundles_root, runtime_root, state_root, Bundle, BundleError};
 pub use container_spec::{ContainerSpec, Mode, VolumeMount};
 pub use image_user::{ResolvedUser, UserError};
 pub use oci_spec;
+pub use root::{prepare_runtime_root, RuntimeRoot};
 pub use runtime_spec::{
     cgroup_relative_path, is_valid_id, process_args, process_cwd, process_env, runtime_spec,
     SpecError, CGROUP_PARENT, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS,

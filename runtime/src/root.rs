@@ -8,37 +8,60 @@
 //! a tmpfs on `/run/locald` the first time it needs it, once nothing on the disk below is in use.
 
 use std::fs;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use locald_image::private_dir::{check_owned_dir, ensure_private_dir};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
 
-use crate::bundle::{runtime_root, BundleError};
+use crate::bundle::{runtime_root, xdg_runtime_dir, BundleError};
+
+/// The runtime root, checked private to the caller (see [`locald_image::private_dir`]): its
+/// path, and a descriptor of the directory that passed the checks, to create entries through
+/// (e.g. with [`locald_image::private_dir::ensure_private_subdir`]).
+#[derive(Debug)]
+pub struct RuntimeRoot {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// Creates or checks the runtime root ([`crate::runtime_root`]) as locald's own containers use
+/// it: private to the caller (mode 0700, owned by the caller, not a symlink; see
+/// [`locald_image::private_dir`]), in memory for root. For other per-user runtime files.
+pub fn prepare_runtime_root() -> Result<RuntimeRoot, crate::Error> {
+    prepare().map_err(Into::into)
+}
 
 /// The runtime root, created (mode 0700) if missing and, for root, in memory (see the module
 /// documentation). Mounting is best effort: the root on disk works, only slower.
-pub(crate) fn prepare() -> Result<PathBuf, BundleError> {
+///
+/// An existing root is used only if the caller owns it and nobody else may write to it, and
+/// not through a symlink: without `XDG_RUNTIME_DIR` a rootless root is `/tmp/locald-$UID`, a
+/// name any local user could take first. `XDG_RUNTIME_DIR` itself must be the caller's and not
+/// writable by others.
+pub(crate) fn prepare() -> Result<RuntimeRoot, BundleError> {
     let root = runtime_root();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&root)
-        .map_err(|source| BundleError::Io {
-            action: "creating",
-            path: root.clone(),
-            source,
-        })?;
-    if nix::unistd::Uid::effective().is_root() && !in_memory(&root) {
+    let is_root = nix::unistd::Uid::effective().is_root();
+    if !is_root {
+        if let Some(xdg) = xdg_runtime_dir() {
+            check_owned_dir(&xdg).map_err(BundleError::XdgRuntimeDir)?;
+        }
+    }
+    let mut fd = ensure_private_dir(&root)?;
+    if is_root && !in_memory(&root) {
         if let Err(err) = mount_in_memory(&root) {
             tracing::debug!("keeping {} on disk: {err}", root.display());
         }
+        if in_memory(&root) {
+            // A tmpfs now covers the directory we checked: check (and use) the new one.
+            fd = ensure_private_dir(&root)?;
+        }
     }
-    Ok(root)
+    Ok(RuntimeRoot { path: root, fd })
 }
 
 /// Whether `path` is on a tmpfs or ramfs.
@@ -104,6 +127,16 @@ mod tests {
         fs::write(dir.path().join("bundles/x.lock"), "").unwrap();
         assert!(!holds_nothing(dir.path()));
         assert!(!holds_nothing(&dir.path().join("missing")));
+    }
+
+    #[test]
+    fn the_prepared_root_is_private_to_the_caller() {
+        let root = prepare_runtime_root().unwrap();
+        assert_eq!(root.path, runtime_root());
+        let stat = nix::sys::stat::fstat(&root.fd).unwrap();
+        assert_eq!(stat.st_uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(stat.st_mode & 0o7777, 0o700);
+        assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFDIR);
     }
 
     #[test]

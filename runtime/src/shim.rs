@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, BundleError};
 use crate::container_spec::ContainerSpec;
 
 /// The shim binary's file name.
@@ -136,9 +136,15 @@ impl Drop for ForegroundSignals {
 /// the calling thread dies: a `kill -9` of the caller leaves neither a running container nor,
 /// after the next sweep, any of its files.
 pub fn run_foreground(spec: &ContainerSpec) -> Result<i32, crate::Error> {
-    if let Err(err) = crate::sweep_stale() {
-        tracing::warn!("cleaning up after earlier containers: {err}");
+    // A runtime directory that is not safe to use is this run's error, said once (not first as
+    // a failed clean-up): the bundle could not be created there either.
+    let root = crate::root::prepare()?;
+    match crate::sweep_stale_in(&root.path) {
+        Ok(_) => {}
+        Err(err @ crate::Error::Bundle(BundleError::PrivateDir(_))) => return Err(err),
+        Err(err) => tracing::warn!("cleaning up after earlier containers: {err}"),
     }
+    drop(root);
     let bundle = Bundle::create(spec)?;
     let mut command = bundle.command();
     if !spec.interactive {

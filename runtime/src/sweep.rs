@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use locald_image::private_dir::{check_owned_dir, open_private_subdir, PrivateDirError};
+
 use crate::bundle::{lock_path, same_file, try_lock, BundleError, LOCK_SUFFIX};
 use crate::cleanup;
 use crate::runtime_spec::{cgroup_relative_path, is_valid_id, CGROUP_PARENT};
@@ -36,17 +38,39 @@ pub struct SweepReport {
 /// an older locald left state directories). Safe to run at any time, from any number of
 /// processes at once: a bundle in use is never touched.
 pub fn sweep_stale() -> Result<SweepReport, crate::Error> {
-    sweep_stale_in(&crate::root::prepare()?)
+    sweep_stale_in(&crate::root::prepare()?.path)
 }
 
 /// [`sweep_stale`] for the runtime root `root` (holding `bundles/` and `state/`).
+///
+/// `root`, `bundles/` and `state/` must be private to the caller (see
+/// [`locald_image::private_dir`]): a symlink or a directory someone else could write to there
+/// is an error, never followed, so that a sweep cannot be turned on files elsewhere.
 pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
+    let mut report = SweepReport::default();
+    let root_fd = match check_owned_dir(root) {
+        Ok(fd) => fd,
+        Err(PrivateDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(report)
+        }
+        Err(err) => return Err(BundleError::from(err).into()),
+    };
+    let present = |name: &str| -> Result<bool, crate::Error> {
+        let found =
+            open_private_subdir(root_fd.as_fd(), root, name.as_ref()).map_err(BundleError::from)?;
+        Ok(found.is_some())
+    };
+    let (has_bundles, has_state) = (present("bundles")?, present("state")?);
     let bundles = root.join("bundles");
     let state = root.join("state");
-    let mut report = SweepReport::default();
 
     let mut ids: Vec<String> = Vec::new();
-    for name in dir_names(&bundles)? {
+    let bundle_names = if has_bundles {
+        dir_names(&bundles)?
+    } else {
+        Vec::new()
+    };
+    for name in bundle_names {
         let id = name.strip_suffix(LOCK_SUFFIX).unwrap_or(&name);
         if is_valid_id(id) && !ids.iter().any(|known| known == id) {
             ids.push(id.to_string());
@@ -54,7 +78,12 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
     }
     // Shims before the state moved onto their own tmpfs kept it here: any entry is stale once
     // its bundle is (or is gone).
-    let state_ids: Vec<String> = dir_names(&state)?
+    let state_names = if has_state {
+        dir_names(&state)?
+    } else {
+        Vec::new()
+    };
+    let state_ids: Vec<String> = state_names
         .into_iter()
         .filter(|id| is_valid_id(id))
         .collect();

@@ -470,6 +470,43 @@ fn rootless_container_runs_as_an_unprivileged_user() {
     assert!(!mountinfo.contains(&spec.id));
 }
 
+/// The shim runs nothing from a bundle that another user could have changed (writable by
+/// others), nor with a state root that is a symlink; it says which directory and why.
+#[test]
+fn the_shim_refuses_directories_others_could_change() {
+    require_shim();
+    let spec = container("refused", &["echo", "container ran"]);
+    let bundle = Bundle::create(&spec).expect("bundle");
+    fs::set_permissions(bundle.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    let output = bundle.command().stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{err}");
+    assert!(err.contains("lets other users write"), "{err}");
+    assert!(err.contains(&bundle.dir().display().to_string()), "{err}");
+    assert!(!stdout(&output).contains("container ran"));
+    fs::set_permissions(bundle.dir(), fs::Permissions::from_mode(0o700)).unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let elsewhere = scratch.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let link = scratch.path().join("state");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let mut command = Command::new(require_shim());
+    command
+        .args(["run", "--bundle"])
+        .arg(bundle.dir())
+        .args(["--id", bundle.id(), "--root"])
+        .arg(&link);
+    let output = command.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!stdout(&output).contains("container ran"));
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    bundle.remove().unwrap();
+    assert_nothing_left(&spec.id);
+}
+
 #[test]
 fn run_foreground_returns_the_exit_code_and_cleans_up() {
     require_shim();

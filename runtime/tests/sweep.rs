@@ -100,6 +100,43 @@ fn an_empty_or_missing_runtime_root_is_fine() {
     assert_eq!(sweep_stale_in(root.path()).unwrap(), SweepReport::default());
 }
 
+/// `bundles/` or `state/` replaced by a symlink: the sweep refuses it, saying where, and
+/// removes nothing at the link's target (which looks like stale bundles of an older locald).
+#[test]
+fn a_symlink_in_place_of_bundles_or_state_is_not_followed() {
+    let _serial = one_at_a_time();
+    for swapped in ["bundles", "state"] {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::create_dir_all(elsewhere.path().join("old-1")).unwrap();
+        fs::write(elsewhere.path().join("old-1/precious"), "keep").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join(swapped)).unwrap();
+        let err = sweep_stale_in(root.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&root.path().join(swapped).display().to_string()),
+            "{err}"
+        );
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(
+            fs::read_to_string(elsewhere.path().join("old-1/precious")).unwrap(),
+            "keep",
+            "the sweep followed {swapped} out of the runtime root"
+        );
+    }
+}
+
+/// A runtime root that others may write to is refused as a whole.
+#[test]
+fn a_runtime_root_others_may_write_to_is_refused() {
+    let _serial = one_at_a_time();
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("bundles/old-1")).unwrap();
+    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let err = sweep_stale_in(root.path()).unwrap_err().to_string();
+    assert!(err.contains("lets other users write"), "{err}");
+    assert!(root.path().join("bundles/old-1").exists());
+}
+
 #[test]
 fn bundles_of_older_versions_without_a_lock_file_are_swept() {
     let _serial = one_at_a_time();

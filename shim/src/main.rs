@@ -18,6 +18,9 @@
 //!   a user namespace mapping the caller to root (rootless mode, see `runtime/README.md`).
 //! - Run by root on a cgroup v1 host, the shim creates the container's cgroups itself (see
 //!   `cgroups.rs`: this avoids a global RCU wait in the kernel at every start).
+//! - The bundle directory and the state root must be owned by the caller and writable by no one
+//!   else, their parents owned by root or the caller and not writable by others unless sticky,
+//!   and none of them a symlink (see `private.rs`); the state root is created 0700 if missing.
 //! - A bundle with a lock file next to it (`<bundle>.lock`, as the runtime crate makes them) is
 //!   locked (shared) for as long as the shim runs, so that no sweep of stale bundles takes it.
 //! - With `LOCALD_SHIM_PARENT_PID` set to its parent's pid (as `locald container run` does), the
@@ -30,6 +33,7 @@
 mod args;
 mod cgroups;
 mod mounts;
+mod private;
 mod run;
 mod signals;
 mod terminal;

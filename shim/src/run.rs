@@ -23,6 +23,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use crate::args::RunArgs;
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
+use crate::private;
 use crate::signals::{self, SignalPipe};
 use crate::terminal::{self, RawMode};
 
@@ -37,6 +38,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let signals = SignalPipe::install()?;
     let bundle = fs::canonicalize(&args.bundle)
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
+    // Before anything is read from them, and before entering a user namespace (where host
+    // owners read differently): the bundle and the state root must be ones no other user can
+    // change (see `private.rs`).
+    private::verify_dir(&bundle)?;
+    private::ensure_dir(&args.state_root)?;
     let _bundle_lock = hold_bundle_lock(&bundle)?;
     stop_with_parent();
     let spec =
@@ -79,11 +85,6 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             mounts::shadow_cgroupfs(&mount_points, &path, true)?;
         }
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&args.state_root)
-        .with_context(|| format!("creating {}", args.state_root.display()))?;
     let overlay = OverlayRootfs::from_spec(&spec, &bundle)?;
     if let Some(overlay) = &overlay {
         overlay.mount(rootless)?;

@@ -7,6 +7,7 @@ mod bounded_scripts;
 mod compile;
 mod config_errors;
 mod containers;
+mod private_dirs;
 mod reload;
 mod run;
 mod supervise;

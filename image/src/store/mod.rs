@@ -10,6 +10,7 @@ mod lock;
 mod paths;
 mod refs;
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -100,14 +101,25 @@ pub struct ImageStore {
 impl ImageStore {
     /// Opens (creating if needed) the store rooted at `root` (the directory
     /// holding `blobs/`, `rootfs/`, `refs.json`).
+    ///
+    /// The root is private to the caller ([`crate::private_dir`]): created
+    /// with mode 0700, an existing one refused unless the caller owns it and
+    /// nobody else may write to it, and one of an older locald that others
+    /// could read (0755) tightened to 0700. Unpacked images hold whatever
+    /// their layers carry (setuid programs, for root also their owners): no
+    /// other user may reach them.
     pub fn open(root: PathBuf) -> Result<Self, Error> {
+        let root_fd = crate::private_dir::ensure_private_dir(&root)?;
         let paths = StorePaths { root };
-        for dir in [paths.blobs_dir(), paths.rootfs_dir(), paths.tmp_dir()] {
-            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
-                action: "create",
-                path: dir.clone(),
-                source,
-            })?;
+        let blobs = crate::private_dir::ensure_private_subdir(
+            root_fd.as_fd(),
+            &paths.root,
+            "blobs".as_ref(),
+        )?;
+        let blobs_path = paths.root.join("blobs");
+        crate::private_dir::ensure_private_subdir(blobs.as_fd(), &blobs_path, "sha256".as_ref())?;
+        for name in ["rootfs", "tmp"] {
+            crate::private_dir::ensure_private_subdir(root_fd.as_fd(), &paths.root, name.as_ref())?;
         }
         // Every rootfs is unpacked under tmp/: spread those trees over the disk.
         alloc::mark_top_directory(&paths.tmp_dir());
@@ -290,5 +302,86 @@ pub(crate) fn remove_path(path: &Path) -> Result<(), StoreError> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::private_dir::PrivateDirError;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_store_is_private() {
+        let data = tempfile::tempdir().unwrap();
+        // A data directory others may enter, as a home directory often is.
+        fs::set_permissions(data.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let store = ImageStore::open(data.path().join("images")).unwrap();
+        assert_eq!(mode(store.root()), 0o700);
+        for sub in ["blobs", "blobs/sha256", "rootfs", "tmp"] {
+            assert_eq!(mode(&store.root().join(sub)), 0o700, "{sub}");
+        }
+    }
+
+    #[test]
+    fn a_store_of_an_older_locald_is_tightened() {
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("images");
+        for sub in ["blobs/sha256", "rootfs/abc", "tmp"] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        for dir in [&root, &root.join("rootfs"), &root.join("rootfs/abc")] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let store = ImageStore::open(root.clone()).unwrap();
+        assert_eq!(mode(store.root()), 0o700);
+        assert_eq!(mode(&root.join("rootfs")), 0o700);
+        // An image's own tree keeps its modes: the store above it is what keeps others out.
+        assert_eq!(mode(&root.join("rootfs/abc")), 0o755);
+    }
+
+    #[test]
+    fn a_store_of_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs chown
+        }
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("images");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        let other = nix::unistd::geteuid().as_raw() + 4242;
+        std::os::unix::fs::chown(&root, Some(other), None).unwrap();
+        let err = ImageStore::open(root.clone()).unwrap_err();
+        assert!(
+            matches!(err, Error::PrivateDir(PrivateDirError::NotOwned { .. })),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&root.display().to_string()),
+            "{err}"
+        );
+        assert!(!root.join("blobs").exists());
+    }
+
+    #[test]
+    fn a_store_others_may_write_to_is_refused() {
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("images");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ImageStore::open(root.clone()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::PrivateDir(PrivateDirError::WritableByOthers { .. })
+            ),
+            "{err}"
+        );
+        assert_eq!(mode(&root), 0o777);
     }
 }
