@@ -9,4 +9,5 @@ mod containers;
 mod reload;
 mod run;
 mod supervise;
+mod supervisor_safety;
 mod try_verb;

@@ -6,15 +6,16 @@
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::client::Client;
+use super::client::{answer_timeout, Client};
 use super::log_reader::tail;
 use super::protocol::{ServiceState, ServiceStatus};
 use super::run::SERVICES_VAR;
-use super::state_dir::StateDir;
+use super::state_dir::{open_file, StateDir};
 use super::{SupervisorError, UpOptions};
 use crate::model::Project;
 
@@ -34,11 +35,11 @@ pub fn start(
     let exe = std::env::current_exe()
         .map_err(|error| daemon_error(format!("cannot find the locald binary: {error}")))?;
     let log_path = state.supervisor_log();
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
+    let log = open_file(
+        OpenOptions::new().create(true).append(true).mode(0o600),
+        &log_path,
+    )
+    .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
     let log_for_stderr = log
         .try_clone()
         .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
@@ -72,7 +73,13 @@ pub fn start(
             break client;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let mut output = String::new();
+            if let Ok(file) = open_file(OpenOptions::new().read(true), &log_path) {
+                let _ = std::io::Read::read_to_string(
+                    &mut std::io::Read::take(file, 1 << 20),
+                    &mut output,
+                );
+            }
             let output = output.get(log_start as usize..).unwrap_or("").trim();
             return Err(daemon_error(format!(
                 "the supervisor exited ({status}): {output}"
@@ -103,6 +110,14 @@ pub fn wait_until_healthy(
 ) -> Result<i32, SupervisorError> {
     let started = Instant::now();
     loop {
+        // `--timeout` bounds the whole wait, silent supervisor included: no
+        // single status request may outlast it.
+        if let Some(timeout) = timeout {
+            let left = timeout.saturating_sub(started.elapsed());
+            // At least a moment, so that the last poll can still succeed.
+            let bound = left.max(Duration::from_millis(200)).min(answer_timeout());
+            client.set_timeout(bound)?;
+        }
         let statuses: Vec<ServiceStatus> = client
             .status()?
             .into_iter()

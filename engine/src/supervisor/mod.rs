@@ -99,6 +99,13 @@ pub enum SupervisorError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the supervisor (pid {pid}) did not answer within {}; is it stopped? \
+         (resume it with `kill -CONT {pid}`, or end it with `kill {pid}`); \
+         a request it had not taken up yet is dropped, not carried out later",
+        humantime::format_duration(*.waited)
+    )]
+    NotAnswering { pid: String, waited: Duration },
     #[error("{0}")]
     Rejected(String),
     #[error("unexpected answer from the supervisor: {0}")]

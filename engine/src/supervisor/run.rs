@@ -122,9 +122,9 @@ pub fn select_services(
 }
 
 fn already_running(state: &StateDir) -> SupervisorError {
-    let pid = fs::read_to_string(state.pid_file())
-        .map(|text| text.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
+    let pid = state
+        .read_pid()
+        .map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
     SupervisorError::AlreadyRunning { pid }
 }
 
@@ -169,7 +169,8 @@ pub(crate) fn run_supervisor(
             UnixListener::bind(&socket).map_err(io_error("cannot bind the control socket"))?;
         fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
             .map_err(io_error("cannot restrict the control socket"))?;
-        fs::write(state.pid_file(), format!("{}\n", std::process::id()))
+        state
+            .write_pid()
             .map_err(io_error("cannot write the pid file"))?;
         let (controls, control_receiver) = mpsc::channel(64);
         let server = tokio::spawn(serve(listener, controls, held.clone()));
