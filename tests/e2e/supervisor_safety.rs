@@ -121,3 +121,94 @@ health = { log = "^never printed$" }
     project.locald(["down"]).success();
     assert!(pids_with_arg("987612").is_empty());
 }
+
+#[test]
+fn links_planted_in_the_state_directory_are_not_written_through() {
+    let project = Project::with_toml(
+        r#"
+[services.web]
+command = "echo hello; sleep 987613"
+health = "none"
+"#,
+    );
+    let outside = tempfile::tempdir().unwrap();
+    let victim = |name: &str| outside.path().join(name);
+    for name in ["ports", "log", "pid"] {
+        std::fs::write(victim(name), "precious\n").unwrap();
+    }
+    let state = project.path().join(".locald");
+    std::fs::create_dir_all(state.join("logs")).unwrap();
+    let link = |target: &str, at: &str| {
+        std::os::unix::fs::symlink(victim(target), state.join(at)).unwrap();
+    };
+    link("ports", "ports.json");
+    link("log", "logs/web.log");
+    link("pid", "supervisor.pid");
+
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    one_pid("987613");
+    // ports.json and the pid file are replaced whole: the links are gone.
+    for at in ["ports.json", "supervisor.pid"] {
+        let metadata = std::fs::symlink_metadata(state.join(at)).unwrap();
+        assert!(metadata.is_file(), "{at} is still a link");
+    }
+    // The service log is refused (and the refusal logged); the service runs.
+    let log = project.read(".locald/supervisor.log");
+    assert!(log.contains("is a symbolic link"), "{log}");
+    project.locald(["down"]).success();
+    for name in ["ports", "log", "pid"] {
+        assert_eq!(
+            std::fs::read_to_string(victim(name)).unwrap(),
+            "precious\n",
+            "locald wrote through the link to {name}"
+        );
+    }
+
+    // The supervisor's own log cannot be opened through a link: `up` refuses.
+    std::fs::remove_file(state.join("supervisor.log")).unwrap();
+    link("log", "supervisor.log");
+    project
+        .locald(["up", "-d"])
+        .code(1)
+        .stderr_has("supervisor.log is a symbolic link");
+    assert_eq!(
+        std::fs::read_to_string(victim("log")).unwrap(),
+        "precious\n"
+    );
+    assert!(pids_with_arg("987613").is_empty());
+}
+
+#[test]
+fn a_symlinked_or_foreign_state_directory_is_refused() {
+    let toml = r#"
+[services.web]
+command = "sleep 987614"
+health = "none"
+"#;
+    let project = Project::with_toml(toml);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let state = project.path().join(".locald");
+    std::os::unix::fs::symlink(elsewhere.path(), &state).unwrap();
+    let out = project.locald(["up", "-d"]).code(1);
+    out.stderr_has(&format!(
+        "refusing to use state directory {}: it is a symbolic link",
+        state.display()
+    ));
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    project
+        .locald(["status"])
+        .code(1)
+        .stderr_has("it is a symbolic link");
+    std::fs::remove_file(&state).unwrap();
+
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    project
+        .locald(["up", "-d"])
+        .code(1)
+        .stderr_has("it is owned by uid 65534");
+    assert!(pids_with_arg("987614").is_empty());
+    std::fs::remove_dir(&state).unwrap();
+}
