@@ -212,3 +212,47 @@ health = "none"
     assert!(pids_with_arg("987614").is_empty());
     std::fs::remove_dir(&state).unwrap();
 }
+
+#[test]
+fn a_deleted_state_directory_stops_the_supervisor_and_blocks_a_second_one() {
+    let project = Project::with_toml(
+        r#"
+[services.web]
+command = "sleep 987615"
+health = "none"
+"#,
+    );
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    let first = supervisor_pid(&project);
+    one_pid("987615");
+
+    // Frozen, the first supervisor cannot notice: `up` must refuse anyway.
+    kill(Pid::from_raw(first), Signal::SIGSTOP).unwrap();
+    let resume = Resume(first);
+    std::fs::remove_dir_all(project.path().join(".locald")).unwrap();
+    project.locald(["up", "-d"]).code(1).stderr_has(&format!(
+        "a supervisor (pid {first}) still runs for this project"
+    ));
+    assert_eq!(pids_with_arg("987615").len(), 1, "a second web started");
+
+    // Resumed, it finds its socket gone, stops its services and exits.
+    drop(resume);
+    project.wait_for(
+        "the first supervisor to exit",
+        Duration::from_secs(15),
+        |_| !alive(first),
+    );
+    assert!(
+        pids_with_arg("987615").is_empty(),
+        "web outlived its supervisor"
+    );
+
+    // Then the project is free again.
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("987615").is_empty());
+}

@@ -70,6 +70,9 @@ pub enum Ended {
     Signal,
     /// Foreground only: every service finished; `failed` when one failed.
     Finished { failed: bool },
+    /// The state directory (its control socket) was removed or replaced:
+    /// nobody can reach this supervisor any more.
+    StateLost,
 }
 
 struct ServiceHandle {
@@ -191,7 +194,9 @@ impl Supervisor {
         mut self,
         mut controls: mpsc::Receiver<Envelope>,
         end_when_finished: bool,
+        state_lost: impl std::future::Future<Output = String>,
     ) -> Ended {
+        tokio::pin!(state_lost);
         let mut interrupts = match Interrupts::new() {
             Ok(interrupts) => interrupts,
             Err(error) => {
@@ -210,6 +215,14 @@ impl Supervisor {
                     }
                 }
                 _ = interrupts.next() => break Ended::Signal,
+                why = &mut state_lost => {
+                    tracing::error!(
+                        state_dir = %self.state.path().display(),
+                        "the control socket was {why}: nobody can reach this supervisor \
+                         any more; stopping every service and exiting"
+                    );
+                    break Ended::StateLost;
+                }
                 changed = self.generation.changed(), if end_when_finished => {
                     if changed.is_err() {
                         break Ended::Signal;

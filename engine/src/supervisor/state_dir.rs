@@ -157,6 +157,21 @@ impl StateDir {
         matches!(self.try_lock(), Ok(None))
     }
 
+    /// Remove this supervisor's socket (the one with `identity`: device and
+    /// inode) and pid file (naming this process), and nothing that replaced
+    /// them.
+    pub fn remove_own_runtime_files(&self, identity: (u64, u64)) {
+        let socket = self.socket();
+        if fs::symlink_metadata(&socket)
+            .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == identity)
+        {
+            let _ = fs::remove_file(&socket);
+        }
+        if self.read_pid() == Some(std::process::id()) {
+            let _ = fs::remove_file(self.pid_file());
+        }
+    }
+
     /// Remove the socket and pid file a dead supervisor left behind.
     pub fn remove_runtime_files(&self) {
         for path in [self.socket(), self.pid_file()] {
