@@ -197,10 +197,12 @@ health = "none"
         state.display()
     ));
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
-    project
-        .locald(["status"])
-        .code(1)
-        .stderr_has("it is a symbolic link");
+    for verb in ["status", "logs"] {
+        project
+            .locald([verb])
+            .code(1)
+            .stderr_has("it is a symbolic link");
+    }
     std::fs::remove_file(&state).unwrap();
 
     std::fs::create_dir(&state).unwrap();

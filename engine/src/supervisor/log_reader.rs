@@ -105,6 +105,10 @@ pub fn print_logs(
     follow: bool,
 ) -> Result<(), SupervisorError> {
     let state = StateDir::new(state_dir);
+    // Not through a `.locald` (or `logs/`) someone else prepared.
+    if state.check()? && fs::symlink_metadata(state.logs_dir()).is_ok() {
+        state.check_logs()?;
+    }
     let mut services = services_with_logs(&state, service);
     let console = Console::for_stdout(&services);
     let mut out = Vec::new();

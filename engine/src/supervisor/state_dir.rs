@@ -109,6 +109,11 @@ impl StateDir {
         }
     }
 
+    /// Refuse a `logs/` that is not a private directory of ours.
+    pub fn check_logs(&self) -> Result<(), StateDirError> {
+        check_dir(&self.logs_dir())
+    }
+
     /// The pid the pid file names, if it is there and holds one.
     pub fn read_pid(&self) -> Option<u32> {
         let mut text = String::new();
