@@ -707,3 +707,36 @@ command = "exec sleep 987507"
     assert!(!used[0].exists());
     with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
 }
+
+/// `container run` holds its image too: `image rm` refuses while it runs and
+/// works once it has ended (here by Ctrl-C, as a user would end it).
+#[test]
+fn image_rm_waits_for_a_running_container_run() {
+    /// Ends the run like Ctrl-C does, also when an assertion fails first.
+    struct Interrupt(std::process::Child);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
+            let _ = self.0.wait();
+        }
+    }
+
+    let (project, data) = project_with_busybox();
+    let run = Interrupt(
+        with_store(
+            project.locald(["container", "run", "bb:1", "sleep", "987508"]),
+            data.path(),
+        )
+        .process_group()
+        .spawn(),
+    );
+    one_pid("987508");
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path())
+        .code(1)
+        .stderr_has("is in use by container")
+        .stderr_has("`locald container run docker.io/library/bb:1`");
+    drop(run);
+    assert!(pids_with_arg("987508").is_empty());
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
+}
