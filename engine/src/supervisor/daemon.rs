@@ -31,6 +31,7 @@ pub fn start(
     opts: &UpOptions,
     enabled: &BTreeSet<String>,
 ) -> Result<i32, SupervisorError> {
+    let started = Instant::now();
     let daemon_error = |message: String| SupervisorError::Daemon(message);
     let exe = std::env::current_exe()
         .map_err(|error| daemon_error(format!("cannot find the locald binary: {error}")))?;
@@ -67,7 +68,12 @@ pub fn start(
         .spawn()
         .map_err(|error| daemon_error(format!("cannot start the supervisor: {error}")))?;
 
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    // `--wait --timeout T` bounds the whole command, start-up included.
+    let startup = match (opts.wait, opts.timeout) {
+        (true, Some(timeout)) => timeout.min(STARTUP_TIMEOUT),
+        _ => STARTUP_TIMEOUT,
+    };
+    let deadline = started + startup;
     let mut client = loop {
         if let Some(client) = Client::connect(state.path())? {
             break client;
@@ -87,8 +93,8 @@ pub fn start(
         }
         if Instant::now() >= deadline {
             return Err(daemon_error(format!(
-                "the supervisor did not open its socket within {}s (see {})",
-                STARTUP_TIMEOUT.as_secs(),
+                "the supervisor did not open its socket within {} (see {})",
+                humantime::format_duration(startup),
                 log_path.display()
             )));
         }
@@ -97,18 +103,18 @@ pub fn start(
     if !opts.wait {
         return Ok(0);
     }
-    wait_until_healthy(&mut client, state, enabled, opts.timeout)
+    wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
 }
 
 /// Block until every service in `enabled` is ready; report and return 1 when
-/// one fails or the timeout passes.
+/// one fails or `timeout` (counted from `started`) passes.
 pub fn wait_until_healthy(
     client: &mut Client,
     state: &StateDir,
     enabled: &BTreeSet<String>,
     timeout: Option<Duration>,
+    started: Instant,
 ) -> Result<i32, SupervisorError> {
-    let started = Instant::now();
     loop {
         // `--timeout` bounds the whole wait, silent supervisor included: no
         // single status request may outlast it.
