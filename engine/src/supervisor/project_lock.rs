@@ -8,11 +8,14 @@
 //! (the runtime root is the per-user, 0700 directory of
 //! [`locald_runtime::prepare_runtime_root`]). The kernel drops the lock
 //! however the supervisor dies, so a stale file never blocks anyone; the
-//! file holds the holder's pid for error messages.
+//! file holds the holder's pid for error messages. The holder removes the
+//! file when it lets go (while still holding the lock), and a taker checks
+//! that the file it locked is still the one at the path (else it retries),
+//! so removing it never lets two holders lock different files.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -34,7 +37,16 @@ pub enum ProjectLockError {
 /// dropped (or the process ends).
 #[derive(Debug)]
 pub struct ProjectLock {
+    path: PathBuf,
     _file: Flock<File>,
+}
+
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        // Still locked: a taker that opened this file before the unlink
+        // finds it unlinked once it gets the lock, and tries again.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Who holds a project's lock.
@@ -93,18 +105,27 @@ impl ProjectLock {
             path: path.clone(),
             source,
         };
-        match Flock::lock(open(&path)?, FlockArg::LockExclusiveNonblock) {
-            Ok(mut file) => {
-                if record {
-                    // Ours now: say who holds it.
-                    file.set_len(0).map_err(lock_error)?;
-                    file.rewind().map_err(lock_error)?;
-                    writeln!(file, "{}", std::process::id()).map_err(lock_error)?;
+        loop {
+            let mut file = match Flock::lock(open(&path)?, FlockArg::LockExclusiveNonblock) {
+                Ok(file) => file,
+                Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Ok(Err(read_holder(&mut file)))
                 }
-                Ok(Ok(ProjectLock { _file: file }))
+                Err((_, errno)) => return Err(lock_error(io::Error::from(errno))),
+            };
+            if !still_at(&file, &path).map_err(lock_error)? {
+                continue;
             }
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => Ok(Err(read_holder(&mut file))),
-            Err((_, errno)) => Err(lock_error(io::Error::from(errno))),
+            if record {
+                // Ours now: say who holds it.
+                file.set_len(0).map_err(lock_error)?;
+                file.rewind().map_err(lock_error)?;
+                writeln!(file, "{}", std::process::id()).map_err(lock_error)?;
+            }
+            return Ok(Ok(ProjectLock {
+                path: path.clone(),
+                _file: file,
+            }));
         }
     }
 
@@ -112,6 +133,18 @@ impl ProjectLock {
     /// left free).
     pub fn holder(root: &Path) -> Result<Option<Holder>, ProjectLockError> {
         Ok(ProjectLock::take(root, false)?.err())
+    }
+}
+
+/// Whether the locked `file` is still the one at `path`: one released and
+/// removed by its last holder between our open and our lock is nobody's lock
+/// any more.
+fn still_at(file: &File, path: &Path) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    match std::fs::symlink_metadata(path) {
+        Ok(there) => Ok((there.dev(), there.ino()) == (ours.dev(), ours.ino())),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -145,9 +178,27 @@ mod tests {
         );
         // Another project is not.
         assert!(ProjectLock::holder(other.path()).unwrap().is_none());
+        let path = lock_path(dir.path()).unwrap();
         drop(held);
+        assert!(!path.exists(), "the lock file goes with its holder");
         assert!(ProjectLock::holder(dir.path()).unwrap().is_none());
-        let _ = std::fs::remove_file(lock_path(dir.path()).unwrap());
-        let _ = std::fs::remove_file(lock_path(other.path()).unwrap());
+        assert!(!lock_path(other.path()).unwrap().exists());
+    }
+
+    #[test]
+    fn a_file_removed_by_its_last_holder_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(dir.path()).unwrap();
+        // Opened (as a taker would) before the holder lets go and removes it.
+        let held = ProjectLock::acquire(dir.path()).unwrap().unwrap();
+        let stale = open(&path).unwrap();
+        drop(held);
+        let stale = Flock::lock(stale, FlockArg::LockExclusiveNonblock).unwrap();
+        // The taker sees its file is gone (and would try again)...
+        assert!(!still_at(&stale, &path).unwrap());
+        // ...and a new holder gets the lock meanwhile.
+        let fresh = ProjectLock::acquire(dir.path()).unwrap().unwrap();
+        assert!(ProjectLock::acquire(dir.path()).unwrap().is_err());
+        drop((stale, fresh));
     }
 }
