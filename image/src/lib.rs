@@ -25,7 +25,10 @@ pub use image_config::ImageConfig;
 pub use import::ImportError;
 pub use pull::{PullError, PullOptions, PullPolicy, PullReport};
 pub use reference::{Reference, ReferenceError};
-pub use store::{data_dir, ImageStore, ImageSummary, PruneReport, StoreError, StoredImage};
+pub use store::{
+    data_dir, ImageLease, ImageStore, ImageSummary, KeptImage, LeaseInfo, PruneReport, StoreError,
+    StoredImage,
+};
 pub use unpack::{decompressing_reader, UnpackError};
 pub use user_config::ConfigError;
 

@@ -650,3 +650,93 @@ command = "exec sleep 987506"
     project.locald(["down"]).success();
     assert!(bundles_with("987506").is_empty());
 }
+
+/// An image a running container uses keeps its root filesystem: `image rm`
+/// refuses naming the container, and `image prune` keeps the unpacked image
+/// once nameless (here: its name now points to another image), saying why.
+/// Once the container is gone, both work.
+#[test]
+fn images_in_use_are_neither_removed_nor_pruned() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.cache]
+image = "bb:1"
+command = "exec sleep 987507"
+"#,
+    );
+    with_store(project.locald(["up", "-d", "--wait"]), data.path()).success();
+    one_pid("987507");
+    let rootfs_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(data.path().join("images/rootfs"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    };
+    let used = rootfs_dirs();
+    assert_eq!(used.len(), 1, "{used:?}");
+
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path())
+        .code(1)
+        .stderr_has("is in use by container")
+        .stderr_has("service cache of project");
+
+    // `bb:1` now names another image: the running one is nameless.
+    let other = busybox_image(&ConfigOverride {
+        cmd: Some(vec!["true".into()]),
+        ..ConfigOverride::default()
+    })
+    .unwrap();
+    import(&project, data.path(), "bb:1", &other);
+    with_store(project.locald(["image", "prune"]), data.path())
+        .success()
+        .stderr_has("and 0 unpacked images")
+        .stderr_has("kept docker.io/library/bb:1")
+        .stderr_has("in use by container");
+    assert!(
+        used[0].join("bin/busybox").exists(),
+        "the running rootfs was pruned"
+    );
+    assert_eq!(pids_with_arg("987507").len(), 1, "the container died");
+
+    project.locald(["down"]).success();
+    with_store(project.locald(["image", "prune"]), data.path())
+        .success()
+        .stderr_has("1 unpacked images");
+    assert!(!used[0].exists());
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
+}
+
+/// `container run` holds its image too: `image rm` refuses while it runs and
+/// works once it has ended (here by Ctrl-C, as a user would end it).
+#[test]
+fn image_rm_waits_for_a_running_container_run() {
+    /// Ends the run like Ctrl-C does, also when an assertion fails first.
+    struct Interrupt(std::process::Child);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
+            let _ = self.0.wait();
+        }
+    }
+
+    let (project, data) = project_with_busybox();
+    let run = Interrupt(
+        with_store(
+            project.locald(["container", "run", "bb:1", "sleep", "987508"]),
+            data.path(),
+        )
+        .process_group()
+        .spawn(),
+    );
+    one_pid("987508");
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path())
+        .code(1)
+        .stderr_has("is in use by container")
+        .stderr_has("`locald container run docker.io/library/bb:1`");
+    drop(run);
+    assert!(pids_with_arg("987508").is_empty());
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
+}

@@ -11,4 +11,5 @@ mod private_dirs;
 mod reload;
 mod run;
 mod supervise;
+mod supervisor_safety;
 mod try_verb;

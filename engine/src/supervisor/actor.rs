@@ -39,6 +39,29 @@ pub enum Control {
     Down(oneshot::Sender<DownAck>),
 }
 
+/// A [`Control`] on its way from a connection: `taken` tells the connection
+/// the actor took the request up; its receiver is dropped when the client
+/// has gone, and then the actor drops the request unexecuted (see
+/// `server.rs` for why requests are tied to their connection).
+#[derive(Debug)]
+pub struct Envelope {
+    pub control: Control,
+    pub taken: oneshot::Sender<()>,
+}
+
+impl Envelope {
+    /// The control to carry out, or `None` when nobody waits for it.
+    fn open(self) -> Option<Control> {
+        match self.taken.send(()) {
+            Ok(()) => Some(self.control),
+            Err(()) => {
+                tracing::info!(request = ?self.control, "dropping a request whose client has gone");
+                None
+            }
+        }
+    }
+}
+
 /// Why the actor ended.
 pub enum Ended {
     /// `down` was requested; answer once the supervisor's files are gone.
@@ -47,6 +70,9 @@ pub enum Ended {
     Signal,
     /// Foreground only: every service finished; `failed` when one failed.
     Finished { failed: bool },
+    /// The state directory (its control socket) was removed or replaced:
+    /// nobody can reach this supervisor any more.
+    StateLost,
 }
 
 struct ServiceHandle {
@@ -166,9 +192,11 @@ impl Supervisor {
     /// `end_when_finished`) until no service is left to run.
     pub async fn run(
         mut self,
-        mut controls: mpsc::Receiver<Control>,
+        mut controls: mpsc::Receiver<Envelope>,
         end_when_finished: bool,
+        state_lost: impl std::future::Future<Output = String>,
     ) -> Ended {
+        tokio::pin!(state_lost);
         let mut interrupts = match Interrupts::new() {
             Ok(interrupts) => interrupts,
             Err(error) => {
@@ -178,7 +206,8 @@ impl Supervisor {
         };
         let ended = loop {
             tokio::select! {
-                Some(control) = controls.recv() => {
+                Some(envelope) = controls.recv() => {
+                    let Some(control) = envelope.open() else { continue };
                     if let Control::Reload(reply) = control {
                         let _ = reply.send(self.reload().await);
                     } else if let Some(reply) = self.handle(control) {
@@ -186,6 +215,14 @@ impl Supervisor {
                     }
                 }
                 _ = interrupts.next() => break Ended::Signal,
+                why = &mut state_lost => {
+                    tracing::error!(
+                        state_dir = %self.state.path().display(),
+                        "the control socket was {why}: nobody can reach this supervisor \
+                         any more; stopping every service and exiting"
+                    );
+                    break Ended::StateLost;
+                }
                 changed = self.generation.changed(), if end_when_finished => {
                     if changed.is_err() {
                         break Ended::Signal;
@@ -415,7 +452,7 @@ impl Supervisor {
     /// second interrupt kills every process group outright.
     async fn shut_down(
         &mut self,
-        controls: &mut mpsc::Receiver<Control>,
+        controls: &mut mpsc::Receiver<Envelope>,
         interrupts: &mut Interrupts,
     ) {
         let stopping = stop_in_waves(self.stop_waves());
@@ -427,7 +464,9 @@ impl Supervisor {
                     tracing::warn!("interrupted again: killing every service now");
                     self.kill_all();
                 }
-                Some(control) = controls.recv() => match control {
+                Some(envelope) = controls.recv() => match envelope.open() {
+                    None => {}
+                    Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
                         let _ = reply.send(Err("the supervisor is shutting down".into()));
@@ -438,6 +477,7 @@ impl Supervisor {
                     // The first `down` (or signal) is already being served;
                     // later requesters see the connection close at exit.
                     Control::Down(reply) => std::mem::forget(reply),
+                    },
                 },
             }
         }

@@ -1,33 +1,107 @@
 //! The blocking client of a running supervisor, used by the CLI verbs
 //! (`status`, `start`, `stop`, `restart`, `down`). Connecting also clears
 //! the files a killed supervisor left behind.
+//!
+//! Every step is bounded, so a stopped (SIGSTOP) or wedged supervisor cannot
+//! hang the CLI: connecting and writing by `SO_SNDTIMEO` (the kernel bounds a
+//! Unix socket `connect` by it when the listen backlog is full), reading by
+//! `SO_RCVTIMEO`. The supervisor answers a request that takes time (a stop
+//! waiting for its grace period, `down`) with a `working` line every
+//! [`super::protocol::HEARTBEAT`] once it has taken the request up, so the
+//! read timeout bounds the silence, not the work. A request the client gave
+//! up on is tied to its connection: the supervisor drops it unexecuted when
+//! it finds the connection closed (see `server.rs`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::socket::{
+    connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::time::TimeVal;
 
 use super::protocol::{ReloadReport, Request, Response, ServiceStatus};
 use super::state_dir::StateDir;
 use super::SupervisorError;
 
+/// How long the CLI waits for the supervisor to accept a connection or to
+/// say anything (an answer or a `working` line) before giving up on it,
+/// unless [`ANSWER_TIMEOUT_VAR`] says otherwise.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Environment variable overriding [`ANSWER_TIMEOUT`] (a duration such as
+/// `2s` or `500ms`): for slow machines, and for tests.
+pub const ANSWER_TIMEOUT_VAR: &str = "LOCALD_ANSWER_TIMEOUT";
+
+/// [`ANSWER_TIMEOUT`], or what [`ANSWER_TIMEOUT_VAR`] sets (when it parses).
+pub fn answer_timeout() -> Duration {
+    std::env::var(ANSWER_TIMEOUT_VAR)
+        .ok()
+        .and_then(|text| humantime::parse_duration(text.trim()).ok())
+        .filter(|timeout| !timeout.is_zero())
+        .unwrap_or(ANSWER_TIMEOUT)
+}
+
 /// A connection to a live supervisor.
 pub struct Client {
     stream: BufReader<UnixStream>,
     socket: PathBuf,
+    state: StateDir,
+    timeout: Duration,
+}
+
+/// Connect to `socket`, bounded by `timeout` (also left on the socket as its
+/// write timeout).
+fn connect_bounded(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let fd: OwnedFd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    setsockopt(&fd, sockopt::SendTimeout, &timeval(timeout)).map_err(io::Error::from)?;
+    let address = UnixAddr::new(path).map_err(io::Error::from)?;
+    match connect(fd.as_raw_fd(), &address) {
+        Ok(()) => Ok(UnixStream::from(fd)),
+        // A full backlog past SO_SNDTIMEO: the supervisor accepts nothing.
+        Err(nix::errno::Errno::EAGAIN) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+        Err(errno) => Err(io::Error::from(errno)),
+    }
+}
+
+/// A socket timeout; never zero, which the kernel reads as "no timeout".
+fn timeval(timeout: Duration) -> TimeVal {
+    let timeout = timeout.max(Duration::from_millis(1));
+    TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _)
 }
 
 impl Client {
     /// Connect to the supervisor of the project whose state directory is
     /// `state_dir`; `None` when none runs (stale socket and pid files from a
-    /// dead one are removed on the way).
+    /// dead one are removed on the way). Bounded by [`answer_timeout`].
     pub fn connect(state_dir: &Path) -> Result<Option<Client>, SupervisorError> {
         let state = StateDir::new(state_dir);
+        // Refuse to talk through a `.locald` someone else prepared.
+        if !state.check()? {
+            return Ok(None);
+        }
         let socket = state.socket();
-        match UnixStream::connect(&socket) {
-            Ok(stream) => Ok(Some(Client {
-                stream: BufReader::new(stream),
-                socket,
-            })),
+        let timeout = answer_timeout();
+        match connect_bounded(&socket, timeout) {
+            Ok(stream) => {
+                let mut client = Client {
+                    stream: BufReader::new(stream),
+                    socket,
+                    state,
+                    timeout,
+                };
+                client.set_timeout(timeout)?;
+                Ok(Some(client))
+            }
             Err(error)
                 if matches!(
                     error.kind(),
@@ -41,6 +115,7 @@ impl Client {
                 }
                 Ok(None)
             }
+            Err(error) if is_timeout(&error) => Err(not_answering(&state, timeout)),
             Err(source) => Err(SupervisorError::Connection {
                 path: socket,
                 source,
@@ -48,30 +123,64 @@ impl Client {
         }
     }
 
-    fn request(&mut self, request: &Request) -> Result<Response, SupervisorError> {
-        let connection = |source| SupervisorError::Connection {
-            path: self.socket.clone(),
-            source,
+    /// Bound every later wait for the supervisor (its next line, a write) to
+    /// `timeout` instead of [`answer_timeout`]; `up --wait --timeout` uses it
+    /// so that it ends at its own timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), SupervisorError> {
+        let stream = self.stream.get_ref();
+        let apply = |option| -> io::Result<()> {
+            match option {
+                true => setsockopt(stream, sockopt::ReceiveTimeout, &timeval(timeout)),
+                false => setsockopt(stream, sockopt::SendTimeout, &timeval(timeout)),
+            }
+            .map_err(io::Error::from)
         };
+        apply(true)
+            .and_then(|()| apply(false))
+            .map_err(|source| SupervisorError::Connection {
+                path: self.socket.clone(),
+                source,
+            })?;
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    fn io_error(&self, source: io::Error) -> SupervisorError {
+        if is_timeout(&source) {
+            not_answering(&self.state, self.timeout)
+        } else {
+            SupervisorError::Connection {
+                path: self.socket.clone(),
+                source,
+            }
+        }
+    }
+
+    fn request(&mut self, request: &Request) -> Result<Response, SupervisorError> {
         let mut line = serde_json::to_vec(request)
             .map_err(|error| SupervisorError::Protocol(error.to_string()))?;
         line.push(b'\n');
-        self.stream.get_mut().write_all(&line).map_err(connection)?;
-        let mut answer = String::new();
-        let read =
-            self.stream
-                .read_line(&mut answer)
-                .map_err(|source| SupervisorError::Connection {
-                    path: self.socket.clone(),
-                    source,
-                })?;
-        if read == 0 {
-            return Err(SupervisorError::Protocol(
-                "the supervisor closed the connection".into(),
-            ));
+        if let Err(error) = self.stream.get_mut().write_all(&line) {
+            return Err(self.io_error(error));
         }
-        let response: Response = serde_json::from_str(answer.trim_end())
-            .map_err(|error| SupervisorError::Protocol(error.to_string()))?;
+        let response = loop {
+            let mut answer = String::new();
+            let read = match self.stream.read_line(&mut answer) {
+                Ok(read) => read,
+                Err(error) => return Err(self.io_error(error)),
+            };
+            if read == 0 {
+                return Err(SupervisorError::Protocol(
+                    "the supervisor closed the connection".into(),
+                ));
+            }
+            let response: Response = serde_json::from_str(answer.trim_end())
+                .map_err(|error| SupervisorError::Protocol(error.to_string()))?;
+            // Still working on it, and alive: wait for the next line.
+            if !response.working {
+                break response;
+            }
+        };
         if response.ok {
             Ok(response)
         } else {
@@ -125,11 +234,32 @@ impl Client {
     /// is gone and the supervisor has exited.
     pub fn down(&mut self) -> Result<(), SupervisorError> {
         self.request(&Request::Down)?;
-        // The supervisor holds this connection until it exits.
+        // The supervisor holds this connection until it exits (bounded by
+        // the read timeout: it exits within moments of answering).
         let mut rest = Vec::new();
-        let _ = self.stream.read_to_end(&mut rest);
-        Ok(())
+        match self.stream.read_to_end(&mut rest) {
+            Err(error) if is_timeout(&error) => Err(self.io_error(error)),
+            _ => Ok(()),
+        }
     }
+}
+
+/// The error for a supervisor that stayed silent for `waited`, naming its
+/// pid (from its pid file) so the user can look at it.
+fn not_answering(state: &StateDir, waited: Duration) -> SupervisorError {
+    SupervisorError::NotAnswering {
+        pid: state
+            .read_pid()
+            .map_or_else(|| "unknown".to_string(), |pid| pid.to_string()),
+        waited,
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]
@@ -166,6 +296,68 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_supervisor_times_out_naming_its_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        // Listening but never accepting: what a SIGSTOPped supervisor looks
+        // like (the kernel completes connections into the backlog).
+        let _listener = UnixListener::bind(state.socket()).unwrap();
+        std::fs::write(state.pid_file(), "4242\n").unwrap();
+        let mut client = Client::connect(dir.path()).unwrap().unwrap();
+        client.set_timeout(Duration::from_millis(100)).unwrap();
+        let error = client.status().unwrap_err();
+        assert!(
+            matches!(error, SupervisorError::NotAnswering { .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("(pid 4242) did not answer within 100ms"),
+            "{message}"
+        );
+        assert!(message.contains("kill -CONT 4242"), "{message}");
+        assert!(matches!(
+            client.stop(Some("web")).unwrap_err(),
+            SupervisorError::NotAnswering { .. }
+        ));
+    }
+
+    #[test]
+    fn connecting_to_a_full_backlog_is_bounded() {
+        use nix::sys::socket::{bind, listen, Backlog};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let listener = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(listener.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        listen(&listener, Backlog::new(0).unwrap()).unwrap();
+        // Fill the backlog with connections nobody accepts.
+        let mut pending = Vec::new();
+        loop {
+            let fd = socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                None,
+            )
+            .unwrap();
+            match connect(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()) {
+                Ok(()) => pending.push(fd),
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(errno) => panic!("unexpected {errno}"),
+            }
+            assert!(pending.len() < 64, "the backlog never filled");
+        }
+        let error = connect_bounded(&path, Duration::from_millis(100)).unwrap_err();
+        assert!(is_timeout(&error), "{error}");
+    }
+
+    #[test]
     fn requests_and_rejections_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(StateDir::new(dir.path()).socket()).unwrap();
@@ -175,9 +367,10 @@ mod tests {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
             assert_eq!(line, "{\"command\":\"restart\",\"service\":\"web\"}\n");
+            // Still working, then the answer: the client waits past the first.
             reader
                 .get_mut()
-                .write_all(b"{\"ok\":false,\"error\":\"nope\"}\n")
+                .write_all(b"{\"ok\":true,\"working\":true}\n{\"ok\":false,\"error\":\"nope\"}\n")
                 .unwrap();
         });
         let mut client = Client::connect(dir.path()).unwrap().unwrap();

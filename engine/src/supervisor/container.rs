@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use locald_image::{ImageStore, PullOptions, PullPolicy};
+use locald_image::{ImageLease, ImageStore, PullOptions, PullPolicy};
 use locald_runtime::{Bundle, ContainerSpec, VolumeMount};
 
 use super::env::container_env;
@@ -30,15 +30,19 @@ pub enum ContainerError {
 pub struct PreparedContainer {
     pub launch: LaunchSpec,
     bundle: Bundle,
+    /// Keeps `image rm`/`prune` off the image while the container may run
+    /// (released on drop, by the kernel if the supervisor dies).
+    lease: ImageLease,
 }
 
 impl PreparedContainer {
-    /// Remove the bundle once the shim has exited.
+    /// Remove the bundle once the shim has exited, then release the image.
     pub fn finish(self) {
         let id = self.bundle.id().to_string();
         if let Err(error) = self.bundle.remove() {
             tracing::warn!(container = %id, %error, "cannot remove the container bundle");
         }
+        drop(self.lease);
     }
 }
 
@@ -84,26 +88,38 @@ pub async fn prepare(
     // On a thread of its own with its own runtime: a pull can take long,
     // and the supervisor's runtime must keep serving the other services.
     let owned_reference = reference.to_string();
-    let image = tokio::task::spawn_blocking(move || {
+    let id = container_id(project, service);
+    let user = format!(
+        "container {id} (service {} of project {}, supervisor pid {})",
+        service.name,
+        project.name,
+        std::process::id()
+    );
+    let (image, lease) = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| error.to_string())?;
         let store = ImageStore::open_default().map_err(|error| error.to_string())?;
-        runtime
+        let image = runtime
             .block_on(store.ensure(
                 &owned_reference,
                 PullPolicy::Missing,
                 &PullOptions::default(),
             ))
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        // Before the bundle mounts it, for as long as the container lives.
+        let lease = store
+            .lease(&image, &user)
+            .map_err(|error| error.to_string())?;
+        Ok::<_, String>((image, lease))
     })
     .await
     .map_err(|error| image_error(error.to_string()))?
     .map_err(image_error)?;
     let env = container_env(project, service, ports)?;
     let spec = ContainerSpec {
-        id: container_id(project, service),
+        id,
         image,
         command: command.map(|command| vec!["sh".to_string(), "-c".to_string(), command]),
         entrypoint: None,
@@ -133,7 +149,11 @@ pub async fn prepare(
         env: std::env::vars().collect(),
         workdir: project.root.clone(),
     };
-    Ok(PreparedContainer { launch, bundle })
+    Ok(PreparedContainer {
+        launch,
+        bundle,
+        lease,
+    })
 }
 
 #[cfg(test)]

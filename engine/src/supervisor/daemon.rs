@@ -6,15 +6,16 @@
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::client::Client;
+use super::client::{answer_timeout, Client};
 use super::log_reader::tail;
 use super::protocol::{ServiceState, ServiceStatus};
 use super::run::SERVICES_VAR;
-use super::state_dir::StateDir;
+use super::state_dir::{open_file, StateDir};
 use super::{SupervisorError, UpOptions};
 use crate::model::Project;
 
@@ -30,15 +31,16 @@ pub fn start(
     opts: &UpOptions,
     enabled: &BTreeSet<String>,
 ) -> Result<i32, SupervisorError> {
+    let started = Instant::now();
     let daemon_error = |message: String| SupervisorError::Daemon(message);
     let exe = std::env::current_exe()
         .map_err(|error| daemon_error(format!("cannot find the locald binary: {error}")))?;
     let log_path = state.supervisor_log();
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
+    let log = open_file(
+        OpenOptions::new().create(true).append(true).mode(0o600),
+        &log_path,
+    )
+    .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
     let log_for_stderr = log
         .try_clone()
         .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
@@ -66,13 +68,24 @@ pub fn start(
         .spawn()
         .map_err(|error| daemon_error(format!("cannot start the supervisor: {error}")))?;
 
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    // `--wait --timeout T` bounds the whole command, start-up included.
+    let startup = match (opts.wait, opts.timeout) {
+        (true, Some(timeout)) => timeout.min(STARTUP_TIMEOUT),
+        _ => STARTUP_TIMEOUT,
+    };
+    let deadline = started + startup;
     let mut client = loop {
         if let Some(client) = Client::connect(state.path())? {
             break client;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let mut output = String::new();
+            if let Ok(file) = open_file(OpenOptions::new().read(true), &log_path) {
+                let _ = std::io::Read::read_to_string(
+                    &mut std::io::Read::take(file, 1 << 20),
+                    &mut output,
+                );
+            }
             let output = output.get(log_start as usize..).unwrap_or("").trim();
             return Err(daemon_error(format!(
                 "the supervisor exited ({status}): {output}"
@@ -80,8 +93,8 @@ pub fn start(
         }
         if Instant::now() >= deadline {
             return Err(daemon_error(format!(
-                "the supervisor did not open its socket within {}s (see {})",
-                STARTUP_TIMEOUT.as_secs(),
+                "the supervisor did not open its socket within {} (see {})",
+                humantime::format_duration(startup),
                 log_path.display()
             )));
         }
@@ -90,19 +103,27 @@ pub fn start(
     if !opts.wait {
         return Ok(0);
     }
-    wait_until_healthy(&mut client, state, enabled, opts.timeout)
+    wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
 }
 
 /// Block until every service in `enabled` is ready; report and return 1 when
-/// one fails or the timeout passes.
+/// one fails or `timeout` (counted from `started`) passes.
 pub fn wait_until_healthy(
     client: &mut Client,
     state: &StateDir,
     enabled: &BTreeSet<String>,
     timeout: Option<Duration>,
+    started: Instant,
 ) -> Result<i32, SupervisorError> {
-    let started = Instant::now();
     loop {
+        // `--timeout` bounds the whole wait, silent supervisor included: no
+        // single status request may outlast it.
+        if let Some(timeout) = timeout {
+            let left = timeout.saturating_sub(started.elapsed());
+            // At least a moment, so that the last poll can still succeed.
+            let bound = left.max(Duration::from_millis(200)).min(answer_timeout());
+            client.set_timeout(bound)?;
+        }
         let statuses: Vec<ServiceStatus> = client
             .status()?
             .into_iter()

@@ -3,7 +3,7 @@
 //! new lines as they come, across rotations, until interrupted.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::console::Console;
 use super::logs::{parse_line, rotated_path, Stream};
-use super::state_dir::StateDir;
+use super::state_dir::{open_file, StateDir};
 use super::SupervisorError;
 
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -32,9 +32,13 @@ pub fn tail(path: &Path, count: usize) -> Vec<String> {
 }
 
 fn last_lines(path: &Path, count: usize) -> Vec<String> {
-    let Ok(text) = fs::read(path) else {
+    // Never through a link planted in the state directory.
+    let mut text = Vec::new();
+    let read = open_file(OpenOptions::new().read(true), path)
+        .and_then(|mut file| file.read_to_end(&mut text));
+    if read.is_err() {
         return Vec::new();
-    };
+    }
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(count)..]
@@ -101,6 +105,10 @@ pub fn print_logs(
     follow: bool,
 ) -> Result<(), SupervisorError> {
     let state = StateDir::new(state_dir);
+    // Not through a `.locald` (or `logs/`) someone else prepared.
+    if state.check()? && fs::symlink_metadata(state.logs_dir()).is_ok() {
+        state.check_logs()?;
+    }
     let mut services = services_with_logs(&state, service);
     let console = Console::for_stdout(&services);
     let mut out = Vec::new();
@@ -166,7 +174,7 @@ impl Follower {
     }
 
     fn open(&mut self, at_end: bool) {
-        let Ok(mut file) = File::open(&self.path) else {
+        let Ok(mut file) = open_file(OpenOptions::new().read(true), &self.path) else {
             return;
         };
         let Ok(metadata) = file.metadata() else {

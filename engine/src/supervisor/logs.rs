@@ -5,6 +5,9 @@
 //! that cuts a byte stream into lines no longer than [`MAX_LINE`].
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::state_dir::open_file;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -73,7 +76,10 @@ impl LogFile {
     }
 
     pub fn open_with_limit(path: &Path, rotate_at: u64) -> io::Result<LogFile> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_file(
+            OpenOptions::new().create(true).append(true).mode(0o600),
+            path,
+        )?;
         let size = file.metadata()?.len();
         Ok(LogFile {
             path: path.to_path_buf(),
@@ -119,10 +125,10 @@ impl LogFile {
             }
         }
         fs::rename(&self.path, rotated_path(&self.path, 1))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let file = open_file(
+            OpenOptions::new().create(true).append(true).mode(0o600),
+            &self.path,
+        )?;
         self.writer = BufWriter::with_capacity(LOG_BUFFER, file);
         self.size = 0;
         Ok(())

@@ -20,7 +20,11 @@
 //! State lives in `.locald/` (0700): `supervisor.sock` (0600),
 //! `supervisor.pid`, `supervisor.lock` (flock held for the supervisor's
 //! life: the reliable liveness test), `supervisor.log` (daemon output),
-//! `ports.json`, and `logs/<service>.log`.
+//! `ports.json`, and `logs/<service>.log`. Beside it, outside the project,
+//! each supervisor holds its project's lock in the per-user runtime
+//! directory ([`project_lock`]), so no second one starts while it lives, and
+//! it checks every [`run::STATE_CHECK`] that its socket is still the one it
+//! bound: when `.locald/` is deleted it stops its services and exits.
 
 mod actor;
 mod backoff;
@@ -37,6 +41,7 @@ mod log_reader;
 mod logs;
 mod output;
 pub mod ports;
+mod project_lock;
 mod protocol;
 mod reload;
 mod run;
@@ -56,6 +61,7 @@ pub use env::EnvError;
 pub use init::service_init_main;
 pub use log_reader::print_logs;
 pub use ports::PortError;
+pub use project_lock::ProjectLockError;
 pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
 pub use run::{supervise_main, up};
 pub use state_dir::StateDirError;
@@ -86,10 +92,17 @@ pub enum SupervisorError {
     Ports(#[from] PortError),
     #[error(transparent)]
     StateDir(#[from] StateDirError),
+    #[error(transparent)]
+    ProjectLock(#[from] ProjectLockError),
     #[error(
         "a supervisor is already running for this project (pid {pid}); stop it with `locald down`"
     )]
     AlreadyRunning { pid: String },
+    #[error(
+        "a supervisor (pid {pid}) still runs for this project although its state directory \
+         is gone; it stops its services and exits within seconds (if it does not: `kill {pid}`)"
+    )]
+    Orphaned { pid: String },
     #[error("unknown service {0:?}")]
     UnknownService(String),
     #[error("cannot load the project: {0}")]
@@ -99,6 +112,13 @@ pub enum SupervisorError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the supervisor (pid {pid}) did not answer within {}; is it stopped? \
+         (resume it with `kill -CONT {pid}`, or end it with `kill {pid}`); \
+         a request it had not taken up yet is dropped, not carried out later",
+        humantime::format_duration(*.waited)
+    )]
+    NotAnswering { pid: String, waited: Duration },
     #[error("{0}")]
     Rejected(String),
     #[error("unexpected answer from the supervisor: {0}")]

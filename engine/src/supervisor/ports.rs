@@ -86,7 +86,10 @@ pub fn reassign(
 
 fn persist(path: std::path::PathBuf, assigned: &BTreeMap<String, u16>) -> Result<(), PortError> {
     let json = serde_json::to_string_pretty(assigned).expect("a map of ports always serializes");
-    std::fs::write(&path, json).map_err(|source| PortError::Persist { path, source })
+    // Replaced whole: a symlink planted at ports.json is replaced, not
+    // written through.
+    super::state_dir::write_file(&path, json.as_bytes())
+        .map_err(|source| PortError::Persist { path, source })
 }
 
 /// The ports last assigned to the project's services, without probing or
@@ -97,9 +100,12 @@ pub fn persisted(project: &Project) -> BTreeMap<String, u16> {
 
 /// A missing or unreadable ports file only means no preferences are known.
 fn load(path: &std::path::Path) -> BTreeMap<String, u16> {
-    std::fs::read_to_string(path)
+    use std::io::Read;
+    let mut text = String::new();
+    super::state_dir::open_file(std::fs::OpenOptions::new().read(true), path)
+        .and_then(|file| file.take(1024 * 1024).read_to_string(&mut text))
         .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .and_then(|_| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 

@@ -1,7 +1,15 @@
 //! The control protocol spoken over `.locald/supervisor.sock`: one JSON
 //! request per line, one JSON response per line.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+/// How often the supervisor says it is still working on a request it took
+/// up (a `working` line), so that a client can bound its wait by silence
+/// instead of guessing how long a stop may take. Well under the client's
+/// [`super::client::ANSWER_TIMEOUT`] (keep a custom one above it too).
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// A service's lifecycle state, as shown by `locald status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +129,9 @@ pub struct ReloadReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
+    /// An interim line: the request is being carried out, the answer follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub working: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +144,7 @@ impl Response {
     pub fn done() -> Self {
         Response {
             ok: true,
+            working: false,
             error: None,
             services: None,
             reload: None,
@@ -142,6 +154,7 @@ impl Response {
     pub fn failed(message: impl Into<String>) -> Self {
         Response {
             ok: false,
+            working: false,
             error: Some(message.into()),
             services: None,
             reload: None,
@@ -151,9 +164,18 @@ impl Response {
     pub fn statuses(services: Vec<ServiceStatus>) -> Self {
         Response {
             ok: true,
+            working: false,
             error: None,
             services: Some(services),
             reload: None,
+        }
+    }
+
+    /// The interim line sent every [`HEARTBEAT`] while a request runs.
+    pub fn working() -> Self {
+        Response {
+            working: true,
+            ..Response::done()
         }
     }
 

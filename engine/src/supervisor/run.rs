@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use super::client::Client;
 use super::console::Console;
 use super::daemon;
 use super::ports;
+use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
 use super::state_dir::StateDir;
 use super::{SupervisorError, UpOptions};
@@ -35,16 +36,21 @@ pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
     let enabled = select_services(project, &opts.services)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;
+    // The project lock first: it holds even when `.locald/` was deleted
+    // under a live supervisor, and names it without asking it anything.
+    if let Some(holder) = ProjectLock::holder(&project.root)? {
+        return Err(held_elsewhere(&state, &holder));
+    }
     if Client::connect(state.path())?.is_some() || state.is_locked() {
         return Err(already_running(&state));
     }
     if opts.detach {
         return daemon::start(project, &state, opts, &enabled);
     }
-    let lock = state.try_lock()?.ok_or_else(|| already_running(&state))?;
+    let locks = take_locks(project, &state)?;
     let ports = ports::assign(project)?;
     let console = Console::for_stdout(&project.service_names());
-    let ended = run_supervisor(project, ports, &enabled, &state, Some(console), lock)?;
+    let ended = run_supervisor(project, ports, &enabled, &state, Some(console), locks)?;
     Ok(exit_code(&ended))
 }
 
@@ -81,17 +87,17 @@ fn supervise(root: &Path) -> Result<i32, SupervisorError> {
     let enabled = select_services(&project, &requested)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;
-    let lock = state.try_lock()?.ok_or_else(|| already_running(&state))?;
+    let locks = take_locks(&project, &state)?;
     let ports = ports::assign(&project)?;
     tracing::info!(project = %project.name, pid = std::process::id(), "supervisor started");
-    let ended = run_supervisor(&project, ports, &enabled, &state, None, lock)?;
+    let ended = run_supervisor(&project, ports, &enabled, &state, None, locks)?;
     tracing::info!("supervisor exiting");
     Ok(exit_code(&ended))
 }
 
 fn exit_code(ended: &Ended) -> i32 {
     match ended {
-        Ended::Finished { failed: true } => 1,
+        Ended::Finished { failed: true } | Ended::StateLost => 1,
         _ => 0,
     }
 }
@@ -121,10 +127,39 @@ pub fn select_services(
     Ok(selected)
 }
 
+/// What a supervisor holds for its whole life: the project's lock (outside
+/// the project) and the state directory's.
+pub(crate) struct Locks {
+    _project: ProjectLock,
+    _state: Flock<File>,
+}
+
+/// Take both locks, or say which supervisor holds them.
+pub(crate) fn take_locks(project: &Project, state: &StateDir) -> Result<Locks, SupervisorError> {
+    let project_lock =
+        ProjectLock::acquire(&project.root)?.map_err(|holder| held_elsewhere(state, &holder))?;
+    let state_lock = state.try_lock()?.ok_or_else(|| already_running(state))?;
+    Ok(Locks {
+        _project: project_lock,
+        _state: state_lock,
+    })
+}
+
+/// The error for a project whose lock another supervisor holds: reachable
+/// through `.locald/` or orphaned (its state directory deleted).
+fn held_elsewhere(state: &StateDir, holder: &Holder) -> SupervisorError {
+    let pid = holder.pid_text();
+    if state.read_pid().map(|pid| pid.to_string()) == Some(pid.clone()) {
+        SupervisorError::AlreadyRunning { pid }
+    } else {
+        SupervisorError::Orphaned { pid }
+    }
+}
+
 fn already_running(state: &StateDir) -> SupervisorError {
-    let pid = fs::read_to_string(state.pid_file())
-        .map(|text| text.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
+    let pid = state
+        .read_pid()
+        .map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
     SupervisorError::AlreadyRunning { pid }
 }
 
@@ -136,7 +171,7 @@ pub(crate) fn run_supervisor(
     enabled: &BTreeSet<String>,
     state: &StateDir,
     console: Option<Console>,
-    lock: Flock<File>,
+    locks: Locks,
 ) -> Result<Ended, SupervisorError> {
     let io_error = |context: &str| {
         let context = context.to_string();
@@ -169,14 +204,23 @@ pub(crate) fn run_supervisor(
             UnixListener::bind(&socket).map_err(io_error("cannot bind the control socket"))?;
         fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
             .map_err(io_error("cannot restrict the control socket"))?;
-        fs::write(state.pid_file(), format!("{}\n", std::process::id()))
+        state
+            .write_pid()
             .map_err(io_error("cannot write the pid file"))?;
+        let bound =
+            fs::symlink_metadata(&socket).map_err(io_error("cannot look at the control socket"))?;
+        let identity = (bound.dev(), bound.ino());
         let (controls, control_receiver) = mpsc::channel(64);
         let server = tokio::spawn(serve(listener, controls, held.clone()));
         let supervisor = Supervisor::spawn(project.clone(), ports, enabled, state, console.clone());
         let end_when_finished = console.is_some();
-        let ended = supervisor.run(control_receiver, end_when_finished).await;
-        state.remove_runtime_files();
+        let lost = state_lost(socket.clone(), identity);
+        let ended = supervisor
+            .run(control_receiver, end_when_finished, lost)
+            .await;
+        // Only our own: after `.locald/` was deleted the names may be
+        // someone else's.
+        state.remove_own_runtime_files(identity);
         let ended = match ended {
             Ended::Down(reply) => {
                 let (ack, acked) = oneshot::channel();
@@ -190,14 +234,39 @@ pub(crate) fn run_supervisor(
         server.abort();
         Ok::<_, SupervisorError>(ended)
     });
-    // Release the lock before the `down` requester sees end of file, so an
+    // Release the locks before the `down` requester sees end of file, so an
     // `up` right after `down` never finds this supervisor still "running".
-    drop(lock);
+    drop(locks);
     if let Ok(mut connections) = held.lock() {
         connections.clear();
     }
     drop(runtime);
     ended
+}
+
+/// How often a supervisor checks that its control socket is still there.
+pub const STATE_CHECK: Duration = Duration::from_secs(1);
+
+/// Resolves (with what happened) once the control socket at `socket` is no
+/// longer the one this supervisor bound (`identity`: device and inode): its
+/// state directory was deleted or replaced, so no client can reach it and a
+/// second supervisor could take its place. A cheap `lstat` per check.
+async fn state_lost(socket: std::path::PathBuf, identity: (u64, u64)) -> String {
+    let mut check = tokio::time::interval(STATE_CHECK);
+    loop {
+        check.tick().await;
+        match fs::symlink_metadata(&socket) {
+            Ok(metadata) if (metadata.dev(), metadata.ino()) == identity => {}
+            Ok(_) => return format!("replaced ({})", socket.display()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return format!("removed ({})", socket.display())
+            }
+            // Anything else (EACCES after a chmod, say) may pass: look again.
+            Err(error) => {
+                tracing::warn!(path = %socket.display(), %error, "cannot check the control socket")
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -219,13 +288,13 @@ mod tests {
     fn start(project: &Project) -> Running {
         let state = StateDir::new(&project.state_dir());
         state.ensure().unwrap();
-        let lock = state.try_lock().unwrap().unwrap();
+        let locks = take_locks(project, &state).unwrap();
         let ports = ports::assign(project).unwrap();
         let enabled = select_services(project, &[]).unwrap();
         let thread = {
             let (project, state) = (project.clone(), state.clone());
             std::thread::spawn(move || {
-                run_supervisor(&project, ports, &enabled, &state, None, lock)
+                run_supervisor(&project, ports, &enabled, &state, None, locks)
             })
         };
         Running { state, thread }

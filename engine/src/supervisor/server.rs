@@ -2,14 +2,18 @@
 //! `.locald/supervisor.sock`, reads newline-delimited JSON [`Request`]s,
 //! forwards them to the actor and writes one [`Response`] line per request.
 
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::Control;
-use super::protocol::{Request, Response};
+use super::actor::{Control, Envelope};
+use super::protocol::{Request, Response, HEARTBEAT};
 
 /// Requests longer than this are refused (they are a few dozen bytes).
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -19,7 +23,11 @@ const MAX_REQUEST: u64 = 64 * 1024;
 pub type HeldConnections = Arc<Mutex<Vec<UnixStream>>>;
 
 /// Accept connections forever.
-pub async fn serve(listener: UnixListener, controls: mpsc::Sender<Control>, held: HeldConnections) {
+pub async fn serve(
+    listener: UnixListener,
+    controls: mpsc::Sender<Envelope>,
+    held: HeldConnections,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -33,8 +41,9 @@ pub async fn serve(listener: UnixListener, controls: mpsc::Sender<Control>, held
     }
 }
 
-async fn handle(stream: UnixStream, controls: mpsc::Sender<Control>, held: HeldConnections) {
-    let mut reader = BufReader::new(stream);
+async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: HeldConnections) {
+    let (read, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(read);
     loop {
         let mut line = String::new();
         match (&mut reader).take(MAX_REQUEST).read_line(&mut line).await {
@@ -45,87 +54,190 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Control>, held: HeldC
             Ok(request) => request,
             Err(error) => {
                 let response = Response::failed(format!("invalid request: {error}"));
-                if write(reader.get_mut(), &response).await.is_err() {
+                if write(&mut writer, &response).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
-        if request == Request::Down {
-            let (reply, answer) = oneshot::channel();
-            if controls.send(Control::Down(reply)).await.is_err() {
-                let _ = write(
-                    reader.get_mut(),
-                    &Response::failed("the supervisor is shutting down"),
-                )
-                .await;
+        let mut call = Call {
+            reader: &mut reader,
+            writer: &mut writer,
+            controls: &controls,
+        };
+        let response = match request {
+            Request::Status => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Status(reply), answer)
+                    .await
+                    .map(|answer| answer.map(Response::statuses))
+            }
+            Request::Start { service } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Start(service, reply), answer)
+                    .await
+                    .map(unit_response)
+            }
+            Request::Stop { service } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Stop(service, reply), answer)
+                    .await
+                    .map(unit_response)
+            }
+            Request::Restart { service } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Restart(service, reply), answer)
+                    .await
+                    .map(unit_response)
+            }
+            Request::Reload => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Reload(reply), answer)
+                    .await
+                    .map(|answer| {
+                        answer.map(|result| match result {
+                            Ok(report) => Response::reloaded(report),
+                            Err(message) => Response::failed(message),
+                        })
+                    })
+            }
+            Request::Down => {
+                let (reply, answer) = oneshot::channel();
+                let Some(answer) = call.carry_out(Control::Down(reply), answer).await else {
+                    return;
+                };
+                let Some(ack) = answer else {
+                    let _ = write(&mut writer, &gone()).await;
+                    return;
+                };
+                // Answered once every service is gone and the files are
+                // removed; the connection stays open until the supervisor
+                // exits, so the client learns of the exit from end of file.
+                let _ = write(&mut writer, &Response::done()).await;
+                if let (Ok(stream), Ok(mut held)) =
+                    (reader.into_inner().reunite(writer), held.lock())
+                {
+                    held.push(stream);
+                }
+                let _ = ack.send(());
                 return;
             }
-            // Answered once every service is gone and the files are removed.
-            let Ok(ack) = answer.await else { return };
-            let _ = write(reader.get_mut(), &Response::done()).await;
-            if let Ok(mut held) = held.lock() {
-                held.push(reader.into_inner());
-            }
-            let _ = ack.send(());
-            return;
-        }
-        let response = dispatch(request, &controls).await;
-        if write(reader.get_mut(), &response).await.is_err() {
+        };
+        // `None`: the client has gone, the request was dropped.
+        let Some(response) = response else { return };
+        let response = response.unwrap_or_else(gone);
+        if write(&mut writer, &response).await.is_err() {
             return;
         }
     }
 }
 
-async fn dispatch(request: Request, controls: &mpsc::Sender<Control>) -> Response {
-    let gone = || Response::failed("the supervisor is shutting down");
-    match request {
-        Request::Status => {
-            let (reply, answer) = oneshot::channel();
-            if controls.send(Control::Status(reply)).await.is_err() {
-                return gone();
-            }
-            answer
-                .await
-                .map(Response::statuses)
-                .unwrap_or_else(|_| gone())
+fn gone() -> Response {
+    Response::failed("the supervisor is shutting down")
+}
+
+fn unit_response(answer: Option<Result<(), String>>) -> Option<Response> {
+    answer.map(|result| match result {
+        Ok(()) => Response::done(),
+        Err(message) => Response::failed(message),
+    })
+}
+
+/// One request on its way through the actor, tied to its connection.
+struct Call<'a> {
+    reader: &'a mut BufReader<OwnedReadHalf>,
+    writer: &'a mut OwnedWriteHalf,
+    controls: &'a mpsc::Sender<Envelope>,
+}
+
+impl Call<'_> {
+    /// Hand `control` to the actor and wait for its answer. `None` when the
+    /// client has gone: a request whose client has gone before the actor
+    /// took it up is never carried out. `Some(None)` when the actor is gone.
+    ///
+    /// Why tie requests to the connection rather than give them a deadline:
+    /// the client gives up by closing its connection (its timeout, Ctrl-C,
+    /// being killed), and the kernel keeps what it wrote readable after the
+    /// close, so a supervisor resumed after SIGSTOP would otherwise find and
+    /// run requests nobody waits for any more. A closed connection is an
+    /// exact signal that needs no clock shared between processes; it is
+    /// checked before the request is queued and again, by the actor, when it
+    /// takes the request up (the receiver of `taken` is dropped as soon as
+    /// this side sees the connection close).
+    async fn carry_out<T>(
+        &mut self,
+        control: Control,
+        answer: oneshot::Receiver<T>,
+    ) -> Option<Option<T>> {
+        if client_gone(self.reader) {
+            tracing::info!("dropping a request whose client has gone");
+            return None;
         }
-        Request::Start { service } => ask(controls, |reply| Control::Start(service, reply)).await,
-        Request::Stop { service } => ask(controls, |reply| Control::Stop(service, reply)).await,
-        Request::Restart { service } => {
-            ask(controls, |reply| Control::Restart(service, reply)).await
+        let (taken, taken_receiver) = oneshot::channel();
+        if self
+            .controls
+            .send(Envelope { control, taken })
+            .await
+            .is_err()
+        {
+            return Some(None);
         }
-        Request::Reload => {
-            let (reply, answer) = oneshot::channel();
-            if controls.send(Control::Reload(reply)).await.is_err() {
-                return gone();
-            }
-            match answer.await {
-                Ok(Ok(report)) => Response::reloaded(report),
-                Ok(Err(message)) => Response::failed(message),
-                Err(_) => gone(),
+        // Until the actor takes it up, only the client's own timeout bounds
+        // the wait: a wedged actor sends nothing, so the client gives up.
+        tokio::select! {
+            _ = taken_receiver => {}
+            () = closed(self.reader) => return None,
+        }
+        // Taken up: say so every HEARTBEAT until the answer comes, so a slow
+        // stop is told from a stopped supervisor.
+        tokio::pin!(answer);
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                answer = &mut answer => return Some(answer.ok()),
+                _ = heartbeat.tick() => {
+                    if write(self.writer, &Response::working()).await.is_err() {
+                        // The work goes on (it was taken up); nobody hears of it.
+                        return None;
+                    }
+                }
+                () = closed(self.reader) => return None,
             }
         }
-        Request::Down => Response::failed("down is answered by the connection handler"),
     }
 }
 
-async fn ask(
-    controls: &mpsc::Sender<Control>,
-    make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Control,
-) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if controls.send(make(reply)).await.is_err() {
-        return Response::failed("the supervisor is shutting down");
+/// Whether the client has closed its side already (checked without waiting).
+/// Data still unread means a later request, not a close.
+fn client_gone(reader: &BufReader<OwnedReadHalf>) -> bool {
+    if !reader.buffer().is_empty() {
+        return false;
     }
-    match answer.await {
-        Ok(Ok(())) => Response::done(),
-        Ok(Err(message)) => Response::failed(message),
-        Err(_) => Response::failed("the supervisor is shutting down"),
+    let stream: &UnixStream = reader.get_ref().as_ref();
+    let mut byte = [0u8; 1];
+    match recv(
+        stream.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(Errno::EAGAIN) | Err(Errno::EINTR) => false,
+        Err(_) => true,
     }
 }
 
-async fn write(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+/// Resolves once the client has closed its side (or the connection broke);
+/// never when it sends more (a next request, left in the buffer).
+async fn closed(reader: &mut BufReader<OwnedReadHalf>) {
+    match reader.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+async fn write(stream: &mut OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line).await

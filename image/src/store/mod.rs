@@ -6,6 +6,7 @@
 mod alloc;
 mod blobs;
 mod install;
+mod leases;
 mod lock;
 mod paths;
 mod refs;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub(crate) use blobs::{store_bytes, BlobWriter};
 pub(crate) use install::{PreparedImage, StagedRootfs};
+pub use leases::{ImageLease, LeaseInfo};
 pub(crate) use lock::{lock, lock_async};
 pub use paths::data_dir;
 pub(crate) use paths::StorePaths;
@@ -58,6 +60,11 @@ pub enum StoreError {
     CorruptBlob { digest: String, reason: String },
     #[error("image `{0}` is not in the local store")]
     NotStored(String),
+    #[error(
+        "image `{reference}` is in use by {users}; stop what uses it first \
+         (an image a running container uses is never removed)"
+    )]
+    InUse { reference: String, users: String },
 }
 
 /// An image ready to run: its config and its flattened, read-only rootfs.
@@ -89,6 +96,19 @@ pub struct PruneReport {
     pub removed_rootfs: usize,
     pub removed_temp: usize,
     pub freed_bytes: u64,
+    /// Unpacked images no name refers to any more, kept because running
+    /// containers use them.
+    pub kept: Vec<KeptImage>,
+}
+
+/// An image `prune` kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptImage {
+    /// The reference it was used under.
+    pub reference: String,
+    pub digest: String,
+    /// Who uses it, `; `-separated.
+    pub in_use_by: String,
 }
 
 /// The image store. Cheap to open; every operation goes to disk, so several
@@ -172,14 +192,31 @@ impl ImageStore {
             .collect())
     }
 
-    /// Forgets `reference`. Its blobs and rootfs stay until `prune` (a running
-    /// container may still use the rootfs).
+    /// Forgets `reference`. Its blobs and rootfs stay until `prune`. Refused
+    /// ([`StoreError::InUse`], naming the users) when it is the image's last
+    /// name and a running container uses the image (holds an
+    /// [`ImageLease`] on it); another name of the same image can go.
     pub fn remove(&self, reference: &str) -> Result<(), Error> {
         let reference = Reference::parse(reference)?;
+        // Exclusive: no lease is taken while we look at them.
+        let _guard = lock(&self.paths.store_lock(), true)?;
         RefsIndex::update(&self.paths, |index| {
-            let name = find_record(index, &reference)
-                .map(|(name, _)| name.clone())
+            let (name, digest) = find_record(index, &reference)
+                .map(|(name, record)| (name.clone(), record.manifest_digest.clone()))
                 .ok_or_else(|| StoreError::NotStored(reference.to_string()))?;
+            let other_names = index
+                .images
+                .iter()
+                .any(|(other, record)| *other != name && record.manifest_digest == digest);
+            if !other_names {
+                let users = self.live_leases(paths::digest_hex(&digest)?)?;
+                if !users.is_empty() {
+                    return Err(StoreError::InUse {
+                        reference: name,
+                        users: describe(&users),
+                    });
+                }
+            }
             index.images.remove(&name);
             Ok(())
         })?;
@@ -211,7 +248,18 @@ impl ImageStore {
         }
         for (name, path) in read_dir_names(&self.paths.rootfs_dir())? {
             if !used_rootfs.contains(&name) {
+                // No name refers to it, but a running container may still.
+                let users = self.live_leases(&name)?;
+                if let Some(first) = users.first() {
+                    report.kept.push(KeptImage {
+                        reference: first.reference.clone(),
+                        digest: format!("sha256:{name}"),
+                        in_use_by: describe(&users),
+                    });
+                    continue;
+                }
                 remove_path(&path)?;
+                self.forget_leases(&name)?;
                 report.removed_rootfs += 1;
             }
         }
@@ -245,6 +293,15 @@ impl ImageStore {
             Ok(())
         })
     }
+}
+
+/// The users of leases, for messages.
+fn describe(users: &[LeaseInfo]) -> String {
+    users
+        .iter()
+        .map(|info| info.user.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Exact match first; a digest reference also matches any stored name of the

@@ -257,7 +257,24 @@ pub mod container_api {
             _ => locald_image::PullPolicy::Missing,
         };
         let image = super::ensure_image(image, policy).map_err(|e| fail(&ctx, e))?;
+        let reference = image.reference.clone();
         let spec = super::container_spec(image, &options).map_err(|e| fail(&ctx, e))?;
+        // Held until the container has exited: `image rm`/`prune` leave its
+        // rootfs alone meanwhile (see locald_image's leases).
+        let _lease = super::store()
+            .and_then(|store| {
+                store
+                    .lease(
+                        &spec.image,
+                        &format!(
+                            "container {} (`locald container run {reference}`, pid {})",
+                            spec.id,
+                            std::process::id()
+                        ),
+                    )
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| fail(&ctx, e))?;
         locald_runtime::run_foreground(&spec)
             .map(i64::from)
             .map_err(|e| fail(&ctx, e))
