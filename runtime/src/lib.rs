@@ -27,13 +27,6 @@ pub use runtime_spec::{
 pub use shim::{run_foreground, shim_path, ShimError, PARENT_ENV, SHIM_NAME};
 pub use sweep::{sweep_stale, sweep_stale_in, SweepReport};
 
-/// The per-user runtime root ([`runtime_root`]), created private (0700) if
-/// missing: where other per-user runtime state of locald may live too (the
-/// supervisor keeps its per-project locks there).
-pub fn prepare_runtime_root() -> Result<std::path::PathBuf, BundleError> {
-    root::prepare()
-}
-
 /// Any error of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -28,7 +28,7 @@ pub enum ProjectLockError {
     #[error("cannot resolve the project directory {path}: {source}")]
     Resolve { path: PathBuf, source: io::Error },
     #[error("cannot prepare the runtime directory: {0}")]
-    Runtime(#[from] locald_runtime::BundleError),
+    Runtime(#[from] locald_runtime::Error),
     #[error("cannot lock {path}: {source}")]
     Lock { path: PathBuf, source: io::Error },
 }
@@ -73,7 +73,9 @@ fn lock_path(root: &Path) -> Result<PathBuf, ProjectLockError> {
         })?;
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
     let runtime = locald_runtime::prepare_runtime_root()?;
-    Ok(runtime.join(format!("project-{}.lock", hex::encode(digest))))
+    Ok(runtime
+        .path
+        .join(format!("project-{}.lock", hex::encode(digest))))
 }
 
 fn open(path: &Path) -> Result<File, ProjectLockError> {
