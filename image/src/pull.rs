@@ -5,6 +5,13 @@
 //! yet, layers are applied in order as soon as each one's blob is committed
 //! ([`PipelinedUnpack`]), overlapping download and unpack. Finishes with
 //! [`ImageStore::install_staged`] (or [`ImageStore::install`]).
+//!
+//! Nothing a registry sends is trusted to be small: manifests, indexes and
+//! configs have size caps (checked against `Content-Length` and again while
+//! the body streams in), a blob is never read past the size its descriptor
+//! declares, and the number of layers, of index entries and the declared total
+//! size are bounded. A registry that breaks a bound fails the pull at once
+//! and leaves nothing in the store.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -14,6 +21,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::{ConfigFile, Descriptor, Manifest, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
@@ -31,6 +39,25 @@ use crate::Error;
 
 /// How many blobs are downloaded at once.
 const CONCURRENT_DOWNLOADS: usize = 4;
+
+/// Largest manifest or index document accepted, in bytes: containerd's limit
+/// for manifests (4 MiB). Real ones are a few KiB; an index with hundreds of
+/// platforms stays far below.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Largest image config accepted, in bytes (8 MiB). Configs hold the
+/// environment, labels and history: a few KiB usually, rarely 100 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+/// Most layers an image may have: 128, the depth overlayfs stacks and
+/// Docker's historical limit (127 layers plus the container's).
+pub const MAX_LAYERS: usize = 128;
+/// Most entries an index (manifest list) may have. Multi-platform images
+/// have a dozen or two (twice that with attestation manifests).
+pub const MAX_INDEX_MANIFESTS: usize = 256;
+/// Largest declared size of all config and layer blobs together (64 GiB,
+/// compressed): anything bigger is a mistake or an attack, not a dev image.
+pub const MAX_IMAGE_BYTES: u64 = 64 << 30;
+/// How much of an error response's body is kept for the message.
+const MAX_ERROR_BODY_BYTES: usize = 4096;
 
 /// Options of a pull.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +119,33 @@ pub enum PullError {
     NotPresent(String),
     #[error("pull task failed: {0}")]
     Task(String),
+    #[error(
+        "registry {registry} sent more than {limit} bytes for the {what} of `{reference}` \
+         (locald accepts at most {limit} bytes)"
+    )]
+    DocumentTooLarge {
+        reference: String,
+        registry: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error(
+        "registry {registry} sent more than the {size} bytes the manifest of `{reference}` \
+         declares for blob {digest}"
+    )]
+    BlobTooLong {
+        reference: String,
+        registry: String,
+        digest: String,
+        size: u64,
+    },
+    #[error("image `{reference}` has {actual} {what}, more than the {limit} locald accepts")]
+    LimitExceeded {
+        reference: String,
+        what: &'static str,
+        actual: u64,
+        limit: u64,
+    },
 }
 
 impl ImageStore {
@@ -106,7 +160,7 @@ impl ImageStore {
         let _shared = lock_async(self.paths.store_lock(), false).await?;
         self.clean_stale_tmp()?;
         let registry = Registry::connect(&reference, opts)?;
-        let (manifest_digest, manifest) = registry.fetch_manifest(self).await?;
+        let (manifest_digest, manifest_bytes, manifest) = registry.fetch_manifest().await?;
 
         let mut blobs = Vec::with_capacity(manifest.layers.len() + 1);
         blobs.push(manifest.config.clone());
@@ -131,6 +185,12 @@ impl ImageStore {
             Ok(report) => read_config(self, &reference, &manifest.config).map(|c| (report, c)),
             Err(error) => Err(error),
         };
+        // The manifest is stored last, with everything it names: a failed
+        // pull leaves no blob of its own behind.
+        let fetched = fetched.and_then(|fetched| {
+            store_bytes(&self.paths, &manifest_bytes, Some(&manifest_digest))?;
+            Ok(fetched)
+        });
         let (report, config_file) = match fetched {
             Ok(fetched) => fetched,
             Err(error) => {
@@ -226,6 +286,10 @@ fn read_config(
 /// A client bound to one reference's registry and repository.
 struct Registry {
     client: Arc<oci_client::Client>,
+    /// For manifests, whose bodies oci-client reads whole without a bound.
+    http: reqwest::Client,
+    /// `http` or `https`, as for `client`.
+    scheme: &'static str,
     reference: Reference,
     oci_reference: oci_client::Reference,
 }
@@ -264,8 +328,19 @@ impl Registry {
                 crate::reference::DEFAULT_TAG.to_string(),
             ),
         };
+        let user_agent = config.user_agent;
+        let http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| PullError::Registry {
+                reference: reference.to_string(),
+                registry: registry.to_string(),
+                message: error_chain(&e),
+            })?;
         Ok(Self {
             client: Arc::new(oci_client::Client::new(config)),
+            http,
+            scheme: if insecure { "http" } else { "https" },
             reference: reference.clone(),
             oci_reference,
         })
@@ -279,14 +354,21 @@ impl Registry {
     }
 
     /// Fetches the image manifest (through the index when there is one),
-    /// verifies its digest and stores it. Returns `(digest, manifest)`.
-    async fn fetch_manifest(&self, store: &ImageStore) -> Result<(String, Manifest), Error> {
+    /// verifies its digest and checks it against locald's limits. Returns
+    /// `(digest, bytes, manifest)`; the caller stores it once the blobs are in.
+    async fn fetch_manifest(&self) -> Result<(String, bytes::Bytes, Manifest), Error> {
         let auth = self.auth()?;
-        let (bytes, _) = self
+        // Gets (and caches in `client`, for the blob requests) a bearer
+        // token when the registry asks for one.
+        let token = self
             .client
-            .pull_manifest_raw(&self.oci_reference, &auth, ACCEPTED_MANIFEST_TYPES)
+            .auth(&self.oci_reference, &auth, RegistryOperation::Pull)
             .await
             .map_err(|e| self.registry_error(e))?;
+        let credentials = RequestAuth { token, auth };
+        let bytes = self
+            .get_manifest(&self.oci_reference, &credentials, "manifest")
+            .await?;
         let digest = sha256_digest(&bytes);
         if let Some(pinned) = self.reference.digest() {
             if pinned != digest {
@@ -302,18 +384,16 @@ impl Registry {
         let (digest, bytes, manifest) = match document {
             ManifestOrIndex::Manifest(manifest) => (digest, bytes, manifest),
             ManifestOrIndex::Index(index) => {
+                self.check_count("index entries", index.manifests.len(), MAX_INDEX_MANIFESTS)?;
                 let entry =
                     select_host_manifest(&index).ok_or_else(|| PullError::NoMatchingPlatform {
                         reference: self.reference.to_string(),
                         architecture: host_architecture().to_string(),
                         available: describe_platforms(&index),
                     })?;
+                self.check_size("manifest bytes", entry.size, MAX_MANIFEST_BYTES)?;
                 let child = self.oci_reference.clone_with_digest(entry.digest.clone());
-                let (bytes, _) = self
-                    .client
-                    .pull_manifest_raw(&child, &auth, ACCEPTED_MANIFEST_TYPES)
-                    .await
-                    .map_err(|e| self.registry_error(e))?;
+                let bytes = self.get_manifest(&child, &credentials, "manifest").await?;
                 let digest = sha256_digest(&bytes);
                 if digest != entry.digest {
                     return Err(StoreError::DigestMismatch {
@@ -341,8 +421,122 @@ impl Registry {
                     .into());
             }
         }
-        store_bytes(&store.paths, &bytes, Some(&digest))?;
-        Ok((digest, manifest))
+        self.check_limits(&manifest)?;
+        Ok((digest, bytes, manifest))
+    }
+
+    /// The bounds on what a manifest may ask locald to download.
+    fn check_limits(&self, manifest: &Manifest) -> Result<(), PullError> {
+        self.check_count("layers", manifest.layers.len(), MAX_LAYERS)?;
+        self.check_size("config bytes", manifest.config.size, MAX_CONFIG_BYTES)?;
+        let total = manifest
+            .layers
+            .iter()
+            .try_fold(manifest.config.size, |total, layer| {
+                total.checked_add(layer.size)
+            })
+            .unwrap_or(u64::MAX);
+        self.check_size("bytes of config and layers", total, MAX_IMAGE_BYTES)
+    }
+
+    fn check_count(&self, what: &'static str, count: usize, limit: usize) -> Result<(), PullError> {
+        self.check_size(what, count as u64, limit as u64)
+    }
+
+    fn check_size(&self, what: &'static str, actual: u64, limit: u64) -> Result<(), PullError> {
+        if actual > limit {
+            return Err(PullError::LimitExceeded {
+                reference: self.reference.to_string(),
+                what,
+                actual,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// GETs a manifest or index, reading at most [`MAX_MANIFEST_BYTES`]: a
+    /// larger `Content-Length`, or a body that goes on past the limit, fails
+    /// at once without buffering the rest.
+    async fn get_manifest(
+        &self,
+        reference: &oci_client::Reference,
+        credentials: &RequestAuth,
+        what: &'static str,
+    ) -> Result<bytes::Bytes, Error> {
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            self.scheme,
+            reference.resolve_registry(),
+            reference.repository(),
+            reference
+                .digest()
+                .or(reference.tag())
+                .unwrap_or(crate::reference::DEFAULT_TAG),
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header(http::header::ACCEPT, ACCEPTED_MANIFEST_TYPES.join(", "));
+        request = match (&credentials.token, &credentials.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        };
+        let transport = |e: reqwest::Error| PullError::Registry {
+            reference: self.reference.to_string(),
+            registry: self.reference.registry().to_string(),
+            message: error_chain(&e),
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status == http::StatusCode::NOT_FOUND {
+            return Err(PullError::NotFound {
+                reference: self.reference.to_string(),
+                registry: self.reference.registry().to_string(),
+            }
+            .into());
+        }
+        let too_large = || PullError::DocumentTooLarge {
+            reference: self.reference.to_string(),
+            registry: self.reference.registry().to_string(),
+            what,
+            limit: MAX_MANIFEST_BYTES,
+        };
+        if !status.is_success() {
+            // Keep a bounded start of the body: registries explain errors there.
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= MAX_ERROR_BODY_BYTES {
+                    body.truncate(MAX_ERROR_BODY_BYTES);
+                    break;
+                }
+            }
+            return Err(PullError::Registry {
+                reference: self.reference.to_string(),
+                registry: self.reference.registry().to_string(),
+                message: format!(
+                    "GET {url}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body).trim()
+                ),
+            }
+            .into());
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_MANIFEST_BYTES)
+        {
+            return Err(too_large().into());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_BYTES {
+                return Err(too_large().into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     /// Downloads the blobs the store lacks, `CONCURRENT_DOWNLOADS` at a time
@@ -405,10 +599,29 @@ impl Registry {
             .pull_blob_stream(&self.oci_reference, blob.digest.as_str())
             .await
             .map_err(|e| blob_error(error_chain(&e)))?;
+        let too_long = || PullError::BlobTooLong {
+            reference: self.reference.to_string(),
+            registry: self.reference.registry().to_string(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+        };
+        if stream
+            .content_length
+            .is_some_and(|length| length > blob.size)
+        {
+            return Err(too_long().into());
+        }
         let bar = bars.add(&blob.digest, blob.size);
         let mut writer = BlobWriter::create(&store.paths)?;
+        // Never more than the descriptor's size reaches the disk: a chunk
+        // that would go past it ends the download (and `writer`'s drop
+        // removes the partial file).
+        let mut remaining = blob.size;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| blob_error(error_chain(&e)))?;
+            remaining = remaining
+                .checked_sub(chunk.len() as u64)
+                .ok_or_else(too_long)?;
             writer.write(&chunk)?;
             bar.inc(chunk.len() as u64);
         }
@@ -454,6 +667,13 @@ impl Registry {
             reason,
         }
     }
+}
+
+/// What authenticates a manifest request: the bearer token the registry
+/// handed out, else the user's basic credentials, else nothing.
+struct RequestAuth {
+    token: Option<String>,
+    auth: RegistryAuth,
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {

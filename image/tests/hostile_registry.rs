@@ -1,0 +1,238 @@
+//! Pulling from a hostile registry (`hostile_registry.py`): endless or
+//! oversized manifests, blobs longer than their descriptor, images with too
+//! many layers or index entries. Each pull must fail at once with an error
+//! naming the registry, the reference and the limit, read no more than the
+//! limit, and leave nothing in the store.
+
+use std::path::Path;
+
+use locald_image::testing::{
+    BlobMisbehaviour, BuiltImage, HostileRegistry, ImageBuilder, LayerBuilder, LayerCompression,
+    ManifestMisbehaviour,
+};
+use locald_image::{Error, ImageStore, PullError, PullOptions};
+
+/// What a pull may have read past a limit: TCP buffers on loopback hold a
+/// few MiB. The servers send 256 MiB when nothing stops reading.
+const SLACK: u64 = 32 << 20;
+
+fn store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+    (dir, store)
+}
+
+fn small_image(name: &str) -> BuiltImage {
+    let mut layer = LayerBuilder::new();
+    layer.file(name, 0o644, name.as_bytes());
+    ImageBuilder::new()
+        .layer(layer.build(LayerCompression::Gzip))
+        .build()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        if meta.is_dir() {
+            found.extend(files(&entry.path()));
+        } else {
+            found.push((entry.path(), meta.len()));
+        }
+    }
+    found
+}
+
+/// Nothing of a failed pull in the store: no ref, no blob, nothing staged.
+fn assert_nothing_installed(data: &Path, store: &ImageStore) {
+    assert!(store.list().unwrap().is_empty(), "a ref was recorded");
+    let images = data.join("images");
+    for dir in ["blobs", "tmp", "rootfs"] {
+        let left = files(&images.join(dir));
+        assert!(left.is_empty(), "left in {dir}/: {left:?}");
+    }
+    let rootfs: Vec<_> = std::fs::read_dir(images.join("rootfs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(rootfs.is_empty(), "a rootfs was installed");
+}
+
+/// Peak resident memory of this process, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_or_oversized_manifest_fails_at_the_limit() {
+    let registry = HostileRegistry::start();
+    registry.misbehave_manifest("endless", ManifestMisbehaviour::Endless);
+    registry.misbehave_manifest("huge", ManifestMisbehaviour::HugeLength);
+    let (data, store) = store();
+    for tag in ["endless", "huge"] {
+        let reference = format!("{}/hostile/manifest:{tag}", registry.addr());
+        let error = store
+            .pull(&reference, &PullOptions::default())
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(
+                error,
+                Error::Pull(PullError::DocumentTooLarge {
+                    limit: locald_image::MAX_MANIFEST_BYTES,
+                    ..
+                })
+            ),
+            "{tag}: {message}"
+        );
+        assert!(
+            message.contains(registry.addr())
+                && message.contains(&reference)
+                && message.contains("4194304 bytes"),
+            "{tag}: {message}"
+        );
+        let sent = registry.wait_sent(&format!("/manifests/{tag}"));
+        assert!(
+            sent <= locald_image::MAX_MANIFEST_BYTES + SLACK,
+            "{tag}: the registry could send {sent} bytes"
+        );
+        assert_nothing_installed(data.path(), &store);
+    }
+    // Buffering the 256 MiB the server offers would show here.
+    assert!(
+        peak_rss() < 128 << 20,
+        "peak memory {} MiB",
+        peak_rss() >> 20
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_longer_than_its_descriptor_is_cut_at_its_size() {
+    for how in [
+        BlobMisbehaviour::Overflow,
+        BlobMisbehaviour::OverflowWithLength,
+    ] {
+        let registry = HostileRegistry::start();
+        let image = small_image("overflowing");
+        let layer = &image.layers[0];
+        registry.serve_image("1", &image);
+        registry.misbehave_blob(&layer.digest, how);
+        let (data, store) = store();
+        let reference = format!("{}/hostile/blob:1", registry.addr());
+        let error = store
+            .pull(&reference, &PullOptions::default())
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, Error::Pull(PullError::BlobTooLong { .. })),
+            "{how:?}: {message}"
+        );
+        let size = layer.bytes.len();
+        assert!(
+            message.contains(&layer.digest)
+                && message.contains(&format!("more than the {size} bytes"))
+                && message.contains(registry.addr()),
+            "{how:?}: {message}"
+        );
+        let hex = layer.digest.strip_prefix("sha256:").unwrap();
+        let sent = registry.wait_sent(hex);
+        assert!(
+            sent <= SLACK,
+            "{how:?}: the registry could send {sent} bytes"
+        );
+        for (path, len) in files(data.path()) {
+            assert!(
+                len <= size as u64 || path.ends_with("refs.json"),
+                "{how:?}: {} has {len} bytes",
+                path.display()
+            );
+        }
+        assert_nothing_installed(data.path(), &store);
+    }
+}
+
+/// A manifest naming `layers` (all served) and a config of `config_size`.
+fn manifest_with(registry: &HostileRegistry, layers: usize, config_size: Option<u64>) -> Vec<u8> {
+    let mut builder = ImageBuilder::new();
+    for i in 0..layers {
+        let mut layer = LayerBuilder::new();
+        layer.file(&format!("f{i}"), 0o644, b"x");
+        builder = builder.layer(layer.build(LayerCompression::None));
+    }
+    let image = builder.build();
+    registry.serve_image("unused", &image);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest.bytes).unwrap();
+    if let Some(size) = config_size {
+        manifest["config"]["size"] = size.into();
+    }
+    serde_json::to_vec(&manifest).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_layers_index_entries_or_bytes_are_refused() {
+    let registry = HostileRegistry::start();
+    let (data, store) = store();
+    let pull = |tag: &'static str| {
+        let store = store.clone();
+        let reference = format!("{}/hostile/limits:{tag}", registry.addr());
+        async move { store.pull(&reference, &PullOptions::default()).await }
+    };
+
+    let layers = locald_image::MAX_LAYERS + 1;
+    registry.serve_manifest("layers", &manifest_with(&registry, layers, None));
+    let message = pull("layers").await.unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("has {layers} layers, more than the 128")),
+        "{message}"
+    );
+
+    let config_size = locald_image::MAX_CONFIG_BYTES + 1;
+    registry.serve_manifest("config", &manifest_with(&registry, 1, Some(config_size)));
+    let message = pull("config").await.unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("has {config_size} config bytes")),
+        "{message}"
+    );
+
+    // An index whose entries all point at a good image: too many of them.
+    let image = small_image("indexed");
+    registry.serve_image("good", &image);
+    let entry = serde_json::json!({
+        "mediaType": image.manifest.media_type,
+        "digest": image.manifest.digest,
+        "size": image.manifest.bytes.len(),
+        "platform": {"architecture": image.platform.architecture, "os": "linux"},
+    });
+    let entries = locald_image::MAX_INDEX_MANIFESTS + 1;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": vec![entry; entries],
+    });
+    registry.serve_manifest("index", &serde_json::to_vec(&index).unwrap());
+    let message = pull("index").await.unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("has {entries} index entries, more than the 256")),
+        "{message}"
+    );
+    assert_nothing_installed(data.path(), &store);
+
+    // The same image, pulled directly, is fine: the limits are not in the way.
+    let reference = format!("{}/hostile/limits:good", registry.addr());
+    store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+}
