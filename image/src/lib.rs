@@ -28,7 +28,10 @@ pub use pull::{
 };
 pub use reference::{Reference, ReferenceError};
 pub use store::{data_dir, ImageStore, ImageSummary, PruneReport, StoreError, StoredImage};
-pub use unpack::{decompressing_reader, UnpackError};
+pub use unpack::{
+    decompressing_reader, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES,
+    MIN_FREE_BYTES, MIN_FREE_INODES,
+};
 pub use user_config::ConfigError;
 
 /// Every way an image operation can fail.

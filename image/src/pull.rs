@@ -171,7 +171,11 @@ impl ImageStore {
             None
         } else {
             let layers = self.layer_sources(&manifest)?;
-            Some(PipelinedUnpack::start(layers, StagedRootfs::new(self)))
+            Some(PipelinedUnpack::start(
+                layers,
+                StagedRootfs::new(self),
+                self.unpack_limits,
+            ))
         };
         let notify = |digest: &str| {
             if let Some(unpack) = &unpacking {

@@ -6,11 +6,13 @@
 
 use std::path::Path;
 
+use sha2::Digest as _;
+
 use locald_image::testing::{
     BlobMisbehaviour, BuiltImage, HostileRegistry, ImageBuilder, LayerBuilder, LayerCompression,
     ManifestMisbehaviour,
 };
-use locald_image::{Error, ImageStore, PullError, PullOptions};
+use locald_image::{Error, ImageStore, PullError, PullOptions, UnpackError, UnpackLimits};
 
 /// What a pull may have read past a limit: TCP buffers on loopback hold a
 /// few MiB. The servers send 256 MiB when nothing stops reading.
@@ -47,19 +49,29 @@ fn files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
     found
 }
 
-/// Nothing of a failed pull in the store: no ref, no blob, nothing staged.
+/// Nothing of a failed pull in the store: no ref, no rootfs, nothing staged,
+/// no partial blob (blobs that were complete and verified may stay: they are
+/// content-addressed, reused by the next pull and removed by `prune`).
 fn assert_nothing_installed(data: &Path, store: &ImageStore) {
     assert!(store.list().unwrap().is_empty(), "a ref was recorded");
     let images = data.join("images");
-    for dir in ["blobs", "tmp", "rootfs"] {
-        let left = files(&images.join(dir));
+    for dir in ["tmp", "rootfs"] {
+        let left: Vec<_> = std::fs::read_dir(images.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert!(left.is_empty(), "left in {dir}/: {left:?}");
     }
-    let rootfs: Vec<_> = std::fs::read_dir(images.join("rootfs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert!(rootfs.is_empty(), "a rootfs was installed");
+    for (path, _) in files(&images.join("blobs")) {
+        let bytes = std::fs::read(&path).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        assert_eq!(
+            path.file_name().unwrap().to_str().unwrap(),
+            digest,
+            "a partial or unverified blob was left"
+        );
+    }
 }
 
 /// Peak resident memory of this process, in bytes.
@@ -152,9 +164,12 @@ async fn a_blob_longer_than_its_descriptor_is_cut_at_its_size() {
             sent <= SLACK,
             "{how:?}: the registry could send {sent} bytes"
         );
+        // The config (fetched at the same time) may be stored whole; nothing
+        // is larger than what the manifest declares.
+        let declared = size.max(image.config.bytes.len()) as u64;
         for (path, len) in files(data.path()) {
             assert!(
-                len <= size as u64 || path.ends_with("refs.json"),
+                len <= declared || path.ends_with("refs.json"),
                 "{how:?}: {} has {len} bytes",
                 path.display()
             );
@@ -231,6 +246,59 @@ async fn too_many_layers_index_entries_or_bytes_are_refused() {
 
     // The same image, pulled directly, is fine: the limits are not in the way.
     let reference = format!("{}/hostile/limits:good", registry.addr());
+    store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_unpacking_past_the_bound_is_refused_and_removed() {
+    let registry = HostileRegistry::start();
+    let mut layer = LayerBuilder::new();
+    layer
+        .file("small", 0o644, &[1u8; 100])
+        .file("big", 0o644, &[2u8; 4000]);
+    let image = ImageBuilder::new()
+        .layer(layer.build(LayerCompression::Gzip))
+        .build();
+    registry.serve_image("1", &image);
+    let limits = UnpackLimits {
+        max_bytes: 1000,
+        ..UnpackLimits::default()
+    };
+    let (data, store) = store();
+    let store = store.with_unpack_limits(limits);
+
+    // Pulled (unpacked while downloading) ...
+    let reference = format!("{}/hostile/big:1", registry.addr());
+    let error = store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Unpack(UnpackError::TooLarge { entry, limit: 1000, .. }) if entry == "big"
+        ),
+        "{error}"
+    );
+    assert_nothing_installed(data.path(), &store);
+
+    // ... or imported (unpacked after): the same bound, the same cleanup.
+    let layout = tempfile::tempdir().unwrap();
+    image.write_layout(layout.path(), "local/big:1").unwrap();
+    let error = store
+        .import_oci_layout(layout.path(), Some("local/big:1"))
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Unpack(UnpackError::TooLarge { .. })),
+        "{error}"
+    );
+    assert_nothing_installed(data.path(), &store);
+
+    // Within the default bounds the same image installs.
+    let (_other, store) = self::store();
     store
         .pull(&reference, &PullOptions::default())
         .await
