@@ -6,6 +6,7 @@ mod harness;
 mod compile;
 mod config_errors;
 mod containers;
+mod pull_interrupt;
 mod reload;
 mod run;
 mod supervise;

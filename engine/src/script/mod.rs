@@ -5,7 +5,7 @@
 pub mod api;
 mod error;
 mod handles;
-mod interrupt;
+pub(crate) mod interrupt;
 mod load;
 mod sandbox;
 pub mod stdlib;
