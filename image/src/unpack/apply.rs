@@ -103,7 +103,7 @@ impl<'a> LayerApplier<'a> {
         }
     }
 
-    pub fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    pub fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
         let entry_name = String::from_utf8_lossy(&raw_path).into_owned();
         let cleaned = clean_entry_path(Path::new(OsStr::from_bytes(&raw_path)))
@@ -125,9 +125,7 @@ impl<'a> LayerApplier<'a> {
             return self.apply_whiteout(&entry_name, &parent, OsStr::from_bytes(hidden));
         }
 
-        if has_pax_sparse_records(&mut entry)
-            .map_err(|e| self.invalid(&entry_name, e.to_string()))?
-        {
+        if has_pax_sparse_records(entry).map_err(|e| self.invalid(&entry_name, e.to_string()))? {
             // GNU tar's PAX sparse formats (0.0, 0.1, 1.0) keep the sparse map
             // in PAX records or in the data, which the tar crate does not
             // decode: unpacked as is, the file would be wrong.
@@ -186,9 +184,9 @@ impl<'a> LayerApplier<'a> {
                     new_file_gid,
                 };
                 if entry_type == EntryType::GNUSparse {
-                    self.write_sparse_file(&entry_name, &target, &mut entry, placement)?;
+                    self.write_sparse_file(&entry_name, &target, entry, placement)?;
                 } else {
-                    self.write_file(&entry_name, &target, &mut entry, placement)?;
+                    self.write_file(&entry_name, &target, entry, placement)?;
                 }
             }
             EntryType::Symlink => {
@@ -203,7 +201,7 @@ impl<'a> LayerApplier<'a> {
                 self.set_owner(&entry_name, &target, owner)?;
             }
             EntryType::Link => {
-                let source = self.resolve_hardlink_source(&entry_name, &entry)?;
+                let source = self.resolve_hardlink_source(&entry_name, entry)?;
                 self.clear_for(&entry_name, &target, false)?;
                 std::fs::hard_link(&source, &target)
                     .map_err(|e| self.io(&entry_name, "create hard link", e))?;

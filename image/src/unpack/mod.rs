@@ -17,6 +17,7 @@
 
 mod apply;
 mod budget;
+mod metadata;
 mod pipeline;
 mod resolve;
 
@@ -30,6 +31,8 @@ use budget::Refusal;
 pub use budget::{
     UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES, MIN_FREE_BYTES, MIN_FREE_INODES,
 };
+pub use metadata::MAX_ENTRY_METADATA_BYTES;
+use metadata::{MetadataCounter, MetadataGuard};
 pub(crate) use pipeline::PipelinedUnpack;
 
 /// Why a layer could not be applied.
@@ -141,15 +144,21 @@ pub(crate) fn apply_layer(
     dest: &Path,
     budget: &mut Budget,
 ) -> Result<(), UnpackError> {
-    let mut archive = tar::Archive::new(reader);
+    let counter = MetadataCounter::new(MAX_ENTRY_METADATA_BYTES);
+    let mut archive = tar::Archive::new(MetadataGuard::new(reader, counter.clone()));
     let archive_error = |source| UnpackError::Archive {
         layer: digest.to_string(),
         source,
     };
     let mut applier = LayerApplier::new(digest, dest, budget);
     for entry in archive.entries().map_err(archive_error)? {
-        let entry = entry.map_err(archive_error)?;
-        applier.apply(entry)?;
+        let mut entry = entry.map_err(archive_error)?;
+        counter.pause();
+        applier.apply(&mut entry)?;
+        // Whatever the applier left unread is data, not metadata: skip it
+        // here, uncounted, rather than in the archive's next read.
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(archive_error)?;
+        counter.resume();
     }
     applier.finish()
 }
@@ -603,6 +612,69 @@ mod tests {
         let error = apply_layer("sha256:x", tar.as_slice(), root.path(), &mut budget).unwrap_err();
         assert!(matches!(error, UnpackError::Aborted), "{error}");
         assert!(!root.path().join("a").exists());
+    }
+
+    /// Counts the bytes a reader handed out.
+    struct Served<R> {
+        inner: R,
+        bytes: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Served<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bytes.set(self.bytes.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn huge_long_names_and_pax_headers_are_refused_without_buffering_them() {
+        const HUGE: u64 = 256 << 20;
+        for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+            let mut header = header("././@LongLink", kind, HUGE);
+            header.set_cksum();
+            let served = std::rc::Rc::new(std::cell::Cell::new(0));
+            // Generated as it is read: nothing of this size exists anywhere.
+            let stream = Served {
+                inner: header
+                    .as_bytes()
+                    .as_slice()
+                    .chain(std::io::repeat(b'a').take(HUGE)),
+                bytes: std::rc::Rc::clone(&served),
+            };
+            let root = tempfile::tempdir().unwrap();
+            let mut budget = Budget::new(UnpackLimits::default());
+            let error = apply_layer("sha256:meta", stream, root.path(), &mut budget).unwrap_err();
+            assert!(
+                matches!(error, UnpackError::Archive { .. })
+                    && error.to_string().contains("exceed 16777216 bytes"),
+                "{kind:?}: {error}"
+            );
+            assert!(
+                served.get() <= MAX_ENTRY_METADATA_BYTES + 512,
+                "{kind:?}: read {} bytes",
+                served.get()
+            );
+        }
+        // Ordinary long names and PAX records still work.
+        let long = format!("{}/file", "d".repeat(200));
+        let tar = raw_tar(|builder| {
+            let mut dir = header("placeholder", tar::EntryType::Directory, 0);
+            builder
+                .append_data(&mut dir, "d".repeat(200), std::io::empty())
+                .unwrap();
+            builder
+                .append_pax_extensions([("comment", b"a PAX record".as_slice())])
+                .unwrap();
+            let mut file = header("placeholder", tar::EntryType::Regular, 1);
+            builder
+                .append_data(&mut file, &long, b"x".as_slice())
+                .unwrap();
+        });
+        let root = tempfile::tempdir().unwrap();
+        apply_raw(root.path(), &tar, UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read(root.path().join(&long)).unwrap(), b"x");
     }
 
     #[test]
