@@ -431,16 +431,7 @@ impl Registry {
 
     /// The bounds on what a manifest may ask locald to download.
     fn check_limits(&self, manifest: &Manifest) -> Result<(), PullError> {
-        self.check_count("layers", manifest.layers.len(), MAX_LAYERS)?;
-        self.check_size("config bytes", manifest.config.size, MAX_CONFIG_BYTES)?;
-        let total = manifest
-            .layers
-            .iter()
-            .try_fold(manifest.config.size, |total, layer| {
-                total.checked_add(layer.size)
-            })
-            .unwrap_or(u64::MAX);
-        self.check_size("bytes of config and layers", total, MAX_IMAGE_BYTES)
+        check_manifest_limits(manifest).map_err(|e| self.limit_error(e))
     }
 
     fn check_count(&self, what: &'static str, count: usize, limit: usize) -> Result<(), PullError> {
@@ -448,15 +439,16 @@ impl Registry {
     }
 
     fn check_size(&self, what: &'static str, actual: u64, limit: u64) -> Result<(), PullError> {
-        if actual > limit {
-            return Err(PullError::LimitExceeded {
-                reference: self.reference.to_string(),
-                what,
-                actual,
-                limit,
-            });
+        check_limit(what, actual, limit).map_err(|e| self.limit_error(e))
+    }
+
+    fn limit_error(&self, exceeded: Exceeded) -> PullError {
+        PullError::LimitExceeded {
+            reference: self.reference.to_string(),
+            what: exceeded.what,
+            actual: exceeded.actual,
+            limit: exceeded.limit,
         }
-        Ok(())
     }
 
     /// GETs a manifest or index, reading at most [`MAX_MANIFEST_BYTES`]: a
@@ -671,6 +663,40 @@ impl Registry {
             reason,
         }
     }
+}
+
+/// A bound an image document broke: `actual` `what`, more than `limit`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exceeded {
+    pub what: &'static str,
+    pub actual: u64,
+    pub limit: u64,
+}
+
+pub(crate) fn check_limit(what: &'static str, actual: u64, limit: u64) -> Result<(), Exceeded> {
+    if actual > limit {
+        return Err(Exceeded {
+            what,
+            actual,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// The bounds on what a manifest may name, shared by pull and import: the
+/// number of layers, the config's size and the total declared size.
+pub(crate) fn check_manifest_limits(manifest: &Manifest) -> Result<(), Exceeded> {
+    check_limit("layers", manifest.layers.len() as u64, MAX_LAYERS as u64)?;
+    check_limit("config bytes", manifest.config.size, MAX_CONFIG_BYTES)?;
+    let total = manifest
+        .layers
+        .iter()
+        .try_fold(manifest.config.size, |total, layer| {
+            total.checked_add(layer.size)
+        })
+        .unwrap_or(u64::MAX);
+    check_limit("bytes of config and layers", total, MAX_IMAGE_BYTES)
 }
 
 /// What authenticates a manifest request: the bearer token the registry
