@@ -11,7 +11,9 @@
 //! the body streams in), a blob is never read past the size its descriptor
 //! declares, and the number of layers, of index entries and the declared total
 //! size are bounded. A registry that breaks a bound fails the pull at once
-//! and leaves nothing in the store.
+//! and leaves nothing in the store. Manifests and blobs are therefore fetched
+//! with `reqwest` directly (oci-client reads manifests and error bodies whole);
+//! oci-client still does the registry's token protocol.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -296,6 +298,10 @@ struct Registry {
     scheme: &'static str,
     reference: Reference,
     oci_reference: oci_client::Reference,
+    /// The user's credentials for this registry (or anonymous).
+    auth: RegistryAuth,
+    /// The bearer token the registry handed out, renewed on a 401.
+    token: std::sync::Mutex<Option<String>>,
 }
 
 impl Registry {
@@ -341,38 +347,71 @@ impl Registry {
                 registry: registry.to_string(),
                 message: error_chain(&e),
             })?;
+        let auth = match docker_credentials(reference.registry())? {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
+            None => RegistryAuth::Anonymous,
+        };
         Ok(Self {
             client: Arc::new(oci_client::Client::new(config)),
             http,
             scheme: if insecure { "http" } else { "https" },
             reference: reference.clone(),
             oci_reference,
+            auth,
+            token: std::sync::Mutex::new(None),
         })
     }
 
-    fn auth(&self) -> Result<RegistryAuth, Error> {
-        Ok(match docker_credentials(self.reference.registry())? {
-            Some((user, password)) => RegistryAuth::Basic(user, password),
-            None => RegistryAuth::Anonymous,
-        })
+    /// Gets a bearer token when the registry asks for one (oci-client
+    /// speaks the token protocol); basic credentials are sent as they are.
+    async fn authenticate(&self) -> Result<(), PullError> {
+        let token = self
+            .client
+            .auth(&self.oci_reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.registry_error(e))?;
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = token;
+        Ok(())
+    }
+
+    /// GETs `url` with the current credentials; on a 401 (a token expired
+    /// during a long pull) authenticates again and retries once.
+    /// `transport` turns a connection failure into the caller's error.
+    async fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        transport: &dyn Fn(reqwest::Error) -> PullError,
+    ) -> Result<reqwest::Response, PullError> {
+        let mut retried = false;
+        loop {
+            let mut request = self.http.get(url);
+            if let Some(accept) = accept {
+                request = request.header(http::header::ACCEPT, accept);
+            }
+            let token = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            request = match (token, &self.auth) {
+                (Some(token), _) => request.bearer_auth(token),
+                (None, RegistryAuth::Basic(user, password)) => {
+                    request.basic_auth(user, Some(password))
+                }
+                (None, _) => request,
+            };
+            let response = request.send().await.map_err(transport)?;
+            if response.status() != http::StatusCode::UNAUTHORIZED || retried {
+                return Ok(response);
+            }
+            retried = true;
+            self.authenticate().await?;
+        }
     }
 
     /// Fetches the image manifest (through the index when there is one),
     /// verifies its digest and checks it against locald's limits. Returns
     /// `(digest, bytes, manifest)`; the caller stores it once the blobs are in.
     async fn fetch_manifest(&self) -> Result<(String, bytes::Bytes, Manifest), Error> {
-        let auth = self.auth()?;
-        // Gets (and caches in `client`, for the blob requests) a bearer
-        // token when the registry asks for one.
-        let token = self
-            .client
-            .auth(&self.oci_reference, &auth, RegistryOperation::Pull)
-            .await
-            .map_err(|e| self.registry_error(e))?;
-        let credentials = RequestAuth { token, auth };
-        let bytes = self
-            .get_manifest(&self.oci_reference, &credentials, "manifest")
-            .await?;
+        self.authenticate().await?;
+        let bytes = self.get_manifest(&self.oci_reference, "manifest").await?;
         let digest = sha256_digest(&bytes);
         if let Some(pinned) = self.reference.digest() {
             if pinned != digest {
@@ -397,7 +436,7 @@ impl Registry {
                     })?;
                 self.check_size("manifest bytes", entry.size, MAX_MANIFEST_BYTES)?;
                 let child = self.oci_reference.clone_with_digest(entry.digest.clone());
-                let bytes = self.get_manifest(&child, &credentials, "manifest").await?;
+                let bytes = self.get_manifest(&child, "manifest").await?;
                 let digest = sha256_digest(&bytes);
                 if digest != entry.digest {
                     return Err(StoreError::DigestMismatch {
@@ -457,7 +496,6 @@ impl Registry {
     async fn get_manifest(
         &self,
         reference: &oci_client::Reference,
-        credentials: &RequestAuth,
         what: &'static str,
     ) -> Result<bytes::Bytes, Error> {
         let url = format!(
@@ -470,21 +508,13 @@ impl Registry {
                 .or(reference.tag())
                 .unwrap_or(crate::reference::DEFAULT_TAG),
         );
-        let mut request = self
-            .http
-            .get(&url)
-            .header(http::header::ACCEPT, ACCEPTED_MANIFEST_TYPES.join(", "));
-        request = match (&credentials.token, &credentials.auth) {
-            (Some(token), _) => request.bearer_auth(token),
-            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
-            (None, _) => request,
-        };
         let transport = |e: reqwest::Error| PullError::Registry {
             reference: self.reference.to_string(),
             registry: self.reference.registry().to_string(),
             message: error_chain(&e),
         };
-        let mut response = request.send().await.map_err(transport)?;
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let mut response = self.send(&url, Some(&accept), &transport).await?;
         let status = response.status();
         if status == http::StatusCode::NOT_FOUND {
             return Err(PullError::NotFound {
@@ -500,22 +530,10 @@ impl Registry {
             limit: MAX_MANIFEST_BYTES,
         };
         if !status.is_success() {
-            // Keep a bounded start of the body: registries explain errors there.
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport)? {
-                body.extend_from_slice(&chunk);
-                if body.len() >= MAX_ERROR_BODY_BYTES {
-                    body.truncate(MAX_ERROR_BODY_BYTES);
-                    break;
-                }
-            }
             return Err(PullError::Registry {
                 reference: self.reference.to_string(),
                 registry: self.reference.registry().to_string(),
-                message: format!(
-                    "GET {url}: HTTP {status}: {}",
-                    String::from_utf8_lossy(&body).trim()
-                ),
+                message: http_error(&url, response).await,
             }
             .into());
         }
@@ -559,11 +577,6 @@ impl Registry {
         if missing.is_empty() {
             return Ok(report);
         }
-        let auth = self.auth()?;
-        // Blob requests reuse the token this stores (pull_blob_stream takes no auth).
-        self.client
-            .store_auth_if_needed(self.oci_reference.resolve_registry(), &auth)
-            .await;
         let bars = ProgressBars::new(progress);
         let downloaded: Vec<u64> = futures_util::stream::iter(
             missing
@@ -590,19 +603,28 @@ impl Registry {
             digest: blob.digest.clone(),
             message,
         };
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.oci_reference, blob.digest.as_str())
-            .await
-            .map_err(|e| blob_error(error_chain(&e)))?;
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{}",
+            self.scheme,
+            self.oci_reference.resolve_registry(),
+            self.oci_reference.repository(),
+            blob.digest,
+        );
+        let transport = |e: reqwest::Error| blob_error(error_chain(&e));
+        // Redirects (to a CDN) are followed; reqwest drops the credentials
+        // when one leaves the registry's host.
+        let mut response = self.send(&url, None, &transport).await?;
+        if !response.status().is_success() {
+            return Err(blob_error(http_error(&url, response).await).into());
+        }
         let too_long = || PullError::BlobTooLong {
             reference: self.reference.to_string(),
             registry: self.reference.registry().to_string(),
             digest: blob.digest.clone(),
             size: blob.size,
         };
-        if stream
-            .content_length
+        if response
+            .content_length()
             .is_some_and(|length| length > blob.size)
         {
             return Err(too_long().into());
@@ -613,8 +635,7 @@ impl Registry {
         // that would go past it ends the download (and `writer`'s drop
         // removes the partial file).
         let mut remaining = blob.size;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| blob_error(error_chain(&e)))?;
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             remaining = remaining
                 .checked_sub(chunk.len() as u64)
                 .ok_or_else(too_long)?;
@@ -699,11 +720,23 @@ pub(crate) fn check_manifest_limits(manifest: &Manifest) -> Result<(), Exceeded>
     check_limit("bytes of config and layers", total, MAX_IMAGE_BYTES)
 }
 
-/// What authenticates a manifest request: the bearer token the registry
-/// handed out, else the user's basic credentials, else nothing.
-struct RequestAuth {
-    token: Option<String>,
-    auth: RegistryAuth,
+/// "GET URL: HTTP STATUS: BODY" with at most [`MAX_ERROR_BODY_BYTES`] of
+/// the body (registries explain errors there; a hostile one could send an
+/// endless body).
+async fn http_error(url: &str, mut response: reqwest::Response) -> String {
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY_BYTES {
+            body.truncate(MAX_ERROR_BODY_BYTES);
+            break;
+        }
+    }
+    format!(
+        "GET {url}: HTTP {status}: {}",
+        String::from_utf8_lossy(&body).trim()
+    )
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {

@@ -14,6 +14,10 @@ Layout of ROOT (written by the test):
   blobs/HEX.overflow       then, after the real bytes: garbage, chunked, no end
   blobs/HEX.overflow-cl    same with a Content-Length counting the garbage
   blobs/HEX.trickle        sent 1 byte every 50 ms (a slow registry)
+  blobs/HEX.error-endless  instead: HTTP 500 with an endless chunked body
+  auth                     when present, every /v2/ request needs a bearer token
+                           from /token (the Docker token protocol), and a token
+                           expires after TOKEN_USES requests
 
 Prints `PORT <n>` once listening on 127.0.0.1, then `SENT <path> <bytes>` after
 each response (complete or cut by the client). "Endless" bodies stop after
@@ -27,9 +31,11 @@ import os
 import signal
 import socketserver
 import sys
+import threading
 import time
 
 MAX_ENDLESS = 256 << 20
+TOKEN_USES = 2
 LIFETIME = 120
 CHUNK = 64 << 10
 
@@ -46,6 +52,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         root = self.server.root
         parts = self.path.split("?")[0].split("/")
+        if parts[1] == "token":
+            return self.issue_token()
+        if os.path.exists(os.path.join(root, "auth")) and not self.authorized():
+            return self.unauthorized()
         if self.path.rstrip("/") == "/v2":
             return self.send_body(b"{}", "application/json")
         if len(parts) >= 5 and parts[1] == "v2" and parts[-2] == "manifests":
@@ -74,6 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.endless(len(body) + MAX_ENDLESS, prefix=body)
             if os.path.exists(path + ".trickle"):
                 return self.trickle(body)
+            if os.path.exists(path + ".error-endless"):
+                return self.endless(None, status=500)
             return self.send_body(body, "application/octet-stream")
         return self.not_found()
 
@@ -94,9 +106,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.report(len(body))
 
-    def endless(self, content_length, prefix=b""):
+    def issue_token(self):
+        with self.server.lock:
+            self.server.token_serial += 1
+            token = f"tok-{self.server.token_serial}"
+            self.server.tokens[token] = TOKEN_USES
+        self.send_body(json.dumps({"token": token}).encode(), "application/json")
+
+    def authorized(self):
+        header = self.headers.get("Authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
+        with self.server.lock:
+            uses = self.server.tokens.get(token, 0)
+            if uses <= 0:
+                return False
+            self.server.tokens[token] = uses - 1
+            return True
+
+    def unauthorized(self):
+        body = b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}'
+        port = self.server.server_address[1]
+        self.send_response(401)
+        self.send_header(
+            "WWW-Authenticate",
+            f'Bearer realm="http://127.0.0.1:{port}/token",service="hostile"',
+        )
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.report(len(body))
+
+    def endless(self, content_length, prefix=b"", status=200):
         """`prefix`, then garbage until MAX_ENDLESS or the client hangs up."""
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         if content_length is None:
             self.send_header("Transfer-Encoding", "chunked")
@@ -153,6 +196,9 @@ def main():
     signal.alarm(LIFETIME)
     server = Server(("127.0.0.1", 0), Handler)
     server.root = sys.argv[1]
+    server.lock = threading.Lock()
+    server.tokens = {}
+    server.token_serial = 0
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 

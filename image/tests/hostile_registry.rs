@@ -304,3 +304,54 @@ async fn an_image_unpacking_past_the_bound_is_refused_and_removed() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_error_body_for_a_blob_is_not_buffered() {
+    let registry = HostileRegistry::start();
+    let image = small_image("erroring");
+    registry.serve_image("1", &image);
+    registry.misbehave_blob(&image.layers[0].digest, BlobMisbehaviour::EndlessError);
+    let (data, store) = store();
+    let reference = format!("{}/hostile/error:1", registry.addr());
+    let error = store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Pull(PullError::Blob { .. })) && message.contains("HTTP 500"),
+        "{message}"
+    );
+    assert!(message.len() < 8192, "the whole body in the message");
+    let hex = image.layers[0].digest.strip_prefix("sha256:").unwrap();
+    let sent = registry.wait_sent(hex);
+    assert!(sent <= SLACK, "the registry could send {sent} bytes");
+    assert_nothing_installed(data.path(), &store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_and_renewed_when_they_expire() {
+    let registry = HostileRegistry::start();
+    registry.require_tokens();
+    let mut builder = ImageBuilder::new();
+    for i in 0..3 {
+        let mut layer = LayerBuilder::new();
+        layer.file(&format!("f{i}"), 0o644, b"x");
+        builder = builder.layer(layer.build(LayerCompression::Gzip));
+    }
+    let image = builder.build();
+    registry.serve_image("1", &image);
+    let (_data, store) = store();
+    let reference = format!("{}/hostile/auth:1", registry.addr());
+    let (stored, report) = store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.manifest_digest, image.manifest.digest);
+    assert_eq!(report.downloaded_blobs, 4);
+    // One token for the manifest and a blob, then renewals for the rest.
+    assert!(
+        registry.responses("/token") >= 2,
+        "the token was never renewed"
+    );
+}

@@ -36,6 +36,8 @@ pub enum BlobMisbehaviour {
     OverflowWithLength,
     /// One byte every 50 ms.
     Trickle,
+    /// HTTP 500 with an endless body.
+    EndlessError,
 }
 
 /// What the server said it sent: (request path, bytes).
@@ -150,8 +152,25 @@ impl HostileRegistry {
             BlobMisbehaviour::Overflow => "overflow",
             BlobMisbehaviour::OverflowWithLength => "overflow-cl",
             BlobMisbehaviour::Trickle => "trickle",
+            BlobMisbehaviour::EndlessError => "error-endless",
         };
         self.write(&marker_path(self.blob_path(digest), marker), b"");
+    }
+
+    /// From now on, every request needs a bearer token from the server's
+    /// token endpoint (Docker's token protocol), and each token expires after
+    /// two requests, so a pull must renew it.
+    pub fn require_tokens(&self) {
+        self.write(&self.root.path().join("auth"), b"");
+    }
+
+    /// How many responses to paths starting with `prefix` are over.
+    pub fn responses(&self, prefix: &str) -> usize {
+        let lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .count()
     }
 
     /// Waits until a response to a path ending with `suffix` is over (sent
