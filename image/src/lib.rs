@@ -14,6 +14,7 @@ mod pull;
 pub mod reference;
 mod store;
 mod tls;
+mod token;
 mod unpack;
 pub mod user_config;
 

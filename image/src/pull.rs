@@ -1,4 +1,4 @@
-//! Pulling images from registries with `oci-client`: manifest (and host
+//! Pulling images from registries: manifest (and host
 //! platform selection from an index), then the config and layer blobs fetched
 //! concurrently, each streamed to disk while its digest is verified, skipping
 //! every blob the store already has. When the image's rootfs is not unpacked
@@ -11,19 +11,16 @@
 //! the body streams in), a blob is never read past the size its descriptor
 //! declares, and the number of layers, of index entries and the declared total
 //! size are bounded. A registry that breaks a bound fails the pull at once
-//! and leaves nothing in the store. Manifests and blobs are therefore fetched
-//! with `reqwest` directly (oci-client reads manifests and error bodies whole);
-//! oci-client still does the registry's token protocol.
+//! and leaves nothing in the store. Requests are made with `reqwest`
+//! directly, token protocol included ([`crate::token`]): oci-client, used
+//! before, read manifests, error bodies and token answers whole. Its
+//! `Reference` still maps `docker.io` to the registry's real host.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::RegistryOperation;
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::{ConfigFile, Descriptor, Manifest, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
@@ -291,10 +288,8 @@ fn read_config(
 
 /// A client bound to one reference's registry and repository.
 struct Registry {
-    client: Arc<oci_client::Client>,
-    /// For manifests, whose bodies oci-client reads whole without a bound.
     http: reqwest::Client,
-    /// `http` or `https`, as for `client`.
+    /// `http`, or `https` unless the registry is a loopback or insecure one.
     scheme: &'static str,
     reference: Reference,
     oci_reference: oci_client::Reference,
@@ -313,15 +308,6 @@ impl Registry {
             || configured_insecure_registries()?
                 .iter()
                 .any(|r| r == registry);
-        let config = ClientConfig {
-            protocol: if insecure {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            max_concurrent_download: CONCURRENT_DOWNLOADS,
-            ..Default::default()
-        };
         let repository = reference.repository().to_string();
         let oci_reference = match (reference.tag(), reference.digest()) {
             (_, Some(digest)) => oci_client::Reference::with_digest(
@@ -338,9 +324,8 @@ impl Registry {
                 crate::reference::DEFAULT_TAG.to_string(),
             ),
         };
-        let user_agent = config.user_agent;
         let http = reqwest::Client::builder()
-            .user_agent(user_agent)
+            .user_agent(concat!("locald/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PullError::Registry {
                 reference: reference.to_string(),
@@ -352,7 +337,6 @@ impl Registry {
             None => RegistryAuth::Anonymous,
         };
         Ok(Self {
-            client: Arc::new(oci_client::Client::new(config)),
             http,
             scheme: if insecure { "http" } else { "https" },
             reference: reference.clone(),
@@ -362,15 +346,68 @@ impl Registry {
         })
     }
 
-    /// Gets a bearer token when the registry asks for one (oci-client
-    /// speaks the token protocol); basic credentials are sent as they are.
+    /// Asks the registry (`GET /v2/`) whether it wants a token and gets
+    /// one from the realm its `Bearer` challenge names, with the user's
+    /// basic credentials when there are some. A registry that answers
+    /// without a challenge gets basic credentials (or nothing) on each
+    /// request. Every body read here is bounded.
     async fn authenticate(&self) -> Result<(), PullError> {
-        let token = self
-            .client
-            .auth(&self.oci_reference, &self.auth, RegistryOperation::Pull)
+        let registry_error = |message: String| PullError::Registry {
+            reference: self.reference.to_string(),
+            registry: self.reference.registry().to_string(),
+            message,
+        };
+        let transport = |e: reqwest::Error| registry_error(error_chain(&e));
+        let ping = format!(
+            "{}://{}/v2/",
+            self.scheme,
+            self.oci_reference.resolve_registry()
+        );
+        let response = self.http.get(&ping).send().await.map_err(transport)?;
+        let challenge = (response.status() == http::StatusCode::UNAUTHORIZED)
+            .then(|| response.headers().get(http::header::WWW_AUTHENTICATE))
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::token::parse_bearer_challenge);
+        // The body of the ping is not read: nothing in it is needed.
+        drop(response);
+        let Some(challenge) = challenge else {
+            *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Ok(());
+        };
+        let scope = format!("repository:{}:pull", self.oci_reference.repository());
+        let mut query = vec![("scope", scope.as_str())];
+        if let Some(service) = &challenge.service {
+            query.push(("service", service.as_str()));
+        }
+        let mut request = self.http.get(&challenge.realm).query(&query);
+        if let RegistryAuth::Basic(user, password) = &self.auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let mut response = request.send().await.map_err(transport)?;
+        if !response.status().is_success() {
+            return Err(registry_error(format!(
+                "cannot get a token: {}",
+                http_error(&challenge.realm, response).await
+            )));
+        }
+        let body = read_at_most(&mut response, crate::token::MAX_TOKEN_RESPONSE_BYTES)
             .await
-            .map_err(|e| self.registry_error(e))?;
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = token;
+            .map_err(transport)?
+            .ok_or_else(|| {
+                registry_error(format!(
+                    "the token answer of {} is larger than {} bytes",
+                    challenge.realm,
+                    crate::token::MAX_TOKEN_RESPONSE_BYTES
+                ))
+            })?;
+        let token = crate::token::parse_token(&body).ok_or_else(|| {
+            registry_error(format!(
+                "the token answer of {} has no token",
+                challenge.realm
+            ))
+        })?;
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
         Ok(())
     }
 
@@ -537,20 +574,12 @@ impl Registry {
             }
             .into());
         }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_MANIFEST_BYTES)
-        {
-            return Err(too_large().into());
-        }
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_BYTES {
-                return Err(too_large().into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+        // A larger `Content-Length` fails before any of the body is read.
+        let body = read_at_most(&mut response, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(transport)?
+            .ok_or_else(too_large)?;
+        Ok(bytes::Bytes::from(body))
     }
 
     /// Downloads the blobs the store lacks, `CONCURRENT_DOWNLOADS` at a time
@@ -648,36 +677,6 @@ impl Registry {
         Ok(blob.size)
     }
 
-    fn registry_error(&self, error: OciDistributionError) -> PullError {
-        let not_found = match &error {
-            OciDistributionError::ImageManifestNotFoundError(_) => true,
-            OciDistributionError::ServerError { code, .. } => *code == 404,
-            OciDistributionError::RegistryError { envelope, .. } => {
-                envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::NotFound
-                    )
-                })
-            }
-            _ => false,
-        };
-        if not_found {
-            PullError::NotFound {
-                reference: self.reference.to_string(),
-                registry: self.reference.registry().to_string(),
-            }
-        } else {
-            PullError::Registry {
-                reference: self.reference.to_string(),
-                registry: self.reference.registry().to_string(),
-                message: error_chain(&error),
-            }
-        }
-    }
-
     fn bad_manifest(&self, reason: String) -> PullError {
         PullError::BadManifest {
             reference: self.reference.to_string(),
@@ -718,6 +717,28 @@ pub(crate) fn check_manifest_limits(manifest: &Manifest) -> Result<(), Exceeded>
         })
         .unwrap_or(u64::MAX);
     check_limit("bytes of config and layers", total, MAX_IMAGE_BYTES)
+}
+
+/// The body of `response` if it has at most `limit` bytes, `None` as soon
+/// as it has more (the rest is not read).
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// "GET URL: HTTP STATUS: BODY" with at most [`MAX_ERROR_BODY_BYTES`] of

@@ -18,6 +18,7 @@ Layout of ROOT (written by the test):
   auth                     when present, every /v2/ request needs a bearer token
                            from /token (the Docker token protocol), and a token
                            expires after TOKEN_USES requests
+  token-endless            the token endpoint answers with an endless body
 
 Prints `PORT <n>` once listening on 127.0.0.1, then `SENT <path> <bytes>` after
 each response (complete or cut by the client). "Endless" bodies stop after
@@ -107,6 +108,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.report(len(body))
 
     def issue_token(self):
+        if os.path.exists(os.path.join(self.server.root, "token-endless")):
+            return self.endless(None)
         with self.server.lock:
             self.server.token_serial += 1
             token = f"tok-{self.server.token_serial}"

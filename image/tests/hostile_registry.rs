@@ -355,3 +355,27 @@ async fn bearer_tokens_are_fetched_and_renewed_when_they_expire() {
         "the token was never renewed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_token_answer_is_not_buffered() {
+    let registry = HostileRegistry::start();
+    registry.require_tokens();
+    registry.endless_tokens();
+    registry.serve_image("1", &small_image("token"));
+    let (data, store) = store();
+    let reference = format!("{}/hostile/token:1", registry.addr());
+    let error = store
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Pull(PullError::Registry { .. }))
+            && message.contains("token answer")
+            && message.contains("larger than 1048576 bytes"),
+        "{message}"
+    );
+    let sent = registry.wait_sent("service=hostile");
+    assert!(sent <= SLACK, "the token endpoint could send {sent} bytes");
+    assert_nothing_installed(data.path(), &store);
+}

@@ -164,6 +164,11 @@ impl HostileRegistry {
         self.write(&self.root.path().join("auth"), b"");
     }
 
+    /// Makes the token endpoint answer with an endless body.
+    pub fn endless_tokens(&self) {
+        self.write(&self.root.path().join("token-endless"), b"");
+    }
+
     /// How many responses to paths starting with `prefix` are over.
     pub fn responses(&self, prefix: &str) -> usize {
         let lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
