@@ -24,8 +24,8 @@ pub mod testing;
 pub use image_config::ImageConfig;
 pub use import::ImportError;
 pub use pull::{
-    PullError, PullOptions, PullPolicy, PullReport, MAX_CONFIG_BYTES, MAX_IMAGE_BYTES,
-    MAX_INDEX_MANIFESTS, MAX_LAYERS, MAX_MANIFEST_BYTES,
+    PullError, PullOptions, PullPolicy, PullReport, CONNECT_TIMEOUT, IDLE_TIMEOUT,
+    MAX_CONFIG_BYTES, MAX_IMAGE_BYTES, MAX_INDEX_MANIFESTS, MAX_LAYERS, MAX_MANIFEST_BYTES,
 };
 pub use reference::{Reference, ReferenceError};
 pub use store::{data_dir, ImageStore, ImageSummary, PruneReport, StoreError, StoredImage};

@@ -57,6 +57,12 @@ pub const MAX_INDEX_MANIFESTS: usize = 256;
 pub const MAX_IMAGE_BYTES: u64 = 64 << 30;
 /// How much of an error response's body is kept for the message.
 const MAX_ERROR_BODY_BYTES: usize = 4096;
+/// How long connecting to a registry (or its token realm) may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a registry may stay silent in the middle of a response before
+/// the pull fails (each byte that arrives starts it over, so a slow link is
+/// fine; a registry that stalls is not left holding the pull forever).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Options of a pull.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +72,9 @@ pub struct PullOptions {
     /// Registries (`host:port`) reached over plain HTTP, in addition to
     /// loopback ones and the user config's `insecure_registries`.
     pub insecure_registries: Vec<String>,
+    /// How long a registry may stay silent mid-response; `None` is
+    /// [`IDLE_TIMEOUT`].
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// When `ensure` contacts the registry.
@@ -326,6 +335,8 @@ impl Registry {
         };
         let http = reqwest::Client::builder()
             .user_agent(concat!("locald/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(opts.idle_timeout.unwrap_or(IDLE_TIMEOUT))
             .build()
             .map_err(|e| PullError::Registry {
                 reference: reference.to_string(),

@@ -15,6 +15,8 @@ Layout of ROOT (written by the test):
   blobs/HEX.overflow-cl    same with a Content-Length counting the garbage
   blobs/HEX.trickle        sent 1 byte every 50 ms (a slow registry)
   blobs/HEX.error-endless  instead: HTTP 500 with an endless chunked body
+  blobs/HEX.stall          the headers and half the bytes, then silence (until
+                           the client hangs up or the server's lifetime ends)
   auth                     when present, every /v2/ request needs a bearer token
                            from /token (the Docker token protocol), and a token
                            expires after TOKEN_USES requests
@@ -87,6 +89,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.trickle(body)
             if os.path.exists(path + ".error-endless"):
                 return self.endless(None, status=500)
+            if os.path.exists(path + ".stall"):
+                return self.stall(body)
             return self.send_body(body, "application/octet-stream")
         return self.not_found()
 
@@ -167,6 +171,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
         self.close_connection = True
         self.report(sent)
+
+    def stall(self, body):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        half = body[: len(body) // 2]
+        try:
+            self.wfile.write(half)
+            self.wfile.flush()
+            # Silence; a read of the closed connection ends it when the
+            # client gives up.
+            self.connection.settimeout(LIFETIME)
+            self.connection.recv(1)
+        except OSError:
+            pass
+        self.close_connection = True
+        self.report(len(half))
 
     def trickle(self, body):
         self.send_response(200)

@@ -379,3 +379,26 @@ async fn an_endless_token_answer_is_not_buffered() {
     assert!(sent <= SLACK, "the token endpoint could send {sent} bytes");
     assert_nothing_installed(data.path(), &store);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_stalls_mid_blob_fails_the_pull() {
+    let registry = HostileRegistry::start();
+    let image = small_image("stalling");
+    registry.serve_image("1", &image);
+    registry.misbehave_blob(&image.layers[0].digest, BlobMisbehaviour::Stall);
+    let (data, store) = store();
+    let reference = format!("{}/hostile/stall:1", registry.addr());
+    // The production default is a minute of silence; a short one keeps
+    // the test fast (it only decides when the stall counts as one).
+    let options = PullOptions {
+        idle_timeout: Some(std::time::Duration::from_millis(300)),
+        ..PullOptions::default()
+    };
+    let error = store.pull(&reference, &options).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Pull(PullError::Blob { .. })) && message.contains("timed out"),
+        "{message}"
+    );
+    assert_nothing_installed(data.path(), &store);
+}

@@ -38,6 +38,8 @@ pub enum BlobMisbehaviour {
     Trickle,
     /// HTTP 500 with an endless body.
     EndlessError,
+    /// Half the bytes, then silence.
+    Stall,
 }
 
 /// What the server said it sent: (request path, bytes).
@@ -153,6 +155,7 @@ impl HostileRegistry {
             BlobMisbehaviour::OverflowWithLength => "overflow-cl",
             BlobMisbehaviour::Trickle => "trickle",
             BlobMisbehaviour::EndlessError => "error-endless",
+            BlobMisbehaviour::Stall => "stall",
         };
         self.write(&marker_path(self.blob_path(digest), marker), b"");
     }

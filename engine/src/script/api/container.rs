@@ -56,7 +56,7 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, PullStopped>
 pub fn pull_options() -> PullOptions {
     PullOptions {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        insecure_registries: Vec::new(),
+        ..PullOptions::default()
     }
 }
 
