@@ -1,8 +1,13 @@
 //! Getting images into the store without a registry: from an OCI image layout
 //! directory (what `skopeo copy ... oci:DIR` or `umoci` produce) or from a
 //! rootfs tarball (plain or gzip), which becomes a one-layer image.
+//!
+//! A layout is read within the same bounds as a pull: index, manifests and
+//! config have size caps, blobs are not read past their declared size, and
+//! layer and index entry counts are bounded.
 
 use std::fs::File;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -13,6 +18,10 @@ use crate::oci::{
     MEDIA_TYPE_OCI_LAYER_ZSTD, MEDIA_TYPE_OCI_MANIFEST,
 };
 use crate::platform::{describe_platforms, host_architecture, select_host_manifest};
+use crate::pull::{
+    check_limit, check_manifest_limits, Exceeded, MAX_CONFIG_BYTES, MAX_INDEX_MANIFESTS,
+    MAX_MANIFEST_BYTES,
+};
 use crate::reference::{is_sha256_digest, Reference};
 use crate::store::{
     lock, store_bytes, BlobWriter, ImageStore, PreparedImage, StoreError, StoredImage,
@@ -34,6 +43,17 @@ pub enum ImportError {
         path: PathBuf,
         architecture: String,
         available: String,
+    },
+    #[error("`{path}` is longer than the {size} bytes its descriptor declares")]
+    BlobTooLong { path: PathBuf, size: u64 },
+    #[error("`{path}` is larger than the {limit} bytes locald accepts for it")]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("OCI layout `{path}` has {actual} {what}, more than the {limit} locald accepts")]
+    LimitExceeded {
+        path: PathBuf,
+        what: &'static str,
+        actual: u64,
+        limit: u64,
     },
     #[error("cannot read `{path}`: {source}")]
     Read {
@@ -61,6 +81,11 @@ impl ImageStore {
         if !dir.join("oci-layout").is_file() {
             return Err(layout.not_a_layout("it has no `oci-layout` file").into());
         }
+        layout.check(
+            "index entries",
+            index.manifests.len() as u64,
+            MAX_INDEX_MANIFESTS as u64,
+        )?;
         let (entry, name) = layout.choose_entry(&index, reference.as_ref())?;
         let reference = match reference {
             Some(reference) => reference,
@@ -70,8 +95,13 @@ impl ImageStore {
         };
 
         let mut manifest_descriptor = entry.clone();
-        let mut manifest_bytes = layout.read_blob(&manifest_descriptor)?;
+        let mut manifest_bytes = layout.read_blob(&manifest_descriptor, MAX_MANIFEST_BYTES)?;
         if let ManifestOrIndex::Index(nested) = layout.parse_document(&manifest_bytes)? {
+            layout.check(
+                "index entries",
+                nested.manifests.len() as u64,
+                MAX_INDEX_MANIFESTS as u64,
+            )?;
             manifest_descriptor = select_host_manifest(&nested)
                 .ok_or_else(|| ImportError::NoMatchingPlatform {
                     path: dir.to_path_buf(),
@@ -79,13 +109,14 @@ impl ImageStore {
                     available: describe_platforms(&nested),
                 })?
                 .clone();
-            manifest_bytes = layout.read_blob(&manifest_descriptor)?;
+            manifest_bytes = layout.read_blob(&manifest_descriptor, MAX_MANIFEST_BYTES)?;
         }
         let ManifestOrIndex::Manifest(manifest) = layout.parse_document(&manifest_bytes)? else {
             return Err(layout
                 .not_a_layout("an index entry is itself an index")
                 .into());
         };
+        check_manifest_limits(&manifest).map_err(|e| layout.limit_error(e))?;
         let manifest_digest = store_bytes(
             &self.paths,
             &manifest_bytes,
@@ -94,7 +125,7 @@ impl ImageStore {
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             layout.copy_blob_into(self, blob)?;
         }
-        let config_bytes = layout.read_blob(&manifest.config)?;
+        let config_bytes = layout.read_blob(&manifest.config, MAX_CONFIG_BYTES)?;
         let config_file: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| {
             layout.not_a_layout(&format!(
                 "its config {} is invalid: {e}",
@@ -197,6 +228,27 @@ impl ImageStore {
     }
 }
 
+/// Reads `path` whole if it has at most `limit` bytes (read through a
+/// bound, so that a FIFO or a device cannot make it endless).
+fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
+    let read_error = |source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(ImportError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 struct HashWriter(Sha256);
 
 impl std::io::Write for HashWriter {
@@ -221,11 +273,21 @@ impl Layout<'_> {
         }
     }
 
+    fn check(&self, what: &'static str, actual: u64, limit: u64) -> Result<(), ImportError> {
+        check_limit(what, actual, limit).map_err(|e| self.limit_error(e))
+    }
+
+    fn limit_error(&self, exceeded: Exceeded) -> ImportError {
+        ImportError::LimitExceeded {
+            path: self.dir.to_path_buf(),
+            what: exceeded.what,
+            actual: exceeded.actual,
+            limit: exceeded.limit,
+        }
+    }
+
     fn read_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T, ImportError> {
-        let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_at_most(path, MAX_MANIFEST_BYTES)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| self.not_a_layout(&format!("`{}` is invalid: {e}", path.display())))
     }
@@ -245,9 +307,10 @@ impl Layout<'_> {
             .join(&digest["sha256:".len()..]))
     }
 
-    fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Error> {
+    /// Reads a manifest or config blob, at most `limit` bytes of it.
+    fn read_blob(&self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(&descriptor.digest)?;
-        let bytes = std::fs::read(&path).map_err(|source| ImportError::Read { path, source })?;
+        let bytes = read_at_most(&path, limit)?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if actual != descriptor.digest {
             return Err(StoreError::DigestMismatch {
@@ -265,9 +328,21 @@ impl Layout<'_> {
             return Ok(());
         }
         let path = self.blob_path(&blob.digest)?;
-        let mut file = File::open(&path).map_err(|source| ImportError::Read { path, source })?;
+        let file = File::open(&path).map_err(|source| ImportError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let mut writer = BlobWriter::create(&store.paths)?;
-        writer.copy_from(&mut file)?;
+        // One byte past the declared size is enough to know it is wrong: a
+        // blob file that goes on (a FIFO, `/dev/zero`) is not read further.
+        writer.copy_from(&mut file.take(blob.size.saturating_add(1)))?;
+        if writer.written() > blob.size {
+            return Err(ImportError::BlobTooLong {
+                path,
+                size: blob.size,
+            }
+            .into());
+        }
         writer.commit(&store.paths, Some(&blob.digest), Some(blob.size))?;
         Ok(())
     }
@@ -323,6 +398,8 @@ impl Layout<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
     use super::*;
     use crate::testing::{
         busybox_image, malicious_image, ConfigOverride, LayerBuilder, LayerCompression,
@@ -395,6 +472,88 @@ mod tests {
             store.import_oci_layout(&named, None).unwrap().reference,
             "localhost:5000/tools/bb:1"
         );
+    }
+
+    #[test]
+    fn a_layout_blob_is_not_read_past_its_declared_size() {
+        use std::io::Write as _;
+        let (tmp, store) = store();
+        let mut layer = LayerBuilder::new();
+        layer.file("hello", 0o644, b"world");
+        let image = crate::testing::ImageBuilder::new()
+            .layer(layer.build(LayerCompression::Gzip))
+            .build();
+        let layout = tmp.path().join("layout");
+        image.write_layout(&layout, "latest").unwrap();
+        // The layer "file" is a FIFO that would go on for 64 MiB.
+        let hex = &image.layers[0].digest["sha256:".len()..];
+        let fifo = layout.join("blobs/sha256").join(hex);
+        std::fs::remove_file(&fifo).unwrap();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let writer = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || {
+                let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                let chunk = vec![b'a'; 64 << 10];
+                let mut written = 0u64;
+                while written < 64 << 20 {
+                    match pipe.write(&chunk) {
+                        Ok(n) => written += n as u64,
+                        Err(_) => break, // the reader is gone
+                    }
+                }
+                written
+            }
+        });
+        let error = store.import_oci_layout(&layout, Some("fifo")).unwrap_err();
+        // Unblocks the writer's open if the import never opened the FIFO.
+        let _unblock = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        drop(_unblock);
+        let written = writer.join().unwrap();
+        assert!(
+            matches!(&error, Error::Import(ImportError::BlobTooLong { path, .. }) if *path == fifo),
+            "{error}"
+        );
+        assert!(written < 1 << 20, "the import read {written} bytes");
+        assert!(entries(&store.root().join("tmp")).is_empty());
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn oversized_layout_documents_and_too_many_entries_are_refused() {
+        let (tmp, store) = store();
+        let layout = tmp.path().join("layout");
+        let image = busybox_image(&ConfigOverride::default()).unwrap();
+        image.write_layout(&layout, "latest").unwrap();
+        let index = layout.join("index.json");
+        let good_index = std::fs::read(&index).unwrap();
+        // Sparse: a 4 MiB + 1 index costs nothing to make.
+        std::fs::File::create(&index)
+            .unwrap()
+            .set_len(MAX_MANIFEST_BYTES + 1)
+            .unwrap();
+        let error = store.import_oci_layout(&layout, Some("big")).unwrap_err();
+        assert!(
+            matches!(&error, Error::Import(ImportError::TooLarge { path, limit })
+                if *path == index && *limit == MAX_MANIFEST_BYTES),
+            "{error}"
+        );
+
+        let mut many: serde_json::Value = serde_json::from_slice(&good_index).unwrap();
+        let entry = many["manifests"][0].clone();
+        many["manifests"] = vec![entry; MAX_INDEX_MANIFESTS + 1].into();
+        std::fs::write(&index, serde_json::to_vec(&many).unwrap()).unwrap();
+        let error = store.import_oci_layout(&layout, Some("many")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("257 index entries, more than the 256"),
+            "{error}"
+        );
+        assert!(store.list().unwrap().is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod pull;
 pub mod reference;
 mod store;
 mod tls;
+mod token;
 mod unpack;
 pub mod user_config;
 
@@ -23,13 +24,19 @@ pub mod testing;
 
 pub use image_config::ImageConfig;
 pub use import::ImportError;
-pub use pull::{PullError, PullOptions, PullPolicy, PullReport};
+pub use pull::{
+    PullError, PullOptions, PullPolicy, PullReport, CONNECT_TIMEOUT, IDLE_TIMEOUT,
+    MAX_CONFIG_BYTES, MAX_IMAGE_BYTES, MAX_INDEX_MANIFESTS, MAX_LAYERS, MAX_MANIFEST_BYTES,
+};
 pub use reference::{Reference, ReferenceError};
 pub use store::{
     data_dir, ImageLease, ImageStore, ImageSummary, KeptImage, LeaseInfo, PruneReport, StoreError,
     StoredImage,
 };
-pub use unpack::{decompressing_reader, UnpackError};
+pub use unpack::{
+    decompressing_reader, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES,
+    MIN_FREE_BYTES, MIN_FREE_INODES,
+};
 pub use user_config::ConfigError;
 
 /// Every way an image operation can fail.

@@ -8,6 +8,7 @@ mod compile;
 mod config_errors;
 mod containers;
 mod private_dirs;
+mod pull_interrupt;
 mod reload;
 mod run;
 mod supervise;

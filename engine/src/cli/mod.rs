@@ -253,7 +253,7 @@ impl Subcommand {
 fn report(result: Result<i32, script::ScriptError>) -> anyhow::Result<i32> {
     match result {
         Ok(code) => Ok(code),
-        Err(e) if e.is_interrupt() => Ok(130),
+        Err(e) if e.is_interrupt() => Ok(script::interrupt::exit_code()),
         Err(e) => Err(e.into()),
     }
 }

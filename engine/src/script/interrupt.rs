@@ -3,6 +3,11 @@
 //! in the foreground (`try`, `run`), the terminal's SIGINT reaches that command
 //! too; the flag is then cleared once it exits, because the command, not the
 //! script, was the target.
+//!
+//! Long primitives that do not return to the engine (an image pull) wait on
+//! [`requested`] beside their work and stop it when the flag goes up. The
+//! signal that stopped a script decides the exit status: 128 + its number
+//! (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Once;
@@ -10,11 +15,17 @@ use std::sync::Once;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The last signal that set `INTERRUPTED`.
+static SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGINT);
+/// How often [`requested`] looks at the flag: a signal handler may only
+/// touch atomics, so waiting means polling; this is what makes "at once".
+const POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Pid of the foreground child, to which SIGTERM/SIGHUP are forwarded.
 static FOREGROUND_CHILD: AtomicI32 = AtomicI32::new(0);
 static INSTALL: Once = Once::new();
 
-extern "C" fn on_interrupt(_: libc::c_int) {
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
@@ -24,6 +35,7 @@ extern "C" fn on_terminate(sig: libc::c_int) {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe { libc::kill(child, sig) };
     } else {
+        SIGNAL.store(sig, Ordering::SeqCst);
         INTERRUPTED.store(true, Ordering::SeqCst);
     }
 }
@@ -59,6 +71,19 @@ pub fn take() -> bool {
 /// [`take`].
 pub fn pending() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Returns once Ctrl-C (or SIGTERM/SIGHUP) arrives, consuming it: the
+/// caller stops what it does and ends the script as interrupted.
+pub async fn requested() {
+    while !take() {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The exit status of a script stopped by a signal: 128 + the signal.
+pub fn exit_code() -> i32 {
+    128 + SIGNAL.load(Ordering::SeqCst)
 }
 
 /// Marks `pid` as the foreground child for the lifetime of the guard.

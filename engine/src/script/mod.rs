@@ -6,7 +6,7 @@ pub mod api;
 pub mod budget;
 mod error;
 mod handles;
-mod interrupt;
+pub(crate) mod interrupt;
 mod load;
 mod sandbox;
 pub mod stdlib;

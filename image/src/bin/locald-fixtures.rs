@@ -79,7 +79,7 @@ async fn run(args: &[String]) -> Result<(), String> {
             let store = ImageStore::open_default().map_err(|e| e.to_string())?;
             let options = PullOptions {
                 progress: true,
-                insecure_registries: Vec::new(),
+                ..PullOptions::default()
             };
             let (image, report) = store
                 .pull(reference, &options)

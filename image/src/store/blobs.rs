@@ -59,6 +59,11 @@ impl BlobWriter {
         }
     }
 
+    /// How many bytes were written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// The `sha256:` digest of what was written so far.
     pub fn digest(&self) -> String {
         format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))

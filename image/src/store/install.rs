@@ -128,7 +128,7 @@ impl ImageStore {
         let staged = StagedRootfs::new(self);
         let started = std::time::Instant::now();
         // On error `staged` is dropped, which removes the partial tree.
-        unpack_layers(&layers, staged.path())?;
+        unpack_layers(&layers, staged.path(), self.unpack_limits)?;
         tracing::info!(
             digest = %image.manifest_digest,
             layers = layers.len(),

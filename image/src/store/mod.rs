@@ -116,6 +116,8 @@ pub struct KeptImage {
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     pub(crate) paths: StorePaths,
+    /// Bounds on what unpacking one image may write.
+    pub(crate) unpack_limits: crate::unpack::UnpackLimits,
 }
 
 impl ImageStore {
@@ -143,7 +145,17 @@ impl ImageStore {
         }
         // Every rootfs is unpacked under tmp/: spread those trees over the disk.
         alloc::mark_top_directory(&paths.tmp_dir());
-        Ok(Self { paths })
+        Ok(Self {
+            paths,
+            unpack_limits: Default::default(),
+        })
+    }
+
+    /// The same store with other bounds on unpacking (the default is
+    /// [`UnpackLimits::default`](crate::UnpackLimits)).
+    pub fn with_unpack_limits(mut self, limits: crate::unpack::UnpackLimits) -> Self {
+        self.unpack_limits = limits;
+        self
     }
 
     /// Opens `<data dir>/images`, the data dir being `$LOCALD_DATA_DIR`, else

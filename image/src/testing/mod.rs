@@ -1,14 +1,18 @@
 //! Test fixtures shared by this crate's tests, other crates' tests and the
 //! repo scripts (through the `locald-fixtures` binary): a throw-away local
 //! registry, OCI images built from the host's static busybox (plain,
-//! multi-layer with whiteouts, malicious, multi-arch), and pushing them.
+//! multi-layer with whiteouts, malicious, multi-arch), and pushing them; a
+//! hostile registry that misbehaves on purpose.
 
 mod builder;
+mod hostile;
 mod images;
 mod push;
 mod registry;
 
+pub use builder::BuiltBlob;
 pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
+pub use hostile::{BlobMisbehaviour, HostileRegistry, ManifestMisbehaviour};
 pub use images::{
     bench_gzip_image, bench_image, busybox_image, malicious_image, multiarch_index,
     multilayer_image, ConfigOverride, MaliciousKind,

@@ -1,5 +1,7 @@
-//! Applying the entries of one layer: whiteouts, opaque directories, files,
-//! directories, links and device nodes, with modes and ownership.
+//! Applying the entries of one layer: whiteouts, opaque directories, files
+//! (GNU sparse ones created sparse), directories, links and FIFOs, with modes
+//! and ownership. Block and character devices are skipped (see the module
+//! doc of `unpack`), and every entry is charged to the image's [`Budget`].
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -14,7 +16,7 @@ use nix::sys::stat::{Mode, SFlag};
 use tar::EntryType;
 
 use super::resolve::{clean_entry_path, join, resolve_dir, ResolveError, RootPath};
-use super::UnpackError;
+use super::{Budget, Refusal, UnpackError};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 /// File contents are copied through a buffer this large so that the typical
@@ -25,6 +27,9 @@ const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub(super) struct LayerApplier<'a> {
     digest: &'a str,
     root: &'a Path,
+    budget: &'a mut Budget,
+    /// Block and character devices left out, for the log.
+    skipped_devices: u64,
     running_as_root: bool,
     /// The group a new file gets outside setgid directories.
     egid: u32,
@@ -82,10 +87,12 @@ impl CreateMode {
 }
 
 impl<'a> LayerApplier<'a> {
-    pub fn new(digest: &'a str, root: &'a Path) -> Self {
+    pub fn new(digest: &'a str, root: &'a Path, budget: &'a mut Budget) -> Self {
         Self {
             digest,
             root,
+            budget,
+            skipped_devices: 0,
             running_as_root: nix::unistd::geteuid().is_root(),
             egid: nix::unistd::getegid().as_raw(),
             create_mode_is_exact: CreateMode::probe(root),
@@ -96,7 +103,7 @@ impl<'a> LayerApplier<'a> {
         }
     }
 
-    pub fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    pub fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
         let entry_name = String::from_utf8_lossy(&raw_path).into_owned();
         let cleaned = clean_entry_path(Path::new(OsStr::from_bytes(&raw_path)))
@@ -117,6 +124,31 @@ impl<'a> LayerApplier<'a> {
         {
             return self.apply_whiteout(&entry_name, &parent, OsStr::from_bytes(hidden));
         }
+
+        if has_pax_sparse_records(entry).map_err(|e| self.invalid(&entry_name, e.to_string()))? {
+            // GNU tar's PAX sparse formats (0.0, 0.1, 1.0) keep the sparse map
+            // in PAX records or in the data, which the tar crate does not
+            // decode: unpacked as is, the file would be wrong.
+            return Err(self.invalid(
+                &entry_name,
+                "PAX sparse files (GNU.sparse.* records) are not supported: \
+                 rebuild the layer without `tar --sparse`"
+                    .into(),
+            ));
+        }
+        // What this entry writes: its stored data (for a GNU sparse file the
+        // data blocks only, its holes take no space).
+        let content = match entry_type {
+            EntryType::Regular | EntryType::Continuous => entry.size(),
+            EntryType::GNUSparse => entry
+                .header()
+                .entry_size()
+                .map_err(|e| self.invalid(&entry_name, e.to_string()))?,
+            _ => 0,
+        };
+        self.budget
+            .charge(self.root, content)
+            .map_err(|refusal| self.refused(&entry_name, refusal))?;
 
         let parent = self.resolve_parent(&entry_name, &parent)?;
         let new_file_gid = parent.new_file_gid;
@@ -151,7 +183,11 @@ impl<'a> LayerApplier<'a> {
                     mtime,
                     new_file_gid,
                 };
-                self.write_file(&entry_name, &target, &mut entry, placement)?;
+                if entry_type == EntryType::GNUSparse {
+                    self.write_sparse_file(&entry_name, &target, entry, placement)?;
+                } else {
+                    self.write_file(&entry_name, &target, entry, placement)?;
+                }
             }
             EntryType::Symlink => {
                 let link_target = entry
@@ -165,34 +201,32 @@ impl<'a> LayerApplier<'a> {
                 self.set_owner(&entry_name, &target, owner)?;
             }
             EntryType::Link => {
-                let source = self.resolve_hardlink_source(&entry_name, &entry)?;
+                let source = self.resolve_hardlink_source(&entry_name, entry)?;
                 self.clear_for(&entry_name, &target, false)?;
                 std::fs::hard_link(&source, &target)
                     .map_err(|e| self.io(&entry_name, "create hard link", e))?;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let kind = match entry_type {
-                    EntryType::Char => SFlag::S_IFCHR,
-                    EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
+            EntryType::Char | EntryType::Block => {
+                // Never created, as root or not: the runtime gives containers
+                // their /dev. What a lower layer had here is still replaced.
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 self.clear_for(&entry_name, &target, false)?;
-                let device = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
-                match nix::sys::stat::mknod(&target, kind, Mode::from_bits_truncate(mode), device) {
-                    Ok(()) => self.set_owner(&entry_name, &target, owner)?,
-                    // Unprivileged: device nodes come from the runtime's /dev anyway.
-                    Err(nix::errno::Errno::EPERM) => {
-                        tracing::debug!(
-                            layer = self.digest,
-                            entry = entry_name,
-                            "skipping device node (not permitted)"
-                        );
-                        return Ok(());
-                    }
-                    Err(e) => return Err(self.io(&entry_name, "create device node", e.into())),
-                }
+                self.skipped_devices += 1;
+                tracing::debug!(
+                    layer = self.digest,
+                    entry = entry_name,
+                    major,
+                    minor,
+                    "skipping device node"
+                );
+                return Ok(());
+            }
+            EntryType::Fifo => {
+                self.clear_for(&entry_name, &target, false)?;
+                nix::sys::stat::mknod(&target, SFlag::S_IFIFO, Mode::from_bits_truncate(mode), 0)
+                    .map_err(|e| self.io(&entry_name, "create FIFO", e.into()))?;
+                self.set_owner(&entry_name, &target, owner)?;
             }
             // Metadata-only entries (pax globals, GNU volume labels): nothing to place.
             _ => return Ok(()),
@@ -203,6 +237,13 @@ impl<'a> LayerApplier<'a> {
 
     /// Applies the deferred directory modes.
     pub fn finish(self) -> Result<(), UnpackError> {
+        if self.skipped_devices > 0 {
+            tracing::debug!(
+                layer = self.digest,
+                count = self.skipped_devices,
+                "device nodes in the layer were not created"
+            );
+        }
         for (dir, mode) in self.dir_modes.iter().rev() {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)).map_err(
                 |source| UnpackError::Io {
@@ -368,6 +409,45 @@ impl<'a> LayerApplier<'a> {
         Ok(())
     }
 
+    /// A GNU sparse file: its data blocks are written and its holes skipped
+    /// (`lseek` + `ftruncate`), so a file of 100 GiB with 4 KiB of data takes
+    /// 4 KiB. Only the tar crate knows the sparse map, so its `unpack` writes
+    /// the file, at a `target` this layer has cleared: it creates with
+    /// `O_EXCL`, which never follows a symlink planted there.
+    fn write_sparse_file<R: Read>(
+        &mut self,
+        entry_name: &str,
+        target: &Path,
+        entry: &mut tar::Entry<'_, R>,
+        placement: FilePlacement,
+    ) -> Result<(), UnpackError> {
+        self.clear_for(entry_name, target, false)?;
+        entry.set_preserve_permissions(false);
+        entry.set_preserve_mtime(false);
+        entry.set_unpack_xattrs(false);
+        let file = match entry.unpack(target) {
+            Ok(tar::Unpacked::File(file)) => file,
+            Ok(_) => {
+                return Err(self.invalid(entry_name, "a sparse entry that is not a file".into()))
+            }
+            Err(e) => return Err(self.io(entry_name, "write sparse file", e)),
+        };
+        let FilePlacement {
+            mode,
+            owner,
+            mtime,
+            new_file_gid: _,
+        } = placement;
+        if self.running_as_root {
+            std::os::unix::fs::fchown(&file, Some(owner_id(owner.0)), Some(owner_id(owner.1)))
+                .map_err(|e| self.io(entry_name, "set owner", e))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| self.io(entry_name, "set mode", e))?;
+        let _ = set_mtime(&file, mtime);
+        Ok(())
+    }
+
     /// A hard link's source must already be in the rootfs, reached without
     /// leaving it; the final component is not followed (links link links).
     fn resolve_hardlink_source<R: Read>(
@@ -435,6 +515,44 @@ impl<'a> LayerApplier<'a> {
                 self.invalid(entry, "too many levels of symbolic links".into())
             }
             ResolveError::Io(source) => self.io(entry, "resolve path", source),
+        }
+    }
+
+    fn refused(&self, entry: &str, refusal: Refusal) -> UnpackError {
+        let layer = self.digest.to_string();
+        let entry = entry.to_string();
+        match refusal {
+            Refusal::Cancelled => UnpackError::Aborted,
+            Refusal::TooManyBytes { limit } => UnpackError::TooLarge {
+                layer,
+                entry,
+                limit,
+            },
+            Refusal::TooManyEntries { limit } => UnpackError::TooManyEntries {
+                layer,
+                entry,
+                limit,
+            },
+            Refusal::LowSpace { available, needed } => UnpackError::NoSpace {
+                layer,
+                entry,
+                path: self.root.to_path_buf(),
+                available,
+                needed,
+            },
+            Refusal::LowInodes { available, margin } => UnpackError::NoInodes {
+                layer,
+                entry,
+                path: self.root.to_path_buf(),
+                available,
+                margin,
+            },
+            Refusal::Statvfs(source) => UnpackError::Io {
+                layer,
+                entry,
+                action: "measure free space (statvfs)",
+                source,
+            },
         }
     }
 
@@ -529,6 +647,19 @@ fn has_default_acl(dir: &Path) -> bool {
     let error = io::Error::last_os_error().raw_os_error();
     // No such attribute, or a filesystem without xattrs/ACLs at all.
     !matches!(error, Some(libc::ENODATA) | Some(libc::EOPNOTSUPP))
+}
+
+/// Whether the entry carries GNU tar's PAX sparse records (`GNU.sparse.*`).
+fn has_pax_sparse_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<bool> {
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(false);
+    };
+    for extension in extensions {
+        if extension?.key_bytes().starts_with(b"GNU.sparse.") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn owner_id(id: u64) -> u32 {

@@ -6,8 +6,18 @@
 //! [`resolve`] so that no entry can write outside the rootfs. Errors name the
 //! layer digest and the offending entry. [`PipelinedUnpack`] applies layers
 //! while a pull is still downloading the ones above them.
+//!
+//! What an image may write is bounded ([`UnpackLimits`]): bytes of content,
+//! entries, free space left. GNU sparse files are created sparse (their holes
+//! take no space); PAX sparse files are refused. Block and character device
+//! nodes are never created from a layer: a container gets its `/dev` from
+//! the runtime, and a device node in an image is at best useless and at
+//! worst a door to the host's hardware (`/dev/mem`, disks) for whoever can
+//! reach the rootfs.
 
 mod apply;
+mod budget;
+mod metadata;
 mod pipeline;
 mod resolve;
 
@@ -16,6 +26,13 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use apply::LayerApplier;
+pub(crate) use budget::Budget;
+use budget::Refusal;
+pub use budget::{
+    UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES, MIN_FREE_BYTES, MIN_FREE_INODES,
+};
+pub use metadata::MAX_ENTRY_METADATA_BYTES;
+use metadata::{MetadataCounter, MetadataGuard};
 pub(crate) use pipeline::PipelinedUnpack;
 
 /// Why a layer could not be applied.
@@ -45,8 +62,47 @@ pub enum UnpackError {
     },
     #[error("layer {layer} has media type `{media_type}`, which locald cannot unpack")]
     UnsupportedMediaType { layer: String, media_type: String },
-    #[error("unpacking stopped: the pull ended before every layer was downloaded")]
+    #[error("unpacking stopped: the pull ended before every layer was unpacked")]
     Aborted,
+    #[error(
+        "layer {layer} entry `{entry}`: the image unpacks to more than {limit} bytes \
+         (locald's limit)"
+    )]
+    TooLarge {
+        layer: String,
+        entry: String,
+        limit: u64,
+    },
+    #[error(
+        "layer {layer} entry `{entry}`: the image has more than {limit} entries (locald's limit)"
+    )]
+    TooManyEntries {
+        layer: String,
+        entry: String,
+        limit: u64,
+    },
+    #[error(
+        "layer {layer} entry `{entry}`: not enough free space in `{path}`: {available} bytes \
+         available, {needed} needed to unpack and leave locald's margin"
+    )]
+    NoSpace {
+        layer: String,
+        entry: String,
+        path: PathBuf,
+        available: u64,
+        needed: u64,
+    },
+    #[error(
+        "layer {layer} entry `{entry}`: not enough free inodes in `{path}`: {available} \
+         available, locald leaves at least {margin}"
+    )]
+    NoInodes {
+        layer: String,
+        entry: String,
+        path: PathBuf,
+        available: u64,
+        margin: u64,
+    },
     #[error("the unpack task failed: {0}")]
     Task(String),
 }
@@ -59,33 +115,50 @@ pub(crate) struct LayerSource {
     pub path: PathBuf,
 }
 
-/// Applies `layers` in order into `dest` (created if missing). On error `dest`
-/// is left as is: the caller owns it and removes it.
-pub(crate) fn unpack_layers(layers: &[LayerSource], dest: &Path) -> Result<(), UnpackError> {
+/// Applies `layers` in order into `dest` (created if missing), within
+/// `limits`. On error `dest` is left as is: the caller owns it and removes it.
+pub(crate) fn unpack_layers(
+    layers: &[LayerSource],
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<(), UnpackError> {
     std::fs::create_dir_all(dest).map_err(|source| UnpackError::Io {
         layer: layers.first().map(|l| l.digest.clone()).unwrap_or_default(),
         entry: "/".to_string(),
         action: "create the rootfs directory",
         source,
     })?;
+    let mut budget = Budget::new(limits);
     for layer in layers {
         let reader = open_layer(layer)?;
-        apply_layer(&layer.digest, reader, dest)?;
+        apply_layer(&layer.digest, reader, dest, &mut budget)?;
     }
     Ok(())
 }
 
-/// Applies one tar stream (already decompressed) into `dest`.
-pub(crate) fn apply_layer(digest: &str, reader: impl Read, dest: &Path) -> Result<(), UnpackError> {
-    let mut archive = tar::Archive::new(reader);
+/// Applies one tar stream (already decompressed) into `dest`, charging what
+/// it writes to `budget`.
+pub(crate) fn apply_layer(
+    digest: &str,
+    reader: impl Read,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<(), UnpackError> {
+    let counter = MetadataCounter::new(MAX_ENTRY_METADATA_BYTES);
+    let mut archive = tar::Archive::new(MetadataGuard::new(reader, counter.clone()));
     let archive_error = |source| UnpackError::Archive {
         layer: digest.to_string(),
         source,
     };
-    let mut applier = LayerApplier::new(digest, dest);
+    let mut applier = LayerApplier::new(digest, dest, budget);
     for entry in archive.entries().map_err(archive_error)? {
-        let entry = entry.map_err(archive_error)?;
-        applier.apply(entry)?;
+        let mut entry = entry.map_err(archive_error)?;
+        counter.pause();
+        applier.apply(&mut entry)?;
+        // Whatever the applier left unread is data, not metadata: skip it
+        // here, uncounted, rather than in the archive's next read.
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(archive_error)?;
+        counter.resume();
     }
     applier.finish()
 }
@@ -134,7 +207,8 @@ mod tests {
 
     fn apply(root: &Path, layer: LayerBuilder) -> Result<(), UnpackError> {
         let blob = layer.build(LayerCompression::None);
-        apply_layer(&blob.digest, blob.bytes.as_slice(), root)
+        let mut budget = Budget::new(UnpackLimits::default());
+        apply_layer(&blob.digest, blob.bytes.as_slice(), root, &mut budget)
     }
 
     #[test]
@@ -305,7 +379,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let error = unpack_layers(&layers, &root).unwrap_err();
+            let error = unpack_layers(&layers, &root, UnpackLimits::default()).unwrap_err();
             let message = error.to_string();
             assert!(
                 message.contains(&image.layers[1].digest) && message.contains(kind.entry()),
@@ -340,6 +414,269 @@ mod tests {
         }
     }
 
+    /// A raw tar, for entries `LayerBuilder` does not make.
+    fn raw_tar(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap()
+    }
+
+    fn header(path: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).unwrap();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(size);
+        header.set_mtime(1_700_000_000);
+        header
+    }
+
+    fn apply_raw(root: &Path, tar: &[u8], limits: UnpackLimits) -> Result<(), UnpackError> {
+        let mut budget = Budget::new(limits);
+        apply_layer("sha256:raw", tar, root, &mut budget)
+    }
+
+    #[test]
+    fn a_gnu_sparse_file_of_100_gib_is_created_sparse() {
+        const LOGICAL: u64 = 100 << 30;
+        let data = vec![0x5a_u8; 4096];
+        let tar = raw_tar(|builder| {
+            let mut header = header("big", tar::EntryType::GNUSparse, data.len() as u64);
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.set_real_size(LOGICAL);
+            gnu.sparse[0].set_offset(LOGICAL - data.len() as u64);
+            gnu.sparse[0].set_length(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, data.as_slice()).unwrap();
+        });
+        assert!(tar.len() < 16 << 10, "the layer itself is tiny");
+        let root = tempfile::tempdir().unwrap();
+        apply_raw(root.path(), &tar, UnpackLimits::default()).unwrap();
+        let big = root.path().join("big");
+        let meta = std::fs::metadata(&big).unwrap();
+        assert_eq!(meta.len(), LOGICAL);
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "{} bytes allocated",
+            meta.blocks() * 512
+        );
+        assert_eq!(meta.mode() & 0o7777, 0o644);
+        let mut file = File::open(&big).unwrap();
+        let mut tail = vec![0u8; data.len()];
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(-(data.len() as i64))).unwrap();
+        file.read_exact(&mut tail).unwrap();
+        assert_eq!(tail, data);
+    }
+
+    #[test]
+    fn pax_sparse_files_are_refused() {
+        let tar = raw_tar(|builder| {
+            builder
+                .append_pax_extensions([
+                    ("GNU.sparse.major", b"1".as_slice()),
+                    ("GNU.sparse.minor", b"0".as_slice()),
+                    ("GNU.sparse.name", b"big".as_slice()),
+                    ("GNU.sparse.realsize", b"107374182400".as_slice()),
+                ])
+                .unwrap();
+            let mut header = header("GNUSparseFile.0/big", tar::EntryType::Regular, 512);
+            header.set_cksum();
+            builder.append(&header, [0u8; 512].as_slice()).unwrap();
+        });
+        let root = tempfile::tempdir().unwrap();
+        let message = apply_raw(root.path(), &tar, UnpackLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("GNUSparseFile.0/big") && message.contains("PAX sparse"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn device_nodes_are_never_created_fifos_are() {
+        let root = tempfile::tempdir().unwrap();
+        let mut lower = LayerBuilder::new();
+        lower.dir("dev", 0o755).file("dev/was-a-file", 0o644, b"x");
+        apply(root.path(), lower).unwrap();
+        let tar = raw_tar(|builder| {
+            for (path, kind, major, minor) in [
+                ("dev/null", tar::EntryType::Char, 1, 3),
+                ("dev/mem", tar::EntryType::Char, 1, 1),
+                ("dev/sda", tar::EntryType::Block, 8, 0),
+                ("dev/whiteout-like", tar::EntryType::Char, 0, 0),
+                ("dev/was-a-file", tar::EntryType::Char, 1, 1),
+                ("dev/fifo", tar::EntryType::Fifo, 0, 0),
+            ] {
+                let mut header = header(path, kind, 0);
+                header.set_device_major(major).unwrap();
+                header.set_device_minor(minor).unwrap();
+                header.set_cksum();
+                builder.append(&header, std::io::empty()).unwrap();
+            }
+        });
+        apply_raw(root.path(), &tar, UnpackLimits::default()).unwrap();
+        let dev = root.path().join("dev");
+        let left: Vec<_> = std::fs::read_dir(&dev)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["fifo".to_string()], "as root too");
+        let fifo = std::fs::symlink_metadata(dev.join("fifo")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    }
+
+    fn limits(max_bytes: u64, max_entries: u64, min_free_bytes: u64) -> UnpackLimits {
+        UnpackLimits {
+            max_bytes,
+            max_entries,
+            min_free_bytes,
+            min_free_inodes: 0,
+        }
+    }
+
+    #[test]
+    fn content_entries_and_free_space_are_bounded() {
+        let mut layer = LayerBuilder::new();
+        layer
+            .dir("d", 0o755)
+            .file("d/a", 0o644, &[1u8; 600])
+            .file("d/b", 0o644, &[2u8; 600]);
+        let tar = layer.build(LayerCompression::None).bytes;
+
+        let root = tempfile::tempdir().unwrap();
+        let error = apply_raw(root.path(), &tar, limits(1000, 100, 0)).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::TooLarge { entry, limit: 1000, .. } if entry == "d/b"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("more than 1000 bytes"),
+            "{error}"
+        );
+        assert!(!root.path().join("d/b").exists(), "refused before writing");
+
+        let root = tempfile::tempdir().unwrap();
+        let error = apply_raw(root.path(), &tar, limits(1 << 20, 2, 0)).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::TooManyEntries { limit: 2, .. }),
+            "{error}"
+        );
+
+        let root = tempfile::tempdir().unwrap();
+        let error = apply_raw(root.path(), &tar, limits(1 << 20, 100, u64::MAX / 4)).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::NoSpace { path, .. } if path == root.path()),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("not enough free space"),
+            "{error}"
+        );
+
+        // The budget spans the layers of one image.
+        let parent = tempfile::tempdir().unwrap();
+        let layers: Vec<LayerSource> = (0..2)
+            .map(|i| {
+                let mut layer = LayerBuilder::new();
+                layer.file(&format!("f{i}"), 0o644, &[0u8; 600]);
+                let blob = layer.build(LayerCompression::Gzip);
+                let path = parent.path().join(format!("layer{i}"));
+                std::fs::write(&path, &blob.bytes).unwrap();
+                LayerSource {
+                    digest: blob.digest,
+                    media_type: blob.media_type,
+                    path,
+                }
+            })
+            .collect();
+        let root = parent.path().join("rootfs");
+        let error = unpack_layers(&layers, &root, limits(1000, 100, 0)).unwrap_err();
+        assert!(
+            matches!(&error, UnpackError::TooLarge { layer, .. } if *layer == layers[1].digest),
+            "{error}"
+        );
+        unpack_layers(&layers, &parent.path().join("other"), limits(1200, 100, 0)).unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_budget_stops_at_the_next_entry() {
+        let mut layer = LayerBuilder::new();
+        layer.file("a", 0o644, b"a");
+        let tar = layer.build(LayerCompression::None).bytes;
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut budget = Budget::new(UnpackLimits::default()).cancelled_by(cancel);
+        let root = tempfile::tempdir().unwrap();
+        let error = apply_layer("sha256:x", tar.as_slice(), root.path(), &mut budget).unwrap_err();
+        assert!(matches!(error, UnpackError::Aborted), "{error}");
+        assert!(!root.path().join("a").exists());
+    }
+
+    /// Counts the bytes a reader handed out.
+    struct Served<R> {
+        inner: R,
+        bytes: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Served<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bytes.set(self.bytes.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn huge_long_names_and_pax_headers_are_refused_without_buffering_them() {
+        const HUGE: u64 = 256 << 20;
+        for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+            let mut header = header("././@LongLink", kind, HUGE);
+            header.set_cksum();
+            let served = std::rc::Rc::new(std::cell::Cell::new(0));
+            // Generated as it is read: nothing of this size exists anywhere.
+            let stream = Served {
+                inner: header
+                    .as_bytes()
+                    .as_slice()
+                    .chain(std::io::repeat(b'a').take(HUGE)),
+                bytes: std::rc::Rc::clone(&served),
+            };
+            let root = tempfile::tempdir().unwrap();
+            let mut budget = Budget::new(UnpackLimits::default());
+            let error = apply_layer("sha256:meta", stream, root.path(), &mut budget).unwrap_err();
+            assert!(
+                matches!(error, UnpackError::Archive { .. })
+                    && error.to_string().contains("exceed 16777216 bytes"),
+                "{kind:?}: {error}"
+            );
+            assert!(
+                served.get() <= MAX_ENTRY_METADATA_BYTES + 512,
+                "{kind:?}: read {} bytes",
+                served.get()
+            );
+        }
+        // Ordinary long names and PAX records still work.
+        let long = format!("{}/file", "d".repeat(200));
+        let tar = raw_tar(|builder| {
+            let mut dir = header("placeholder", tar::EntryType::Directory, 0);
+            builder
+                .append_data(&mut dir, "d".repeat(200), std::io::empty())
+                .unwrap();
+            builder
+                .append_pax_extensions([("comment", b"a PAX record".as_slice())])
+                .unwrap();
+            let mut file = header("placeholder", tar::EntryType::Regular, 1);
+            builder
+                .append_data(&mut file, &long, b"x".as_slice())
+                .unwrap();
+        });
+        let root = tempfile::tempdir().unwrap();
+        apply_raw(root.path(), &tar, UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read(root.path().join(&long)).unwrap(), b"x");
+    }
+
     #[test]
     fn gzip_zstd_and_plain_layers_are_detected() {
         for compression in [
@@ -352,7 +689,8 @@ mod tests {
             layer.file("hello", 0o644, b"world");
             let blob = layer.build(compression);
             let reader = decompressing_reader(std::io::Cursor::new(blob.bytes)).unwrap();
-            apply_layer(&blob.digest, reader, root.path()).unwrap();
+            let mut budget = Budget::new(UnpackLimits::default());
+            apply_layer(&blob.digest, reader, root.path(), &mut budget).unwrap();
             assert_eq!(std::fs::read(root.path().join("hello")).unwrap(), b"world");
         }
     }

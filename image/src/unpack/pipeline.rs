@@ -11,13 +11,17 @@
 //! after the layer it is applying. The task owns the destination (a guard
 //! that removes the directory when dropped) and drops it itself on failure,
 //! so the partial tree is removed only once nothing writes into it any more,
-//! even when the pull was cancelled.
+//! even when the pull was cancelled. Cancelling also raises a flag the task
+//! checks before every entry, so it stops within one entry, not one layer
+//! (a runtime being shut down waits for its blocking tasks).
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 
-use super::{apply_layer, open_layer, LayerSource, UnpackError};
+use super::{apply_layer, open_layer, Budget, LayerSource, UnpackError, UnpackLimits};
 
 enum Event {
     /// A blob is committed to the store, verified.
@@ -30,21 +34,26 @@ enum Event {
 pub(crate) struct PipelinedUnpack<D> {
     events: Option<Sender<Event>>,
     task: tokio::task::JoinHandle<Result<D, UnpackError>>,
+    /// Set when the handle goes away: the task stops at its next entry.
+    cancel: Arc<AtomicBool>,
 }
 
 impl<D: AsRef<Path> + Send + 'static> PipelinedUnpack<D> {
     /// Starts applying `layers` into `dest` (created if missing), handed back
     /// by `finish` on success and dropped by the task on failure. Layers whose
     /// blob is already stored need no notification.
-    pub fn start(layers: Vec<LayerSource>, dest: D) -> Self {
+    pub fn start(layers: Vec<LayerSource>, dest: D, limits: UnpackLimits) -> Self {
         let (events, receiver) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let budget = Budget::new(limits).cancelled_by(Arc::clone(&cancel));
         let task = tokio::task::spawn_blocking(move || {
-            run(&layers, dest.as_ref(), &receiver)?;
+            run(&layers, dest.as_ref(), &receiver, budget)?;
             Ok(dest)
         });
         Self {
             events: Some(events),
             task,
+            cancel,
         }
     }
 
@@ -67,6 +76,7 @@ impl<D: AsRef<Path> + Send + 'static> PipelinedUnpack<D> {
     /// Stops the task (the pull failed elsewhere) and waits for it, so that
     /// nothing writes into the destination once this returns.
     pub async fn abort(mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
         self.events.take();
         let _ = self.join().await;
     }
@@ -79,7 +89,19 @@ impl<D: AsRef<Path> + Send + 'static> PipelinedUnpack<D> {
     }
 }
 
-fn run(layers: &[LayerSource], dest: &Path, events: &Receiver<Event>) -> Result<(), UnpackError> {
+impl<D> Drop for PipelinedUnpack<D> {
+    fn drop(&mut self) {
+        // After `finish` the task is over and this changes nothing.
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+fn run(
+    layers: &[LayerSource],
+    dest: &Path,
+    events: &Receiver<Event>,
+    mut budget: Budget,
+) -> Result<(), UnpackError> {
     std::fs::create_dir_all(dest).map_err(|source| UnpackError::Io {
         layer: layers.first().map(|l| l.digest.clone()).unwrap_or_default(),
         entry: "/".to_string(),
@@ -102,7 +124,7 @@ fn run(layers: &[LayerSource], dest: &Path, events: &Receiver<Event>) -> Result<
             }
         }
         let reader = open_layer(layer)?;
-        apply_layer(&layer.digest, reader, dest)?;
+        apply_layer(&layer.digest, reader, dest, &mut budget)?;
     }
     Ok(())
 }
@@ -132,7 +154,11 @@ mod tests {
         let (first, first_bytes) = layer(blobs.path(), 0, "first");
         let (second, second_bytes) = layer(blobs.path(), 1, "second");
         // The second layer "downloads" first: it must wait for the first.
-        let unpack = PipelinedUnpack::start(vec![first.clone(), second.clone()], dest.clone());
+        let unpack = PipelinedUnpack::start(
+            vec![first.clone(), second.clone()],
+            dest.clone(),
+            UnpackLimits::default(),
+        );
         std::fs::write(&second.path, second_bytes).unwrap();
         unpack.layer_ready(&second.digest);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -155,13 +181,18 @@ mod tests {
         let (first, first_bytes) = layer(blobs.path(), 0, "first");
         let (second, _) = layer(blobs.path(), 1, "second");
         std::fs::write(&first.path, first_bytes).unwrap();
-        let unpack = PipelinedUnpack::start(vec![first, second], dest.clone());
+        let unpack =
+            PipelinedUnpack::start(vec![first, second], dest.clone(), UnpackLimits::default());
         unpack.abort().await;
         assert!(!dest.join("second").exists());
 
         // Dropping the handle (a cancelled pull) also ends the task.
         let (lone, _) = layer(blobs.path(), 2, "lone");
-        drop(PipelinedUnpack::start(vec![lone], dest));
+        drop(PipelinedUnpack::start(
+            vec![lone],
+            dest,
+            UnpackLimits::default(),
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +200,11 @@ mod tests {
         let blobs = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
         let (missing, _) = layer(blobs.path(), 0, "missing");
-        let unpack = PipelinedUnpack::start(vec![missing], root.path().join("rootfs"));
+        let unpack = PipelinedUnpack::start(
+            vec![missing],
+            root.path().join("rootfs"),
+            UnpackLimits::default(),
+        );
         let error = unpack.finish().await.unwrap_err();
         assert!(matches!(error, UnpackError::Archive { .. }), "{error}");
     }

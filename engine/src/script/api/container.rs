@@ -13,18 +13,50 @@ pub fn store() -> Result<ImageStore, String> {
     ImageStore::open_default().map_err(|e| e.to_string())
 }
 
-fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+/// Why a primitive's pull gave no result.
+#[derive(Debug)]
+pub enum PullStopped {
+    /// Ctrl-C or SIGTERM: the pull was dropped and cleaned up after itself.
+    Interrupted,
+    Failed(String),
+}
+
+impl PullStopped {
+    /// The script error: an interrupt ends the script (it cannot be caught,
+    /// like Ctrl-C anywhere else); a failure is an ordinary error.
+    fn into_eval(self, ctx: &NativeCallContext) -> Box<EvalAltResult> {
+        match self {
+            PullStopped::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
+                "interrupted".into(),
+                ctx.call_position(),
+            )),
+            PullStopped::Failed(message) => crate::script::api::fail(ctx, message),
+        }
+    }
+}
+
+/// Runs `future` (a pull) to completion unless Ctrl-C/SIGTERM comes first:
+/// then the future is dropped, which removes its temp blobs and stops its
+/// unpack task, and dropping the runtime waits for that task to have removed
+/// its staging tree. Nothing of the pull is left installed.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, PullStopped> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    Ok(runtime.block_on(future))
+        .map_err(|e| PullStopped::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        tokio::select! {
+            biased;
+            () = crate::script::interrupt::requested() => Err(PullStopped::Interrupted),
+            output = future => Ok(output),
+        }
+    })
 }
 
 pub fn pull_options() -> PullOptions {
     PullOptions {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        insecure_registries: Vec::new(),
+        ..PullOptions::default()
     }
 }
 
@@ -40,16 +72,20 @@ pub fn policy(value: &str) -> Result<PullPolicy, String> {
 }
 
 /// The image, from the store or pulled according to `policy`.
-pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, String> {
-    let store = store()?;
+pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, PullStopped> {
+    let store = store().map_err(PullStopped::Failed)?;
     // A stored image needs no async runtime (nor anything of the registry client): look it up
     // directly, as every `container run` of a pulled image does.
     if policy != PullPolicy::Always {
-        if let Some(image) = store.resolve(reference).map_err(|e| e.to_string())? {
+        if let Some(image) = store
+            .resolve(reference)
+            .map_err(|e| PullStopped::Failed(e.to_string()))?
+        {
             return Ok(image);
         }
     }
-    block_on(store.ensure(reference, policy, &pull_options()))?.map_err(|e| e.to_string())
+    block_on(store.ensure(reference, policy, &pull_options()))?
+        .map_err(|e| PullStopped::Failed(e.to_string()))
 }
 
 fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
@@ -185,7 +221,7 @@ pub mod container_api {
     pub fn pull_image(ctx: NativeCallContext, reference: &str) -> Result<Map, Box<EvalAltResult>> {
         let store = super::store().map_err(|e| fail(&ctx, e))?;
         let (image, report) = super::block_on(store.pull(reference, &super::pull_options()))
-            .map_err(|e| fail(&ctx, e))?
+            .map_err(|e| e.into_eval(&ctx))?
             .map_err(|e| fail(&ctx, e))?;
         let mut map = super::image_map(&image);
         map.insert("downloaded".into(), (report.downloaded_blobs as i64).into());
@@ -256,7 +292,7 @@ pub mod container_api {
             Some(p) if !p.is_unit() => super::policy(&p.to_string()).map_err(|e| fail(&ctx, e))?,
             _ => locald_image::PullPolicy::Missing,
         };
-        let image = super::ensure_image(image, policy).map_err(|e| fail(&ctx, e))?;
+        let image = super::ensure_image(image, policy).map_err(|e| e.into_eval(&ctx))?;
         let reference = image.reference.clone();
         let spec = super::container_spec(image, &options).map_err(|e| fail(&ctx, e))?;
         // Held until the container has exited: `image rm`/`prune` leave its
