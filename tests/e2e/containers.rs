@@ -731,7 +731,11 @@ fn image_rm_waits_for_a_running_container_run() {
         .process_group()
         .spawn(),
     );
-    one_pid("987508");
+    // Both `locald container run … 987508` and the container's `sleep 987508`:
+    // the container runs (and holds its lease) only once the second is there.
+    project.wait_for("the container's sleep", Duration::from_secs(10), |_| {
+        pids_with_arg("987508").len() == 2
+    });
     with_store(project.locald(["image", "rm", "bb:1"]), data.path())
         .code(1)
         .stderr_has("is in use by container")

@@ -27,7 +27,7 @@ impl PullStopped {
     fn into_eval(self, ctx: &NativeCallContext) -> Box<EvalAltResult> {
         match self {
             PullStopped::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
-                "interrupted".into(),
+                crate::script::sandbox::INTERRUPTED.into(),
                 ctx.call_position(),
             )),
             PullStopped::Failed(message) => crate::script::api::fail(ctx, message),
@@ -311,6 +311,11 @@ pub mod container_api {
                     .map_err(|e| e.to_string())
             })
             .map_err(|e| fail(&ctx, e))?;
+        // A Ctrl-C between the pull and here must not start the container:
+        // once it runs, the terminal's signals are the shim's to forward.
+        if crate::script::interrupt::take() {
+            return Err(PullStopped::Interrupted.into_eval(&ctx));
+        }
         locald_runtime::run_foreground(&spec)
             .map(i64::from)
             .map_err(|e| fail(&ctx, e))
