@@ -122,6 +122,7 @@ pub async fn prepare(
         tty: false,
         interactive: false,
         hostname: Some(service.name.clone()),
+        security: Default::default(),
     };
     let bundle = Bundle::create(&spec)?;
     let shim = bundle.command();

@@ -107,6 +107,7 @@ pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec
         tty: false,
         interactive: false,
         hostname: None,
+        security: Default::default(),
     };
     for (key, value) in options {
         if value.is_unit() {
