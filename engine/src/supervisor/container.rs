@@ -122,7 +122,7 @@ pub async fn prepare(
         tty: false,
         interactive: false,
         hostname: Some(service.name.clone()),
-        security: Default::default(),
+        security: service.security.clone(),
     };
     let bundle = Bundle::create(&spec)?;
     let shim = bundle.command();
