@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompOperator};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use LinuxSeccompOperator::{ScmpCmpEq as EQ, ScmpCmpMaskedEq as MASKED_EQ, ScmpCmpNe as NE};
 
 /// Largest profile file read: moby's default profile is about 20 KB.
 pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
@@ -358,8 +359,6 @@ const ALLOW: DefaultRule = DefaultRule {
     min_kernel: None,
 };
 
-use LinuxSeccompOperator::{ScmpCmpEq as EQ, ScmpCmpMaskedEq as MASKED_EQ, ScmpCmpNe as NE};
-
 /// Syscalls every container may make (moby's main allow-list).
 const ALLOWED: &[&str] = &[
     "accept",
@@ -516,7 +515,6 @@ const ALLOWED: &[&str] = &[
     "map_shadow_stack",
     "membarrier",
     "memfd_create",
-    "memfd_secret",
     "mincore",
     "mkdir",
     "mkdirat",
@@ -545,7 +543,6 @@ const ALLOWED: &[&str] = &[
     "munlock",
     "munlockall",
     "munmap",
-    "name_to_handle_at",
     "nanosleep",
     "newfstatat",
     "_newselect",
@@ -783,6 +780,11 @@ const DEFAULT_RULES: &[DefaultRule] = &[
         ..ALLOW
     },
     DefaultRule {
+        names: &["uretprobe"],
+        arches: &["amd64"],
+        ..ALLOW
+    },
+    DefaultRule {
         names: &["modify_ldt"],
         arches: &["amd64", "x32", "x86"],
         ..ALLOW
@@ -820,6 +822,7 @@ const DEFAULT_RULES: &[DefaultRule] = &[
             "mount",
             "mount_setattr",
             "move_mount",
+            "name_to_handle_at",
             "open_tree",
             "perf_event_open",
             "quotactl",
@@ -1042,6 +1045,8 @@ mod tests {
             "add_key",
             "kexec_load",
             "open_by_handle_at",
+            "name_to_handle_at",
+            "userfaultfd",
         ] {
             assert!(rules_for(&seccomp, name).is_empty(), "{name} is allowed");
         }
@@ -1097,7 +1102,7 @@ mod tests {
 
         let admin = crate::capabilities::resolve(&["CAP_SYS_ADMIN".into()], &[], 40);
         let seccomp = render(&default_profile(), amd64(&admin));
-        for name in ["mount", "unshare", "setns", "clone3"] {
+        for name in ["mount", "unshare", "setns", "clone3", "name_to_handle_at"] {
             let rules = rules_for(&seccomp, name);
             assert_eq!(rules.len(), 1, "{name}");
             assert_eq!(rules[0]["action"], "SCMP_ACT_ALLOW", "{name}");
