@@ -23,11 +23,13 @@ use nix::unistd::{Gid, Pid, Uid};
 use crate::args::RunArgs;
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
+use crate::seccomp::{self, SeccompExecutor};
 use crate::signals::{self, SignalPipe};
 use crate::terminal::{self, RawMode};
 
-/// Name of the spec copy a rootless shim hands to libcontainer (inside the bundle).
-const ROOTLESS_CONFIG_DIR: &str = ".shim-rootless";
+/// Name of the spec copy the shim hands to libcontainer when it must differ from the bundle's
+/// (inside the bundle).
+const LIBCONTAINER_CONFIG_DIR: &str = ".shim-config";
 const CONSOLE_SOCKET: &str = "console.sock";
 
 /// Runs the bundle to completion and returns the container's exit status (128+n if killed by
@@ -102,8 +104,10 @@ fn create_and_supervise(
     signals: &SignalPipe,
     cleanup: &mut Cleanup,
 ) -> Result<i32> {
-    let config_dir = if rootless {
-        write_rootless_config(spec, bundle)?
+    // Compiled (or read from the cache) before the container is created: the init only loads it.
+    let seccomp = seccomp::prepare(spec, args.seccomp_cache.as_deref())?;
+    let config_dir = if rootless || seccomp.is_some() {
+        write_libcontainer_config(spec, bundle, rootless, seccomp.is_some())?
     } else {
         bundle.to_path_buf()
     };
@@ -115,7 +119,8 @@ fn create_and_supervise(
         .unwrap_or(false);
     let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::Linux)
         .validate_id()?
-        .with_root_path(&args.state_root)?;
+        .with_root_path(&args.state_root)?
+        .with_executor(SeccompExecutor { program: seccomp });
     let console = if tty {
         let path = bundle.join(CONSOLE_SOCKET);
         let listener = terminal::bind_console_socket(&path)?;
@@ -216,28 +221,40 @@ fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// A rootless shim is already root in its own user namespace, so libcontainer must not create
-/// another one: it gets a copy of the spec without the user namespace and its id mappings.
-fn write_rootless_config(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+/// The copy of the spec libcontainer gets when it must differ from the bundle's. A rootless shim
+/// is already root in its own user namespace, so libcontainer must not create another one: the
+/// copy has no user namespace and no id mappings. When the shim loads the seccomp filter itself
+/// (`shim_seccomp`), the copy has no `linux.seccomp`, or libcontainer would compile it again.
+fn write_libcontainer_config(
+    spec: &Spec,
+    bundle: &Path,
+    rootless: bool,
+    shim_seccomp: bool,
+) -> Result<PathBuf> {
     let mut spec = spec.clone();
     if let Some(linux) = spec.linux_mut() {
-        if let Some(namespaces) = linux.namespaces_mut() {
-            namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::User);
+        if rootless {
+            if let Some(namespaces) = linux.namespaces_mut() {
+                namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::User);
+            }
+            linux.set_uid_mappings(None).set_gid_mappings(None);
         }
-        linux.set_uid_mappings(None).set_gid_mappings(None);
+        if shim_seccomp {
+            linux.set_seccomp(None);
+        }
     }
     if let Some(root) = spec.root_mut() {
         let absolute = bundle.join(root.path());
         root.set_path(absolute);
     }
-    let dir = bundle.join(ROOTLESS_CONFIG_DIR);
+    let dir = bundle.join(LIBCONTAINER_CONFIG_DIR);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     spec.save(dir.join("config.json"))
-        .context("writing the rootless copy of config.json")?;
+        .context("writing libcontainer's copy of config.json")?;
     Ok(dir)
 }
 
@@ -556,7 +573,7 @@ impl Drop for Cleanup {
             overlay.unmount();
         }
         let _ = fs::remove_file(self.bundle.join(CONSOLE_SOCKET));
-        let _ = fs::remove_dir_all(self.bundle.join(ROOTLESS_CONFIG_DIR));
+        let _ = fs::remove_dir_all(self.bundle.join(LIBCONTAINER_CONFIG_DIR));
     }
 }
 
