@@ -31,7 +31,7 @@ use libseccomp::{
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever [`compile`] changes what it produces for the same inputs.
-const CACHE_FORMAT: &str = "locald-seccomp-bpf-1";
+const CACHE_FORMAT: &str = "locald-seccomp-bpf-2";
 /// Size of one BPF instruction (`struct sock_filter`).
 const INSTRUCTION_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
 /// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
@@ -228,6 +228,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     }
     context
         .set_ctl_nnp(false)
+        .context("configuring the seccomp filter")?;
+    // A binary tree of syscall numbers rather than libseccomp's default linear list: the same
+    // decisions, in a few dozen instructions per syscall instead of hundreds. It matters once at
+    // attach time too: the kernel runs the filter for every syscall number and architecture to
+    // fill its action cache, which took 0.7 ms for Docker's profile compiled linearly.
+    context
+        .set_ctl_optimize(2)
         .context("configuring the seccomp filter")?;
     for rule in seccomp.syscalls().iter().flatten() {
         let rule_action = action(rule.action(), rule.errno_ret())?;
