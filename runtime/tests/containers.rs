@@ -522,8 +522,8 @@ fn a_failed_start_leaves_nothing_behind() {
     assert_ne!(output.status.code(), Some(0));
 }
 
-/// The value of `field` in the container's `/proc/self/status`.
-fn status_field(spec: &ContainerSpec, field: &str) -> String {
+/// The container's `/proc/self/status`, as `field -> value`.
+fn status_of(spec: &ContainerSpec) -> std::collections::BTreeMap<String, String> {
     let output = run(spec, b"");
     assert_eq!(
         output.status.code(),
@@ -533,10 +533,9 @@ fn status_field(spec: &ContainerSpec, field: &str) -> String {
     );
     stdout(&output)
         .lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {}", stdout(&output)))
-        .trim()
-        .to_string()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(field, value)| (field.to_string(), value.trim().to_string()))
+        .collect()
 }
 
 fn status(name: &str) -> ContainerSpec {
@@ -550,19 +549,15 @@ fn has_net_raw(mask: &str) -> bool {
 
 #[test]
 fn containers_are_confined_by_default() {
-    let spec = status("confined");
-    assert_eq!(status_field(&spec, "NoNewPrivs"), "1");
-    assert_eq!(
-        status_field(&spec, "Seccomp"),
-        "2",
-        "a seccomp filter is on"
-    );
+    let status = status_of(&status("confined"));
+    assert_eq!(status["NoNewPrivs"], "1");
+    assert_eq!(status["Seccomp"], "2", "a seccomp filter is on");
     for set in ["CapEff", "CapPrm", "CapBnd"] {
-        let mask = status_field(&spec, set);
-        assert!(!has_net_raw(&mask), "{set} {mask} holds CAP_NET_RAW");
+        let mask = &status[set];
+        assert!(!has_net_raw(mask), "{set} {mask} holds CAP_NET_RAW");
     }
-    assert_eq!(status_field(&spec, "CapInh"), "0000000000000000");
-    assert_eq!(status_field(&spec, "CapAmb"), "0000000000000000");
+    assert_eq!(status["CapInh"], "0000000000000000");
+    assert_eq!(status["CapAmb"], "0000000000000000");
 }
 
 #[test]
@@ -585,10 +580,10 @@ fn a_container_cannot_open_a_packet_socket() {
 fn cap_add_net_raw_gives_it_back() {
     let mut spec = status("netraw");
     spec.security.add_cap("net_raw").unwrap();
-    assert!(has_net_raw(&status_field(&spec, "CapEff")));
+    assert!(has_net_raw(&status_of(&spec)["CapEff"]));
     let mut spec = status("dropall");
     spec.security.drop_cap("ALL").unwrap();
-    assert_eq!(status_field(&spec, "CapEff"), "0000000000000000");
+    assert_eq!(status_of(&spec)["CapEff"], "0000000000000000");
 }
 
 #[test]
@@ -626,7 +621,7 @@ fn the_default_seccomp_profile_refuses_what_docker_refuses_and_runs_the_rest() {
 fn seccomp_can_be_turned_off_or_replaced() {
     let mut spec = status("unconfined");
     spec.security.seccomp = SeccompChoice::Unconfined;
-    assert_eq!(status_field(&spec, "Seccomp"), "0");
+    assert_eq!(status_of(&spec)["Seccomp"], "0");
 
     // A profile file: everything allowed but mkdir.
     let dir = tempfile::tempdir().unwrap();
@@ -645,8 +640,9 @@ fn seccomp_can_be_turned_off_or_replaced() {
 
     let mut spec = status("nnp-off");
     spec.security.no_new_privileges = false;
-    assert_eq!(status_field(&spec, "NoNewPrivs"), "0");
-    assert_eq!(status_field(&spec, "Seccomp"), "2");
+    let status = status_of(&spec);
+    assert_eq!(status["NoNewPrivs"], "0");
+    assert_eq!(status["Seccomp"], "2");
 }
 
 /// A busybox rootfs copy holding `probes/NAME.c` compiled statically as `/NAME`.
