@@ -633,4 +633,39 @@ mod tests {
     fn cgroup_mount_points_include_a_hierarchy_here() {
         assert!(!cgroup_mount_points().is_empty());
     }
+
+    #[test]
+    fn libcontainers_copy_drops_what_the_shim_does_itself() {
+        let bundle = tempfile::tempdir().unwrap();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["true"], "user": {"uid": 0, "gid": 0},
+                        "noNewPrivileges": true},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "user"}],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}
+            }
+        }))
+        .unwrap();
+        let load = |dir: PathBuf| Spec::load(dir.join("config.json")).unwrap();
+
+        // The shim loads the filter: libcontainer must not compile it again.
+        let copy = load(write_libcontainer_config(&spec, bundle.path(), false, true).unwrap());
+        let linux = copy.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 2);
+        assert_eq!(
+            copy.root().as_ref().unwrap().path(),
+            &bundle.path().join("rootfs")
+        );
+
+        // Rootless: no user namespace, no mappings; the filter stays when libcontainer loads it.
+        let copy = load(write_libcontainer_config(&spec, bundle.path(), true, false).unwrap());
+        let linux = copy.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_some());
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 1);
+        assert!(linux.uid_mappings().is_none());
+    }
 }
