@@ -171,7 +171,11 @@ pub(crate) fn build_service(
     }
     if service.image.is_none() {
         for (key, what) in CONTAINER_ONLY_KEYS {
-            let Some(value) = node.get(key).filter(|value| !value.is_null()) else {
+            // An empty list asks for nothing; a mistyped value is reported by its reader.
+            let Some(value) = node
+                .get(key)
+                .filter(|value| matches!(&value.kind, NodeKind::Array(items) if !items.is_empty()))
+            else {
                 continue;
             };
             problems.push(

@@ -754,4 +754,10 @@ fn confinement_keys_report_positioned_errors() {
    | ^^^^^^^ capabilities are granted to containers; set `image`, or remove `cap_add`
 "
     );
+    // An empty list asks for nothing, on any service.
+    assert!(load_toml(
+        Path::new(CONFIG),
+        "[services.web]\ncommand = \"x\"\nvolumes = []\ncap_drop = []\n"
+    )
+    .is_ok());
 }
