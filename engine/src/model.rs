@@ -65,6 +65,9 @@ pub struct Service {
     pub stop_timeout: Duration,
     /// Container volumes (`HOST:CONTAINER[:ro]`, host path made absolute).
     pub volumes: Vec<Volume>,
+    /// Container confinement from `cap_add`, `cap_drop` and `security_opt` (a seccomp profile
+    /// path made absolute).
+    pub security: locald_runtime::Security,
 }
 
 impl Service {

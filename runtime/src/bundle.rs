@@ -85,6 +85,9 @@ pub fn state_root() -> PathBuf {
     runtime_root().join("state")
 }
 
+/// Name, in the runtime root, of the shim's cache of compiled seccomp programs.
+pub(crate) const SECCOMP_CACHE_DIR: &str = "seccomp";
+
 /// The directory holding every bundle and its lock file.
 pub fn bundles_root() -> PathBuf {
     runtime_root().join("bundles")
@@ -253,7 +256,11 @@ impl Bundle {
             .arg("--id")
             .arg(&self.id)
             .arg("--root")
-            .arg(state_root());
+            .arg(state_root())
+            // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
+            // and capability set, in memory until reboot).
+            .arg("--seccomp-cache")
+            .arg(runtime_root().join(SECCOMP_CACHE_DIR));
         command
     }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::security::Security;
+
 /// One container to run. Overrides follow `docker run` semantics (see [`crate::runtime_spec`]).
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
@@ -22,6 +24,9 @@ pub struct ContainerSpec {
     /// Keep stdin attached (otherwise the container reads /dev/null).
     pub interactive: bool,
     pub hostname: Option<String>,
+    /// Capabilities, seccomp and no-new-privileges; [`Security::default`] confines as Docker does,
+    /// without `CAP_NET_RAW`.
+    pub security: Security,
 }
 
 /// A host directory or file bind-mounted into the container.

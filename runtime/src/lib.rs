@@ -7,23 +7,29 @@
 //! left behind; call it when a supervisor starts.
 
 mod bundle;
+pub mod capabilities;
 mod cleanup;
 mod container_spec;
 mod image_user;
 mod root;
 mod runtime_spec;
+pub mod seccomp;
+mod security;
 mod shim;
 mod sweep;
 
 pub use bundle::{bundles_root, runtime_root, state_root, Bundle, BundleError};
+pub use capabilities::{CapabilityError, DEFAULT_CAPABILITIES};
 pub use container_spec::{ContainerSpec, Mode, VolumeMount};
 pub use image_user::{ResolvedUser, UserError};
 pub use oci_spec;
 pub use root::{prepare_runtime_root, RuntimeRoot};
 pub use runtime_spec::{
     cgroup_relative_path, is_valid_id, process_args, process_cwd, process_env, runtime_spec,
-    SpecError, CGROUP_PARENT, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS,
+    SpecError, CGROUP_PARENT, MASKED_PATHS, READONLY_PATHS,
 };
+pub use seccomp::SeccompError;
+pub use security::{parse_security_opt, SeccompChoice, Security, SecurityOpt, SecurityOptError};
 pub use shim::{run_foreground, shim_path, ShimError, PARENT_ENV, SHIM_NAME};
 pub use sweep::{sweep_stale, sweep_stale_in, SweepReport};
 

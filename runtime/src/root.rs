@@ -89,6 +89,7 @@ fn mount_in_memory(root: &Path) -> nix::Result<bool> {
     // What an earlier locald left down there would be hidden for good: clean it up, and stay on
     // the disk while any of it is in use.
     let _ = crate::sweep::sweep_stale_in(root);
+    clear_caches(root);
     if !holds_nothing(root) {
         return Ok(false);
     }
@@ -100,6 +101,11 @@ fn mount_in_memory(root: &Path) -> nix::Result<bool> {
         Some("mode=700"),
     )?;
     Ok(true)
+}
+
+/// Removes what is only a cache (compiled seccomp programs): it must not keep the root on disk.
+fn clear_caches(root: &Path) {
+    let _ = fs::remove_dir_all(root.join(crate::bundle::SECCOMP_CACHE_DIR));
 }
 
 /// Whether `dir` holds nothing but empty directories.
@@ -137,6 +143,17 @@ mod tests {
         assert_eq!(stat.st_uid, nix::unistd::geteuid().as_raw());
         assert_eq!(stat.st_mode & 0o7777, 0o700);
         assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFDIR);
+    }
+
+    #[test]
+    fn the_seccomp_cache_does_not_keep_the_root_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(crate::bundle::SECCOMP_CACHE_DIR);
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("0123.bpf"), [0u8; 8]).unwrap();
+        assert!(!holds_nothing(dir.path()));
+        clear_caches(dir.path());
+        assert!(holds_nothing(dir.path()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Turns a [`ContainerSpec`] into an OCI runtime spec with Docker's semantics: Entrypoint + Cmd,
-//! merged Env, WorkingDir, User, host networking, Docker's default capabilities and the
-//! runtime-spec's recommended masked and read-only paths. Pure: it reads only the image's own
-//! account files.
+//! merged Env, WorkingDir, User, host networking, the runtime-spec's recommended masked and
+//! read-only paths, and Docker's confinement: its default capabilities without `CAP_NET_RAW`, its
+//! default seccomp profile, and no-new-privileges (see [`crate::Security`]). Pure but for reading
+//! the image's own account files and a seccomp profile file when one is asked for.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,8 @@ use serde_json::{json, Value};
 
 use crate::container_spec::{ContainerSpec, Mode};
 use crate::image_user::{self, UserError};
+use crate::seccomp::{self, SeccompError};
+use crate::security::SeccompChoice;
 
 /// Annotations asking `locald-shim` to mount an overlay of the image on the bundle's rootfs (the
 /// shim reads the same names).
@@ -25,24 +28,6 @@ pub const HOSTS_FILE: &str = "hosts";
 pub const RESOLV_CONF_FILE: &str = "resolv.conf";
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Docker's default capability set (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPABILITIES: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// runc's default masked paths (hidden from the container).
 pub const MASKED_PATHS: [&str; 11] = [
@@ -84,6 +69,8 @@ pub enum SpecError {
     RelativeVolumeTarget(String),
     #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.'")]
     InvalidId(String),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("building the OCI spec: {0}")]
     Build(#[from] serde_json::Error),
 }
@@ -301,6 +288,15 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         }
     }
     linux["namespaces"] = Value::Array(namespaces);
+    let capabilities = spec.security.capabilities();
+    let profile = match &spec.security.seccomp {
+        SeccompChoice::Default => Some(seccomp::default_profile()),
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Profile(path) => Some(seccomp::load_profile(path)?),
+    };
+    if let Some(profile) = profile {
+        linux["seccomp"] = seccomp::render(&profile, seccomp::Target::host(&capabilities));
+    }
 
     let mut process_user = json!({"uid": user.uid, "gid": user.gid});
     if !rootless && !user.additional_gids.is_empty() {
@@ -315,12 +311,15 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
             "args": process_args(spec)?,
             "env": process_env(spec, user.home.as_deref()),
             "cwd": process_cwd(spec),
+            // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program
+            // gets no capability its file does not carry.
             "capabilities": {
-                "bounding": DEFAULT_CAPABILITIES,
-                "effective": DEFAULT_CAPABILITIES,
-                "permitted": DEFAULT_CAPABILITIES,
+                "bounding": capabilities,
+                "effective": capabilities,
+                "permitted": capabilities,
+                "inheritable": [],
+                "ambient": [],
             },
-            "noNewPrivileges": true,
         },
         "mounts": mounts,
         "linux": linux,
@@ -330,6 +329,11 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
             WORK_ANNOTATION: WORK_DIR,
         },
     });
+    // Absent, not false, when off: libcontainer takes any value as "on" when ordering the seccomp
+    // set-up around the capability drop.
+    if spec.security.no_new_privileges {
+        document["process"]["noNewPrivileges"] = json!(true);
+    }
     if let Some(hostname) = &spec.hostname {
         document["hostname"] = json!(hostname);
     }
@@ -364,6 +368,7 @@ fn default_device_rules() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::DEFAULT_CAPABILITIES;
     use crate::container_spec::VolumeMount;
     use locald_image::{ImageConfig, StoredImage};
     use std::path::PathBuf;
@@ -401,6 +406,7 @@ mod tests {
             tty: false,
             interactive: false,
             hostname: None,
+            security: Default::default(),
         }
     }
 
@@ -698,5 +704,75 @@ mod tests {
         assert!(is_valid_id("a.b-c_d+1"));
         assert!(!is_valid_id(".."));
         assert!(!is_valid_id(""));
+    }
+
+    fn cap_list(json: &Value, set: &str) -> Vec<String> {
+        json["process"]["capabilities"][set]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn containers_are_confined_by_default() {
+        let spec = request(image(&["/entry"], &[]));
+        for mode in [
+            Mode::Root,
+            Mode::Rootless {
+                uid: 1000,
+                gid: 1000,
+            },
+        ] {
+            let json = serde_json::to_value(runtime_spec(&spec, mode).unwrap()).unwrap();
+            assert_eq!(json["process"]["noNewPrivileges"], true);
+            for set in ["bounding", "effective", "permitted"] {
+                let caps = cap_list(&json, set);
+                assert!(
+                    !caps.contains(&"CAP_NET_RAW".to_string()),
+                    "{set}: {caps:?}"
+                );
+                assert_eq!(caps.len(), 13, "{set}: {caps:?}");
+            }
+            assert!(cap_list(&json, "inheritable").is_empty());
+            assert!(cap_list(&json, "ambient").is_empty());
+            let seccomp = &json["linux"]["seccomp"];
+            assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+            assert!(seccomp["syscalls"].as_array().unwrap().len() > 10);
+        }
+    }
+
+    #[test]
+    fn security_options_shape_the_spec() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.security.add_cap("NET_RAW").unwrap();
+        spec.security.add_cap("sys_admin").unwrap();
+        spec.security.drop_cap("CHOWN").unwrap();
+        spec.security.no_new_privileges = false;
+        let json = serde_json::to_value(runtime_spec(&spec, Mode::Root).unwrap()).unwrap();
+        let caps = cap_list(&json, "effective");
+        assert!(caps.contains(&"CAP_NET_RAW".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        // Absent rather than false: libcontainer reads any value as "set".
+        assert!(json["process"]["noNewPrivileges"].is_null());
+        // The profile follows the capabilities: CAP_SYS_ADMIN unlocks mount.
+        let names: Vec<&str> = json["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["names"].as_array().unwrap())
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"mount"));
+
+        spec.security.seccomp = SeccompChoice::Unconfined;
+        let json = serde_json::to_value(runtime_spec(&spec, Mode::Root).unwrap()).unwrap();
+        assert!(json["linux"]["seccomp"].is_null());
+
+        spec.security.seccomp = SeccompChoice::Profile("/nonexistent/profile.json".into());
+        let error = runtime_spec(&spec, Mode::Root).unwrap_err();
+        assert!(matches!(error, SpecError::Seccomp(_)));
+        assert!(error.to_string().contains("/nonexistent/profile.json"));
     }
 }

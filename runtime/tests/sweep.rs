@@ -258,6 +258,7 @@ fn container(id: &str, script: &str, rootfs: &Path) -> ContainerSpec {
         tty: false,
         interactive: false,
         hostname: None,
+        security: Default::default(),
     }
 }
 

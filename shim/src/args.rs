@@ -22,12 +22,16 @@ pub struct RunArgs {
     pub state_root: PathBuf,
     /// Grace period between a forwarded SIGTERM/SIGINT/SIGHUP/SIGQUIT and SIGKILL.
     pub stop_timeout: Duration,
+    /// Where compiled seccomp programs are kept; none: compiled at every start.
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 pub const USAGE: &str =
-    "usage: locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]";
+    "usage: locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS] \
+     [--seccomp-cache DIR]";
 
-/// Parses `run --bundle DIR --id ID [--root DIR] [--stop-timeout SECS]` (arguments after argv[0]).
+/// Parses `run --bundle DIR --id ID [--root DIR] [--stop-timeout SECS] [--seccomp-cache DIR]`
+/// (arguments after argv[0]).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<RunArgs> {
     let mut args = args.into_iter();
     match args.next().as_deref() {
@@ -39,6 +43,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<RunArgs> {
     let mut id = None;
     let mut state_root = None;
     let mut stop_timeout = DEFAULT_STOP_TIMEOUT;
+    let mut seccomp_cache = None;
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -48,6 +53,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<RunArgs> {
             "--bundle" => bundle = Some(PathBuf::from(value()?)),
             "--id" => id = Some(value()?),
             "--root" => state_root = Some(PathBuf::from(value()?)),
+            "--seccomp-cache" => seccomp_cache = Some(PathBuf::from(value()?)),
             "--stop-timeout" => {
                 let raw = value()?;
                 let seconds: f64 = raw
@@ -70,6 +76,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<RunArgs> {
         id,
         state_root,
         stop_timeout,
+        seccomp_cache,
     })
 }
 
@@ -93,6 +100,8 @@ mod tests {
             "/s",
             "--stop-timeout",
             "0.5",
+            "--seccomp-cache",
+            "/c",
         ]))
         .unwrap();
         assert_eq!(
@@ -102,6 +111,7 @@ mod tests {
                 id: "c1".into(),
                 state_root: "/s".into(),
                 stop_timeout: Duration::from_millis(500),
+                seccomp_cache: Some("/c".into()),
             }
         );
     }
@@ -111,6 +121,7 @@ mod tests {
         let parsed = parse(strings(&["run", "--bundle", "/b", "--id", "c1"])).unwrap();
         assert_eq!(parsed.state_root, PathBuf::from("/b/state"));
         assert_eq!(parsed.stop_timeout, DEFAULT_STOP_TIMEOUT);
+        assert_eq!(parsed.seccomp_cache, None);
     }
 
     #[test]

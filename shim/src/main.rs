@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]
+//!                 [--seccomp-cache DIR]
 //! ```
 //!
 //! - `--bundle`: the OCI bundle (`config.json` + rootfs). If the spec carries the annotations
 //!   `org.locald.rootfs.lower`, `.upper` and `.work`, the shim mounts an overlay of the (read-only)
 //!   lower directory on the bundle's rootfs first, inside its own private mount namespace.
 //! - `--id`: the container id; `--root`: libcontainer's state root (default `BUNDLE/state`).
+//! - `--seccomp-cache`: a directory (created 0700) where compiled seccomp programs are kept, so
+//!   that the spec's filter is compiled once rather than at every start (see `seccomp.rs`).
 //! - `--stop-timeout`: grace period after a forwarded SIGTERM/SIGINT/SIGHUP/SIGQUIT before the
 //!   container's init gets SIGKILL (default 10 s; a second stop signal kills at once).
 //! - A terminal is used when the spec says `process.terminal: true`: the shim receives the pty
@@ -35,6 +38,7 @@ mod cgroups;
 mod mounts;
 mod private;
 mod run;
+mod seccomp;
 mod signals;
 mod terminal;
 

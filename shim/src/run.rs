@@ -24,11 +24,13 @@ use crate::args::RunArgs;
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
 use crate::private;
+use crate::seccomp::{self, SeccompExecutor};
 use crate::signals::{self, SignalPipe};
 use crate::terminal::{self, RawMode};
 
-/// Name of the spec copy a rootless shim hands to libcontainer (inside the bundle).
-const ROOTLESS_CONFIG_DIR: &str = ".shim-rootless";
+/// Name of the spec copy the shim hands to libcontainer when it must differ from the bundle's
+/// (inside the bundle).
+const LIBCONTAINER_CONFIG_DIR: &str = ".shim-config";
 const CONSOLE_SOCKET: &str = "console.sock";
 
 /// Runs the bundle to completion and returns the container's exit status (128+n if killed by
@@ -103,8 +105,10 @@ fn create_and_supervise(
     signals: &SignalPipe,
     cleanup: &mut Cleanup,
 ) -> Result<i32> {
-    let config_dir = if rootless {
-        write_rootless_config(spec, bundle)?
+    // Compiled (or read from the cache) before the container is created: the init only loads it.
+    let seccomp = seccomp::prepare(spec, args.seccomp_cache.as_deref())?;
+    let config_dir = if rootless || seccomp.is_some() {
+        write_libcontainer_config(spec, bundle, rootless, seccomp.is_some())?
     } else {
         bundle.to_path_buf()
     };
@@ -116,7 +120,8 @@ fn create_and_supervise(
         .unwrap_or(false);
     let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::Linux)
         .validate_id()?
-        .with_root_path(&args.state_root)?;
+        .with_root_path(&args.state_root)?
+        .with_executor(SeccompExecutor { program: seccomp });
     let console = if tty {
         let path = bundle.join(CONSOLE_SOCKET);
         let listener = terminal::bind_console_socket(&path)?;
@@ -217,28 +222,40 @@ fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// A rootless shim is already root in its own user namespace, so libcontainer must not create
-/// another one: it gets a copy of the spec without the user namespace and its id mappings.
-fn write_rootless_config(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+/// The copy of the spec libcontainer gets when it must differ from the bundle's. A rootless shim
+/// is already root in its own user namespace, so libcontainer must not create another one: the
+/// copy has no user namespace and no id mappings. When the shim loads the seccomp filter itself
+/// (`shim_seccomp`), the copy has no `linux.seccomp`, or libcontainer would compile it again.
+fn write_libcontainer_config(
+    spec: &Spec,
+    bundle: &Path,
+    rootless: bool,
+    shim_seccomp: bool,
+) -> Result<PathBuf> {
     let mut spec = spec.clone();
     if let Some(linux) = spec.linux_mut() {
-        if let Some(namespaces) = linux.namespaces_mut() {
-            namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::User);
+        if rootless {
+            if let Some(namespaces) = linux.namespaces_mut() {
+                namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::User);
+            }
+            linux.set_uid_mappings(None).set_gid_mappings(None);
         }
-        linux.set_uid_mappings(None).set_gid_mappings(None);
+        if shim_seccomp {
+            linux.set_seccomp(None);
+        }
     }
     if let Some(root) = spec.root_mut() {
         let absolute = bundle.join(root.path());
         root.set_path(absolute);
     }
-    let dir = bundle.join(ROOTLESS_CONFIG_DIR);
+    let dir = bundle.join(LIBCONTAINER_CONFIG_DIR);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     spec.save(dir.join("config.json"))
-        .context("writing the rootless copy of config.json")?;
+        .context("writing libcontainer's copy of config.json")?;
     Ok(dir)
 }
 
@@ -557,7 +574,7 @@ impl Drop for Cleanup {
             overlay.unmount();
         }
         let _ = fs::remove_file(self.bundle.join(CONSOLE_SOCKET));
-        let _ = fs::remove_dir_all(self.bundle.join(ROOTLESS_CONFIG_DIR));
+        let _ = fs::remove_dir_all(self.bundle.join(LIBCONTAINER_CONFIG_DIR));
     }
 }
 
@@ -616,5 +633,40 @@ mod tests {
     #[test]
     fn cgroup_mount_points_include_a_hierarchy_here() {
         assert!(!cgroup_mount_points().is_empty());
+    }
+
+    #[test]
+    fn libcontainers_copy_drops_what_the_shim_does_itself() {
+        let bundle = tempfile::tempdir().unwrap();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["true"], "user": {"uid": 0, "gid": 0},
+                        "noNewPrivileges": true},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "user"}],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}
+            }
+        }))
+        .unwrap();
+        let load = |dir: PathBuf| Spec::load(dir.join("config.json")).unwrap();
+
+        // The shim loads the filter: libcontainer must not compile it again.
+        let copy = load(write_libcontainer_config(&spec, bundle.path(), false, true).unwrap());
+        let linux = copy.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 2);
+        assert_eq!(
+            copy.root().as_ref().unwrap().path(),
+            &bundle.path().join("rootfs")
+        );
+
+        // Rootless: no user namespace, no mappings; the filter stays when libcontainer loads it.
+        let copy = load(write_libcontainer_config(&spec, bundle.path(), true, false).unwrap());
+        let linux = copy.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_some());
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 1);
+        assert!(linux.uid_mappings().is_none());
     }
 }

@@ -744,3 +744,199 @@ fn image_rm_waits_for_a_running_container_run() {
     assert!(pids_with_arg("987508").is_empty());
     with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
 }
+
+/// `Field: value` lines of a container's `/proc/self/status`, for the fields the confinement
+/// tests read.
+fn confinement(status: &str) -> std::collections::BTreeMap<String, String> {
+    status
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(field, _)| matches!(*field, "NoNewPrivs" | "Seccomp" | "CapEff" | "CapBnd"))
+        .map(|(field, value)| (field.to_string(), value.trim().to_string()))
+        .collect()
+}
+
+/// Whether a `CapEff`/`CapBnd` mask holds CAP_NET_RAW (bit 13).
+fn net_raw(mask: &str) -> bool {
+    u64::from_str_radix(mask, 16).expect("a hex mask") & (1 << 13) != 0
+}
+
+/// The finding of issue 7: containers share the host's network, so CAP_NET_RAW let one open a
+/// packet socket on the host's loopback and read its traffic. By default a container now has
+/// no CAP_NET_RAW, Docker's seccomp profile and no-new-privileges.
+#[test]
+fn containers_are_confined_like_docker_without_net_raw() {
+    let (project, data) = project_with_busybox();
+    let out = with_store(
+        project.locald(["container", "run", "bb:1", "cat", "/proc/self/status"]),
+        data.path(),
+    )
+    .success();
+    let fields = confinement(&out.stdout);
+    assert_eq!(fields["NoNewPrivs"], "1", "{out}");
+    assert_eq!(fields["Seccomp"], "2", "{out}");
+    assert!(!net_raw(&fields["CapEff"]), "{out}");
+    assert!(!net_raw(&fields["CapBnd"]), "{out}");
+
+    // arping needs an AF_PACKET socket.
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            "bb:1",
+            "arping",
+            "-c",
+            "1",
+            "-w",
+            "1",
+            "-I",
+            "lo",
+            "127.0.0.1",
+        ]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("Operation not permitted");
+    // Docker's profile refuses new namespaces without CAP_SYS_ADMIN.
+    with_store(
+        project.locald(["container", "run", "bb:1", "unshare", "-U", "true"]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("Operation not permitted");
+}
+
+#[test]
+fn cap_add_cap_drop_and_security_opt_adjust_the_confinement() {
+    let (project, data) = project_with_busybox();
+    let status = |args: &[&str]| {
+        let mut argv = vec!["container", "run"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["bb:1", "cat", "/proc/self/status"]);
+        let out = with_store(project.locald(argv), data.path()).success();
+        confinement(&out.stdout)
+    };
+    let fields = status(&[
+        "--cap-add",
+        "net_raw",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]);
+    assert!(net_raw(&fields["CapEff"]), "{fields:?}");
+    assert_eq!(fields["Seccomp"], "0", "{fields:?}");
+    let fields = status(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges=false",
+    ]);
+    assert_eq!(fields["CapEff"], "0000000000000000", "{fields:?}");
+    assert_eq!(fields["NoNewPrivs"], "0", "{fields:?}");
+    assert_eq!(fields["Seccomp"], "2", "{fields:?}");
+
+    // A profile file, relative to the current directory.
+    project.write(
+        "deny-mkdir.json",
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            "--security-opt",
+            "seccomp=deny-mkdir.json",
+            "bb:1",
+            "mkdir",
+            "/tmp/x",
+        ]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("Operation not permitted");
+
+    // Mistakes are named.
+    with_store(
+        project.locald(["container", "run", "--cap-add", "NET_RAWW", "bb:1", "true"]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("unknown capability `NET_RAWW`");
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            "--security-opt",
+            "apparmor=unconfined",
+            "bb:1",
+            "true",
+        ]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("unsupported security option `apparmor=unconfined`");
+    project.write("broken.json", "{\"defaultAction\": ");
+    with_store(
+        project.locald([
+            "container",
+            "run",
+            "--security-opt",
+            "seccomp=broken.json",
+            "bb:1",
+            "true",
+        ]),
+        data.path(),
+    )
+    .code(1)
+    .stderr_has("broken.json is not a valid profile");
+}
+
+/// `cap_add`, `cap_drop` and `security_opt` in locald.toml reach the service's containers,
+/// under the supervisor and with `locald run`.
+#[test]
+fn a_container_service_gets_its_cap_add_cap_drop_and_security_opt() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.probe]
+image = "bb:1"
+command = "cat /proc/self/status > /out/status; exec sleep 987601"
+volumes = ["./out:/out"]
+cap_add = ["NET_RAW"]
+cap_drop = ["cap_kill"]
+security_opt = ["seccomp=unconfined"]
+# sleep as the container's init ignores SIGTERM.
+stop_signal = "KILL"
+"#,
+    );
+    project.write("out/.keep", "");
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    project.wait_for("the status file", Duration::from_secs(10), |p| {
+        p.path().join("out/status").exists() && confinement(&p.read("out/status")).len() == 4
+    });
+    let fields = confinement(&project.read("out/status"));
+    assert!(net_raw(&fields["CapEff"]), "{fields:?}");
+    let kill_bit = 1 << 5;
+    assert_eq!(
+        u64::from_str_radix(&fields["CapEff"], 16).unwrap() & kill_bit,
+        0,
+        "{fields:?}"
+    );
+    assert_eq!(fields["Seccomp"], "0", "{fields:?}");
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("987601").is_empty());
+
+    let out = with_store(
+        project.locald(["run", "probe", "--", "cat", "/proc/self/status"]),
+        data.path(),
+    )
+    .success();
+    let fields = confinement(&out.stdout);
+    assert!(net_raw(&fields["CapEff"]), "{out}");
+    assert_eq!(fields["Seccomp"], "0", "{out}");
+}

@@ -146,6 +146,15 @@ pub enum ContainerCommand {
         /// When to pull the image
         #[arg(long, value_name = "WHEN", default_value = "missing", value_parser = ["always", "missing", "never"])]
         pull: String,
+        /// Grant a capability (NET_RAW, SYS_PTRACE..., or ALL)
+        #[arg(long = "cap-add", value_name = "CAP")]
+        cap_add: Vec<String>,
+        /// Take a capability away (or ALL)
+        #[arg(long = "cap-drop", value_name = "CAP")]
+        cap_drop: Vec<String>,
+        /// seccomp=unconfined, seccomp=FILE.json, or no-new-privileges=false
+        #[arg(long = "security-opt", value_name = "OPT")]
+        security_opt: Vec<String>,
         /// The image reference (e.g. alpine, redis:7, 127.0.0.1:5000/app:dev)
         image: String,
         /// The command (replaces the image's Cmd)
@@ -241,6 +250,13 @@ mod tests {
             "A=1",
             "-v",
             "/x:/y:ro",
+            "--cap-add",
+            "NET_RAW",
+            "--cap-add=SYS_PTRACE",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "seccomp=unconfined",
             "img",
             "sh",
             "-c",
@@ -252,6 +268,9 @@ mod tests {
             tty,
             env,
             volume,
+            cap_add,
+            cap_drop,
+            security_opt,
             image,
             command,
             ..
@@ -262,6 +281,9 @@ mod tests {
         assert!(interactive && tty);
         assert_eq!(env, ["A=1"]);
         assert_eq!(volume, ["/x:/y:ro"]);
+        assert_eq!(cap_add, ["NET_RAW", "SYS_PTRACE"]);
+        assert_eq!(cap_drop, ["ALL"]);
+        assert_eq!(security_opt, ["seccomp=unconfined"]);
         assert_eq!(image, "img");
         assert_eq!(command, ["sh", "-c", "echo"]);
     }

@@ -180,6 +180,9 @@ impl Subcommand {
                 user,
                 entrypoint,
                 pull,
+                cap_add,
+                cap_drop,
+                security_opt,
                 image,
                 command,
             }) => {
@@ -191,6 +194,9 @@ impl Subcommand {
                 set("user", optional(user));
                 set("entrypoint", optional(entrypoint));
                 set("pull", pull.into());
+                set("cap_add", strings(cap_add));
+                set("cap_drop", strings(cap_drop));
+                set("security_opt", strings(security_opt));
                 set("image", image.into());
                 set("command", strings(command));
                 "container-run"

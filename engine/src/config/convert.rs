@@ -254,6 +254,32 @@ pub(crate) fn volume(node: &Node, path: &KeyPath, base_dir: &Path) -> Result<Vol
     })
 }
 
+/// A `security_opt` item: `seccomp=unconfined`, `seccomp=FILE` (FILE relative to the config
+/// directory, read and checked now so a bad profile is reported at its line) or
+/// `no-new-privileges[=true|false]`.
+pub(crate) fn security_opt(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+) -> Result<locald_runtime::SecurityOpt, Problem> {
+    use locald_runtime::{SeccompChoice, SecurityOpt};
+    let text = string(node, path)?;
+    let option = locald_runtime::parse_security_opt(text, Path::new("")).map_err(|error| {
+        bad_value(node, path, error.to_string()).with_help(
+            "write \"seccomp=unconfined\", \"seccomp=./profile.json\" or \"no-new-privileges=false\"",
+        )
+    })?;
+    match option {
+        SecurityOpt::Seccomp(SeccompChoice::Profile(file)) => {
+            let file = resolve(base_dir, &file.to_string_lossy());
+            locald_runtime::seccomp::load_profile(&file)
+                .map_err(|error| bad_value(node, path, error.to_string()))?;
+            Ok(SecurityOpt::Seccomp(SeccompChoice::Profile(file)))
+        }
+        other => Ok(other),
+    }
+}
+
 /// Whether `name` is a valid service name: `[A-Za-z0-9_][A-Za-z0-9_-]*`, at
 /// most [`MAX_SERVICE_NAME`] bytes. A name starting with `-` would read as an
 /// option on every command line that names a service (`locald logs -x`), and

@@ -83,6 +83,26 @@ pub(crate) const SERVICE_KEYS: &[KeyRule] = &[
         name: "volumes",
         apply: apply_volumes,
     },
+    KeyRule {
+        name: "cap_add",
+        apply: apply_cap_add,
+    },
+    KeyRule {
+        name: "cap_drop",
+        apply: apply_cap_drop,
+    },
+    KeyRule {
+        name: "security_opt",
+        apply: apply_security_opt,
+    },
+];
+
+/// Keys that only mean something for a container service, with what they do (for the help).
+const CONTAINER_ONLY_KEYS: &[(&str, &str)] = &[
+    ("volumes", "volumes are mounted into containers"),
+    ("cap_add", "capabilities are granted to containers"),
+    ("cap_drop", "capabilities are taken from containers"),
+    ("security_opt", "security options confine containers"),
 ];
 
 /// Names of the keys a service accepts.
@@ -149,13 +169,21 @@ pub(crate) fn build_service(
             ),
         );
     }
-    if service.image.is_none() && !service.volumes.is_empty() {
-        let volumes = node.get("volumes");
-        problems.push(
-            Problem::invalid(path.key("volumes"), "`volumes` needs a container service")
-                .with_span(volumes.and_then(Node::key_or_value_span))
-                .with_help("volumes are mounted into containers; set `image`, or remove `volumes`"),
-        );
+    if service.image.is_none() {
+        for (key, what) in CONTAINER_ONLY_KEYS {
+            // An empty list asks for nothing; a mistyped value is reported by its reader.
+            let Some(value) = node
+                .get(key)
+                .filter(|value| matches!(&value.kind, NodeKind::Array(items) if !items.is_empty()))
+            else {
+                continue;
+            };
+            problems.push(
+                Problem::invalid(path.key(key), format!("`{key}` needs a container service"))
+                    .with_span(value.key_or_value_span())
+                    .with_help(format!("{what}; set `image`, or remove `{key}`")),
+            );
+        }
     }
 
     if problems.is_empty() {
@@ -190,6 +218,7 @@ fn defaults(name: &str, base_dir: &Path) -> Service {
         stop_signal: DEFAULT_STOP_SIGNAL,
         stop_timeout: DEFAULT_STOP_TIMEOUT,
         volumes: Vec::new(),
+        security: Default::default(),
     }
 }
 
@@ -470,6 +499,77 @@ fn apply_volumes(
             convert::volume(item, &path.index(index), base_dir),
             problems,
             |volume| service.volumes.push(volume),
+        );
+    }
+}
+
+fn apply_cap_add(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    apply_caps(node, path, problems, |name| service.security.add_cap(name));
+}
+
+fn apply_cap_drop(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    apply_caps(node, path, problems, |name| service.security.drop_cap(name));
+}
+
+/// An array of capability names, each given to `take` (which checks it).
+fn apply_caps(
+    node: &Node,
+    path: &KeyPath,
+    problems: &mut Vec<Problem>,
+    mut take: impl FnMut(&str) -> Result<(), locald_runtime::CapabilityError>,
+) {
+    let items = match convert::array(node, path) {
+        Ok(items) => items,
+        Err(problem) => {
+            problems.push(problem);
+            return;
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        let result = convert::string(item, &item_path).and_then(|name| {
+            take(name).map_err(|error| {
+                bad_value(item, &item_path, error.to_string())
+                    .with_help("capability names are those of capabilities(7), e.g. \"NET_RAW\"")
+            })
+        });
+        if let Err(problem) = result {
+            problems.push(problem);
+        }
+    }
+}
+
+fn apply_security_opt(
+    node: &Node,
+    path: &KeyPath,
+    base_dir: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    let items = match convert::array(node, path) {
+        Ok(items) => items,
+        Err(problem) => {
+            problems.push(problem);
+            return;
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        record(
+            convert::security_opt(item, &path.index(index), base_dir),
+            problems,
+            |option| service.security.apply(option),
         );
     }
 }

@@ -112,6 +112,19 @@ impl CustomType for ServiceHandle {
                     })
                     .collect()
             })
+            // Capabilities and security options in the form `container_run` takes.
+            .with_get("cap_add", |s: &mut Self| {
+                strings(&s.spec().security.cap_add)
+            })
+            .with_get("cap_drop", |s: &mut Self| {
+                strings(&s.spec().security.cap_drop)
+            })
+            .with_get("security_opt", |s: &mut Self| -> Array {
+                security_opt_words(&s.spec().security)
+                    .into_iter()
+                    .map(Dynamic::from)
+                    .collect()
+            })
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
                 let ports = current_ports(&s.project)?;
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))
@@ -161,4 +174,20 @@ pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
         ports.insert(service.name.clone(), port);
     }
     Ok(ports)
+}
+
+/// `security` as `security_opt` words: only what differs from the default.
+fn security_opt_words(security: &locald_runtime::Security) -> Vec<String> {
+    let mut words = Vec::new();
+    match &security.seccomp {
+        locald_runtime::SeccompChoice::Default => {}
+        locald_runtime::SeccompChoice::Unconfined => words.push("seccomp=unconfined".to_string()),
+        locald_runtime::SeccompChoice::Profile(path) => {
+            words.push(format!("seccomp={}", path.display()))
+        }
+    }
+    if !security.no_new_privileges {
+        words.push("no-new-privileges=false".to_string());
+    }
+    words
 }

@@ -138,6 +138,7 @@ pub async fn prepare(
         tty: false,
         interactive: false,
         hostname: Some(service.name.clone()),
+        security: service.security.clone(),
     };
     let bundle = Bundle::create(&spec)?;
     let shim = bundle.command();

@@ -160,6 +160,7 @@ pub(crate) mod tests {
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(2),
             volumes: Vec::new(),
+            security: Default::default(),
         }
     }
 

@@ -129,6 +129,29 @@ pub fn volume(spec: &str) -> Result<VolumeMount, String> {
     })
 }
 
+/// The strings of option `what`: an array of strings, or one string.
+fn string_list(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
+    if let Some(one) = value.clone().try_cast::<ImmutableString>() {
+        return Ok(vec![one.to_string()]);
+    }
+    value
+        .clone()
+        .try_cast::<Array>()
+        .map(|items| items.iter().map(|item| item.to_string()).collect())
+        .ok_or_else(|| format!("`{what}` must be an array of strings"))
+}
+
+/// Applies `security_opt` items; a seccomp profile path is taken from the current directory.
+fn security_opts(spec: &mut ContainerSpec, value: &Dynamic) -> Result<(), String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    for item in string_list(value, "security_opt")? {
+        let option = locald_runtime::parse_security_opt(&item, &cwd).map_err(|e| e.to_string())?;
+        spec.security.apply(option);
+    }
+    Ok(())
+}
+
 /// Builds the container from `image` and the options of `container_run`.
 pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec, String> {
     let mut spec = ContainerSpec {
@@ -143,6 +166,7 @@ pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec
         tty: false,
         interactive: false,
         hostname: None,
+        security: Default::default(),
     };
     for (key, value) in options {
         if value.is_unit() {
@@ -176,6 +200,17 @@ pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec
                     .map(|v| volume(&v.to_string()))
                     .collect::<Result<_, _>>()?;
             }
+            "cap_add" => {
+                for name in string_list(value, "cap_add")? {
+                    spec.security.add_cap(&name).map_err(|e| e.to_string())?;
+                }
+            }
+            "cap_drop" => {
+                for name in string_list(value, "cap_drop")? {
+                    spec.security.drop_cap(&name).map_err(|e| e.to_string())?;
+                }
+            }
+            "security_opt" => security_opts(&mut spec, value)?,
             "workdir" => spec.workdir = Some(value.to_string()),
             "user" => spec.user = Some(value.to_string()),
             "hostname" => spec.hostname = Some(value.to_string()),
@@ -281,7 +316,10 @@ pub mod container_api {
     /// Runs a container in the foreground and returns its exit code. Options:
     /// `command` (array or shell line), `entrypoint`, `env` (map), `volumes`
     /// (array of `HOST:CONTAINER[:ro]`), `workdir`, `user`, `interactive`,
-    /// `tty`, `pull` (`"always"`, `"missing"` (default), `"never"`).
+    /// `tty`, `pull` (`"always"`, `"missing"` (default), `"never"`),
+    /// `cap_add` / `cap_drop` (arrays of capability names or `"ALL"`),
+    /// `security_opt` (array of `"seccomp=unconfined"`, `"seccomp=FILE"`,
+    /// `"no-new-privileges=false"`).
     #[rhai_fn(return_raw)]
     pub fn container_run(
         ctx: NativeCallContext,
@@ -319,5 +357,76 @@ pub mod container_api {
         locald_runtime::run_foreground(&spec)
             .map(i64::from)
             .map_err(|e| fail(&ctx, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use locald_image::ImageConfig;
+    use locald_runtime::SeccompChoice;
+
+    fn image() -> StoredImage {
+        StoredImage {
+            reference: "example.test/app:1".into(),
+            manifest_digest: "sha256:00".into(),
+            config: ImageConfig {
+                entrypoint: vec![],
+                cmd: vec!["sh".into()],
+                env: vec![],
+                working_dir: None,
+                user: None,
+                exposed_ports: vec![],
+            },
+            rootfs: PathBuf::from("/nonexistent/rootfs"),
+        }
+    }
+
+    fn options(source: &str) -> Map {
+        rhai::Engine::new().eval(source).unwrap()
+    }
+
+    #[test]
+    fn confinement_options_reach_the_container() {
+        let spec = container_spec(image(), &options("#{}")).unwrap();
+        assert_eq!(spec.security, locald_runtime::Security::default());
+
+        let spec = container_spec(
+            image(),
+            &options(
+                r#"#{ cap_add: ["net_raw"], cap_drop: "ALL",
+                      security_opt: ["seccomp=unconfined", "no-new-privileges=false"] }"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(spec.security.cap_add, ["CAP_NET_RAW"]);
+        assert_eq!(spec.security.cap_drop, ["ALL"]);
+        assert_eq!(spec.security.seccomp, SeccompChoice::Unconfined);
+        assert!(!spec.security.no_new_privileges);
+
+        // A profile path is taken from the current directory.
+        let spec = container_spec(
+            image(),
+            &options(r#"#{ security_opt: ["seccomp=p.json"] }"#),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.security.seccomp,
+            SeccompChoice::Profile(std::env::current_dir().unwrap().join("p.json"))
+        );
+    }
+
+    #[test]
+    fn bad_confinement_options_are_named() {
+        let error = container_spec(image(), &options(r#"#{ cap_add: ["FLY"] }"#)).unwrap_err();
+        assert!(error.contains("unknown capability `FLY`"), "{error}");
+        let error =
+            container_spec(image(), &options(r#"#{ security_opt: ["label=x"] }"#)).unwrap_err();
+        assert!(
+            error.contains("unsupported security option `label=x`"),
+            "{error}"
+        );
+        let error = container_spec(image(), &options("#{ cap_drop: 3 }")).unwrap_err();
+        assert_eq!(error, "`cap_drop` must be an array of strings");
     }
 }
