@@ -2,9 +2,6 @@
 //! table with exactly one probe (`http`, `tcp`, `exec`, `log`) and optional
 //! timings, defaulting to `HealthCheck::default()`.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use super::convert::{self, bad_value, wrong_type};
 use super::diagnostic::{KeyPath, Problem, Span};
 use super::value::{Node, NodeKind};
@@ -162,29 +159,12 @@ fn read_table(
     }
 }
 
-/// Patterns that compiled, remembered for the life of the process: loading
-/// `locald.toml` validates each pattern twice (in `compile_toml`, then in
-/// `service(...)` when the compiled script runs), and compiling a regex costs
-/// far more than the rest of a service's checks.
-static VALID_PATTERNS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-/// Past this many distinct patterns the memory is dropped and refilled, so a
-/// long-lived daemon reloading changing configs cannot grow it without end.
-const MAX_REMEMBERED_PATTERNS: usize = 1024;
-
 /// Checks that `pattern` compiles as a regex (the supervisor compiles it
 /// again for use), returning the regex crate's reason when it does not.
 fn validate_pattern(pattern: &str) -> Result<(), String> {
-    let mut remembered = VALID_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
-    let known = remembered.get_or_insert_with(HashSet::new);
-    if known.contains(pattern) {
-        return Ok(());
-    }
-    regex::Regex::new(pattern).map_err(|error| first_line(&error.to_string()))?;
-    if known.len() >= MAX_REMEMBERED_PATTERNS {
-        known.clear();
-    }
-    known.insert(pattern.to_owned());
-    Ok(())
+    regex::Regex::new(pattern)
+        .map(drop)
+        .map_err(|error| first_line(&error.to_string()))
 }
 
 fn positive_duration(node: &Node, path: &KeyPath) -> Result<std::time::Duration, Problem> {

@@ -160,3 +160,125 @@ pub(crate) fn runtime_error(ctx: &NativeCallContext, message: String) -> Box<Eva
         ctx.call_position(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of `[services.NAME]` in each form it accepts.
+    const EVERY_FORM: &str = r#"[project]
+name = "forms"
+
+[services.db]
+image = "postgres:16"
+env = { POSTGRES_PASSWORD = "dev", "MY-VAR" = 1, ON = true }
+volumes = ["./data:/var/lib/postgresql/data", "/tmp/x:/x:ro"]
+health = { exec = "pg_isready", interval = "1s", timeout = "2s", retries = 3, start_period = 4 }
+stop_signal = "SIGINT"
+cap_add = ["NET_RAW", "cap_sys_ptrace"]
+cap_drop = ["ALL"]
+security_opt = ["seccomp=unconfined", "no-new-privileges=false"]
+
+[services.web]
+command = "npm run dev -- --port $PORT"
+workdir = "web"
+depends_on = ["db"]
+env = { API = "${services.db.url}", DB_PORT = "${services.db.port}", QUOTED = "say \"hi\"\n", UNICODE = "é🚀" }
+env_file = [".env", "web/.env"]
+port = 3000
+restart = "always"
+max_restarts = 5
+stop_timeout = "2s"
+health = { http = "/healthz", status = 204 }
+
+[services.worker]
+command = "python3 worker.py"
+env_file = ".env.worker"
+depends_on = ["web", "db"]
+health = { log = "ready to (accept|serve)" }
+stop_signal = 1
+stop_timeout = 3
+restart = "never"
+
+[services.cache]
+image = "redis:7"
+command = "redis-server --port $PORT"
+health = "tcp"
+
+[services.probe]
+command = "sleep 600"
+health = { tcp = true, interval = "250ms" }
+restart = "on-failure"
+
+[services.quiet]
+command = "sleep 600"
+health = "none"
+
+[services.auto]
+command = "sleep 600"
+health = "auto"
+"#;
+
+    /// The project `locald.toml` means, loaded directly and through the Rhai
+    /// that `locald compile` prints for it, by the real loader.
+    fn both_ways(toml: &str) -> (Project, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let toml_path = root.join(config::TOML_FILE);
+        std::fs::write(&toml_path, toml).unwrap();
+        let direct = load_project(&root).unwrap();
+        let script = config::compile_toml(&toml_path, toml).unwrap();
+        std::fs::remove_file(&toml_path).unwrap();
+        std::fs::write(root.join(config::RHAI_FILE), &script).unwrap();
+        let through_rhai = load_project(&root).unwrap();
+        (direct, through_rhai)
+    }
+
+    #[test]
+    fn the_compiled_script_declares_the_project_the_toml_loads_to() {
+        let (direct, through_rhai) = both_ways(EVERY_FORM);
+        assert_eq!(direct.services.len(), 7);
+        assert_eq!(direct, through_rhai);
+    }
+
+    #[test]
+    fn every_example_loads_the_same_both_ways() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let path = entry.unwrap().path().join(config::TOML_FILE);
+            if let Ok(toml) = std::fs::read_to_string(&path) {
+                let (direct, through_rhai) = both_ways(&toml);
+                assert_eq!(direct, through_rhai, "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no example under {}", examples.display());
+    }
+
+    #[test]
+    fn locald_rhai_adds_to_locald_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(config::TOML_FILE),
+            "[services.web]\ncommand = \"sleep 600\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(config::RHAI_FILE),
+            "project(\"both\");\nservice(\"worker\", #{ command: \"sleep 1\", depends_on: [\"web\"] });\n",
+        )
+        .unwrap();
+        let project = load_project(dir.path()).unwrap();
+        assert_eq!(project.name, "both");
+        assert_eq!(project.service_names(), ["web", "worker"]);
+
+        std::fs::write(
+            dir.path().join(config::RHAI_FILE),
+            "service(\"web\", #{ command: \"sleep 1\" });\n",
+        )
+        .unwrap();
+        let error = load_project(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("service `web` is declared twice"), "{error}");
+    }
+}
