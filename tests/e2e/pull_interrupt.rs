@@ -137,3 +137,35 @@ fn sigterm_stops_image_pull_at_once_and_installs_nothing() {
 fn ctrl_c_stops_the_pull_of_container_run() {
     interrupted_pull(&["container", "run", "REF", "true"], Signal::SIGINT);
 }
+
+/// A container service whose image is still being pulled: `down` does not
+/// wait for the pull (it is abandoned and cleaned up).
+#[test]
+fn down_abandons_a_container_services_pull() {
+    let registry = HostileRegistry::start();
+    let image = slow_image(&registry);
+    let data = tempfile::tempdir().unwrap();
+    let project = Project::with_toml(&format!(
+        "[services.slow]\nimage = \"{}/slow/image:1\"\ncommand = \"sleep 600\"\n",
+        registry.addr()
+    ));
+    let data_dir = data.path().to_str().unwrap();
+    project
+        .locald(["up", "-d"])
+        .env("LOCALD_DATA_DIR", data_dir)
+        .success();
+    let images = data.path().join("images");
+    wait_for_download(&images);
+    let supervisor: i32 = project
+        .read(".locald/supervisor.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut down = project
+        .locald(["down"])
+        .env("LOCALD_DATA_DIR", data_dir)
+        .spawn();
+    assert_eq!(wait_exit(&mut down), Some(0));
+    assert!(!crate::harness::alive(supervisor), "the supervisor is gone");
+    assert_nothing_installed(&images, &image);
+}

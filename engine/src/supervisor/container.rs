@@ -95,19 +95,27 @@ pub async fn prepare(
         project.name,
         std::process::id()
     );
+    // Dropped with this future (the service was stopped, or the supervisor
+    // is going away): the pull sees it and is abandoned, cleaning up after
+    // itself, instead of keeping a blocking thread (and the supervisor's
+    // shutdown) until it ends.
+    let (_keep_pulling, pull_wanted) = tokio::sync::watch::channel(());
     let (image, lease) = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| error.to_string())?;
         let store = ImageStore::open_default().map_err(|error| error.to_string())?;
-        let image = runtime
-            .block_on(store.ensure(
-                &owned_reference,
-                PullPolicy::Missing,
-                &PullOptions::default(),
-            ))
-            .map_err(|error| error.to_string())?;
+        let image = runtime.block_on(async {
+            let mut pull_wanted = pull_wanted;
+            let options = PullOptions::default();
+            tokio::select! {
+                image = store.ensure(&owned_reference, PullPolicy::Missing, &options) => {
+                    image.map_err(|error| error.to_string())
+                }
+                _ = pull_wanted.changed() => Err("the pull was abandoned".to_string()),
+            }
+        })?;
         // Before the bundle mounts it, for as long as the container lives.
         let lease = store
             .lease(&image, &user)

@@ -117,6 +117,78 @@ enum AfterEnd {
     Closed,
 }
 
+/// Prepare what to launch for one start of `service`: for a host service
+/// `sh -c COMMAND` with its environment, for a container service the shim
+/// over a fresh bundle (pulling the image when missing).
+async fn prepare(
+    shared: &Shared,
+    service: &Service,
+    port: Option<u16>,
+) -> Result<Prepared, Unprepared> {
+    let permanent = |error: String| Unprepared {
+        reason: error,
+        permanent: true,
+    };
+    let env = service_env(&shared.project, service, &shared.ports)
+        .map_err(|error| permanent(error.to_string()))?;
+    let command = match service.command.as_deref() {
+        Some(command) => Some(
+            interpolate(&shared.project, command, &shared.ports)
+                .map_err(|error| permanent(error.to_string()))?,
+        ),
+        None => None,
+    };
+    let probe = health::resolve(&shared.project, service, port.unwrap_or(0), &env);
+    if let Some(image) = &service.image {
+        let prepared = container::prepare(
+            &shared.project,
+            service,
+            image,
+            command.clone(),
+            &shared.ports,
+        )
+        .await
+        .map_err(|error| Unprepared {
+            permanent: matches!(error, container::ContainerError::Env(_)),
+            reason: error.to_string(),
+        })?;
+        let description = match &command {
+            Some(command) => format!("{image}: {command}"),
+            None => image.clone(),
+        };
+        return Ok(Prepared {
+            spec: prepared.launch.clone(),
+            probe,
+            description,
+            container: Some(prepared),
+        });
+    }
+    let Some(command) = command else {
+        return Err(permanent("no command to run".into()));
+    };
+    // Spawning would fail with ENOENT at every restart; say what is
+    // missing, once, and wait for `locald restart`.
+    if !service.workdir.is_dir() {
+        return Err(permanent(format!(
+            "working directory {} does not exist (or is not a directory): create it or \
+             change `workdir`, then `locald restart {}`",
+            service.workdir.display(),
+            service.name
+        )));
+    }
+    let spec = LaunchSpec {
+        argv: launch::shell_argv(&command),
+        env,
+        workdir: service.workdir.clone(),
+    };
+    Ok(Prepared {
+        spec,
+        probe,
+        description: command,
+        container: None,
+    })
+}
+
 struct Runner {
     task: ServiceTask,
     state: ServiceState,
@@ -328,77 +400,27 @@ impl Runner {
         AfterEnd::Run
     }
 
-    /// Prepare what to launch: for a host service `sh -c COMMAND` with its
-    /// environment, for a container service the shim over a fresh bundle.
-    async fn prepare(&self) -> Result<Prepared, Unprepared> {
-        let shared = &self.task.shared;
-        let service = &self.task.service;
-        let permanent = |error: String| Unprepared {
-            reason: error,
-            permanent: true,
-        };
-        let env = service_env(&shared.project, service, &shared.ports)
-            .map_err(|error| permanent(error.to_string()))?;
-        let command = match service.command.as_deref() {
-            Some(command) => Some(
-                interpolate(&shared.project, command, &shared.ports)
-                    .map_err(|error| permanent(error.to_string()))?,
-            ),
-            None => None,
-        };
-        let probe = health::resolve(&shared.project, service, self.port.unwrap_or(0), &env);
-        if let Some(image) = &service.image {
-            let prepared = container::prepare(
-                &shared.project,
-                service,
-                image,
-                command.clone(),
-                &shared.ports,
-            )
-            .await
-            .map_err(|error| Unprepared {
-                permanent: matches!(error, container::ContainerError::Env(_)),
-                reason: error.to_string(),
-            })?;
-            let description = match &command {
-                Some(command) => format!("{image}: {command}"),
-                None => image.clone(),
-            };
-            return Ok(Prepared {
-                spec: prepared.launch.clone(),
-                probe,
-                description,
-                container: Some(prepared),
-            });
-        }
-        let Some(command) = command else {
-            return Err(permanent("no command to run".into()));
-        };
-        // Spawning would fail with ENOENT at every restart; say what is
-        // missing, once, and wait for `locald restart`.
-        if !service.workdir.is_dir() {
-            return Err(permanent(format!(
-                "working directory {} does not exist (or is not a directory): create it or \
-                 change `workdir`, then `locald restart {}`",
-                service.workdir.display(),
-                service.name
-            )));
-        }
-        let spec = LaunchSpec {
-            argv: launch::shell_argv(&command),
-            env,
-            workdir: service.workdir.clone(),
-        };
-        Ok(Prepared {
-            spec,
-            probe,
-            description: command,
-            container: None,
-        })
-    }
-
     async fn run_once(&mut self) -> RunEnd {
-        let prepared = match self.prepare().await {
+        // Preparing a container service may pull its image, which can take
+        // long: a stop, a restart or the supervisor going away abandons it
+        // (dropping the preparation cancels the pull and removes what it
+        // wrote).
+        let prepared = {
+            let preparing = prepare(&self.task.shared, &self.task.service, self.port);
+            tokio::pin!(preparing);
+            loop {
+                tokio::select! {
+                    prepared = &mut preparing => break prepared,
+                    command = self.task.commands.recv() => match command {
+                        Some(ServiceCommand::Start) => {}
+                        Some(ServiceCommand::Stop(reply)) => return RunEnd::Stopped(reply),
+                        Some(ServiceCommand::Restart(reply)) => return RunEnd::Restart(reply),
+                        None => return RunEnd::Closed,
+                    },
+                }
+            }
+        };
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(Unprepared { reason, permanent }) => {
                 self.event(&format!("cannot start: {reason}"));
