@@ -487,20 +487,13 @@ fn apply_volumes(
     service: &mut Service,
     problems: &mut Vec<Problem>,
 ) {
-    let items = match convert::array(node, path) {
-        Ok(items) => items,
-        Err(problem) => {
-            problems.push(problem);
-            return;
-        }
-    };
-    for (index, item) in items.iter().enumerate() {
-        record(
-            convert::volume(item, &path.index(index), base_dir),
-            problems,
-            |volume| service.volumes.push(volume),
-        );
-    }
+    each_item(
+        node,
+        path,
+        problems,
+        |item, item_path| convert::volume(item, item_path, base_dir),
+        |volume| service.volumes.push(volume),
+    );
 }
 
 fn apply_cap_add(
@@ -530,6 +523,32 @@ fn apply_caps(
     problems: &mut Vec<Problem>,
     mut take: impl FnMut(&str) -> Result<(), locald_runtime::CapabilityError>,
 ) {
+    each_item(
+        node,
+        path,
+        problems,
+        |item, item_path| {
+            convert::string(item, item_path).and_then(|name| {
+                take(name).map_err(|error| {
+                    bad_value(item, item_path, error.to_string()).with_help(
+                        "capability names are those of capabilities(7), e.g. \"NET_RAW\"",
+                    )
+                })
+            })
+        },
+        |()| {},
+    );
+}
+
+/// An array whose items are each converted by `convert_item` (with the item's own
+/// key path) and kept by `keep`; every bad item is a problem of its own.
+fn each_item<T>(
+    node: &Node,
+    path: &KeyPath,
+    problems: &mut Vec<Problem>,
+    mut convert_item: impl FnMut(&Node, &KeyPath) -> Result<T, Problem>,
+    mut keep: impl FnMut(T),
+) {
     let items = match convert::array(node, path) {
         Ok(items) => items,
         Err(problem) => {
@@ -538,16 +557,7 @@ fn apply_caps(
         }
     };
     for (index, item) in items.iter().enumerate() {
-        let item_path = path.index(index);
-        let result = convert::string(item, &item_path).and_then(|name| {
-            take(name).map_err(|error| {
-                bad_value(item, &item_path, error.to_string())
-                    .with_help("capability names are those of capabilities(7), e.g. \"NET_RAW\"")
-            })
-        });
-        if let Err(problem) = result {
-            problems.push(problem);
-        }
+        record(convert_item(item, &path.index(index)), problems, &mut keep);
     }
 }
 
@@ -558,18 +568,11 @@ fn apply_security_opt(
     service: &mut Service,
     problems: &mut Vec<Problem>,
 ) {
-    let items = match convert::array(node, path) {
-        Ok(items) => items,
-        Err(problem) => {
-            problems.push(problem);
-            return;
-        }
-    };
-    for (index, item) in items.iter().enumerate() {
-        record(
-            convert::security_opt(item, &path.index(index), base_dir),
-            problems,
-            |option| service.security.apply(option),
-        );
-    }
+    each_item(
+        node,
+        path,
+        problems,
+        |item, item_path| convert::security_opt(item, item_path, base_dir),
+        |option| service.security.apply(option),
+    );
 }
