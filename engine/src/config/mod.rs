@@ -50,6 +50,15 @@ pub fn load_toml(path: &Path, source: &str) -> Result<Project, ConfigError> {
     Ok(document.into_project())
 }
 
+/// `[project] name` of `locald.toml`, read without validating the rest (for
+/// what needs only to know which project this is); `None` when the file
+/// does not parse or sets no name.
+pub fn declared_project_name(source: &str) -> Option<String> {
+    let document = toml_edit::Document::parse(source).ok()?;
+    let name = document.get("project")?.get("name")?.as_str()?.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 fn lower_toml(path: &Path, source: &str) -> Result<value::Node, ConfigError> {
     toml_source::parse(source).map_err(|error| ConfigError::from_syntax(path, source, &error))
 }

@@ -770,3 +770,18 @@ fn confinement_keys_report_positioned_errors() {
     )
     .is_ok());
 }
+
+#[test]
+fn the_declared_name_is_read_without_validating_the_rest() {
+    use super::declared_project_name;
+    assert_eq!(
+        declared_project_name("[project]\nname = \"shop\"\n[services.x]\nbogus = 1\n").as_deref(),
+        Some("shop")
+    );
+    assert_eq!(
+        declared_project_name("[services.web]\ncommand = \"x\"\n"),
+        None
+    );
+    assert_eq!(declared_project_name("[project]\nname = 3\n"), None);
+    assert_eq!(declared_project_name("[project\n"), None);
+}

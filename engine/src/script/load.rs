@@ -46,18 +46,16 @@ pub fn load_project(start: &Path) -> Result<Project, LoadError> {
 }
 
 /// The project's directory and name, without its services and without
-/// evaluating anything: the name comes from `locald.toml` when it is valid,
-/// else from the directory.
+/// evaluating or validating anything: the name comes from `[project] name`
+/// in `locald.toml` when it parses, else from the directory.
 pub(crate) fn locate_project(start: &Path) -> Result<Project, LoadError> {
     let files = config::find_config(start).ok_or_else(|| LoadError::NoConfig(start.into()))?;
     let name = files
         .toml
         .as_deref()
-        .and_then(|path| {
-            let source = read_source(path, &Limits::PROJECT).ok()?;
-            config::load_toml(path, &source).ok()
-        })
-        .map_or_else(|| dir_name(&files.dir), |project| project.name);
+        .and_then(|path| read_source(path, &Limits::PROJECT).ok())
+        .and_then(|source| config::declared_project_name(&source))
+        .unwrap_or_else(|| dir_name(&files.dir));
     Ok(Project {
         name,
         root: files.dir,
