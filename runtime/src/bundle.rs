@@ -19,7 +19,9 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{mkdirat, Mode as FileMode};
 
-use locald_image::private_dir::{ensure_private_subdir, PrivateDirError};
+use locald_shim_protocol::args::RunArgs;
+use locald_shim_protocol::private_dir::{ensure_private_subdir, PrivateDirError};
+use locald_shim_protocol::{seccomp_cache, LOCK_SUFFIX};
 
 use oci_spec::runtime::Spec;
 
@@ -61,7 +63,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bund
 /// Where locald keeps bundles and container state: `/run/locald` for root, otherwise
 /// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`. locald uses it only once it has checked
 /// that it is private to the caller (mode 0700, owned by the caller, no symlink: see
-/// [`locald_image::private_dir`]).
+/// [`locald_shim_protocol::private_dir`]).
 pub fn runtime_root() -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     if uid.is_root() {
@@ -85,20 +87,16 @@ pub fn state_root() -> PathBuf {
     runtime_root().join("state")
 }
 
-/// Name, in the runtime root, of the shim's cache of compiled seccomp programs.
-pub(crate) const SECCOMP_CACHE_DIR: &str = "seccomp";
-
 /// The directory holding every bundle and its lock file.
 pub fn bundles_root() -> PathBuf {
     runtime_root().join("bundles")
 }
 
-/// The lock file of bundle `id`: `<bundles_root>/<id>.lock`.
+/// The lock file of bundle `id`: `<bundles_root>/<id>.lock`, where the shim looks for it
+/// ([`locald_shim_protocol::bundle_lock_path`] of the bundle directory).
 pub(crate) fn lock_path(bundles: &Path, id: &str) -> PathBuf {
     bundles.join(format!("{id}{LOCK_SUFFIX}"))
 }
-
-pub(crate) const LOCK_SUFFIX: &str = ".lock";
 
 /// A bundle directory ready for `locald-shim run`; removed by [`Bundle::remove`] or on drop.
 /// Holds the bundle's lock for its whole life.
@@ -246,21 +244,21 @@ impl Bundle {
         &self.dir
     }
 
+    /// The `locald-shim run` arguments for this bundle.
+    pub fn shim_args(&self) -> RunArgs {
+        RunArgs {
+            state_root: state_root(),
+            // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
+            // and capability set, in memory until reboot).
+            seccomp_cache: Some(seccomp_cache::cache_dir(&runtime_root())),
+            ..RunArgs::new(self.dir.clone(), self.id.clone())
+        }
+    }
+
     /// The `locald-shim run` invocation for this bundle; the caller chooses stdio.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.shim);
-        command
-            .arg("run")
-            .arg("--bundle")
-            .arg(&self.dir)
-            .arg("--id")
-            .arg(&self.id)
-            .arg("--root")
-            .arg(state_root())
-            // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
-            // and capability set, in memory until reboot).
-            .arg("--seccomp-cache")
-            .arg(runtime_root().join(SECCOMP_CACHE_DIR));
+        command.args(self.shim_args().to_argv());
         command
     }
 
@@ -473,6 +471,36 @@ mod tests {
     fn hosts_file_names_the_hostname() {
         assert!(hosts_file(None).starts_with("127.0.0.1\tlocalhost\n"));
         assert!(hosts_file(Some("web")).ends_with("127.0.1.1\tweb\n"));
+    }
+
+    #[test]
+    fn the_lock_is_where_the_shim_looks_for_it() {
+        let bundles = Path::new("/run/locald/bundles");
+        assert_eq!(
+            Some(lock_path(bundles, "web-1")),
+            locald_shim_protocol::bundle_lock_path(&bundles.join("web-1"))
+        );
+    }
+
+    #[test]
+    fn the_shim_reads_back_the_arguments_the_runtime_gives_it() {
+        let bundle = Bundle {
+            id: "web-1".into(),
+            dir: "/run/locald/bundles/web-1".into(),
+            shim: "/usr/bin/locald-shim".into(),
+            lock: None,
+            lock_path: PathBuf::new(),
+            removed: true,
+        };
+        let args = bundle.shim_args();
+        assert_eq!(args.state_root, state_root());
+        assert_eq!(
+            args.seccomp_cache,
+            Some(runtime_root().join(seccomp_cache::DIR_NAME))
+        );
+        let command = bundle.command();
+        assert_eq!(command.get_program(), "/usr/bin/locald-shim");
+        assert_eq!(RunArgs::parse(command.get_args()), Ok(args));
     }
 
     #[test]
