@@ -293,6 +293,22 @@ fn forwarded_signal_reaches_the_container() {
     assert_eq!(code, Some(7));
 }
 
+/// Every signal `__service-init` forwards to a container service's shim reaches the container
+/// (SIGWINCH resizes the terminal instead). The shim used to lack SIGALRM, a valid
+/// `stop_signal`: it died of it, leaving the container to the pid namespace's teardown.
+#[test]
+fn every_forwarded_signal_reaches_the_container() {
+    for signal in locald_shim_protocol::signals::FORWARDED_SIGNALS {
+        if signal == nix::sys::signal::Signal::SIGWINCH {
+            continue;
+        }
+        let name = signal.as_str().trim_start_matches("SIG");
+        let script = format!("trap 'exit 7' {name}; echo ready; while true; do sleep 0.05; done");
+        let (code, _) = signal_running_container("forward", &script, signal as i32);
+        assert_eq!(code, Some(7), "{signal}");
+    }
+}
+
 #[test]
 fn killed_container_reports_128_plus_signal() {
     // `sleep` as the pid namespace's init ignores SIGTERM: the shim escalates to SIGKILL after
