@@ -20,6 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{mkdirat, Mode as FileMode};
 
 use locald_shim_protocol::args::RunArgs;
+use locald_shim_protocol::lock::{same_file, try_lock, LockMode};
 use locald_shim_protocol::private_dir::{ensure_private_subdir, PrivateDirError};
 use locald_shim_protocol::{seccomp_cache, LOCK_SUFFIX};
 
@@ -325,7 +326,7 @@ fn create_locked(
         mode,
     ) {
         Ok(fd) => {
-            try_lock(fd.as_fd(), false).map_err(lock_error)?;
+            try_lock(fd.as_fd(), LockMode::Shared).map_err(lock_error)?;
             // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works for anyone.
             let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             return match nix::unistd::linkat(
@@ -354,7 +355,7 @@ fn create_locked(
             Err(Errno::EEXIST) => return Err(BundleError::AlreadyExists(id.to_string())),
             Err(err) => return Err(lock_error(err)),
         };
-        match try_lock(fd.as_fd(), false) {
+        match try_lock(fd.as_fd(), LockMode::Shared) {
             Ok(()) if same_file(fd.as_fd(), lock_path) => return Ok(fd),
             // A sweep got to it first and will remove it.
             Ok(()) | Err(Errno::EWOULDBLOCK) => {
@@ -364,26 +365,6 @@ fn create_locked(
         }
     }
     Err(lock_error(Errno::EAGAIN))
-}
-
-/// Takes a flock(2) on `fd` without waiting: shared (users of a bundle) or exclusive (a sweep,
-/// which gets `EWOULDBLOCK` while anyone uses it).
-pub(crate) fn try_lock(fd: BorrowedFd<'_>, exclusive: bool) -> nix::Result<()> {
-    let kind = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
-    // SAFETY: flock(2) on a descriptor we borrow; no memory is involved.
-    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), kind | libc::LOCK_NB) }).map(drop)
-}
-
-/// Whether `path` (not followed if a symlink) is the file open as `fd`.
-pub(crate) fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
-    match (nix::sys::stat::fstat(fd), fs::symlink_metadata(path)) {
-        (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
-        _ => false,
-    }
 }
 
 use crate::cleanup::remove_tree;

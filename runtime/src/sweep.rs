@@ -19,9 +19,10 @@ use nix::sys::stat::Mode;
 use locald_shim_protocol::private_dir::{check_owned_dir, open_private_subdir, PrivateDirError};
 use locald_shim_protocol::LOCK_SUFFIX;
 
-use crate::bundle::{lock_path, same_file, try_lock, BundleError};
+use crate::bundle::{lock_path, BundleError};
 use crate::cleanup;
 use crate::runtime_spec::{cgroup_relative_path, is_valid_id, CGROUP_PARENT};
+use locald_shim_protocol::lock::{same_file, try_lock, LockMode};
 
 /// What [`sweep_stale`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,7 +110,7 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
             OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(fd) => match try_lock(fd.as_fd(), true) {
+            Ok(fd) => match try_lock(fd.as_fd(), LockMode::Exclusive) {
                 Ok(()) if same_file(fd.as_fd(), &lock) => Some(fd),
                 // Released and removed by its owner just now: nothing left to do.
                 Ok(()) => continue,

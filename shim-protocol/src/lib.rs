@@ -4,7 +4,8 @@
 //!
 //! - [`args`]: the shim's command line, built by the runtime and parsed by the shim.
 //! - [`PARENT_ENV`], the overlay annotations ([`LOWER_ANNOTATION`], [`UPPER_ANNOTATION`],
-//!   [`WORK_ANNOTATION`]) and the bundle lock file ([`LOCK_SUFFIX`], [`bundle_lock_path`]).
+//!   [`WORK_ANNOTATION`]).
+//! - [`lock`]: the bundle's lock file, held by whoever uses the bundle, taken by a sweep.
 //! - [`signals`]: the signals passed on to a service or container rather than acted on.
 //! - [`cgroup`]: cgroup mounts from mountinfo, and removing a container's cgroup and its empty
 //!   parents.
@@ -17,12 +18,12 @@
 
 pub mod args;
 pub mod cgroup;
+pub mod lock;
 pub mod private_dir;
 pub mod seccomp_cache;
 pub mod signals;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+pub use lock::{bundle_lock_path, LOCK_SUFFIX};
 
 /// Set by `locald container run` to its own pid in the shim's environment: the shim then treats
 /// the death of that parent as a stop request (`PR_SET_PDEATHSIG`), so that a killed caller
@@ -35,31 +36,3 @@ pub const PARENT_ENV: &str = "LOCALD_SHIM_PARENT_PID";
 pub const LOWER_ANNOTATION: &str = "org.locald.rootfs.lower";
 pub const UPPER_ANNOTATION: &str = "org.locald.rootfs.upper";
 pub const WORK_ANNOTATION: &str = "org.locald.rootfs.work";
-
-/// The lock file of a bundle is the bundle directory's path with this suffix (`<dir>.lock`).
-/// Whoever uses the bundle holds a shared flock(2) on it; a sweep that gets an exclusive one
-/// knows the bundle is stale.
-pub const LOCK_SUFFIX: &str = ".lock";
-
-/// The lock file of the bundle directory `bundle` (`<bundle>.lock`, beside it); `None` for a
-/// path without a final name (`/`, `..`).
-pub fn bundle_lock_path(bundle: &Path) -> Option<PathBuf> {
-    let name = bundle.file_name()?;
-    let mut lock_name = OsString::from(name);
-    lock_name.push(LOCK_SUFFIX);
-    Some(bundle.with_file_name(lock_name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lock_sits_beside_the_bundle() {
-        assert_eq!(
-            bundle_lock_path(Path::new("/run/locald/bundles/web-1")),
-            Some(PathBuf::from("/run/locald/bundles/web-1.lock"))
-        );
-        assert_eq!(bundle_lock_path(Path::new("/")), None);
-    }
-}

@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -23,7 +23,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use locald_shim_protocol::args::RunArgs;
 use locald_shim_protocol::cgroup::{self as cgroup_fs, open_dir, remove_empty_parents};
 use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
-use locald_shim_protocol::{bundle_lock_path, PARENT_ENV};
+use locald_shim_protocol::{lock, PARENT_ENV};
 
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
@@ -48,7 +48,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     // change (see `locald_shim_protocol::private_dir`).
     check_owned_dir(&bundle)?;
     ensure_private_dir(&args.state_root)?;
-    let _bundle_lock = hold_bundle_lock(&bundle)?;
+    // While any user of a bundle holds its lock no sweep takes the bundle for a stale one;
+    // a bundle that a sweep is removing is refused.
+    let _bundle_lock = lock::hold_shared(&bundle)?;
     stop_with_parent();
     let spec =
         Spec::load(bundle.join("config.json")).context("loading the bundle's config.json")?;
@@ -476,37 +478,6 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("F_GETFL")?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("F_SETFL")?;
     Ok(())
-}
-
-/// Takes a shared lock on `<bundle>.lock` when the bundle has one (bundles made by the runtime
-/// crate do), and keeps it for the shim's life: while any user of a bundle holds it, no sweep
-/// takes the bundle for a stale one. Refuses a bundle that a sweep is removing.
-fn hold_bundle_lock(bundle: &Path) -> Result<Option<OwnedFd>> {
-    let Some(path) = bundle_lock_path(bundle) else {
-        return Ok(None);
-    };
-    let fd = match nix::fcntl::open(
-        &path,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("opening {}", path.display())),
-    };
-    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
-    let locked =
-        Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) });
-    let current = fs::symlink_metadata(&path);
-    let open = nix::sys::stat::fstat(fd.as_fd());
-    let same = match (&current, &open) {
-        (Ok(named), Ok(open)) => named.dev() == open.st_dev && named.ino() == open.st_ino,
-        _ => false,
-    };
-    if locked.is_err() || !same {
-        anyhow::bail!("bundle {} is being removed", bundle.display());
-    }
-    Ok(Some(fd))
 }
 
 /// When started by `locald container run` (which sets `PARENT_ENV` to its pid), treat the
