@@ -16,7 +16,7 @@ use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::{fchmodat, FchmodatFlags, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use locald_shim_protocol::cgroup;
+use locald_shim_protocol::{cgroup, mountinfo};
 
 /// Removes `dir` and everything below it. Symlinks are removed, never followed; a directory that
 /// is the root of another mount (a bind mount, the overlay rootfs) is neither entered nor
@@ -176,11 +176,8 @@ fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// Lazily unmounts every mount at or below `dir` in this mount namespace, deepest first.
 /// Returns how many were unmounted.
 pub fn unmount_under(dir: &Path) -> io::Result<usize> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-    let mut targets: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(cgroup::unescape_mount_path(point)))
+    let mut targets: Vec<PathBuf> = mountinfo::mount_points(&mountinfo::read()?)
+        .into_iter()
         .filter(|point| point.starts_with(dir))
         .collect();
     targets.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
@@ -198,10 +195,10 @@ pub fn unmount_under(dir: &Path) -> io::Result<usize> {
 
 /// Mount points of every cgroup (v1) and cgroup2 filesystem under /sys/fs/cgroup.
 pub fn cgroup_mount_points() -> Vec<PathBuf> {
-    let Ok(mountinfo) = cgroup::read_mountinfo() else {
+    let Ok(text) = mountinfo::read() else {
         return Vec::new();
     };
-    cgroup::cgroup_mounts(&mountinfo)
+    cgroup::cgroup_mounts(&text)
         .into_iter()
         .map(|mount| mount.mount_point)
         .filter(|point| point.starts_with(cgroup::CGROUP_ROOT))

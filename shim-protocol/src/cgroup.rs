@@ -2,15 +2,11 @@
 //! container's cgroups) and the runtime (which removes those of containers whose shim was
 //! killed) need them.
 //!
-//! Mount points come from `/proc/self/mountinfo` and are unescaped (`\040` is a space), always:
-//! a mount point with a space in it must name the real directory, not a path that does not
-//! exist. Removal works relative to a descriptor of the hierarchy's root (cgroupfs has no
-//! symlinks, and only root may create entries in it).
+//! Mount points come from `/proc/self/mountinfo`, unescaped ([`crate::mountinfo`]). Removal
+//! works relative to a descriptor of the hierarchy's root (cgroupfs has no symlinks, and only
+//! root may create entries in it).
 
-use std::ffi::OsString;
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,6 +15,8 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
+
+use crate::mountinfo;
 
 /// Where hosts mount their cgroup filesystems.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -43,9 +41,6 @@ pub const CONTROLLERS: [&str; 12] = [
 /// How long removal keeps retrying a cgroup that still has (dying) tasks.
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Where the calling process's mount table is.
-pub const MOUNTINFO: &str = "/proc/self/mountinfo";
-
 /// One mounted cgroup filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupMount {
@@ -57,11 +52,10 @@ pub struct CgroupMount {
     pub options: Vec<String>,
 }
 
-/// Every cgroup (v1) and cgroup2 mount in `mountinfo` (the text of `/proc/self/mountinfo`), in
-/// its order, bind mounts of one hierarchy included.
-pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
-    mountinfo
-        .lines()
+/// Every cgroup (v1) and cgroup2 mount in `text` (of `/proc/self/mountinfo`), in its order,
+/// bind mounts of one hierarchy included.
+pub fn cgroup_mounts(text: &str) -> Vec<CgroupMount> {
+    text.lines()
         .filter_map(|line| {
             // `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL…] - FSTYPE SOURCE SUPER_OPTIONS`
             let (mount, filesystem) = line.split_once(" - ")?;
@@ -78,7 +72,7 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
                 .filter(|option| !option.is_empty())
                 .map(String::from)
                 .collect();
-            let mount_point = PathBuf::from(unescape_mount_path(mount.split(' ').nth(4)?));
+            let mount_point = PathBuf::from(mountinfo::unescape(mount.split(' ').nth(4)?));
             Some(CgroupMount {
                 mount_point,
                 unified,
@@ -86,11 +80,6 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
             })
         })
         .collect()
-}
-
-/// Reads `/proc/self/mountinfo`.
-pub fn read_mountinfo() -> io::Result<String> {
-    std::fs::read_to_string(MOUNTINFO)
 }
 
 /// One mounted v1 hierarchy with at least one of [`CONTROLLERS`].
@@ -107,11 +96,12 @@ impl V1Hierarchy {
     }
 }
 
-/// The v1 hierarchies with one of [`CONTROLLERS`] in `mountinfo`, one per hierarchy (the first
-/// mount of each); named hierarchies such as `name=systemd` are left out.
-pub fn v1_hierarchies(mountinfo: &str) -> Vec<V1Hierarchy> {
+/// The v1 hierarchies with one of [`CONTROLLERS`] in `text` (of `/proc/self/mountinfo`), one
+/// per hierarchy (the first mount of each); named hierarchies such as `name=systemd` are left
+/// out.
+pub fn v1_hierarchies(text: &str) -> Vec<V1Hierarchy> {
     let mut found: Vec<V1Hierarchy> = Vec::new();
-    for mount in cgroup_mounts(mountinfo) {
+    for mount in cgroup_mounts(text) {
         if mount.unified {
             continue;
         }
@@ -134,32 +124,6 @@ pub fn v1_hierarchies(mountinfo: &str) -> Vec<V1Hierarchy> {
         });
     }
     found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo` (three octal digits); anything
-/// else is kept as it is.
-pub fn unescape_mount_path(path: &str) -> OsString {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = &bytes[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let value = digits
-                    .iter()
-                    .fold(0u32, |value, digit| value * 8 + u32::from(digit - b'0'));
-                if let Ok(byte) = u8::try_from(value) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    OsString::from_vec(out)
 }
 
 /// Opens a hierarchy's root directory (or any directory) without following a symlink.
@@ -323,36 +287,10 @@ mod tests {
     }
 
     #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(
-            unescape_mount_path("/mnt/a\\040b"),
-            OsString::from("/mnt/a b")
-        );
-        assert_eq!(
-            unescape_mount_path("/a\\011b\\012c\\134d"),
-            OsString::from("/a\tb\nc\\d")
-        );
-        assert_eq!(unescape_mount_path("/plain"), OsString::from("/plain"));
-        assert_eq!(unescape_mount_path("/end\\04"), OsString::from("/end\\04"));
-        assert_eq!(
-            unescape_mount_path("/bad\\089"),
-            OsString::from("/bad\\089")
-        );
-        assert_eq!(
-            unescape_mount_path("/big\\777"),
-            OsString::from("/big\\777")
-        );
-        assert_eq!(
-            unescape_mount_path("/raw\\377"),
-            OsString::from_vec(b"/raw\xff".to_vec())
-        );
-    }
-
-    #[test]
     fn the_live_mount_table_parses() {
         // Whatever this host mounts, every cgroup mount point read back exists.
-        let mountinfo = read_mountinfo().unwrap();
-        for mount in cgroup_mounts(&mountinfo) {
+        let text = mountinfo::read().unwrap();
+        for mount in cgroup_mounts(&text) {
             assert!(mount.mount_point.is_dir(), "{mount:?}");
         }
     }

@@ -7,6 +7,7 @@
 //!   [`WORK_ANNOTATION`]).
 //! - [`lock`]: the bundle's lock file, held by whoever uses the bundle, taken by a sweep.
 //! - [`signals`]: the signals passed on to a service or container rather than acted on.
+//! - [`mountinfo`]: the mount table, with mount points unescaped.
 //! - [`cgroup`]: cgroup mounts from mountinfo, and removing a container's cgroup and its empty
 //!   parents.
 //! - [`private_dir`]: the checks that a directory (image store, runtime root, bundle, state root)
@@ -19,6 +20,7 @@
 pub mod args;
 pub mod cgroup;
 pub mod lock;
+pub mod mountinfo;
 pub mod private_dir;
 pub mod seccomp_cache;
 pub mod signals;

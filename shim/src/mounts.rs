@@ -14,6 +14,7 @@ use nix::unistd::{Gid, Uid};
 // Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
 // directory, and the per-container writable upper and work directories.
 use locald_shim_protocol::cgroup::{self, CGROUP_ROOT};
+use locald_shim_protocol::mountinfo;
 use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
 
 /// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now
@@ -107,9 +108,8 @@ pub fn shadow_cgroupfs(
 
 /// Mount points of the cgroup v1 hierarchies (named ones too), from /proc/self/mountinfo.
 pub fn v1_cgroup_mount_points() -> Result<Vec<PathBuf>> {
-    let mountinfo =
-        cgroup::read_mountinfo().with_context(|| format!("reading {}", cgroup::MOUNTINFO))?;
-    Ok(cgroup::cgroup_mounts(&mountinfo)
+    let text = mountinfo::read().with_context(|| format!("reading {}", mountinfo::PATH))?;
+    Ok(cgroup::cgroup_mounts(&text)
         .into_iter()
         .filter(|mount| !mount.unified)
         .map(|mount| mount.mount_point)

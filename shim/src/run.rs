@@ -23,7 +23,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use locald_shim_protocol::args::RunArgs;
 use locald_shim_protocol::cgroup::{self as cgroup_fs, open_dir, remove_empty_parents};
 use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
-use locald_shim_protocol::{lock, PARENT_ENV};
+use locald_shim_protocol::{lock, mountinfo, PARENT_ENV};
 
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
@@ -82,9 +82,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     } else {
         mounts::enter_private_mount_namespace()?;
         if let Some((path, devices)) = cgroups::managed_by_shim(&spec) {
-            let mountinfo = cgroup_fs::read_mountinfo()
-                .with_context(|| format!("reading {}", cgroup_fs::MOUNTINFO))?;
-            let hierarchies = cgroup_fs::v1_hierarchies(&mountinfo);
+            let text = mountinfo::read().with_context(|| format!("reading {}", mountinfo::PATH))?;
+            let hierarchies = cgroup_fs::v1_hierarchies(&text);
             let created = V1Cgroups::create(&hierarchies, &path, &devices)?;
             cleanup.managed_cgroups = Some(created);
             let mount_points: Vec<PathBuf> =
@@ -560,10 +559,10 @@ fn remove_cgroup_parents(cgroups_path: Option<&Path>) {
     {
         return;
     }
-    let Ok(mountinfo) = cgroup_fs::read_mountinfo() else {
+    let Ok(text) = mountinfo::read() else {
         return;
     };
-    for mount in cgroup_fs::cgroup_mounts(&mountinfo) {
+    for mount in cgroup_fs::cgroup_mounts(&text) {
         if let Ok(root) = open_dir(None, &mount.mount_point) {
             remove_empty_parents(root.as_fd(), relative);
         }
