@@ -11,10 +11,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
 
-// Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
-// directory, and the per-container writable upper and work directories.
 use locald_shim_protocol::cgroup::{self, CGROUP_ROOT};
 use locald_shim_protocol::mountinfo;
+// Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
+// directory, and the per-container writable upper and work directories.
 use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
 
 /// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now

@@ -479,7 +479,7 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// When started by `locald container run` (which sets `PARENT_ENV` to its pid), treat the
+/// When started by `locald container run` (which sets [`PARENT_ENV`] to its pid), treat the
 /// death of that parent as a stop request: SIGTERM, forwarded to the container and escalated
 /// after the stop timeout, so that a killed caller leaves no container running.
 fn stop_with_parent() {
