@@ -73,7 +73,7 @@ impl RunArgs {
         }
     }
 
-    /// The arguments after argv[0], as [`RunArgs::parse`] reads them back. Every field is
+    /// The arguments after `argv[0]`, as [`RunArgs::parse`] reads them back. Every field is
     /// written out (the state root too), except a default stop timeout and a missing cache.
     pub fn to_argv(&self) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![
@@ -97,7 +97,7 @@ impl RunArgs {
     }
 
     /// Parses `run --bundle DIR --id ID [--root DIR] [--stop-timeout SECS] [--seccomp-cache DIR]`
-    /// (the arguments after argv[0]). Paths may be any bytes; the id must be UTF-8.
+    /// (the arguments after `argv[0]`). Paths may be any bytes; the id must be UTF-8.
     pub fn parse<I, A>(args: I) -> Result<RunArgs, ArgsError>
     where
         I: IntoIterator<Item = A>,
