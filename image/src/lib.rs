@@ -10,9 +10,11 @@ mod image_config;
 mod import;
 pub mod oci;
 pub mod platform;
-pub mod private_dir;
 mod pull;
 pub mod reference;
+/// The private-directory checks, shared with the runtime and `locald-shim` (kept here under
+/// their old path for the store and other users).
+pub use locald_shim_protocol::private_dir;
 mod store;
 mod tls;
 mod token;

@@ -19,7 +19,10 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{mkdirat, Mode as FileMode};
 
-use locald_image::private_dir::{ensure_private_subdir, PrivateDirError};
+use locald_shim_protocol::args::RunArgs;
+use locald_shim_protocol::lock::{same_file, try_lock, LockMode};
+use locald_shim_protocol::private_dir::{ensure_private_subdir, PrivateDirError};
+use locald_shim_protocol::{seccomp_cache, LOCK_SUFFIX};
 
 use oci_spec::runtime::Spec;
 
@@ -61,7 +64,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bund
 /// Where locald keeps bundles and container state: `/run/locald` for root, otherwise
 /// `$XDG_RUNTIME_DIR/locald` or `/tmp/locald-$UID`. locald uses it only once it has checked
 /// that it is private to the caller (mode 0700, owned by the caller, no symlink: see
-/// [`locald_image::private_dir`]).
+/// [`locald_shim_protocol::private_dir`]).
 pub fn runtime_root() -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     if uid.is_root() {
@@ -85,20 +88,16 @@ pub fn state_root() -> PathBuf {
     runtime_root().join("state")
 }
 
-/// Name, in the runtime root, of the shim's cache of compiled seccomp programs.
-pub(crate) const SECCOMP_CACHE_DIR: &str = "seccomp";
-
 /// The directory holding every bundle and its lock file.
 pub fn bundles_root() -> PathBuf {
     runtime_root().join("bundles")
 }
 
-/// The lock file of bundle `id`: `<bundles_root>/<id>.lock`.
+/// The lock file of bundle `id`: `<bundles_root>/<id>.lock`, where the shim looks for it
+/// ([`locald_shim_protocol::bundle_lock_path`] of the bundle directory).
 pub(crate) fn lock_path(bundles: &Path, id: &str) -> PathBuf {
     bundles.join(format!("{id}{LOCK_SUFFIX}"))
 }
-
-pub(crate) const LOCK_SUFFIX: &str = ".lock";
 
 /// A bundle directory ready for `locald-shim run`; removed by [`Bundle::remove`] or on drop.
 /// Holds the bundle's lock for its whole life.
@@ -246,21 +245,21 @@ impl Bundle {
         &self.dir
     }
 
+    /// The `locald-shim run` arguments for this bundle.
+    pub fn shim_args(&self) -> RunArgs {
+        RunArgs {
+            state_root: state_root(),
+            // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
+            // and capability set, in memory until reboot).
+            seccomp_cache: Some(seccomp_cache::cache_dir(&runtime_root())),
+            ..RunArgs::new(self.dir.clone(), self.id.clone())
+        }
+    }
+
     /// The `locald-shim run` invocation for this bundle; the caller chooses stdio.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.shim);
-        command
-            .arg("run")
-            .arg("--bundle")
-            .arg(&self.dir)
-            .arg("--id")
-            .arg(&self.id)
-            .arg("--root")
-            .arg(state_root())
-            // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
-            // and capability set, in memory until reboot).
-            .arg("--seccomp-cache")
-            .arg(runtime_root().join(SECCOMP_CACHE_DIR));
+        command.args(self.shim_args().to_argv());
         command
     }
 
@@ -327,7 +326,7 @@ fn create_locked(
         mode,
     ) {
         Ok(fd) => {
-            try_lock(fd.as_fd(), false).map_err(lock_error)?;
+            try_lock(fd.as_fd(), LockMode::Shared).map_err(lock_error)?;
             // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works for anyone.
             let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             return match nix::unistd::linkat(
@@ -356,7 +355,7 @@ fn create_locked(
             Err(Errno::EEXIST) => return Err(BundleError::AlreadyExists(id.to_string())),
             Err(err) => return Err(lock_error(err)),
         };
-        match try_lock(fd.as_fd(), false) {
+        match try_lock(fd.as_fd(), LockMode::Shared) {
             Ok(()) if same_file(fd.as_fd(), lock_path) => return Ok(fd),
             // A sweep got to it first and will remove it.
             Ok(()) | Err(Errno::EWOULDBLOCK) => {
@@ -366,26 +365,6 @@ fn create_locked(
         }
     }
     Err(lock_error(Errno::EAGAIN))
-}
-
-/// Takes a flock(2) on `fd` without waiting: shared (users of a bundle) or exclusive (a sweep,
-/// which gets `EWOULDBLOCK` while anyone uses it).
-pub(crate) fn try_lock(fd: BorrowedFd<'_>, exclusive: bool) -> nix::Result<()> {
-    let kind = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
-    // SAFETY: flock(2) on a descriptor we borrow; no memory is involved.
-    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), kind | libc::LOCK_NB) }).map(drop)
-}
-
-/// Whether `path` (not followed if a symlink) is the file open as `fd`.
-pub(crate) fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
-    match (nix::sys::stat::fstat(fd), fs::symlink_metadata(path)) {
-        (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
-        _ => false,
-    }
 }
 
 use crate::cleanup::remove_tree;
@@ -473,6 +452,36 @@ mod tests {
     fn hosts_file_names_the_hostname() {
         assert!(hosts_file(None).starts_with("127.0.0.1\tlocalhost\n"));
         assert!(hosts_file(Some("web")).ends_with("127.0.1.1\tweb\n"));
+    }
+
+    #[test]
+    fn the_lock_is_where_the_shim_looks_for_it() {
+        let bundles = Path::new("/run/locald/bundles");
+        assert_eq!(
+            Some(lock_path(bundles, "web-1")),
+            locald_shim_protocol::bundle_lock_path(&bundles.join("web-1"))
+        );
+    }
+
+    #[test]
+    fn the_shim_reads_back_the_arguments_the_runtime_gives_it() {
+        let bundle = Bundle {
+            id: "web-1".into(),
+            dir: "/run/locald/bundles/web-1".into(),
+            shim: "/usr/bin/locald-shim".into(),
+            lock: None,
+            lock_path: PathBuf::new(),
+            removed: true,
+        };
+        let args = bundle.shim_args();
+        assert_eq!(args.state_root, state_root());
+        assert_eq!(
+            args.seccomp_cache,
+            Some(runtime_root().join(seccomp_cache::DIR_NAME))
+        );
+        let command = bundle.command();
+        assert_eq!(command.get_program(), "/usr/bin/locald-shim");
+        assert_eq!(RunArgs::parse(command.get_args()), Ok(args));
     }
 
     #[test]

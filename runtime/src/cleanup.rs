@@ -1,5 +1,6 @@
 //! Removing what a container leaves on the host: directory trees (without following symlinks
-//! or crossing into mounted filesystems), mounts under a directory, and cgroup directories.
+//! or crossing into mounted filesystems), mounts under a directory, and cgroup directories (with
+//! [`locald_shim_protocol::cgroup`], as the shim removes them).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -7,21 +8,15 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::mount::{umount2, MntFlags};
-use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{fchmodat, FchmodatFlags, Mode};
-use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
-/// Where hosts mount their cgroup filesystems.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// How long cgroup removal keeps retrying while killed processes finish dying.
-const CGROUP_REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
+use locald_shim_protocol::{cgroup, mountinfo};
 
 /// Removes `dir` and everything below it. Symlinks are removed, never followed; a directory that
 /// is the root of another mount (a bind mount, the overlay rootfs) is neither entered nor
@@ -181,11 +176,8 @@ fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// Lazily unmounts every mount at or below `dir` in this mount namespace, deepest first.
 /// Returns how many were unmounted.
 pub fn unmount_under(dir: &Path) -> io::Result<usize> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-    let mut targets: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(unescape_mount_path(point)))
+    let mut targets: Vec<PathBuf> = mountinfo::mount_points(&mountinfo::read()?)
+        .into_iter()
         .filter(|point| point.starts_with(dir))
         .collect();
     targets.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
@@ -201,40 +193,15 @@ pub fn unmount_under(dir: &Path) -> io::Result<usize> {
     Ok(unmounted)
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(path: &str) -> OsString {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(value) = u8::from_str_radix(digits, 8) {
-                out.push(value);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    OsString::from_vec(out)
-}
-
 /// Mount points of every cgroup (v1) and cgroup2 filesystem under /sys/fs/cgroup.
 pub fn cgroup_mount_points() -> Vec<PathBuf> {
-    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(text) = mountinfo::read() else {
         return Vec::new();
     };
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (mount, filesystem) = line.split_once(" - ")?;
-            let fstype = filesystem.split(' ').next()?;
-            let point = PathBuf::from(unescape_mount_path(mount.split(' ').nth(4)?));
-            (matches!(fstype, "cgroup" | "cgroup2") && point.starts_with(CGROUP_ROOT))
-                .then_some(point)
-        })
+    cgroup::cgroup_mounts(&text)
+        .into_iter()
+        .map(|mount| mount.mount_point)
+        .filter(|point| point.starts_with(cgroup::CGROUP_ROOT))
         .collect()
 }
 
@@ -249,45 +216,12 @@ pub fn cgroup_has_processes(hierarchies: &[PathBuf], relative: &Path) -> bool {
 /// Removes cgroup `relative` (e.g. `locald/<id>`) from every hierarchy, SIGKILLing what still
 /// runs in it first, then its parent directories that are left empty. Missing cgroups are fine.
 pub fn remove_cgroups(hierarchies: &[PathBuf], relative: &Path) -> io::Result<()> {
-    let mut first_error = None;
-    for hierarchy in hierarchies {
-        let path = hierarchy.join(relative);
-        if let Err(err) = remove_cgroup(&path) {
-            first_error.get_or_insert(err);
-        }
-        for parent in relative.ancestors().skip(1) {
-            if parent.as_os_str().is_empty() || fs::remove_dir(hierarchy.join(parent)).is_err() {
-                break;
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-fn remove_cgroup(path: &Path) -> io::Result<()> {
-    let deadline = Instant::now() + CGROUP_REMOVE_TIMEOUT;
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                if let Ok(procs) = fs::read_to_string(path.join("cgroup.procs")) {
-                    for pid in procs
-                        .split_whitespace()
-                        .filter_map(|p| p.parse::<i32>().ok())
-                    {
-                        if pid > 0 {
-                            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                        }
-                    }
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            Err(err) => return Err(err),
-        }
-    }
+    cgroup::remove_cgroups(hierarchies, relative).map_err(|(hierarchy, errno)| {
+        io::Error::new(
+            io::Error::from(errno).kind(),
+            format!("in {}: {errno}", hierarchy.display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -335,11 +269,5 @@ mod tests {
         remove_tree(&link).unwrap();
         assert!(fs::symlink_metadata(&link).is_err());
         assert!(outside.path().join("precious").exists());
-    }
-
-    #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path("/a\\040b"), OsString::from("/a b"));
-        assert_eq!(unescape_mount_path("/end\\04"), OsString::from("/end\\04"));
     }
 }

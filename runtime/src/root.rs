@@ -11,7 +11,8 @@ use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use locald_image::private_dir::{check_owned_dir, ensure_private_dir};
+use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
+use locald_shim_protocol::seccomp_cache;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
@@ -20,9 +21,9 @@ use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
 
 use crate::bundle::{runtime_root, xdg_runtime_dir, BundleError};
 
-/// The runtime root, checked private to the caller (see [`locald_image::private_dir`]): its
+/// The runtime root, checked private to the caller (see [`locald_shim_protocol::private_dir`]): its
 /// path, and a descriptor of the directory that passed the checks, to create entries through
-/// (e.g. with [`locald_image::private_dir::ensure_private_subdir`]).
+/// (e.g. with [`locald_shim_protocol::private_dir::ensure_private_subdir`]).
 #[derive(Debug)]
 pub struct RuntimeRoot {
     pub path: PathBuf,
@@ -31,7 +32,7 @@ pub struct RuntimeRoot {
 
 /// Creates or checks the runtime root ([`crate::runtime_root`]) as locald's own containers use
 /// it: private to the caller (mode 0700, owned by the caller, not a symlink; see
-/// [`locald_image::private_dir`]), in memory for root. For other per-user runtime files.
+/// [`locald_shim_protocol::private_dir`]), in memory for root. For other per-user runtime files.
 pub fn prepare_runtime_root() -> Result<RuntimeRoot, crate::Error> {
     prepare().map_err(Into::into)
 }
@@ -105,7 +106,7 @@ fn mount_in_memory(root: &Path) -> nix::Result<bool> {
 
 /// Removes what is only a cache (compiled seccomp programs): it must not keep the root on disk.
 fn clear_caches(root: &Path) {
-    let _ = fs::remove_dir_all(root.join(crate::bundle::SECCOMP_CACHE_DIR));
+    seccomp_cache::clear(root);
 }
 
 /// Whether `dir` holds nothing but empty directories.
@@ -148,7 +149,7 @@ mod tests {
     #[test]
     fn the_seccomp_cache_does_not_keep_the_root_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join(crate::bundle::SECCOMP_CACHE_DIR);
+        let cache = seccomp_cache::cache_dir(dir.path());
         fs::create_dir_all(&cache).unwrap();
         fs::write(cache.join("0123.bpf"), [0u8; 8]).unwrap();
         assert!(!holds_nothing(dir.path()));

@@ -14,11 +14,8 @@ use crate::image_user::{self, UserError};
 use crate::seccomp::{self, SeccompError};
 use crate::security::SeccompChoice;
 
-/// Annotations asking `locald-shim` to mount an overlay of the image on the bundle's rootfs (the
-/// shim reads the same names).
-pub const LOWER_ANNOTATION: &str = "org.locald.rootfs.lower";
-pub const UPPER_ANNOTATION: &str = "org.locald.rootfs.upper";
-pub const WORK_ANNOTATION: &str = "org.locald.rootfs.work";
+// Annotations asking `locald-shim` to mount an overlay of the image on the bundle's rootfs.
+use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
 
 /// Bundle-relative names of the files and directories the spec refers to.
 pub const ROOTFS_DIR: &str = "rootfs";

@@ -16,7 +16,7 @@ pub const SHIM_NAME: &str = "locald-shim";
 /// Set by [`run_foreground`] to its pid: the shim then treats the death of its parent as a stop
 /// request (`PR_SET_PDEATHSIG`), so that a killed `locald container run` leaves no container
 /// running.
-pub const PARENT_ENV: &str = "LOCALD_SHIM_PARENT_PID";
+pub use locald_shim_protocol::PARENT_ENV;
 
 /// Errors finding or running the shim.
 #[derive(Debug, thiserror::Error)]

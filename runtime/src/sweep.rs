@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use locald_image::private_dir::{check_owned_dir, open_private_subdir, PrivateDirError};
+use locald_shim_protocol::private_dir::{check_owned_dir, open_private_subdir, PrivateDirError};
+use locald_shim_protocol::LOCK_SUFFIX;
 
-use crate::bundle::{lock_path, same_file, try_lock, BundleError, LOCK_SUFFIX};
+use crate::bundle::{lock_path, BundleError};
 use crate::cleanup;
 use crate::runtime_spec::{cgroup_relative_path, is_valid_id, CGROUP_PARENT};
+use locald_shim_protocol::lock::{same_file, try_lock, LockMode};
 
 /// What [`sweep_stale`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +46,7 @@ pub fn sweep_stale() -> Result<SweepReport, crate::Error> {
 /// [`sweep_stale`] for the runtime root `root` (holding `bundles/` and `state/`).
 ///
 /// `root`, `bundles/` and `state/` must be private to the caller (see
-/// [`locald_image::private_dir`]): a symlink or a directory someone else could write to there
+/// [`locald_shim_protocol::private_dir`]): a symlink or a directory someone else could write to there
 /// is an error, never followed, so that a sweep cannot be turned on files elsewhere.
 pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
     let mut report = SweepReport::default();
@@ -108,7 +110,7 @@ pub fn sweep_stale_in(root: &Path) -> Result<SweepReport, crate::Error> {
             OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(fd) => match try_lock(fd.as_fd(), true) {
+            Ok(fd) => match try_lock(fd.as_fd(), LockMode::Exclusive) {
                 Ok(()) if same_file(fd.as_fd(), &lock) => Some(fd),
                 // Released and removed by its owner just now: nothing left to do.
                 Ok(()) => continue,

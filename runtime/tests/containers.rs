@@ -260,12 +260,22 @@ fn output_to_dev_null_does_not_break_the_container() {
 /// Starts a container, waits until it prints `ready`, sends `signal` to the shim, returns the
 /// shim's exit code and how long the container took to go.
 fn signal_running_container(name: &str, script: &str, signal: i32) -> (Option<i32>, Duration) {
+    signal_running_container_with(name, script, signal, "1")
+}
+
+/// [`signal_running_container`] with the shim's `--stop-timeout` (seconds).
+fn signal_running_container_with(
+    name: &str,
+    script: &str,
+    signal: i32,
+    stop_timeout: &str,
+) -> (Option<i32>, Duration) {
     require_shim();
     let spec = container(name, &["sh", "-c", script]);
     let bundle = Bundle::create(&spec).unwrap();
     let mut child = bundle
         .command()
-        .args(["--stop-timeout", "1"])
+        .args(["--stop-timeout", stop_timeout])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -289,6 +299,35 @@ fn forwarded_signal_reaches_the_container() {
         "trap",
         "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
         libc::SIGTERM,
+    );
+    assert_eq!(code, Some(7));
+}
+
+/// Every signal `__service-init` forwards to a container service's shim reaches the container
+/// (SIGWINCH resizes the terminal instead). The shim used to lack SIGALRM, a valid
+/// `stop_signal`: it died of it, leaving the container to the pid namespace's teardown.
+#[test]
+fn every_forwarded_signal_reaches_the_container() {
+    for signal in locald_shim_protocol::signals::FORWARDED_SIGNALS {
+        if signal == nix::sys::signal::Signal::SIGWINCH {
+            continue;
+        }
+        let name = signal.as_str().trim_start_matches("SIG");
+        let script = format!("trap 'exit 7' {name}; echo ready; while true; do sleep 0.05; done");
+        let (code, _) = signal_running_container("forward", &script, signal as i32);
+        assert_eq!(code, Some(7), "{signal}");
+    }
+}
+
+/// A stop timeout longer than `Instant` can represent means no deadline: the shim used to
+/// panic adding it to the current time when the stop request came.
+#[test]
+fn a_stop_timeout_of_centuries_is_no_deadline() {
+    let (code, _) = signal_running_container_with(
+        "forever",
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        libc::SIGTERM,
+        "10000000000000000000",
     );
     assert_eq!(code, Some(7));
 }

@@ -20,110 +20,15 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use libcontainer::oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
+use locald_shim_protocol::cgroup::{
+    open_dir, read_file, remove_cgroup, remove_empty_parents, V1Hierarchy, CGROUP_ROOT, CONTROLLERS,
+};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
-use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{mkdirat, Mode};
-use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
-
-/// The v1 controllers libcontainer puts containers under (libcgroups' `CONTROLLERS`): the shim
-/// joins the same hierarchies, so a container is accounted for exactly as before.
-pub const CONTROLLERS: [&str; 12] = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "devices",
-    "hugetlb",
-    "memory",
-    "pids",
-    "perf_event",
-    "blkio",
-    "net_prio",
-    "net_cls",
-    "freezer",
-];
-
-/// Where the host mounts its cgroup filesystems.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// How long removal keeps retrying a cgroup that still has (dying) tasks.
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// One mounted v1 hierarchy with at least one of [`CONTROLLERS`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct V1Hierarchy {
-    pub mount_point: PathBuf,
-    /// Its controllers (from the mount options), sorted.
-    pub controllers: Vec<String>,
-}
-
-impl V1Hierarchy {
-    fn has(&self, controller: &str) -> bool {
-        self.controllers.iter().any(|c| c == controller)
-    }
-}
-
-/// The v1 hierarchies in `mountinfo` (the text of /proc/self/mountinfo), one per hierarchy.
-pub fn v1_hierarchies(mountinfo: &str) -> Vec<V1Hierarchy> {
-    let mut found: Vec<V1Hierarchy> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((mount, filesystem)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut fs_fields = filesystem.split(' ');
-        if fs_fields.next() != Some("cgroup") {
-            continue;
-        }
-        let Some(options) = fs_fields.nth(1) else {
-            continue;
-        };
-        let Some(mount_point) = mount.split(' ').nth(4) else {
-            continue;
-        };
-        let mut controllers: Vec<String> = options
-            .split(',')
-            .filter(|option| CONTROLLERS.contains(option))
-            .map(String::from)
-            .collect();
-        if controllers.is_empty() {
-            continue; // a named hierarchy such as name=systemd
-        }
-        controllers.sort();
-        // A hierarchy mounted twice (bind mounts) is still one hierarchy.
-        if found.iter().any(|h| h.controllers == controllers) {
-            continue;
-        }
-        found.push(V1Hierarchy {
-            mount_point: PathBuf::from(unescape_mount_path(mount_point)),
-            controllers,
-        });
-    }
-    found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(value) = u8::from_str_radix(digits, 8) {
-                out.push(value);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// The calling process's cgroup in each v1 hierarchy, from `/proc/self/cgroup` text: pairs of
 /// (sorted controllers, path).
@@ -365,55 +270,6 @@ impl V1Cgroups {
     }
 }
 
-/// Removes cgroup `relative` under `root`: SIGKILLs the processes still listed in it until it
-/// can be removed (dying tasks keep it busy for a moment), up to a couple of seconds.
-pub fn remove_cgroup(
-    root: BorrowedFd<'_>,
-    cgroup: Option<BorrowedFd<'_>>,
-    relative: &Path,
-) -> nix::Result<()> {
-    let deadline = Instant::now() + REMOVE_TIMEOUT;
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match unlinkat(root, relative, UnlinkatFlags::RemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-            Err(Errno::EBUSY) if Instant::now() < deadline => {
-                kill_members(root, cgroup, relative);
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-fn kill_members(root: BorrowedFd<'_>, cgroup: Option<BorrowedFd<'_>>, relative: &Path) {
-    let procs = match cgroup {
-        Some(dir) => read_file(dir, "cgroup.procs"),
-        None => read_file(root, &relative.join("cgroup.procs")),
-    };
-    for pid in procs.unwrap_or_default().split_whitespace() {
-        if let Ok(pid) = pid.parse::<i32>() {
-            if pid > 0 {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Removes the ancestors of `relative` (deepest first) that are empty; stops at the first busy
-/// one (another container's, or the user's).
-pub fn remove_empty_parents(root: BorrowedFd<'_>, relative: &Path) {
-    for parent in relative.ancestors().skip(1) {
-        if parent.as_os_str().is_empty() {
-            break;
-        }
-        if unlinkat(root, parent, UnlinkatFlags::RemoveDir).is_err() {
-            break;
-        }
-    }
-}
-
 /// Creates every missing level of `relative` under `root` and returns the leaf. In a cpuset
 /// hierarchy a cgroup starts with empty `cpuset.cpus`/`cpuset.mems`, and nothing can join it
 /// until they are set: each level gets its parent's when empty, as libcontainer does.
@@ -443,9 +299,9 @@ fn try_create_levels(root: BorrowedFd<'_>, relative: &Path, cpuset: bool) -> nix
         let child = open_dir(Some(level.as_fd()), Path::new(name))?;
         if cpuset {
             for file in ["cpuset.cpus", "cpuset.mems"] {
-                let current = read_file(child.as_fd(), file)?;
+                let current = read_file(child.as_fd(), Path::new(file))?;
                 if current.trim().is_empty() {
-                    let inherited = read_file(level.as_fd(), file)?;
+                    let inherited = read_file(level.as_fd(), Path::new(file))?;
                     write_file(child.as_fd(), file, inherited.trim())?;
                 }
             }
@@ -453,14 +309,6 @@ fn try_create_levels(root: BorrowedFd<'_>, relative: &Path, cpuset: bool) -> nix
         level = child;
     }
     Ok(level)
-}
-
-fn open_dir(dir: Option<BorrowedFd<'_>>, path: &Path) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
-    match dir {
-        Some(dir) => openat(dir, path, flags, Mode::empty()),
-        None => nix::fcntl::open(path, flags, Mode::empty()),
-    }
 }
 
 fn open_file<P: AsRef<OsStr> + ?Sized>(
@@ -494,57 +342,9 @@ fn write_file<P: AsRef<OsStr> + ?Sized>(
     write_all(fd.as_fd(), value)
 }
 
-fn read_file<P: AsRef<OsStr> + ?Sized>(dir: BorrowedFd<'_>, name: &P) -> nix::Result<String> {
-    let fd = open_file(dir, name, OFlag::O_RDONLY)?;
-    let mut out = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match nix::unistd::read(&fd, &mut buffer) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buffer[..n]),
-            Err(Errno::EINTR) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "\
-43 42 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
-26 25 0:22 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-27 26 0:23 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-28 26 0:24 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
-29 26 0:25 / /sys/fs/cgroup/net_cls,net_prio rw,relatime - cgroup cgroup rw,net_cls,net_prio
-30 26 0:26 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-31 26 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-32 26 0:23 / /mnt/cpu\\040again rw,relatime - cgroup cgroup rw,cpu
-";
-
-    #[test]
-    fn hierarchies_come_from_mountinfo() {
-        let found = v1_hierarchies(MOUNTINFO);
-        let mounts: Vec<_> = found.iter().map(|h| h.mount_point.clone()).collect();
-        assert_eq!(
-            mounts,
-            [
-                PathBuf::from("/sys/fs/cgroup/cpu"),
-                PathBuf::from("/sys/fs/cgroup/cpuacct"),
-                PathBuf::from("/sys/fs/cgroup/net_cls,net_prio"),
-            ]
-        );
-        assert_eq!(found[2].controllers, ["net_cls", "net_prio"]);
-    }
-
-    #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount_path("/plain"), "/plain");
-        assert_eq!(unescape_mount_path("/end\\04"), "/end\\04");
-    }
 
     #[test]
     fn own_cgroups_skip_named_and_unified_hierarchies() {

@@ -13,7 +13,8 @@
 //! - `--seccomp-cache`: a directory (created 0700) where compiled seccomp programs are kept, so
 //!   that the spec's filter is compiled once rather than at every start (see `seccomp.rs`).
 //! - `--stop-timeout`: grace period after a forwarded SIGTERM/SIGINT/SIGHUP/SIGQUIT before the
-//!   container's init gets SIGKILL (default 10 s; a second stop signal kills at once).
+//!   container's init gets SIGKILL, in decimal seconds (default 10; a second stop signal kills at
+//!   once). SIGUSR1, SIGUSR2, SIGWINCH and SIGALRM are forwarded too, with no escalation.
 //! - A terminal is used when the spec says `process.terminal: true`: the shim receives the pty
 //!   master over a console socket, puts its stdin in raw mode and relays both ways.
 //!   Otherwise the container inherits the shim's stdin/stdout/stderr directly.
@@ -23,9 +24,13 @@
 //!   `cgroups.rs`: this avoids a global RCU wait in the kernel at every start).
 //! - The bundle directory and the state root must be owned by the caller and writable by no one
 //!   else, their parents owned by root or the caller and not writable by others unless sticky,
-//!   and none of them a symlink (see `private.rs`); the state root is created 0700 if missing.
+//!   and none of them a symlink (see `locald_shim_protocol::private_dir`); the state root is
+//!   created 0700 if missing (and tightened to 0700 if others may read it).
 //! - A bundle with a lock file next to it (`<bundle>.lock`, as the runtime crate makes them) is
 //!   locked (shared) for as long as the shim runs, so that no sweep of stale bundles takes it.
+//! - The command line, the annotations, the lock file, the parent variable, the forwarded signals
+//!   and the seccomp cache's layout are defined once, for the shim and the runtime crate, in
+//!   `locald-shim-protocol`.
 //! - With `LOCALD_SHIM_PARENT_PID` set to its parent's pid (as `locald container run` does), the
 //!   death of that parent is a stop request, as SIGTERM.
 //!
@@ -33,20 +38,20 @@
 //! Everything the shim creates (container state, cgroups, mounts, console socket) is removed
 //! before it exits, including when it is stopped by SIGTERM or SIGINT, or fails.
 
-mod args;
 mod cgroups;
 mod mounts;
-mod private;
 mod run;
 mod seccomp;
 mod signals;
 mod terminal;
 
+use locald_shim_protocol::args::RunArgs;
+
 /// Exit status for failures of the shim itself, as `docker run` uses it.
 const SHIM_FAILURE: i32 = 125;
 
 fn main() {
-    let status = match args::parse(std::env::args().skip(1)) {
+    let status = match RunArgs::parse(std::env::args_os().skip(1)) {
         Ok(args) => match run::run(&args) {
             Ok(status) => status,
             Err(err) => {

@@ -11,13 +11,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
 
-/// Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
-/// directory, and the per-container writable upper and work directories.
-pub const LOWER_ANNOTATION: &str = "org.locald.rootfs.lower";
-pub const UPPER_ANNOTATION: &str = "org.locald.rootfs.upper";
-pub const WORK_ANNOTATION: &str = "org.locald.rootfs.work";
-
-use crate::cgroups::CGROUP_ROOT;
+use locald_shim_protocol::cgroup::{self, CGROUP_ROOT};
+use locald_shim_protocol::mountinfo;
+// Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
+// directory, and the per-container writable upper and work directories.
+use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
 
 /// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now
 /// on propagates back to the host.
@@ -108,16 +106,13 @@ pub fn shadow_cgroupfs(
     Ok(())
 }
 
-/// Mount points of the cgroup v1 hierarchies, from /proc/self/mountinfo.
+/// Mount points of the cgroup v1 hierarchies (named ones too), from /proc/self/mountinfo.
 pub fn v1_cgroup_mount_points() -> Result<Vec<PathBuf>> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    Ok(mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (mount, filesystem) = line.split_once(" - ")?;
-            let mount_point = mount.split(' ').nth(4)?;
-            (filesystem.split(' ').next()? == "cgroup").then(|| PathBuf::from(mount_point))
-        })
+    let text = mountinfo::read().with_context(|| format!("reading {}", mountinfo::PATH))?;
+    Ok(cgroup::cgroup_mounts(&text)
+        .into_iter()
+        .filter(|mount| !mount.unified)
+        .map(|mount| mount.mount_point)
         .collect())
 }
 

@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,10 +20,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::args::RunArgs;
+use locald_shim_protocol::args::RunArgs;
+use locald_shim_protocol::cgroup::{self as cgroup_fs, open_dir, remove_empty_parents};
+use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
+use locald_shim_protocol::{lock, mountinfo, PARENT_ENV};
+
 use crate::cgroups::{self, V1Cgroups};
 use crate::mounts::{self, OverlayRootfs};
-use crate::private;
 use crate::seccomp::{self, SeccompExecutor};
 use crate::signals::{self, SignalPipe};
 use crate::terminal::{self, RawMode};
@@ -42,10 +45,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
     // Before anything is read from them, and before entering a user namespace (where host
     // owners read differently): the bundle and the state root must be ones no other user can
-    // change (see `private.rs`).
-    private::verify_dir(&bundle)?;
-    private::ensure_dir(&args.state_root)?;
-    let _bundle_lock = hold_bundle_lock(&bundle)?;
+    // change (see `locald_shim_protocol::private_dir`).
+    check_owned_dir(&bundle)?;
+    ensure_private_dir(&args.state_root)?;
+    // While any user of a bundle holds its lock no sweep takes the bundle for a stale one;
+    // a bundle that a sweep is removing is refused.
+    let _bundle_lock = lock::hold_shared(&bundle)?;
     stop_with_parent();
     let spec =
         Spec::load(bundle.join("config.json")).context("loading the bundle's config.json")?;
@@ -77,9 +82,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     } else {
         mounts::enter_private_mount_namespace()?;
         if let Some((path, devices)) = cgroups::managed_by_shim(&spec) {
-            let mountinfo =
-                fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-            let hierarchies = cgroups::v1_hierarchies(&mountinfo);
+            let text = mountinfo::read().with_context(|| format!("reading {}", mountinfo::PATH))?;
+            let hierarchies = cgroup_fs::v1_hierarchies(&text);
             let created = V1Cgroups::create(&hierarchies, &path, &devices)?;
             cleanup.managed_cgroups = Some(created);
             let mount_points: Vec<PathBuf> =
@@ -296,7 +300,8 @@ impl Supervisor<'_> {
                     let _ = kill(self.init, signal);
                     if signals::is_stop_request(signal) {
                         self.stop_requested = true;
-                        self.kill_deadline = Some(Instant::now() + self.stop_timeout);
+                        // A timeout too long to be a time (years) is no deadline at all.
+                        self.kill_deadline = Instant::now().checked_add(self.stop_timeout);
                     }
                 }
             }
@@ -474,44 +479,6 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Name of the environment variable through which `locald container run` asks the shim to
-/// stop its container when the caller dies (the runtime crate's `PARENT_ENV`).
-const PARENT_ENV: &str = "LOCALD_SHIM_PARENT_PID";
-
-/// Takes a shared lock on `<bundle>.lock` when the bundle has one (bundles made by the runtime
-/// crate do), and keeps it for the shim's life: while any user of a bundle holds it, no sweep
-/// takes the bundle for a stale one. Refuses a bundle that a sweep is removing.
-fn hold_bundle_lock(bundle: &Path) -> Result<Option<OwnedFd>> {
-    let Some(name) = bundle.file_name() else {
-        return Ok(None);
-    };
-    let mut lock_name = name.to_os_string();
-    lock_name.push(".lock");
-    let path = bundle.with_file_name(lock_name);
-    let fd = match nix::fcntl::open(
-        &path,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("opening {}", path.display())),
-    };
-    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
-    let locked =
-        Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) });
-    let current = fs::symlink_metadata(&path);
-    let open = nix::sys::stat::fstat(fd.as_fd());
-    let same = match (&current, &open) {
-        (Ok(named), Ok(open)) => named.dev() == open.st_dev && named.ino() == open.st_ino,
-        _ => false,
-    };
-    if locked.is_err() || !same {
-        anyhow::bail!("bundle {} is being removed", bundle.display());
-    }
-    Ok(Some(fd))
-}
-
 /// When started by `locald container run` (which sets [`PARENT_ENV`] to its pid), treat the
 /// death of that parent as a stop request: SIGTERM, forwarded to the container and escalated
 /// after the stop timeout, so that a killed caller leaves no container running.
@@ -586,34 +553,20 @@ fn remove_cgroup_parents(cgroups_path: Option<&Path>) {
     let Ok(relative) = path.strip_prefix("/") else {
         return;
     };
-    let parents: Vec<&Path> = relative
-        .ancestors()
-        .skip(1)
-        .filter(|p| !p.as_os_str().is_empty())
-        .collect();
-    if parents.is_empty() {
+    if relative
+        .parent()
+        .is_none_or(|parent| parent.as_os_str().is_empty())
+    {
         return;
     }
-    for hierarchy in cgroup_mount_points() {
-        for parent in &parents {
-            let _ = fs::remove_dir(hierarchy.join(parent));
+    let Ok(text) = mountinfo::read() else {
+        return;
+    };
+    for mount in cgroup_fs::cgroup_mounts(&text) {
+        if let Ok(root) = open_dir(None, &mount.mount_point) {
+            remove_empty_parents(root.as_fd(), relative);
         }
     }
-}
-
-/// Mount points of every cgroup (v1) and cgroup2 filesystem.
-fn cgroup_mount_points() -> Vec<PathBuf> {
-    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
-        return Vec::new();
-    };
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_source, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(target))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -628,11 +581,6 @@ mod tests {
         assert!(!is_dev_null(zero.as_fd()));
         let (read, _write) = nix::unistd::pipe().unwrap();
         assert!(!is_dev_null(read.as_fd()));
-    }
-
-    #[test]
-    fn cgroup_mount_points_include_a_hierarchy_here() {
-        assert!(!cgroup_mount_points().is_empty());
     }
 
     #[test]

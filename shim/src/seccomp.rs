@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use libcontainer::oci_spec::runtime::{
@@ -30,12 +30,9 @@ use libseccomp::{
 };
 use sha2::{Digest, Sha256};
 
-/// Bumped whenever [`compile`] changes what it produces for the same inputs.
-const CACHE_FORMAT: &str = "locald-seccomp-bpf-2";
-/// Size of one BPF instruction (`struct sock_filter`).
-const INSTRUCTION_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
-/// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
-const MAX_INSTRUCTIONS: usize = 4096;
+// The cache's layout and file format (shared with the runtime, which clears it); bump
+// `seccomp_cache::FORMAT` whenever [`compile`] changes what it produces for the same inputs.
+use locald_shim_protocol::seccomp_cache;
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,22 +40,7 @@ pub struct Program(Vec<libc::sock_filter>);
 
 impl Program {
     fn from_bytes(bytes: &[u8]) -> Result<Program> {
-        if bytes.is_empty()
-            || !bytes.len().is_multiple_of(INSTRUCTION_SIZE)
-            || bytes.len() / INSTRUCTION_SIZE > MAX_INSTRUCTIONS
-        {
-            bail!("{} bytes are not a BPF program", bytes.len());
-        }
-        let program = bytes
-            .chunks_exact(INSTRUCTION_SIZE)
-            .map(|raw| libc::sock_filter {
-                code: u16::from_ne_bytes([raw[0], raw[1]]),
-                jt: raw[2],
-                jf: raw[3],
-                k: u32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]),
-            })
-            .collect();
-        Ok(Program(program))
+        Ok(Program(seccomp_cache::decode(bytes)?))
     }
 
     /// Installs the filter on the calling thread. The caller must have set no_new_privs (or hold
@@ -108,10 +90,10 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<Program>> {
     if !no_new_privileges {
         return Ok(None);
     }
-    let Some(dir) = cache.and_then(usable_cache_dir) else {
+    let Some(dir) = cache.and_then(seccomp_cache::usable_dir) else {
         return compile_to_program(seccomp, None).map(Some);
     };
-    let path = dir.join(format!("{}.bpf", cache_key(seccomp)?));
+    let path = seccomp_cache::entry_path(&dir, &cache_key(seccomp)?);
     if let Ok(bytes) = fs::read(&path) {
         if let Ok(program) = Program::from_bytes(&bytes) {
             return Ok(Some(program));
@@ -120,24 +102,13 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<Program>> {
     compile_to_program(seccomp, Some(&path)).map(Some)
 }
 
-/// `dir`, created if missing, when it is ours and writable by us alone.
-fn usable_cache_dir(dir: &Path) -> Option<PathBuf> {
-    let _ = fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
-    let meta = fs::symlink_metadata(dir).ok()?;
-    let ours = meta.uid() == nix::unistd::Uid::effective().as_raw();
-    (meta.is_dir() && ours && meta.mode() & 0o022 == 0).then(|| dir.to_path_buf())
-}
-
 /// SHA-256 of everything the compiled program depends on.
 fn cache_key(seccomp: &LinuxSeccomp) -> Result<String> {
     let version = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
     let mut hasher = Sha256::new();
-    hasher.update(CACHE_FORMAT);
+    hasher.update(seccomp_cache::FORMAT);
     hasher.update([0]);
     hasher.update(version);
     hasher.update([0]);
@@ -156,7 +127,7 @@ fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<Pr
     let context = compile(seccomp)?;
     let (file, final_path) = match cache {
         Some(path) => {
-            let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+            let temporary = seccomp_cache::temporary_path(path);
             let file = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -370,6 +341,7 @@ mod tests {
     use libcontainer::oci_spec::runtime::{
         LinuxBuilder, LinuxSeccompBuilder, LinuxSyscallBuilder, ProcessBuilder, SpecBuilder,
     };
+    use std::os::unix::fs::MetadataExt;
 
     fn spec(no_new_privileges: Option<bool>) -> Spec {
         let rule = LinuxSyscallBuilder::default()
@@ -418,7 +390,7 @@ mod tests {
         let cached = files[0].path();
         assert_eq!(
             fs::read(&cached).unwrap().len(),
-            first.len() * INSTRUCTION_SIZE
+            first.len() * seccomp_cache::INSTRUCTION_SIZE
         );
         // Read back, not recompiled: a (valid) program put in its place is what comes out.
         let marker = [0x06u8, 0, 0, 0, 0, 0, 0xff, 0x7f]; // BPF_RET|BPF_K ALLOW

@@ -9,25 +9,9 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::pipe2;
 
-/// Signals forwarded to the container's init as they are.
-pub const FORWARDED: [Signal; 7] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
-
-/// Signals that ask the container to stop: after the first, the shim escalates to SIGKILL when
-/// the stop timeout runs out or when a second one arrives.
-pub fn is_stop_request(signal: Signal) -> bool {
-    matches!(
-        signal,
-        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
-    )
-}
+// The signals forwarded to the container's init as they are, and those that ask it to stop:
+// the same list `locald __service-init` forwards, since a container service runs under it.
+pub use locald_shim_protocol::signals::{is_stop_request, FORWARDED_SIGNALS};
 
 /// The write end of the self-pipe, for the async-signal-safe handler (-1 until installed).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
@@ -53,7 +37,7 @@ pub struct SignalPipe {
 }
 
 impl SignalPipe {
-    /// Installs handlers for [`FORWARDED`] and SIGCHLD. Handlers (unlike ignored dispositions)
+    /// Installs handlers for [`FORWARDED_SIGNALS`] and SIGCHLD. Handlers (unlike ignored dispositions)
     /// are reset by `execve`, so the container's processes start with default dispositions.
     pub fn install() -> Result<SignalPipe> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("signal pipe")?;
@@ -63,7 +47,7 @@ impl SignalPipe {
             SaFlags::SA_RESTART,
             SigSet::empty(),
         );
-        for signal in FORWARDED.iter().copied().chain([Signal::SIGCHLD]) {
+        for signal in FORWARDED_SIGNALS.iter().copied().chain([Signal::SIGCHLD]) {
             // SAFETY: the handler only calls async-signal-safe functions.
             unsafe { sigaction(signal, &action) }
                 .with_context(|| format!("installing a handler for {signal}"))?;
@@ -100,22 +84,17 @@ impl SignalPipe {
 mod tests {
     use super::*;
 
+    /// Every forwarded signal reaches the pipe instead of its default disposition: before the
+    /// list was shared, SIGALRM (a valid `stop_signal`) killed this test binary, as it killed
+    /// the shim without its clean-up.
     #[test]
-    fn raised_signals_come_out_of_the_pipe() {
+    fn every_forwarded_signal_comes_out_of_the_pipe() {
         let pipe = SignalPipe::install().unwrap();
-        nix::sys::signal::raise(Signal::SIGUSR1).unwrap();
-        nix::sys::signal::raise(Signal::SIGWINCH).unwrap();
-        let received = pipe.drain();
-        assert!(received.contains(&Signal::SIGUSR1), "{received:?}");
-        assert!(received.contains(&Signal::SIGWINCH), "{received:?}");
-        assert!(pipe.drain().is_empty());
-    }
-
-    #[test]
-    fn stop_requests_are_the_terminating_signals() {
-        assert!(is_stop_request(Signal::SIGTERM));
-        assert!(is_stop_request(Signal::SIGINT));
-        assert!(!is_stop_request(Signal::SIGWINCH));
-        assert!(!is_stop_request(Signal::SIGUSR1));
+        for signal in FORWARDED_SIGNALS {
+            nix::sys::signal::raise(signal).unwrap();
+            assert!(pipe.drain().contains(&signal), "{signal}");
+        }
+        nix::sys::signal::raise(Signal::SIGCHLD).unwrap();
+        assert!(pipe.drain().contains(&Signal::SIGCHLD));
     }
 }

@@ -940,3 +940,38 @@ stop_signal = "KILL"
     assert!(net_raw(&fields["CapEff"]), "{out}");
     assert_eq!(fields["Seccomp"], "0", "{out}");
 }
+
+/// `stop_signal` reaches a container service's process whatever forwarded signal it is: the
+/// supervisor sends it to `__service-init`, which passes it to `locald-shim`, which passes it
+/// to the container. With SIGALRM the shim used to die of it instead (its list lacked it), and
+/// the container was killed with the wrapper's pid namespace, its trap never run.
+#[test]
+fn a_container_service_is_stopped_with_its_stop_signal_alrm() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.alarmed]
+image = "bb:1"
+command = "trap 'echo got-alrm > /out/stopped; exit 0' ALRM; echo up > /out/up; while true; do sleep 0.05; done; : 987701"
+volumes = ["./out:/out"]
+stop_signal = "ALRM"
+"#,
+    );
+    project.write("out/.keep", "");
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    project.wait_for("the container to start", Duration::from_secs(10), |p| {
+        p.path().join("out/up").exists()
+    });
+    project.locald(["down"]).success();
+    assert_eq!(
+        project.read("out/stopped").trim(),
+        "got-alrm",
+        "the container's trap did not run"
+    );
+    assert!(pids_with_arg("987701").is_empty());
+}

@@ -31,17 +31,9 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvp, fork, getgid, getuid, setpgid, ForkResult, Pid};
 
-/// Signals the wrappers pass on to the service rather than act on.
-pub const FORWARDED_SIGNALS: [Signal; 8] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGALRM,
-];
+/// Signals the wrappers pass on to the service rather than act on: the same list as
+/// `locald-shim`'s, which runs under this wrapper for a container service.
+pub use locald_shim_protocol::signals::FORWARDED_SIGNALS;
 
 /// Exit code when the wrapper itself cannot do its job (like a shell's 127).
 const EXIT_CANNOT_RUN: i32 = 127;

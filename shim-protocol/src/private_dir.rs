@@ -1,5 +1,6 @@
 //! Directories that only the user running locald may reach: the image store and the runtime
-//! root (bundles, container state, locks).
+//! root (bundles, container state, locks, the seccomp cache), and the bundle and state root
+//! `locald-shim` is handed (it checks them again: it may be started by other means).
 //!
 //! Such a directory must never be one that another user made or can change: whoever could
 //! create `/tmp/locald-$UID` first, or rename entries in one of its ancestors, could swap a
@@ -22,6 +23,12 @@
 //! the caller, so paths below it resolve to what locald created there; callers that create
 //! entries use the returned descriptor ([`ensure_private_subdir`]) so that not even a symlink
 //! the user left there is followed.
+//!
+//! [`check_owned_dir`] applies the same rules to a directory that must exist already, and
+//! changes nothing (the shim's bundle, `$XDG_RUNTIME_DIR`).
+//!
+//! The shim runs these checks before it enters a user namespace: in there, the owners of host
+//! files read differently.
 
 use std::ffi::OsStr;
 use std::io;
