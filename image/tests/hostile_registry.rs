@@ -391,7 +391,7 @@ async fn a_registry_that_stalls_mid_blob_fails_the_pull() {
     // The production default is a minute of silence; a short one keeps
     // the test fast (it only decides when the stall counts as one).
     let options = PullOptions {
-        idle_timeout: Some(std::time::Duration::from_millis(300)),
+        idle_timeout: Some(std::time::Duration::from_secs(2)),
         ..PullOptions::default()
     };
     let error = store.pull(&reference, &options).await.unwrap_err();
