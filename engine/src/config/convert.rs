@@ -139,55 +139,82 @@ pub(crate) fn one_of<'a>(
 }
 
 /// Signals a service may be stopped with, by name without `SIG`.
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
+/// The signals a service may be stopped with: those locald's wrappers
+/// (`__service-init`, and `locald-shim` for containers) pass on to the
+/// service, and KILL. Any other signal would end the wrapper itself, and the
+/// service with it, without the service seeing its stop signal.
+const STOP_SIGNALS: &[(&str, i32)] = &[
+    ("TERM", libc::SIGTERM),
     ("INT", libc::SIGINT),
+    ("HUP", libc::SIGHUP),
     ("QUIT", libc::SIGQUIT),
-    ("ABRT", libc::SIGABRT),
-    ("KILL", libc::SIGKILL),
     ("USR1", libc::SIGUSR1),
     ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
     ("WINCH", libc::SIGWINCH),
-    ("PWR", libc::SIGPWR),
+    ("ALRM", libc::SIGALRM),
+    ("KILL", libc::SIGKILL),
 ];
 
-/// Highest signal number Linux accepts (SIGRTMAX).
-const MAX_SIGNAL: i64 = 64;
+fn stop_signal_help() -> String {
+    let names: Vec<String> = STOP_SIGNALS
+        .iter()
+        .map(|(name, number)| format!("{name} ({number})"))
+        .collect();
+    format!(
+        "a service can be stopped with {}: the signals locald passes on to it",
+        names.join(", ")
+    )
+}
 
-/// A signal name ("INT", "SIGINT", "sigint") or number.
+/// A stop signal: a name ("INT", "SIGINT", "sigint") or number of one of
+/// [`STOP_SIGNALS`].
 pub(crate) fn signal(node: &Node, path: &KeyPath) -> Result<i32, Problem> {
     match &node.kind {
-        NodeKind::Int(number) if (1..=MAX_SIGNAL).contains(number) => Ok(*number as i32),
-        NodeKind::Int(number) => Err(bad_value(
-            node,
-            path,
-            format!("expected a signal number from 1 to {MAX_SIGNAL}, found {number}"),
-        )),
+        NodeKind::Int(number) => STOP_SIGNALS
+            .iter()
+            .find(|(_, known)| i64::from(*known) == *number)
+            .map(|(_, known)| *known)
+            .ok_or_else(|| {
+                bad_value(node, path, format!("signal {number} cannot stop a service"))
+                    .with_help(stop_signal_help())
+            }),
         NodeKind::Str(text) => {
             let upper = text.trim().to_ascii_uppercase();
             let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-            if let Some((_, number)) = SIGNALS.iter().find(|(name, _)| *name == bare) {
+            if let Some((_, number)) = STOP_SIGNALS.iter().find(|(name, _)| *name == bare) {
                 return Ok(*number);
             }
-            let names = SIGNALS.iter().map(|(name, _)| *name);
+            if format!("SIG{bare}")
+                .parse::<nix::sys::signal::Signal>()
+                .is_ok()
+            {
+                return Err(
+                    bad_value(node, path, format!("SIG{bare} cannot stop a service"))
+                        .with_help(stop_signal_help()),
+                );
+            }
+            let names = STOP_SIGNALS.iter().map(|(name, _)| *name);
             let problem = bad_value(node, path, format!("unknown signal \"{text}\""));
             Err(match suggest(bare, names) {
                 Some(close) => problem.with_help(format!("did you mean \"SIG{close}\"?")),
-                None => {
-                    problem.with_help(format!(
-                    "expected a signal such as \"SIGTERM\", \"INT\" or a number; known names: {}",
-                    SIGNALS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                ))
-                }
+                None => problem.with_help(stop_signal_help()),
             })
         }
         _ => Err(wrong_type(node, path, "a signal name or number")),
+    }
+}
+
+#[cfg(test)]
+mod stop_signal_tests {
+    use super::STOP_SIGNALS;
+    use locald_shim_protocol::signals::FORWARDED_SIGNALS;
+
+    #[test]
+    fn every_stop_signal_but_kill_is_forwarded_by_the_wrappers() {
+        for (name, number) in STOP_SIGNALS {
+            let forwarded = FORWARDED_SIGNALS.iter().any(|s| *s as i32 == *number);
+            assert!(forwarded || *name == "KILL", "{name} is not forwarded");
+        }
     }
 }
 
@@ -397,6 +424,12 @@ mod tests {
         assert_eq!(typo.message, "unknown signal \"SIGTREM\"");
         assert_eq!(typo.help.as_deref(), Some("did you mean \"SIGTERM\"?"));
         assert!(signal(&node(NodeKind::Int(0)), &p).is_err());
+        // Real signals that the wrappers do not pass on would kill them.
+        let pwr = signal(&node(NodeKind::Str("PWR".into())), &p).unwrap_err();
+        assert_eq!(pwr.message, "SIGPWR cannot stop a service");
+        assert!(pwr.help.unwrap().contains("ALRM (14), KILL (9)"));
+        let number = signal(&node(NodeKind::Int(30)), &p).unwrap_err();
+        assert_eq!(number.message, "signal 30 cannot stop a service");
     }
 
     #[test]
