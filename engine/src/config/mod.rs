@@ -14,6 +14,7 @@ mod document;
 pub mod edit;
 mod graph;
 mod health;
+pub(crate) mod regular_file;
 mod rhai_source;
 mod schema;
 mod templates;
