@@ -56,9 +56,75 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
     remove_entry(parent.as_fd(), name, true).map_err(io::Error::from)
 }
 
-/// Deletes the contents of the directory `dir` (which is on mount `mount`).
-fn empty_dir(dir: OwnedFd, mount: u64) -> io::Result<()> {
-    let dir_fd = nix::unistd::dup(dir.as_fd())?;
+/// One directory on the way down from the top of the tree being emptied.
+struct Level {
+    /// Its name in its parent (unused for the top).
+    name: OsString,
+    /// Its device and inode, to check that `..` leads back to it.
+    id: (u64, u64),
+    /// Its subdirectories still to empty and remove.
+    subdirs: Vec<OsString>,
+}
+
+/// Deletes the contents of the directory `top` (which is on mount `mount`).
+///
+/// Iterative, with one open directory at a time: what is removed here is written by containers,
+/// and a container can nest directories as deep as it likes (renaming a directory into a new
+/// one adds a level without ever using a long path). A recursive walk overflowed the stack and
+/// aborted locald (the supervisor with it) for 30,000 levels, and one descriptor per level would
+/// run out of descriptors. Going back up opens `..` and checks it is the directory we came from
+/// (device and inode), so a directory moved meanwhile stops the removal instead of leading it
+/// elsewhere.
+fn empty_dir(top: OwnedFd, mount: u64) -> io::Result<()> {
+    let mut current = top;
+    let mut stack = vec![Level {
+        name: OsString::new(),
+        id: file_id(current.as_fd())?,
+        subdirs: remove_files(current.as_fd())?,
+    }];
+    loop {
+        let Some(level) = stack.last_mut() else {
+            return Ok(());
+        };
+        if let Some(name) = level.subdirs.pop() {
+            let child = match open_child_dir(current.as_fd(), &name) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => continue,
+                Err(err) => return Err(err.into()),
+            };
+            if mount_id(child.as_fd())? != mount {
+                // Something is mounted here: leave it (and so its parents) alone.
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+            let id = file_id(child.as_fd())?;
+            let subdirs = remove_files(child.as_fd())?;
+            current = child;
+            stack.push(Level { name, id, subdirs });
+            continue;
+        }
+        // `current` is empty: go back up to its parent and remove it there.
+        let done = stack.pop().expect("the loop saw a last level");
+        let Some(parent) = stack.last() else {
+            return Ok(());
+        };
+        let up = open_dir(Some(current.as_fd()), Path::new(".."))?;
+        if file_id(up.as_fd())? != parent.id {
+            return Err(io::Error::other(format!(
+                "directory {:?} was moved while being removed",
+                done.name
+            )));
+        }
+        current = up;
+        match remove_entry(current.as_fd(), &done.name, true) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Removes every entry of `dir` but its subdirectories, whose names it returns.
+fn remove_files(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    let dir_fd = nix::unistd::dup(dir)?;
     let mut entries = Dir::from_fd(dir_fd)?;
     let mut names: Vec<(OsString, Option<Type>)> = Vec::new();
     for entry in entries.iter() {
@@ -70,40 +136,35 @@ fn empty_dir(dir: OwnedFd, mount: u64) -> io::Result<()> {
         names.push((OsString::from_vec(name.to_vec()), entry.file_type()));
     }
     drop(entries);
+    let mut subdirs = Vec::new();
     for (name, file_type) in names {
         let is_dir = match file_type {
             Some(Type::Directory) => true,
             Some(_) => false,
             None => nix::sys::stat::fstatat(
-                dir.as_fd(),
+                dir,
                 name.as_os_str(),
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )
             .map(|st| (st.st_mode & libc::S_IFMT) == libc::S_IFDIR)
             .unwrap_or(false),
         };
-        if !is_dir {
-            match remove_entry(dir.as_fd(), &name, false) {
-                Ok(()) | Err(Errno::ENOENT) => continue,
-                Err(err) => return Err(err.into()),
-            }
+        if is_dir {
+            subdirs.push(name);
+            continue;
         }
-        let child = match open_child_dir(dir.as_fd(), &name) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(err) => return Err(err.into()),
-        };
-        if mount_id(child.as_fd())? != mount {
-            // Something is mounted here: leave it (and so its parents) alone.
-            return Err(io::Error::from_raw_os_error(libc::EBUSY));
-        }
-        empty_dir(child, mount)?;
-        match remove_entry(dir.as_fd(), &name, true) {
+        match remove_entry(dir, &name, false) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(())
+    Ok(subdirs)
+}
+
+/// The device and inode of the open file `fd`.
+fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let stat = nix::sys::stat::fstat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
 }
 
 fn remove_entry(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> nix::Result<()> {
@@ -313,6 +374,37 @@ mod tests {
         );
         // Missing is fine.
         remove_tree(&tree).unwrap();
+    }
+
+    #[test]
+    fn very_deep_trees_are_removed_without_recursion() {
+        // A container can nest directories without limit (rename a directory into a new one,
+        // over and over): 30,000 levels overflowed the recursive walk's stack and aborted locald.
+        // Built here the same way, by renames, so no path is ever long.
+        const DEPTH: usize = 10_000;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("bundle");
+        fs::create_dir(&tree).unwrap();
+        let (x, y) = (tree.join("x"), tree.join("y"));
+        fs::create_dir(&x).unwrap();
+        fs::write(x.join("file"), "deepest").unwrap();
+        for _ in 0..DEPTH {
+            fs::create_dir(&y).unwrap();
+            fs::rename(&x, y.join("x")).unwrap();
+            fs::rename(&y, &x).unwrap();
+        }
+        fs::create_dir(tree.join("sibling")).unwrap();
+        fs::write(tree.join("sibling/file"), "x").unwrap();
+        // On a thread with a small stack (the supervisor's tokio threads have 2 MiB), so the
+        // test does not depend on the main thread's.
+        let removed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || remove_tree(&tree).map(|()| tree))
+            .unwrap()
+            .join()
+            .expect("remove_tree must not overflow its stack")
+            .unwrap();
+        assert!(!removed.exists());
     }
 
     #[test]
