@@ -2,7 +2,11 @@
 //! not exist, and dependency cycles. Works on names only so both the TOML path
 //! (which adds spans) and `check_project` (the Rhai path) share it.
 
-use super::convert::suggest;
+use super::convert::{declared_services, suggest};
+
+/// Unknown dependencies that get a "did you mean" suggestion: each costs a comparison with
+/// every service, so suggesting for all of them took minutes for 16,000 services.
+const MAX_SUGGESTIONS: usize = 16;
 use super::diagnostic::{KeyPath, Problem};
 
 /// A problem in the dependency graph, by position so callers can locate it.
@@ -54,14 +58,7 @@ impl GraphProblem {
                 let missing = &owner.depends_on[*dependency];
                 let help = match suggestion {
                     Some(close) => format!("did you mean `{close}`?"),
-                    None => format!(
-                        "declared services: {}",
-                        services
-                            .iter()
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    None => declared_services(services.iter().map(|s| s.name)),
                 };
                 Problem::standalone(
                     edge_path(*service, *dependency),
@@ -102,13 +99,20 @@ pub(crate) fn check(services: &[GraphNode]) -> Vec<GraphProblem> {
         }
     }
     let names: Vec<&str> = services.iter().map(|s| s.name).collect();
+    let mut unknown = 0usize;
     for (position, service) in services.iter().enumerate() {
         for (dependency_position, dependency) in service.depends_on.iter().enumerate() {
             if !index_of.contains_key(dependency.as_str()) {
+                unknown += 1;
+                let suggestion = if unknown <= MAX_SUGGESTIONS {
+                    suggest(dependency, names.iter().copied()).map(str::to_owned)
+                } else {
+                    None
+                };
                 problems.push(GraphProblem::UnknownDependency {
                     service: position,
                     dependency: dependency_position,
-                    suggestion: suggest(dependency, names.iter().copied()).map(str::to_owned),
+                    suggestion,
                 });
             }
         }
@@ -262,6 +266,43 @@ mod tests {
             }
             other => panic!("expected one cycle, got {} problems", other.len()),
         }
+    }
+
+    #[test]
+    fn many_unknown_dependencies_cost_and_say_a_bounded_amount_each() {
+        // 16,000 services with an unknown dependency each took minutes (a suggestion compares
+        // with every service) and printed 100+ MB (each hint listed every service).
+        const COUNT: usize = 1_000;
+        let names: Vec<String> = (0..COUNT).map(|i| format!("service{i}")).collect();
+        let dependencies: Vec<Vec<String>> =
+            (0..COUNT).map(|i| vec![format!("service{i}x")]).collect();
+        let nodes: Vec<GraphNode> = names
+            .iter()
+            .zip(&dependencies)
+            .map(|(name, depends_on)| GraphNode { name, depends_on })
+            .collect();
+        let problems = check(&nodes);
+        assert_eq!(problems.len(), COUNT);
+        let suggested = problems
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    GraphProblem::UnknownDependency {
+                        suggestion: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(suggested, MAX_SUGGESTIONS);
+        let longest_help = problems
+            .iter()
+            .filter_map(|p| p.to_problem(&nodes).help)
+            .map(|help| help.len())
+            .max()
+            .unwrap();
+        assert!(longest_help < 200, "a hint of {longest_help} bytes");
     }
 
     #[test]
