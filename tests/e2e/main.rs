@@ -7,6 +7,7 @@ mod bounded_scripts;
 mod compile;
 mod config_errors;
 mod containers;
+mod hostile_text;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;
