@@ -13,6 +13,7 @@ pub mod platform;
 pub mod private_dir;
 mod pull;
 pub mod reference;
+pub mod regular_file;
 pub mod remove_tree;
 mod store;
 mod tls;

@@ -14,7 +14,6 @@ mod document;
 pub mod edit;
 mod graph;
 mod health;
-pub(crate) mod regular_file;
 mod rhai_source;
 mod schema;
 mod templates;

@@ -82,7 +82,7 @@ pub(crate) fn read_source(path: &Path, limits: &Limits) -> Result<String, LoadEr
         source,
     };
     // Not File::open: a FIFO in a checkout would block the open, past Ctrl-C.
-    let file = crate::config::regular_file::open_regular(path).map_err(read_error)?;
+    let file = locald_image::regular_file::open_regular(path).map_err(read_error)?;
     let mut source = String::new();
     // One byte past the limit tells a file at the limit from a larger one.
     file.take(limits.source as u64 + 1)

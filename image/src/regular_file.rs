@@ -1,12 +1,13 @@
-//! Opening a file a project names (its `locald.toml`/`locald.rhai`, an
-//! `env_file`, the project's `.env`) for reading without letting the file's
-//! kind take locald hostage.
+//! Opening a file a project or a user names (its `locald.toml`/`locald.rhai`,
+//! an `env_file`, the project's `.env`, a seccomp profile) for reading without
+//! letting the file's kind take locald hostage.
 //!
 //! `open(2)` of a FIFO blocks until someone opens the other end, and a read
 //! of a character device (`/dev/zero`, a terminal) may never end or block:
 //! a checkout (an unpacked tarball) or a config naming such a path would hang
-//! `locald up`, `locald run` or the supervisor's service start, with the
-//! thread stuck in a system call that Ctrl-C does not interrupt. So the file
+//! `locald status`, `locald up`, `locald run` or the supervisor's service
+//! start, with the thread stuck in a system call that Ctrl-C does not
+//! interrupt. So the file
 //! is opened with `O_NONBLOCK` (which makes the open of a FIFO return at
 //! once) and refused unless it is a regular file. Symlinks are followed: a
 //! project may link its `.env` to a shared one; what matters is what the
@@ -56,7 +57,7 @@ mod tests {
     #[test]
     fn a_fifo_is_refused_without_blocking() {
         // Nobody ever opens the FIFO's write end: a blocking open would hang here for good.
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::TempDir::new().unwrap();
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let error = open_regular(&fifo).unwrap_err();
@@ -75,7 +76,7 @@ mod tests {
     #[test]
     fn regular_files_are_read_through_symlinks() {
         use std::io::Read;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::TempDir::new().unwrap();
         std::fs::write(dir.path().join("real"), "A=1\n").unwrap();
         std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
         let mut text = String::new();
