@@ -11,6 +11,7 @@ mod hostile_text;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;
+mod rootless_store;
 mod run;
 mod supervise;
 mod supervisor_safety;
