@@ -229,13 +229,14 @@ impl ImageStore {
 }
 
 /// Reads `path` whole if it has at most `limit` bytes (read through a
-/// bound, so that a FIFO or a device cannot make it endless).
+/// bound, so that a file that grows cannot make it endless). Only a regular
+/// file is read: opening a FIFO nobody writes to would block for good.
 fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
     let read_error = |source| ImportError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
+    let file = crate::regular_file::open_regular(path).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -328,10 +329,13 @@ impl Layout<'_> {
             return Ok(());
         }
         let path = self.blob_path(&blob.digest)?;
-        let file = File::open(&path).map_err(|source| ImportError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        // A layout is files: a FIFO (whose open would block until someone writes) or a device
+        // is refused.
+        let file =
+            crate::regular_file::open_regular(&path).map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let mut writer = BlobWriter::create(&store.paths)?;
         // One byte past the declared size is enough to know it is wrong: a
         // blob file that goes on (a FIFO, `/dev/zero`) is not read further.
@@ -398,7 +402,6 @@ impl Layout<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::OpenOptionsExt as _;
 
     use super::*;
     use crate::testing::{
@@ -476,7 +479,6 @@ mod tests {
 
     #[test]
     fn a_layout_blob_is_not_read_past_its_declared_size() {
-        use std::io::Write as _;
         let (tmp, store) = store();
         let mut layer = LayerBuilder::new();
         layer.file("hello", 0o644, b"world");
@@ -485,39 +487,48 @@ mod tests {
             .build();
         let layout = tmp.path().join("layout");
         image.write_layout(&layout, "latest").unwrap();
-        // The layer "file" is a FIFO that would go on for 64 MiB.
+        // The layer file goes on for 64 GiB past its declared size (sparse: it costs nothing).
         let hex = &image.layers[0].digest["sha256:".len()..];
-        let fifo = layout.join("blobs/sha256").join(hex);
-        std::fs::remove_file(&fifo).unwrap();
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let writer = std::thread::spawn({
-            let fifo = fifo.clone();
-            move || {
-                let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-                let chunk = vec![b'a'; 64 << 10];
-                let mut written = 0u64;
-                while written < 64 << 20 {
-                    match pipe.write(&chunk) {
-                        Ok(n) => written += n as u64,
-                        Err(_) => break, // the reader is gone
-                    }
-                }
-                written
-            }
-        });
-        let error = store.import_oci_layout(&layout, Some("fifo")).unwrap_err();
-        // Unblocks the writer's open if the import never opened the FIFO.
-        let _unblock = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo);
-        drop(_unblock);
-        let written = writer.join().unwrap();
+        let blob = layout.join("blobs/sha256").join(hex);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&blob)
+            .unwrap()
+            .set_len(64 << 30)
+            .unwrap();
+        let error = store.import_oci_layout(&layout, Some("long")).unwrap_err();
         assert!(
-            matches!(&error, Error::Import(ImportError::BlobTooLong { path, .. }) if *path == fifo),
+            matches!(&error, Error::Import(ImportError::BlobTooLong { path, .. }) if *path == blob),
             "{error}"
         );
-        assert!(written < 1 << 20, "the import read {written} bytes");
+        assert!(entries(&store.root().join("tmp")).is_empty());
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn fifos_in_a_layout_are_refused_without_blocking() {
+        // Nobody writes to these FIFOs: opening one to read would block the import for good
+        // (and `image import` does not stop on Ctrl-C).
+        let (tmp, store) = store();
+        let image = busybox_image(&ConfigOverride::default()).unwrap();
+        for (name, fifo_of) in [("index", "index.json"), ("blob", "blob")] {
+            let layout = tmp.path().join(name);
+            image.write_layout(&layout, "latest").unwrap();
+            let fifo = if fifo_of == "blob" {
+                let hex = &image.layers[0].digest["sha256:".len()..];
+                layout.join("blobs/sha256").join(hex)
+            } else {
+                layout.join(fifo_of)
+            };
+            std::fs::remove_file(&fifo).unwrap();
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            let error = store.import_oci_layout(&layout, Some(name)).unwrap_err();
+            assert!(
+                matches!(&error, Error::Import(ImportError::Read { path, source })
+                    if *path == fifo && source.to_string().contains("a FIFO")),
+                "{error}"
+            );
+        }
         assert!(entries(&store.root().join("tmp")).is_empty());
         assert!(store.list().unwrap().is_empty());
     }

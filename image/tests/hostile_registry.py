@@ -15,6 +15,7 @@ Layout of ROOT (written by the test):
   blobs/HEX.overflow-cl    same with a Content-Length counting the garbage
   blobs/HEX.trickle        sent 1 byte every 50 ms (a slow registry)
   blobs/HEX.error-endless  instead: HTTP 500 with an endless chunked body
+  blobs/HEX.error-body     instead: HTTP 500 whose body is this file's content
   blobs/HEX.stall          the headers and half the bytes, then silence (until
                            the client hangs up or the server's lifetime ends)
   auth                     when present, every /v2/ request needs a bearer token
@@ -89,6 +90,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.trickle(body)
             if os.path.exists(path + ".error-endless"):
                 return self.endless(None, status=500)
+            if os.path.exists(path + ".error-body"):
+                with open(path + ".error-body", "rb") as f:
+                    error = f.read()
+                self.send_response(500)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(error)))
+                self.end_headers()
+                self.wfile.write(error)
+                return self.report(len(error))
             if os.path.exists(path + ".stall"):
                 return self.stall(body)
             return self.send_body(body, "application/octet-stream")

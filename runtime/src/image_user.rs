@@ -96,8 +96,10 @@ pub fn resolve(user: &str, rootfs: &Path) -> Result<ResolvedUser, UserError> {
     })
 }
 
-/// Reads `<rootfs>/etc/<name>` only if neither `etc` nor the file is a symlink: an image must not
-/// make us read host files.
+/// Reads `<rootfs>/etc/<name>` only if neither `etc` nor the file is a symlink (an image must not
+/// make us read host files) and the file is a regular one: layers may carry FIFOs, and a
+/// blocking open of an `/etc/passwd` FIFO would hang whoever builds the container's spec (the
+/// supervisor included) for good, hence `O_NONBLOCK`.
 fn read_image_file(rootfs: &Path, name: &str) -> Option<String> {
     let etc = rootfs.join("etc");
     if !fs::symlink_metadata(&etc).ok()?.is_dir() {
@@ -105,7 +107,7 @@ fn read_image_file(rootfs: &Path, name: &str) -> Option<String> {
     }
     let mut file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(etc.join(name))
         .ok()?;
     if !file.metadata().ok()?.is_file() {
@@ -219,5 +221,26 @@ mod tests {
         // The host's root account would resolve; the image has none, so names are unknown.
         assert!(resolve("root", rootfs.path()).is_err());
         assert_eq!(resolve("0", rootfs.path()).unwrap().uid, 0);
+    }
+
+    #[test]
+    fn fifo_account_files_are_skipped_without_blocking() {
+        // An image's layers may carry FIFOs; nobody opens their other end, so a blocking open
+        // would hang this test (and the supervisor) for good.
+        let rootfs = tempfile::tempdir().unwrap();
+        fs::create_dir(rootfs.path().join("etc")).unwrap();
+        for name in ["passwd", "group"] {
+            nix::unistd::mkfifo(
+                &rootfs.path().join("etc").join(name),
+                nix::sys::stat::Mode::from_bits_truncate(0o644),
+            )
+            .unwrap();
+        }
+        let root = resolve("", rootfs.path()).unwrap();
+        assert_eq!((root.uid, root.gid, root.home), (0, 0, None));
+        assert!(matches!(
+            resolve("app", rootfs.path()),
+            Err(UserError::UnknownUser(_))
+        ));
     }
 }

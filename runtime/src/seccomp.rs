@@ -133,7 +133,9 @@ pub fn load_profile(path: &Path) -> Result<Profile, SeccompError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
+    // Not File::open: a FIFO named as a profile would block the open for good (and profiles are
+    // read when a project is loaded, by `locald status` too).
+    let file = locald_image::regular_file::open_regular(path).map_err(read_error)?;
     let mut text = Vec::new();
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut text)
@@ -1164,6 +1166,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.json");
         let error = load_profile(&missing).unwrap_err();
+        // Nobody opens the FIFO's other end: a blocking open would hang here for good.
+        let fifo = dir.path().join("profile.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo_error = load_profile(&fifo).unwrap_err().to_string();
+        assert!(
+            fifo_error.contains("profile.fifo") && fifo_error.contains("a FIFO"),
+            "{fifo_error}"
+        );
         assert!(matches!(error, SeccompError::Read { .. }));
         assert!(error.to_string().contains("nope.json"), "{error}");
 

@@ -51,7 +51,9 @@ pub enum PrivateDirError {
     },
     #[error(
         "refusing {path}: it is owned by uid {owner}, not by uid {uid} who runs locald; another \
-         user may have created it to tamper with what locald keeps there (remove it)"
+         user may have created it to tamper with what locald keeps there (have its owner or root \
+         remove it: in a sticky directory such as /tmp you cannot; or give locald a directory of \
+         yours: XDG_RUNTIME_DIR for containers, LOCALD_DATA_DIR for images)"
     )]
     NotOwned { path: PathBuf, owner: u32, uid: u32 },
     #[error(
@@ -359,6 +361,11 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(&dir.display().to_string()), "{message}");
         assert!(message.contains("owned by uid"), "{message}");
+        // The victim of a planted /tmp/locald-$UID cannot remove it (sticky /tmp): say what works.
+        assert!(
+            message.contains("XDG_RUNTIME_DIR") && message.contains("LOCALD_DATA_DIR"),
+            "{message}"
+        );
         // Refused as it was, not repaired.
         assert_eq!(mode(&dir), 0o777);
         // Even when it is not writable by others.

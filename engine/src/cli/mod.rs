@@ -3,6 +3,7 @@
 //! engine's primitives, so users can read and reuse it.
 
 mod args;
+pub mod terminal_text;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,7 +39,8 @@ pub fn main() -> i32 {
     init_tracing(cli.verbose);
     if let Some(dir) = &cli.directory {
         if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("error: cannot change to {}: {e}", dir.display());
+            let message = format!("cannot change to {}: {e}", dir.display());
+            eprintln!("error: {}", terminal_text::for_terminal(&message));
             return 2;
         }
     }
@@ -47,7 +49,9 @@ pub fn main() -> i32 {
         Err(error) => {
             // Config diagnostics are rendered whole, `error:` header included.
             let text = format!("{error:#}");
-            let text = text.trim_end();
+            // Errors quote what registries, images and configs said: never raw.
+            let text = terminal_text::for_terminal(text.trim_end());
+            let text = text.as_ref();
             if text.starts_with("error") {
                 eprintln!("{text}");
             } else {

@@ -345,6 +345,29 @@ pub(crate) fn suggest<'a>(
     best.map(|(_, candidate)| candidate)
 }
 
+/// How many declared services a "declared services: ..." hint names.
+const LISTED_SERVICES: usize = 10;
+
+/// `declared services: a, b, c` for a hint, naming at most [`LISTED_SERVICES`]: the hint goes
+/// with every unknown service reference, so a full list would make the report grow with the
+/// square of the number of services (1.6 MB of errors for 2,000 services, 100+ MB for 16,000).
+pub(crate) fn declared_services<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut shown = Vec::with_capacity(LISTED_SERVICES);
+    let mut count = 0usize;
+    for name in names {
+        if count < LISTED_SERVICES {
+            shown.push(name);
+        }
+        count += 1;
+    }
+    let more = count - shown.len();
+    if more == 0 {
+        format!("declared services: {}", shown.join(", "))
+    } else {
+        format!("declared services: {}, and {more} more", shown.join(", "))
+    }
+}
+
 /// `"a", "b" or "c"`
 pub(crate) fn list(choices: &[&str]) -> String {
     let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
@@ -459,6 +482,20 @@ mod tests {
         let relative = volume(&node(NodeKind::Str("a:b".into())), &p, base).unwrap_err();
         assert_eq!(relative.help.as_deref(), Some("write \"a:/b\""));
         assert!(volume(&node(NodeKind::Str("nocolon".into())), &p, base).is_err());
+    }
+
+    #[test]
+    fn declared_services_are_listed_up_to_a_bound() {
+        assert_eq!(
+            declared_services(["a", "b"].into_iter()),
+            "declared services: a, b"
+        );
+        let many: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
+        let hint = declared_services(many.iter().map(String::as_str));
+        assert_eq!(
+            hint,
+            "declared services: s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, and 9990 more"
+        );
     }
 
     #[test]

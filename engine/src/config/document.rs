@@ -189,7 +189,7 @@ fn check_graph(services: &[DeclaredService], problems: &mut Vec<Problem>) {
     for found in graph::check(&nodes) {
         problems.push(locate(services, &nodes, found));
     }
-    let names = services.iter().map(|s| s.service.name.as_str());
+    let known = templates::KnownServices::new(services.iter().map(|s| s.service.name.as_str()));
     for declared in services {
         let Some(env) = declared.node.get("env").and_then(Node::as_table) else {
             continue;
@@ -198,7 +198,7 @@ fn check_graph(services: &[DeclaredService], problems: &mut Vec<Problem>) {
             let NodeKind::Str(text) = &value.kind else {
                 continue;
             };
-            if let Some(bad) = templates::check(text, names.clone()) {
+            if let Some(bad) = templates::check(text, &known) {
                 let path = KeyPath::root()
                     .key("services")
                     .key(&declared.service.name)

@@ -2,7 +2,11 @@
 //! not exist, and dependency cycles. Works on names only so both the TOML path
 //! (which adds spans) and `check_project` (the Rhai path) share it.
 
-use super::convert::suggest;
+use super::convert::{declared_services, suggest};
+
+/// Unknown dependencies that get a "did you mean" suggestion: each costs a comparison with
+/// every service, so suggesting for all of them took minutes for 16,000 services.
+const MAX_SUGGESTIONS: usize = 16;
 use super::diagnostic::{KeyPath, Problem};
 
 /// A problem in the dependency graph, by position so callers can locate it.
@@ -54,14 +58,7 @@ impl GraphProblem {
                 let missing = &owner.depends_on[*dependency];
                 let help = match suggestion {
                     Some(close) => format!("did you mean `{close}`?"),
-                    None => format!(
-                        "declared services: {}",
-                        services
-                            .iter()
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    None => declared_services(services.iter().map(|s| s.name)),
                 };
                 Problem::standalone(
                     edge_path(*service, *dependency),
@@ -102,13 +99,20 @@ pub(crate) fn check(services: &[GraphNode]) -> Vec<GraphProblem> {
         }
     }
     let names: Vec<&str> = services.iter().map(|s| s.name).collect();
+    let mut unknown = 0usize;
     for (position, service) in services.iter().enumerate() {
         for (dependency_position, dependency) in service.depends_on.iter().enumerate() {
             if !index_of.contains_key(dependency.as_str()) {
+                unknown += 1;
+                let suggestion = if unknown <= MAX_SUGGESTIONS {
+                    suggest(dependency, names.iter().copied()).map(str::to_owned)
+                } else {
+                    None
+                };
                 problems.push(GraphProblem::UnknownDependency {
                     service: position,
                     dependency: dependency_position,
-                    suggestion: suggest(dependency, names.iter().copied()).map(str::to_owned),
+                    suggestion,
                 });
             }
         }
@@ -127,59 +131,55 @@ enum Visit {
 }
 
 /// Depth-first search in declaration order, so the reported cycle is stable.
+///
+/// Iterative, with the path on the heap: a project may chain as many services as it likes, and
+/// a recursive search overflowed the stack (aborting `locald status`) for 20,000 of them.
 fn find_cycle(
     services: &[GraphNode],
     index_of: &std::collections::HashMap<&str, usize>,
 ) -> Option<GraphProblem> {
     let mut state = vec![Visit::New; services.len()];
-    let mut stack = Vec::new();
+    // The search's path: each service on it, with the position of its next dependency to follow.
+    let mut path: Vec<(usize, usize)> = Vec::new();
     for start in 0..services.len() {
-        if state[start] == Visit::New {
-            if let Some(found) = visit(start, services, index_of, &mut state, &mut stack) {
-                return Some(found);
-            }
-        }
-    }
-    None
-}
-
-fn visit(
-    current: usize,
-    services: &[GraphNode],
-    index_of: &std::collections::HashMap<&str, usize>,
-    state: &mut [Visit],
-    stack: &mut Vec<usize>,
-) -> Option<GraphProblem> {
-    state[current] = Visit::OnStack;
-    stack.push(current);
-    for (dependency_position, dependency) in services[current].depends_on.iter().enumerate() {
-        let Some(&next) = index_of.get(dependency.as_str()) else {
+        if state[start] != Visit::New {
             continue;
-        };
-        match state[next] {
-            Visit::OnStack => {
-                let from = stack.iter().position(|&s| s == next).unwrap_or(0);
-                let mut cycle: Vec<String> = stack[from..]
-                    .iter()
-                    .map(|&s| services[s].name.to_owned())
-                    .collect();
-                cycle.push(services[next].name.to_owned());
-                return Some(GraphProblem::Cycle {
-                    cycle,
-                    service: current,
-                    dependency: dependency_position,
-                });
-            }
-            Visit::New => {
-                if let Some(found) = visit(next, services, index_of, state, stack) {
-                    return Some(found);
+        }
+        state[start] = Visit::OnStack;
+        path.push((start, 0));
+        while let Some(top) = path.last_mut() {
+            let (current, dependency_position) = *top;
+            let Some(dependency) = services[current].depends_on.get(dependency_position) else {
+                path.pop();
+                state[current] = Visit::Done;
+                continue;
+            };
+            top.1 += 1;
+            let Some(&next) = index_of.get(dependency.as_str()) else {
+                continue;
+            };
+            match state[next] {
+                Visit::OnStack => {
+                    let from = path.iter().position(|&(s, _)| s == next).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[from..]
+                        .iter()
+                        .map(|&(s, _)| services[s].name.to_owned())
+                        .collect();
+                    cycle.push(services[next].name.to_owned());
+                    return Some(GraphProblem::Cycle {
+                        cycle,
+                        service: current,
+                        dependency: dependency_position,
+                    });
                 }
+                Visit::New => {
+                    state[next] = Visit::OnStack;
+                    path.push((next, 0));
+                }
+                Visit::Done => {}
             }
-            Visit::Done => {}
         }
     }
-    stack.pop();
-    state[current] = Visit::Done;
     None
 }
 
@@ -233,6 +233,76 @@ mod tests {
                 dependency: 0
             }]
         );
+    }
+
+    #[test]
+    fn very_long_chains_and_cycles_do_not_overflow_the_stack() {
+        // s0 depends on s1, ... on s99999: a recursive search overflowed the stack and aborted
+        // `locald status` for a project of 20,000 chained services.
+        const LENGTH: usize = 100_000;
+        let names: Vec<String> = (0..LENGTH).map(|i| format!("s{i}")).collect();
+        let mut dependencies: Vec<Vec<String>> = (0..LENGTH)
+            .map(|i| names.get(i + 1).cloned().into_iter().collect())
+            .collect();
+        let nodes = |dependencies: &[Vec<String>]| -> Vec<GraphProblem> {
+            let nodes: Vec<GraphNode> = names
+                .iter()
+                .zip(dependencies)
+                .map(|(name, depends_on)| GraphNode { name, depends_on })
+                .collect();
+            check(&nodes)
+        };
+        assert!(nodes(&dependencies).is_empty());
+        dependencies[LENGTH - 1].push("s0".into());
+        match nodes(&dependencies).as_slice() {
+            [GraphProblem::Cycle {
+                cycle,
+                service,
+                dependency,
+            }] => {
+                assert_eq!(cycle.len(), LENGTH + 1);
+                assert_eq!((cycle[0].as_str(), cycle[LENGTH].as_str()), ("s0", "s0"));
+                assert_eq!((*service, *dependency), (LENGTH - 1, 0));
+            }
+            other => panic!("expected one cycle, got {} problems", other.len()),
+        }
+    }
+
+    #[test]
+    fn many_unknown_dependencies_cost_and_say_a_bounded_amount_each() {
+        // 16,000 services with an unknown dependency each took minutes (a suggestion compares
+        // with every service) and printed 100+ MB (each hint listed every service).
+        const COUNT: usize = 1_000;
+        let names: Vec<String> = (0..COUNT).map(|i| format!("service{i}")).collect();
+        let dependencies: Vec<Vec<String>> =
+            (0..COUNT).map(|i| vec![format!("service{i}x")]).collect();
+        let nodes: Vec<GraphNode> = names
+            .iter()
+            .zip(&dependencies)
+            .map(|(name, depends_on)| GraphNode { name, depends_on })
+            .collect();
+        let problems = check(&nodes);
+        assert_eq!(problems.len(), COUNT);
+        let suggested = problems
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    GraphProblem::UnknownDependency {
+                        suggestion: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(suggested, MAX_SUGGESTIONS);
+        let longest_help = problems
+            .iter()
+            .filter_map(|p| p.to_problem(&nodes).help)
+            .map(|help| help.len())
+            .max()
+            .unwrap();
+        assert!(longest_help < 200, "a hint of {longest_help} bytes");
     }
 
     #[test]

@@ -102,10 +102,10 @@ pub fn check_project(project: &Project) -> Result<(), FieldError> {
     if let Some(found) = graph::check(&nodes).first() {
         return Err(found.to_problem(&nodes).into_field_error());
     }
-    let names = project.services.iter().map(|s| s.name.as_str());
+    let known = templates::KnownServices::new(project.services.iter().map(|s| s.name.as_str()));
     for service in &project.services {
         for (variable, value) in &service.env {
-            if let Some(bad) = templates::check(value, names.clone()) {
+            if let Some(bad) = templates::check(value, &known) {
                 let path = KeyPath::root()
                     .key("services")
                     .key(&service.name)

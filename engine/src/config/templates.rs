@@ -3,7 +3,7 @@
 //! config loads instead of when the service starts. Other `${...}` are left
 //! for the shell, as the supervisor does when it resolves them.
 
-use super::convert::suggest;
+use super::convert::{declared_services, suggest};
 
 /// Fields a service template may ask for.
 const FIELDS: &[&str] = &["port", "url"];
@@ -15,26 +15,51 @@ pub(crate) struct BadTemplate {
     pub help: String,
 }
 
+/// Unknown service references that get a "did you mean" suggestion: each compares the name with
+/// every service, so suggesting for all of 16,000 bad templates took minutes (past Ctrl-C).
+const MAX_SUGGESTIONS: usize = 16;
+
+/// The declared services, for checking every template of a project against them: a name is
+/// looked up in a hash set, and suggestions are bounded in number, so the check is linear in
+/// the size of the project.
+pub(crate) struct KnownServices<'a> {
+    names: Vec<&'a str>,
+    set: std::collections::HashSet<&'a str>,
+    suggestions_left: std::cell::Cell<usize>,
+}
+
+impl<'a> KnownServices<'a> {
+    pub(crate) fn new(names: impl Iterator<Item = &'a str>) -> Self {
+        let names: Vec<&'a str> = names.collect();
+        KnownServices {
+            set: names.iter().copied().collect(),
+            names,
+            suggestions_left: std::cell::Cell::new(MAX_SUGGESTIONS),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a str> + Clone + '_ {
+        self.names.iter().copied()
+    }
+}
+
 /// The first `${services...}` template in `value` that does not name a
 /// service in `known` and a field in `port`/`url`.
-pub(crate) fn check<'a>(
-    value: &str,
-    known: impl Iterator<Item = &'a str> + Clone,
-) -> Option<BadTemplate> {
+pub(crate) fn check(value: &str, known: &KnownServices<'_>) -> Option<BadTemplate> {
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         let after = &rest[start + 2..];
         let end = after.find('}')?;
         let inner = after[..end].trim();
         rest = &after[end + 1..];
-        if let Some(bad) = check_one(inner, known.clone()) {
+        if let Some(bad) = check_one(inner, known) {
             return Some(bad);
         }
     }
     None
 }
 
-fn check_one<'a>(inner: &str, known: impl Iterator<Item = &'a str> + Clone) -> Option<BadTemplate> {
+fn check_one(inner: &str, known: &KnownServices<'_>) -> Option<BadTemplate> {
     let reference = inner.strip_prefix("services.")?;
     let template = format!("${{{inner}}}");
     let (service, field) = match reference.split('.').collect::<Vec<_>>().as_slice() {
@@ -46,13 +71,17 @@ fn check_one<'a>(inner: &str, known: impl Iterator<Item = &'a str> + Clone) -> O
             })
         }
     };
-    if !known.clone().any(|name| name == service) {
-        let help = match suggest(service, known.clone()) {
+    if !known.set.contains(service) {
+        let left = known.suggestions_left.get();
+        known.suggestions_left.set(left.saturating_sub(1));
+        let suggestion = if left > 0 {
+            suggest(service, known.iter())
+        } else {
+            None
+        };
+        let help = match suggestion {
             Some(close) => format!("did you mean `{close}`?"),
-            None => format!(
-                "declared services: {}",
-                known.collect::<Vec<_>>().join(", ")
-            ),
+            None => declared_services(known.iter()),
         };
         return Some(BadTemplate {
             message: format!("`{template}` refers to unknown service `{service}`"),
@@ -73,7 +102,7 @@ mod tests {
     use super::*;
 
     fn check_against(value: &str) -> Option<BadTemplate> {
-        check(value, ["db", "web"].into_iter())
+        check(value, &KnownServices::new(["db", "web"].into_iter()))
     }
 
     #[test]
@@ -107,5 +136,25 @@ mod tests {
             check_against("${services.zzz.port}").unwrap().help,
             "declared services: db, web"
         );
+    }
+
+    #[test]
+    fn suggestions_are_bounded_in_number() {
+        let names: Vec<String> = (0..100).map(|i| format!("service{i}")).collect();
+        let known = KnownServices::new(names.iter().map(String::as_str));
+        let helps: Vec<String> = (0..100)
+            .map(|i| {
+                check(&format!("${{services.service{i}x.port}}"), &known)
+                    .unwrap()
+                    .help
+            })
+            .collect();
+        assert!(helps[..MAX_SUGGESTIONS]
+            .iter()
+            .all(|help| help.starts_with("did you mean")));
+        assert!(helps[MAX_SUGGESTIONS..]
+            .iter()
+            .all(|help| help.starts_with("declared services: service0,")
+                && help.ends_with("and 90 more")));
     }
 }

@@ -70,9 +70,12 @@ pub fn base_engine(limits: Limits, on_interrupt: OnInterrupt) -> Engine {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
     });
-    engine.on_debug(|text, source, pos| match (source, pos.line()) {
-        (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
-        _ => eprintln!("{text}"),
+    engine.on_debug(|text, source, pos| {
+        let text = crate::cli::terminal_text::for_terminal(text);
+        match (source, pos.line()) {
+            (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
+            _ => eprintln!("{text}"),
+        }
     });
     engine
 }

@@ -37,7 +37,8 @@ pub fn load(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
         source,
     };
     let mut text = String::new();
-    std::fs::File::open(path)
+    // Not File::open: a FIFO named as an env file would block the open for good.
+    locald_image::regular_file::open_regular(path)
         .and_then(|file| file.take(MAX_SIZE as u64 + 1).read_to_string(&mut text))
         .map_err(read_error)?;
     if text.len() > MAX_SIZE {
@@ -223,7 +224,30 @@ mod tests {
     #[test]
     fn an_endless_file_is_refused_not_read() {
         let error = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(error, DotenvError::Read { .. }), "{error}");
+        assert!(error.to_string().contains("/dev/zero"), "{error}");
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "A=1\n".repeat(MAX_SIZE / 4 + 1)).unwrap();
+        let error = load(&path).unwrap_err();
         assert!(matches!(error, DotenvError::TooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        // Nobody opens the FIFO's write end: File::open would block here for good.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("env.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let error = load(&fifo).unwrap_err().to_string();
+        assert!(
+            error.contains("env.fifo") && error.contains("a FIFO"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -359,7 +359,8 @@ fn read_dir_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
 /// Removes a file or a whole directory tree, tolerating it being gone already.
 pub(crate) fn remove_path(path: &Path) -> Result<(), StoreError> {
     let result = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        // Not remove_dir_all: an image's tree may be arbitrarily deep (see remove_tree).
+        Ok(meta) if meta.is_dir() => crate::remove_tree::remove_tree(path),
         Ok(_) => std::fs::remove_file(path),
         Err(e) => Err(e),
     };

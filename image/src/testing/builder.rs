@@ -50,6 +50,22 @@ impl LayerBuilder {
         self.entry(path, tar::EntryType::Regular, mode, None, content)
     }
 
+    /// A regular file whose path may be longer than a tar header holds (written with a GNU
+    /// long-name entry before it), for trees deeper than 100 bytes of path.
+    pub fn file_long_path(&mut self, path: &str, mode: u32, content: &[u8]) -> &mut Self {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        header.set_size(content.len() as u64);
+        self.tar
+            .append_data(&mut header, path, content)
+            .expect("appending to an in-memory tar cannot fail");
+        self
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         self.entry(path, tar::EntryType::Symlink, 0o777, Some(target), &[])
     }

@@ -40,6 +40,8 @@ pub enum BlobMisbehaviour {
     EndlessError,
     /// Half the bytes, then silence.
     Stall,
+    /// HTTP 500 with this body (e.g. terminal escape sequences).
+    ErrorBody(&'static [u8]),
 }
 
 /// What the server said it sent: (request path, bytes).
@@ -150,14 +152,15 @@ impl HostileRegistry {
     }
 
     pub fn misbehave_blob(&self, digest: &str, how: BlobMisbehaviour) {
-        let marker = match how {
-            BlobMisbehaviour::Overflow => "overflow",
-            BlobMisbehaviour::OverflowWithLength => "overflow-cl",
-            BlobMisbehaviour::Trickle => "trickle",
-            BlobMisbehaviour::EndlessError => "error-endless",
-            BlobMisbehaviour::Stall => "stall",
+        let (marker, content): (&str, &[u8]) = match how {
+            BlobMisbehaviour::Overflow => ("overflow", b""),
+            BlobMisbehaviour::OverflowWithLength => ("overflow-cl", b""),
+            BlobMisbehaviour::Trickle => ("trickle", b""),
+            BlobMisbehaviour::EndlessError => ("error-endless", b""),
+            BlobMisbehaviour::Stall => ("stall", b""),
+            BlobMisbehaviour::ErrorBody(body) => ("error-body", body),
         };
-        self.write(&marker_path(self.blob_path(digest), marker), b"");
+        self.write(&marker_path(self.blob_path(digest), marker), content);
     }
 
     /// From now on, every request needs a bearer token from the server's

@@ -672,7 +672,8 @@ fn set_mtime(file: &File, mtime: u64) -> io::Result<()> {
 
 fn remove_any(path: &Path) -> io::Result<()> {
     let result = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        // Not remove_dir_all: an earlier layer's tree may be arbitrarily deep (see remove_tree).
+        Ok(meta) if meta.is_dir() => crate::remove_tree::remove_tree(path),
         Ok(_) => std::fs::remove_file(path),
         Err(e) => Err(e),
     };
