@@ -5,5 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod project;
+pub mod sandbox;
 pub mod script;
 pub mod supervisor;

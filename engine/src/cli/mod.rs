@@ -13,7 +13,7 @@ use rhai::{Dynamic, Map};
 
 pub use args::{Cli, ContainerCommand, ImageCommand, ServiceAdd, ServiceCommand, Subcommand};
 
-use crate::script;
+use crate::{sandbox, script};
 
 /// Entry point of the `locald` binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -260,10 +260,10 @@ impl Subcommand {
     }
 }
 
-fn report(result: Result<i32, script::ScriptError>) -> anyhow::Result<i32> {
+fn report(result: Result<i32, sandbox::ScriptError>) -> anyhow::Result<i32> {
     match result {
         Ok(code) => Ok(code),
-        Err(e) if e.is_interrupt() => Ok(script::interrupt::exit_code()),
+        Err(e) if e.is_interrupt() => Ok(sandbox::interrupt::exit_code()),
         Err(e) => Err(e.into()),
     }
 }

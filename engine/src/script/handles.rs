@@ -1,8 +1,11 @@
 //! `Project` and `Service` as Rhai types: what a script gets from
-//! `load_project()` and `project.service("web")`.
+//! `load_project()` and `project.service("web")`. Getters read what was
+//! loaded; the one thing resolved later, the ports services use right now
+//! (which may mean asking the running supervisor), is resolved once per
+//! loaded project and shared by all its handles.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
 
@@ -11,13 +14,39 @@ use crate::supervisor;
 
 /// A loaded project, shared cheaply between script values.
 #[derive(Clone)]
-pub struct ProjectHandle(pub Arc<Project>);
+pub struct ProjectHandle(pub Arc<Project>, Arc<OnceLock<Ports>>);
 
 /// One service of a loaded project.
 #[derive(Clone)]
 pub struct ServiceHandle {
     pub project: Arc<Project>,
     pub name: String,
+    ports: Arc<OnceLock<Ports>>,
+}
+
+type Ports = BTreeMap<String, u16>;
+
+impl ProjectHandle {
+    pub fn new(project: Project) -> Self {
+        ProjectHandle(Arc::new(project), Arc::default())
+    }
+
+    fn handle(&self, name: &str) -> ServiceHandle {
+        ServiceHandle {
+            project: self.0.clone(),
+            name: name.to_string(),
+            ports: self.1.clone(),
+        }
+    }
+}
+
+/// The ports of `project`'s services, resolved on first use only.
+fn ports_of<'a>(project: &Project, resolved: &'a OnceLock<Ports>) -> Fallible<&'a Ports> {
+    if let Some(ports) = resolved.get() {
+        return Ok(ports);
+    }
+    let ports = current_ports(project)?;
+    Ok(resolved.get_or_init(|| ports))
 }
 
 impl ServiceHandle {
@@ -43,10 +72,7 @@ impl ProjectHandle {
     /// The service called `name`, or an error listing the known ones.
     pub fn service(&self, name: &str) -> Fallible<ServiceHandle> {
         if self.0.service(name).is_some() {
-            return Ok(ServiceHandle {
-                project: self.0.clone(),
-                name: name.to_string(),
-            });
+            return Ok(self.handle(name));
         }
         let known = self.0.service_names();
         Err(error(if known.is_empty() {
@@ -69,12 +95,7 @@ impl CustomType for ProjectHandle {
             .with_get("services", |p: &mut Self| -> Array {
                 p.0.services
                     .iter()
-                    .map(|s| {
-                        Dynamic::from(ServiceHandle {
-                            project: p.0.clone(),
-                            name: s.name.clone(),
-                        })
-                    })
+                    .map(|s| Dynamic::from(p.handle(&s.name)))
                     .collect()
             })
             .with_fn("service", |p: &mut Self, name: &str| p.service(name))
@@ -126,12 +147,12 @@ impl CustomType for ServiceHandle {
                     .collect()
             })
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
-                let ports = current_ports(&s.project)?;
+                let ports = ports_of(&s.project, &s.ports)?;
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))
             })
             .with_get("env", |s: &mut Self| -> Fallible<Map> {
-                let ports = current_ports(&s.project)?;
-                let env = supervisor::service_env(&s.project, s.spec(), &ports)
+                let ports = ports_of(&s.project, &s.ports)?;
+                let env = crate::project::service_env(&s.project, s.spec(), ports)
                     .map_err(|e| error(e.to_string()))?;
                 Ok(env
                     .into_iter()
@@ -145,12 +166,12 @@ impl CustomType for ServiceHandle {
 /// The ports services use right now: the running supervisor's when one runs
 /// (so `run` talks to the same ports as `up`), otherwise the project's
 /// persisted assignment.
-pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
+fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
     let state_dir = project.state_dir();
     let Some(mut client) =
         supervisor::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
     else {
-        return supervisor::ports::assign(project).map_err(|e| error(e.to_string()));
+        return crate::project::ports::assign(project).map_err(|e| error(e.to_string()));
     };
     let statuses = client.status().map_err(|e| error(e.to_string()))?;
     let mut ports: BTreeMap<String, u16> = statuses
@@ -159,7 +180,7 @@ pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
         .collect();
     // Services the supervisor does not run keep their recorded port; never
     // re-assign here, as the running services' ports look busy.
-    let recorded = supervisor::ports::persisted(project);
+    let recorded = crate::project::ports::persisted(project);
     for service in &project.services {
         if ports.contains_key(&service.name) {
             continue;
@@ -168,7 +189,7 @@ pub fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
             (PortSpec::Fixed(port), _) => port,
             (PortSpec::Auto, Some(port)) => *port,
             (PortSpec::Auto, None) => {
-                supervisor::ports::free_port().map_err(|e| error(e.to_string()))?
+                crate::project::ports::free_port().map_err(|e| error(e.to_string()))?
             }
         };
         ports.insert(service.name.clone(), port);

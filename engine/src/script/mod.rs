@@ -1,18 +1,13 @@
-//! The Rhai side: the sandboxed engine, the primitives (locald's public
-//! scripting API), the declaration primitives a project is made of, and the
-//! embedded stdlib whose scripts are the CLI's verbs.
+//! The Rhai bindings: the primitives (locald's public scripting API) and the
+//! types scripts see, over the [project](crate::project) and
+//! [supervisor](crate::supervisor) layers; the embedded stdlib whose scripts
+//! are the CLI's verbs; running verbs, script files and the REPL in the
+//! [sandbox](crate::sandbox).
 
 pub mod api;
-pub mod budget;
-mod error;
 mod handles;
-pub(crate) mod interrupt;
-mod load;
-mod sandbox;
 pub mod stdlib;
 mod verb;
 
-pub use error::{LoadError, ScriptError};
 pub use handles::{ProjectHandle, ServiceHandle};
-pub use load::load_project;
 pub use verb::{repl, run_file, run_verb, verb_engine};

@@ -7,10 +7,8 @@ use std::path::Path;
 
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
-use super::budget::Limits;
-use super::error::ScriptError;
-use super::sandbox::OnInterrupt;
-use super::{api, interrupt, sandbox, stdlib};
+use super::{api, stdlib};
+use crate::sandbox::{self, interrupt, Limits, OnInterrupt, ScriptError};
 
 /// The engine verbs and task scripts run in: the sandbox plus every primitive.
 pub fn verb_engine() -> Engine {
@@ -38,7 +36,7 @@ pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
 /// Runs a user's script file with `args` (its command-line words as an array).
 pub fn run_file(path: &Path, args: Map) -> Result<i32, ScriptError> {
     let name = path.display().to_string();
-    let source = super::load::read_source(path, &Limits::SCRIPT).map_err(|e| ScriptError {
+    let source = crate::project::read_source(path, &Limits::SCRIPT).map_err(|e| ScriptError {
         source_name: name.clone(),
         line: None,
         column: None,

@@ -15,10 +15,11 @@ use super::console::Console;
 use super::launch;
 use super::output::ServiceOutput;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
+use super::reload;
 use super::service::{initial_status, ServiceCommand, ServiceTask, Shared};
-use super::state_dir::StateDir;
-use super::{ports, reload};
 use crate::model::{Probe, Project, Service};
+use crate::project::ports;
+use crate::project::state_dir::StateDir;
 
 /// Replies to a `down`: the supervisor hands the requester a sender to
 /// acknowledge once the answer is written, so it exits only after that.
@@ -75,7 +76,7 @@ pub enum Ended {
     StateLost,
 }
 
-struct ServiceHandle {
+struct RunningService {
     commands: mpsc::UnboundedSender<ServiceCommand>,
     status: watch::Receiver<ServiceStatus>,
     /// Kept so a replacement task (after a reload) publishes on the same
@@ -86,7 +87,7 @@ struct ServiceHandle {
 }
 
 pub struct Supervisor {
-    services: IndexMap<String, ServiceHandle>,
+    services: IndexMap<String, RunningService>,
     shared: Arc<Shared>,
     state: StateDir,
     console: Option<Console>,
@@ -145,7 +146,7 @@ impl Supervisor {
         status: watch::Sender<ServiceStatus>,
         statuses: &IndexMap<String, watch::Sender<ServiceStatus>>,
         enabled: bool,
-    ) -> ServiceHandle {
+    ) -> RunningService {
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let ready_pattern = match &service.health.probe {
             // Config validation compiled it already; a failure here only
@@ -172,7 +173,7 @@ impl Supervisor {
             commands: command_receiver,
             output,
         };
-        ServiceHandle {
+        RunningService {
             commands,
             status: status.subscribe(),
             status_sender: status,
@@ -270,7 +271,7 @@ impl Supervisor {
     /// while the stops run (bounded by the services' stop timeouts).
     async fn reload(&mut self) -> Result<ReloadReport, String> {
         let root = self.shared.project.root.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::script::load_project(&root))
+        let loaded = tokio::task::spawn_blocking(move || crate::project::load_project(&root))
             .await
             .map_err(|error| format!("cannot read the config: {error}"))?;
         let project = Arc::new(loaded.map_err(|error| error.to_string())?);

@@ -11,16 +11,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use locald_image::{ImageLease, ImageStore, PullOptions, PullPolicy};
 use locald_runtime::{Bundle, ContainerSpec, VolumeMount};
 
-use super::env::container_env;
 use super::launch::LaunchSpec;
 use crate::model::{Project, Service};
+use crate::project::env::container_env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("image {reference}: {message}")]
     Image { reference: String, message: String },
     #[error(transparent)]
-    Env(#[from] super::env::EnvError),
+    Env(#[from] crate::project::env::EnvError),
     #[error("cannot prepare the container: {0}")]
     Runtime(#[from] locald_runtime::Error),
 }
@@ -168,7 +168,7 @@ pub async fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::env::tests::{project, service};
+    use crate::project::env::tests::{project, service};
 
     #[test]
     fn ids_are_valid_and_unique_per_start() {

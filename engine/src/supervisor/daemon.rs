@@ -15,9 +15,9 @@ use super::client::{answer_timeout, Client};
 use super::log_reader::tail;
 use super::protocol::{ServiceState, ServiceStatus};
 use super::run::SERVICES_VAR;
-use super::state_dir::{open_file, StateDir};
 use super::{SupervisorError, UpOptions};
 use crate::model::Project;
+use crate::project::state_dir::{open_file, StateDir};
 
 /// How long the daemon may take to load the project and open its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

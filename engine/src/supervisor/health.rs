@@ -212,7 +212,7 @@ impl Drop for GroupKiller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::env::tests::{project, service};
+    use crate::project::env::tests::{project, service};
     use tokio::net::TcpListener;
 
     fn runtime() -> tokio::runtime::Runtime {

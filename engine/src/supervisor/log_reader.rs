@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::console::Console;
 use super::logs::{parse_line, rotated_path, Stream};
-use super::state_dir::{open_file, StateDir};
 use super::SupervisorError;
+use crate::project::state_dir::{open_file, StateDir};
 
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 

@@ -32,42 +32,35 @@ mod client;
 mod console;
 mod container;
 mod daemon;
-mod dotenv;
-mod env;
 mod health;
 mod init;
 mod launch;
 mod log_reader;
 mod logs;
 mod output;
-pub mod ports;
 mod project_lock;
 mod protocol;
 mod reload;
 mod run;
 mod server;
 mod service;
-mod state_dir;
 mod status_table;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::Client;
 pub use container::ContainerError;
-pub use dotenv::DotenvError;
-pub use env::EnvError;
 pub use init::service_init_main;
 pub use log_reader::print_logs;
-pub use ports::PortError;
 pub use project_lock::ProjectLockError;
 pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
 pub use run::{supervise_main, up};
-pub use state_dir::StateDirError;
 pub use status_table::print_status;
 
-use crate::model::{Project, Service};
+use crate::project::env::EnvError;
+use crate::project::ports::PortError;
+use crate::project::state_dir::StateDirError;
 
 /// Options of `locald up`.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +99,7 @@ pub enum SupervisorError {
     #[error("unknown service {0:?}")]
     UnknownService(String),
     #[error("cannot load the project: {0}")]
-    Project(String),
+    Project(#[from] crate::project::LoadError),
     #[error("cannot talk to the supervisor at {path}: {source}")]
     Connection {
         path: PathBuf,
@@ -130,29 +123,4 @@ pub enum SupervisorError {
         context: String,
         source: std::io::Error,
     },
-}
-
-/// The environment `service` runs with (also used by `locald run`): for a
-/// host service, the process environment plus the project's layers; for a
-/// container service, only the project's layers, which the container adds to
-/// its image's environment (the host's PATH or HOME would break the image).
-pub fn service_env(
-    project: &Project,
-    service: &Service,
-    ports: &BTreeMap<String, u16>,
-) -> Result<BTreeMap<String, String>, SupervisorError> {
-    Ok(if service.is_container() {
-        env::container_env(project, service, ports)?
-    } else {
-        env::service_env(project, service, ports)?
-    })
-}
-
-/// Resolve `${services.NAME.port}` / `${services.NAME.url}` in `template`.
-pub fn interpolate(
-    project: &Project,
-    template: &str,
-    ports: &BTreeMap<String, u16>,
-) -> Result<String, SupervisorError> {
-    Ok(env::interpolate(project, template, ports)?)
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use super::state_dir::open_file;
+use crate::project::state_dir::open_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectLockError {

@@ -60,7 +60,7 @@ fn refers_to(service: &Service, other: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::env::tests::{project, service};
+    use crate::project::env::tests::{project, service};
     use std::path::Path;
 
     fn ports(pairs: &[(&str, u16)]) -> BTreeMap<String, u16> {

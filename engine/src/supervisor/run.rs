@@ -19,12 +19,12 @@ use super::actor::{Ended, Supervisor};
 use super::client::Client;
 use super::console::Console;
 use super::daemon;
-use super::ports;
 use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
-use super::state_dir::StateDir;
 use super::{SupervisorError, UpOptions};
 use crate::model::Project;
+use crate::project::ports;
+use crate::project::state_dir::StateDir;
 
 /// Environment variable carrying the `up` service subset to the daemon.
 pub const SERVICES_VAR: &str = "LOCALD_SUPERVISE_SERVICES";
@@ -76,8 +76,7 @@ pub fn supervise_main(root: &Path) -> ! {
 }
 
 fn supervise(root: &Path) -> Result<i32, SupervisorError> {
-    let project = crate::script::load_project(root)
-        .map_err(|error| SupervisorError::Project(error.to_string()))?;
+    let project = crate::project::load_project(root)?;
     let requested: Vec<String> = std::env::var(SERVICES_VAR)
         .unwrap_or_default()
         .split(',')
@@ -273,7 +272,7 @@ async fn state_lost(socket: std::path::PathBuf, identity: (u64, u64)) -> String 
 mod tests {
     use super::*;
     use crate::model::{HealthCheck, Probe, RestartMode, RestartPolicy};
-    use crate::supervisor::env::tests::{project, service};
+    use crate::project::env::tests::{project, service};
     use crate::supervisor::launch::tests::find_descendant;
     use crate::supervisor::logs::parse_line;
     use crate::supervisor::ServiceStatus;

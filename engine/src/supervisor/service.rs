@@ -16,13 +16,13 @@ use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
 use super::container;
-use super::env::{interpolate, service_env};
 use super::health::{self, ResolvedProbe};
 use super::launch::{self, LaunchSpec};
 use super::logs::Stream;
 use super::output::{collect, ServiceOutput};
 use super::protocol::{ServiceState, ServiceStatus};
 use crate::model::{Project, RestartMode, Service};
+use crate::project::{interpolate, service_env};
 
 /// How long to keep reading a service's pipes after it exited: output its
 /// processes wrote is never lost, but a process that escaped (possible only

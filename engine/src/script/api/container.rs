@@ -27,7 +27,7 @@ impl PullStopped {
     fn into_eval(self, ctx: &NativeCallContext) -> Box<EvalAltResult> {
         match self {
             PullStopped::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
-                crate::script::sandbox::INTERRUPTED.into(),
+                crate::sandbox::INTERRUPTED.into(),
                 ctx.call_position(),
             )),
             PullStopped::Failed(message) => crate::script::api::fail(ctx, message),
@@ -47,7 +47,7 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, PullStopped>
     runtime.block_on(async {
         tokio::select! {
             biased;
-            () = crate::script::interrupt::requested() => Err(PullStopped::Interrupted),
+            () = crate::sandbox::interrupt::requested() => Err(PullStopped::Interrupted),
             output = future => Ok(output),
         }
     })
@@ -351,7 +351,7 @@ pub mod container_api {
             .map_err(|e| fail(&ctx, e))?;
         // A Ctrl-C between the pull and here must not start the container:
         // once it runs, the terminal's signals are the shim's to forward.
-        if crate::script::interrupt::take() {
+        if crate::sandbox::interrupt::take() {
             return Err(PullStopped::Interrupted.into_eval(&ctx));
         }
         locald_runtime::run_foreground(&spec)

@@ -39,7 +39,6 @@ pub(crate) fn fail(ctx: &NativeCallContext, error: impl std::fmt::Display) -> Bo
 
 #[export_module]
 pub mod project_api {
-    use std::sync::Arc;
 
     use crate::script::handles::ProjectHandle;
 
@@ -48,8 +47,8 @@ pub mod project_api {
     #[rhai_fn(return_raw)]
     pub fn load_project(ctx: NativeCallContext) -> Result<ProjectHandle, Box<EvalAltResult>> {
         let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
-        crate::script::load_project(&cwd)
-            .map(|p| ProjectHandle(Arc::new(p)))
+        crate::project::load_project(&cwd)
+            .map(ProjectHandle::new)
             .map_err(|e| super::fail(&ctx, e))
     }
 
@@ -61,8 +60,8 @@ pub mod project_api {
     #[rhai_fn(return_raw)]
     pub fn locate_project(ctx: NativeCallContext) -> Result<ProjectHandle, Box<EvalAltResult>> {
         let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
-        crate::script::load::locate_project(&cwd)
-            .map(|p| ProjectHandle(Arc::new(p)))
+        crate::project::locate_project(&cwd)
+            .map(ProjectHandle::new)
             .map_err(|e| super::fail(&ctx, e))
     }
 

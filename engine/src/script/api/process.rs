@@ -8,7 +8,7 @@ use std::process::Command;
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
-use crate::script::interrupt::ForegroundChild;
+use crate::sandbox::interrupt::ForegroundChild;
 
 /// How a script describes a command: one string is a shell command
 /// (`sh -c`), an array is an argv run as is.

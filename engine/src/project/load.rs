@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
-use super::budget::Limits;
-use super::error::{LoadError, ScriptError};
-use super::sandbox::{base_engine, OnInterrupt};
+use super::LoadError;
 use crate::config;
 use crate::model::{Project, Service};
+use crate::sandbox::{base_engine, Limits, OnInterrupt, ScriptError};
 
 /// What the declaration primitives collect while a project script runs.
 #[derive(Default)]
@@ -48,7 +47,7 @@ pub fn load_project(start: &Path) -> Result<Project, LoadError> {
 /// The project's directory and name, without its services and without
 /// evaluating or validating anything: the name comes from `[project] name`
 /// in `locald.toml` when it parses, else from the directory.
-pub(crate) fn locate_project(start: &Path) -> Result<Project, LoadError> {
+pub fn locate_project(start: &Path) -> Result<Project, LoadError> {
     let files = config::find_config(start).ok_or_else(|| LoadError::NoConfig(start.into()))?;
     let name = files
         .toml
@@ -73,7 +72,7 @@ fn finish(declared: Declarations, root: PathBuf) -> Project {
 
 /// Reads a config file or script, refusing one larger than `limits.source`
 /// before reading it whole.
-pub(crate) fn read_source(path: &Path, limits: &Limits) -> Result<String, LoadError> {
+pub fn read_source(path: &Path, limits: &Limits) -> Result<String, LoadError> {
     use std::io::Read;
     let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),

@@ -2,11 +2,10 @@
 //! script error names the script, line and column and shows the line.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use rhai::{EvalAltResult, ParseError, Position};
 
-use super::sandbox::INTERRUPTED;
+use super::INTERRUPTED;
 
 /// A script that failed to parse or to run.
 #[derive(Debug)]
@@ -117,31 +116,3 @@ impl fmt::Display for ScriptError {
 }
 
 impl std::error::Error for ScriptError {}
-
-impl LoadError {
-    /// True when the load was stopped by Ctrl-C (or SIGTERM): the command
-    /// that loads must stop too, not fall back to something else.
-    pub fn is_interrupt(&self) -> bool {
-        matches!(self, LoadError::Script(error) if error.is_interrupt())
-    }
-}
-
-/// Why a project could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("no locald.toml or locald.rhai in {} or any parent directory", .0.display())]
-    NoConfig(PathBuf),
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{} {reason}", path.display())]
-    TooLarge { path: PathBuf, reason: String },
-    #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Script(#[from] ScriptError),
-    #[error("invalid project: {0}")]
-    Invalid(crate::config::FieldError),
-}

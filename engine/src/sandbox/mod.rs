@@ -1,7 +1,8 @@
-//! The sandboxed Rhai engine every script runs in: `Engine::new_raw()` with
+//! The sandboxed Rhai engine every script runs in, the project's own
+//! declarations included: `Engine::new_raw()` with
 //! the standard package only (no file system, no `import` resolver, no
 //! `eval`), bounded by operation, depth and size limits, by memory and time
-//! (see [`budget`](super::budget)), and cancelled by Ctrl-C through the
+//! (see [`budget`]), and cancelled by Ctrl-C through the
 //! progress hook.
 
 use std::sync::OnceLock;
@@ -9,8 +10,14 @@ use std::sync::OnceLock;
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, Module, Shared};
 
-use super::budget::{Limits, Meter};
-use super::interrupt;
+pub mod budget;
+mod error;
+pub mod interrupt;
+
+pub use budget::Limits;
+pub use error::ScriptError;
+
+use budget::Meter;
 
 /// Enough for any sane task script; a runaway loop ends with a clear error.
 const MAX_OPERATIONS: u64 = 500_000_000;
@@ -39,7 +46,7 @@ pub enum OnInterrupt {
 
 /// The token a Ctrl-C ends an evaluation with; any other token is the reason
 /// a limit stopped it.
-pub(crate) const INTERRUPTED: &str = "interrupted";
+pub const INTERRUPTED: &str = "interrupted";
 
 /// A sandboxed engine with no locald primitives.
 pub fn base_engine(limits: Limits, on_interrupt: OnInterrupt) -> Engine {

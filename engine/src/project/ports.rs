@@ -27,8 +27,8 @@ pub enum PortError {
 }
 
 /// Ask the kernel for a port nobody listens on right now.
-pub fn free_port() -> Result<u16, super::SupervisorError> {
-    Ok(kernel_free_port()?)
+pub fn free_port() -> Result<u16, PortError> {
+    kernel_free_port()
 }
 
 fn kernel_free_port() -> Result<u16, PortError> {
@@ -43,8 +43,8 @@ pub fn is_free(port: u16) -> bool {
 }
 
 /// Assign a port to every service of the project and persist the choice.
-pub fn assign(project: &Project) -> Result<BTreeMap<String, u16>, super::SupervisorError> {
-    Ok(assign_persisted(project)?)
+pub fn assign(project: &Project) -> Result<BTreeMap<String, u16>, PortError> {
+    assign_persisted(project)
 }
 
 fn assign_persisted(project: &Project) -> Result<BTreeMap<String, u16>, PortError> {
@@ -63,7 +63,7 @@ fn assign_persisted(project: &Project) -> Result<BTreeMap<String, u16>, PortErro
 pub fn reassign(
     project: &Project,
     current: &BTreeMap<String, u16>,
-) -> Result<BTreeMap<String, u16>, super::SupervisorError> {
+) -> Result<BTreeMap<String, u16>, PortError> {
     let state = StateDir::new(&project.state_dir());
     let path = state.ports_file();
     let mut previous = load(&path);
@@ -172,7 +172,7 @@ fn fresh_port(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::env::tests::{project, service};
+    use crate::project::env::tests::{project, service};
     use std::cell::Cell;
 
     fn three(root: &std::path::Path) -> Project {
