@@ -30,7 +30,9 @@ pub use runtime_spec::{
 };
 pub use seccomp::SeccompError;
 pub use security::{parse_security_opt, SeccompChoice, Security, SecurityOpt, SecurityOptError};
-pub use shim::{run_foreground, shim_path, ShimError, PARENT_ENV, SHIM_NAME};
+pub use shim::{
+    inherit, run_foreground, run_foreground_holding, shim_path, ShimError, PARENT_ENV, SHIM_NAME,
+};
 pub use sweep::{sweep_stale, sweep_stale_in, SweepReport};
 
 /// Any error of this crate.

@@ -136,6 +136,16 @@ impl Drop for ForegroundSignals {
 /// the calling thread dies: a `kill -9` of the caller leaves neither a running container nor,
 /// after the next sweep, any of its files.
 pub fn run_foreground(spec: &ContainerSpec) -> Result<i32, crate::Error> {
+    run_foreground_holding(spec, &[])
+}
+
+/// [`run_foreground`], with `held` descriptors (image leases: locked files)
+/// inherited by the shim, which keeps them for its whole life: if this
+/// process is killed, what they hold stays held until the container is gone.
+pub fn run_foreground_holding(
+    spec: &ContainerSpec,
+    held: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<i32, crate::Error> {
     // A runtime directory that is not safe to use is this run's error, said once (not first as
     // a failed clean-up): the bundle could not be created there either.
     let root = crate::root::prepare()?;
@@ -152,6 +162,11 @@ pub fn run_foreground(spec: &ContainerSpec) -> Result<i32, crate::Error> {
     }
     // Stop the container (as a stop request would) if this thread dies.
     command.env(PARENT_ENV, std::process::id().to_string());
+    {
+        use std::os::fd::AsRawFd;
+        let raw: Vec<i32> = held.iter().map(AsRawFd::as_raw_fd).collect();
+        inherit(&mut command, &raw);
+    }
     let signals = ForegroundSignals::install();
     let mut child = command.spawn().map_err(|source| ShimError::Spawn {
         path: PathBuf::from(command.get_program()),
@@ -167,6 +182,28 @@ pub fn run_foreground(spec: &ContainerSpec) -> Result<i32, crate::Error> {
         .code()
         .or_else(|| status.signal().map(|signal| 128 + signal))
         .unwrap_or(1))
+}
+
+/// Lets the program `command` runs inherit `fds` (descriptors locald opens
+/// are close-on-exec): cleared in the child only, so nothing else that this
+/// process starts gets them. The caller keeps them open until the spawn.
+pub fn inherit(command: &mut std::process::Command, fds: &[std::os::fd::RawFd]) {
+    use std::os::unix::process::CommandExt;
+    if fds.is_empty() {
+        return;
+    }
+    let raw = fds.to_vec();
+    // SAFETY: fcntl(2) is async-signal-safe; nothing is allocated in the child.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &raw {
+                if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

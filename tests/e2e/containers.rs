@@ -975,3 +975,47 @@ stop_signal = "ALRM"
     );
     assert!(pids_with_arg("987701").is_empty());
 }
+
+/// A `container run` killed with SIGKILL leaves its container its stop
+/// timeout to end; meanwhile its image stays leased (the shim holds the
+/// lease it inherited), so `image rm` cannot pull the rootfs from under it.
+#[test]
+fn a_killed_container_run_keeps_its_image_leased_while_the_container_lives() {
+    let (project, data) = project_with_busybox();
+    let mut run = with_store(
+        project.locald([
+            "container",
+            "run",
+            "bb:1",
+            "sh",
+            "-c",
+            "trap '' TERM; exec sleep 987509",
+        ]),
+        data.path(),
+    )
+    .process_group()
+    .spawn();
+    project.wait_for("the container's sleep", Duration::from_secs(10), |_| {
+        pids_with_arg("987509").len() == 1
+    });
+    let container = pids_with_arg("987509")[0];
+    run.kill().unwrap();
+    run.wait().unwrap();
+
+    with_store(project.locald(["image", "rm", "bb:1"]), data.path())
+        .code(1)
+        .stderr_has("is in use by container");
+
+    // The container ends (here at once rather than after the stop timeout);
+    // its shim goes with it, and with the shim the lease.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(container),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    project.wait_for("the lease to be released", Duration::from_secs(15), |p| {
+        with_store(p.locald(["image", "rm", "bb:1"]), data.path())
+            .output()
+            .code
+            == Some(0)
+    });
+}

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use locald_image::{ImageLease, ImageStore, PullOptions, PullPolicy};
@@ -157,6 +158,7 @@ pub async fn prepare(
         // The shim itself runs on the host, with the host's environment.
         env: std::env::vars().collect(),
         workdir: project.root.clone(),
+        inherited: vec![lease.as_fd().as_raw_fd()],
     };
     Ok(PreparedContainer {
         launch,

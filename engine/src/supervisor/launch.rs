@@ -26,6 +26,10 @@ pub struct LaunchSpec {
     pub argv: Vec<OsString>,
     pub env: BTreeMap<String, String>,
     pub workdir: PathBuf,
+    /// Descriptors the launched process inherits (a container's image
+    /// lease, kept by its shim for the container's life); open until the
+    /// spawn.
+    pub inherited: Vec<std::os::fd::RawFd>,
 }
 
 /// How to invoke the `__service-init` entry: the running binary (`locald`,
@@ -105,6 +109,7 @@ pub fn launch(spec: &LaunchSpec) -> io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     die_with_supervisor(&mut command);
+    locald_runtime::inherit(&mut command, &spec.inherited);
     Command::from(command).spawn()
 }
 
@@ -170,6 +175,7 @@ pub(crate) mod tests {
                 std::env::var("PATH").unwrap_or_default(),
             )]),
             workdir: std::env::temp_dir(),
+            inherited: Vec::new(),
         }
     }
 

@@ -180,6 +180,7 @@ async fn prepare(
         argv: launch::shell_argv(&command),
         env,
         workdir: service.workdir.clone(),
+        inherited: Vec::new(),
     };
     Ok(Prepared {
         spec,

@@ -44,6 +44,15 @@ pub struct ImageLease {
     _lock: Flock<File>,
 }
 
+impl std::os::fd::AsFd for ImageLease {
+    /// The locked lease file. A process that inherits it (the container's
+    /// shim) keeps the lease alive as long as it lives, even when the
+    /// process that took it is killed first.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._lock.as_fd()
+    }
+}
+
 impl Drop for ImageLease {
     fn drop(&mut self) {
         // Removed while still locked: a checker that opened it before finds

@@ -335,7 +335,7 @@ pub mod container_api {
         let spec = super::container_spec(image, &options).map_err(|e| fail(&ctx, e))?;
         // Held until the container has exited: `image rm`/`prune` leave its
         // rootfs alone meanwhile (see locald_image's leases).
-        let _lease = super::store()
+        let lease = super::store()
             .and_then(|store| {
                 store
                     .lease(
@@ -354,7 +354,9 @@ pub mod container_api {
         if crate::sandbox::interrupt::take() {
             return Err(PullStopped::Interrupted.into_eval(&ctx));
         }
-        locald_runtime::run_foreground(&spec)
+        // The shim inherits the lease: killed, this process would drop it
+        // while the container still runs its stop timeout.
+        locald_runtime::run_foreground_holding(&spec, &[std::os::fd::AsFd::as_fd(&lease)])
             .map(i64::from)
             .map_err(|e| fail(&ctx, e))
     }
