@@ -492,23 +492,7 @@ const ROOTLESS_USER: &str = "locald-test";
 
 /// `(uid, gid)` of [`ROOTLESS_USER`], creating it when needed.
 fn rootless_user() -> (u32, u32) {
-    let id = |flag: &str| -> Option<u32> {
-        let out = std::process::Command::new("id")
-            .args([flag, ROOTLESS_USER])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        // Two tests may race to create it; the loser's failure is harmless.
-        let _ = std::process::Command::new("useradd")
-            .args(["--no-create-home", ROOTLESS_USER])
-            .status();
-    }
-    (
-        id("-u").expect("rootless user exists"),
-        id("-g").expect("rootless user has a group"),
-    )
+    crate::harness::account(ROOTLESS_USER)
 }
 
 /// Rootless mode through the CLI: an unprivileged user imports an image

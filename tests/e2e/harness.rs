@@ -293,3 +293,24 @@ pub fn one_pid(marker: &str) -> i32 {
     assert_eq!(pids.len(), 1, "one process with {marker}: {pids:?}");
     pids[0]
 }
+
+/// `(uid, gid)` of the account `name`, created when missing.
+pub fn account(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, name])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Two tests may race to create it; the loser's failure is harmless.
+        let _ = std::process::Command::new("useradd")
+            .args(["--no-create-home", name])
+            .status();
+    }
+    (
+        id("-u").expect("test account exists"),
+        id("-g").expect("test account has a group"),
+    )
+}

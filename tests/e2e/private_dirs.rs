@@ -12,23 +12,7 @@ use std::process::Command;
 use locald_image::testing::{busybox_image, ConfigOverride, ImageBuilder, LayerBuilder};
 use locald_image::testing::{BuiltImage, LayerCompression};
 
-/// `(uid, gid)` of the account `name`, created when missing.
-fn account(name: &str) -> (u32, u32) {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, name]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        // Two tests may race to create it; the loser's failure is harmless.
-        let _ = Command::new("useradd")
-            .args(["--no-create-home", name])
-            .status();
-    }
-    (
-        id("-u").expect("test account exists"),
-        id("-g").expect("test account has a group"),
-    )
-}
+use crate::harness::account;
 
 /// What a command run as another user printed.
 struct Ran {

@@ -12,25 +12,7 @@ use std::process::{Command, Output};
 
 use locald_image::testing::{ImageBuilder, LayerBuilder, LayerCompression};
 
-use crate::harness::locald_bin;
-
-/// `(uid, gid)` of the account `name`, created when missing.
-fn account(name: &str) -> (u32, u32) {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, name]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        // Two test runs may race to create it; the loser's failure is harmless.
-        let _ = Command::new("useradd")
-            .args(["--no-create-home", name])
-            .status();
-    }
-    (
-        id("-u").expect("test account exists"),
-        id("-g").expect("test account has a group"),
-    )
-}
+use crate::harness::{account, locald_bin};
 
 /// `locald args` as `(uid, gid)`, with its store in `data`.
 fn locald_as((uid, gid): (u32, u32), data: &Path, args: &[&str]) -> Output {
