@@ -212,3 +212,89 @@ fn security_opt_words(security: &locald_runtime::Security) -> Vec<String> {
     }
     words
 }
+
+#[cfg(test)]
+mod tests {
+    use rhai::Scope;
+
+    use super::*;
+
+    fn project_with(toml: &str) -> (tempfile::TempDir, ProjectHandle) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::config::TOML_FILE), toml).unwrap();
+        let project = crate::project::load_project(dir.path()).unwrap();
+        (dir, ProjectHandle::new(project))
+    }
+
+    fn eval<T: Clone + Send + Sync + 'static>(scope: &mut Scope, script: &str) -> T {
+        crate::script::verb_engine()
+            .eval_with_scope::<T>(scope, script)
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    #[test]
+    fn ports_are_resolved_once_per_loaded_project() {
+        let (dir, project) = project_with("[services.web]\ncommand = \"sleep 1\"\n");
+        let mut scope = Scope::new();
+        scope.push("p", project);
+        let first: i64 = eval(&mut scope, r#"p.service("web").port"#);
+        assert!(first > 0);
+
+        // The recorded assignment changes under the loaded project (another
+        // command re-assigned it): what this project resolved stays, without
+        // the files or the socket being read again.
+        let other = crate::project::ports::free_port().unwrap();
+        assert_ne!(i64::from(other), first);
+        std::fs::write(
+            dir.path().join(".locald/ports.json"),
+            format!("{{\"web\": {other}}}"),
+        )
+        .unwrap();
+        let again: i64 = eval(&mut scope, "p.services[0].port");
+        assert_eq!(again, first);
+        let in_env: String = eval(&mut scope, r#"p.service("web").env.PORT"#);
+        assert_eq!(in_env, first.to_string());
+    }
+
+    #[test]
+    fn an_unknown_service_names_the_known_ones() {
+        let (_dir, project) =
+            project_with("[services.web]\ncommand = \"x\"\n[services.db]\ncommand = \"y\"\n");
+        let error = project.service("api").err().unwrap().to_string();
+        assert!(
+            error.contains("unknown service `api`; known services: web, db"),
+            "{error}"
+        );
+        let (_dir, empty) = project_with("");
+        let error = empty.service("api").err().unwrap().to_string();
+        assert!(
+            error.contains("the project declares no services"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn getters_show_what_the_service_declares() {
+        let (dir, project) = project_with(
+            "[services.db]\nimage = \"postgres:16\"\nvolumes = [\"./data:/var/lib/data:ro\"]\n\
+             cap_add = [\"NET_RAW\"]\nsecurity_opt = [\"seccomp=unconfined\"]\n\
+             [services.web]\ncommand = \"npm start\"\nworkdir = \"web\"\ndepends_on = [\"db\"]\n",
+        );
+        let root = dir.path().canonicalize().unwrap();
+        let mut scope = Scope::new();
+        scope.push("p", project);
+        let volumes: Array = eval(&mut scope, r#"p.service("db").volumes"#);
+        assert_eq!(
+            volumes[0].to_string(),
+            format!("{}/data:/var/lib/data:ro", root.display())
+        );
+        let options: Array = eval(&mut scope, r#"p.service("db").security_opt"#);
+        assert_eq!(options[0].to_string(), "seccomp=unconfined");
+        assert!(eval::<bool>(&mut scope, r#"p.service("db").is_container"#));
+        assert!(eval::<bool>(&mut scope, r#"p.service("web").image == ()"#));
+        let workdir: String = eval(&mut scope, r#"p.service("web").workdir"#);
+        assert_eq!(workdir, root.join("web").display().to_string());
+        let deps: Array = eval(&mut scope, r#"p.service("web").depends_on"#);
+        assert_eq!(deps[0].to_string(), "db");
+    }
+}
