@@ -186,9 +186,13 @@ fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
                 Mode::from_bits_truncate(0o700),
                 FchmodatFlags::NoFollowSymlink,
             )
-            .or_else(|_| {
-                // Older kernels refuse AT_SYMLINK_NOFOLLOW for fchmodat; the entry is a
-                // directory (EACCES came from opening it as one), not a symlink.
+            .or_else(|errno| {
+                // Kernels without fchmodat2 refuse AT_SYMLINK_NOFOLLOW (ENOSYS, EINVAL) for
+                // any entry; any other failure (EOPNOTSUPP means the entry is now a symlink)
+                // must not be retried following links.
+                if !matches!(errno, Errno::ENOSYS | Errno::EINVAL) {
+                    return Err(errno);
+                }
                 fchmodat(
                     dir,
                     name,

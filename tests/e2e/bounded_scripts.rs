@@ -50,7 +50,10 @@ fn interrupt_a_looping_load(args: &[&str], signal: Signal) -> (String, Option<i3
     let project = Project::new().file("locald.rhai", LOOPING_RHAI);
     let child = project.locald(args).process_group().spawn();
     let pid = Pid::from_raw(child.id() as i32);
-    std::thread::sleep(Duration::from_millis(300));
+    // Once locald handles the signal (before, the signal's default action
+    // would end it, which proves nothing), and the load has begun.
+    wait_for_handler(pid.as_raw(), signal);
+    std::thread::sleep(Duration::from_millis(100));
     kill(pid, signal).expect("signal locald");
     let deadline = Instant::now() + Duration::from_secs(8);
     while alive(pid.as_raw()) && Instant::now() < deadline {
@@ -66,6 +69,26 @@ fn interrupt_a_looping_load(args: &[&str], signal: Signal) -> (String, Option<i3
         String::from_utf8_lossy(&output.stderr).into_owned(),
         output.status.code(),
     )
+}
+
+/// Waits (under a guard) until process `pid` has a handler for `signal`.
+pub fn wait_for_handler(pid: i32, signal: Signal) {
+    let bit = 1u64 << (signal as i32 - 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let caught = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & bit != 0);
+        if caught {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pid} never handled {signal}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -172,4 +195,54 @@ fn service_names_that_read_as_options_are_refused() {
         .locald(["service", "add", "command", "--name=-x", "--", "true"])
         .code(1)
         .stderr_has("invalid service name `-x`");
+}
+
+#[test]
+fn following_logs_ends_on_ctrl_c_and_sigterm() {
+    let project = Project::with_toml(
+        "[services.web]\ncommand = \"echo hi; exec sleep 600\"\nhealth = \"none\"\n",
+    );
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let child = project
+            .locald(["logs", "web", "-f"])
+            .process_group()
+            .spawn();
+        let pid = Pid::from_raw(child.id() as i32);
+        wait_for_handler(pid.as_raw(), signal);
+        kill(pid, signal).expect("signal locald");
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while alive(pid.as_raw()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let still_running = alive(pid.as_raw());
+        if still_running {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        let output = child.wait_with_output().expect("wait locald");
+        assert!(!still_running, "logs -f ignored {signal}");
+        assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}");
+    }
+    project.locald(["down"]).success();
+}
+
+#[test]
+fn an_environment_that_is_not_utf8_is_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let project = Project::with_toml("[services.web]\ncommand = \"sleep 600\"\n");
+    let status = std::process::Command::new(crate::harness::locald_bin())
+        .args(["run", "web", "--", "true"])
+        .current_dir(project.path())
+        .env("NOT_UTF8", std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run locald");
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }

@@ -3,7 +3,6 @@
 //! engine's primitives, so users can read and reuse it.
 
 mod args;
-pub mod terminal_text;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -40,7 +39,10 @@ pub fn main() -> i32 {
     if let Some(dir) = &cli.directory {
         if let Err(e) = std::env::set_current_dir(dir) {
             let message = format!("cannot change to {}: {e}", dir.display());
-            eprintln!("error: {}", terminal_text::for_terminal(&message));
+            eprintln!(
+                "error: {}",
+                crate::sandbox::terminal_text::for_terminal(&message)
+            );
             return 2;
         }
     }
@@ -50,7 +52,7 @@ pub fn main() -> i32 {
             // Config diagnostics are rendered whole, `error:` header included.
             let text = format!("{error:#}");
             // Errors quote what registries, images and configs said: never raw.
-            let text = terminal_text::for_terminal(text.trim_end());
+            let text = crate::sandbox::terminal_text::for_terminal(text.trim_end());
             let text = text.as_ref();
             if text.starts_with("error") {
                 eprintln!("{text}");

@@ -102,7 +102,15 @@ pub fn service_env(
     service: &Service,
     ports: &BTreeMap<String, u16>,
 ) -> Result<BTreeMap<String, String>, EnvError> {
-    layered_env(project, service, ports, std::env::vars().collect())
+    layered_env(project, service, ports, host_env())
+}
+
+/// This process's environment, less the entries that are not UTF-8 (which
+/// `std::env::vars` would panic on, and a service's env map cannot hold).
+pub fn host_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
 }
 
 /// What a container service adds to its image's environment: every layer

@@ -13,6 +13,7 @@ use rhai::{Dynamic, Engine, Module, Shared};
 pub mod budget;
 mod error;
 pub mod interrupt;
+pub mod terminal_text;
 
 pub use budget::Limits;
 pub use error::ScriptError;
@@ -78,7 +79,7 @@ pub fn base_engine(limits: Limits, on_interrupt: OnInterrupt) -> Engine {
         let _ = writeln!(out, "{text}");
     });
     engine.on_debug(|text, source, pos| {
-        let text = crate::cli::terminal_text::for_terminal(text);
+        let text = crate::sandbox::terminal_text::for_terminal(text);
         match (source, pos.line()) {
             (Some(source), Some(line)) => eprintln!("{source}:{line}: {text}"),
             _ => eprintln!("{text}"),

@@ -156,7 +156,7 @@ pub async fn prepare(
     let launch = LaunchSpec {
         argv,
         // The shim itself runs on the host, with the host's environment.
-        env: std::env::vars().collect(),
+        env: crate::project::env::host_env(),
         workdir: project.root.clone(),
         inherited: vec![lease.as_fd().as_raw_fd()],
     };

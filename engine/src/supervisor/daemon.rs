@@ -79,17 +79,23 @@ pub fn start(
             break client;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut output = String::new();
-            if let Ok(file) = open_file(OpenOptions::new().read(true), &log_path) {
-                let _ = std::io::Read::read_to_string(
-                    &mut std::io::Read::take(file, 1 << 20),
-                    &mut output,
-                );
+            // What this start wrote: from where the log ended before it,
+            // at most 64 KiB, whatever the bytes.
+            let mut bytes = Vec::new();
+            if let Ok(mut file) = open_file(OpenOptions::new().read(true), &log_path) {
+                use std::io::{Read, Seek, SeekFrom};
+                if file.seek(SeekFrom::Start(log_start)).is_ok() {
+                    let _ = file.take(64 << 10).read_to_end(&mut bytes);
+                }
             }
-            let output = output.get(log_start as usize..).unwrap_or("").trim();
+            let output = String::from_utf8_lossy(&bytes);
+            let output = output.trim();
             return Err(daemon_error(format!(
                 "the supervisor exited ({status}): {output}"
             )));
+        }
+        if crate::sandbox::interrupt::take() {
+            return Err(SupervisorError::Interrupted);
         }
         if Instant::now() >= deadline {
             return Err(daemon_error(format!(
@@ -165,6 +171,10 @@ pub fn wait_until_healthy(
             }
         }
         std::thread::sleep(POLL);
+        // The services go on (as with compose): only the wait ends.
+        if crate::sandbox::interrupt::take() {
+            return Err(SupervisorError::Interrupted);
+        }
     }
 }
 

@@ -130,7 +130,8 @@ pub fn die_with_supervisor(command: &mut std::process::Command) {
             }
             // The supervisor died before PDEATHSIG was armed.
             if libc::getppid() as u32 != supervisor {
-                return Err(io::Error::other("supervisor exited"));
+                // No allocation between fork and exec: a plain errno.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

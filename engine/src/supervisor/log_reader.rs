@@ -126,6 +126,9 @@ pub fn print_logs(
     let mut console = console;
     loop {
         std::thread::sleep(FOLLOW_POLL);
+        if crate::sandbox::interrupt::take() {
+            return Err(SupervisorError::Interrupted);
+        }
         if service.is_none() {
             let current = services_with_logs(&state, None);
             if current != services {

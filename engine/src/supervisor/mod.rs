@@ -96,6 +96,9 @@ pub enum SupervisorError {
          is gone; it stops its services and exits within seconds (if it does not: `kill {pid}`)"
     )]
     Orphaned { pid: String },
+    /// Ctrl-C or SIGTERM while following logs or waiting for health.
+    #[error("{}", crate::sandbox::INTERRUPTED)]
+    Interrupted,
     #[error("unknown service {0:?}")]
     UnknownService(String),
     #[error("cannot load the project: {0}")]

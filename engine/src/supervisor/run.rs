@@ -134,14 +134,38 @@ pub(crate) struct Locks {
 }
 
 /// Take both locks, or say which supervisor holds them.
+///
+/// Whoever asks whether a supervisor runs (`up`, `status`, and `up -d`
+/// itself while its daemon starts) takes these locks for a moment to see: a
+/// busy lock is tried again for a short while before it counts as another
+/// supervisor's, which holds it for its whole life.
 pub(crate) fn take_locks(project: &Project, state: &StateDir) -> Result<Locks, SupervisorError> {
-    let project_lock =
-        ProjectLock::acquire(&project.root)?.map_err(|holder| held_elsewhere(state, &holder))?;
-    let state_lock = state.try_lock()?.ok_or_else(|| already_running(state))?;
-    Ok(Locks {
-        _project: project_lock,
-        _state: state_lock,
-    })
+    const PROBES_END_WITHIN: Duration = Duration::from_millis(300);
+    let deadline = std::time::Instant::now() + PROBES_END_WITHIN;
+    let retry = || {
+        let again = std::time::Instant::now() < deadline;
+        if again {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        again
+    };
+    loop {
+        let project_lock = match ProjectLock::acquire(&project.root)? {
+            Ok(lock) => lock,
+            Err(_) if retry() => continue,
+            Err(holder) => return Err(held_elsewhere(state, &holder)),
+        };
+        match state.try_lock()? {
+            Some(state_lock) => {
+                return Ok(Locks {
+                    _project: project_lock,
+                    _state: state_lock,
+                })
+            }
+            None if retry() => continue,
+            None => return Err(already_running(state)),
+        }
+    }
 }
 
 /// The error for a project whose lock another supervisor holds: reachable

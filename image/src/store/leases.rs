@@ -147,10 +147,20 @@ fn check_lease(path: &Path) -> Result<Option<LeaseInfo>, StoreError> {
         Ok(file) => file,
         // Released (and removed) meanwhile.
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // Not a lease we made (a symlink, say): not a user either.
-        Err(_) => {
+        // Not a lease we made (a symlink or a FIFO planted there): not a
+        // user either.
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
             remove_path(path)?;
             return Ok(None);
+        }
+        // Anything else (out of descriptors, say) says nothing about the
+        // lease: it may be live, so nothing is removed on its account.
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "checking the image lease",
+                path: path.to_path_buf(),
+                source,
+            })
         }
     };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -103,7 +103,7 @@ pub mod terminal_api {
     /// Prints a line on stderr (for messages that are not the command's output).
     pub fn eprint(text: &str) {
         // Verbs pass on what registries, images and configs said: never raw.
-        eprintln!("{}", crate::cli::terminal_text::for_terminal(text));
+        eprintln!("{}", crate::sandbox::terminal_text::for_terminal(text));
     }
 
     /// Joins words into one shell command line, quoting where needed.
