@@ -50,6 +50,13 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        // No newline within the bound: not a request of ours; its rest must
+        // not be read as more requests.
+        if !line.ends_with('\n') {
+            let response = Response::failed(format!("request longer than {MAX_REQUEST} bytes"));
+            let _ = write(&mut writer, &response).await;
+            return;
+        }
         let request = match serde_json::from_str::<Request>(line.trim_end()) {
             Ok(request) => request,
             Err(error) => {
@@ -241,4 +248,40 @@ async fn write(stream: &mut OwnedWriteHalf, response: &Response) -> std::io::Res
     let mut line = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line).await
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_over_long_request_is_refused_and_the_connection_closed() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let (controls, mut received) = mpsc::channel(4);
+        let served = tokio::spawn(handle(server, controls, HeldConnections::default()));
+        let (mut from_server, mut to_server) = client.into_split();
+        // A "request" with no newline within the bound, then what would be
+        // a valid one if the rest were read as more requests.
+        let mut bytes = vec![b'x'; MAX_REQUEST as usize + 10];
+        bytes.extend_from_slice(b"\n{\"command\":\"down\"}\n");
+        to_server.write_all(&bytes).await.unwrap();
+        let mut from_server = BufReader::new(&mut from_server);
+        let mut answer = String::new();
+        from_server.read_line(&mut answer).await.unwrap();
+        assert!(
+            answer.contains("request longer than 65536 bytes"),
+            "{answer}"
+        );
+        // Then the end of the connection (a reset, as the rest went unread).
+        let mut rest = String::new();
+        let end = from_server.read_to_string(&mut rest).await;
+        assert!(end.is_err() || rest.is_empty(), "{rest}");
+        served.await.unwrap();
+        assert!(
+            received.try_recv().is_err(),
+            "nothing reached the supervisor"
+        );
+    }
 }

@@ -126,8 +126,8 @@ pub mod config_api {
                 (Some(toml), _) => toml,
                 // A project written in Rhai is its own compiled form.
                 (None, Some(rhai)) => {
-                    return std::fs::read_to_string(&rhai)
-                        .map_err(|e| fail(format!("cannot read {}: {e}", rhai.display())))
+                    return crate::project::read_source(&rhai, &crate::sandbox::Limits::PROJECT)
+                        .map_err(|e| fail(e.to_string()))
                 }
                 (None, None) => {
                     return Err(fail(format!("no locald.toml in {}", files.dir.display())))
@@ -136,8 +136,8 @@ pub mod config_api {
         } else {
             std::path::PathBuf::from(file.to_string())
         };
-        let source = std::fs::read_to_string(&path)
-            .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        let source = crate::project::read_source(&path, &crate::sandbox::Limits::PROJECT)
+            .map_err(|e| fail(e.to_string()))?;
         crate::config::compile_toml(&path, &source).map_err(|e| fail(e.to_string()))
     }
 }
