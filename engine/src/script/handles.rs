@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
 
 use crate::model::{PortSpec, Project, Service};
-use crate::supervisor;
 
 /// A loaded project, shared cheaply between script values.
 #[derive(Clone)]
@@ -169,7 +168,7 @@ impl CustomType for ServiceHandle {
 fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
     let state_dir = project.state_dir();
     let Some(mut client) =
-        supervisor::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
+        crate::control::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
     else {
         return crate::project::ports::assign(project).map_err(|e| error(e.to_string()));
     };

@@ -28,35 +28,31 @@
 
 mod actor;
 mod backoff;
-mod client;
-mod console;
+pub(crate) mod console;
 mod container;
-mod daemon;
 mod health;
 mod init;
 mod launch;
-mod log_reader;
-mod logs;
+pub(crate) mod logs;
 mod output;
-mod project_lock;
-mod protocol;
+pub(crate) mod project_lock;
+pub(crate) mod protocol;
 mod reload;
 mod run;
 mod server;
 mod service;
-mod status_table;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use client::Client;
 pub use container::ContainerError;
 pub use init::service_init_main;
-pub use log_reader::print_logs;
 pub use project_lock::ProjectLockError;
 pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
-pub use run::{supervise_main, up};
-pub use status_table::print_status;
+pub use run::{
+    already_running, held_elsewhere, run_in_foreground, select_services, supervise_main,
+    SERVICES_VAR,
+};
 
 use crate::project::env::EnvError;
 use crate::project::ports::PortError;

@@ -16,12 +16,10 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Ended, Supervisor};
-use super::client::Client;
 use super::console::Console;
-use super::daemon;
 use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
-use super::{SupervisorError, UpOptions};
+use super::SupervisorError;
 use crate::model::Project;
 use crate::project::ports;
 use crate::project::state_dir::StateDir;
@@ -29,28 +27,18 @@ use crate::project::state_dir::StateDir;
 /// Environment variable carrying the `up` service subset to the daemon.
 pub const SERVICES_VAR: &str = "LOCALD_SUPERVISE_SERVICES";
 
-/// `locald up`: run in the foreground until Ctrl-C, `down`, or every service
-/// has finished; with `detach`, start the daemon and return (after waiting
-/// for health with `wait`). Returns the process exit code.
-pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
-    let enabled = select_services(project, &opts.services)?;
-    let state = StateDir::new(&project.state_dir());
-    state.ensure()?;
-    // The project lock first: it holds even when `.locald/` was deleted
-    // under a live supervisor, and names it without asking it anything.
-    if let Some(holder) = ProjectLock::holder(&project.root)? {
-        return Err(held_elsewhere(&state, &holder));
-    }
-    if Client::connect(state.path())?.is_some() || state.is_locked() {
-        return Err(already_running(&state));
-    }
-    if opts.detach {
-        return daemon::start(project, &state, opts, &enabled);
-    }
-    let locks = take_locks(project, &state)?;
+/// Foreground `locald up` once the caller has checked that no supervisor
+/// runs: supervise `enabled` in this process until Ctrl-C, `down`, or every
+/// service has finished. Returns the process exit code.
+pub fn run_in_foreground(
+    project: &Project,
+    enabled: &BTreeSet<String>,
+    state: &StateDir,
+) -> Result<i32, SupervisorError> {
+    let locks = take_locks(project, state)?;
     let ports = ports::assign(project)?;
     let console = Console::for_stdout(&project.service_names());
-    let ended = run_supervisor(project, ports, &enabled, &state, Some(console), locks)?;
+    let ended = run_supervisor(project, ports, enabled, state, Some(console), locks)?;
     Ok(exit_code(&ended))
 }
 
@@ -170,7 +158,7 @@ pub(crate) fn take_locks(project: &Project, state: &StateDir) -> Result<Locks, S
 
 /// The error for a project whose lock another supervisor holds: reachable
 /// through `.locald/` or orphaned (its state directory deleted).
-fn held_elsewhere(state: &StateDir, holder: &Holder) -> SupervisorError {
+pub fn held_elsewhere(state: &StateDir, holder: &Holder) -> SupervisorError {
     let pid = holder.pid_text();
     if state.read_pid().map(|pid| pid.to_string()) == Some(pid.clone()) {
         SupervisorError::AlreadyRunning { pid }
@@ -179,7 +167,7 @@ fn held_elsewhere(state: &StateDir, holder: &Holder) -> SupervisorError {
     }
 }
 
-fn already_running(state: &StateDir) -> SupervisorError {
+pub fn already_running(state: &StateDir) -> SupervisorError {
     let pid = state
         .read_pid()
         .map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
@@ -295,6 +283,8 @@ async fn state_lost(socket: std::path::PathBuf, identity: (u64, u64)) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The tests drive the supervisor as a command would.
+    use crate::control::Client;
     use crate::model::{HealthCheck, Probe, RestartMode, RestartPolicy};
     use crate::project::env::tests::{project, service};
     use crate::supervisor::launch::tests::find_descendant;

@@ -6,8 +6,9 @@ use std::time::Duration;
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
+use crate::control::Client;
 use crate::script::handles::ProjectHandle;
-use crate::supervisor::{self, Client, UpOptions};
+use crate::supervisor::{self, UpOptions};
 
 /// `up` options from a script map: `detach`, `wait`, `timeout` (a duration
 /// string or seconds), `services` (array of names).
@@ -115,7 +116,6 @@ pub mod supervisor_api {
 
     use crate::script::api::fail;
     use crate::script::handles::ProjectHandle;
-    use crate::supervisor;
 
     /// Runs the project's services; options `#{ detach, wait, timeout,
     /// services }`. In the foreground, returns when they are stopped; with
@@ -131,7 +131,7 @@ pub mod supervisor_api {
         for name in &opts.services {
             super::check_service(&project, name).map_err(|e| fail(&ctx, e))?;
         }
-        supervisor::up(&project.0, &opts)
+        crate::control::up(&project.0, &opts)
             .map(i64::from)
             .map_err(|e| fail(&ctx, e))
     }
@@ -142,7 +142,7 @@ pub mod supervisor_api {
         ctx: NativeCallContext,
         project: ProjectHandle,
     ) -> Result<bool, Box<EvalAltResult>> {
-        supervisor::Client::connect(&project.0.state_dir())
+        crate::control::Client::connect(&project.0.state_dir())
             .map(|c| c.is_some())
             .map_err(|e| fail(&ctx, e))
     }
@@ -170,17 +170,18 @@ pub mod supervisor_api {
         project: ProjectHandle,
         json: bool,
     ) -> Result<(), Box<EvalAltResult>> {
-        let statuses =
-            match supervisor::Client::connect(&project.0.state_dir()).map_err(|e| fail(&ctx, e))? {
-                Some(mut client) => client.status().map_err(|e| fail(&ctx, e))?,
-                None => project
-                    .0
-                    .services
-                    .iter()
-                    .map(|s| super::not_running(&s.name))
-                    .collect(),
-            };
-        supervisor::print_status(&statuses, json);
+        let statuses = match crate::control::Client::connect(&project.0.state_dir())
+            .map_err(|e| fail(&ctx, e))?
+        {
+            Some(mut client) => client.status().map_err(|e| fail(&ctx, e))?,
+            None => project
+                .0
+                .services
+                .iter()
+                .map(|s| super::not_running(&s.name))
+                .collect(),
+        };
+        crate::control::print_status(&statuses, json);
         Ok(())
     }
 
@@ -254,7 +255,7 @@ pub mod supervisor_api {
         ctx: NativeCallContext,
         project: ProjectHandle,
     ) -> Result<bool, Box<EvalAltResult>> {
-        match supervisor::Client::connect(&project.0.state_dir()).map_err(|e| fail(&ctx, e))? {
+        match crate::control::Client::connect(&project.0.state_dir()).map_err(|e| fail(&ctx, e))? {
             Some(mut client) => client.down().map(|_| true).map_err(|e| fail(&ctx, e)),
             None => Ok(false),
         }
@@ -279,7 +280,7 @@ pub mod supervisor_api {
         };
         let lines =
             usize::try_from(lines).map_err(|_| fail(&ctx, "`lines` must not be negative"))?;
-        supervisor::print_logs(&project.0.state_dir(), service.as_deref(), lines, follow)
+        crate::control::print_logs(&project.0.state_dir(), service.as_deref(), lines, follow)
             .map_err(|e| fail(&ctx, e))
     }
 }

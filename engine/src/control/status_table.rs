@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::protocol::ServiceStatus;
+use crate::supervisor::protocol::ServiceStatus;
 
 /// Print the statuses as a table (or pretty JSON with `json`) to stdout.
 pub fn print_status(statuses: &[ServiceStatus], json: bool) {

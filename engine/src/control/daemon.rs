@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use super::client::{answer_timeout, Client};
 use super::log_reader::tail;
-use super::protocol::{ServiceState, ServiceStatus};
-use super::run::SERVICES_VAR;
-use super::{SupervisorError, UpOptions};
 use crate::model::Project;
 use crate::project::state_dir::{open_file, StateDir};
+use crate::supervisor::protocol::{ServiceState, ServiceStatus};
+use crate::supervisor::{SupervisorError, UpOptions, SERVICES_VAR};
 
 /// How long the daemon may take to load the project and open its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

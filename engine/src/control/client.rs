@@ -23,9 +23,9 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use super::protocol::{ReloadReport, Request, Response, ServiceStatus};
-use super::SupervisorError;
 use crate::project::state_dir::StateDir;
+use crate::supervisor::protocol::{ReloadReport, Request, Response, ServiceStatus};
+use crate::supervisor::SupervisorError;
 
 /// How long the CLI waits for the supervisor to accept a connection or to
 /// say anything (an answer or a `working` line) before giving up on it,

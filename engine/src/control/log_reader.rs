@@ -9,10 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::console::Console;
-use super::logs::{parse_line, rotated_path, Stream};
-use super::SupervisorError;
 use crate::project::state_dir::{open_file, StateDir};
+use crate::supervisor::console::Console;
+use crate::supervisor::logs::{parse_line, rotated_path, Stream};
+use crate::supervisor::SupervisorError;
 
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 

@@ -1,0 +1,42 @@
+//! The client side of the supervisor: what a command does to reach, start
+//! and read a supervisor, apart from the daemon itself
+//! ([`crate::supervisor`], which never calls back here). The socket
+//! [`Client`] (bounded requests), `up` (the supervisor in the foreground, or
+//! a detached daemon started and waited for by [`daemon`]), reading the
+//! services' logs ([`log_reader`]) and printing their status
+//! ([`status_table`]).
+
+mod client;
+mod daemon;
+mod log_reader;
+mod status_table;
+
+pub use client::{answer_timeout, Client};
+pub use log_reader::print_logs;
+pub use status_table::print_status;
+
+use crate::model::Project;
+use crate::project::state_dir::StateDir;
+use crate::supervisor::project_lock::ProjectLock;
+use crate::supervisor::{self, SupervisorError, UpOptions};
+
+/// `locald up`: run in the foreground until Ctrl-C, `down`, or every service
+/// has finished; with `detach`, start the daemon and return (after waiting
+/// for health with `wait`). Returns the process exit code.
+pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
+    let enabled = supervisor::select_services(project, &opts.services)?;
+    let state = StateDir::new(&project.state_dir());
+    state.ensure()?;
+    // The project lock first: it holds even when `.locald/` was deleted
+    // under a live supervisor, and names it without asking it anything.
+    if let Some(holder) = ProjectLock::holder(&project.root)? {
+        return Err(supervisor::held_elsewhere(&state, &holder));
+    }
+    if Client::connect(state.path())?.is_some() || state.is_locked() {
+        return Err(supervisor::already_running(&state));
+    }
+    if opts.detach {
+        return daemon::start(project, &state, opts, &enabled);
+    }
+    supervisor::run_in_foreground(project, &enabled, &state)
+}
