@@ -166,6 +166,9 @@ fn down_abandons_a_container_services_pull() {
         .env("LOCALD_DATA_DIR", data_dir)
         .spawn();
     assert_eq!(wait_exit(&mut down), Some(0));
-    assert!(!crate::harness::alive(supervisor), "the supervisor is gone");
+    // `down` returns as the supervisor's sockets close on its way out.
+    project.wait_for("the supervisor to be gone", GUARD, |_| {
+        !crate::harness::alive(supervisor)
+    });
     assert_nothing_installed(&images, &image);
 }

@@ -1,11 +1,13 @@
 //! The supervisor: runs services, probes health, restarts, captures logs, stops cleanly.
+//! This is the daemon (or the foreground `up`); what commands use to reach it
+//! is [`crate::control`], which this module never calls.
 //!
 //! Shape (mini-redis / watchexec style): [`actor`] owns one task per service
 //! ([`service`], a state machine publishing its status on a `watch`
 //! channel) and takes [`actor::Control`] messages on an mpsc channel, fed by
 //! the control socket ([`server`], newline-delimited JSON of [`protocol`]).
 //! Everything runs on a current-thread tokio runtime on the thread that
-//! called [`up`] or [`supervise_main`]: small RSS, idle CPU near zero, and
+//! called [`run_in_foreground`] or [`supervise_main`]: small RSS, idle CPU near zero, and
 //! that thread's lifetime is what services' PDEATHSIG is tied to.
 //!
 //! No survivors: every host service runs under `locald __service-init`
