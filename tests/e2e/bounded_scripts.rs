@@ -202,8 +202,9 @@ fn following_logs_ends_on_ctrl_c_and_sigterm() {
     let project = Project::with_toml(
         "[services.web]\ncommand = \"echo hi; exec sleep 600\"\nhealth = \"none\"\n",
     );
+    // A bare number of seconds, as in locald.toml.
     project
-        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .locald(["up", "-d", "--wait", "--timeout", "20"])
         .success();
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         let child = project

@@ -35,7 +35,7 @@ pub enum Subcommand {
         /// With -d: return once every service is healthy (non-zero if one fails)
         #[arg(long, requires = "detach")]
         wait: bool,
-        /// With --wait: give up after this long (e.g. 30s, 2m)
+        /// With --wait: give up after this long (30 for seconds, or 30s, 2m)
         #[arg(long, value_name = "DURATION", requires = "wait")]
         timeout: Option<String>,
         /// Only these services (and what they depend on)

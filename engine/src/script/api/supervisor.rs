@@ -62,6 +62,10 @@ fn duration(value: &Dynamic) -> Result<Option<Duration>, String> {
             .map_err(|_| "`timeout` must not be negative".to_string());
     }
     let text = value.to_string();
+    // A bare number is seconds, as durations in locald.toml are.
+    if let Ok(secs) = text.trim().parse::<u64>() {
+        return Ok(Some(Duration::from_secs(secs)));
+    }
     humantime::parse_duration(&text)
         .map(Some)
         .map_err(|e| format!("`timeout`: invalid duration `{text}`: {e}"))
