@@ -3,6 +3,7 @@
 //! Ctrl-C and SIGTERM, and `down` and `status` answer whatever the config
 //! does. Config errors never print what a file named by the config holds.
 
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -48,12 +49,26 @@ fn growing_an_array_without_end_is_refused() {
 /// by itself (the wait here is a guard against a hang, not a timing check).
 fn interrupt_a_looping_load(args: &[&str], signal: Signal) -> (String, Option<i32>) {
     let project = Project::new().file("locald.rhai", LOOPING_RHAI);
-    let child = project.locald(args).process_group().spawn();
+    let output = signal_once_handled(
+        project.locald(args).process_group().spawn(),
+        signal,
+        // The load has begun.
+        Duration::from_millis(100),
+    );
+    (
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.code(),
+    )
+}
+
+/// Sends `signal` to `child` once it handles it (before, the signal's
+/// default action would end it, which proves nothing) and `settle` has
+/// passed, and returns its output: it must end by itself (the wait is a
+/// guard against a hang, not a timing check).
+fn signal_once_handled(child: Child, signal: Signal, settle: Duration) -> Output {
     let pid = Pid::from_raw(child.id() as i32);
-    // Once locald handles the signal (before, the signal's default action
-    // would end it, which proves nothing), and the load has begun.
     wait_for_handler(pid.as_raw(), signal);
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(settle);
     kill(pid, signal).expect("signal locald");
     let deadline = Instant::now() + Duration::from_secs(8);
     while alive(pid.as_raw()) && Instant::now() < deadline {
@@ -64,11 +79,8 @@ fn interrupt_a_looping_load(args: &[&str], signal: Signal) -> (String, Option<i3
         let _ = kill(pid, Signal::SIGKILL);
     }
     let output = child.wait_with_output().expect("wait locald");
-    assert!(!still_running, "locald {args:?} ignored {signal}");
-    (
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-        output.status.code(),
-    )
+    assert!(!still_running, "locald ignored {signal}");
+    output
 }
 
 /// Waits (under a guard) until process `pid` has a handler for `signal`.
@@ -211,19 +223,7 @@ fn following_logs_ends_on_ctrl_c_and_sigterm() {
             .locald(["logs", "web", "-f"])
             .process_group()
             .spawn();
-        let pid = Pid::from_raw(child.id() as i32);
-        wait_for_handler(pid.as_raw(), signal);
-        kill(pid, signal).expect("signal locald");
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while alive(pid.as_raw()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let still_running = alive(pid.as_raw());
-        if still_running {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-        let output = child.wait_with_output().expect("wait locald");
-        assert!(!still_running, "logs -f ignored {signal}");
+        let output = signal_once_handled(child, signal, Duration::ZERO);
         assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}");
     }
     project.locald(["down"]).success();
