@@ -143,9 +143,9 @@ pub fn ensure_private_subdir(
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(errno) => return Err(io_error("create", &path)(errno)),
     }
-    let fd = open_child(parent, &path, name)?;
-    check_private(fd.as_fd(), &path, true)?;
-    Ok(fd)
+    // Removed again between the two calls: that is an error, not "absent".
+    open_private_subdir(parent, parent_path, name)?
+        .ok_or_else(|| io_error("open", &path)(Errno::ENOENT))
 }
 
 /// Opens the existing `name` in the private directory `parent` as [`ensure_private_subdir`]

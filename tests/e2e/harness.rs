@@ -314,3 +314,19 @@ pub fn account(name: &str) -> (u32, u32) {
         id("-g").expect("test account has a group"),
     )
 }
+
+/// Hands `root` and everything below it to `owner`.
+pub fn give(root: &Path, owner: (u32, u32)) {
+    let mut paths = vec![root.to_path_buf()];
+    while let Some(path) = paths.pop() {
+        if path.is_dir() && !path.is_symlink() {
+            paths.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+        std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1)).unwrap();
+    }
+}

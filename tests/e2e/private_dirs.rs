@@ -65,22 +65,6 @@ fn dir_of(path: &Path, owner: (u32, u32), mode: u32) {
     chown(path, Some(owner.0), Some(owner.1)).unwrap();
 }
 
-/// Hands `root` and everything below it to `owner`.
-fn give(root: &Path, owner: (u32, u32)) {
-    let mut paths = vec![root.to_path_buf()];
-    while let Some(path) = paths.pop() {
-        if path.is_dir() && !path.is_symlink() {
-            paths.extend(
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        }
-        lchown(&path, Some(owner.0), Some(owner.1)).unwrap();
-    }
-}
-
 /// The rootless runtime directory locald picks without `XDG_RUNTIME_DIR`.
 fn tmp_runtime_dir(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/locald-{uid}"))
@@ -103,7 +87,7 @@ fn a_planted_rootless_runtime_directory_is_refused() {
         .unwrap()
         .write_layout(&home.path().join("layout"), "latest")
         .unwrap();
-    give(home.path(), victim);
+    crate::harness::give(home.path(), victim);
     let locald = crate::harness::locald_bin();
     let imported = run_as(
         victim,

@@ -6,7 +6,7 @@
 //! This test creates the unprivileged account `lds5-rootless` when missing (and leaves it for
 //! later runs).
 
-use std::os::unix::fs::{lchown, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -55,18 +55,7 @@ fn a_rootless_user_can_prune_an_image_with_unreadable_directories() {
         .build();
     let layout = data.path().join("layout");
     image.write_layout(&layout, "latest").unwrap();
-    let mut paths = vec![data.path().to_path_buf()];
-    while let Some(path) = paths.pop() {
-        if path.is_dir() && !path.is_symlink() {
-            paths.extend(
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        }
-        lchown(&path, Some(user.0), Some(user.1)).unwrap();
-    }
+    crate::harness::give(data.path(), user);
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
 
     let layout = layout.to_str().unwrap();
