@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod model;
+pub mod program;
 pub mod project;
 pub mod sandbox;
 pub mod script;

@@ -150,10 +150,6 @@ impl Default for RestartPolicy {
     }
 }
 
-/// A bind mount for a container service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub container: String,
-    pub read_only: bool,
-}
+/// A bind mount for a container service: the runtime's own type, so a
+/// volume read from `locald.toml` reaches the container as it was checked.
+pub use locald_runtime::VolumeMount as Volume;

@@ -29,6 +29,27 @@ pub struct ContainerSpec {
     pub security: Security,
 }
 
+impl ContainerSpec {
+    /// A container of `image` as the image describes it (its command, environment, working
+    /// directory and user), confined by default, with no terminal and stdin closed.
+    pub fn new(id: impl Into<String>, image: locald_image::StoredImage) -> ContainerSpec {
+        ContainerSpec {
+            id: id.into(),
+            image,
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            volumes: Vec::new(),
+            tty: false,
+            interactive: false,
+            hostname: None,
+            security: Security::default(),
+        }
+    }
+}
+
 /// A host directory or file bind-mounted into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {

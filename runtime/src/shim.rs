@@ -177,11 +177,7 @@ pub fn run_foreground_holding(
     drop(signals);
     let status = status?;
     bundle.remove()?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1))
+    Ok(locald_shim_protocol::exit::exit_code(status))
 }
 
 /// Lets the program `command` runs inherit `fds` (descriptors locald opens

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use locald_image::{ImageConfig, StoredImage};
 use locald_runtime::{
-    runtime_spec, shim_path, state_root, Bundle, ContainerSpec, Mode, SeccompChoice, Security,
-    VolumeMount,
+    runtime_spec, shim_path, state_root, Bundle, ContainerSpec, Mode, SeccompChoice, VolumeMount,
 };
 
 const APPLETS: &[&str] = &[
@@ -75,31 +74,22 @@ fn unique_id(name: &str) -> String {
 }
 
 fn container(name: &str, command: &[&str]) -> ContainerSpec {
-    ContainerSpec {
-        id: unique_id(name),
-        image: StoredImage {
-            reference: "localhost/busybox:test".into(),
-            manifest_digest: "sha256:test".into(),
-            config: ImageConfig {
-                entrypoint: vec![],
-                cmd: vec!["sh".into()],
-                env: vec!["PATH=/bin".into()],
-                working_dir: None,
-                user: None,
-                exposed_ports: vec![],
-            },
-            rootfs: busybox_rootfs().to_path_buf(),
+    let image = StoredImage {
+        reference: "localhost/busybox:test".into(),
+        manifest_digest: "sha256:test".into(),
+        config: ImageConfig {
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            working_dir: None,
+            user: None,
+            exposed_ports: vec![],
         },
+        rootfs: busybox_rootfs().to_path_buf(),
+    };
+    ContainerSpec {
         command: Some(command.iter().map(|s| s.to_string()).collect()),
-        entrypoint: None,
-        env: vec![],
-        workdir: None,
-        user: None,
-        volumes: vec![],
-        tty: false,
-        interactive: false,
-        hostname: None,
-        security: Security::default(),
+        ..ContainerSpec::new(unique_id(name), image)
     }
 }
 

@@ -234,31 +234,22 @@ fn role_rootfs() -> PathBuf {
 }
 
 fn container(id: &str, script: &str, rootfs: &Path) -> ContainerSpec {
-    ContainerSpec {
-        id: id.to_string(),
-        image: StoredImage {
-            reference: "localhost/busybox:test".into(),
-            manifest_digest: "sha256:test".into(),
-            config: ImageConfig {
-                entrypoint: vec![],
-                cmd: vec!["sh".into()],
-                env: vec!["PATH=/bin".into()],
-                working_dir: None,
-                user: None,
-                exposed_ports: vec![],
-            },
-            rootfs: rootfs.to_path_buf(),
+    let image = StoredImage {
+        reference: "localhost/busybox:test".into(),
+        manifest_digest: "sha256:test".into(),
+        config: ImageConfig {
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            working_dir: None,
+            user: None,
+            exposed_ports: vec![],
         },
+        rootfs: rootfs.to_path_buf(),
+    };
+    ContainerSpec {
         command: Some(vec!["sh".into(), "-c".into(), script.into()]),
-        entrypoint: None,
-        env: vec![],
-        workdir: None,
-        user: None,
-        volumes: vec![],
-        tty: false,
-        interactive: false,
-        hostname: None,
-        security: Default::default(),
+        ..ContainerSpec::new(id.to_string(), image)
     }
 }
 

@@ -3,6 +3,7 @@
 //! name or rule one side assumed of the other used to be copied by hand (and drifted).
 //!
 //! - [`args`]: the shim's command line, built by the runtime and parsed by the shim.
+//! - [`exit`]: exit codes (128 + N for signal N), as the shim and `__service-init` report them.
 //! - [`PARENT_ENV`], the overlay annotations ([`LOWER_ANNOTATION`], [`UPPER_ANNOTATION`],
 //!   [`WORK_ANNOTATION`]).
 //! - [`lock`]: the bundle's lock file, held by whoever uses the bundle, taken by a sweep.
@@ -19,6 +20,7 @@
 
 pub mod args;
 pub mod cgroup;
+pub mod exit;
 pub mod lock;
 pub mod mountinfo;
 pub mod private_dir;

@@ -22,6 +22,7 @@ use nix::unistd::{Gid, Pid, Uid};
 
 use locald_shim_protocol::args::RunArgs;
 use locald_shim_protocol::cgroup::{self as cgroup_fs, open_dir, remove_empty_parents};
+use locald_shim_protocol::exit::signal_exit_code;
 use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
 use locald_shim_protocol::{lock, mountinfo, PARENT_ENV};
 
@@ -318,7 +319,7 @@ impl Supervisor<'_> {
     fn try_reap(&self) -> Result<Option<i32>> {
         match waitpid(self.init, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(128 + signal as i32)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(signal_exit_code(signal as i32))),
             Ok(_) => Ok(None),
             Err(Errno::EINTR) => Ok(None),
             Err(err) => Err(err).context("waiting for the container's init"),

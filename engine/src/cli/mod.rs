@@ -12,6 +12,7 @@ use rhai::{Dynamic, Map};
 
 pub use args::{Cli, ContainerCommand, ImageCommand, ServiceAdd, ServiceCommand, Subcommand};
 
+use crate::program::Program;
 use crate::{sandbox, script};
 
 /// Entry point of the `locald` binary; returns the process exit code.
@@ -164,12 +165,12 @@ impl Subcommand {
             } => {
                 set("save", optional(save));
                 set("no_save", no_save.into());
-                set("command", strings(command));
+                set("command", words_program(command));
                 "try"
             }
             Subcommand::Run { service, command } => {
                 set("service", service.into());
-                set("command", strings(command));
+                set("command", words_program(command));
                 "run"
             }
             Subcommand::Compile { file } => {
@@ -204,7 +205,12 @@ impl Subcommand {
                 set("cap_drop", strings(cap_drop));
                 set("security_opt", strings(security_opt));
                 set("image", image.into());
-                set("command", strings(command));
+                // Docker's rule: the words are the argv, one word included;
+                // none leaves the image's own command.
+                set(
+                    "command",
+                    Program::exec(command).map_or(Dynamic::UNIT, Dynamic::from),
+                );
                 "container-run"
             }
             Subcommand::Image(ImageCommand::Pull { reference }) => {
@@ -251,7 +257,7 @@ impl Subcommand {
                     "port",
                     port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))),
                 );
-                set("command", strings(command));
+                set("command", words_program(command));
                 "service-add"
             }
             Subcommand::Repl | Subcommand::Stdlib { .. } | Subcommand::Script { .. } => {
@@ -272,6 +278,12 @@ fn report(result: Result<i32, sandbox::ScriptError>) -> anyhow::Result<i32> {
 
 fn optional(value: Option<String>) -> Dynamic {
     value.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+/// The words after `--` as a `Program` (one word is a shell line); clap
+/// requires at least one.
+fn words_program(words: Vec<String>) -> Dynamic {
+    Program::from_words(words).map_or(Dynamic::UNIT, Dynamic::from)
 }
 
 fn strings(values: Vec<String>) -> Dynamic {

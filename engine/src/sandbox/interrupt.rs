@@ -83,7 +83,7 @@ pub async fn requested() {
 
 /// The exit status of a script stopped by a signal: 128 + the signal.
 pub fn exit_code() -> i32 {
-    128 + SIGNAL.load(Ordering::SeqCst)
+    locald_shim_protocol::exit::signal_exit_code(SIGNAL.load(Ordering::SeqCst))
 }
 
 /// Marks `pid` as the foreground child for the lifetime of the guard.

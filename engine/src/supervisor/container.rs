@@ -10,10 +10,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use locald_image::{ImageLease, ImageStore, PullOptions, PullPolicy};
-use locald_runtime::{Bundle, ContainerSpec, VolumeMount};
+use locald_runtime::{Bundle, ContainerSpec};
 
 use super::launch::LaunchSpec;
 use crate::model::{Project, Service};
+use crate::program::Program;
 use crate::project::env::container_env;
 
 #[derive(Debug, thiserror::Error)]
@@ -128,26 +129,12 @@ pub async fn prepare(
     .map_err(image_error)?;
     let env = container_env(project, service, ports)?;
     let spec = ContainerSpec {
-        id,
-        image,
-        command: command.map(|command| vec!["sh".to_string(), "-c".to_string(), command]),
-        entrypoint: None,
+        command: command.map(|command| Program::Shell(command).argv()),
         env: env.into_iter().collect(),
-        workdir: None,
-        user: None,
-        volumes: service
-            .volumes
-            .iter()
-            .map(|volume| VolumeMount {
-                host: volume.host.clone(),
-                container: volume.container.clone(),
-                read_only: volume.read_only,
-            })
-            .collect(),
-        tty: false,
-        interactive: false,
+        volumes: service.volumes.clone(),
         hostname: Some(service.name.clone()),
         security: service.security.clone(),
+        ..ContainerSpec::new(id, image)
     };
     let bundle = Bundle::create(&spec)?;
     let shim = bundle.command();

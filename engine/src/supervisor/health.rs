@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use super::launch;
 use crate::model::{PortSpec, Probe, Project, Service};
+use crate::program::Program;
 
 /// A probe with everything it needs to run resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,9 +161,8 @@ async fn exec_check(
     env: &BTreeMap<String, String>,
     workdir: &PathBuf,
 ) -> Result<(), String> {
-    let mut process = std::process::Command::new("sh");
+    let mut process = Program::Shell(command.to_string()).command();
     process
-        .args(["-c", command])
         .env_clear()
         .envs(env)
         .current_dir(workdir)

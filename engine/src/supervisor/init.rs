@@ -25,6 +25,7 @@ use std::ffi::{CString, OsString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
+use locald_shim_protocol::exit::signal_exit_code;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -239,7 +240,7 @@ fn reap(main: Pid) -> Option<i32> {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == main => main_code = Some(code),
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == main => {
-                main_code = Some(128 + signal as i32)
+                main_code = Some(signal_exit_code(signal as i32))
             }
             Ok(WaitStatus::StillAlive) | Err(_) => return main_code,
             Ok(_) => continue,

@@ -18,6 +18,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use crate::program::Program;
+
 /// What to spawn: the service's argv, environment (complete: nothing is
 /// inherited) and working directory. For a host service the argv is
 /// `sh -c COMMAND`; for a container service it is the shim's.
@@ -148,19 +150,12 @@ pub fn signal_group(group: u32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// The shell argv for a host service command.
-pub fn shell_argv(command: &str) -> Vec<OsString> {
-    vec!["sh".into(), "-c".into(), command.into()]
+/// The argv of a program, as the launch takes it.
+pub fn program_argv(program: &Program) -> Vec<OsString> {
+    program.argv().into_iter().map(OsString::from).collect()
 }
 
-/// Exit code as a number, signals as 128 + N like a shell.
-pub fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(-1)
-}
+pub use locald_shim_protocol::exit::exit_code;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -170,7 +165,7 @@ pub(crate) mod tests {
 
     fn spec(command: &str) -> LaunchSpec {
         LaunchSpec {
-            argv: shell_argv(command),
+            argv: program_argv(&Program::Shell(command.into())),
             env: BTreeMap::from([(
                 "PATH".to_string(),
                 std::env::var("PATH").unwrap_or_default(),

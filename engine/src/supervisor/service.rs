@@ -177,7 +177,7 @@ async fn prepare(
         )));
     }
     let spec = LaunchSpec {
-        argv: launch::shell_argv(&command),
+        argv: launch::program_argv(&crate::program::Program::Shell(command.clone())),
         env,
         workdir: service.workdir.clone(),
         inherited: Vec::new(),

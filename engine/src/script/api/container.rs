@@ -88,15 +88,11 @@ pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, 
         .map_err(|e| PullStopped::Failed(e.to_string()))
 }
 
-fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
-    if let Some(line) = value.clone().try_cast::<ImmutableString>() {
-        return Ok(vec!["sh".into(), "-c".into(), line.to_string()]);
-    }
-    let items = value
-        .clone()
-        .try_cast::<Array>()
-        .ok_or_else(|| format!("`{what}` must be a string or an array of strings"))?;
-    Ok(items.iter().map(|i| i.to_string()).collect())
+/// The argv of option `what`: a shell line, an array of words or a `Program`.
+fn argv(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
+    super::process::program_from(value)
+        .map(|program| program.argv())
+        .map_err(|e| format!("`{what}`: {e}"))
 }
 
 /// `HOST:CONTAINER[:ro|rw]`, HOST relative to the current directory.
@@ -154,32 +150,23 @@ fn security_opts(spec: &mut ContainerSpec, value: &Dynamic) -> Result<(), String
 
 /// Builds the container from `image` and the options of `container_run`.
 pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec, String> {
-    let mut spec = ContainerSpec {
-        id: container_id(),
-        image,
-        command: None,
-        entrypoint: None,
-        env: Vec::new(),
-        workdir: None,
-        user: None,
-        volumes: Vec::new(),
-        tty: false,
-        interactive: false,
-        hostname: None,
-        security: Default::default(),
-    };
+    let mut spec = ContainerSpec::new(container_id(), image);
     for (key, value) in options {
         if value.is_unit() {
             continue;
         }
         match key.as_str() {
             "command" => {
-                let command = strings(value, "command")?;
-                if !command.is_empty() {
-                    spec.command = Some(command);
+                // No words: the image's own command, as `docker run IMAGE`.
+                let empty = value
+                    .clone()
+                    .try_cast::<Array>()
+                    .is_some_and(|a| a.is_empty());
+                if !empty {
+                    spec.command = Some(argv(value, "command")?);
                 }
             }
-            "entrypoint" => spec.entrypoint = Some(strings(value, "entrypoint")?),
+            "entrypoint" => spec.entrypoint = Some(argv(value, "entrypoint")?),
             "env" => {
                 let env = value
                     .clone()

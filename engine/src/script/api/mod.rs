@@ -20,6 +20,7 @@ use super::handles::{ProjectHandle, ServiceHandle};
 pub fn register_all(engine: &mut Engine) {
     engine.build_type::<ProjectHandle>();
     engine.build_type::<ServiceHandle>();
+    engine.build_type::<crate::program::Program>();
     engine.register_global_module(exported_module!(project_api).into());
     engine.register_global_module(exported_module!(ports::ports_api).into());
     engine.register_global_module(exported_module!(process::process_api).into());

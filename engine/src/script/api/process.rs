@@ -2,43 +2,33 @@
 //! SIGHUP forwarded, the exit status returned (128+N when killed by signal N).
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
+
+use locald_shim_protocol::exit::exit_code;
 
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
+use crate::program::Program;
 use crate::sandbox::interrupt::ForegroundChild;
 
-/// How a script describes a command: one string is a shell command
-/// (`sh -c`), an array is an argv run as is.
-pub fn command_from(argv: &Dynamic) -> Result<Command, String> {
-    if let Some(line) = argv.clone().try_cast::<ImmutableString>() {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(line.as_str());
-        return Ok(cmd);
+/// How a script gives a command: a `Program` (what the CLI passes as
+/// `args.command`), a string (a shell line, run by `sh -c`), or an array of
+/// words (an argv, run as it is).
+pub fn program_from(value: &Dynamic) -> Result<Program, String> {
+    if let Some(program) = value.clone().try_cast::<Program>() {
+        return Ok(program);
     }
-    let Some(items) = argv.clone().try_cast::<Array>() else {
+    if let Some(line) = value.clone().try_cast::<ImmutableString>() {
+        return Ok(Program::Shell(line.to_string()));
+    }
+    let Some(items) = value.clone().try_cast::<Array>() else {
         return Err(format!(
-            "a command is a string or an array of strings, not {}",
-            argv.type_name()
+            "a command is a string, an array of strings or a Program, not {}",
+            value.type_name()
         ));
     };
-    let words: Vec<String> = items.iter().map(|w| w.to_string()).collect();
-    match words.split_first() {
-        Some((program, rest)) if words.len() == 1 && program.contains(' ') => {
-            // A single word with spaces is what users type as a shell line.
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c").arg(program).args(rest);
-            Ok(cmd)
-        }
-        Some((program, rest)) => {
-            let mut cmd = Command::new(program);
-            cmd.args(rest);
-            Ok(cmd)
-        }
-        None => Err("the command is empty".to_string()),
-    }
+    Program::exec(items.iter().map(|word| word.to_string()).collect()).map_err(|e| e.to_string())
 }
 
 /// Options of `run_command`: `env` (a map added to the environment), `cwd`.
@@ -86,23 +76,47 @@ pub fn run_foreground(mut cmd: Command) -> Result<i64, String> {
     let status = child
         .wait()
         .map_err(|e| format!("waiting for {program}: {e}"))?;
-    Ok(exit_code(status))
+    Ok(i64::from(exit_code(status)))
 }
 
-pub fn exit_code(status: std::process::ExitStatus) -> i64 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => i64::from(code),
-        (None, Some(signal)) => 128 + i64::from(signal),
-        (None, None) => 1,
+/// `Program` in scripts: `args.command` of `run`, `try` and `container run`.
+impl rhai::CustomType for Program {
+    fn build(mut builder: rhai::TypeBuilder<Self>) {
+        builder
+            .with_name("Program")
+            .with_get("line", |p: &mut Self| p.shell_line())
+            .with_get("argv", |p: &mut Self| -> Array {
+                p.argv().into_iter().map(Dynamic::from).collect()
+            })
+            .with_get("is_shell", |p: &mut Self| matches!(p, Program::Shell(_)))
+            .with_get("name", |p: &mut Self| p.program_name().to_string())
+            .with_fn("to_string", |p: &mut Self| p.shell_line())
+            .with_fn("to_debug", |p: &mut Self| {
+                format!("Program({})", p.shell_line())
+            });
     }
 }
 
 #[export_module]
 pub mod process_api {
-    use rhai::Map;
+    use rhai::{Array, Map};
+
+    use crate::program::Program;
+
+    /// A `Program` from words as a command line gives them: one word is a
+    /// shell line, several are an argv. A string is a shell line.
+    #[rhai_fn(return_raw)]
+    pub fn program(ctx: NativeCallContext, words: Dynamic) -> Result<Program, Box<EvalAltResult>> {
+        let fail = |e: String| crate::script::api::fail(&ctx, e);
+        match words.clone().try_cast::<Array>() {
+            Some(items) => Program::from_words(items.iter().map(|w| w.to_string()).collect())
+                .map_err(|e| fail(e.to_string())),
+            None => super::program_from(&words).map_err(fail),
+        }
+    }
 
     /// Runs a command in the foreground and returns its exit code. `argv` is a
-    /// shell command string or an array of words.
+    /// shell line (string), an array of words, or a `Program`.
     #[rhai_fn(return_raw, name = "run_command")]
     pub fn run_command(ctx: NativeCallContext, argv: Dynamic) -> Result<i64, Box<EvalAltResult>> {
         run_command_with(ctx, argv, Map::new())
@@ -116,7 +130,9 @@ pub mod process_api {
         argv: Dynamic,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let mut cmd = super::command_from(&argv).map_err(|e| crate::script::api::fail(&ctx, e))?;
+        let mut cmd = super::program_from(&argv)
+            .map_err(|e| crate::script::api::fail(&ctx, e))?
+            .command();
         super::apply_options(&mut cmd, &options).map_err(|e| crate::script::api::fail(&ctx, e))?;
         super::run_foreground(cmd).map_err(|e| crate::script::api::fail(&ctx, e))
     }

@@ -23,19 +23,6 @@ pub fn read_answer(prompt: &str) -> std::io::Result<Option<String>> {
     Ok(Some(line.trim().to_string()))
 }
 
-/// Quotes words for a POSIX shell, leaving plain words bare.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 #[export_module]
 pub mod terminal_api {
     use std::io::IsTerminal;
@@ -108,11 +95,8 @@ pub mod terminal_api {
 
     /// Joins words into one shell command line, quoting where needed.
     pub fn shell_join(words: Array) -> String {
-        words
-            .iter()
-            .map(|w| super::shell_quote(&w.to_string()))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        crate::program::shell_join(&words)
     }
 
     /// JSON text of an array (maps have `to_json` built in).
