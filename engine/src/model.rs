@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// A project: a name, the directory holding its config, and its services in
 /// declaration order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     pub name: String,
     /// Directory of `locald.toml` / `locald.rhai`; relative paths resolve here.
@@ -41,7 +43,7 @@ impl Project {
 }
 
 /// One declared service.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     pub name: String,
     /// Shell command (run with `sh -c`). For a container service, replaces the
@@ -77,7 +79,7 @@ impl Service {
 }
 
 /// Where a service's `$PORT` comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortSpec {
     /// A free port chosen by locald, kept across restarts and `up`s while free.
     Auto,
@@ -86,7 +88,7 @@ pub enum PortSpec {
 }
 
 /// How readiness and liveness of a service are decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheck {
     pub probe: Probe,
     pub interval: Duration,
@@ -109,7 +111,7 @@ impl Default for HealthCheck {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Probe {
     /// `tcp` when another service depends on this one or its `port` is fixed,
     /// otherwise `none`: gates dependents on a listening port without ever
@@ -127,14 +129,14 @@ pub enum Probe {
     Log { pattern: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RestartMode {
     OnFailure,
     Always,
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartPolicy {
     pub mode: RestartMode,
     /// Restarts allowed before the service is left failed; `None` is unlimited.

@@ -51,7 +51,7 @@ impl ContainerSpec {
 }
 
 /// A host directory or file bind-mounted into the container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VolumeMount {
     pub host: PathBuf,
     /// Absolute path inside the container.

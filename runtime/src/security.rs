@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::capabilities::{self, CapabilityError};
 
 /// Which seccomp filter a container gets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SeccompChoice {
     /// The built-in profile, equivalent to Docker's default.
     #[default]
@@ -21,7 +21,7 @@ pub enum SeccompChoice {
 
 /// The confinement of one container; [`Default`] is locald's default: Docker's capability set
 /// without `CAP_NET_RAW`, the default seccomp profile, no-new-privileges.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Security {
     /// Canonical capability names (`CAP_NET_RAW`) or `ALL`.
     pub cap_add: Vec<String>,

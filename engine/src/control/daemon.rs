@@ -16,7 +16,7 @@ use super::log_reader::tail;
 use crate::model::Project;
 use crate::project::state_dir::{open_file, StateDir};
 use crate::supervisor::protocol::{ServiceState, ServiceStatus};
-use crate::supervisor::{SupervisorError, UpOptions, SERVICES_VAR};
+use crate::supervisor::{Handoff, SupervisorError, UpOptions};
 
 /// How long the daemon may take to load the project and open its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,9 +49,8 @@ pub fn start(
         .arg("__supervise")
         .arg("--root")
         .arg(&project.root)
-        .env(SERVICES_VAR, opts.services.join(","))
         .current_dir(&project.root)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(log)
         .stderr(log_for_stderr);
     // SAFETY: setsid is async-signal-safe.
@@ -63,9 +62,19 @@ pub fn start(
             Ok(())
         });
     }
+    let handoff = serde_json::to_vec(&Handoff {
+        project: project.clone(),
+        services: opts.services.clone(),
+    })
+    .map_err(|error| daemon_error(format!("cannot hand the project over: {error}")))?;
     let mut child = command
         .spawn()
         .map_err(|error| daemon_error(format!("cannot start the supervisor: {error}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A daemon that dies before reading it closes the pipe: the write
+        // fails, and the loop below reports the exit and its output.
+        let _ = stdin.write_all(&handoff);
+    }
 
     // `--wait --timeout T` bounds the whole command, start-up included.
     let startup = match (opts.wait, opts.timeout) {

@@ -160,11 +160,12 @@ pub(crate) fn runtime_error(ctx: &NativeCallContext, message: String) -> Box<Eva
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every key of `[services.NAME]` in each form it accepts.
-    const EVERY_FORM: &str = r#"[project]
+    /// A `locald.toml` with every form of every key.
+    pub(crate) const EVERY_FORM: &str = r#"[project]
 name = "forms"
 
 [services.db]

@@ -7,7 +7,7 @@
 
 pub mod dotenv;
 pub mod env;
-mod load;
+pub(crate) mod load;
 pub mod ports;
 pub mod state_dir;
 

@@ -52,8 +52,7 @@ pub use init::service_init_main;
 pub use project_lock::ProjectLockError;
 pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
 pub use run::{
-    already_running, held_elsewhere, run_in_foreground, select_services, supervise_main,
-    SERVICES_VAR,
+    already_running, held_elsewhere, run_in_foreground, select_services, supervise_main, Handoff,
 };
 
 use crate::project::env::EnvError;
@@ -119,6 +118,9 @@ pub enum SupervisorError {
     Protocol(String),
     #[error("{0}")]
     Daemon(String),
+    /// What `up -d` handed the daemon on stdin could not be read.
+    #[error("cannot read the project handed over by `locald up -d`: {0}")]
+    Handoff(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -3,6 +3,12 @@
 //! actor on a current-thread runtime on the calling thread (small, idle
 //! cheap, and the thread services' PDEATHSIG is tied to), and clean their
 //! files on the way out.
+//!
+//! `up -d` has loaded and checked the project already: it hands the daemon
+//! that project and the services to run ([`Handoff`], JSON on the daemon's
+//! stdin), so the daemon neither loads the config a second time nor can
+//! see a different one than the command that started it (an edit in
+//! between, a `locald.rhai` that answers differently).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -12,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::fcntl::Flock;
+use serde::{Deserialize, Serialize};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,8 +31,52 @@ use crate::model::Project;
 use crate::project::ports;
 use crate::project::state_dir::StateDir;
 
-/// Environment variable carrying the `up` service subset to the daemon.
-pub const SERVICES_VAR: &str = "LOCALD_SUPERVISE_SERVICES";
+/// What `up -d` hands the daemon it starts: the loaded project and the
+/// services asked for (all when empty). Both ends are the same binary, so
+/// the JSON of the model types is no stable format, only a pipe's payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Handoff {
+    pub project: Project,
+    pub services: Vec<String>,
+}
+
+/// The most a handoff may hold (a project is bounded well below this by the
+/// limits of its loading).
+const HANDOFF_LIMIT: u64 = 64 << 20;
+
+impl Handoff {
+    /// Reads the handoff from stdin to its end, then points stdin at
+    /// `/dev/null` (nothing the daemon starts should hold the pipe). `None`
+    /// when stdin held nothing: the daemon was started by hand, and loads
+    /// the project itself.
+    fn from_stdin() -> Result<Option<Handoff>, SupervisorError> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let read = std::io::stdin()
+            .lock()
+            .take(HANDOFF_LIMIT + 1)
+            .read_to_end(&mut bytes);
+        let io_error = |context: &str, source| SupervisorError::Io {
+            context: context.to_string(),
+            source,
+        };
+        let null = File::open("/dev/null").map_err(|e| io_error("cannot open /dev/null", e))?;
+        nix::unistd::dup2_stdin(&null)
+            .map_err(|e| io_error("cannot point stdin at /dev/null", e.into()))?;
+        read.map_err(|e| io_error("cannot read stdin", e))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if bytes.len() as u64 > HANDOFF_LIMIT {
+            return Err(SupervisorError::Handoff(format!(
+                "more than {HANDOFF_LIMIT} bytes"
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| SupervisorError::Handoff(error.to_string()))
+    }
+}
 
 /// Foreground `locald up` once the caller has checked that no supervisor
 /// runs: supervise `enabled` in this process until Ctrl-C, `down`, or every
@@ -42,8 +93,9 @@ pub fn run_in_foreground(
     Ok(exit_code(&ended))
 }
 
-/// The `__supervise` entry: load the project at `root` and supervise it
-/// (services from [`SERVICES_VAR`], comma-separated; all when unset).
+/// The `__supervise` entry: supervise the project handed over on stdin
+/// ([`Handoff`]), or, when stdin is empty, the one loaded from `root` with
+/// all its services.
 pub fn supervise_main(root: &Path) -> ! {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -64,13 +116,10 @@ pub fn supervise_main(root: &Path) -> ! {
 }
 
 fn supervise(root: &Path) -> Result<i32, SupervisorError> {
-    let project = crate::project::load_project(root)?;
-    let requested: Vec<String> = std::env::var(SERVICES_VAR)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect();
+    let (project, requested) = match Handoff::from_stdin()? {
+        Some(Handoff { project, services }) => (project, services),
+        None => (crate::project::load_project(root)?, Vec::new()),
+    };
     let enabled = select_services(&project, &requested)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;
@@ -291,6 +340,28 @@ mod tests {
     use crate::supervisor::logs::parse_line;
     use crate::supervisor::ServiceStatus;
     use std::time::Instant;
+
+    /// `up -d` hands the daemon the loaded project as JSON ([`Handoff`]):
+    /// every form of every key must come back unchanged.
+    #[test]
+    fn a_loaded_project_survives_the_handoff_to_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(
+            root.join(crate::config::TOML_FILE),
+            crate::project::load::tests::EVERY_FORM,
+        )
+        .unwrap();
+        let loaded = crate::project::load_project(&root).unwrap();
+        let handoff = Handoff {
+            project: loaded.clone(),
+            services: vec!["web".into()],
+        };
+        let json = serde_json::to_vec(&handoff).unwrap();
+        let back: Handoff = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.project, loaded);
+        assert_eq!(back.services, ["web"]);
+    }
 
     /// A supervisor on its own thread, as `up` would run it.
     struct Running {
