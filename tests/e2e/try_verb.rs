@@ -66,3 +66,20 @@ fn try_words_are_run_as_argv() {
         .success()
         .stdout_is("a b|$PORT|");
 }
+
+#[test]
+fn a_locald_toml_that_try_creates_is_not_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new();
+    project
+        .locald(["try", "--save", "web", "--", "true"])
+        .env("CI", "1")
+        .success();
+    let mode = std::fs::metadata(project.path().join("locald.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    // 0644 less the umask (the test runner's, which locald inherits).
+    assert_eq!(mode & 0o022, 0, "locald.toml is {:o}", mode & 0o7777);
+    assert_eq!(mode & 0o600, 0o600, "locald.toml is {:o}", mode & 0o7777);
+}

@@ -1,11 +1,13 @@
 //! Replacing a file atomically: the new contents go to a temporary file in the
-//! same directory, are flushed to disk, take the old file's permissions, and
-//! are renamed over it, so readers see either the old file or the new one and
-//! a failure at any step leaves the old file as it was.
+//! same directory, are flushed to disk, take the old file's mode and owner,
+//! and are renamed over it, so readers see either the old file or the new one
+//! and a failure at any step leaves the old file as it was. A file that did
+//! not exist is created 0644 less the umask, as editors and `touch` create
+//! files.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,23 +29,32 @@ pub(crate) fn replace_with(
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
-    // Keep the original's mode; a new file gets the usual 0644 (less umask).
-    let mode = match fs::metadata(path) {
-        Ok(metadata) => metadata.permissions().mode() & 0o7777,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => 0o666,
+    // The original's mode and owner, to keep; none for a new file.
+    let original = match fs::metadata(path) {
+        Ok(metadata) => Some(metadata),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(error) => return Err(error),
     };
 
     let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
     let result = (|| {
+        // Private until it has its final mode: nobody reads a half-written
+        // file, nor opens it in between to keep a handle.
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(if original.is_some() {
+                0o600
+            } else {
+                NEW_FILE_MODE
+            })
             .open(&temp_path)?;
         write(&mut file)?;
-        // `mode` at creation is filtered by the umask; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some(original) = &original {
+            keep_owner(&file, original)?;
+            // Exactly the original's bits (the umask filtered those at creation).
+            file.set_permissions(fs::Permissions::from_mode(original.mode() & 0o7777))?;
+        }
         file.sync_all()?;
         fs::rename(&temp_path, path)
     })();
@@ -56,6 +67,26 @@ pub(crate) fn replace_with(
         let _ = directory.sync_all();
     }
     Ok(())
+}
+
+/// The mode of a file that did not exist, less the umask (what `touch` gives).
+const NEW_FILE_MODE: u32 = 0o644;
+
+/// Gives `file` the owner and group of `original` when they differ from ours
+/// (root editing a user's file). A caller who may not give files away (a
+/// member of the file's group, say) keeps the file as its own: the edit is
+/// still made, as editors make it.
+fn keep_owner(file: &File, original: &fs::Metadata) -> io::Result<()> {
+    let (uid, gid) = (original.uid(), original.gid());
+    let ours = file.metadata()?;
+    if ours.uid() == uid && ours.gid() == gid {
+        return Ok(());
+    }
+    match std::os::unix::fs::fchown(file, Some(uid), Some(gid)) {
+        Ok(()) => Ok(()),
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// A hidden, unique name beside the target so the rename stays on one file system.
@@ -94,6 +125,55 @@ mod tests {
             0o640
         );
         assert_eq!(entries(temp.path()), ["locald.toml"]);
+    }
+
+    /// The umask of this process, without changing it (other tests create
+    /// files meanwhile).
+    fn umask() -> u32 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+
+    #[test]
+    fn a_new_file_is_0644_less_the_umask_never_world_writable() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        write_atomic(&path, b"new").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644 & !umask());
+        assert_eq!(mode & 0o022, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn an_edit_keeps_odd_modes_exactly() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        fs::write(&path, "old").unwrap();
+        // Bits the umask would filter at creation, and the group-writable
+        // file of a shared checkout.
+        for mode in [0o664, 0o600, 0o755] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            write_atomic(&path, b"new").unwrap();
+            let kept = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(kept, mode, "{kept:o} != {mode:o}");
+        }
+    }
+
+    #[test]
+    fn an_edit_by_root_keeps_the_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to give a file away");
+            return;
+        }
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        fs::write(&path, "old").unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(4322)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        let metadata = fs::metadata(&path).unwrap();
+        assert_eq!((metadata.uid(), metadata.gid()), (4321, 4322));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn add_service(
     }
     // Write through a symlink to the file it points at, not over the link.
     let path = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_owned());
-    let original = match std::fs::read_to_string(&path) {
+    let original = match read_bounded(&path) {
         Ok(text) => {
             load_toml(&path, &text).map_err(EditError::InvalidConfig)?;
             text
@@ -63,6 +63,23 @@ pub fn add_service(
     let updated = insert_service(&original, name, new_service, &path)?;
     load_toml(&path, &updated).map_err(EditError::WouldBeInvalid)?;
     write_atomic(&path, updated.as_bytes()).map_err(|source| EditError::Write { path, source })
+}
+
+/// The file's text: a regular file (a FIFO would block the open), at most
+/// [`super::MAX_SOURCE_BYTES`].
+fn read_bounded(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let file = locald_image::regular_file::open_regular(path)?;
+    let mut text = String::new();
+    file.take(super::MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > super::MAX_SOURCE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("larger than {} MiB", super::MAX_SOURCE_BYTES >> 20),
+        ));
+    }
+    Ok(text)
 }
 
 /// The text of a new `locald.toml`: the project named after its directory.
@@ -234,6 +251,23 @@ image = "postgres:16"
         );
         let project = load_toml(&path, &updated).unwrap();
         assert_eq!(project.service_names(), ["web", "db", "api"]);
+    }
+
+    #[test]
+    fn a_fifo_or_an_oversized_file_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::config::TOML_FILE);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let error = add_service(&path, "web", &[("command", Value::from("x"))]).unwrap_err();
+        assert!(error.to_string().contains("FIFO"), "{error}");
+
+        fs::remove_file(&path).unwrap();
+        let mut big = String::from("[project]\nname = \"p\"\n");
+        big.push_str(&"# padding\n".repeat(crate::config::MAX_SOURCE_BYTES / 10 + 1));
+        fs::write(&path, &big).unwrap();
+        let error = add_service(&path, "web", &[("command", Value::from("x"))]).unwrap_err();
+        assert!(error.to_string().contains("larger than 8 MiB"), "{error}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), big);
     }
 
     #[test]

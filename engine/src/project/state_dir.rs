@@ -38,6 +38,10 @@ pub struct StateDir {
     root: PathBuf,
 }
 
+/// What `.locald/.gitignore` says.
+const GITIGNORE: &str =
+    "# Written by locald: its state (sockets, logs, ports) stays out of git.\n*\n";
+
 impl StateDir {
     pub fn new(path: &Path) -> Self {
         StateDir {
@@ -88,15 +92,36 @@ impl StateDir {
             };
             // Not recursive: the project root exists, and only the last
             // component is ours to create. An existing entry is checked below.
-            match DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            let created = match DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => true,
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(error) => return Err(create(error)),
-            }
+            };
             check_dir(&dir)?;
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(create)?;
+            if created && dir == self.root {
+                self.write_gitignore()?;
+            }
         }
         Ok(())
+    }
+
+    /// `.locald/.gitignore` ignoring everything, so that no socket, log or
+    /// port file lands in git whatever the project's own `.gitignore` says.
+    /// Written once, when locald creates the directory: one a person removed
+    /// stays removed.
+    fn write_gitignore(&self) -> Result<(), StateDirError> {
+        let path = self.root.join(".gitignore");
+        let mut file = open_file(
+            OpenOptions::new().write(true).create_new(true).mode(0o600),
+            &path,
+        )
+        .map_err(|source| StateDirError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        file.write_all(GITIGNORE.as_bytes())
+            .map_err(|source| StateDirError::Create { path, source })
     }
 
     /// Whether the state directory exists (`Ok(false)` when not), refusing
@@ -367,6 +392,25 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", path.display());
         }
+    }
+
+    #[test]
+    fn a_new_state_dir_ignores_itself_in_git_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join(".locald"));
+        state.ensure().unwrap();
+        let gitignore = dir.path().join(".locald/.gitignore");
+        let text = fs::read_to_string(&gitignore).unwrap();
+        assert_eq!(text.lines().last(), Some("*"));
+        // Removed by a person: not written again.
+        fs::remove_file(&gitignore).unwrap();
+        state.ensure().unwrap();
+        assert!(!gitignore.exists());
+        // An existing state dir from before is left as it is.
+        let old = StateDir::new(&dir.path().join("old"));
+        fs::create_dir(dir.path().join("old")).unwrap();
+        old.ensure().unwrap();
+        assert!(!dir.path().join("old/.gitignore").exists());
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Limits {
         time: Some(Duration::from_secs(10)),
         string: 1 << 20,
         collection: 16_384,
-        source: 8 << 20,
+        source: crate::config::MAX_SOURCE_BYTES,
     };
 
     /// Verbs, task scripts and the REPL: they may run for as long as they
@@ -117,7 +117,7 @@ impl Limits {
         time: None,
         string: 64 << 20,
         collection: 65_536,
-        source: 8 << 20,
+        source: crate::config::MAX_SOURCE_BYTES,
     };
 
     /// The message for a source file that is too large.
