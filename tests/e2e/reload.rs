@@ -115,3 +115,37 @@ fn reload_without_a_supervisor_says_how_to_start_one() {
         .code(1)
         .stderr_has("no supervisor is running for project");
 }
+
+/// `up -d` beside a running supervisor brings it up to date and succeeds,
+/// as `docker compose up -d` does: the edited config is applied and
+/// services that were stopped start again.
+#[test]
+fn up_detached_again_applies_the_config_and_starts_what_is_down() {
+    let before = BEFORE.replace("9879", "9876");
+    let project = Project::with_toml(&before);
+    project.locald(["up", "-d", "--wait"]).success();
+    let steady = one_pid("987601");
+    project
+        .locald(["up", "-d"])
+        .success()
+        .stderr_has("nothing changed");
+
+    project.locald(["stop", "old"]).success();
+    project.write(
+        "locald.toml",
+        &format!("{before}\n[services.new]\ncommand = \"sleep 987604\"\nhealth = \"none\"\n"),
+    );
+    project
+        .locald(["up", "-d", "--wait"])
+        .success()
+        .stderr_is("locald: new: started\nlocald: old: started\n");
+    assert_eq!(
+        one_pid("987601"),
+        steady,
+        "an unchanged service keeps running"
+    );
+    one_pid("987603");
+    one_pid("987604");
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("987601").is_empty() && pids_with_arg("987604").is_empty());
+}

@@ -120,6 +120,55 @@ pub fn start(
     wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
 }
 
+/// `up -d` while a supervisor runs: the supervisor reads the config again
+/// (added services start, changed ones restart, removed ones stop), then
+/// each service asked for (all when none were named, with what they depend
+/// on) that is stopped, exited or failed starts again. Says what it did on
+/// stderr; with `--wait`, waits as a fresh `up -d --wait` does.
+pub fn reconcile(
+    mut client: Client,
+    state: &StateDir,
+    opts: &UpOptions,
+    enabled: &BTreeSet<String>,
+) -> Result<i32, SupervisorError> {
+    let started = Instant::now();
+    let report = client.reload()?;
+    let mut restarted = Vec::new();
+    for status in client.status()? {
+        let down = matches!(
+            ServiceState::parse(&status.state),
+            Some(ServiceState::Stopped | ServiceState::Exited | ServiceState::Failed)
+        );
+        if down && enabled.contains(&status.name) && !report.added.contains(&status.name) {
+            client.start(&status.name)?;
+            restarted.push(status.name);
+        }
+    }
+    // As `locald reload` says it.
+    let mut said = false;
+    for (names, what) in [
+        (&report.added, "started"),
+        (&report.changed, "restarted"),
+        (&report.removed, "stopped"),
+        (&restarted, "started"),
+    ] {
+        for name in names {
+            eprintln!("locald: {name}: {what}");
+            said = true;
+        }
+    }
+    if !said {
+        let pid = state
+            .read_pid()
+            .map_or_else(|| "?".to_string(), |pid| pid.to_string());
+        eprintln!("locald: already up (supervisor pid {pid}); nothing changed");
+    }
+    if !opts.wait {
+        return Ok(0);
+    }
+    wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
+}
+
 /// Block until every service in `enabled` is ready; report and return 1 when
 /// one fails or `timeout` (counted from `started`) passes.
 pub fn wait_until_healthy(

@@ -27,6 +27,13 @@ pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
     let enabled = supervisor::select_services(project, &opts.services)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;
+    // `up -d` beside a running supervisor brings it up to date, as
+    // `docker compose up -d` does, rather than failing.
+    if opts.detach {
+        if let Some(client) = Client::connect(state.path())? {
+            return daemon::reconcile(client, &state, opts, &enabled);
+        }
+    }
     // The project lock first: it holds even when `.locald/` was deleted
     // under a live supervisor, and names it without asking it anything.
     if let Some(holder) = ProjectLock::holder(&project.root)? {
