@@ -4,6 +4,7 @@
 mod harness;
 
 mod bounded_scripts;
+mod closed_stdout;
 mod compile;
 mod config_errors;
 mod containers;

@@ -244,8 +244,13 @@ health = "tcp"
         "same port after restart"
     );
 
-    // A second supervisor for the same project is refused.
-    project.locald(["up", "-d"]).code(1).stderr_has("already");
+    // A second supervisor for the same project is refused; `up -d` brings
+    // the running one up to date instead.
+    project.locald(["up"]).code(1).stderr_has("already");
+    project
+        .locald(["up", "-d"])
+        .success()
+        .stderr_has("nothing changed");
     project.locald(["down"]).success();
     assert!(!project.path().join(".locald/supervisor.sock").exists());
 }

@@ -45,5 +45,9 @@ pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
     if opts.detach {
         return daemon::start(project, &state, opts, &enabled);
     }
-    supervisor::run_in_foreground(project, &enabled, &state)
+    let code = supervisor::run_in_foreground(project, &enabled, &state);
+    // Ctrl-C was the supervisor's to handle (it stopped the services and
+    // says how it ended), as a foreground command's is: not the script's.
+    crate::sandbox::interrupt::take();
+    code
 }

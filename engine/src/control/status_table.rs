@@ -11,7 +11,7 @@ pub fn print_status(statuses: &[ServiceStatus], json: bool) {
     } else {
         render_table(statuses, now_unix_ms())
     };
-    println!("{text}");
+    crate::sandbox::stdout::print_line(&text);
 }
 
 fn now_unix_ms() -> u64 {

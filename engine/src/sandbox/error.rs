@@ -75,6 +75,19 @@ impl ScriptError {
     }
 
     /// True when the script was stopped by Ctrl-C.
+    /// The error of a script stopped by a signal (or a closed stdout) at no
+    /// particular position.
+    pub fn interrupted(source_name: &str) -> ScriptError {
+        ScriptError {
+            source_name: source_name.to_string(),
+            line: None,
+            column: None,
+            message: INTERRUPTED.to_string(),
+            snippet: None,
+            quiet_position: true,
+        }
+    }
+
     pub fn is_interrupt(&self) -> bool {
         self.message == INTERRUPTED
     }

@@ -62,6 +62,14 @@ pub fn install() {
     });
 }
 
+/// Stops the running script (or follow, or wait) as `signal` would have:
+/// for what is not a signal, such as stdout closed by its reader (SIGPIPE,
+/// which the Rust runtime ignores).
+pub fn raise(signal: libc::c_int) {
+    SIGNAL.store(signal, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 /// True once Ctrl-C was pressed and not yet consumed.
 pub fn take() -> bool {
     INTERRUPTED.swap(false, Ordering::SeqCst)

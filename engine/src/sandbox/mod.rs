@@ -13,6 +13,7 @@ use rhai::{Dynamic, Engine, Module, Shared};
 pub mod budget;
 mod error;
 pub mod interrupt;
+pub mod stdout;
 pub mod terminal_text;
 
 pub use budget::Limits;
@@ -74,9 +75,7 @@ pub fn base_engine(limits: Limits, on_interrupt: OnInterrupt) -> Engine {
         meter.check(operations).map(Dynamic::from)
     });
     engine.on_print(|text| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        stdout::print_line(text);
     });
     engine.on_debug(|text, source, pos| {
         let text = crate::sandbox::terminal_text::for_terminal(text);

@@ -55,6 +55,12 @@ fn run_source(name: &str, source: &str, args: Map, stdlib: bool) -> Result<i32, 
     let result = engine
         .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
         .map_err(|e| ScriptError::from_eval(name, source, &e, stdlib))?;
+    // A stop asked for during the last statement (Ctrl-C in a primitive
+    // that does not look, stdout closed by `| head`) still ends the command
+    // as stopped, not with the script's value.
+    if interrupt::take() {
+        return Err(ScriptError::interrupted(name));
+    }
     Ok(exit_code(&result))
 }
 

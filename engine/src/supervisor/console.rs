@@ -3,7 +3,7 @@
 //! coloured per service when stdout is a terminal (never with `NO_COLOR`).
 //! Used by foreground `up` and by `locald logs`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 const PALETTE: [&str; 6] = [
     "\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m",
@@ -87,14 +87,13 @@ impl Console {
         out.push(b'\n');
     }
 
-    /// Write formatted bytes to stdout; a closed stdout is not our problem.
+    /// Write formatted bytes to stdout. A reader that went away stops a
+    /// follow (`logs -f | head`) as Ctrl-C would (see
+    /// [`crate::sandbox::stdout`]); a foreground supervisor goes on.
     pub fn write(&self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
+        if !bytes.is_empty() {
+            crate::sandbox::stdout::write_all(bytes);
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(bytes);
-        let _ = stdout.flush();
     }
 }
 
