@@ -324,3 +324,23 @@ command = "sleep 100"
     assert_eq!(recorded["web"].to_string(), web_port);
     project.locald(["down"]).success();
 }
+
+#[test]
+fn a_fixed_port_that_is_taken_is_refused_before_anything_starts() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let project = Project::with_toml(&format!(
+        "[services.web]\ncommand = \"sleep 986501\"\nport = {port}\n"
+    ));
+    for args in [&["up"][..], &["up", "-d"]] {
+        let out = project.locald(args).code(1);
+        out.stderr_has(&format!("port {port} of service `web` is in use by "));
+        // This test process holds it.
+        out.stderr_has(&format!("(pid {})", std::process::id()));
+        assert!(
+            pids_with_arg("986501").is_empty(),
+            "{args:?} started the service"
+        );
+    }
+    assert!(!project.path().join(".locald/supervisor.sock").exists());
+}

@@ -42,6 +42,7 @@ pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
     if Client::connect(state.path())?.is_some() || state.is_locked() {
         return Err(supervisor::already_running(&state));
     }
+    crate::project::ports::check_fixed_ports_free(project, &enabled)?;
     if opts.detach {
         return daemon::start(project, &state, opts, &enabled);
     }

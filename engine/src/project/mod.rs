@@ -7,6 +7,7 @@
 
 pub mod dotenv;
 pub mod env;
+pub mod listeners;
 pub(crate) mod load;
 pub mod ports;
 pub mod state_dir;

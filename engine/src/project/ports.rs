@@ -20,6 +20,15 @@ pub enum PortError {
         first: String,
         second: String,
     },
+    #[error(
+        "port {port} of service `{service}` is in use by {}; stop it, or give `{service}` another `port` in locald.toml",
+        holder.as_ref().map_or_else(|| "another process".to_string(), |h| h.to_string())
+    )]
+    InUse {
+        port: u16,
+        service: String,
+        holder: Option<super::listeners::Holder>,
+    },
     #[error("cannot write {path}: {source}")]
     Persist { path: PathBuf, source: io::Error },
     #[error(transparent)]
@@ -40,6 +49,34 @@ fn kernel_free_port() -> Result<u16, PortError> {
 /// Whether something could listen on `port` on 127.0.0.1 now.
 pub fn is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Refuses to go on when a port the config fixes for one of `services` is
+/// taken already, naming the process that holds it when it can be known:
+/// better than a service that fails later with "address in use", or one
+/// whose probe is answered by someone else.
+pub fn check_fixed_ports_free<'a>(
+    project: &Project,
+    services: impl IntoIterator<Item = &'a String>,
+) -> Result<(), PortError> {
+    for name in services {
+        let Some(service) = project.service(name) else {
+            continue;
+        };
+        if let PortSpec::Fixed(port) = service.port {
+            if !is_free(port) {
+                let holder = super::listeners::listening_sockets(port)
+                    .ok()
+                    .and_then(|sockets| super::listeners::holder_of(&sockets));
+                return Err(PortError::InUse {
+                    port,
+                    service: name.clone(),
+                    holder,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Assign a port to every service of the project and persist the choice.
