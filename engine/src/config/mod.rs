@@ -14,6 +14,7 @@ mod document;
 pub mod edit;
 mod graph;
 mod health;
+pub mod import;
 mod rhai_source;
 mod schema;
 mod templates;
@@ -23,13 +24,13 @@ mod value;
 use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
+pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
+pub use edit::{add_service, EditError};
+pub use schema::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
 
 /// The largest config or script source locald reads (`locald.toml`,
 /// `locald.rhai`, a verb or task script): nothing legitimate comes near it.
 pub const MAX_SOURCE_BYTES: usize = 8 << 20;
-pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
-pub use edit::{add_service, EditError};
-pub use schema::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
 
 use crate::model::{Project, Service};
 use diagnostic::KeyPath;
