@@ -9,6 +9,7 @@ use rhai::{Engine, EvalAltResult};
 
 pub mod config;
 pub mod container;
+pub mod options;
 pub mod ports;
 pub mod process;
 pub mod supervisor;
