@@ -87,7 +87,7 @@ fn type_words(name: &str) -> String {
     match last {
         "Vec" | "array" | "Array" => "an array".into(),
         "BTreeMap" | "HashMap" | "map" | "Map" => "a map".into(),
-        "String" | "str" | "string" | "ImmutableString" => "a string".into(),
+        "String" | "str" | "string" | "ImmutableString" | "PathBuf" => "a string".into(),
         "bool" => "true or false".into(),
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64"
         | "u128" | "usize" => "an integer".into(),
