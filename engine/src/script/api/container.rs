@@ -194,7 +194,11 @@ fn image_command<'de, D: serde::Deserializer<'de>>(
 ) -> Result<Option<Program>, D::Error> {
     let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
     // No words: the image's own command, as `docker run IMAGE`.
-    if value.clone().try_cast::<Array>().is_some_and(|a| a.is_empty()) {
+    if value
+        .clone()
+        .try_cast::<Array>()
+        .is_some_and(|a| a.is_empty())
+    {
         return Ok(None);
     }
     super::process::program_from(&value)
@@ -358,8 +362,7 @@ fn run_container(reference: &str, options: Map) -> Result<i64, PullStopped> {
     }
     // The shim inherits the lease: killed, this process would drop it
     // while the container still runs its stop timeout.
-    let code =
-        locald_runtime::run_foreground_holding(&spec, &[std::os::fd::AsFd::as_fd(&lease)])?;
+    let code = locald_runtime::run_foreground_holding(&spec, &[std::os::fd::AsFd::as_fd(&lease)])?;
     Ok(i64::from(code))
 }
 

@@ -22,6 +22,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.build_type::<ProjectHandle>();
     engine.build_type::<ServiceHandle>();
     engine.build_type::<crate::program::Program>();
+    super::handles::register_runtime_types(engine);
     engine.register_global_module(exported_module!(project_api).into());
     engine.register_global_module(exported_module!(ports::ports_api).into());
     engine.register_global_module(exported_module!(process::process_api).into());

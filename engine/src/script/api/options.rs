@@ -67,13 +67,16 @@ pub fn read<T: DeserializeOwned>(primitive: &'static str, options: Map) -> Resul
 fn reason(error: Box<EvalAltResult>) -> String {
     match *error {
         EvalAltResult::ErrorMismatchOutputType(wanted, given, _) => {
-            format!("expected {}, not {}", type_words(&wanted), type_words(&given))
+            format!(
+                "expected {}, not {}",
+                type_words(&wanted),
+                type_words(&given)
+            )
         }
-        EvalAltResult::ErrorParsing(ParseErrorType::BadInput(LexError::ImproperSymbol(_, text)), _)
-            if !text.is_empty() =>
-        {
-            text
-        }
+        EvalAltResult::ErrorParsing(
+            ParseErrorType::BadInput(LexError::ImproperSymbol(_, text)),
+            _,
+        ) if !text.is_empty() => text,
         other => other.to_string(),
     }
 }
@@ -89,8 +92,8 @@ fn type_words(name: &str) -> String {
         "BTreeMap" | "HashMap" | "map" | "Map" => "a map".into(),
         "String" | "str" | "string" | "ImmutableString" | "PathBuf" => "a string".into(),
         "bool" => "true or false".into(),
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64"
-        | "u128" | "usize" => "an integer".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+        | "usize" => "an integer".into(),
         "f32" | "f64" => "a number".into(),
         "char" => "a character".into(),
         "()" => "()".into(),
@@ -254,7 +257,10 @@ mod tests {
             }
         );
         assert_eq!(example("#{}").unwrap(), Example::default());
-        assert_eq!(example(r#"#{ items: ["a", "b"] }"#).unwrap().items, ["a", "b"]);
+        assert_eq!(
+            example(r#"#{ items: ["a", "b"] }"#).unwrap().items,
+            ["a", "b"]
+        );
     }
 
     #[test]
@@ -274,7 +280,10 @@ mod tests {
             "example: option `flag`: expected true or false, not a string"
         );
         let error = example(r#"#{ name: ["x"] }"#).unwrap_err().to_string();
-        assert_eq!(error, "example: option `name`: expected a string, not an array");
+        assert_eq!(
+            error,
+            "example: option `name`: expected a string, not an array"
+        );
         let error = example("#{ items: 3 }").unwrap_err().to_string();
         assert!(
             error.starts_with("example: option `items`: ")
