@@ -15,6 +15,9 @@ pub mod process;
 pub mod supervisor;
 pub mod terminal;
 
+#[cfg(test)]
+mod tests;
+
 use super::handles::{ProjectHandle, ServiceHandle};
 
 /// Registers every primitive and the project types into `engine`.

@@ -109,6 +109,23 @@ impl Default for LogsOptions {
     }
 }
 
+/// The options of `logs`: `print_logs`'s, without `follow`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadLogsOptions {
+    /// Only this service's log; all services' merged by time when not given.
+    pub service: Option<String>,
+    /// How many lines from the end.
+    pub lines: usize,
+}
+
+impl Default for ReadLogsOptions {
+    fn default() -> Self {
+        let LogsOptions { service, lines, .. } = LogsOptions::default();
+        ReadLogsOptions { service, lines }
+    }
+}
+
 /// The options of `print_status`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -175,6 +192,25 @@ fn print_status(project: &ProjectHandle, options: Map) -> Result<(), SteerError>
     };
     crate::control::print_status(&statuses, json);
     Ok(())
+}
+
+/// `logs(project, options)`: array of `#{ service, stream, line }`.
+fn logs(project: &ProjectHandle, options: Map) -> Result<rhai::Array, SteerError> {
+    let ReadLogsOptions { service, lines } = options::read("logs", options)?;
+    if let Some(name) = &service {
+        project.service(name)?;
+    }
+    let lines = crate::control::read_logs(&project.0.state_dir(), service.as_deref(), lines)?;
+    Ok(lines
+        .into_iter()
+        .map(|line| {
+            let mut map = Map::new();
+            map.insert("service".into(), line.service.into());
+            map.insert("stream".into(), line.stream.as_str().into());
+            map.insert("line".into(), line.text.into());
+            Dynamic::from_map(map)
+        })
+        .collect())
 }
 
 /// `print_logs(project, options)`.
@@ -338,6 +374,28 @@ pub mod supervisor_api {
             Some(mut client) => client.down().map(|_| true).map_err(|e| fail(&ctx, e)),
             None => Ok(false),
         }
+    }
+
+    /// The last 100 lines of every service's log, merged by time, oldest
+    /// first: array of `#{ service, stream, line }` (`stream` is `"stdout"`,
+    /// `"stderr"` or `"locald"` for locald's own events about the service).
+    #[rhai_fn(return_raw, name = "logs")]
+    pub fn logs(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        logs_with(ctx, project, Map::new())
+    }
+
+    /// The last lines of the logs as data; options `#{ service, lines }` as
+    /// `print_logs` takes them.
+    #[rhai_fn(return_raw, name = "logs")]
+    pub fn logs_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        options: Map,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        super::logs(&project, options).map_err(|e| fail(&ctx, e))
     }
 
     /// Prints the last 100 lines of every service's log, interleaved.
