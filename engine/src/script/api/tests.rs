@@ -197,3 +197,27 @@ fn logs_returns_the_last_lines_as_data() {
         "logs: unknown option `follow` (known: service, lines)"
     );
 }
+
+#[test]
+fn confirm_without_a_person_gives_the_default() {
+    // Nobody answers where tests run (CI sets `CI`); at a terminal the
+    // question would wait for a person.
+    if super::terminal::interactive() {
+        return;
+    }
+    assert_eq!(value(r#"confirm("Go?")"#).as_bool(), Ok(false));
+    assert_eq!(
+        value(r#"confirm("Go?", #{ default_answer: true })"#).as_bool(),
+        Ok(true)
+    );
+    let (message, _) = failure(&mut Scope::new(), r#"confirm("Go?", true)"#);
+    assert!(
+        message.starts_with("Function not found: confirm"),
+        "{message}"
+    );
+    let (message, _) = failure(&mut Scope::new(), r#"confirm("Go?", #{ "default": true })"#);
+    assert_eq!(
+        message,
+        "confirm: unknown option `default` (known: default_answer)"
+    );
+}
