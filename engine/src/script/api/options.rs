@@ -57,15 +57,15 @@ pub fn read<T: DeserializeOwned>(primitive: &'static str, options: Map) -> Resul
         OptionsError::Invalid {
             primitive,
             option: e.path().to_string(),
-            reason: reason(e.into_inner()),
+            reason: reason(*e.into_inner()),
         }
     })
 }
 
 /// What rhai's deserializer said, without rhai's wrapping ("Syntax error",
 /// "Output type incorrect").
-fn reason(error: Box<EvalAltResult>) -> String {
-    match *error {
+fn reason(error: EvalAltResult) -> String {
+    match error {
         EvalAltResult::ErrorMismatchOutputType(wanted, given, _) => {
             format!(
                 "expected {}, not {}",
