@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use locald_image::{ImageStore, PullOptions, PullPolicy, StoredImage};
-use locald_runtime::{CapabilityError, ContainerSpec, SecurityOpt, SecurityOptError, VolumeMount};
+use locald_runtime::{CapabilityError, ContainerSpec, SecurityOpt, VolumeMount};
 use rhai::plugin::*;
 use rhai::{Array, Map};
 use serde::Deserialize;
@@ -212,12 +212,30 @@ fn some_program<'de, D: serde::Deserializer<'de>>(
     super::process::program_option(deserializer).map(Some)
 }
 
-/// The items of an option given as one value or an array of them.
-fn items(value: Dynamic) -> Array {
-    match value.clone().try_cast::<Array>() {
+/// The items of an option given as one value or an array of them, each a
+/// typed `T` as it is (what a service handle gives) or text that `parse`
+/// reads (what a person writes).
+fn typed_items<T: Clone + Send + Sync + 'static, E: std::fmt::Display>(
+    value: Dynamic,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, String> {
+    let items = match value.clone().try_cast::<Array>() {
         Some(items) => items,
         None => vec![value],
-    }
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if let Some(typed) = item.clone().try_cast::<T>() {
+                return Ok(typed);
+            }
+            match item.clone().try_cast::<ImmutableString>() {
+                Some(text) => parse(&text).map_err(|e| e.to_string()),
+                None => Err(format!("expected {what}, not {}", item.type_name())),
+            }
+        })
+        .collect()
 }
 
 /// `volumes`: `Volume` values (what `svc.volumes` gives) or
@@ -226,21 +244,12 @@ fn volumes<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<VolumeMount>, D::Error> {
     let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
-    items(value)
-        .into_iter()
-        .map(|item| {
-            if let Some(volume) = item.clone().try_cast::<VolumeMount>() {
-                return Ok(volume);
-            }
-            match item.clone().try_cast::<ImmutableString>() {
-                Some(text) => parse_volume(&text).map_err(serde::de::Error::custom),
-                None => Err(serde::de::Error::custom(format!(
-                    "expected a Volume or a \"HOST:CONTAINER[:ro]\" string, not {}",
-                    item.type_name()
-                ))),
-            }
-        })
-        .collect()
+    typed_items(
+        value,
+        "a Volume or a \"HOST:CONTAINER[:ro]\" string",
+        parse_volume,
+    )
+    .map_err(serde::de::Error::custom)
 }
 
 /// `security_opt`: `SecurityOpt` values (what `svc.security_opt` gives) or
@@ -251,22 +260,10 @@ fn security_opts<'de, D: serde::Deserializer<'de>>(
     let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
     let cwd = std::env::current_dir()
         .map_err(|e| serde::de::Error::custom(format!("cannot read the current directory: {e}")))?;
-    items(value)
-        .into_iter()
-        .map(|item| {
-            if let Some(option) = item.clone().try_cast::<SecurityOpt>() {
-                return Ok(option);
-            }
-            match item.clone().try_cast::<ImmutableString>() {
-                Some(text) => locald_runtime::parse_security_opt(&text, &cwd)
-                    .map_err(|e: SecurityOptError| serde::de::Error::custom(e)),
-                None => Err(serde::de::Error::custom(format!(
-                    "expected a security option string, not {}",
-                    item.type_name()
-                ))),
-            }
-        })
-        .collect()
+    typed_items(value, "a SecurityOpt or a security option string", |text| {
+        locald_runtime::parse_security_opt(text, &cwd)
+    })
+    .map_err(serde::de::Error::custom)
 }
 
 impl RunContainerOptions {
@@ -579,6 +576,12 @@ mod tests {
         assert_eq!(
             error,
             "run_container: option `volumes`: invalid volume `/tmp` (expected HOST:CONTAINER[:ro])"
+        );
+        let error = spec("#{ volumes: [3] }").unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `volumes`: expected a Volume or a \"HOST:CONTAINER[:ro]\" \
+             string, not i64"
         );
         let error = spec(r#"#{ volumes: ["/nonexistent/x:/x"] }"#).unwrap_err();
         assert_eq!(error, "volume source /nonexistent/x does not exist");
