@@ -96,6 +96,46 @@ fn merged_tail(state: &StateDir, services: &[String], count: usize) -> Vec<(Stri
     all.split_off(skip)
 }
 
+/// The project's state directory, checked before any log is read: never
+/// through a `.locald` (or `logs/`) someone else prepared.
+fn checked_state(state_dir: &Path) -> Result<StateDir, SupervisorError> {
+    let state = StateDir::new(state_dir);
+    if state.check()? && fs::symlink_metadata(state.logs_dir()).is_ok() {
+        state.check_logs()?;
+    }
+    Ok(state)
+}
+
+/// One line of a service's log, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    pub service: String,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// The last `lines` lines of one service's log (or all services', merged by
+/// time), oldest first: what [`print_logs`] prints, as data.
+pub fn read_logs(
+    state_dir: &Path,
+    service: Option<&str>,
+    lines: usize,
+) -> Result<Vec<StoredLine>, SupervisorError> {
+    let state = checked_state(state_dir)?;
+    let services = services_with_logs(&state, service);
+    Ok(merged_tail(&state, &services, lines)
+        .into_iter()
+        .filter_map(|(service, line)| {
+            let parsed = parse_line(&line)?;
+            Some(StoredLine {
+                stream: parsed.stream,
+                text: parsed.text.to_string(),
+                service,
+            })
+        })
+        .collect())
+}
+
 /// Print the last `lines` lines of one service's log (or all services'),
 /// then with `follow` keep printing new lines until interrupted.
 pub fn print_logs(
@@ -104,11 +144,7 @@ pub fn print_logs(
     lines: usize,
     follow: bool,
 ) -> Result<(), SupervisorError> {
-    let state = StateDir::new(state_dir);
-    // Not through a `.locald` (or `logs/`) someone else prepared.
-    if state.check()? && fs::symlink_metadata(state.logs_dir()).is_ok() {
-        state.check_logs()?;
-    }
+    let state = checked_state(state_dir)?;
     let mut services = services_with_logs(&state, service);
     let console = Console::for_stdout(&services);
     let mut out = Vec::new();
@@ -259,6 +295,17 @@ mod tests {
             .map(|(service, line)| (service.as_str(), parse_line(line).unwrap().text))
             .collect();
         assert_eq!(texts, vec![("b", "b2"), ("a", "exited")]);
+        let read = read_logs(dir.path(), None, 2).unwrap();
+        let read: Vec<(&str, Stream, &str)> = read
+            .iter()
+            .map(|l| (l.service.as_str(), l.stream, l.text.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![("b", Stream::Stderr, "b2"), ("a", Stream::Event, "exited")]
+        );
+        let read = read_logs(dir.path(), Some("a"), 5).unwrap();
+        assert_eq!(read.len(), 2);
         let console = Console::new(&services, false);
         let mut out = Vec::new();
         for (service, line) in &merged {

@@ -12,7 +12,7 @@ mod log_reader;
 mod status_table;
 
 pub use client::{answer_timeout, Client};
-pub use log_reader::print_logs;
+pub use log_reader::{print_logs, read_logs, StoredLine};
 pub use status_table::print_status;
 
 use crate::model::Project;

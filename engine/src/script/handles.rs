@@ -3,13 +3,21 @@
 //! loaded; the one thing resolved later, the ports services use right now
 //! (which may mean asking the running supervisor), is resolved once per
 //! loaded project and shared by all its handles.
+//!
+//! What a service declares reaches the primitives typed, as it was loaded:
+//! `svc.volumes` are `Volume` values and `svc.security_opt` `SecurityOpt`
+//! values, which `run_container` takes as they are (it also takes Docker's
+//! words, which it parses).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
+use locald_runtime::{SeccompChoice, Security, SecurityOpt, VolumeMount};
+use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, Map, TypeBuilder};
 
 use crate::model::{PortSpec, Project, Service};
+use crate::project::{EnvError, PortError};
+use crate::supervisor::SupervisorError;
 
 /// A loaded project, shared cheaply between script values.
 #[derive(Clone)]
@@ -40,7 +48,10 @@ impl ProjectHandle {
 }
 
 /// The ports of `project`'s services, resolved on first use only.
-fn ports_of<'a>(project: &Project, resolved: &'a OnceLock<Ports>) -> Fallible<&'a Ports> {
+fn ports_of<'a>(
+    project: &Project,
+    resolved: &'a OnceLock<Ports>,
+) -> Result<&'a Ports, ResolveError> {
     if let Some(ports) = resolved.get() {
         return Ok(ports);
     }
@@ -59,8 +70,35 @@ impl ServiceHandle {
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-fn error(message: String) -> Box<EvalAltResult> {
-    message.into()
+/// A service name that is not one of the project's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service `{name}`{}", known_services(known))]
+pub struct UnknownService {
+    pub name: String,
+    pub known: Vec<String>,
+}
+
+fn known_services(known: &[String]) -> String {
+    if known.is_empty() {
+        ": the project declares no services".to_string()
+    } else {
+        format!("; known services: {}", known.join(", "))
+    }
+}
+
+/// Why a service's port or environment could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+fn error(error: impl std::fmt::Display) -> Box<EvalAltResult> {
+    error.to_string().into()
 }
 
 fn strings(items: &[String]) -> Array {
@@ -69,19 +107,19 @@ fn strings(items: &[String]) -> Array {
 
 impl ProjectHandle {
     /// The service called `name`, or an error listing the known ones.
-    pub fn service(&self, name: &str) -> Fallible<ServiceHandle> {
+    pub fn service(&self, name: &str) -> Result<ServiceHandle, UnknownService> {
         if self.0.service(name).is_some() {
             return Ok(self.handle(name));
         }
-        let known = self.0.service_names();
-        Err(error(if known.is_empty() {
-            format!("unknown service `{name}`: the project declares no services")
-        } else {
-            format!(
-                "unknown service `{name}`; known services: {}",
-                known.join(", ")
-            )
-        }))
+        Err(UnknownService {
+            name: name.to_string(),
+            known: self
+                .0
+                .service_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        })
     }
 }
 
@@ -97,7 +135,9 @@ impl CustomType for ProjectHandle {
                     .map(|s| Dynamic::from(p.handle(&s.name)))
                     .collect()
             })
-            .with_fn("service", |p: &mut Self, name: &str| p.service(name))
+            .with_fn("service", |p: &mut Self, name: &str| {
+                p.service(name).map_err(error)
+            })
             .with_fn("to_string", |p: &mut Self| format!("Project({})", p.0.name));
     }
 }
@@ -122,17 +162,14 @@ impl CustomType for ServiceHandle {
             })
             .with_get("depends_on", |s: &mut Self| strings(&s.spec().depends_on))
             .with_get("volumes", |s: &mut Self| -> Array {
-                // The `HOST:CONTAINER[:ro]` form `container_run` takes.
                 s.spec()
                     .volumes
                     .iter()
-                    .map(|v| {
-                        let mode = if v.read_only { ":ro" } else { "" };
-                        Dynamic::from(format!("{}:{}{mode}", v.host.display(), v.container))
-                    })
+                    .cloned()
+                    .map(Dynamic::from)
                     .collect()
             })
-            // Capabilities and security options in the form `container_run` takes.
+            // Canonical capability names, which `run_container` takes.
             .with_get("cap_add", |s: &mut Self| {
                 strings(&s.spec().security.cap_add)
             })
@@ -140,19 +177,19 @@ impl CustomType for ServiceHandle {
                 strings(&s.spec().security.cap_drop)
             })
             .with_get("security_opt", |s: &mut Self| -> Array {
-                security_opt_words(&s.spec().security)
+                security_opts(&s.spec().security)
                     .into_iter()
                     .map(Dynamic::from)
                     .collect()
             })
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
-                let ports = ports_of(&s.project, &s.ports)?;
+                let ports = ports_of(&s.project, &s.ports).map_err(error)?;
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))
             })
             .with_get("env", |s: &mut Self| -> Fallible<Map> {
-                let ports = ports_of(&s.project, &s.ports)?;
-                let env = crate::project::service_env(&s.project, s.spec(), ports)
-                    .map_err(|e| error(e.to_string()))?;
+                let ports = ports_of(&s.project, &s.ports).map_err(error)?;
+                let env =
+                    crate::project::service_env(&s.project, s.spec(), ports).map_err(error)?;
                 Ok(env
                     .into_iter()
                     .map(|(k, v)| (k.into(), Dynamic::from(v)))
@@ -165,14 +202,12 @@ impl CustomType for ServiceHandle {
 /// The ports services use right now: the running supervisor's when one runs
 /// (so `run` talks to the same ports as `up`), otherwise the project's
 /// persisted assignment.
-fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
+fn current_ports(project: &Project) -> Result<BTreeMap<String, u16>, ResolveError> {
     let state_dir = project.state_dir();
-    let Some(mut client) =
-        crate::control::Client::connect(&state_dir).map_err(|e| error(e.to_string()))?
-    else {
-        return crate::project::ports::assign(project).map_err(|e| error(e.to_string()));
+    let Some(mut client) = crate::control::Client::connect(&state_dir)? else {
+        return Ok(crate::project::ports::assign(project)?);
     };
-    let statuses = client.status().map_err(|e| error(e.to_string()))?;
+    let statuses = client.status()?;
     let mut ports: BTreeMap<String, u16> = statuses
         .into_iter()
         .filter_map(|s| s.port.map(|p| (s.name, p)))
@@ -187,29 +222,61 @@ fn current_ports(project: &Project) -> Fallible<BTreeMap<String, u16>> {
         let port = match (service.port, recorded.get(&service.name)) {
             (PortSpec::Fixed(port), _) => port,
             (PortSpec::Auto, Some(port)) => *port,
-            (PortSpec::Auto, None) => {
-                crate::project::ports::free_port().map_err(|e| error(e.to_string()))?
-            }
+            (PortSpec::Auto, None) => crate::project::ports::free_port()?,
         };
         ports.insert(service.name.clone(), port);
     }
     Ok(ports)
 }
 
-/// `security` as `security_opt` words: only what differs from the default.
-fn security_opt_words(security: &locald_runtime::Security) -> Vec<String> {
-    let mut words = Vec::new();
-    match &security.seccomp {
-        locald_runtime::SeccompChoice::Default => {}
-        locald_runtime::SeccompChoice::Unconfined => words.push("seccomp=unconfined".to_string()),
-        locald_runtime::SeccompChoice::Profile(path) => {
-            words.push(format!("seccomp={}", path.display()))
-        }
+/// `security` as the security options that differ from the default.
+fn security_opts(security: &Security) -> Vec<SecurityOpt> {
+    let mut options = Vec::new();
+    if security.seccomp != SeccompChoice::Default {
+        options.push(SecurityOpt::Seccomp(security.seccomp.clone()));
     }
     if !security.no_new_privileges {
-        words.push("no-new-privileges=false".to_string());
+        options.push(SecurityOpt::NoNewPrivileges(false));
     }
-    words
+    options
+}
+
+/// Docker's word for a security option (`seccomp=unconfined`).
+fn security_opt_word(option: &SecurityOpt) -> String {
+    match option {
+        SecurityOpt::Seccomp(SeccompChoice::Default) => "seccomp=default".to_string(),
+        SecurityOpt::Seccomp(SeccompChoice::Unconfined) => "seccomp=unconfined".to_string(),
+        SecurityOpt::Seccomp(SeccompChoice::Profile(path)) => {
+            format!("seccomp={}", path.display())
+        }
+        SecurityOpt::NoNewPrivileges(on) => format!("no-new-privileges={on}"),
+    }
+}
+
+/// `HOST:CONTAINER[:ro]`, the form `locald.toml` and `-v` take.
+fn volume_text(volume: &VolumeMount) -> String {
+    let mode = if volume.read_only { ":ro" } else { "" };
+    format!("{}:{}{mode}", volume.host.display(), volume.container)
+}
+
+/// Registers `Volume` and `SecurityOpt`, the runtime's types that service
+/// handles give and `run_container` takes.
+pub fn register_runtime_types(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<VolumeMount>("Volume")
+        .register_get("host", |v: &mut VolumeMount| v.host.display().to_string())
+        .register_get("container", |v: &mut VolumeMount| v.container.clone())
+        .register_get("read_only", |v: &mut VolumeMount| v.read_only)
+        .register_fn("to_string", |v: &mut VolumeMount| volume_text(v))
+        .register_fn("to_debug", |v: &mut VolumeMount| {
+            format!("Volume({})", volume_text(v))
+        });
+    engine
+        .register_type_with_name::<SecurityOpt>("SecurityOpt")
+        .register_fn("to_string", |o: &mut SecurityOpt| security_opt_word(o))
+        .register_fn("to_debug", |o: &mut SecurityOpt| {
+            format!("SecurityOpt({})", security_opt_word(o))
+        });
 }
 
 #[cfg(test)]
@@ -273,6 +340,39 @@ mod tests {
     }
 
     #[test]
+    fn run_container_takes_the_service_typed() {
+        let (dir, project) = project_with(
+            "[services.db]\nimage = \"postgres:16\"\nvolumes = [\"./data:/data:ro\"]\n\
+             security_opt = [\"seccomp=unconfined\", \"no-new-privileges=false\"]\n",
+        );
+        let root = dir.path().canonicalize().unwrap();
+        let mut scope = Scope::new();
+        scope.push("p", project);
+        let options: Map = eval(
+            &mut scope,
+            r#"let db = p.service("db");
+               #{ volumes: db.volumes, security_opt: db.security_opt, cap_add: db.cap_add }"#,
+        );
+        let options: crate::script::api::container::RunContainerOptions =
+            crate::script::api::options::read("run_container", options).unwrap();
+        assert_eq!(
+            options.volumes,
+            [VolumeMount {
+                host: root.join("data"),
+                container: "/data".into(),
+                read_only: true,
+            }]
+        );
+        assert_eq!(
+            options.security_opt,
+            [
+                SecurityOpt::Seccomp(SeccompChoice::Unconfined),
+                SecurityOpt::NoNewPrivileges(false)
+            ]
+        );
+    }
+
+    #[test]
     fn getters_show_what_the_service_declares() {
         let (dir, project) = project_with(
             "[services.db]\nimage = \"postgres:16\"\nvolumes = [\"./data:/var/lib/data:ro\"]\n\
@@ -282,13 +382,22 @@ mod tests {
         let root = dir.path().canonicalize().unwrap();
         let mut scope = Scope::new();
         scope.push("p", project);
-        let volumes: Array = eval(&mut scope, r#"p.service("db").volumes"#);
-        assert_eq!(
-            volumes[0].to_string(),
-            format!("{}/data:/var/lib/data:ro", root.display())
+        let volume: String = eval(&mut scope, r#"p.service("db").volumes[0].to_string()"#);
+        assert_eq!(volume, format!("{}/data:/var/lib/data:ro", root.display()));
+        let volume: Array = eval(
+            &mut scope,
+            r#"let v = p.service("db").volumes[0]; [v.host, v.container, v.read_only]"#,
         );
-        let options: Array = eval(&mut scope, r#"p.service("db").security_opt"#);
-        assert_eq!(options[0].to_string(), "seccomp=unconfined");
+        assert_eq!(
+            volume[0].to_string(),
+            root.join("data").display().to_string()
+        );
+        assert_eq!(volume[1].to_string(), "/var/lib/data");
+        assert!(volume[2].as_bool().unwrap());
+        let option: String = eval(&mut scope, r#"`${p.service("db").security_opt[0]}`"#);
+        assert_eq!(option, "seccomp=unconfined");
+        let caps: Array = eval(&mut scope, r#"p.service("db").cap_add"#);
+        assert_eq!(caps[0].to_string(), "CAP_NET_RAW");
         assert!(eval::<bool>(&mut scope, r#"p.service("db").is_container"#));
         assert!(eval::<bool>(&mut scope, r#"p.service("web").image == ()"#));
         let workdir: String = eval(&mut scope, r#"p.service("web").workdir"#);

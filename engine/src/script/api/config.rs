@@ -1,15 +1,35 @@
 //! Configuration primitives: where the config is, what it compiles to, and
 //! adding a service to it (comments and formatting kept, written atomically).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
+use crate::config::{ConfigError, EditError};
+use crate::project::LoadError;
+
+/// Why a configuration primitive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigApiError {
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    #[error("`{key}`: cannot write a {type_name} into locald.toml")]
+    NotTomlValue { key: String, type_name: String },
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    #[error("no locald.toml in {} or any parent directory", .0.display())]
+    NoConfig(PathBuf),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
 /// The `locald.toml` that edits go to: the project's, or a new one in the
 /// current directory.
-pub fn config_file() -> std::io::Result<PathBuf> {
-    let cwd = std::env::current_dir()?;
+pub fn config_file() -> Result<PathBuf, ConfigApiError> {
+    let cwd = std::env::current_dir().map_err(ConfigApiError::CurrentDir)?;
     Ok(match crate::config::find_config(&cwd) {
         Some(files) => files.toml.unwrap_or_else(|| files.dir.join("locald.toml")),
         None => cwd.join("locald.toml"),
@@ -17,7 +37,7 @@ pub fn config_file() -> std::io::Result<PathBuf> {
 }
 
 /// Converts a script value into a TOML value for the config file.
-pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, String> {
+pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, ConfigApiError> {
     if let Some(s) = value.clone().try_cast::<ImmutableString>() {
         return Ok(toml_edit::Value::from(s.as_str()));
     }
@@ -41,10 +61,46 @@ pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, String
         }
         return Ok(toml_edit::Value::InlineTable(table));
     }
-    Err(format!(
-        "`{key}`: cannot write a {} into locald.toml",
-        value.type_name()
-    ))
+    Err(ConfigApiError::NotTomlValue {
+        key: key.to_string(),
+        type_name: value.type_name().to_string(),
+    })
+}
+
+/// `add_service(name, fields)`: the file written.
+fn add_service(name: &str, fields: &Map) -> Result<PathBuf, ConfigApiError> {
+    let path = config_file()?;
+    let mut values = Vec::with_capacity(fields.len());
+    for (key, value) in fields {
+        values.push((key.as_str(), toml_value(key, value)?));
+    }
+    // A Rhai map iterates alphabetically; write keys in the order people
+    // read a service: what runs first, then how it is wired.
+    values.sort_by_key(|(key, _)| field_rank(key));
+    crate::config::edit::add_service(&path, name, &values)?;
+    Ok(path)
+}
+
+/// The Rhai that the project's config compiles to: its `locald.toml`'s, or
+/// its `locald.rhai` as it is (a project written in Rhai is its own
+/// compiled form).
+fn compile_project_config() -> Result<String, ConfigApiError> {
+    let cwd = std::env::current_dir().map_err(ConfigApiError::CurrentDir)?;
+    let files = crate::config::find_config(&cwd).ok_or(ConfigApiError::NoConfig(cwd))?;
+    match (files.toml, files.rhai) {
+        (Some(toml), _) => compile_file(&toml),
+        (None, Some(rhai)) => Ok(crate::project::read_source(
+            &rhai,
+            &crate::sandbox::Limits::PROJECT,
+        )?),
+        (None, None) => Err(ConfigApiError::NoConfig(files.dir)),
+    }
+}
+
+/// The Rhai that the `locald.toml` at `path` compiles to.
+fn compile_file(path: &Path) -> Result<String, ConfigApiError> {
+    let source = crate::project::read_source(path, &crate::sandbox::Limits::PROJECT)?;
+    Ok(crate::config::compile_toml(path, &source)?)
 }
 
 /// Where a service key goes when locald writes a new service table; keys it
@@ -76,12 +132,14 @@ fn field_rank(key: &str) -> usize {
 pub mod config_api {
     use rhai::Map;
 
+    use crate::script::api::fail;
+
     /// Path of the `locald.toml` that `add_service` edits.
     #[rhai_fn(return_raw)]
     pub fn config_path(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
         super::config_file()
             .map(|p| p.display().to_string())
-            .map_err(|e| crate::script::api::fail(&ctx, e))
+            .map_err(|e| fail(&ctx, e))
     }
 
     /// Adds `[services.NAME]` with `fields` to `locald.toml`, keeping the
@@ -93,51 +151,23 @@ pub mod config_api {
         name: &str,
         fields: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        let fail = |e: String| crate::script::api::fail(&ctx, e);
-        let path = super::config_file().map_err(|e| fail(e.to_string()))?;
-        let mut values = Vec::with_capacity(fields.len());
-        for (key, value) in &fields {
-            values.push((key.as_str(), super::toml_value(key, value).map_err(fail)?));
-        }
-        // A Rhai map iterates alphabetically; write keys in the order people
-        // read a service: what runs first, then how it is wired.
-        values.sort_by_key(|(key, _)| super::field_rank(key));
-        crate::config::edit::add_service(&path, name, &values).map_err(|e| fail(e.to_string()))?;
-        Ok(path.display().to_string())
+        super::add_service(name, &fields)
+            .map(|path| path.display().to_string())
+            .map_err(|e| fail(&ctx, e))
     }
 
-    /// The Rhai script that a `locald.toml` compiles to. With `()`, the
-    /// current project's config.
-    #[rhai_fn(return_raw)]
-    pub fn compile_config(
+    /// The Rhai script that the current project's config compiles to.
+    #[rhai_fn(return_raw, name = "compile_config")]
+    pub fn compile_config(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        super::compile_project_config().map_err(|e| fail(&ctx, e))
+    }
+
+    /// The Rhai script that the `locald.toml` at `path` compiles to.
+    #[rhai_fn(return_raw, name = "compile_config")]
+    pub fn compile_config_file(
         ctx: NativeCallContext,
-        file: Dynamic,
+        path: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let fail = |e: String| crate::script::api::fail(&ctx, e);
-        let path = if file.is_unit() {
-            let cwd = std::env::current_dir().map_err(|e| fail(e.to_string()))?;
-            let files = crate::config::find_config(&cwd).ok_or_else(|| {
-                fail(format!(
-                    "no locald.toml in {} or any parent directory",
-                    cwd.display()
-                ))
-            })?;
-            match (files.toml, files.rhai) {
-                (Some(toml), _) => toml,
-                // A project written in Rhai is its own compiled form.
-                (None, Some(rhai)) => {
-                    return crate::project::read_source(&rhai, &crate::sandbox::Limits::PROJECT)
-                        .map_err(|e| fail(e.to_string()))
-                }
-                (None, None) => {
-                    return Err(fail(format!("no locald.toml in {}", files.dir.display())))
-                }
-            }
-        } else {
-            std::path::PathBuf::from(file.to_string())
-        };
-        let source = crate::project::read_source(&path, &crate::sandbox::Limits::PROJECT)
-            .map_err(|e| fail(e.to_string()))?;
-        crate::config::compile_toml(&path, &source).map_err(|e| fail(e.to_string()))
+        super::compile_file(std::path::Path::new(path)).map_err(|e| fail(&ctx, e))
     }
 }

@@ -1,16 +1,53 @@
 //! Container primitives: the image store (pull, list, remove, prune, import)
 //! and running a container in the foreground with the embedded runtime.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use locald_image::{ImageStore, PullOptions, PullPolicy, StoredImage};
-use locald_runtime::{ContainerSpec, VolumeMount};
+use locald_runtime::{CapabilityError, ContainerSpec, SecurityOpt, VolumeMount};
 use rhai::plugin::*;
 use rhai::{Array, Map};
+use serde::Deserialize;
+
+use super::options::{self, OptionsError};
+use crate::program::Program;
+
+/// Why a container primitive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    Image(#[from] locald_image::Error),
+    #[error("cannot start the async runtime: {0}")]
+    AsyncRuntime(std::io::Error),
+    #[error("volume source {} does not exist", .0.display())]
+    MissingVolumeSource(PathBuf),
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
+    #[error("importing a rootfs tarball needs a name")]
+    ImportNeedsName,
+    #[error("`rm: false` is not supported: a container is always removed when it ends")]
+    KeepNotSupported,
+    #[error(transparent)]
+    Runtime(#[from] locald_runtime::Error),
+}
+
+/// A volume given as text that is not `HOST:CONTAINER[:ro|rw]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("invalid volume `{0}` (expected HOST:CONTAINER[:ro])")]
+    Shape(String),
+    #[error("invalid volume `{0}`: the container path must be absolute")]
+    RelativeContainerPath(String),
+    #[error("invalid volume `{spec}`: {reason}")]
+    HostPath { spec: String, reason: String },
+}
 
 /// The store shared by every project of this user.
-pub fn store() -> Result<ImageStore, String> {
-    ImageStore::open_default().map_err(|e| e.to_string())
+pub fn store() -> Result<ImageStore, ContainerError> {
+    Ok(ImageStore::open_default()?)
 }
 
 /// Why a primitive's pull gave no result.
@@ -18,7 +55,13 @@ pub fn store() -> Result<ImageStore, String> {
 pub enum PullStopped {
     /// Ctrl-C or SIGTERM: the pull was dropped and cleaned up after itself.
     Interrupted,
-    Failed(String),
+    Failed(ContainerError),
+}
+
+impl<E: Into<ContainerError>> From<E> for PullStopped {
+    fn from(error: E) -> Self {
+        PullStopped::Failed(error.into())
+    }
 }
 
 impl PullStopped {
@@ -30,7 +73,7 @@ impl PullStopped {
                 crate::sandbox::INTERRUPTED.into(),
                 ctx.call_position(),
             )),
-            PullStopped::Failed(message) => crate::script::api::fail(ctx, message),
+            PullStopped::Failed(error) => crate::script::api::fail(ctx, error),
         }
     }
 }
@@ -43,7 +86,7 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, PullStopped>
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| PullStopped::Failed(format!("cannot start the async runtime: {e}")))?;
+        .map_err(ContainerError::AsyncRuntime)?;
     runtime.block_on(async {
         tokio::select! {
             biased;
@@ -60,64 +103,35 @@ pub fn pull_options() -> PullOptions {
     }
 }
 
-pub fn policy(value: &str) -> Result<PullPolicy, String> {
-    match value {
-        "always" => Ok(PullPolicy::Always),
-        "missing" => Ok(PullPolicy::Missing),
-        "never" => Ok(PullPolicy::Never),
-        other => Err(format!(
-            "unknown pull policy `{other}` (known: always, missing, never)"
-        )),
-    }
-}
-
 /// The image, from the store or pulled according to `policy`.
 pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, PullStopped> {
-    let store = store().map_err(PullStopped::Failed)?;
+    let store = store()?;
     // A stored image needs no async runtime (nor anything of the registry client): look it up
     // directly, as every `container run` of a pulled image does.
     if policy != PullPolicy::Always {
-        if let Some(image) = store
-            .resolve(reference)
-            .map_err(|e| PullStopped::Failed(e.to_string()))?
-        {
+        if let Some(image) = store.resolve(reference)? {
             return Ok(image);
         }
     }
-    block_on(store.ensure(reference, policy, &pull_options()))?
-        .map_err(|e| PullStopped::Failed(e.to_string()))
-}
-
-/// The argv of option `what`: a shell line, an array of words or a `Program`.
-fn argv(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
-    super::process::program_from(value)
-        .map(|program| program.argv())
-        .map_err(|e| format!("`{what}`: {e}"))
+    Ok(block_on(store.ensure(reference, policy, &pull_options()))??)
 }
 
 /// `HOST:CONTAINER[:ro|rw]`, HOST relative to the current directory.
-pub fn volume(spec: &str) -> Result<VolumeMount, String> {
+pub fn parse_volume(spec: &str) -> Result<VolumeMount, VolumeError> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (host, container, read_only) = match parts.as_slice() {
         [host, container] => (*host, *container, false),
         [host, container, "ro"] => (*host, *container, true),
         [host, container, "rw"] => (*host, *container, false),
-        _ => {
-            return Err(format!(
-                "invalid volume `{spec}` (expected HOST:CONTAINER[:ro])"
-            ))
-        }
+        _ => return Err(VolumeError::Shape(spec.to_string())),
     };
     if !container.starts_with('/') {
-        return Err(format!(
-            "invalid volume `{spec}`: the container path must be absolute"
-        ));
+        return Err(VolumeError::RelativeContainerPath(spec.to_string()));
     }
-    let host = std::path::absolute(PathBuf::from(host))
-        .map_err(|e| format!("invalid volume `{spec}`: {e}"))?;
-    if !host.exists() {
-        return Err(format!("volume source {} does not exist", host.display()));
-    }
+    let host = std::path::absolute(PathBuf::from(host)).map_err(|e| VolumeError::HostPath {
+        spec: spec.to_string(),
+        reason: e.to_string(),
+    })?;
     Ok(VolumeMount {
         host,
         container: container.to_string(),
@@ -125,95 +139,173 @@ pub fn volume(spec: &str) -> Result<VolumeMount, String> {
     })
 }
 
-/// The strings of option `what`: an array of strings, or one string.
-fn string_list(value: &Dynamic, what: &str) -> Result<Vec<String>, String> {
-    if let Some(one) = value.clone().try_cast::<ImmutableString>() {
-        return Ok(vec![one.to_string()]);
+/// `pull`: when to fetch the image.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Pull {
+    Always,
+    #[default]
+    Missing,
+    Never,
+}
+
+impl From<Pull> for PullPolicy {
+    fn from(pull: Pull) -> Self {
+        match pull {
+            Pull::Always => PullPolicy::Always,
+            Pull::Missing => PullPolicy::Missing,
+            Pull::Never => PullPolicy::Never,
+        }
     }
-    value
+}
+
+/// The options of `run_container`, Docker's `run` flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunContainerOptions {
+    /// Replaces the image's command; no words (`[]`) keeps it.
+    #[serde(deserialize_with = "image_command")]
+    pub command: Option<Program>,
+    #[serde(deserialize_with = "some_program")]
+    pub entrypoint: Option<Program>,
+    #[serde(deserialize_with = "options::env_map")]
+    pub env: BTreeMap<String, String>,
+    #[serde(deserialize_with = "volumes")]
+    pub volumes: Vec<VolumeMount>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub pull: Pull,
+    #[serde(deserialize_with = "options::one_or_many")]
+    pub cap_add: Vec<String>,
+    #[serde(deserialize_with = "options::one_or_many")]
+    pub cap_drop: Vec<String>,
+    #[serde(deserialize_with = "security_opts")]
+    pub security_opt: Vec<SecurityOpt>,
+    /// Containers run from a fresh overlay and are always removed; `rm:
+    /// true` is accepted for Docker users' muscle memory, `rm: false` refused.
+    pub rm: Option<bool>,
+}
+
+fn image_command<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Program>, D::Error> {
+    let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
+    // No words: the image's own command, as `docker run IMAGE`.
+    if value
         .clone()
         .try_cast::<Array>()
-        .map(|items| items.iter().map(|item| item.to_string()).collect())
-        .ok_or_else(|| format!("`{what}` must be an array of strings"))
+        .is_some_and(|a| a.is_empty())
+    {
+        return Ok(None);
+    }
+    super::process::program_from(&value)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
-/// Applies `security_opt` items; a seccomp profile path is taken from the current directory.
-fn security_opts(spec: &mut ContainerSpec, value: &Dynamic) -> Result<(), String> {
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    for item in string_list(value, "security_opt")? {
-        let option = locald_runtime::parse_security_opt(&item, &cwd).map_err(|e| e.to_string())?;
-        spec.security.apply(option);
-    }
-    Ok(())
+fn some_program<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Program>, D::Error> {
+    super::process::program_option(deserializer).map(Some)
 }
 
-/// Builds the container from `image` and the options of `container_run`.
-pub fn container_spec(image: StoredImage, options: &Map) -> Result<ContainerSpec, String> {
-    let mut spec = ContainerSpec::new(container_id(), image);
-    for (key, value) in options {
-        if value.is_unit() {
-            continue;
+/// The items of an option given as one value or an array of them, each a
+/// typed `T` as it is (what a service handle gives) or text that `parse`
+/// reads (what a person writes).
+fn typed_items<T: Clone + Send + Sync + 'static, E: std::fmt::Display>(
+    value: Dynamic,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, String> {
+    let items = match value.clone().try_cast::<Array>() {
+        Some(items) => items,
+        None => vec![value],
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if let Some(typed) = item.clone().try_cast::<T>() {
+                return Ok(typed);
+            }
+            match item.clone().try_cast::<ImmutableString>() {
+                Some(text) => parse(&text).map_err(|e| e.to_string()),
+                None => Err(format!("expected {what}, not {}", item.type_name())),
+            }
+        })
+        .collect()
+}
+
+/// `volumes`: `Volume` values (what `svc.volumes` gives) or
+/// `"HOST:CONTAINER[:ro]"` strings.
+fn volumes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<VolumeMount>, D::Error> {
+    let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
+    typed_items(
+        value,
+        "a Volume or a \"HOST:CONTAINER[:ro]\" string",
+        parse_volume,
+    )
+    .map_err(serde::de::Error::custom)
+}
+
+/// `security_opt`: `SecurityOpt` values (what `svc.security_opt` gives) or
+/// Docker's words; a seccomp profile path is taken from the current directory.
+fn security_opts<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecurityOpt>, D::Error> {
+    let value = <Dynamic as Deserialize>::deserialize(deserializer)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| serde::de::Error::custom(format!("cannot read the current directory: {e}")))?;
+    typed_items(value, "a SecurityOpt or a security option string", |text| {
+        locald_runtime::parse_security_opt(text, &cwd)
+    })
+    .map_err(serde::de::Error::custom)
+}
+
+impl RunContainerOptions {
+    /// The container of `image` these options describe.
+    pub fn container_spec(self, image: StoredImage) -> Result<ContainerSpec, ContainerError> {
+        if self.rm == Some(false) {
+            return Err(ContainerError::KeepNotSupported);
         }
-        match key.as_str() {
-            "command" => {
-                // No words: the image's own command, as `docker run IMAGE`.
-                let empty = value
-                    .clone()
-                    .try_cast::<Array>()
-                    .is_some_and(|a| a.is_empty());
-                if !empty {
-                    spec.command = Some(argv(value, "command")?);
-                }
-            }
-            "entrypoint" => spec.entrypoint = Some(argv(value, "entrypoint")?),
-            "env" => {
-                let env = value
-                    .clone()
-                    .try_cast::<Map>()
-                    .ok_or("`env` must be a map of strings")?;
-                spec.env = env
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-            }
-            "volumes" => {
-                let items = value
-                    .clone()
-                    .try_cast::<Array>()
-                    .ok_or("`volumes` must be an array of HOST:CONTAINER[:ro]")?;
-                spec.volumes = items
-                    .iter()
-                    .map(|v| volume(&v.to_string()))
-                    .collect::<Result<_, _>>()?;
-            }
-            "cap_add" => {
-                for name in string_list(value, "cap_add")? {
-                    spec.security.add_cap(&name).map_err(|e| e.to_string())?;
-                }
-            }
-            "cap_drop" => {
-                for name in string_list(value, "cap_drop")? {
-                    spec.security.drop_cap(&name).map_err(|e| e.to_string())?;
-                }
-            }
-            "security_opt" => security_opts(&mut spec, value)?,
-            "workdir" => spec.workdir = Some(value.to_string()),
-            "user" => spec.user = Some(value.to_string()),
-            "hostname" => spec.hostname = Some(value.to_string()),
-            "tty" => spec.tty = value.as_bool().map_err(|_| "`tty` must be true or false")?,
-            "interactive" => {
-                spec.interactive = value
-                    .as_bool()
-                    .map_err(|_| "`interactive` must be true or false")?
-            }
-            // Containers run from a fresh overlay and are always removed;
-            // `rm` is accepted for Docker users' muscle memory.
-            "rm" | "pull" => {}
-            other => return Err(format!("unknown option `{other}`")),
+        // Checked now: a missing source would otherwise fail deep in the
+        // runtime, as an error about mounts.
+        if let Some(missing) = self.volumes.iter().find(|v| !v.host.exists()) {
+            return Err(ContainerError::MissingVolumeSource(missing.host.clone()));
         }
+        let mut spec = ContainerSpec::new(container_id(), image);
+        spec.command = self.command.map(|p| p.argv());
+        spec.entrypoint = self.entrypoint.map(|p| p.argv());
+        spec.env = self.env.into_iter().collect();
+        spec.volumes = self.volumes;
+        spec.workdir = self.workdir;
+        spec.user = self.user;
+        spec.hostname = self.hostname;
+        spec.interactive = self.interactive;
+        spec.tty = self.tty;
+        for name in &self.cap_add {
+            spec.security.add_cap(name)?;
+        }
+        for name in &self.cap_drop {
+            spec.security.drop_cap(name)?;
+        }
+        for option in self.security_opt {
+            spec.security.apply(option);
+        }
+        Ok(spec)
     }
-    Ok(spec)
+}
+
+/// The options of `import_image`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportOptions {
+    /// The reference to store it as (required for a rootfs tarball).
+    pub name: Option<String>,
 }
 
 fn container_id() -> String {
@@ -229,6 +321,46 @@ fn image_map(image: &StoredImage) -> Map {
     map.insert("reference".into(), image.reference.clone().into());
     map.insert("digest".into(), image.manifest_digest.clone().into());
     map
+}
+
+/// `import_image(path, options)`.
+fn import_image(path: &Path, options: Map) -> Result<Map, ContainerError> {
+    let ImportOptions { name } = options::read("import_image", options)?;
+    let store = store()?;
+    let image = if path.is_dir() {
+        store.import_oci_layout(path, name.as_deref())?
+    } else {
+        let name = name.ok_or(ContainerError::ImportNeedsName)?;
+        store.import_rootfs_tar(path, &name)?
+    };
+    Ok(image_map(&image))
+}
+
+/// `run_container(image, options)`.
+fn run_container(reference: &str, options: Map) -> Result<i64, PullStopped> {
+    let options: RunContainerOptions = options::read("run_container", options)?;
+    let image = ensure_image(reference, options.pull.into())?;
+    let reference = image.reference.clone();
+    let spec = options.container_spec(image)?;
+    // Held until the container has exited: `image rm`/`prune` leave its
+    // rootfs alone meanwhile (see locald_image's leases).
+    let lease = store()?.lease(
+        &spec.image,
+        &format!(
+            "container {} (`locald container run {reference}`, pid {})",
+            spec.id,
+            std::process::id()
+        ),
+    )?;
+    // A Ctrl-C between the pull and here must not start the container:
+    // once it runs, the terminal's signals are the shim's to forward.
+    if crate::sandbox::interrupt::take() {
+        return Err(PullStopped::Interrupted);
+    }
+    // The shim inherits the lease: killed, this process would drop it
+    // while the container still runs its stop timeout.
+    let code = locald_runtime::run_foreground_holding(&spec, &[std::os::fd::AsFd::as_fd(&lease)])?;
+    Ok(i64::from(code))
 }
 
 #[export_module]
@@ -276,76 +408,44 @@ pub mod container_api {
         rhai::serde::to_dynamic(&report).map_err(|e| fail(&ctx, e))
     }
 
-    /// Imports an OCI layout directory, or a rootfs tarball, as `name`.
-    #[rhai_fn(return_raw)]
-    pub fn import_image(
+    /// Imports an OCI layout directory under the name its layout gives.
+    #[rhai_fn(return_raw, name = "import_image")]
+    pub fn import_image(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
+        import_image_with(ctx, path, Map::new())
+    }
+
+    /// Imports an OCI layout directory, or a rootfs tarball; options
+    /// `#{ name }` (required for a tarball).
+    #[rhai_fn(return_raw, name = "import_image")]
+    pub fn import_image_with(
         ctx: NativeCallContext,
         path: &str,
-        name: Dynamic,
+        options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let store = super::store().map_err(|e| fail(&ctx, e))?;
-        let path = std::path::Path::new(path);
-        let name = if name.is_unit() {
-            None
-        } else {
-            Some(name.to_string())
-        };
-        let image = if path.is_dir() {
-            store.import_oci_layout(path, name.as_deref())
-        } else {
-            let name = name.ok_or_else(|| fail(&ctx, "importing a rootfs tarball needs a name"))?;
-            store.import_rootfs_tar(path, &name)
-        }
-        .map_err(|e| fail(&ctx, e))?;
-        Ok(super::image_map(&image))
+        super::import_image(std::path::Path::new(path), options).map_err(|e| fail(&ctx, e))
+    }
+
+    /// Runs a container of `image` with its own command in the foreground
+    /// and returns its exit code.
+    #[rhai_fn(return_raw, name = "run_container")]
+    pub fn run_container(ctx: NativeCallContext, image: &str) -> Result<i64, Box<EvalAltResult>> {
+        run_container_with(ctx, image, Map::new())
     }
 
     /// Runs a container in the foreground and returns its exit code. Options:
-    /// `command` (array or shell line), `entrypoint`, `env` (map), `volumes`
-    /// (array of `HOST:CONTAINER[:ro]`), `workdir`, `user`, `interactive`,
-    /// `tty`, `pull` (`"always"`, `"missing"` (default), `"never"`),
-    /// `cap_add` / `cap_drop` (arrays of capability names or `"ALL"`),
-    /// `security_opt` (array of `"seccomp=unconfined"`, `"seccomp=FILE"`,
-    /// `"no-new-privileges=false"`).
-    #[rhai_fn(return_raw)]
-    pub fn container_run(
+    /// `command` (array, shell line or `Program`), `entrypoint`, `env` (map),
+    /// `volumes` (array of `Volume`s or `HOST:CONTAINER[:ro]`), `workdir`,
+    /// `user`, `hostname`, `interactive`, `tty`, `pull` (`"always"`,
+    /// `"missing"` (default), `"never"`), `cap_add` / `cap_drop` (capability
+    /// names or `"ALL"`), `security_opt` (`"seccomp=unconfined"`,
+    /// `"seccomp=FILE"`, `"no-new-privileges=false"`), `rm`.
+    #[rhai_fn(return_raw, name = "run_container")]
+    pub fn run_container_with(
         ctx: NativeCallContext,
         image: &str,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let policy = match options.get("pull") {
-            Some(p) if !p.is_unit() => super::policy(&p.to_string()).map_err(|e| fail(&ctx, e))?,
-            _ => locald_image::PullPolicy::Missing,
-        };
-        let image = super::ensure_image(image, policy).map_err(|e| e.into_eval(&ctx))?;
-        let reference = image.reference.clone();
-        let spec = super::container_spec(image, &options).map_err(|e| fail(&ctx, e))?;
-        // Held until the container has exited: `image rm`/`prune` leave its
-        // rootfs alone meanwhile (see locald_image's leases).
-        let lease = super::store()
-            .and_then(|store| {
-                store
-                    .lease(
-                        &spec.image,
-                        &format!(
-                            "container {} (`locald container run {reference}`, pid {})",
-                            spec.id,
-                            std::process::id()
-                        ),
-                    )
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| fail(&ctx, e))?;
-        // A Ctrl-C between the pull and here must not start the container:
-        // once it runs, the terminal's signals are the shim's to forward.
-        if crate::sandbox::interrupt::take() {
-            return Err(PullStopped::Interrupted.into_eval(&ctx));
-        }
-        // The shim inherits the lease: killed, this process would drop it
-        // while the container still runs its stop timeout.
-        locald_runtime::run_foreground_holding(&spec, &[std::os::fd::AsFd::as_fd(&lease)])
-            .map(i64::from)
-            .map_err(|e| fail(&ctx, e))
+        super::run_container(image, options).map_err(|e| e.into_eval(&ctx))
     }
 }
 
@@ -371,34 +471,33 @@ mod tests {
         }
     }
 
-    fn options(source: &str) -> Map {
-        rhai::Engine::new().eval(source).unwrap()
+    fn options(source: &str) -> Result<RunContainerOptions, OptionsError> {
+        options::read("run_container", rhai::Engine::new().eval(source).unwrap())
+    }
+
+    fn spec(source: &str) -> Result<ContainerSpec, String> {
+        options(source)
+            .map_err(|e| e.to_string())?
+            .container_spec(image())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn confinement_options_reach_the_container() {
-        let spec = container_spec(image(), &options("#{}")).unwrap();
-        assert_eq!(spec.security, locald_runtime::Security::default());
+        let spec_of = |source| spec(source).unwrap();
+        assert_eq!(spec_of("#{}").security, locald_runtime::Security::default());
 
-        let spec = container_spec(
-            image(),
-            &options(
-                r#"#{ cap_add: ["net_raw"], cap_drop: "ALL",
-                      security_opt: ["seccomp=unconfined", "no-new-privileges=false"] }"#,
-            ),
-        )
-        .unwrap();
+        let spec = spec_of(
+            r#"#{ cap_add: ["net_raw"], cap_drop: "ALL",
+                  security_opt: ["seccomp=unconfined", "no-new-privileges=false"] }"#,
+        );
         assert_eq!(spec.security.cap_add, ["CAP_NET_RAW"]);
         assert_eq!(spec.security.cap_drop, ["ALL"]);
         assert_eq!(spec.security.seccomp, SeccompChoice::Unconfined);
         assert!(!spec.security.no_new_privileges);
 
         // A profile path is taken from the current directory.
-        let spec = container_spec(
-            image(),
-            &options(r#"#{ security_opt: ["seccomp=p.json"] }"#),
-        )
-        .unwrap();
+        let spec = spec_of(r#"#{ security_opt: "seccomp=p.json" }"#);
         assert_eq!(
             spec.security.seccomp,
             SeccompChoice::Profile(std::env::current_dir().unwrap().join("p.json"))
@@ -407,15 +506,92 @@ mod tests {
 
     #[test]
     fn bad_confinement_options_are_named() {
-        let error = container_spec(image(), &options(r#"#{ cap_add: ["FLY"] }"#)).unwrap_err();
+        let error = spec(r#"#{ cap_add: ["FLY"] }"#).unwrap_err();
         assert!(error.contains("unknown capability `FLY`"), "{error}");
-        let error =
-            container_spec(image(), &options(r#"#{ security_opt: ["label=x"] }"#)).unwrap_err();
+        let error = spec(r#"#{ security_opt: ["label=x"] }"#).unwrap_err();
         assert!(
-            error.contains("unsupported security option `label=x`"),
+            error.starts_with("run_container: option `security_opt`: ")
+                && error.contains("unsupported security option `label=x`"),
             "{error}"
         );
-        let error = container_spec(image(), &options("#{ cap_drop: 3 }")).unwrap_err();
-        assert_eq!(error, "`cap_drop` must be an array of strings");
+        let error = spec("#{ cap_drop: 3 }").unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `cap_drop`: a string or an array of strings"
+        );
+    }
+
+    #[test]
+    fn every_option_reaches_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().display();
+        let spec = spec(&format!(
+            r#"#{{ command: "echo $X", entrypoint: ["/init"], env: #{{ X: 1 }},
+                  volumes: ["{host}:/data:ro"], workdir: "/w", user: "1000",
+                  hostname: "web", interactive: true, tty: false, pull: "never", rm: true }}"#
+        ))
+        .unwrap();
+        assert_eq!(spec.command.unwrap(), ["sh", "-c", "echo $X"]);
+        assert_eq!(spec.entrypoint.unwrap(), ["/init"]);
+        assert_eq!(spec.env, [("X".to_string(), "1".to_string())]);
+        assert_eq!(
+            spec.volumes,
+            [VolumeMount {
+                host: dir.path().to_path_buf(),
+                container: "/data".into(),
+                read_only: true,
+            }]
+        );
+        assert_eq!(spec.workdir.as_deref(), Some("/w"));
+        assert_eq!(spec.user.as_deref(), Some("1000"));
+        assert_eq!(spec.hostname.as_deref(), Some("web"));
+        assert!(spec.interactive && !spec.tty);
+
+        // No words keep the image's command; `()` is not given.
+        let spec = self::spec("#{ command: [], workdir: (), user: () }").unwrap();
+        assert_eq!(spec.command, None);
+        assert_eq!(spec.workdir, None);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let error = spec(r#"#{ comand: "ls" }"#).unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: unknown option `comand` (known: command, entrypoint, env, volumes, \
+             workdir, user, hostname, interactive, tty, pull, cap_add, cap_drop, security_opt, rm)"
+        );
+        let error = spec(r#"#{ tty: "yes" }"#).unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `tty`: expected true or false, not a string"
+        );
+        let error = spec(r#"#{ pull: "sometimes" }"#).unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `pull`: unknown variant `sometimes`, expected one of \
+             `always`, `missing`, `never`"
+        );
+        let error = spec(r#"#{ volumes: ["/tmp"] }"#).unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `volumes`: invalid volume `/tmp` (expected HOST:CONTAINER[:ro])"
+        );
+        let error = spec("#{ volumes: [3] }").unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `volumes`: expected a Volume or a \"HOST:CONTAINER[:ro]\" \
+             string, not i64"
+        );
+        let error = spec(r#"#{ volumes: ["/nonexistent/x:/x"] }"#).unwrap_err();
+        assert_eq!(error, "volume source /nonexistent/x does not exist");
+        let error = spec("#{ command: 3 }").unwrap_err();
+        assert_eq!(
+            error,
+            "run_container: option `command`: a command is a string, an array of strings or \
+             a Program, not i64"
+        );
+        let error = spec("#{ rm: false }").unwrap_err();
+        assert!(error.contains("always removed"), "{error}");
     }
 }

@@ -9,10 +9,14 @@ use rhai::{Engine, EvalAltResult};
 
 pub mod config;
 pub mod container;
+pub mod options;
 pub mod ports;
 pub mod process;
 pub mod supervisor;
 pub mod terminal;
+
+#[cfg(test)]
+mod tests;
 
 use super::handles::{ProjectHandle, ServiceHandle};
 
@@ -21,6 +25,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.build_type::<ProjectHandle>();
     engine.build_type::<ServiceHandle>();
     engine.build_type::<crate::program::Program>();
+    super::handles::register_runtime_types(engine);
     engine.register_global_module(exported_module!(project_api).into());
     engine.register_global_module(exported_module!(ports::ports_api).into());
     engine.register_global_module(exported_module!(process::process_api).into());

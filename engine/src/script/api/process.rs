@@ -2,20 +2,50 @@
 //! SIGHUP forwarded, the exit status returned (128+N when killed by signal N).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 
 use locald_shim_protocol::exit::exit_code;
 
 use rhai::plugin::*;
-use rhai::{Array, Map};
+use rhai::Array;
+use serde::Deserialize;
 
-use crate::program::Program;
+use super::options::{self, OptionsError};
+use crate::program::{EmptyProgram, Program};
 use crate::sandbox::interrupt::ForegroundChild;
+
+/// Why a command could not be run (or waited for).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("a command is a string, an array of strings or a Program, not {type_name}")]
+    NotACommand { type_name: String },
+    #[error(transparent)]
+    Empty(#[from] EmptyProgram),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    // spawn(2) reports a missing working directory as ENOENT, which would
+    // read as "command not found".
+    #[error("working directory {} does not exist (or is not a directory)", .0.display())]
+    MissingWorkdir(PathBuf),
+    #[error("command not found: {program}")]
+    NotFound { program: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("waiting for {program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+}
 
 /// How a script gives a command: a `Program` (what the CLI passes as
 /// `args.command`), a string (a shell line, run by `sh -c`), or an array of
 /// words (an argv, run as it is).
-pub fn program_from(value: &Dynamic) -> Result<Program, String> {
+pub fn program_from(value: &Dynamic) -> Result<Program, ProcessError> {
     if let Some(program) = value.clone().try_cast::<Program>() {
         return Ok(program);
     }
@@ -23,59 +53,65 @@ pub fn program_from(value: &Dynamic) -> Result<Program, String> {
         return Ok(Program::Shell(line.to_string()));
     }
     let Some(items) = value.clone().try_cast::<Array>() else {
-        return Err(format!(
-            "a command is a string, an array of strings or a Program, not {}",
-            value.type_name()
-        ));
+        return Err(ProcessError::NotACommand {
+            type_name: value.type_name().to_string(),
+        });
     };
-    Program::exec(items.iter().map(|word| word.to_string()).collect()).map_err(|e| e.to_string())
+    Ok(Program::exec(
+        items.iter().map(|word| word.to_string()).collect(),
+    )?)
 }
 
-/// Options of `run_command`: `env` (a map added to the environment), `cwd`.
-pub fn apply_options(cmd: &mut Command, options: &Map) -> Result<(), String> {
-    for (key, value) in options {
-        match key.as_str() {
-            "env" => {
-                let env = value
-                    .clone()
-                    .try_cast::<Map>()
-                    .ok_or("`env` must be a map of strings")?;
-                let env: BTreeMap<String, String> = env
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                cmd.envs(env);
-            }
-            "cwd" => {
-                cmd.current_dir(value.to_string());
-            }
-            other => return Err(format!("unknown option `{other}` (known: env, cwd)")),
+/// A command option (`command`, `entrypoint`): a shell line, an array of
+/// words or a `Program`, taken as the script value it is.
+pub fn program_option<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Program, D::Error> {
+    let value = <Dynamic as serde::Deserialize>::deserialize(deserializer)?;
+    program_from(&value).map_err(serde::de::Error::custom)
+}
+
+/// The options of `run_command`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunCommandOptions {
+    /// Added to the environment.
+    #[serde(deserialize_with = "options::env_map")]
+    pub env: BTreeMap<String, String>,
+    /// The working directory; the current one when not given.
+    pub cwd: Option<PathBuf>,
+}
+
+impl RunCommandOptions {
+    fn apply(self, cmd: &mut Command) {
+        cmd.envs(self.env);
+        if let Some(dir) = self.cwd {
+            cmd.current_dir(dir);
         }
     }
-    Ok(())
 }
 
 /// Runs `cmd` attached to the terminal and returns its exit code.
-pub fn run_foreground(mut cmd: Command) -> Result<i64, String> {
+pub fn run_foreground(mut cmd: Command) -> Result<i64, ProcessError> {
     let program = format!("{:?}", cmd.get_program());
-    // spawn(2) reports a missing working directory as ENOENT, which would read
-    // as "command not found".
     if let Some(dir) = cmd.get_current_dir() {
         if !dir.is_dir() {
-            return Err(format!(
-                "working directory {} does not exist (or is not a directory)",
-                dir.display()
-            ));
+            return Err(ProcessError::MissingWorkdir(dir.to_path_buf()));
         }
     }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("command not found: {program}"),
-        _ => format!("cannot run {program}: {e}"),
+    let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => ProcessError::NotFound {
+            program: program.clone(),
+        },
+        _ => ProcessError::Spawn {
+            program: program.clone(),
+            source,
+        },
     })?;
     let _foreground = ForegroundChild::enter(child.id());
     let status = child
         .wait()
-        .map_err(|e| format!("waiting for {program}: {e}"))?;
+        .map_err(|source| ProcessError::Wait { program, source })?;
     Ok(i64::from(exit_code(status)))
 }
 
@@ -102,24 +138,27 @@ pub mod process_api {
     use rhai::{Array, Map};
 
     use crate::program::Program;
+    use crate::script::api::fail;
 
     /// A `Program` from words as a command line gives them: one word is a
     /// shell line, several are an argv. A string is a shell line.
     #[rhai_fn(return_raw)]
     pub fn program(ctx: NativeCallContext, words: Dynamic) -> Result<Program, Box<EvalAltResult>> {
-        let fail = |e: String| crate::script::api::fail(&ctx, e);
         match words.clone().try_cast::<Array>() {
             Some(items) => Program::from_words(items.iter().map(|w| w.to_string()).collect())
-                .map_err(|e| fail(e.to_string())),
-            None => super::program_from(&words).map_err(fail),
+                .map_err(|e| fail(&ctx, e)),
+            None => super::program_from(&words).map_err(|e| fail(&ctx, e)),
         }
     }
 
-    /// Runs a command in the foreground and returns its exit code. `argv` is a
-    /// shell line (string), an array of words, or a `Program`.
+    /// Runs a command in the foreground and returns its exit code. `command`
+    /// is a shell line (string), an array of words, or a `Program`.
     #[rhai_fn(return_raw, name = "run_command")]
-    pub fn run_command(ctx: NativeCallContext, argv: Dynamic) -> Result<i64, Box<EvalAltResult>> {
-        run_command_with(ctx, argv, Map::new())
+    pub fn run_command(
+        ctx: NativeCallContext,
+        command: Dynamic,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        run_command_with(ctx, command, Map::new())
     }
 
     /// Runs a command in the foreground with options `#{ env: #{…}, cwd: "…" }`
@@ -127,13 +166,17 @@ pub mod process_api {
     #[rhai_fn(return_raw, name = "run_command")]
     pub fn run_command_with(
         ctx: NativeCallContext,
-        argv: Dynamic,
+        command: Dynamic,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let mut cmd = super::program_from(&argv)
-            .map_err(|e| crate::script::api::fail(&ctx, e))?
-            .command();
-        super::apply_options(&mut cmd, &options).map_err(|e| crate::script::api::fail(&ctx, e))?;
-        super::run_foreground(cmd).map_err(|e| crate::script::api::fail(&ctx, e))
+        super::run_command(&command, options).map_err(|e| fail(&ctx, e))
     }
+}
+
+/// `run_command(command, options)`.
+fn run_command(command: &Dynamic, options: rhai::Map) -> Result<i64, ProcessError> {
+    let options: RunCommandOptions = options::read("run_command", options)?;
+    let mut cmd = program_from(command)?.command();
+    options.apply(&mut cmd);
+    run_foreground(cmd)
 }

@@ -1,86 +1,144 @@
 //! Supervisor primitives: bring a project up, ask the running supervisor
 //! about its services, and steer them.
 
+use std::fmt;
 use std::time::Duration;
 
 use rhai::plugin::*;
-use rhai::{Array, Map};
+use rhai::Map;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 
+use super::options::{self, OptionsError};
 use crate::control::Client;
-use crate::script::handles::ProjectHandle;
-use crate::supervisor::{self, UpOptions};
+use crate::script::handles::{ProjectHandle, UnknownService};
+use crate::supervisor::{self, SupervisorError, UpOptions};
 
-/// `up` options from a script map: `detach`, `wait`, `timeout` (a duration
-/// string or seconds), `services` (array of names).
-pub fn up_options(map: &Map) -> Result<UpOptions, String> {
-    let mut opts = UpOptions {
-        detach: false,
-        wait: false,
-        timeout: None,
-        services: Vec::new(),
-    };
-    for (key, value) in map {
-        match key.as_str() {
-            "detach" => opts.detach = flag(key, value)?,
-            "wait" => opts.wait = flag(key, value)?,
-            "timeout" => opts.timeout = duration(value)?,
-            "services" => {
-                if !value.is_unit() {
-                    let names = value
-                        .clone()
-                        .try_cast::<Array>()
-                        .ok_or("`services` must be an array of names")?;
-                    opts.services = names.iter().map(|n| n.to_string()).collect();
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unknown option `{other}` (known: detach, wait, timeout, services)"
-                ))
-            }
+/// Why a supervisor primitive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
+    #[error("no supervisor is running for project `{project}` (start one with `locald up -d`)")]
+    NotRunning { project: String },
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+}
+
+/// The options of `up`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpArgs {
+    /// Leave a background supervisor running and return.
+    pub detach: bool,
+    /// With `detach`: return once every service is healthy.
+    pub wait: bool,
+    /// Bound for `wait`: a duration (`"30s"`) or a number of seconds.
+    pub timeout: Option<Timeout>,
+    /// Services to run (with what they depend on); all when empty.
+    pub services: Vec<String>,
+}
+
+impl From<UpArgs> for UpOptions {
+    fn from(args: UpArgs) -> Self {
+        UpOptions {
+            detach: args.detach,
+            wait: args.wait,
+            timeout: args.timeout.map(|t| t.0),
+            services: args.services,
         }
     }
-    Ok(opts)
 }
 
-fn flag(key: &str, value: &Dynamic) -> Result<bool, String> {
-    if value.is_unit() {
-        return Ok(false);
+/// A duration: a string such as `"1m30s"`, or seconds (a bare number,
+/// integer or text, is seconds, as durations in locald.toml are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Seconds;
+        impl Visitor<'_> for Seconds {
+            type Value = Timeout;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration (\"30s\") or a number of seconds")
+            }
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Timeout, E> {
+                u64::try_from(secs)
+                    .map_err(|_| E::custom("must not be negative"))
+                    .and_then(|secs| self.visit_u64(secs))
+            }
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Timeout, E> {
+                Ok(Timeout(Duration::from_secs(secs)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timeout, E> {
+                if let Ok(secs) = text.trim().parse::<u64>() {
+                    return self.visit_u64(secs);
+                }
+                humantime::parse_duration(text)
+                    .map(Timeout)
+                    .map_err(|e| E::custom(format!("invalid duration `{text}`: {e}")))
+            }
+        }
+        deserializer.deserialize_any(Seconds)
     }
-    value
-        .as_bool()
-        .map_err(|_| format!("`{key}` must be true or false"))
 }
 
-fn duration(value: &Dynamic) -> Result<Option<Duration>, String> {
-    if value.is_unit() {
-        return Ok(None);
+/// The options of `print_logs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsOptions {
+    /// Only this service's log; all services' interleaved when not given.
+    pub service: Option<String>,
+    /// How many lines from the end.
+    pub lines: usize,
+    /// Keep printing new lines until interrupted.
+    pub follow: bool,
+}
+
+impl Default for LogsOptions {
+    fn default() -> Self {
+        // As `locald logs`.
+        LogsOptions {
+            service: None,
+            lines: 100,
+            follow: false,
+        }
     }
-    if let Ok(secs) = value.as_int() {
-        return u64::try_from(secs)
-            .map(|s| Some(Duration::from_secs(s)))
-            .map_err(|_| "`timeout` must not be negative".to_string());
+}
+
+/// The options of `logs`: `print_logs`'s, without `follow`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadLogsOptions {
+    /// Only this service's log; all services' merged by time when not given.
+    pub service: Option<String>,
+    /// How many lines from the end.
+    pub lines: usize,
+}
+
+impl Default for ReadLogsOptions {
+    fn default() -> Self {
+        let LogsOptions { service, lines, .. } = LogsOptions::default();
+        ReadLogsOptions { service, lines }
     }
-    let text = value.to_string();
-    // A bare number is seconds, as durations in locald.toml are.
-    if let Ok(secs) = text.trim().parse::<u64>() {
-        return Ok(Some(Duration::from_secs(secs)));
-    }
-    humantime::parse_duration(&text)
-        .map(Some)
-        .map_err(|e| format!("`timeout`: invalid duration `{text}`: {e}"))
+}
+
+/// The options of `print_status`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusOptions {
+    /// JSON instead of the table.
+    pub json: bool,
 }
 
 /// A client of the project's running supervisor, or a clear error.
-pub fn connect(project: &ProjectHandle) -> Result<Client, String> {
-    match Client::connect(&project.0.state_dir()) {
-        Ok(Some(client)) => Ok(client),
-        Ok(None) => Err(format!(
-            "no supervisor is running for project `{}` (start one with `locald up -d`)",
-            project.0.name
-        )),
-        Err(e) => Err(e.to_string()),
-    }
+pub fn connect(project: &ProjectHandle) -> Result<Client, SteerError> {
+    Client::connect(&project.0.state_dir())?.ok_or_else(|| SteerError::NotRunning {
+        project: project.0.name.clone(),
+    })
 }
 
 /// The status shown for a service when no supervisor runs.
@@ -96,22 +154,77 @@ pub fn not_running(name: &str) -> supervisor::ServiceStatus {
     }
 }
 
-pub fn check_service(project: &ProjectHandle, name: &str) -> Result<(), String> {
-    project.service(name).map(|_| ()).map_err(|e| e.to_string())
-}
-
 /// Sends one command to the project's running supervisor, after checking that
 /// `service` (when given) is one of the project's.
 pub fn steer(
     project: &ProjectHandle,
     service: Option<&str>,
-    command: impl FnOnce(&mut Client) -> Result<(), supervisor::SupervisorError>,
-) -> Result<(), String> {
+    command: impl FnOnce(&mut Client) -> Result<(), SupervisorError>,
+) -> Result<(), SteerError> {
     if let Some(name) = service {
-        check_service(project, name)?;
+        project.service(name)?;
     }
     let mut client = connect(project)?;
-    command(&mut client).map_err(|e| e.to_string())
+    Ok(command(&mut client)?)
+}
+
+/// `up(project, options)`.
+fn up(project: &ProjectHandle, options: Map) -> Result<i64, SteerError> {
+    let options: UpOptions = options::read::<UpArgs>("up", options)?.into();
+    for name in &options.services {
+        project.service(name)?;
+    }
+    Ok(crate::control::up(&project.0, &options)?.into())
+}
+
+/// `print_status(project, options)`: without a running supervisor, every
+/// service shows as stopped.
+fn print_status(project: &ProjectHandle, options: Map) -> Result<(), SteerError> {
+    let StatusOptions { json } = options::read("print_status", options)?;
+    let statuses = match Client::connect(&project.0.state_dir())? {
+        Some(mut client) => client.status()?,
+        None => project
+            .0
+            .services
+            .iter()
+            .map(|s| not_running(&s.name))
+            .collect(),
+    };
+    crate::control::print_status(&statuses, json);
+    Ok(())
+}
+
+/// `logs(project, options)`: array of `#{ service, stream, line }`.
+fn logs(project: &ProjectHandle, options: Map) -> Result<rhai::Array, SteerError> {
+    let ReadLogsOptions { service, lines } = options::read("logs", options)?;
+    if let Some(name) = &service {
+        project.service(name)?;
+    }
+    let lines = crate::control::read_logs(&project.0.state_dir(), service.as_deref(), lines)?;
+    Ok(lines
+        .into_iter()
+        .map(|line| {
+            let mut map = Map::new();
+            map.insert("service".into(), line.service.into());
+            map.insert("stream".into(), line.stream.as_str().into());
+            map.insert("line".into(), line.text.into());
+            Dynamic::from_map(map)
+        })
+        .collect())
+}
+
+/// `print_logs(project, options)`.
+fn print_logs(project: &ProjectHandle, options: Map) -> Result<(), SteerError> {
+    let options: LogsOptions = options::read("print_logs", options)?;
+    if let Some(name) = &options.service {
+        project.service(name)?;
+    }
+    Ok(crate::control::print_logs(
+        &project.0.state_dir(),
+        options.service.as_deref(),
+        options.lines,
+        options.follow,
+    )?)
 }
 
 #[export_module]
@@ -121,23 +234,24 @@ pub mod supervisor_api {
     use crate::script::api::fail;
     use crate::script::handles::ProjectHandle;
 
+    /// Runs all the project's services in the foreground; returns the exit
+    /// code for the command once they are stopped.
+    #[rhai_fn(return_raw, name = "up")]
+    pub fn up(ctx: NativeCallContext, project: ProjectHandle) -> Result<i64, Box<EvalAltResult>> {
+        up_with(ctx, project, Map::new())
+    }
+
     /// Runs the project's services; options `#{ detach, wait, timeout,
     /// services }`. In the foreground, returns when they are stopped; with
     /// `detach`, once the background supervisor is up (and, with `wait`, once
     /// every service is healthy). Returns the exit code for the command.
-    #[rhai_fn(return_raw)]
-    pub fn up(
+    #[rhai_fn(return_raw, name = "up")]
+    pub fn up_with(
         ctx: NativeCallContext,
         project: ProjectHandle,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let opts = super::up_options(&options).map_err(|e| fail(&ctx, e))?;
-        for name in &opts.services {
-            super::check_service(&project, name).map_err(|e| fail(&ctx, e))?;
-        }
-        crate::control::up(&project.0, &opts)
-            .map(i64::from)
-            .map_err(|e| fail(&ctx, e))
+        super::up(&project, options).map_err(|e| fail(&ctx, e))
     }
 
     /// True when a supervisor runs for the project.
@@ -166,27 +280,24 @@ pub mod supervisor_api {
             .collect()
     }
 
-    /// Prints the services' status as a table, or as JSON with `json`. Without
-    /// a running supervisor, every service shows as stopped.
-    #[rhai_fn(return_raw)]
+    /// Prints the services' status as the `locald status` table.
+    #[rhai_fn(return_raw, name = "print_status")]
     pub fn print_status(
         ctx: NativeCallContext,
         project: ProjectHandle,
-        json: bool,
     ) -> Result<(), Box<EvalAltResult>> {
-        let statuses = match crate::control::Client::connect(&project.0.state_dir())
-            .map_err(|e| fail(&ctx, e))?
-        {
-            Some(mut client) => client.status().map_err(|e| fail(&ctx, e))?,
-            None => project
-                .0
-                .services
-                .iter()
-                .map(|s| super::not_running(&s.name))
-                .collect(),
-        };
-        crate::control::print_status(&statuses, json);
-        Ok(())
+        print_status_with(ctx, project, Map::new())
+    }
+
+    /// Prints the services' status; options `#{ json }` (JSON instead of the
+    /// table). Without a running supervisor, every service shows as stopped.
+    #[rhai_fn(return_raw, name = "print_status")]
+    pub fn print_status_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        options: Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        super::print_status(&project, options).map_err(|e| fail(&ctx, e))
     }
 
     /// Starts a stopped service in the running supervisor.
@@ -265,26 +376,136 @@ pub mod supervisor_api {
         }
     }
 
-    /// Prints the last `lines` lines of a service's log (`()` for all
-    /// services), following new lines with `follow`.
-    #[rhai_fn(return_raw)]
+    /// The last 100 lines of every service's log, merged by time, oldest
+    /// first: array of `#{ service, stream, line }` (`stream` is `"stdout"`,
+    /// `"stderr"` or `"locald"` for locald's own events about the service).
+    #[rhai_fn(return_raw, name = "logs")]
     pub fn logs(
         ctx: NativeCallContext,
         project: ProjectHandle,
-        service: Dynamic,
-        lines: i64,
-        follow: bool,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        logs_with(ctx, project, Map::new())
+    }
+
+    /// The last lines of the logs as data; options `#{ service, lines }` as
+    /// `print_logs` takes them.
+    #[rhai_fn(return_raw, name = "logs")]
+    pub fn logs_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        options: Map,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        super::logs(&project, options).map_err(|e| fail(&ctx, e))
+    }
+
+    /// Prints the last 100 lines of every service's log, interleaved.
+    #[rhai_fn(return_raw, name = "print_logs")]
+    pub fn print_logs(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
     ) -> Result<(), Box<EvalAltResult>> {
-        let service = if service.is_unit() {
-            None
-        } else {
-            let name = service.to_string();
-            super::check_service(&project, &name).map_err(|e| fail(&ctx, e))?;
-            Some(name)
-        };
-        let lines =
-            usize::try_from(lines).map_err(|_| fail(&ctx, "`lines` must not be negative"))?;
-        crate::control::print_logs(&project.0.state_dir(), service.as_deref(), lines, follow)
-            .map_err(|e| fail(&ctx, e))
+        print_logs_with(ctx, project, Map::new())
+    }
+
+    /// Prints logs like `locald logs`; options `#{ service, lines, follow }`
+    /// (one service's, all interleaved when not given; the last `lines`
+    /// (100); then new lines as they come with `follow`).
+    #[rhai_fn(return_raw, name = "print_logs")]
+    pub fn print_logs_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        options: Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        super::print_logs(&project, options).map_err(|e| fail(&ctx, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read<T: serde::de::DeserializeOwned>(
+        primitive: &'static str,
+        source: &str,
+    ) -> Result<T, String> {
+        options::read(primitive, rhai::Engine::new().eval(source).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn up_options_are_read() {
+        let options: UpOptions = read::<UpArgs>(
+            "up",
+            r#"#{ detach: true, wait: true, timeout: "1m30s", services: ["web"] }"#,
+        )
+        .unwrap()
+        .into();
+        assert!(options.detach && options.wait);
+        assert_eq!(options.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(options.services, ["web"]);
+        // `()` is not given: what `locald up` passes for flags it did not get.
+        let options: UpOptions = read::<UpArgs>("up", "#{ detach: (), timeout: (), services: () }")
+            .unwrap()
+            .into();
+        assert!(!options.detach && options.timeout.is_none() && options.services.is_empty());
+        // A bare number is seconds, as text or as a number.
+        for timeout in ["20", "\"20\""] {
+            let options = read::<UpArgs>("up", &format!("#{{ timeout: {timeout} }}")).unwrap();
+            assert_eq!(options.timeout, Some(Timeout(Duration::from_secs(20))));
+        }
+    }
+
+    #[test]
+    fn bad_up_options_are_named() {
+        assert_eq!(
+            read::<UpArgs>("up", "#{ detatch: true }").unwrap_err(),
+            "up: unknown option `detatch` (known: detach, wait, timeout, services)"
+        );
+        assert_eq!(
+            read::<UpArgs>("up", "#{ timeout: -1 }").unwrap_err(),
+            "up: option `timeout`: must not be negative"
+        );
+        let error = read::<UpArgs>("up", r#"#{ timeout: "soon" }"#).unwrap_err();
+        assert!(
+            error.starts_with("up: option `timeout`: invalid duration `soon`"),
+            "{error}"
+        );
+        assert_eq!(
+            read::<UpArgs>("up", r#"#{ services: "web" }"#).unwrap_err(),
+            "up: option `services`: expected an array, not a string"
+        );
+    }
+
+    #[test]
+    fn logs_and_status_options_are_read() {
+        let options: LogsOptions = read("print_logs", "#{}").unwrap();
+        assert_eq!(
+            (options.service, options.lines, options.follow),
+            (None, 100, false)
+        );
+        let options: LogsOptions = read(
+            "print_logs",
+            r#"#{ service: "web", lines: 5, follow: true }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (options.service.as_deref(), options.lines, options.follow),
+            (Some("web"), 5, true)
+        );
+        let error = read::<LogsOptions>("print_logs", "#{ lines: -1 }").unwrap_err();
+        assert!(error.starts_with("print_logs: option `lines`: "), "{error}");
+        assert_eq!(
+            read::<LogsOptions>("print_logs", "#{ folow: true }").unwrap_err(),
+            "print_logs: unknown option `folow` (known: service, lines, follow)"
+        );
+        assert!(
+            read::<StatusOptions>("print_status", "#{ json: true }")
+                .unwrap()
+                .json
+        );
+        assert_eq!(
+            read::<StatusOptions>("print_status", "#{ json: 1 }").unwrap_err(),
+            "print_status: option `json`: expected true or false, not an integer"
+        );
     }
 }

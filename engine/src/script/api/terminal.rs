@@ -3,6 +3,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use rhai::plugin::*;
+use serde::Deserialize;
+
+use super::options::{self, OptionsError};
 
 /// A person is there: stdin and stderr are terminals and this is not CI.
 pub fn interactive() -> bool {
@@ -21,6 +24,43 @@ pub fn read_answer(prompt: &str) -> std::io::Result<Option<String>> {
         return Ok(None);
     }
     Ok(Some(line.trim().to_string()))
+}
+
+/// Why a question could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("cannot ask on the terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The options of `confirm`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfirmOptions {
+    /// The answer when there is none (`default` is a keyword in Rhai).
+    pub default_answer: bool,
+}
+
+/// `confirm(question, options)`.
+fn confirm(question: &str, options: rhai::Map) -> Result<bool, TerminalError> {
+    let ConfirmOptions {
+        default_answer: default,
+    } = options::read("confirm", options)?;
+    if !interactive() {
+        return Ok(default);
+    }
+    let hint = if default { "Y/n" } else { "y/N" };
+    loop {
+        let answer = read_answer(&format!("{question} [{hint}] "))?;
+        match answer.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") => return Ok(default),
+            Some("y" | "yes") => return Ok(true),
+            Some("n" | "no") => return Ok(false),
+            Some(_) => continue,
+        }
+    }
 }
 
 #[export_module]
@@ -64,27 +104,21 @@ pub mod terminal_api {
         })
     }
 
-    /// Asks a yes/no question; an empty answer (or no terminal) gives `default`.
-    #[rhai_fn(return_raw)]
-    pub fn confirm(
+    /// Asks a yes/no question; an empty answer (or no terminal) is no.
+    #[rhai_fn(return_raw, name = "confirm")]
+    pub fn confirm(ctx: NativeCallContext, question: &str) -> Result<bool, Box<EvalAltResult>> {
+        confirm_with(ctx, question, rhai::Map::new())
+    }
+
+    /// Asks a yes/no question; options `#{ default_answer }`: what an empty
+    /// reply (or no terminal) gives, false when not given.
+    #[rhai_fn(return_raw, name = "confirm")]
+    pub fn confirm_with(
         ctx: NativeCallContext,
         question: &str,
-        default: bool,
+        options: rhai::Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        if !super::interactive() {
-            return Ok(default);
-        }
-        let hint = if default { "Y/n" } else { "y/N" };
-        loop {
-            let answer = super::read_answer(&format!("{question} [{hint}] "))
-                .map_err(|e| crate::script::api::fail(&ctx, e))?;
-            match answer.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("") => return Ok(default),
-                Some("y" | "yes") => return Ok(true),
-                Some("n" | "no") => return Ok(false),
-                Some(_) => continue,
-            }
-        }
+        super::confirm(question, options).map_err(|e| crate::script::api::fail(&ctx, e))
     }
 
     /// Prints a line on stderr (for messages that are not the command's output).
