@@ -21,14 +21,10 @@ pub fn verb_engine() -> Engine {
 /// Runs the built-in script `name` with `args` bound to the constant `args`.
 pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
     let Some(source) = stdlib::get(name) else {
-        return Err(ScriptError {
-            source_name: format!("stdlib/{name}.rhai"),
-            line: None,
-            column: None,
-            message: format!("no built-in script named `{name}`"),
-            snippet: None,
-            quiet_position: true,
-        });
+        return Err(ScriptError::unstarted(
+            &format!("stdlib/{name}.rhai"),
+            format!("no built-in script named `{name}`"),
+        ));
     };
     run_source(&format!("stdlib/{name}.rhai"), source, args, true)
 }
@@ -36,14 +32,8 @@ pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
 /// Runs a user's script file with `args` (its command-line words as an array).
 pub fn run_file(path: &Path, args: Map) -> Result<i32, ScriptError> {
     let name = path.display().to_string();
-    let source = crate::project::read_source(path, &Limits::SCRIPT).map_err(|e| ScriptError {
-        source_name: name.clone(),
-        line: None,
-        column: None,
-        message: e.to_string(),
-        snippet: None,
-        quiet_position: true,
-    })?;
+    let source = crate::project::read_source(path, &Limits::SCRIPT)
+        .map_err(|e| ScriptError::unstarted(&name, e.to_string()))?;
     run_source(&name, &source, args, false)
 }
 

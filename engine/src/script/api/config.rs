@@ -102,7 +102,8 @@ pub mod config_api {
         // A Rhai map iterates alphabetically; write keys in the order people
         // read a service: what runs first, then how it is wired.
         values.sort_by_key(|(key, _)| super::field_rank(key));
-        crate::config::edit::add_service(&path, name, &values).map_err(|e| fail(e.to_string()))?;
+        crate::config::edit::add_service(&path, name, &values)
+            .map_err(|e| crate::script::throw(&ctx, e))?;
         Ok(path.display().to_string())
     }
 
@@ -138,6 +139,6 @@ pub mod config_api {
         };
         let source = crate::project::read_source(&path, &crate::sandbox::Limits::PROJECT)
             .map_err(|e| fail(e.to_string()))?;
-        crate::config::compile_toml(&path, &source).map_err(|e| fail(e.to_string()))
+        crate::config::compile_toml(&path, &source).map_err(|e| crate::script::throw(&ctx, e))
     }
 }

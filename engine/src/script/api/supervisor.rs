@@ -137,7 +137,7 @@ pub mod supervisor_api {
         }
         crate::control::up(&project.0, &opts)
             .map(i64::from)
-            .map_err(|e| fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// True when a supervisor runs for the project.
@@ -238,7 +238,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
     ) -> Result<Map, Box<EvalAltResult>> {
         let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        let report = client.reload().map_err(|e| fail(&ctx, e))?;
+        let report = client.reload().map_err(|e| crate::script::throw(&ctx, e))?;
         let names = |list: Vec<String>| -> Dynamic {
             list.into_iter()
                 .map(Dynamic::from)
@@ -285,6 +285,6 @@ pub mod supervisor_api {
         let lines =
             usize::try_from(lines).map_err(|_| fail(&ctx, "`lines` must not be negative"))?;
         crate::control::print_logs(&project.0.state_dir(), service.as_deref(), lines, follow)
-            .map_err(|e| fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 }
