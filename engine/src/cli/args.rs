@@ -197,8 +197,8 @@ pub struct ContainerRun {
     #[arg(long, value_name = "PROGRAM")]
     pub entrypoint: Option<String>,
     /// When to pull the image
-    #[arg(long, value_name = "WHEN", default_value = "missing", value_parser = ["always", "missing", "never"])]
-    pub pull: String,
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Pull::Missing)]
+    pub pull: Pull,
     /// Grant a capability (NET_RAW, SYS_PTRACE..., or ALL)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -214,6 +214,15 @@ pub struct ContainerRun {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     #[serde(skip)]
     pub command: Vec<String>,
+}
+
+/// `container run --pull WHEN`; the script gets it as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pull {
+    Always,
+    Missing,
+    Never,
 }
 
 #[derive(Debug, clap::Subcommand)]

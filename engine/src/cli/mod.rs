@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Json, Logs, MaybeService, NoArgs, OneService, Run, Script, ServiceAdd,
+    ImageReferences, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
 };
 
@@ -94,20 +94,9 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// Writes the error to stderr: a rendered diagnostic whole, anything
-    /// else after `error: `, an interrupt not at all. Errors quote what
-    /// registries, images and configs said: never raw.
+    /// Writes the error to stderr (see [`sandbox::show_error`]).
     pub fn print(&self) {
-        let kind = self.kind();
-        if kind == ErrorKind::Interrupted {
-            return;
-        }
-        let text = self.to_string();
-        let text = sandbox::terminal_text::for_terminal(text.trim_end());
-        match kind {
-            ErrorKind::Diagnostic => eprintln!("{text}"),
-            _ => eprintln!("error: {text}"),
-        }
+        sandbox::show_error(self.kind(), &self.to_string());
     }
 
     /// The exit code: 128+N when signal N interrupted the command, else 1.

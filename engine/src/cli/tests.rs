@@ -97,6 +97,10 @@ fn absent_options_are_unit_and_given_ones_keep_their_type() {
     ]);
     assert_eq!(args["port"].as_int(), Ok(6379));
     assert!(args["command"].is_unit());
+    let (_, args) = call(&["container", "run", "alpine"]);
+    assert_eq!(args["pull"].clone().into_string().as_deref(), Ok("missing"));
+    let (_, args) = call(&["container", "run", "--pull", "never", "alpine"]);
+    assert_eq!(args["pull"].clone().into_string().as_deref(), Ok("never"));
 }
 
 fn program(value: &Dynamic) -> Program {

@@ -164,6 +164,18 @@ impl ScriptError {
     }
 }
 
+/// Writes an error to stderr as its kind says: a rendered diagnostic whole,
+/// a message after `error: `, an interrupt not at all (the exit code tells).
+/// Errors quote what registries, images and configs said: never raw.
+pub fn show_error(kind: ErrorKind, text: &str) {
+    let text = super::terminal_text::for_terminal(text.trim_end());
+    match kind {
+        ErrorKind::Interrupted => {}
+        ErrorKind::Diagnostic => eprintln!("{text}"),
+        ErrorKind::Message => eprintln!("error: {text}"),
+    }
+}
+
 /// Rhai appends " (line L, position C)" to some messages; we print the
 /// position ourselves.
 fn strip_position(message: &str) -> String {

@@ -8,7 +8,7 @@ use std::path::Path;
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
 use super::{api, stdlib};
-use crate::sandbox::{self, interrupt, Limits, OnInterrupt, ScriptError};
+use crate::sandbox::{self, interrupt, ErrorKind, Limits, OnInterrupt, ScriptError};
 
 /// The engine verbs and task scripts run in: the sandbox plus every primitive.
 pub fn verb_engine() -> Engine {
@@ -111,18 +111,25 @@ pub fn repl() -> std::io::Result<i32> {
             continue;
         }
         match engine.compile_with_scope(&scope, &source) {
-            Err(e) => eprintln!("error: {}", ScriptError::from_parse("<repl>", &source, &e)),
+            Err(e) => show_repl_error(&ScriptError::from_parse("<repl>", &source, &e)),
             Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
                 Ok(value) if !value.is_unit() => println!("{value}"),
                 Ok(_) => {}
-                Err(e) => eprintln!(
-                    "error: {}",
-                    ScriptError::from_eval("<repl>", &source, &e, false)
-                ),
+                Err(e) => show_repl_error(&ScriptError::from_eval("<repl>", &source, &e, false)),
             },
         }
     }
     Ok(0)
+}
+
+/// An entry's error, as the CLI shows a command's; but the session goes on
+/// after a Ctrl-C, so that one is said (`error: interrupted`).
+fn show_repl_error(error: &ScriptError) {
+    let kind = match error.kind {
+        ErrorKind::Interrupted => ErrorKind::Message,
+        kind => kind,
+    };
+    sandbox::show_error(kind, &error.to_string());
 }
 
 fn open_braces(source: &str) -> i32 {
