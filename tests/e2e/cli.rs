@@ -71,3 +71,19 @@ fn the_daemon_entry_refuses_other_arguments() {
             .stderr_is("usage: locald __supervise --root DIR\n");
     }
 }
+
+#[test]
+fn the_repl_shows_errors_as_commands_do_and_goes_on() {
+    let project = Project::with_toml(BAD_TOML);
+    // Once, the REPL put `error: ` before a diagnostic's own.
+    let expected = format!(
+        "{}\n  --> <repl>:1:1\n  |\n1 | load_project()\n  | ^\nerror: error-prone\n  --> <repl>:1:1\n  |\n1 | throw \"error-prone\"\n  | ^\n",
+        diagnostic(&project)
+    );
+    project
+        .locald(["repl"])
+        .stdin("load_project()\nthrow \"error-prone\"\n40 + 2\n")
+        .success()
+        .stdout_is("42\n")
+        .stderr_is(&expected);
+}
