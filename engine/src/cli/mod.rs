@@ -122,17 +122,15 @@ impl Subcommand {
         let (name, args) = match self {
             Subcommand::Repl => return Ok(script::repl()?),
             Subcommand::Stdlib { name: None } => {
-                for (name, _) in script::stdlib::SCRIPTS {
-                    println!("{name}");
-                }
-                return Ok(0);
+                let names: String = script::stdlib::SCRIPTS
+                    .iter()
+                    .map(|(name, _)| format!("{name}\n"))
+                    .collect();
+                return Ok(print_out(&names));
             }
             Subcommand::Stdlib { name: Some(name) } => {
                 return match script::stdlib::get(&name) {
-                    Some(source) => {
-                        print!("{source}");
-                        Ok(0)
-                    }
+                    Some(source) => Ok(print_out(source)),
                     None => Err(CliError::Message(format!(
                         "no built-in script named `{name}` (see `locald stdlib`)"
                     ))),
@@ -177,6 +175,16 @@ impl Subcommand {
                 unreachable!("run by execute, not by a built-in script")
             }
         })
+    }
+}
+
+/// Prints `text` to stdout; the exit code: 0, or 141 when the reader has
+/// gone (as SIGPIPE ends other Unix tools).
+fn print_out(text: &str) -> i32 {
+    if sandbox::stdout::write_all(text.as_bytes()) {
+        0
+    } else {
+        sandbox::interrupt::exit_code()
     }
 }
 

@@ -113,7 +113,12 @@ pub fn repl() -> std::io::Result<i32> {
         match engine.compile_with_scope(&scope, &source) {
             Err(e) => show_repl_error(&ScriptError::from_parse("<repl>", &source, &e)),
             Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
-                Ok(value) if !value.is_unit() => println!("{value}"),
+                Ok(value) if !value.is_unit() => {
+                    if !sandbox::stdout::print_line(&value.to_string()) {
+                        // The reader has gone: end as SIGPIPE ends a tool.
+                        return Ok(interrupt::exit_code());
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => show_repl_error(&ScriptError::from_eval("<repl>", &source, &e, false)),
             },
