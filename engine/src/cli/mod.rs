@@ -12,6 +12,7 @@
 mod args;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Parser;
 use rhai::{Dynamic, Map};
@@ -115,66 +116,78 @@ impl CliError {
     }
 }
 
+/// What a command line asks for.
+enum Action {
+    /// A built-in script and its `args`.
+    Verb(&'static str, Map),
+    /// A task script and its `args` (`argv`).
+    File(PathBuf, Map),
+    Repl,
+    /// List the built-in scripts, or print one.
+    Stdlib(Option<String>),
+}
+
 impl Subcommand {
     /// Runs the verb: its built-in script, with its arguments as `args`.
     /// Returns the exit code (the script's result, or its `exit(n)`).
     pub fn execute(self) -> Result<i32, CliError> {
-        let (name, args) = match self {
-            Subcommand::Repl => return Ok(script::repl()?),
-            Subcommand::Stdlib { name: None } => {
+        match self.action()? {
+            Action::Verb(name, args) => Ok(script::run_verb(name, args)?),
+            Action::File(path, args) => Ok(script::run_file(&path, args)?),
+            Action::Repl => Ok(script::repl()?),
+            Action::Stdlib(None) => {
                 let names: String = script::stdlib::SCRIPTS
                     .iter()
                     .map(|(name, _)| format!("{name}\n"))
                     .collect();
-                return Ok(print_out(&names));
+                Ok(print_out(&names))
             }
-            Subcommand::Stdlib { name: Some(name) } => {
-                return match script::stdlib::get(&name) {
-                    Some(source) => Ok(print_out(source)),
-                    None => Err(CliError::Message(format!(
-                        "no built-in script named `{name}` (see `locald stdlib`)"
-                    ))),
-                }
-            }
-            Subcommand::Script(call) => {
-                let args = script_args(&call)?;
-                return Ok(script::run_file(&call.file, args)?);
-            }
-            verb => verb.into_script_call()?,
-        };
-        Ok(script::run_verb(name, args)?)
+            Action::Stdlib(Some(name)) => match script::stdlib::get(&name) {
+                Some(source) => Ok(print_out(source)),
+                None => Err(CliError::Message(format!(
+                    "no built-in script named `{name}` (see `locald stdlib`)"
+                ))),
+            },
+        }
     }
 
-    /// The built-in script of a verb and the `args` map it receives.
-    fn into_script_call(self) -> Result<(&'static str, Map), CliError> {
-        Ok(match self {
-            Subcommand::Up(a) => ("up", script_args(&a)?),
-            Subcommand::Down(a) => ("down", script_args(&a)?),
-            Subcommand::Status(a) => ("status", script_args(&a)?),
-            Subcommand::Logs(a) => ("logs", script_args(&a)?),
-            Subcommand::Start(a) => ("start", script_args(&a)?),
-            Subcommand::Stop(a) => ("stop", script_args(&a)?),
-            Subcommand::Restart(a) => ("restart", script_args(&a)?),
-            Subcommand::Reload(a) => ("reload", script_args(&a)?),
-            Subcommand::Try(a) => ("try", script_args(&a)?),
-            Subcommand::Run(a) => ("run", script_args(&a)?),
-            Subcommand::Compile(a) => ("compile", script_args(&a)?),
-            Subcommand::Container(ContainerCommand::Run(a)) => ("container-run", script_args(&a)?),
-            Subcommand::Image(ImageCommand::Pull(a)) => ("image-pull", script_args(&a)?),
-            Subcommand::Image(ImageCommand::Ls(a)) => ("image-ls", script_args(&a)?),
-            Subcommand::Image(ImageCommand::Rm(a)) => ("image-rm", script_args(&a)?),
-            Subcommand::Image(ImageCommand::Prune(a)) => ("image-prune", script_args(&a)?),
-            Subcommand::Image(ImageCommand::Import(a)) => ("image-import", script_args(&a)?),
+    /// What to run: for a verb, its built-in script and the `args` map it
+    /// receives.
+    fn action(self) -> Result<Action, CliError> {
+        let verb = |name, args| Ok(Action::Verb(name, args));
+        match self {
+            Subcommand::Up(a) => verb("up", script_args(&a)?),
+            Subcommand::Down(a) => verb("down", script_args(&a)?),
+            Subcommand::Status(a) => verb("status", script_args(&a)?),
+            Subcommand::Logs(a) => verb("logs", script_args(&a)?),
+            Subcommand::Start(a) => verb("start", script_args(&a)?),
+            Subcommand::Stop(a) => verb("stop", script_args(&a)?),
+            Subcommand::Restart(a) => verb("restart", script_args(&a)?),
+            Subcommand::Reload(a) => verb("reload", script_args(&a)?),
+            Subcommand::Try(a) => verb("try", script_args(&a)?),
+            Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Compile(a) => verb("compile", script_args(&a)?),
+            Subcommand::Container(ContainerCommand::Run(a)) => {
+                verb("container-run", script_args(&a)?)
+            }
+            Subcommand::Image(ImageCommand::Pull(a)) => verb("image-pull", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Ls(a)) => verb("image-ls", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Rm(a)) => verb("image-rm", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Prune(a)) => verb("image-prune", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Import(a)) => verb("image-import", script_args(&a)?),
             Subcommand::Service(ServiceCommand::Add(ServiceAdd::Container(a))) => {
-                ("service-add", script_args(&a)?)
+                verb("service-add", script_args(&a)?)
             }
             Subcommand::Service(ServiceCommand::Add(ServiceAdd::Command(a))) => {
-                ("service-add", script_args(&a)?)
+                verb("service-add", script_args(&a)?)
             }
-            Subcommand::Repl | Subcommand::Stdlib { .. } | Subcommand::Script(_) => {
-                unreachable!("run by execute, not by a built-in script")
+            Subcommand::Script(a) => {
+                let args = script_args(&a)?;
+                Ok(Action::File(a.file, args))
             }
-        })
+            Subcommand::Repl => Ok(Action::Repl),
+            Subcommand::Stdlib { name } => Ok(Action::Stdlib(name)),
+        }
     }
 }
 

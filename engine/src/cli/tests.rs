@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use clap::Parser;
 use rhai::{Dynamic, Map};
 
-use super::{Cli, Subcommand};
+use super::{Action, Cli};
 use crate::program::Program;
 use crate::script::stdlib;
 
@@ -35,9 +35,11 @@ const VERBS: &[&[&str]] = &[
 fn call(words: &[&str]) -> (&'static str, Map) {
     let cli = Cli::try_parse_from(std::iter::once(&"locald").chain(words))
         .unwrap_or_else(|e| panic!("{words:?}: {e}"));
-    cli.command
-        .into_script_call()
-        .unwrap_or_else(|e| panic!("{words:?}: {e}"))
+    match cli.command.action() {
+        Ok(Action::Verb(name, args)) => (name, args),
+        Ok(_) => panic!("{words:?} runs no built-in script"),
+        Err(e) => panic!("{words:?}: {e}"),
+    }
 }
 
 /// The keys a script reads: every `args.KEY` in its source, comments
@@ -145,10 +147,10 @@ fn container_run_passes_rm() {
 #[test]
 fn a_task_script_gets_its_words_as_argv() {
     let cli = Cli::try_parse_from(["locald", "script", "t.rhai", "a", "--b"]).expect("parses");
-    let Subcommand::Script(call) = cli.command else {
-        panic!("not script");
+    let Ok(Action::File(path, args)) = cli.command.action() else {
+        panic!("not a task script");
     };
-    let args = super::script_args(&call).expect("args");
+    assert_eq!(path, std::path::Path::new("t.rhai"));
     assert_eq!(
         args.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
         ["argv"]
