@@ -48,6 +48,30 @@ fn status_into_a_closed_pipe_exits_141_without_a_panic() {
 }
 
 #[test]
+fn stdlib_and_the_repl_into_a_closed_pipe_exit_141_without_a_panic() {
+    let project = Project::new();
+    for (args, input) in [
+        (&["stdlib"][..], ""),
+        (&["stdlib", "up"], ""),
+        (&["repl"], "1 + 1\n"),
+    ] {
+        let mut child = Command::new(locald_bin())
+            .args(args)
+            .current_dir(project.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(closed_pipe()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn logs_follow_ends_when_its_reader_leaves() {
     let project = Project::with_toml(
         "[services.ticker]\ncommand = \"while true; do echo tick-4711; sleep 0.05; done\"\nhealth = \"none\"\n",

@@ -120,6 +120,24 @@ fn output_and_exit_codes_pass_through() {
     .code(128 + 9);
 }
 
+/// `--rm` is accepted for Docker habits and is what always happens: the
+/// container is gone once the run returns, with or without it.
+#[test]
+fn rm_is_accepted_and_no_container_outlives_its_run() {
+    let (project, data) = project_with_busybox();
+    for rm in [&["--rm"][..], &[]] {
+        let mut args = vec!["container", "run"];
+        args.extend_from_slice(rm);
+        args.extend(["bb:1", "echo", "987704"]);
+        with_store(project.locald(args), data.path())
+            .success()
+            .stdout_is("987704\n");
+        assert!(bundles_with("987704").is_empty(), "bundle left behind");
+    }
+    let help = project.locald(["container", "run", "--help"]).success();
+    help.stdout_has("--rm").stdout_has("always done");
+}
+
 #[test]
 fn stdin_is_forwarded_only_with_dash_i() {
     let (project, data) = project_with_busybox();

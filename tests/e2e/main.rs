@@ -4,6 +4,7 @@
 mod harness;
 
 mod bounded_scripts;
+mod cli;
 mod closed_stdout;
 mod compile;
 mod config_errors;

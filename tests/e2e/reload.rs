@@ -97,6 +97,15 @@ fn a_config_error_on_reload_changes_nothing() {
     let failed = project.locald(["reload"]).code(1);
     failed.stderr_has("locald.toml:8:11");
     failed.stderr_has("command");
+    // The supervisor's diagnostic is shown whole, as a local one is.
+    assert!(
+        failed
+            .stderr
+            .starts_with("error: invalid `command` in [services.web]")
+            && !failed.stderr.contains("error: error"),
+        "{}",
+        failed.stderr
+    );
     assert_eq!(one_pid("987702"), web);
     assert_eq!(service_field(&project, "web", "state"), "healthy");
     // `down` needs no valid config to stop what runs.

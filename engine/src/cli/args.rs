@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
+use serde::Serialize;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,78 +29,30 @@ pub struct Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Run the project's services (foreground, or -d for a background supervisor)
-    Up {
-        /// Start a background supervisor and return
-        #[arg(short, long)]
-        detach: bool,
-        /// With -d: return once every service is healthy (non-zero if one fails)
-        #[arg(long, requires = "detach")]
-        wait: bool,
-        /// With --wait: give up after this long (30 for seconds, or 30s, 2m)
-        #[arg(long, value_name = "DURATION", requires = "wait")]
-        timeout: Option<String>,
-        /// Only these services (and what they depend on)
-        services: Vec<String>,
-    },
+    Up(Up),
     /// Stop every service and the background supervisor
-    Down,
+    Down(NoArgs),
     /// Show the services and their state
-    Status {
-        /// Machine-readable output
-        #[arg(long)]
-        json: bool,
-    },
+    Status(Json),
     /// Show what services printed
-    Logs {
-        /// Only this service
-        service: Option<String>,
-        /// Keep printing new lines
-        #[arg(short, long)]
-        follow: bool,
-        /// How many lines from the end
-        #[arg(short = 'n', long, default_value_t = 100)]
-        lines: u32,
-    },
+    Logs(Logs),
     /// Start a stopped service
-    Start { service: String },
+    Start(OneService),
     /// Stop a service (all services without a name); the supervisor keeps running
-    Stop { service: Option<String> },
+    Stop(MaybeService),
     /// Restart a service
-    Restart { service: String },
+    Restart(OneService),
     /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
-    Reload,
+    Reload(NoArgs),
     /// Run a scratch command with a free $PORT, then offer to save it as a service
-    Try {
-        /// Save the command as service NAME without asking
-        #[arg(long, value_name = "NAME", conflicts_with = "no_save")]
-        save: Option<String>,
-        /// Never offer to save
-        #[arg(long)]
-        no_save: bool,
-        /// The command: one quoted shell line (`'server --port $PORT'`) or words
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Try(Try),
     /// Run a one-off command with a service's environment
     #[command(alias = "exec")]
-    Run {
-        service: String,
-        /// The command: one quoted shell line or words
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Run(Run),
     /// Print the Rhai script that locald.toml compiles to
-    Compile {
-        /// The config file (default: the project's locald.toml)
-        #[arg(short = 'f', long, value_name = "FILE")]
-        file: Option<PathBuf>,
-    },
+    Compile(Compile),
     /// Run a Rhai task script with locald's primitives (its words are `args.argv`)
-    Script {
-        file: PathBuf,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    Script(Script),
     /// Run containers with the embedded runtime (no Docker daemon)
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -115,81 +68,197 @@ pub enum Subcommand {
     Stdlib { name: Option<String> },
 }
 
+// Each verb's arguments are one struct: clap parses it, and serde turns it
+// into the `args` map of the verb's script (`super::script_args`), so a key
+// is a field name, written once. `command` words are `#[serde(skip)]`: they
+// become a `Program`, which serde cannot build (see `ScriptArgs::command`).
+
+// A verb without arguments: its script gets an empty `args`.
+#[derive(Debug, clap::Args, Serialize)]
+pub struct NoArgs {}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Up {
+    /// Start a background supervisor and return
+    #[arg(short, long)]
+    pub detach: bool,
+    /// With -d: return once every service is healthy (non-zero if one fails)
+    #[arg(long, requires = "detach")]
+    pub wait: bool,
+    /// With --wait: give up after this long (30 for seconds, or 30s, 2m)
+    #[arg(long, value_name = "DURATION", requires = "wait")]
+    pub timeout: Option<String>,
+    /// Only these services (and what they depend on)
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Json {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Logs {
+    /// Only this service
+    pub service: Option<String>,
+    /// Keep printing new lines
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many lines from the end
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub lines: u32,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct OneService {
+    pub service: String,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct MaybeService {
+    pub service: Option<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Try {
+    /// Save the command as service NAME without asking
+    #[arg(long, value_name = "NAME", conflicts_with = "no_save")]
+    pub save: Option<String>,
+    /// Never offer to save
+    #[arg(long)]
+    pub no_save: bool,
+    /// The command: one quoted shell line (`'server --port $PORT'`) or words
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Run {
+    pub service: String,
+    /// The command: one quoted shell line or words
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Compile {
+    /// The config file (default: the project's locald.toml)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Script {
+    #[serde(skip)]
+    pub file: PathBuf,
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub argv: Vec<String>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum ContainerCommand {
     /// Run a command in a new container of IMAGE (pulled when missing)
-    Run {
-        /// Keep stdin open and forward it to the container
-        #[arg(short, long)]
-        interactive: bool,
-        /// Give the container a terminal
-        #[arg(short, long)]
-        tty: bool,
-        /// Remove the container when it exits (always done; accepted for Docker habits)
-        #[arg(long)]
-        rm: bool,
-        /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
-        #[arg(short, long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// Bind-mount a host path (HOST:CONTAINER[:ro])
-        #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
-        volume: Vec<String>,
-        /// Working directory inside the container
-        #[arg(short, long, value_name = "DIR")]
-        workdir: Option<String>,
-        /// User inside the container (name or uid[:gid])
-        #[arg(short, long)]
-        user: Option<String>,
-        /// Replace the image's entrypoint
-        #[arg(long, value_name = "PROGRAM")]
-        entrypoint: Option<String>,
-        /// When to pull the image
-        #[arg(long, value_name = "WHEN", default_value = "missing", value_parser = ["always", "missing", "never"])]
-        pull: String,
-        /// Grant a capability (NET_RAW, SYS_PTRACE..., or ALL)
-        #[arg(long = "cap-add", value_name = "CAP")]
-        cap_add: Vec<String>,
-        /// Take a capability away (or ALL)
-        #[arg(long = "cap-drop", value_name = "CAP")]
-        cap_drop: Vec<String>,
-        /// seccomp=unconfined, seccomp=FILE.json, or no-new-privileges=false
-        #[arg(long = "security-opt", value_name = "OPT")]
-        security_opt: Vec<String>,
-        /// The image reference (e.g. alpine, redis:7, 127.0.0.1:5000/app:dev)
-        image: String,
-        /// The command (replaces the image's Cmd)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Run(ContainerRun),
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ContainerRun {
+    /// Keep stdin open and forward it to the container
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the container a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the container when it exits: always done, as no container
+    /// outlives its run; accepted for Docker habits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Bind-mount a host path (HOST:CONTAINER[:ro])
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volumes: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User inside the container (name or uid[:gid])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+    /// When to pull the image
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Pull::Missing)]
+    pub pull: Pull,
+    /// Grant a capability (NET_RAW, SYS_PTRACE..., or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Take a capability away (or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=FILE.json, or no-new-privileges=false
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// The image reference (e.g. alpine, redis:7, 127.0.0.1:5000/app:dev)
+    pub image: String,
+    /// The command (replaces the image's Cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
+}
+
+/// `container run --pull WHEN`; the script gets it as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pull {
+    Always,
+    Missing,
+    Never,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
     /// Fetch an image into the store
-    Pull { reference: String },
+    Pull(ImageReference),
     /// List stored images
     #[command(alias = "list")]
-    Ls {
-        /// Machine-readable output
-        #[arg(long)]
-        json: bool,
-    },
+    Ls(Json),
     /// Remove images from the store
     #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        references: Vec<String>,
-    },
+    Rm(ImageReferences),
     /// Delete data that no stored image uses
-    Prune,
+    Prune(NoArgs),
     /// Import an OCI layout directory, or a rootfs tarball, into the store
-    Import {
-        /// A directory in OCI layout, or a .tar / .tar.gz of a root filesystem
-        path: PathBuf,
-        /// The name to store it under (required for a tarball)
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Import(ImageImport),
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ImageReference {
+    pub reference: String,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ImageReferences {
+    #[arg(required = true)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ImageImport {
+    /// A directory in OCI layout, or a .tar / .tar.gz of a root filesystem
+    pub path: String,
+    /// The name to store it under (required for a tarball)
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -202,29 +271,40 @@ pub enum ServiceCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceAdd {
     /// A container service running IMAGE
-    Container {
-        image: String,
-        /// The service's name
-        #[arg(long)]
-        name: String,
-        /// A fixed $PORT for the service
-        #[arg(long)]
-        port: Option<u16>,
-        /// The command (replaces the image's Cmd)
-        #[arg(long)]
-        command: Option<String>,
-    },
+    Container(ServiceAddContainer),
     /// A host service running COMMAND
-    Command {
-        /// The service's name
-        #[arg(long)]
-        name: String,
-        /// A fixed $PORT for the service
-        #[arg(long)]
-        port: Option<u16>,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Command(ServiceAddCommand),
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ServiceAddContainer {
+    pub image: String,
+    /// The service's name
+    #[arg(long)]
+    pub name: String,
+    /// A fixed $PORT for the service
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The command (replaces the image's Cmd)
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
+// Shares `service-add` with `ServiceAddContainer`: its `image` is always
+// `()`, which is how the script tells a host service.
+#[derive(Debug, clap::Args, Serialize)]
+pub struct ServiceAddCommand {
+    #[arg(skip)]
+    pub image: Option<String>,
+    /// The service's name
+    #[arg(long)]
+    pub name: String,
+    /// A fixed $PORT for the service
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
 }
 
 #[cfg(test)]
@@ -263,24 +343,24 @@ mod tests {
             "echo",
         ])
         .expect("parses");
-        let super::Subcommand::Container(super::ContainerCommand::Run {
+        let super::Subcommand::Container(super::ContainerCommand::Run(super::ContainerRun {
             interactive,
             tty,
             env,
-            volume,
+            volumes,
             cap_add,
             cap_drop,
             security_opt,
             image,
             command,
             ..
-        }) = cli.command
+        })) = cli.command
         else {
             panic!("not container run");
         };
         assert!(interactive && tty);
         assert_eq!(env, ["A=1"]);
-        assert_eq!(volume, ["/x:/y:ro"]);
+        assert_eq!(volumes, ["/x:/y:ro"]);
         assert_eq!(cap_add, ["NET_RAW", "SYS_PTRACE"]);
         assert_eq!(cap_drop, ["ALL"]);
         assert_eq!(security_opt, ["seccomp=unconfined"]);

@@ -1,6 +1,13 @@
 //! The command line: parse arguments, then hand them to the built-in script
 //! of the verb. No verb logic lives here; it lives in `stdlib/*.rhai` over the
 //! engine's primitives, so users can read and reuse it.
+//!
+//! The contract with the scripts is typed: each verb's arguments are one
+//! clap struct (`args.rs`) that serde turns into the script's `args` map, so
+//! its keys are the struct's field names (`()` for an absent option) and
+//! `args.command`, where a verb takes one, is a `Program`. Each script's
+//! header lists its usage; a test checks that every key a script reads is
+//! given and every key given is read.
 
 mod args;
 
@@ -9,11 +16,18 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use rhai::{Dynamic, Map};
+use serde::Serialize;
 
-pub use args::{Cli, ContainerCommand, ImageCommand, ServiceAdd, ServiceCommand, Subcommand};
+pub use args::{
+    Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
+    ImageReferences, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
+    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
+};
 
+use crate::control::SuperviseArgs;
 use crate::program::Program;
-use crate::{sandbox, script};
+use crate::sandbox::{self, ErrorKind, ScriptError};
+use crate::script;
 
 /// Entry point of the `locald` binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -22,16 +36,13 @@ pub fn main() -> i32 {
     // not pay for argument parsing or logging set-up.
     match argv.get(1).and_then(|a| a.to_str()) {
         Some("__service-init") => crate::supervisor::service_init_main(argv[2..].to_vec()),
-        Some("__supervise") => {
-            let root = argv
-                .iter()
-                .skip(2)
-                .skip_while(|a| *a != "--root")
-                .nth(1)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."));
-            crate::supervisor::supervise_main(&root)
-        }
+        Some(SuperviseArgs::ENTRY) => match SuperviseArgs::parse(&argv[2..]) {
+            Ok(args) => crate::supervisor::supervise_main(&args.root),
+            Err(usage) => {
+                eprintln!("{usage}");
+                return 2;
+            }
+        },
         _ => {}
     }
 
@@ -40,27 +51,15 @@ pub fn main() -> i32 {
     if let Some(dir) = &cli.directory {
         if let Err(e) = std::env::set_current_dir(dir) {
             let message = format!("cannot change to {}: {e}", dir.display());
-            eprintln!(
-                "error: {}",
-                crate::sandbox::terminal_text::for_terminal(&message)
-            );
+            CliError::Message(message).print();
             return 2;
         }
     }
     match cli.command.execute() {
         Ok(code) => code,
         Err(error) => {
-            // Config diagnostics are rendered whole, `error:` header included.
-            let text = format!("{error:#}");
-            // Errors quote what registries, images and configs said: never raw.
-            let text = crate::sandbox::terminal_text::for_terminal(text.trim_end());
-            let text = text.as_ref();
-            if text.starts_with("error") {
-                eprintln!("{text}");
-            } else {
-                eprintln!("error: {text}");
-            }
-            1
+            error.print();
+            error.exit_code()
         }
     }
 }
@@ -81,211 +80,193 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-impl Subcommand {
-    /// Runs the verb: its built-in script, with its arguments as `args`.
-    pub fn execute(self) -> anyhow::Result<i32> {
-        match self {
-            Subcommand::Repl => Ok(script::repl()?),
-            Subcommand::Stdlib { name: None } => {
-                for (name, _) in script::stdlib::SCRIPTS {
-                    println!("{name}");
-                }
-                Ok(0)
-            }
-            Subcommand::Stdlib { name: Some(name) } => match script::stdlib::get(&name) {
-                Some(source) => {
-                    print!("{source}");
-                    Ok(0)
-                }
-                None => anyhow::bail!("no built-in script named `{name}` (see `locald stdlib`)"),
-            },
-            Subcommand::Script { file, args } => {
-                let mut map = Map::new();
-                map.insert("argv".into(), strings(args));
-                report(script::run_file(&file, map))
-            }
-            verb => {
-                let (name, args) = verb.into_script_call();
-                report(script::run_verb(name, args))
-            }
+/// Why a command failed, as the CLI shows it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The verb's script failed: shown as its [`ErrorKind`] says.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A failure of the CLI itself: shown as `error: MESSAGE`.
+    #[error("{0}")]
+    Message(String),
+    /// The REPL could not read its input or write its prompt.
+    #[error(transparent)]
+    Repl(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// Writes the error to stderr (see [`sandbox::show_error`]).
+    pub fn print(&self) {
+        sandbox::show_error(self.kind(), &self.to_string());
+    }
+
+    /// The exit code: 128+N when signal N interrupted the command, else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind() {
+            ErrorKind::Interrupted => sandbox::interrupt::exit_code(),
+            _ => 1,
         }
     }
 
-    /// The built-in script and the `args` map it receives.
-    fn into_script_call(self) -> (&'static str, Map) {
-        let mut args = Map::new();
-        let mut set = |key: &str, value: Dynamic| {
-            args.insert(key.into(), value);
-        };
-        let name = match self {
-            Subcommand::Up {
-                detach,
-                wait,
-                timeout,
-                services,
-            } => {
-                set("detach", detach.into());
-                set("wait", wait.into());
-                set("timeout", optional(timeout));
-                set("services", strings(services));
-                "up"
-            }
-            Subcommand::Down => "down",
-            Subcommand::Status { json } => {
-                set("json", json.into());
-                "status"
-            }
-            Subcommand::Logs {
-                service,
-                follow,
-                lines,
-            } => {
-                set("service", optional(service));
-                set("follow", follow.into());
-                set("lines", Dynamic::from(lines as i64));
-                "logs"
-            }
-            Subcommand::Start { service } => {
-                set("service", service.into());
-                "start"
-            }
-            Subcommand::Stop { service } => {
-                set("service", optional(service));
-                "stop"
-            }
-            Subcommand::Restart { service } => {
-                set("service", service.into());
-                "restart"
-            }
-            Subcommand::Reload => "reload",
-            Subcommand::Try {
-                save,
-                no_save,
-                command,
-            } => {
-                set("save", optional(save));
-                set("no_save", no_save.into());
-                set("command", words_program(command));
-                "try"
-            }
-            Subcommand::Run { service, command } => {
-                set("service", service.into());
-                set("command", words_program(command));
-                "run"
-            }
-            Subcommand::Compile { file } => {
-                set("file", optional(file.map(|f| f.display().to_string())));
-                "compile"
-            }
-            Subcommand::Container(ContainerCommand::Run {
-                interactive,
-                tty,
-                rm: _,
-                env,
-                volume,
-                workdir,
-                user,
-                entrypoint,
-                pull,
-                cap_add,
-                cap_drop,
-                security_opt,
-                image,
-                command,
-            }) => {
-                set("interactive", interactive.into());
-                set("tty", tty.into());
-                set("env", strings(env));
-                set("volumes", strings(volume));
-                set("workdir", optional(workdir));
-                set("user", optional(user));
-                set("entrypoint", optional(entrypoint));
-                set("pull", pull.into());
-                set("cap_add", strings(cap_add));
-                set("cap_drop", strings(cap_drop));
-                set("security_opt", strings(security_opt));
-                set("image", image.into());
-                // Docker's rule: the words are the argv, one word included;
-                // none leaves the image's own command.
-                set(
-                    "command",
-                    Program::exec(command).map_or(Dynamic::UNIT, Dynamic::from),
-                );
-                "container-run"
-            }
-            Subcommand::Image(ImageCommand::Pull { reference }) => {
-                set("reference", reference.into());
-                "image-pull"
-            }
-            Subcommand::Image(ImageCommand::Ls { json }) => {
-                set("json", json.into());
-                "image-ls"
-            }
-            Subcommand::Image(ImageCommand::Rm { references }) => {
-                set("references", strings(references));
-                "image-rm"
-            }
-            Subcommand::Image(ImageCommand::Prune) => "image-prune",
-            Subcommand::Image(ImageCommand::Import { path, name }) => {
-                set("path", path.display().to_string().into());
-                set("name", optional(name));
-                "image-import"
-            }
-            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Container {
-                image,
-                name,
-                port,
-                command,
-            })) => {
-                set("image", image.into());
-                set("name", name.into());
-                set(
-                    "port",
-                    port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))),
-                );
-                set("command", optional(command));
-                "service-add"
-            }
-            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Command {
-                name,
-                port,
-                command,
-            })) => {
-                set("image", Dynamic::UNIT);
-                set("name", name.into());
-                set(
-                    "port",
-                    port.map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p))),
-                );
-                set("command", words_program(command));
-                "service-add"
-            }
-            Subcommand::Repl | Subcommand::Stdlib { .. } | Subcommand::Script { .. } => {
-                unreachable!("handled in execute")
-            }
-        };
-        (name, args)
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CliError::Script(error) => error.kind,
+            CliError::Message(_) | CliError::Repl(_) => ErrorKind::Message,
+        }
     }
 }
 
-fn report(result: Result<i32, sandbox::ScriptError>) -> anyhow::Result<i32> {
-    match result {
-        Ok(code) => Ok(code),
-        Err(e) if e.is_interrupt() => Ok(sandbox::interrupt::exit_code()),
-        Err(e) => Err(e.into()),
+/// What a command line asks for.
+enum Action {
+    /// A built-in script and its `args`.
+    Verb(&'static str, Map),
+    /// A task script and its `args` (`argv`).
+    File(PathBuf, Map),
+    Repl,
+    /// List the built-in scripts, or print one.
+    Stdlib(Option<String>),
+}
+
+impl Subcommand {
+    /// Runs the verb: its built-in script, with its arguments as `args`.
+    /// Returns the exit code (the script's result, or its `exit(n)`).
+    pub fn execute(self) -> Result<i32, CliError> {
+        match self.action()? {
+            Action::Verb(name, args) => Ok(script::run_verb(name, args)?),
+            Action::File(path, args) => Ok(script::run_file(&path, args)?),
+            Action::Repl => Ok(script::repl()?),
+            Action::Stdlib(None) => {
+                let names: String = script::stdlib::SCRIPTS
+                    .iter()
+                    .map(|(name, _)| format!("{name}\n"))
+                    .collect();
+                Ok(print_out(&names))
+            }
+            Action::Stdlib(Some(name)) => match script::stdlib::get(&name) {
+                Some(source) => Ok(print_out(source)),
+                None => Err(CliError::Message(format!(
+                    "no built-in script named `{name}` (see `locald stdlib`)"
+                ))),
+            },
+        }
+    }
+
+    /// What to run: for a verb, its built-in script and the `args` map it
+    /// receives.
+    fn action(self) -> Result<Action, CliError> {
+        let verb = |name, args| Ok(Action::Verb(name, args));
+        match self {
+            Subcommand::Up(a) => verb("up", script_args(&a)?),
+            Subcommand::Down(a) => verb("down", script_args(&a)?),
+            Subcommand::Status(a) => verb("status", script_args(&a)?),
+            Subcommand::Logs(a) => verb("logs", script_args(&a)?),
+            Subcommand::Start(a) => verb("start", script_args(&a)?),
+            Subcommand::Stop(a) => verb("stop", script_args(&a)?),
+            Subcommand::Restart(a) => verb("restart", script_args(&a)?),
+            Subcommand::Reload(a) => verb("reload", script_args(&a)?),
+            Subcommand::Try(a) => verb("try", script_args(&a)?),
+            Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Compile(a) => verb("compile", script_args(&a)?),
+            Subcommand::Container(ContainerCommand::Run(a)) => {
+                verb("container-run", script_args(&a)?)
+            }
+            Subcommand::Image(ImageCommand::Pull(a)) => verb("image-pull", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Ls(a)) => verb("image-ls", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Rm(a)) => verb("image-rm", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Prune(a)) => verb("image-prune", script_args(&a)?),
+            Subcommand::Image(ImageCommand::Import(a)) => verb("image-import", script_args(&a)?),
+            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Container(a))) => {
+                verb("service-add", script_args(&a)?)
+            }
+            Subcommand::Service(ServiceCommand::Add(ServiceAdd::Command(a))) => {
+                verb("service-add", script_args(&a)?)
+            }
+            Subcommand::Script(a) => {
+                let args = script_args(&a)?;
+                Ok(Action::File(a.file, args))
+            }
+            Subcommand::Repl => Ok(Action::Repl),
+            Subcommand::Stdlib { name } => Ok(Action::Stdlib(name)),
+        }
     }
 }
 
-fn optional(value: Option<String>) -> Dynamic {
-    value.map_or(Dynamic::UNIT, Dynamic::from)
+/// Prints `text` to stdout; the exit code: 0, or 141 when the reader has
+/// gone (as SIGPIPE ends other Unix tools).
+fn print_out(text: &str) -> i32 {
+    if sandbox::stdout::write_all(text.as_bytes()) {
+        0
+    } else {
+        sandbox::interrupt::exit_code()
+    }
+}
+
+/// A verb's arguments as its script sees them.
+trait ScriptArgs: Serialize {
+    /// `args.command`, for a verb that takes one: a `Program`, which serde
+    /// cannot build, so the field is `#[serde(skip)]` and added here.
+    fn command(&self) -> Option<Dynamic> {
+        None
+    }
+}
+
+impl ScriptArgs for Up {}
+impl ScriptArgs for NoArgs {}
+impl ScriptArgs for Json {}
+impl ScriptArgs for Logs {}
+impl ScriptArgs for OneService {}
+impl ScriptArgs for MaybeService {}
+impl ScriptArgs for Compile {}
+impl ScriptArgs for Script {}
+impl ScriptArgs for ImageReference {}
+impl ScriptArgs for ImageReferences {}
+impl ScriptArgs for ImageImport {}
+impl ScriptArgs for ServiceAddContainer {}
+
+impl ScriptArgs for Try {
+    fn command(&self) -> Option<Dynamic> {
+        Some(words_program(&self.command))
+    }
+}
+
+impl ScriptArgs for Run {
+    fn command(&self) -> Option<Dynamic> {
+        Some(words_program(&self.command))
+    }
+}
+
+impl ScriptArgs for ServiceAddCommand {
+    fn command(&self) -> Option<Dynamic> {
+        Some(words_program(&self.command))
+    }
+}
+
+impl ScriptArgs for ContainerRun {
+    /// Docker's rule: the words are the argv, one word included; none
+    /// leaves the image's own command (`()`).
+    fn command(&self) -> Option<Dynamic> {
+        Some(Program::exec(self.command.clone()).map_or(Dynamic::UNIT, Dynamic::from))
+    }
+}
+
+/// The `args` map of a verb's script: its fields by name, then `command`.
+fn script_args(args: &impl ScriptArgs) -> Result<Map, CliError> {
+    let value = rhai::serde::to_dynamic(args)
+        .map_err(|e| CliError::Message(format!("cannot pass the arguments to the script: {e}")))?;
+    let mut map = value
+        .try_cast::<Map>()
+        .ok_or_else(|| CliError::Message("the arguments are not a map".to_string()))?;
+    if let Some(command) = args.command() {
+        map.insert("command".into(), command);
+    }
+    Ok(map)
 }
 
 /// The words after `--` as a `Program` (one word is a shell line); clap
 /// requires at least one.
-fn words_program(words: Vec<String>) -> Dynamic {
-    Program::from_words(words).map_or(Dynamic::UNIT, Dynamic::from)
+fn words_program(words: &[String]) -> Dynamic {
+    Program::from_words(words.to_vec()).map_or(Dynamic::UNIT, Dynamic::from)
 }
 
-fn strings(values: Vec<String>) -> Dynamic {
-    Dynamic::from_array(values.into_iter().map(Dynamic::from).collect())
-}
+#[cfg(test)]
+mod tests;

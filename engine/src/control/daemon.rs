@@ -46,9 +46,12 @@ pub fn start(
     let log_start = log.metadata().map(|metadata| metadata.len()).unwrap_or(0);
     let mut command = Command::new(exe);
     command
-        .arg("__supervise")
-        .arg("--root")
-        .arg(&project.root)
+        .args(
+            super::SuperviseArgs {
+                root: project.root.clone(),
+            }
+            .to_argv(),
+        )
         .current_dir(&project.root)
         .stdin(Stdio::piped())
         .stdout(log)

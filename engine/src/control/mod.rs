@@ -10,10 +10,12 @@ mod client;
 mod daemon;
 mod log_reader;
 mod status_table;
+mod supervise_args;
 
 pub use client::{answer_timeout, Client};
 pub use log_reader::{print_logs, read_logs, StoredLine};
 pub use status_table::print_status;
+pub use supervise_args::{SuperviseArgs, SuperviseUsage};
 
 use crate::model::Project;
 use crate::project::state_dir::StateDir;

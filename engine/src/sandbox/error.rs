@@ -3,9 +3,54 @@
 
 use std::fmt;
 
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{Dynamic, EvalAltResult, ParseError, Position};
 
 use super::INTERRUPTED;
+
+/// What a script error is, which decides how the CLI shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A message: shown as `error: MESSAGE`.
+    Message,
+    /// A rendered configuration diagnostic that carries its own `error:`
+    /// headers and snippets: shown whole.
+    Diagnostic,
+    /// Ctrl-C or SIGTERM stopped the script: nothing to show, the command
+    /// exits 128+N.
+    Interrupted,
+}
+
+/// What a primitive throws into the script that called it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Thrown {
+    /// An ordinary failure; scripts may catch it.
+    Message(String),
+    /// A rendered configuration diagnostic; scripts may catch it (they get
+    /// the text), and uncaught it is shown whole.
+    Diagnostic(String),
+    /// Ctrl-C or SIGTERM: ends the script; `try`/`catch` cannot hold it.
+    Interrupted,
+}
+
+/// The Rhai tag on a thrown string that is a rendered diagnostic. A tag
+/// keeps the value a plain string for scripts that catch it, and survives
+/// `throw e` (a script that builds a new message makes it a plain one).
+const DIAGNOSTIC_TAG: i32 = 0x4c44;
+
+impl Thrown {
+    /// The Rhai error for this, at `position` (a primitive's call site).
+    pub fn at(self, position: Position) -> Box<EvalAltResult> {
+        Box::new(match self {
+            Thrown::Message(text) => EvalAltResult::ErrorRuntime(text.into(), position),
+            Thrown::Diagnostic(text) => {
+                let mut value = Dynamic::from(text);
+                value.set_tag(DIAGNOSTIC_TAG);
+                EvalAltResult::ErrorRuntime(value, position)
+            }
+            Thrown::Interrupted => EvalAltResult::ErrorTerminated(INTERRUPTED.into(), position),
+        })
+    }
+}
 
 /// A script that failed to parse or to run.
 #[derive(Debug)]
@@ -20,6 +65,7 @@ pub struct ScriptError {
     /// A user-facing error raised on purpose (`throw`, or a primitive refusing
     /// bad input) inside a built-in script: its stdlib position is noise.
     pub quiet_position: bool,
+    pub kind: ErrorKind,
 }
 
 impl ScriptError {
@@ -35,21 +81,44 @@ impl ScriptError {
         while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = err_ref {
             err_ref = inner;
         }
-        let (message, user_error) = match err_ref {
-            EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), true),
+        let (message, user_error, kind) = match err_ref {
+            EvalAltResult::ErrorRuntime(value, _) if value.tag() == DIAGNOSTIC_TAG => {
+                (value.to_string(), true, ErrorKind::Diagnostic)
+            }
+            EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), true, ErrorKind::Message),
             EvalAltResult::ErrorTerminated(token, _) => match token.clone().into_string() {
                 // A limit that stopped the script says which.
-                Ok(reason) if reason != INTERRUPTED => (reason, true),
-                _ => (INTERRUPTED.to_string(), true),
+                Ok(reason) if reason != INTERRUPTED => (reason, true, ErrorKind::Message),
+                _ => (INTERRUPTED.to_string(), true, ErrorKind::Interrupted),
             },
-            other => (strip_position(&other.to_string()), false),
+            other => (
+                strip_position(&other.to_string()),
+                false,
+                ErrorKind::Message,
+            ),
         };
         let pos = if err_ref.position().is_none() {
             position
         } else {
             err_ref.position()
         };
-        Self::build(source_name, source, pos, message, stdlib && user_error)
+        let mut error = Self::build(source_name, source, pos, message, stdlib && user_error);
+        error.kind = kind;
+        error
+    }
+
+    /// A script that could not even start (not found, unreadable): a message
+    /// naming it, with no position.
+    pub fn unstarted(source_name: &str, message: String) -> Self {
+        ScriptError {
+            source_name: source_name.to_string(),
+            line: None,
+            column: None,
+            message,
+            snippet: None,
+            quiet_position: true,
+            kind: ErrorKind::Message,
+        }
     }
 
     fn build(
@@ -71,10 +140,10 @@ impl ScriptError {
             message,
             snippet,
             quiet_position,
+            kind: ErrorKind::Message,
         }
     }
 
-    /// True when the script was stopped by Ctrl-C.
     /// The error of a script stopped by a signal (or a closed stdout) at no
     /// particular position.
     pub fn interrupted(source_name: &str) -> ScriptError {
@@ -85,11 +154,25 @@ impl ScriptError {
             message: INTERRUPTED.to_string(),
             snippet: None,
             quiet_position: true,
+            kind: ErrorKind::Interrupted,
         }
     }
 
+    /// True when the script was stopped by a signal (or a closed stdout).
     pub fn is_interrupt(&self) -> bool {
-        self.message == INTERRUPTED
+        self.kind == ErrorKind::Interrupted
+    }
+}
+
+/// Writes an error to stderr as its kind says: a rendered diagnostic whole,
+/// a message after `error: `, an interrupt not at all (the exit code tells).
+/// Errors quote what registries, images and configs said: never raw.
+pub fn show_error(kind: ErrorKind, text: &str) {
+    let text = super::terminal_text::for_terminal(text.trim_end());
+    match kind {
+        ErrorKind::Interrupted => {}
+        ErrorKind::Diagnostic => eprintln!("{text}"),
+        ErrorKind::Message => eprintln!("error: {text}"),
     }
 }
 
@@ -129,3 +212,43 @@ impl fmt::Display for ScriptError {
 }
 
 impl std::error::Error for ScriptError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of `script`, run where `fail()` throws `thrown`.
+    fn error_of(script: &str, thrown: Thrown) -> ScriptError {
+        let mut engine = rhai::Engine::new_raw();
+        engine.register_fn("fail", move || -> Result<(), Box<EvalAltResult>> {
+            Err(thrown.clone().at(Position::NONE))
+        });
+        let error = engine
+            .eval::<Dynamic>(script)
+            .expect_err("the script fails");
+        ScriptError::from_eval("t.rhai", script, &error, true)
+    }
+
+    #[test]
+    fn the_kind_comes_from_what_was_thrown_not_from_its_text() {
+        let diagnostic = Thrown::Diagnostic("error: bad\n  --> locald.toml:1:1\n".into());
+        let error = error_of("fail()", diagnostic.clone());
+        assert_eq!(error.kind, ErrorKind::Diagnostic);
+        assert_eq!(error.message, "error: bad\n  --> locald.toml:1:1\n");
+        // Caught, it is the text; thrown again, still a diagnostic.
+        let error = error_of("try { fail() } catch (e) { throw e }", diagnostic);
+        assert_eq!(error.kind, ErrorKind::Diagnostic);
+        let error = error_of("fail()", Thrown::Message("error: looks like one".into()));
+        assert_eq!(error.kind, ErrorKind::Message);
+        let error = error_of("throw \"error: mine\"", Thrown::Interrupted);
+        assert_eq!(error.kind, ErrorKind::Message);
+        assert!(!error_of("throw \"interrupted\"", Thrown::Interrupted).is_interrupt());
+    }
+
+    #[test]
+    fn an_interrupt_cannot_be_caught() {
+        let error = error_of("try { fail() } catch { 0 }", Thrown::Interrupted);
+        assert_eq!(error.kind, ErrorKind::Interrupted);
+        assert!(error.is_interrupt());
+    }
+}

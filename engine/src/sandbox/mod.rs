@@ -17,7 +17,7 @@ pub mod stdout;
 pub mod terminal_text;
 
 pub use budget::Limits;
-pub use error::ScriptError;
+pub use error::{show_error, ErrorKind, ScriptError, Thrown};
 
 use budget::Meter;
 

@@ -5,9 +5,11 @@
 //! [sandbox](crate::sandbox).
 
 pub mod api;
+mod failure;
 mod handles;
 pub mod stdlib;
 mod verb;
 
+pub(crate) use failure::throw;
 pub use handles::{ProjectHandle, ServiceHandle};
 pub use verb::{repl, run_file, run_verb, verb_engine};

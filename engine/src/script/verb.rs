@@ -8,7 +8,7 @@ use std::path::Path;
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
 use super::{api, stdlib};
-use crate::sandbox::{self, interrupt, Limits, OnInterrupt, ScriptError};
+use crate::sandbox::{self, interrupt, ErrorKind, Limits, OnInterrupt, ScriptError};
 
 /// The engine verbs and task scripts run in: the sandbox plus every primitive.
 pub fn verb_engine() -> Engine {
@@ -21,14 +21,10 @@ pub fn verb_engine() -> Engine {
 /// Runs the built-in script `name` with `args` bound to the constant `args`.
 pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
     let Some(source) = stdlib::get(name) else {
-        return Err(ScriptError {
-            source_name: format!("stdlib/{name}.rhai"),
-            line: None,
-            column: None,
-            message: format!("no built-in script named `{name}`"),
-            snippet: None,
-            quiet_position: true,
-        });
+        return Err(ScriptError::unstarted(
+            &format!("stdlib/{name}.rhai"),
+            format!("no built-in script named `{name}`"),
+        ));
     };
     run_source(&format!("stdlib/{name}.rhai"), source, args, true)
 }
@@ -36,14 +32,8 @@ pub fn run_verb(name: &str, args: Map) -> Result<i32, ScriptError> {
 /// Runs a user's script file with `args` (its command-line words as an array).
 pub fn run_file(path: &Path, args: Map) -> Result<i32, ScriptError> {
     let name = path.display().to_string();
-    let source = crate::project::read_source(path, &Limits::SCRIPT).map_err(|e| ScriptError {
-        source_name: name.clone(),
-        line: None,
-        column: None,
-        message: e.to_string(),
-        snippet: None,
-        quiet_position: true,
-    })?;
+    let source = crate::project::read_source(path, &Limits::SCRIPT)
+        .map_err(|e| ScriptError::unstarted(&name, e.to_string()))?;
     run_source(&name, &source, args, false)
 }
 
@@ -121,18 +111,30 @@ pub fn repl() -> std::io::Result<i32> {
             continue;
         }
         match engine.compile_with_scope(&scope, &source) {
-            Err(e) => eprintln!("error: {}", ScriptError::from_parse("<repl>", &source, &e)),
+            Err(e) => show_repl_error(&ScriptError::from_parse("<repl>", &source, &e)),
             Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
-                Ok(value) if !value.is_unit() => println!("{value}"),
+                Ok(value) if !value.is_unit() => {
+                    if !sandbox::stdout::print_line(&value.to_string()) {
+                        // The reader has gone: end as SIGPIPE ends a tool.
+                        return Ok(interrupt::exit_code());
+                    }
+                }
                 Ok(_) => {}
-                Err(e) => eprintln!(
-                    "error: {}",
-                    ScriptError::from_eval("<repl>", &source, &e, false)
-                ),
+                Err(e) => show_repl_error(&ScriptError::from_eval("<repl>", &source, &e, false)),
             },
         }
     }
     Ok(0)
+}
+
+/// An entry's error, as the CLI shows a command's; but the session goes on
+/// after a Ctrl-C, so that one is said (`error: interrupted`).
+fn show_repl_error(error: &ScriptError) {
+    let kind = match error.kind {
+        ErrorKind::Interrupted => ErrorKind::Message,
+        kind => kind,
+    };
+    sandbox::show_error(kind, &error.to_string());
 }
 
 fn open_braces(source: &str) -> i32 {

@@ -132,14 +132,12 @@ fn field_rank(key: &str) -> usize {
 pub mod config_api {
     use rhai::Map;
 
-    use crate::script::api::fail;
-
     /// Path of the `locald.toml` that `add_service` edits.
     #[rhai_fn(return_raw)]
     pub fn config_path(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
         super::config_file()
             .map(|p| p.display().to_string())
-            .map_err(|e| fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// Adds `[services.NAME]` with `fields` to `locald.toml`, keeping the
@@ -153,13 +151,13 @@ pub mod config_api {
     ) -> Result<String, Box<EvalAltResult>> {
         super::add_service(name, &fields)
             .map(|path| path.display().to_string())
-            .map_err(|e| fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// The Rhai script that the current project's config compiles to.
     #[rhai_fn(return_raw, name = "compile_config")]
     pub fn compile_config(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        super::compile_project_config().map_err(|e| fail(&ctx, e))
+        super::compile_project_config().map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// The Rhai script that the `locald.toml` at `path` compiles to.
@@ -168,6 +166,6 @@ pub mod config_api {
         ctx: NativeCallContext,
         path: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        super::compile_file(std::path::Path::new(path)).map_err(|e| fail(&ctx, e))
+        super::compile_file(std::path::Path::new(path)).map_err(|e| crate::script::throw(&ctx, e))
     }
 }

@@ -55,7 +55,7 @@ pub mod project_api {
         let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
         crate::project::load_project(&cwd)
             .map(ProjectHandle::new)
-            .map_err(|e| super::fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// Where the project of the current directory lives, for what needs only
@@ -68,7 +68,7 @@ pub mod project_api {
         let cwd = std::env::current_dir().map_err(|e| super::fail(&ctx, e))?;
         crate::project::locate_project(&cwd)
             .map(ProjectHandle::new)
-            .map_err(|e| super::fail(&ctx, e))
+            .map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// True when the current directory belongs to a project.

@@ -251,7 +251,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        super::up(&project, options).map_err(|e| fail(&ctx, e))
+        super::up(&project, options).map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// True when a supervisor runs for the project.
@@ -349,7 +349,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
     ) -> Result<Map, Box<EvalAltResult>> {
         let mut client = super::connect(&project).map_err(|e| fail(&ctx, e))?;
-        let report = client.reload().map_err(|e| fail(&ctx, e))?;
+        let report = client.reload().map_err(|e| crate::script::throw(&ctx, e))?;
         let names = |list: Vec<String>| -> Dynamic {
             list.into_iter()
                 .map(Dynamic::from)
@@ -395,7 +395,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         options: Map,
     ) -> Result<Array, Box<EvalAltResult>> {
-        super::logs(&project, options).map_err(|e| fail(&ctx, e))
+        super::logs(&project, options).map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// Prints the last 100 lines of every service's log, interleaved.
@@ -416,7 +416,7 @@ pub mod supervisor_api {
         project: ProjectHandle,
         options: Map,
     ) -> Result<(), Box<EvalAltResult>> {
-        super::print_logs(&project, options).map_err(|e| fail(&ctx, e))
+        super::print_logs(&project, options).map_err(|e| crate::script::throw(&ctx, e))
     }
 }
 
