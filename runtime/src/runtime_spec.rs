@@ -703,6 +703,90 @@ mod tests {
         assert!(!is_valid_id(""));
     }
 
+    /// The whole spec for representative requests, pinned (keys and capability sets sorted, the
+    /// rest byte for byte), so that a change to how
+    /// it is built shows as a change to what it is. After a deliberate change, regenerate with
+    /// `LOCALD_BLESS=1 cargo test -p locald-runtime whole_spec` and review the diff.
+    #[test]
+    fn the_whole_spec_is_pinned() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/group"),
+            "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+        )
+        .unwrap();
+        let mut root_image = image(&["/entry", "-x"], &["serve"]);
+        root_image.rootfs = rootfs.path().to_path_buf();
+        root_image.config.working_dir = Some("/srv".into());
+        let mut root = request(root_image);
+        root.user = Some("app".into());
+        root.env = vec![("MODE".into(), "dev".into())];
+        root.volumes = vec![
+            VolumeMount {
+                host: "/data".into(),
+                container: "/data".into(),
+                read_only: false,
+            },
+            VolumeMount {
+                host: "/conf".into(),
+                container: "/etc/app".into(),
+                read_only: true,
+            },
+        ];
+        root.tty = true;
+        root.hostname = Some("web".into());
+        root.security.add_cap("NET_RAW").unwrap();
+        root.security.drop_cap("CHOWN").unwrap();
+
+        let mut rootless = request(image(&["/entry"], &[]));
+        rootless.security.no_new_privileges = false;
+        rootless.security.seccomp = SeccompChoice::Unconfined;
+
+        let rootfs_text = rootfs.path().to_str().unwrap().to_string();
+        for (name, spec, mode) in [
+            ("root", &root, Mode::Root),
+            (
+                "rootless",
+                &rootless,
+                Mode::Rootless {
+                    uid: 1000,
+                    gid: 1001,
+                },
+            ),
+        ] {
+            // Through a `Value` (keys sorted): the spec's annotations are a hash map, whose
+            // order changes from run to run.
+            let mut value = serde_json::to_value(runtime_spec(spec, mode).unwrap()).unwrap();
+            // Likewise the capability sets.
+            for set in value["process"]["capabilities"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+            {
+                set.as_array_mut()
+                    .unwrap()
+                    .sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+            let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+            // The temporary rootfs is the one part that differs from run to run.
+            let text = text.replace(&rootfs_text, "/ROOTFS");
+            let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/testdata")
+                .join(format!("runtime_spec_{name}.json"));
+            if std::env::var_os("LOCALD_BLESS").is_some() {
+                std::fs::write(&pinned, &text).unwrap();
+            }
+            let expected = std::fs::read_to_string(&pinned).unwrap();
+            assert!(text == expected, "{name}: the spec differs from {pinned:?}");
+        }
+    }
+
     fn cap_list(json: &Value, set: &str) -> Vec<String> {
         json["process"]["capabilities"][set]
             .as_array()
