@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::container_spec::{ContainerSpec, Mode};
-use crate::image_user::{self, UserError};
+use crate::image_user::{self, ResolvedUser, UserError};
 use crate::seccomp::{self, SeccompError};
 use crate::security::SeccompChoice;
 
@@ -180,6 +180,62 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         });
     }
 
+    // In this order, so that a request with several faults reports the same one as before.
+    let mounts = mounts(spec, rootless)?;
+    let linux = linux(spec, mode)?;
+    let process = process(spec, &user, rootless)?;
+    let mut document = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": ROOTFS_DIR, "readonly": false},
+        "process": process,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {
+            LOWER_ANNOTATION: spec.image.rootfs,
+            UPPER_ANNOTATION: UPPER_DIR,
+            WORK_ANNOTATION: WORK_DIR,
+        },
+    });
+    if let Some(hostname) = &spec.hostname {
+        document["hostname"] = json!(hostname);
+    }
+    Ok(serde_json::from_value(document)?)
+}
+
+/// The spec's `process`: what runs, as whom, where, with which capabilities.
+fn process(spec: &ContainerSpec, user: &ResolvedUser, rootless: bool) -> Result<Value, SpecError> {
+    let capabilities = spec.security.capabilities();
+    let mut process_user = json!({"uid": user.uid, "gid": user.gid});
+    if !rootless && !user.additional_gids.is_empty() {
+        process_user["additionalGids"] = json!(user.additional_gids);
+    }
+    let mut process = json!({
+        "terminal": spec.tty,
+        "user": process_user,
+        "args": process_args(spec)?,
+        "env": process_env(spec, user.home.as_deref()),
+        "cwd": process_cwd(spec),
+        // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program gets no
+        // capability its file does not carry.
+        "capabilities": {
+            "bounding": capabilities,
+            "effective": capabilities,
+            "permitted": capabilities,
+            "inheritable": [],
+            "ambient": [],
+        },
+    });
+    // Absent, not false, when off: libcontainer takes any value as "on" when ordering the seccomp
+    // set-up around the capability drop.
+    if spec.security.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
+    Ok(process)
+}
+
+/// The spec's `mounts`: Docker's standard file systems, the bundle's hosts and resolv.conf, then
+/// the request's volumes.
+fn mounts(spec: &ContainerSpec, rootless: bool) -> Result<Vec<Value>, SpecError> {
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -262,7 +318,12 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
             "options": ["rbind", "rprivate", access],
         }));
     }
+    Ok(mounts)
+}
 
+/// The spec's `linux`: namespaces (the host's network), the cgroup, masked and read-only paths,
+/// the device rules (root) or the id mappings (rootless), and the seccomp profile.
+fn linux(spec: &ContainerSpec, mode: Mode) -> Result<Value, SpecError> {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -285,56 +346,16 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         }
     }
     linux["namespaces"] = Value::Array(namespaces);
-    let capabilities = spec.security.capabilities();
     let profile = match &spec.security.seccomp {
         SeccompChoice::Default => Some(seccomp::default_profile()),
         SeccompChoice::Unconfined => None,
         SeccompChoice::Profile(path) => Some(seccomp::load_profile(path)?),
     };
     if let Some(profile) = profile {
+        let capabilities = spec.security.capabilities();
         linux["seccomp"] = seccomp::render(&profile, seccomp::Target::host(&capabilities));
     }
-
-    let mut process_user = json!({"uid": user.uid, "gid": user.gid});
-    if !rootless && !user.additional_gids.is_empty() {
-        process_user["additionalGids"] = json!(user.additional_gids);
-    }
-    let mut document = json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": ROOTFS_DIR, "readonly": false},
-        "process": {
-            "terminal": spec.tty,
-            "user": process_user,
-            "args": process_args(spec)?,
-            "env": process_env(spec, user.home.as_deref()),
-            "cwd": process_cwd(spec),
-            // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program
-            // gets no capability its file does not carry.
-            "capabilities": {
-                "bounding": capabilities,
-                "effective": capabilities,
-                "permitted": capabilities,
-                "inheritable": [],
-                "ambient": [],
-            },
-        },
-        "mounts": mounts,
-        "linux": linux,
-        "annotations": {
-            LOWER_ANNOTATION: spec.image.rootfs,
-            UPPER_ANNOTATION: UPPER_DIR,
-            WORK_ANNOTATION: WORK_DIR,
-        },
-    });
-    // Absent, not false, when off: libcontainer takes any value as "on" when ordering the seccomp
-    // set-up around the capability drop.
-    if spec.security.no_new_privileges {
-        document["process"]["noNewPrivileges"] = json!(true);
-    }
-    if let Some(hostname) = &spec.hostname {
-        document["hostname"] = json!(hostname);
-    }
-    Ok(serde_json::from_value(document)?)
+    Ok(linux)
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Value {
@@ -704,8 +725,8 @@ mod tests {
     }
 
     /// The whole spec for representative requests, pinned (keys and capability sets sorted, the
-    /// rest byte for byte), so that a change to how
-    /// it is built shows as a change to what it is. After a deliberate change, regenerate with
+    /// rest byte for byte), so that a change to how it is built shows as a change to what it is.
+    /// After a deliberate change, regenerate with
     /// `LOCALD_BLESS=1 cargo test -p locald-runtime whole_spec` and review the diff.
     #[test]
     fn the_whole_spec_is_pinned() {
