@@ -36,6 +36,7 @@ mod health;
 mod init;
 mod launch;
 pub(crate) mod logs;
+mod order;
 mod output;
 pub(crate) mod project_lock;
 pub(crate) mod protocol;
