@@ -27,7 +27,7 @@ use crate::parent::stop_with_parent;
 use crate::seccomp::{self, SeccompExecutor};
 use crate::signals::SignalPipe;
 use crate::terminal;
-use crate::watch::Supervisor;
+use crate::watch::ContainerWatch;
 
 /// Name of the spec copy the shim hands to libcontainer when it must differ from the bundle's
 /// (inside the bundle).
@@ -197,7 +197,7 @@ fn create_and_supervise(
     };
     container.start().context("starting the container")?;
 
-    let mut supervisor = Supervisor {
+    let mut watch = ContainerWatch {
         init,
         signals,
         stop_timeout: args.stop_timeout,
@@ -205,10 +205,10 @@ fn create_and_supervise(
         stop_requested: false,
     };
     let status = match pty_master {
-        Some(master) => supervisor.run_with_terminal(master),
-        None => supervisor.run_plain(discard),
+        Some(master) => watch.run_with_terminal(master),
+        None => watch.run_plain(discard),
     }?;
-    // The supervisor returns once it has reaped the init: its pid may be reused from now on.
+    // The watch returns once it has reaped the init: its pid may be reused from now on.
     cleanup.init = None;
     Ok(status)
 }

@@ -20,7 +20,7 @@ use crate::terminal::{self, RawMode};
 
 /// Watches the running container: forwards signals, escalates a stop request to SIGKILL after the
 /// stop timeout, pumps the terminal, and returns the exit status once the init is gone.
-pub(crate) struct Supervisor<'a> {
+pub(crate) struct ContainerWatch<'a> {
     pub(crate) init: Pid,
     pub(crate) signals: &'a SignalPipe,
     pub(crate) stop_timeout: std::time::Duration,
@@ -28,7 +28,7 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) stop_requested: bool,
 }
 
-impl Supervisor<'_> {
+impl ContainerWatch<'_> {
     fn poll_timeout(&self) -> PollTimeout {
         match self.kill_deadline {
             None => PollTimeout::NONE,
