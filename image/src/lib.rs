@@ -41,7 +41,7 @@ pub use unpack::{
     decompressing_reader, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES,
     MIN_FREE_BYTES, MIN_FREE_INODES,
 };
-pub use user_config::ConfigError;
+pub use user_config::UserConfigError;
 
 /// Every way an image operation can fail.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub enum Error {
     #[error(transparent)]
     Import(#[from] ImportError),
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] UserConfigError),
     #[error(transparent)]
     PrivateDir(#[from] private_dir::PrivateDirError),
 }

@@ -18,7 +18,7 @@ use super::launch;
 use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
-use super::service::{initial_status, ServiceCommand, ServiceTask, Shared};
+use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
 use crate::model::{Probe, Project, Service};
 use crate::project::state_dir::StateDir;
 
@@ -78,7 +78,7 @@ pub enum Ended {
 }
 
 pub(super) struct RunningService {
-    pub(super) commands: mpsc::UnboundedSender<ServiceCommand>,
+    pub(super) commands: mpsc::UnboundedSender<ServiceRequest>,
     pub(super) status: watch::Receiver<ServiceStatus>,
     /// Kept so a replacement task (after a reload) publishes on the same
     /// channel its dependents already watch.
@@ -255,8 +255,8 @@ impl Supervisor {
                     let _ = reply.send(Ok(()));
                 });
             }
-            Control::Stop(Some(name), reply) => self.forward(&name, ServiceCommand::Stop, reply),
-            Control::Restart(name, reply) => self.forward(&name, ServiceCommand::Restart, reply),
+            Control::Stop(Some(name), reply) => self.forward(&name, ServiceRequest::Stop, reply),
+            Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
             Control::Down(reply) => return Some(reply),
             Control::Reload(reply) => {
                 let _ = reply.send(Err("a reload is served by the run loop".into()));
@@ -269,7 +269,7 @@ impl Supervisor {
     fn forward(
         &self,
         name: &str,
-        command: fn(oneshot::Sender<()>) -> ServiceCommand,
+        command: fn(oneshot::Sender<()>) -> ServiceRequest,
         reply: oneshot::Sender<Result<(), String>>,
     ) {
         let Some(handle) = self.services.get(name) else {
@@ -298,7 +298,7 @@ impl Supervisor {
                 continue;
             }
             if let Some(handle) = self.services.get(&next) {
-                let _ = handle.commands.send(ServiceCommand::Start);
+                let _ = handle.commands.send(ServiceRequest::Start);
                 to_visit.extend(handle.depends_on.iter().cloned());
             }
         }
@@ -320,7 +320,7 @@ impl Supervisor {
     }
 
     /// Services grouped for stopping: dependents before their dependencies.
-    fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>> {
+    fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceRequest>>> {
         let depends_on: BTreeMap<&str, &[String]> = self
             .services
             .iter()

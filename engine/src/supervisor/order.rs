@@ -5,15 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::service::ServiceCommand;
+use super::service::ServiceRequest;
 
 /// Stop the services wave by wave, each wave once the one before has stopped.
-pub async fn stop_in_waves(waves: Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>>) {
+pub async fn stop_in_waves(waves: Vec<Vec<mpsc::UnboundedSender<ServiceRequest>>>) {
     for wave in waves {
         let mut replies = Vec::new();
         for commands in wave {
             let (done, done_receiver) = oneshot::channel();
-            if commands.send(ServiceCommand::Stop(done)).is_ok() {
+            if commands.send(ServiceRequest::Stop(done)).is_ok() {
                 replies.push(done_receiver);
             }
         }

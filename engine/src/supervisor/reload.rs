@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::actor::Supervisor;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
-use super::service::{initial_status, ServiceCommand, Shared};
+use super::service::{initial_status, ServiceRequest, Shared};
 use crate::model::{Project, Service};
 use crate::project::ports;
 
@@ -102,7 +102,7 @@ impl Supervisor {
         for name in &leaving {
             if let Some(handle) = self.services.get(name) {
                 let (done, done_receiver) = oneshot::channel();
-                if handle.commands.send(ServiceCommand::Stop(done)).is_ok() {
+                if handle.commands.send(ServiceRequest::Stop(done)).is_ok() {
                     stops.push(done_receiver);
                 }
             }

@@ -26,7 +26,7 @@ use prepare::{prepare, Unprepared};
 
 /// What the supervisor asks of a service.
 #[derive(Debug)]
-pub enum ServiceCommand {
+pub enum ServiceRequest {
     Start,
     /// Stop it; the reply comes once none of its processes is left.
     Stop(oneshot::Sender<()>),
@@ -48,7 +48,7 @@ pub struct ServiceTask {
     pub shared: Arc<Shared>,
     pub status: watch::Sender<ServiceStatus>,
     pub dependencies: Vec<watch::Receiver<ServiceStatus>>,
-    pub commands: mpsc::UnboundedReceiver<ServiceCommand>,
+    pub commands: mpsc::UnboundedReceiver<ServiceRequest>,
     pub output: Arc<ServiceOutput>,
 }
 
@@ -86,7 +86,7 @@ pub fn satisfies_dependents(status: &ServiceStatus) -> bool {
 
 enum Gate {
     Open,
-    Command(ServiceCommand),
+    Command(ServiceRequest),
     Closed,
 }
 
@@ -173,12 +173,12 @@ impl Runner {
             if !wanted {
                 match self.task.commands.recv().await {
                     None => return,
-                    Some(ServiceCommand::Start) => wanted = true,
-                    Some(ServiceCommand::Restart(reply)) => {
+                    Some(ServiceRequest::Start) => wanted = true,
+                    Some(ServiceRequest::Restart(reply)) => {
                         wanted = true;
                         let _ = reply.send(());
                     }
-                    Some(ServiceCommand::Stop(reply)) => {
+                    Some(ServiceRequest::Stop(reply)) => {
                         if self.state != ServiceState::Stopped {
                             self.set(ServiceState::Stopped, None, None);
                         }
@@ -193,12 +193,12 @@ impl Runner {
             match self.wait_for_dependencies().await {
                 Gate::Open => {}
                 Gate::Closed => return,
-                Gate::Command(ServiceCommand::Start) => continue,
-                Gate::Command(ServiceCommand::Restart(reply)) => {
+                Gate::Command(ServiceRequest::Start) => continue,
+                Gate::Command(ServiceRequest::Restart(reply)) => {
                     let _ = reply.send(());
                     continue;
                 }
-                Gate::Command(ServiceCommand::Stop(reply)) => {
+                Gate::Command(ServiceRequest::Stop(reply)) => {
                     self.set(ServiceState::Stopped, None, None);
                     let _ = reply.send(());
                     wanted = false;
@@ -305,13 +305,13 @@ impl Runner {
             _ = tokio::time::sleep(delay) => {}
             command = self.task.commands.recv() => match command {
                 None => return AfterEnd::Closed,
-                Some(ServiceCommand::Stop(reply)) => {
+                Some(ServiceRequest::Stop(reply)) => {
                     self.set(ServiceState::Stopped, None, exit_code);
                     let _ = reply.send(());
                     return AfterEnd::Idle;
                 }
-                Some(ServiceCommand::Start) => {}
-                Some(ServiceCommand::Restart(reply)) => {
+                Some(ServiceRequest::Start) => {}
+                Some(ServiceRequest::Restart(reply)) => {
                     self.backoff.reset();
                     let _ = reply.send(());
                 }
@@ -333,9 +333,9 @@ impl Runner {
                 tokio::select! {
                     prepared = &mut preparing => break prepared,
                     command = self.task.commands.recv() => match command {
-                        Some(ServiceCommand::Start) => {}
-                        Some(ServiceCommand::Stop(reply)) => return RunEnd::Stopped(reply),
-                        Some(ServiceCommand::Restart(reply)) => return RunEnd::Restart(reply),
+                        Some(ServiceRequest::Start) => {}
+                        Some(ServiceRequest::Stop(reply)) => return RunEnd::Stopped(reply),
+                        Some(ServiceRequest::Restart(reply)) => return RunEnd::Restart(reply),
                         None => return RunEnd::Closed,
                     },
                 }

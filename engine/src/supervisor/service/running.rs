@@ -9,7 +9,7 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{RunEnd, Runner, ServiceCommand};
+use super::{RunEnd, Runner, ServiceRequest};
 use crate::model::RestartMode;
 use crate::supervisor::health::{self, ResolvedProbe};
 use crate::supervisor::launch::{self, LaunchSpec};
@@ -181,9 +181,9 @@ impl Runner {
                     }
                 }
                 command = self.task.commands.recv() => match command {
-                    Some(ServiceCommand::Start) => {}
-                    Some(ServiceCommand::Stop(reply)) => return (Watched::Stop(reply), health),
-                    Some(ServiceCommand::Restart(reply)) => return (Watched::Restart(reply), health),
+                    Some(ServiceRequest::Start) => {}
+                    Some(ServiceRequest::Stop(reply)) => return (Watched::Stop(reply), health),
+                    Some(ServiceRequest::Restart(reply)) => return (Watched::Restart(reply), health),
                     None => return (Watched::Closed, health),
                 },
             }
