@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::{RunEnd, Runner, ServiceRequest};
 use crate::model::RestartMode;
-use crate::supervisor::health::{self, ResolvedProbe};
+use crate::supervisor::health::{self, ProbeError, ResolvedProbe};
 use crate::supervisor::launch::{self, LaunchSpec};
 use crate::supervisor::logs::Stream;
 use crate::supervisor::output::collect;
@@ -265,7 +265,7 @@ async fn probe_loop(
     interval: Duration,
     timeout: Duration,
     ready: Arc<AtomicBool>,
-    results: mpsc::Sender<Result<(), String>>,
+    results: mpsc::Sender<Result<(), ProbeError>>,
 ) {
     loop {
         let period = if ready.load(Ordering::Relaxed) {
