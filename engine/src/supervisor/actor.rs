@@ -18,6 +18,7 @@ use super::launch;
 use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
+use super::reload::ReloadError;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
 use crate::model::{Probe, Project, Service};
 use crate::project::state_dir::StateDir;
@@ -26,17 +27,34 @@ use crate::project::state_dir::StateDir;
 /// acknowledge once the answer is written, so it exits only after that.
 pub type DownAck = oneshot::Sender<()>;
 
+/// Why the actor refused or could not carry out a [`Control`]; the control socket sends its
+/// message to the client, which prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    #[error("service {0:?} is shutting down")]
+    ServiceShuttingDown(String),
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+    /// A reload reached [`Supervisor::handle`], which cannot await; never sent by `run`.
+    #[error("a reload is served by the run loop")]
+    ReloadOutsideLoop,
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+}
+
 /// A request to the actor.
 #[derive(Debug)]
 pub enum Control {
     Status(oneshot::Sender<Vec<ServiceStatus>>),
     /// Start a service and, first, what it depends on.
-    Start(String, oneshot::Sender<Result<(), String>>),
+    Start(String, oneshot::Sender<Result<(), ControlError>>),
     /// Stop one service, or all in reverse dependency order.
-    Stop(Option<String>, oneshot::Sender<Result<(), String>>),
-    Restart(String, oneshot::Sender<Result<(), String>>),
+    Stop(Option<String>, oneshot::Sender<Result<(), ControlError>>),
+    Restart(String, oneshot::Sender<Result<(), ControlError>>),
     /// Read the config again and apply it (see [`reload`]).
-    Reload(oneshot::Sender<Result<ReloadReport, String>>),
+    Reload(oneshot::Sender<Result<ReloadReport, ControlError>>),
     /// Stop everything and end the supervisor.
     Down(oneshot::Sender<DownAck>),
 }
@@ -211,7 +229,7 @@ impl Supervisor {
                 Some(envelope) = controls.recv() => {
                     let Some(control) = envelope.open() else { continue };
                     if let Control::Reload(reply) = control {
-                        let _ = reply.send(self.reload().await);
+                        let _ = reply.send(self.reload().await.map_err(ControlError::from));
                     } else if let Some(reply) = self.handle(control) {
                         break Ended::Down(reply);
                     }
@@ -259,7 +277,7 @@ impl Supervisor {
             Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
             Control::Down(reply) => return Some(reply),
             Control::Reload(reply) => {
-                let _ = reply.send(Err("a reload is served by the run loop".into()));
+                let _ = reply.send(Err(ControlError::ReloadOutsideLoop));
             }
         }
         None
@@ -270,15 +288,15 @@ impl Supervisor {
         &self,
         name: &str,
         command: fn(oneshot::Sender<()>) -> ServiceRequest,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
     ) {
         let Some(handle) = self.services.get(name) else {
-            let _ = reply.send(Err(format!("unknown service {name:?}")));
+            let _ = reply.send(Err(ControlError::UnknownService(name.to_string())));
             return;
         };
         let (done, done_receiver) = oneshot::channel();
         if handle.commands.send(command(done)).is_err() {
-            let _ = reply.send(Err(format!("service {name:?} is shutting down")));
+            let _ = reply.send(Err(ControlError::ServiceShuttingDown(name.to_string())));
             return;
         }
         tokio::spawn(async move {
@@ -287,9 +305,9 @@ impl Supervisor {
         });
     }
 
-    pub(super) fn start_with_dependencies(&self, name: &str) -> Result<(), String> {
+    pub(super) fn start_with_dependencies(&self, name: &str) -> Result<(), ControlError> {
         if !self.services.contains_key(name) {
-            return Err(format!("unknown service {name:?}"));
+            return Err(ControlError::UnknownService(name.to_string()));
         }
         let mut to_visit = vec![name.to_string()];
         let mut seen = BTreeSet::new();
@@ -361,10 +379,10 @@ impl Supervisor {
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
-                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     Control::Reload(reply) => {
-                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     // The first `down` (or signal) is already being served;
                     // later requesters see the connection close at exit.

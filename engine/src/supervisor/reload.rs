@@ -17,6 +17,17 @@ use super::service::{initial_status, ServiceRequest, Shared};
 use crate::model::{Project, Service};
 use crate::project::ports;
 
+/// Why a reload changed nothing (the running services are left as they were).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read the config: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Load(#[from] crate::project::LoadError),
+    #[error(transparent)]
+    Ports(#[from] crate::project::ports::PortError),
+}
+
 /// Sort the services of `new` against `old`. Ports are the assignments
 /// before and after the reload.
 pub fn plan(
@@ -71,13 +82,12 @@ impl Supervisor {
     /// they were stopped) and the added ones. Untouched services keep running.
     /// A config that does not load changes nothing. Control requests wait
     /// while the stops run (bounded by the services' stop timeouts).
-    pub(super) async fn reload(&mut self) -> Result<ReloadReport, String> {
+    pub(super) async fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
         let root = self.shared.project.root.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::project::load_project(&root))
-            .await
-            .map_err(|error| format!("cannot read the config: {error}"))?;
-        let project = Arc::new(loaded.map_err(|error| error.to_string())?);
-        let ports = ports::reassign(&project, &self.shared.ports).map_err(|e| e.to_string())?;
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::project::load_project(&root)).await?;
+        let project = Arc::new(loaded?);
+        let ports = ports::reassign(&project, &self.shared.ports)?;
         let report = plan(&self.shared.project, &self.shared.ports, &project, &ports);
 
         // Whether each changed service should run again once replaced: yes
