@@ -85,7 +85,16 @@ pub fn service_init_main(args: Vec<OsString>) -> ! {
     }
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
+/// A command line `__service-init` does not understand (only locald writes it).
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("unexpected argument {0:?}")]
+    Unexpected(OsString),
+    #[error("usage: __service-init [--no-pid-namespace] -- PROGRAM [ARGS…]")]
+    NoProgram,
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Invocation, ArgsError> {
     let start = args
         .iter()
         .position(|arg| arg == "__service-init")
@@ -97,12 +106,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             Some("--probe") => return Ok(Invocation::Probe),
             Some("--no-pid-namespace") => use_namespace = false,
             Some("--") => break,
-            _ => return Err(format!("unexpected argument {arg:?}")),
+            _ => return Err(ArgsError::Unexpected(arg)),
         }
     }
     let argv: Vec<OsString> = args.collect();
     if argv.is_empty() {
-        return Err("usage: __service-init [--no-pid-namespace] -- PROGRAM [ARGS…]".into());
+        return Err(ArgsError::NoProgram);
     }
     Ok(Invocation::Run {
         use_namespace,
@@ -299,8 +308,14 @@ pub(crate) mod tests {
             parse_args(args(&["--probe"])).unwrap(),
             Invocation::Probe
         ));
-        assert!(parse_args(args(&["--"])).is_err());
-        assert!(parse_args(args(&["--bogus", "--", "true"])).is_err());
+        assert!(matches!(
+            parse_args(args(&["--"])),
+            Err(ArgsError::NoProgram)
+        ));
+        assert!(matches!(
+            parse_args(args(&["--bogus", "--", "true"])),
+            Err(ArgsError::Unexpected(arg)) if arg == "--bogus"
+        ));
     }
 
     /// In the unit-test binary, `__service-init` is served before libtest
