@@ -22,7 +22,7 @@ use crate::model::{Project, RestartMode, Service};
 mod prepare;
 mod running;
 
-use prepare::{prepare, Unprepared};
+use prepare::prepare;
 
 /// What the supervisor asks of a service.
 #[derive(Debug)]
@@ -343,9 +343,9 @@ impl Runner {
         };
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(Unprepared { reason, permanent }) => {
-                self.event(&format!("cannot start: {reason}"));
-                if permanent {
+            Err(error) => {
+                self.event(&format!("cannot start: {error}"));
+                if error.is_permanent() {
                     return RunEnd::Invalid;
                 }
                 return RunEnd::Finished {

@@ -1,8 +1,11 @@
 //! Preparing one start of a service: its environment and command templates resolved, and for a
 //! container service, the image pulled and a fresh bundle made.
 
+use std::path::PathBuf;
+
 use super::Shared;
 use crate::model::Service;
+use crate::project::env::EnvError;
 use crate::project::{interpolate, service_env};
 use crate::supervisor::container;
 use crate::supervisor::health::{self, ResolvedProbe};
@@ -15,18 +18,10 @@ pub(super) async fn prepare(
     shared: &Shared,
     service: &Service,
     port: Option<u16>,
-) -> Result<Prepared, Unprepared> {
-    let permanent = |error: String| Unprepared {
-        reason: error,
-        permanent: true,
-    };
-    let env = service_env(&shared.project, service, &shared.ports)
-        .map_err(|error| permanent(error.to_string()))?;
+) -> Result<Prepared, PrepareError> {
+    let env = service_env(&shared.project, service, &shared.ports)?;
     let command = match service.command.as_deref() {
-        Some(command) => Some(
-            interpolate(&shared.project, command, &shared.ports)
-                .map_err(|error| permanent(error.to_string()))?,
-        ),
+        Some(command) => Some(interpolate(&shared.project, command, &shared.ports)?),
         None => None,
     };
     let probe = health::resolve(&shared.project, service, port.unwrap_or(0), &env);
@@ -38,11 +33,7 @@ pub(super) async fn prepare(
             command.clone(),
             &shared.ports,
         )
-        .await
-        .map_err(|error| Unprepared {
-            permanent: matches!(error, container::ContainerError::Env(_)),
-            reason: error.to_string(),
-        })?;
+        .await?;
         let description = match &command {
             Some(command) => format!("{image}: {command}"),
             None => image.clone(),
@@ -55,17 +46,15 @@ pub(super) async fn prepare(
         });
     }
     let Some(command) = command else {
-        return Err(permanent("no command to run".into()));
+        return Err(PrepareError::NoCommand);
     };
     // Spawning would fail with ENOENT at every restart; say what is
     // missing, once, and wait for `locald restart`.
     if !service.workdir.is_dir() {
-        return Err(permanent(format!(
-            "working directory {} does not exist (or is not a directory): create it or \
-             change `workdir`, then `locald restart {}`",
-            service.workdir.display(),
-            service.name
-        )));
+        return Err(PrepareError::NoWorkdir {
+            workdir: service.workdir.clone(),
+            service: service.name.clone(),
+        });
     }
     let spec = LaunchSpec {
         argv: launch::program_argv(&crate::program::Program::Shell(command.clone())),
@@ -91,9 +80,32 @@ pub(super) struct Prepared {
     pub(super) container: Option<container::PreparedContainer>,
 }
 
-/// Why a start could not be prepared; `permanent` when retrying cannot help
-/// (a bad template), as opposed to, say, a registry that is down.
-pub(super) struct Unprepared {
-    pub(super) reason: String,
-    pub(super) permanent: bool,
+/// Why a start could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PrepareError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error("no command to run")]
+    NoCommand,
+    #[error(
+        "working directory {} does not exist (or is not a directory): create it or \
+         change `workdir`, then `locald restart {service}`",
+        .workdir.display()
+    )]
+    NoWorkdir { workdir: PathBuf, service: String },
+}
+
+impl PrepareError {
+    /// Whether retrying cannot help (a bad template), as opposed to, say, a registry that is
+    /// down.
+    pub(super) fn is_permanent(&self) -> bool {
+        match self {
+            PrepareError::Container(error) => {
+                matches!(error, container::ContainerError::Env(_))
+            }
+            PrepareError::Env(_) | PrepareError::NoCommand | PrepareError::NoWorkdir { .. } => true,
+        }
+    }
 }
