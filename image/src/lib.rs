@@ -15,7 +15,6 @@ pub mod reference;
 /// The private-directory checks, shared with the runtime and `locald-shim` (kept here under
 /// their old path for the store and other users).
 pub use locald_shim_protocol::private_dir;
-pub mod regular_file;
 pub mod remove_tree;
 mod store;
 mod tls;
