@@ -428,6 +428,22 @@ mod tests {
         }
     }
 
+    /// A read-write and a read-only bind.
+    fn two_volumes() -> Vec<VolumeMount> {
+        vec![
+            VolumeMount {
+                host: "/data".into(),
+                container: "/data".into(),
+                read_only: false,
+            },
+            VolumeMount {
+                host: "/conf".into(),
+                container: "/etc/app".into(),
+                read_only: true,
+            },
+        ]
+    }
+
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
     }
@@ -526,18 +542,7 @@ mod tests {
     #[test]
     fn root_spec_has_the_expected_shape() {
         let mut spec = request(image(&["/entry"], &[]));
-        spec.volumes = vec![
-            VolumeMount {
-                host: "/data".into(),
-                container: "/data".into(),
-                read_only: false,
-            },
-            VolumeMount {
-                host: "/conf".into(),
-                container: "/etc/app".into(),
-                read_only: true,
-            },
-        ];
+        spec.volumes = two_volumes();
         spec.hostname = Some("web".into());
         let oci = runtime_spec(&spec, Mode::Root).unwrap();
         let json = serde_json::to_value(&oci).unwrap();
@@ -748,18 +753,7 @@ mod tests {
         let mut root = request(root_image);
         root.user = Some("app".into());
         root.env = vec![("MODE".into(), "dev".into())];
-        root.volumes = vec![
-            VolumeMount {
-                host: "/data".into(),
-                container: "/data".into(),
-                read_only: false,
-            },
-            VolumeMount {
-                host: "/conf".into(),
-                container: "/etc/app".into(),
-                read_only: true,
-            },
-        ];
+        root.volumes = two_volumes();
         root.tty = true;
         root.hostname = Some("web".into());
         root.security.add_cap("NET_RAW").unwrap();

@@ -190,19 +190,25 @@ fn run_outer(argv: &[OsString], blocked: &SigSet) -> ! {
             drop(parent_alive_read);
             // Kept open for our whole life on purpose.
             let _parent_alive_write = parent_alive_write;
-            loop {
-                match blocked.wait() {
-                    Ok(Signal::SIGCHLD) => {
-                        if let Some(code) = reap(init) {
-                            std::process::exit(code);
-                        }
-                    }
-                    Ok(signal) => {
-                        let _ = kill(init, signal);
-                    }
-                    Err(_) => continue,
+            forward_until_exit(blocked, init, |signal| {
+                let _ = kill(init, signal);
+            })
+        }
+    }
+}
+
+/// Wait for the blocked signals: pass each on with `forward` until `child` exits, then exit with
+/// its status.
+fn forward_until_exit(blocked: &SigSet, child: Pid, forward: impl Fn(Signal)) -> ! {
+    loop {
+        match blocked.wait() {
+            Ok(Signal::SIGCHLD) => {
+                if let Some(code) = reap(child) {
+                    std::process::exit(code);
                 }
             }
+            Ok(signal) => forward(signal),
+            Err(_) => continue,
         }
     }
 }
@@ -225,21 +231,11 @@ fn run_init(argv: &[OsString], blocked: &SigSet) -> ! {
     };
     // Set it from this side too: a signal may come before the child runs.
     let _ = setpgid(command, command);
-    loop {
-        match blocked.wait() {
-            Ok(Signal::SIGCHLD) => {
-                if let Some(code) = reap(command) {
-                    std::process::exit(code);
-                }
-            }
-            Ok(signal) => {
-                if kill(Pid::from_raw(-command.as_raw()), signal).is_err() {
-                    let _ = kill(command, signal);
-                }
-            }
-            Err(_) => continue,
+    forward_until_exit(blocked, command, |signal| {
+        if kill(Pid::from_raw(-command.as_raw()), signal).is_err() {
+            let _ = kill(command, signal);
         }
-    }
+    })
 }
 
 /// Reap every exited child; the exit code of `main` once it is among them.
