@@ -802,6 +802,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_parts_stand_alone() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.volumes = two_volumes();
+        // Mounts: the standard ones, then the bundle's files, then the volumes in order.
+        let destinations = |rootless| -> Vec<String> {
+            mounts(&spec, rootless)
+                .unwrap()
+                .iter()
+                .map(|m| m["destination"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let expected = [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/tmp",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/data",
+            "/etc/app",
+        ];
+        assert_eq!(destinations(false), expected);
+        assert_eq!(destinations(true), expected);
+
+        // Linux: no seccomp when unconfined, device rules only as root.
+        spec.security.seccomp = SeccompChoice::Unconfined;
+        let linux_root = linux(&spec, Mode::Root).unwrap();
+        assert!(linux_root.get("seccomp").is_none());
+        assert!(linux_root["resources"]["devices"].is_array());
+        let rootless = linux(&spec, Mode::Rootless { uid: 7, gid: 8 }).unwrap();
+        assert!(rootless.get("resources").is_none());
+        assert_eq!(rootless["gidMappings"][0]["hostID"], 8);
+
+        // Process: additional groups only as root.
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![10],
+            home: None,
+        };
+        let as_root = process(&spec, &user, false).unwrap();
+        assert_eq!(as_root["user"]["additionalGids"], json!([10]));
+        assert!(process(&spec, &user, true).unwrap()["user"]
+            .get("additionalGids")
+            .is_none());
+    }
+
     fn cap_list(json: &Value, set: &str) -> Vec<String> {
         json["process"]["capabilities"][set]
             .as_array()
