@@ -428,6 +428,19 @@ mod tests {
         }
     }
 
+    /// A rootfs whose /etc/passwd has root and `app` (1000), with `group` as its /etc/group.
+    fn rootfs_with_accounts(group: &str) -> tempfile::TempDir {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.path().join("etc/group"), group).unwrap();
+        rootfs
+    }
+
     /// A read-write and a read-only bind.
     fn two_volumes() -> Vec<VolumeMount> {
         vec![
@@ -650,14 +663,7 @@ mod tests {
 
     #[test]
     fn users_resolve_against_the_image() {
-        let rootfs = tempfile::tempdir().unwrap();
-        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
-        std::fs::write(
-            rootfs.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(rootfs.path().join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        let rootfs = rootfs_with_accounts("root:x:0:\napp:x:1000:\n");
         let mut image = image(&["/entry"], &[]);
         image.rootfs = rootfs.path().to_path_buf();
         image.config.user = Some("app".into());
@@ -735,18 +741,7 @@ mod tests {
     /// `LOCALD_BLESS=1 cargo test -p locald-runtime whole_spec` and review the diff.
     #[test]
     fn the_whole_spec_is_pinned() {
-        let rootfs = tempfile::tempdir().unwrap();
-        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
-        std::fs::write(
-            rootfs.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            rootfs.path().join("etc/group"),
-            "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
-        )
-        .unwrap();
+        let rootfs = rootfs_with_accounts("root:x:0:\napp:x:1000:\nextra:x:2000:app\n");
         let mut root_image = image(&["/entry", "-x"], &["serve"]);
         root_image.rootfs = rootfs.path().to_path_buf();
         root_image.config.working_dir = Some("/srv".into());
