@@ -74,6 +74,15 @@ pub struct UpOptions {
     pub services: Vec<String>,
 }
 
+/// Why the daemon could not read the project `up -d` handed it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    #[error("more than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// Why `up -d` could not start the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -149,7 +158,7 @@ pub enum SupervisorError {
     Daemon(#[from] DaemonError),
     /// What `up -d` handed the daemon on stdin could not be read.
     #[error("cannot read the project handed over by `locald up -d`: {0}")]
-    Handoff(String),
+    Handoff(#[source] HandoffError),
     #[error("{context}: {source}")]
     Io {
         context: String,

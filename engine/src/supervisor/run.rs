@@ -26,7 +26,7 @@ use super::actor::{Ended, Supervisor};
 use super::console::Console;
 use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
-use super::SupervisorError;
+use super::{HandoffError, SupervisorError};
 use crate::model::Project;
 use crate::project::ports;
 use crate::project::state_dir::StateDir;
@@ -68,13 +68,13 @@ impl Handoff {
             return Ok(None);
         }
         if bytes.len() as u64 > HANDOFF_LIMIT {
-            return Err(SupervisorError::Handoff(format!(
-                "more than {HANDOFF_LIMIT} bytes"
-            )));
+            return Err(SupervisorError::Handoff(HandoffError::TooLarge {
+                limit: HANDOFF_LIMIT,
+            }));
         }
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| SupervisorError::Handoff(error.to_string()))
+            .map_err(|error| SupervisorError::Handoff(error.into()))
     }
 }
 
