@@ -87,14 +87,14 @@ pub fn service_init_main(args: Vec<OsString>) -> ! {
 
 /// A command line `__service-init` does not understand (only locald writes it).
 #[derive(Debug, thiserror::Error)]
-enum ArgsError {
+enum InitArgsError {
     #[error("unexpected argument {0:?}")]
     Unexpected(OsString),
     #[error("usage: __service-init [--no-pid-namespace] -- PROGRAM [ARGS…]")]
     NoProgram,
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Invocation, ArgsError> {
+fn parse_args(args: Vec<OsString>) -> Result<Invocation, InitArgsError> {
     let start = args
         .iter()
         .position(|arg| arg == "__service-init")
@@ -106,12 +106,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, ArgsError> {
             Some("--probe") => return Ok(Invocation::Probe),
             Some("--no-pid-namespace") => use_namespace = false,
             Some("--") => break,
-            _ => return Err(ArgsError::Unexpected(arg)),
+            _ => return Err(InitArgsError::Unexpected(arg)),
         }
     }
     let argv: Vec<OsString> = args.collect();
     if argv.is_empty() {
-        return Err(ArgsError::NoProgram);
+        return Err(InitArgsError::NoProgram);
     }
     Ok(Invocation::Run {
         use_namespace,
@@ -306,11 +306,11 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             parse_args(args(&["--"])),
-            Err(ArgsError::NoProgram)
+            Err(InitArgsError::NoProgram)
         ));
         assert!(matches!(
             parse_args(args(&["--bogus", "--", "true"])),
-            Err(ArgsError::Unexpected(arg)) if arg == "--bogus"
+            Err(InitArgsError::Unexpected(arg)) if arg == "--bogus"
         ));
     }
 
