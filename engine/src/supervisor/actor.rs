@@ -19,6 +19,7 @@ use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
 use super::reload::ReloadError;
+use super::run::StateLost;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
 use crate::model::{Probe, Project, Service};
 use crate::project::state_dir::StateDir;
@@ -214,7 +215,7 @@ impl Supervisor {
         mut self,
         mut controls: mpsc::Receiver<Envelope>,
         end_when_finished: bool,
-        state_lost: impl std::future::Future<Output = String>,
+        state_lost: impl std::future::Future<Output = StateLost>,
     ) -> Ended {
         tokio::pin!(state_lost);
         let mut interrupts = match Interrupts::new() {
