@@ -236,7 +236,7 @@ fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = crate::regular_file::open_regular(path).map_err(read_error)?;
+    let file = locald_shim_protocol::regular_file::open_regular(path).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -331,11 +331,12 @@ impl Layout<'_> {
         let path = self.blob_path(&blob.digest)?;
         // A layout is files: a FIFO (whose open would block until someone writes) or a device
         // is refused.
-        let file =
-            crate::regular_file::open_regular(&path).map_err(|source| ImportError::Read {
+        let file = locald_shim_protocol::regular_file::open_regular(&path).map_err(|source| {
+            ImportError::Read {
                 path: path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let mut writer = BlobWriter::create(&store.paths)?;
         // One byte past the declared size is enough to know it is wrong: a
         // blob file that goes on (a FIFO, `/dev/zero`) is not read further.

@@ -15,7 +15,6 @@ pub mod reference;
 /// The private-directory checks, shared with the runtime and `locald-shim` (kept here under
 /// their old path for the store and other users).
 pub use locald_shim_protocol::private_dir;
-pub mod regular_file;
 pub mod remove_tree;
 mod store;
 mod tls;
@@ -41,7 +40,7 @@ pub use unpack::{
     decompressing_reader, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES,
     MIN_FREE_BYTES, MIN_FREE_INODES,
 };
-pub use user_config::ConfigError;
+pub use user_config::UserConfigError;
 
 /// Every way an image operation can fail.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     Import(#[from] ImportError),
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] UserConfigError),
     #[error(transparent)]
     PrivateDir(#[from] private_dir::PrivateDirError),
 }

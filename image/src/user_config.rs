@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// A user config file that exists but cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum UserConfigError {
     #[error("cannot read `{path}`: {source}")]
     Read {
         path: PathBuf,
@@ -37,16 +37,16 @@ pub fn user_config_path() -> Option<PathBuf> {
 }
 
 /// `insecure_registries` from the user config; empty when there is no file.
-pub fn configured_insecure_registries() -> Result<Vec<String>, ConfigError> {
+pub fn configured_insecure_registries() -> Result<Vec<String>, UserConfigError> {
     let Some(path) = user_config_path() else {
         return Ok(Vec::new());
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ConfigError::Read { path, source }),
+        Err(source) => return Err(UserConfigError::Read { path, source }),
     };
-    let config: UserConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+    let config: UserConfig = toml::from_str(&text).map_err(|e| UserConfigError::Invalid {
         path: path.clone(),
         reason: e.to_string(),
     })?;
@@ -77,7 +77,7 @@ struct DockerAuth {
 /// `user:password` for `registry` from `$DOCKER_CONFIG/config.json` or
 /// `~/.docker/config.json` (the basic `auth` field only; credential helpers
 /// are not run).
-pub fn docker_credentials(registry: &str) -> Result<Option<(String, String)>, ConfigError> {
+pub fn docker_credentials(registry: &str) -> Result<Option<(String, String)>, UserConfigError> {
     let path = match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => Path::new(&dir).join("config.json"),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
@@ -88,10 +88,10 @@ pub fn docker_credentials(registry: &str) -> Result<Option<(String, String)>, Co
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ConfigError::Read { path, source }),
+        Err(source) => return Err(UserConfigError::Read { path, source }),
     };
     let config: DockerConfig =
-        serde_json::from_slice(&bytes).map_err(|e| ConfigError::Invalid {
+        serde_json::from_slice(&bytes).map_err(|e| UserConfigError::Invalid {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -102,7 +102,7 @@ fn credentials_for(
     config: &DockerConfig,
     registry: &str,
     path: &Path,
-) -> Result<Option<(String, String)>, ConfigError> {
+) -> Result<Option<(String, String)>, UserConfigError> {
     let wanted = auth_key(registry);
     let Some(auth) = config
         .auths
@@ -112,7 +112,7 @@ fn credentials_for(
     else {
         return Ok(None);
     };
-    let invalid = |reason: &str| ConfigError::Invalid {
+    let invalid = |reason: &str| UserConfigError::Invalid {
         path: path.to_path_buf(),
         reason: format!("the `auth` of `{registry}` {reason}"),
     };

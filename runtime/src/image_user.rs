@@ -3,7 +3,8 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+
+use locald_shim_protocol::regular_file::{open_regular_with, Links};
 use std::path::Path;
 
 /// Errors while resolving a container user.
@@ -105,14 +106,12 @@ fn read_image_file(rootfs: &Path, name: &str) -> Option<String> {
     if !fs::symlink_metadata(&etc).ok()?.is_dir() {
         return None;
     }
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(etc.join(name))
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
+    let mut file = open_regular_with(
+        fs::OpenOptions::new().read(true),
+        &etc.join(name),
+        Links::Refuse,
+    )
+    .ok()?;
     let mut text = String::new();
     // Account files are small; a huge one is not an account file.
     file.by_ref().take(4 << 20).read_to_string(&mut text).ok()?;

@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::container_spec::{ContainerSpec, Mode};
-use crate::image_user::{self, UserError};
+use crate::image_user::{self, ResolvedUser, UserError};
 use crate::seccomp::{self, SeccompError};
 use crate::security::SeccompChoice;
 
@@ -180,6 +180,62 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         });
     }
 
+    // In this order, so that a request with several faults reports the same one as before.
+    let mounts = mounts(spec, rootless)?;
+    let linux = linux(spec, mode)?;
+    let process = process(spec, &user, rootless)?;
+    let mut document = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": ROOTFS_DIR, "readonly": false},
+        "process": process,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {
+            LOWER_ANNOTATION: spec.image.rootfs,
+            UPPER_ANNOTATION: UPPER_DIR,
+            WORK_ANNOTATION: WORK_DIR,
+        },
+    });
+    if let Some(hostname) = &spec.hostname {
+        document["hostname"] = json!(hostname);
+    }
+    Ok(serde_json::from_value(document)?)
+}
+
+/// The spec's `process`: what runs, as whom, where, with which capabilities.
+fn process(spec: &ContainerSpec, user: &ResolvedUser, rootless: bool) -> Result<Value, SpecError> {
+    let capabilities = spec.security.capabilities();
+    let mut process_user = json!({"uid": user.uid, "gid": user.gid});
+    if !rootless && !user.additional_gids.is_empty() {
+        process_user["additionalGids"] = json!(user.additional_gids);
+    }
+    let mut process = json!({
+        "terminal": spec.tty,
+        "user": process_user,
+        "args": process_args(spec)?,
+        "env": process_env(spec, user.home.as_deref()),
+        "cwd": process_cwd(spec),
+        // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program gets no
+        // capability its file does not carry.
+        "capabilities": {
+            "bounding": capabilities,
+            "effective": capabilities,
+            "permitted": capabilities,
+            "inheritable": [],
+            "ambient": [],
+        },
+    });
+    // Absent, not false, when off: libcontainer takes any value as "on" when ordering the seccomp
+    // set-up around the capability drop.
+    if spec.security.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
+    Ok(process)
+}
+
+/// The spec's `mounts`: Docker's standard file systems, the bundle's hosts and resolv.conf, then
+/// the request's volumes.
+fn mounts(spec: &ContainerSpec, rootless: bool) -> Result<Vec<Value>, SpecError> {
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -262,7 +318,12 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
             "options": ["rbind", "rprivate", access],
         }));
     }
+    Ok(mounts)
+}
 
+/// The spec's `linux`: namespaces (the host's network), the cgroup, masked and read-only paths,
+/// the device rules (root) or the id mappings (rootless), and the seccomp profile.
+fn linux(spec: &ContainerSpec, mode: Mode) -> Result<Value, SpecError> {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -285,56 +346,16 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         }
     }
     linux["namespaces"] = Value::Array(namespaces);
-    let capabilities = spec.security.capabilities();
     let profile = match &spec.security.seccomp {
         SeccompChoice::Default => Some(seccomp::default_profile()),
         SeccompChoice::Unconfined => None,
         SeccompChoice::Profile(path) => Some(seccomp::load_profile(path)?),
     };
     if let Some(profile) = profile {
+        let capabilities = spec.security.capabilities();
         linux["seccomp"] = seccomp::render(&profile, seccomp::Target::host(&capabilities));
     }
-
-    let mut process_user = json!({"uid": user.uid, "gid": user.gid});
-    if !rootless && !user.additional_gids.is_empty() {
-        process_user["additionalGids"] = json!(user.additional_gids);
-    }
-    let mut document = json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": ROOTFS_DIR, "readonly": false},
-        "process": {
-            "terminal": spec.tty,
-            "user": process_user,
-            "args": process_args(spec)?,
-            "env": process_env(spec, user.home.as_deref()),
-            "cwd": process_cwd(spec),
-            // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program
-            // gets no capability its file does not carry.
-            "capabilities": {
-                "bounding": capabilities,
-                "effective": capabilities,
-                "permitted": capabilities,
-                "inheritable": [],
-                "ambient": [],
-            },
-        },
-        "mounts": mounts,
-        "linux": linux,
-        "annotations": {
-            LOWER_ANNOTATION: spec.image.rootfs,
-            UPPER_ANNOTATION: UPPER_DIR,
-            WORK_ANNOTATION: WORK_DIR,
-        },
-    });
-    // Absent, not false, when off: libcontainer takes any value as "on" when ordering the seccomp
-    // set-up around the capability drop.
-    if spec.security.no_new_privileges {
-        document["process"]["noNewPrivileges"] = json!(true);
-    }
-    if let Some(hostname) = &spec.hostname {
-        document["hostname"] = json!(hostname);
-    }
-    Ok(serde_json::from_value(document)?)
+    Ok(linux)
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Value {
@@ -405,6 +426,35 @@ mod tests {
             hostname: None,
             security: Default::default(),
         }
+    }
+
+    /// A rootfs whose /etc/passwd has root and `app` (1000), with `group` as its /etc/group.
+    fn rootfs_with_accounts(group: &str) -> tempfile::TempDir {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.path().join("etc/group"), group).unwrap();
+        rootfs
+    }
+
+    /// A read-write and a read-only bind.
+    fn two_volumes() -> Vec<VolumeMount> {
+        vec![
+            VolumeMount {
+                host: "/data".into(),
+                container: "/data".into(),
+                read_only: false,
+            },
+            VolumeMount {
+                host: "/conf".into(),
+                container: "/etc/app".into(),
+                read_only: true,
+            },
+        ]
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -505,18 +555,7 @@ mod tests {
     #[test]
     fn root_spec_has_the_expected_shape() {
         let mut spec = request(image(&["/entry"], &[]));
-        spec.volumes = vec![
-            VolumeMount {
-                host: "/data".into(),
-                container: "/data".into(),
-                read_only: false,
-            },
-            VolumeMount {
-                host: "/conf".into(),
-                container: "/etc/app".into(),
-                read_only: true,
-            },
-        ];
+        spec.volumes = two_volumes();
         spec.hostname = Some("web".into());
         let oci = runtime_spec(&spec, Mode::Root).unwrap();
         let json = serde_json::to_value(&oci).unwrap();
@@ -624,14 +663,7 @@ mod tests {
 
     #[test]
     fn users_resolve_against_the_image() {
-        let rootfs = tempfile::tempdir().unwrap();
-        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
-        std::fs::write(
-            rootfs.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(rootfs.path().join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        let rootfs = rootfs_with_accounts("root:x:0:\napp:x:1000:\n");
         let mut image = image(&["/entry"], &[]);
         image.rootfs = rootfs.path().to_path_buf();
         image.config.user = Some("app".into());
@@ -701,6 +733,119 @@ mod tests {
         assert!(is_valid_id("a.b-c_d+1"));
         assert!(!is_valid_id(".."));
         assert!(!is_valid_id(""));
+    }
+
+    /// The whole spec for representative requests, pinned (keys and capability sets sorted, the
+    /// rest byte for byte), so that a change to how it is built shows as a change to what it is.
+    /// After a deliberate change, regenerate with
+    /// `LOCALD_BLESS=1 cargo test -p locald-runtime whole_spec` and review the diff.
+    #[test]
+    fn the_whole_spec_is_pinned() {
+        let rootfs = rootfs_with_accounts("root:x:0:\napp:x:1000:\nextra:x:2000:app\n");
+        let mut root_image = image(&["/entry", "-x"], &["serve"]);
+        root_image.rootfs = rootfs.path().to_path_buf();
+        root_image.config.working_dir = Some("/srv".into());
+        let mut root = request(root_image);
+        root.user = Some("app".into());
+        root.env = vec![("MODE".into(), "dev".into())];
+        root.volumes = two_volumes();
+        root.tty = true;
+        root.hostname = Some("web".into());
+        root.security.add_cap("NET_RAW").unwrap();
+        root.security.drop_cap("CHOWN").unwrap();
+
+        let mut rootless = request(image(&["/entry"], &[]));
+        rootless.security.no_new_privileges = false;
+        rootless.security.seccomp = SeccompChoice::Unconfined;
+
+        let rootfs_text = rootfs.path().to_str().unwrap().to_string();
+        for (name, spec, mode) in [
+            ("root", &root, Mode::Root),
+            (
+                "rootless",
+                &rootless,
+                Mode::Rootless {
+                    uid: 1000,
+                    gid: 1001,
+                },
+            ),
+        ] {
+            // Through a `Value` (keys sorted): the spec's annotations are a hash map, whose
+            // order changes from run to run.
+            let mut value = serde_json::to_value(runtime_spec(spec, mode).unwrap()).unwrap();
+            // Likewise the capability sets.
+            for set in value["process"]["capabilities"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+            {
+                set.as_array_mut()
+                    .unwrap()
+                    .sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+            let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+            // The temporary rootfs is the one part that differs from run to run.
+            let text = text.replace(&rootfs_text, "/ROOTFS");
+            let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/testdata")
+                .join(format!("runtime_spec_{name}.json"));
+            if std::env::var_os("LOCALD_BLESS").is_some() {
+                std::fs::write(&pinned, &text).unwrap();
+            }
+            let expected = std::fs::read_to_string(&pinned).unwrap();
+            assert!(text == expected, "{name}: the spec differs from {pinned:?}");
+        }
+    }
+
+    #[test]
+    fn the_parts_stand_alone() {
+        let mut spec = request(image(&["/entry"], &[]));
+        spec.volumes = two_volumes();
+        // Mounts: the standard ones, then the bundle's files, then the volumes in order.
+        let destinations = |rootless| -> Vec<String> {
+            mounts(&spec, rootless)
+                .unwrap()
+                .iter()
+                .map(|m| m["destination"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let expected = [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/tmp",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/data",
+            "/etc/app",
+        ];
+        assert_eq!(destinations(false), expected);
+        assert_eq!(destinations(true), expected);
+
+        // Linux: no seccomp when unconfined, device rules only as root.
+        spec.security.seccomp = SeccompChoice::Unconfined;
+        let linux_root = linux(&spec, Mode::Root).unwrap();
+        assert!(linux_root.get("seccomp").is_none());
+        assert!(linux_root["resources"]["devices"].is_array());
+        let rootless = linux(&spec, Mode::Rootless { uid: 7, gid: 8 }).unwrap();
+        assert!(rootless.get("resources").is_none());
+        assert_eq!(rootless["gidMappings"][0]["hostID"], 8);
+
+        // Process: additional groups only as root.
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![10],
+            home: None,
+        };
+        let as_root = process(&spec, &user, false).unwrap();
+        assert_eq!(as_root["user"]["additionalGids"], json!([10]));
+        assert!(process(&spec, &user, true).unwrap()["user"]
+            .get("additionalGids")
+            .is_none());
     }
 
     fn cap_list(json: &Value, set: &str) -> Vec<String> {

@@ -135,7 +135,7 @@ pub fn load_profile(path: &Path) -> Result<Profile, SeccompError> {
     };
     // Not File::open: a FIFO named as a profile would block the open for good (and profiles are
     // read when a project is loaded, by `locald status` too).
-    let file = locald_image::regular_file::open_regular(path).map_err(read_error)?;
+    let file = locald_shim_protocol::regular_file::open_regular(path).map_err(read_error)?;
     let mut text = Vec::new();
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut text)

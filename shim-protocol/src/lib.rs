@@ -14,6 +14,9 @@
 //! - [`private_dir`]: the checks that a directory (image store, runtime root, bundle, state root)
 //!   can be changed by no one but root and the caller.
 //! - [`seccomp_cache`]: where and how compiled seccomp programs are cached.
+//! - [`regular_file`]: opening a file that must be a regular one without blocking on a FIFO;
+//!   not shim protocol, but every crate that opens such files (image, runtime, engine) links
+//!   this one, so it is written here once.
 //!
 //! The shim links this crate, so it depends on nothing the shim does not link already (no tokio,
 //! no image code).
@@ -24,6 +27,7 @@ pub mod exit;
 pub mod lock;
 pub mod mountinfo;
 pub mod private_dir;
+pub mod regular_file;
 pub mod seccomp_cache;
 pub mod signals;
 

@@ -47,12 +47,21 @@ pub fn try_lock(fd: BorrowedFd<'_>, mode: LockMode) -> nix::Result<()> {
     Errno::result(unsafe { libc::flock(fd.as_raw_fd(), kind | libc::LOCK_NB) }).map(drop)
 }
 
-/// Whether `path` (not followed if a symlink) is the file open as `fd`.
-pub fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
-    match (nix::sys::stat::fstat(fd), fs::symlink_metadata(path)) {
-        (Ok(open), Ok(named)) => open.st_dev == named.dev() && open.st_ino == named.ino(),
-        _ => false,
+/// Whether `path` (not followed if a symlink) is still the file open as `fd`: a lock file
+/// released and removed (or replaced) by its last holder between an open and a lock is nobody's
+/// lock any more. `Ok(false)` when nothing is at `path`; an error when that cannot be told.
+pub fn still_at(fd: BorrowedFd<'_>, path: &Path) -> io::Result<bool> {
+    let open = nix::sys::stat::fstat(fd)?;
+    match fs::symlink_metadata(path) {
+        Ok(named) => Ok(open.st_dev == named.dev() && open.st_ino == named.ino()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
     }
+}
+
+/// [`still_at`], taking "cannot tell" for "no": for callers that then leave the file alone.
+pub fn same_file(fd: BorrowedFd<'_>, path: &Path) -> bool {
+    still_at(fd, path).unwrap_or(false)
 }
 
 /// Why a bundle's lock could not be held.
@@ -154,5 +163,8 @@ mod tests {
         assert!(!same_file(held.as_fd(), &lock));
         std::os::unix::fs::symlink("/dev/null", dir.path().join("link")).unwrap();
         assert!(!same_file(held.as_fd(), &dir.path().join("link")));
+        // Nothing there is a plain "no"; a path that cannot be looked at is an error.
+        assert!(!still_at(held.as_fd(), &dir.path().join("gone")).unwrap());
+        assert!(still_at(held.as_fd(), &lock.join("below-a-file")).is_err());
     }
 }

@@ -39,11 +39,14 @@
 //! before it exits, including when it is stopped by SIGTERM or SIGINT, or fails.
 
 mod cgroups;
+mod cleanup;
 mod mounts;
+mod parent;
 mod run;
 mod seccomp;
 mod signals;
 mod terminal;
+mod watch;
 
 use locald_shim_protocol::args::RunArgs;
 

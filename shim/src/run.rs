@@ -1,41 +1,38 @@
 //! `locald-shim run`: create and start one container with libcontainer, supervise it (signals,
 //! terminal, exit status) and clean up everything it created, whatever way it ends.
+//!
+//! Set-up and creation are here; watching the running container is in `watch.rs`, the clean-up in
+//! `cleanup.rs`, the parent's death as a stop request in `parent.rs`.
 
 use std::fs;
-use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use libcontainer::syscall::syscall::SyscallType;
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 
 use locald_shim_protocol::args::RunArgs;
-use locald_shim_protocol::cgroup::{self as cgroup_fs, open_dir, remove_empty_parents};
-use locald_shim_protocol::exit::signal_exit_code;
+use locald_shim_protocol::cgroup as cgroup_fs;
 use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
-use locald_shim_protocol::{lock, mountinfo, PARENT_ENV};
+use locald_shim_protocol::{lock, mountinfo};
 
 use crate::cgroups::{self, V1Cgroups};
+use crate::cleanup::Cleanup;
 use crate::mounts::{self, OverlayRootfs};
+use crate::parent::stop_with_parent;
 use crate::seccomp::{self, SeccompExecutor};
-use crate::signals::{self, SignalPipe};
-use crate::terminal::{self, RawMode};
+use crate::signals::SignalPipe;
+use crate::terminal;
+use crate::watch::ContainerWatch;
 
 /// Name of the spec copy the shim hands to libcontainer when it must differ from the bundle's
 /// (inside the bundle).
-const LIBCONTAINER_CONFIG_DIR: &str = ".shim-config";
-const CONSOLE_SOCKET: &str = "console.sock";
+pub(crate) const LIBCONTAINER_CONFIG_DIR: &str = ".shim-config";
+pub(crate) const CONSOLE_SOCKET: &str = "console.sock";
 
 /// Runs the bundle to completion and returns the container's exit status (128+n if killed by
 /// signal n).
@@ -200,7 +197,7 @@ fn create_and_supervise(
     };
     container.start().context("starting the container")?;
 
-    let mut supervisor = Supervisor {
+    let mut watch = ContainerWatch {
         init,
         signals,
         stop_timeout: args.stop_timeout,
@@ -208,10 +205,10 @@ fn create_and_supervise(
         stop_requested: false,
     };
     let status = match pty_master {
-        Some(master) => supervisor.run_with_terminal(master),
-        None => supervisor.run_plain(discard),
+        Some(master) => watch.run_with_terminal(master),
+        None => watch.run_plain(discard),
     }?;
-    // The supervisor returns once it has reaped the init: its pid may be reused from now on.
+    // The watch returns once it has reaped the init: its pid may be reused from now on.
     cleanup.init = None;
     Ok(status)
 }
@@ -262,312 +259,6 @@ fn write_libcontainer_config(
     spec.save(dir.join("config.json"))
         .context("writing libcontainer's copy of config.json")?;
     Ok(dir)
-}
-
-/// Watches the running container: forwards signals, escalates a stop request to SIGKILL after the
-/// stop timeout, pumps the terminal, and returns the exit status once the init is gone.
-struct Supervisor<'a> {
-    init: Pid,
-    signals: &'a SignalPipe,
-    stop_timeout: std::time::Duration,
-    kill_deadline: Option<Instant>,
-    stop_requested: bool,
-}
-
-impl Supervisor<'_> {
-    fn poll_timeout(&self) -> PollTimeout {
-        match self.kill_deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Round up so that we never spin on a zero timeout before the deadline.
-                let millis = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
-                PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
-            }
-        }
-    }
-
-    /// Handles pending signals; `window_changed` is set on SIGWINCH for the terminal pump.
-    fn handle_signals(&mut self, window_changed: &mut bool) {
-        for signal in self.signals.drain() {
-            match signal {
-                Signal::SIGCHLD => {}
-                Signal::SIGWINCH => *window_changed = true,
-                signal if signals::is_stop_request(signal) && self.stop_requested => {
-                    // A second stop request: the user means it.
-                    let _ = kill(self.init, Signal::SIGKILL);
-                }
-                signal => {
-                    let _ = kill(self.init, signal);
-                    if signals::is_stop_request(signal) {
-                        self.stop_requested = true;
-                        // A timeout too long to be a time (years) is no deadline at all.
-                        self.kill_deadline = Instant::now().checked_add(self.stop_timeout);
-                    }
-                }
-            }
-        }
-        if let Some(deadline) = self.kill_deadline {
-            if Instant::now() >= deadline {
-                let _ = kill(self.init, Signal::SIGKILL);
-                self.kill_deadline = None;
-            }
-        }
-    }
-
-    /// The init's exit status if it has exited (reaping it).
-    fn try_reap(&self) -> Result<Option<i32>> {
-        match waitpid(self.init, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(signal_exit_code(signal as i32))),
-            Ok(_) => Ok(None),
-            Err(Errno::EINTR) => Ok(None),
-            Err(err) => Err(err).context("waiting for the container's init"),
-        }
-    }
-
-    /// Non-terminal mode: the container has the shim's own stdio; only signals and the optional
-    /// /dev/null substitute pipes need attention.
-    fn run_plain(&mut self, mut discard: Vec<OwnedFd>) -> Result<i32> {
-        let mut scratch = [0u8; 8192];
-        loop {
-            if let Some(status) = self.try_reap()? {
-                return Ok(status);
-            }
-            let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
-            fds.extend(
-                discard
-                    .iter()
-                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
-            );
-            match poll(&mut fds, self.poll_timeout()) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(err) => return Err(err).context("poll"),
-            }
-            let finished: Vec<bool> = fds[1..]
-                .iter()
-                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            let mut index = 0;
-            discard.retain(|fd| {
-                let ready = finished[index];
-                index += 1;
-                !ready || matches!(nix::unistd::read(fd.as_fd(), &mut scratch), Ok(n) if n > 0)
-            });
-            self.handle_signals(&mut false);
-        }
-    }
-
-    /// Terminal mode: relay the user's stdin to the pty master and the master to stdout, in raw
-    /// mode, and keep the pty's window size equal to the user's.
-    fn run_with_terminal(&mut self, master: OwnedFd) -> Result<i32> {
-        let stdin = std::io::stdin();
-        let stdout = std::io::stdout();
-        let user_terminal = terminal::user_terminal(stdin.as_fd(), stdout.as_fd());
-        let _raw = RawMode::enter(stdin.as_fd())?;
-        set_nonblocking(master.as_fd())?;
-
-        let mut stdin_open = true;
-        let mut master_open = true;
-        let mut exit_status = None;
-        let mut buffer = [0u8; 16384];
-        loop {
-            if exit_status.is_none() {
-                exit_status = self.try_reap()?;
-            }
-            // Once the init is gone, the rest of its pid namespace is killed and the pty's slave
-            // side closes: drain what is left, then finish.
-            if let Some(status) = exit_status {
-                if !master_open || !drain_master(&master, &mut buffer) {
-                    return Ok(status);
-                }
-            }
-            let mut fds = vec![
-                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(
-                    master.as_fd(),
-                    if master_open {
-                        PollFlags::POLLIN
-                    } else {
-                        PollFlags::empty()
-                    },
-                ),
-            ];
-            if stdin_open {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-            }
-            let timeout = if exit_status.is_some() {
-                PollTimeout::from(50u8)
-            } else {
-                self.poll_timeout()
-            };
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(err) => return Err(err).context("poll"),
-            }
-            let master_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
-            let stdin_ready = stdin_open && fds[2].revents().is_some_and(|r| !r.is_empty());
-            drop(fds);
-
-            if master_ready {
-                match nix::unistd::read(master.as_fd(), &mut buffer) {
-                    Ok(0) | Err(Errno::EIO) => master_open = false,
-                    Ok(n) => write_all_stdout(&buffer[..n]),
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(err) => return Err(err).context("reading the pty"),
-                }
-            }
-            if stdin_ready {
-                match nix::unistd::read(stdin.as_fd(), &mut buffer) {
-                    Ok(0) => stdin_open = false,
-                    Ok(n) => {
-                        if write_all_fd(master.as_fd(), &buffer[..n]).is_err() {
-                            stdin_open = false;
-                        }
-                    }
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(_) => stdin_open = false,
-                }
-            }
-            let mut window_changed = false;
-            self.handle_signals(&mut window_changed);
-            if window_changed {
-                if let Some(user) = user_terminal {
-                    terminal::copy_window_size(user, master.as_fd());
-                }
-            }
-        }
-    }
-}
-
-/// Reads what the pty still holds; returns false once it is closed or empty.
-fn drain_master(master: &OwnedFd, buffer: &mut [u8]) -> bool {
-    loop {
-        match nix::unistd::read(master.as_fd(), buffer) {
-            Ok(0) | Err(Errno::EIO) => return false,
-            Ok(n) => write_all_stdout(&buffer[..n]),
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn write_all_stdout(bytes: &[u8]) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
-}
-
-fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                let _ = poll(&mut fds, PollTimeout::from(100u8));
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("F_GETFL")?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("F_SETFL")?;
-    Ok(())
-}
-
-/// When started by `locald container run` (which sets [`PARENT_ENV`] to its pid), treat the
-/// death of that parent as a stop request: SIGTERM, forwarded to the container and escalated
-/// after the stop timeout, so that a killed caller leaves no container running.
-fn stop_with_parent() {
-    let Some(parent) = std::env::var(PARENT_ENV)
-        .ok()
-        .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-    else {
-        return;
-    };
-    // SAFETY: prctl(2) with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
-    if nix::unistd::getppid().as_raw() != parent {
-        // It died before the signal was armed.
-        let _ = nix::sys::signal::raise(Signal::SIGTERM);
-    }
-}
-
-/// Everything the shim created, undone in reverse order however the run ended (on drop).
-struct Cleanup {
-    bundle: PathBuf,
-    /// libcontainer's state directory for the container (`<state root>/<id>`).
-    state_dir: PathBuf,
-    cgroups_path: Option<PathBuf>,
-    overlay: Option<OverlayRootfs>,
-    rootless: bool,
-    /// The cgroups the shim set up itself (root on a cgroup v1 host).
-    managed_cgroups: Option<V1Cgroups>,
-    container: Option<Container>,
-    /// The container's init while it may still run (not reaped yet).
-    init: Option<Pid>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(mut container) = self.container.take() {
-            if self.rootless || self.managed_cgroups.is_some() {
-                // libcontainer's delete would kill the pids its init wrote to the scratch
-                // cgroupfs, which may have been reused by now. Killing the init takes the rest of
-                // its pid namespace down with it.
-                if let Some(init) = self.init.take() {
-                    let _ = kill(init, Signal::SIGKILL);
-                    let _ = waitpid(init, None);
-                }
-            } else if let Err(err) = container.delete(true) {
-                eprintln!("locald-shim: deleting the container: {err}");
-            }
-        }
-        // libcontainer removes it when it deletes the container; not on the other paths (and not
-        // when its delete failed half-way).
-        let _ = fs::remove_dir_all(&self.state_dir);
-        if let Some(cgroups) = &mut self.managed_cgroups {
-            for error in cgroups.remove() {
-                eprintln!("locald-shim: {error}");
-            }
-        } else if !self.rootless {
-            remove_cgroup_parents(self.cgroups_path.as_deref());
-        }
-        if let Some(overlay) = &self.overlay {
-            overlay.unmount();
-        }
-        let _ = fs::remove_file(self.bundle.join(CONSOLE_SOCKET));
-        let _ = fs::remove_dir_all(self.bundle.join(LIBCONTAINER_CONFIG_DIR));
-    }
-}
-
-/// libcontainer removes the container's own cgroup but not the parents it created (for
-/// `/locald/<id>`, the `locald` directory). Remove them when empty; a busy one belongs to another
-/// running container and rmdir leaves it alone.
-fn remove_cgroup_parents(cgroups_path: Option<&Path>) {
-    let Some(path) = cgroups_path else { return };
-    let Ok(relative) = path.strip_prefix("/") else {
-        return;
-    };
-    if relative
-        .parent()
-        .is_none_or(|parent| parent.as_os_str().is_empty())
-    {
-        return;
-    }
-    let Ok(text) = mountinfo::read() else {
-        return;
-    };
-    for mount in cgroup_fs::cgroup_mounts(&text) {
-        if let Ok(root) = open_dir(None, &mount.mount_point) {
-            remove_empty_parents(root.as_fd(), relative);
-        }
-    }
 }
 
 #[cfg(test)]

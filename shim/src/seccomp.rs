@@ -36,11 +36,11 @@ use locald_shim_protocol::seccomp_cache;
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program(Vec<libc::sock_filter>);
+pub struct BpfProgram(Vec<libc::sock_filter>);
 
-impl Program {
-    fn from_bytes(bytes: &[u8]) -> Result<Program> {
-        Ok(Program(seccomp_cache::decode(bytes)?))
+impl BpfProgram {
+    fn from_bytes(bytes: &[u8]) -> Result<BpfProgram> {
+        Ok(BpfProgram(seccomp_cache::decode(bytes)?))
     }
 
     /// Installs the filter on the calling thread. The caller must have set no_new_privs (or hold
@@ -78,7 +78,7 @@ impl Program {
 /// The filter the shim loads itself for `spec`, or `None` when the spec has none or lacks
 /// `noNewPrivileges` (then libcontainer loads it). `cache`: where compiled programs are kept
 /// (created 0700; ignored unless it is a directory of ours that nobody else may write).
-pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<Program>> {
+pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
@@ -95,7 +95,7 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<Program>> {
     };
     let path = seccomp_cache::entry_path(&dir, &cache_key(seccomp)?);
     if let Ok(bytes) = fs::read(&path) {
-        if let Ok(program) = Program::from_bytes(&bytes) {
+        if let Ok(program) = BpfProgram::from_bytes(&bytes) {
             return Ok(Some(program));
         }
     }
@@ -123,7 +123,7 @@ fn cache_key(seccomp: &LinuxSeccomp) -> Result<String> {
 }
 
 /// Compiles `seccomp`, through a file: `cache` (written atomically) or a temporary one.
-fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<Program> {
+fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<BpfProgram> {
     let context = compile(seccomp)?;
     let (file, final_path) = match cache {
         Some(path) => {
@@ -160,7 +160,7 @@ fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<Pr
             .context("reading the seccomp program")?;
         bytes
     };
-    let program = Program::from_bytes(&bytes)?;
+    let program = BpfProgram::from_bytes(&bytes)?;
     if let Some((temporary, path)) = final_path {
         // Another shim may be writing the same program: the last rename wins, both are equal.
         if let Err(error) = fs::rename(&temporary, path) {
@@ -317,7 +317,7 @@ fn scmp_arch(arch: Arch) -> ScmpArch {
 /// loads its own filter.
 #[derive(Clone)]
 pub struct SeccompExecutor {
-    pub program: Option<Program>,
+    pub program: Option<BpfProgram>,
 }
 
 impl Executor for SeccompExecutor {
@@ -396,7 +396,7 @@ mod tests {
         let marker = [0x06u8, 0, 0, 0, 0, 0, 0xff, 0x7f]; // BPF_RET|BPF_K ALLOW
         fs::write(&cached, marker).unwrap();
         let again = prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
-        assert_eq!(again, Program::from_bytes(&marker).unwrap());
+        assert_eq!(again, BpfProgram::from_bytes(&marker).unwrap());
         // A damaged entry is recompiled.
         fs::write(&cached, [1, 2, 3]).unwrap();
         assert_eq!(

@@ -69,7 +69,7 @@ pub fn add_service(
 /// [`super::MAX_SOURCE_BYTES`].
 fn read_bounded(path: &Path) -> io::Result<String> {
     use std::io::Read;
-    let file = locald_image::regular_file::open_regular(path)?;
+    let file = locald_shim_protocol::regular_file::open_regular(path)?;
     let mut text = String::new();
     file.take(super::MAX_SOURCE_BYTES as u64 + 1)
         .read_to_string(&mut text)?;

@@ -16,7 +16,7 @@ use super::log_reader::tail;
 use crate::model::Project;
 use crate::project::state_dir::{open_file, StateDir};
 use crate::supervisor::protocol::{ServiceState, ServiceStatus};
-use crate::supervisor::{Handoff, SupervisorError, UpOptions};
+use crate::supervisor::{DaemonError, Handoff, SupervisorError, UpOptions};
 
 /// How long the daemon may take to load the project and open its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,18 +31,20 @@ pub fn start(
     enabled: &BTreeSet<String>,
 ) -> Result<i32, SupervisorError> {
     let started = Instant::now();
-    let daemon_error = |message: String| SupervisorError::Daemon(message);
-    let exe = std::env::current_exe()
-        .map_err(|error| daemon_error(format!("cannot find the locald binary: {error}")))?;
+    let exe = std::env::current_exe().map_err(DaemonError::NoBinary)?;
     let log_path = state.supervisor_log();
     let log = open_file(
         OpenOptions::new().create(true).append(true).mode(0o600),
         &log_path,
     )
-    .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
-    let log_for_stderr = log
-        .try_clone()
-        .map_err(|error| daemon_error(format!("cannot open {}: {error}", log_path.display())))?;
+    .map_err(|source| DaemonError::Log {
+        path: log_path.clone(),
+        source,
+    })?;
+    let log_for_stderr = log.try_clone().map_err(|source| DaemonError::Log {
+        path: log_path.clone(),
+        source,
+    })?;
     let log_start = log.metadata().map(|metadata| metadata.len()).unwrap_or(0);
     let mut command = Command::new(exe);
     command
@@ -69,10 +71,8 @@ pub fn start(
         project: project.clone(),
         services: opts.services.clone(),
     })
-    .map_err(|error| daemon_error(format!("cannot hand the project over: {error}")))?;
-    let mut child = command
-        .spawn()
-        .map_err(|error| daemon_error(format!("cannot start the supervisor: {error}")))?;
+    .map_err(DaemonError::Handoff)?;
+    let mut child = command.spawn().map_err(DaemonError::Spawn)?;
     if let Some(mut stdin) = child.stdin.take() {
         // A daemon that dies before reading it closes the pipe: the write
         // fails, and the loop below reports the exit and its output.
@@ -99,21 +99,18 @@ pub fn start(
                     let _ = file.take(64 << 10).read_to_end(&mut bytes);
                 }
             }
-            let output = String::from_utf8_lossy(&bytes);
-            let output = output.trim();
-            return Err(daemon_error(format!(
-                "the supervisor exited ({status}): {output}"
-            )));
+            let output = String::from_utf8_lossy(&bytes).trim().to_string();
+            return Err(DaemonError::Exited { status, output }.into());
         }
         if crate::sandbox::interrupt::take() {
             return Err(SupervisorError::Interrupted);
         }
         if Instant::now() >= deadline {
-            return Err(daemon_error(format!(
-                "the supervisor did not open its socket within {} (see {})",
-                humantime::format_duration(startup),
-                log_path.display()
-            )));
+            return Err(DaemonError::NoSocket {
+                waited: startup,
+                log: log_path,
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -38,7 +38,7 @@ pub fn load(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
     };
     let mut text = String::new();
     // Not File::open: a FIFO named as an env file would block the open for good.
-    locald_image::regular_file::open_regular(path)
+    locald_shim_protocol::regular_file::open_regular(path)
         .and_then(|file| file.take(MAX_SIZE as u64 + 1).read_to_string(&mut text))
         .map_err(read_error)?;
     if text.len() > MAX_SIZE {

@@ -79,7 +79,7 @@ pub fn read_source(path: &Path, limits: &Limits) -> Result<String, LoadError> {
         source,
     };
     // Not File::open: a FIFO in a checkout would block the open, past Ctrl-C.
-    let file = locald_image::regular_file::open_regular(path).map_err(read_error)?;
+    let file = locald_shim_protocol::regular_file::open_regular(path).map_err(read_error)?;
     let mut source = String::new();
     // One byte past the limit tells a file at the limit from a larger one.
     file.take(limits.source as u64 + 1)

@@ -17,6 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use locald_shim_protocol::regular_file::{open_regular_with, Links, NotRegular};
 use nix::fcntl::{Flock, FlockArg};
 
 #[derive(Debug, thiserror::Error)]
@@ -260,19 +261,15 @@ pub fn open_file(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
             path.display()
         ))
     };
-    let file = options
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
+    let file = open_regular_with(options, path, Links::Refuse).map_err(|error| {
+        match error.raw_os_error() {
             Some(libc::ELOOP) => refuse("a symbolic link"),
             Some(libc::ENXIO) => refuse("a FIFO or socket"),
+            _ if NotRegular::of(&error).is_some() => refuse("not a regular file"),
             _ => error,
-        })?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(refuse("not a regular file"));
-    }
-    if metadata.nlink() > 1 {
+        }
+    })?;
+    if file.metadata()?.nlink() > 1 {
         return Err(refuse("a hard link to another file"));
     }
     Ok(file)

@@ -2,6 +2,8 @@
 //! messages arriving on an mpsc channel (from the control socket), and runs
 //! the ordered shutdown (dependents first) on `down`, Ctrl-C or SIGTERM. A
 //! second Ctrl-C during shutdown kills every service at once.
+//!
+//! A reload's body is in `reload.rs`, the stop order in `order.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,29 +15,47 @@ use tokio::task::JoinHandle;
 
 use super::console::Console;
 use super::launch;
+use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
 use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
-use super::reload;
-use super::service::{initial_status, ServiceCommand, ServiceTask, Shared};
+use super::reload::ReloadError;
+use super::run::StateLost;
+use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
 use crate::model::{Probe, Project, Service};
-use crate::project::ports;
 use crate::project::state_dir::StateDir;
 
 /// Replies to a `down`: the supervisor hands the requester a sender to
 /// acknowledge once the answer is written, so it exits only after that.
 pub type DownAck = oneshot::Sender<()>;
 
+/// Why the actor refused or could not carry out a [`Control`]; the control socket sends its
+/// message to the client, which prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    #[error("service {0:?} is shutting down")]
+    ServiceShuttingDown(String),
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+    /// A reload reached [`Supervisor::handle`], which cannot await; never sent by `run`.
+    #[error("a reload is served by the run loop")]
+    ReloadOutsideLoop,
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+}
+
 /// A request to the actor.
 #[derive(Debug)]
 pub enum Control {
     Status(oneshot::Sender<Vec<ServiceStatus>>),
     /// Start a service and, first, what it depends on.
-    Start(String, oneshot::Sender<Result<(), String>>),
+    Start(String, oneshot::Sender<Result<(), ControlError>>),
     /// Stop one service, or all in reverse dependency order.
-    Stop(Option<String>, oneshot::Sender<Result<(), String>>),
-    Restart(String, oneshot::Sender<Result<(), String>>),
+    Stop(Option<String>, oneshot::Sender<Result<(), ControlError>>),
+    Restart(String, oneshot::Sender<Result<(), ControlError>>),
     /// Read the config again and apply it (see [`reload`]).
-    Reload(oneshot::Sender<Result<ReloadReport, String>>),
+    Reload(oneshot::Sender<Result<ReloadReport, ControlError>>),
     /// Stop everything and end the supervisor.
     Down(oneshot::Sender<DownAck>),
 }
@@ -76,21 +96,21 @@ pub enum Ended {
     StateLost,
 }
 
-struct RunningService {
-    commands: mpsc::UnboundedSender<ServiceCommand>,
-    status: watch::Receiver<ServiceStatus>,
+pub(super) struct RunningService {
+    pub(super) commands: mpsc::UnboundedSender<ServiceRequest>,
+    pub(super) status: watch::Receiver<ServiceStatus>,
     /// Kept so a replacement task (after a reload) publishes on the same
     /// channel its dependents already watch.
-    status_sender: watch::Sender<ServiceStatus>,
-    task: JoinHandle<()>,
-    depends_on: Vec<String>,
+    pub(super) status_sender: watch::Sender<ServiceStatus>,
+    pub(super) task: JoinHandle<()>,
+    pub(super) depends_on: Vec<String>,
 }
 
 pub struct Supervisor {
-    services: IndexMap<String, RunningService>,
-    shared: Arc<Shared>,
+    pub(super) services: IndexMap<String, RunningService>,
+    pub(super) shared: Arc<Shared>,
     state: StateDir,
-    console: Option<Console>,
+    pub(super) console: Option<Console>,
     generation: watch::Receiver<u64>,
 }
 
@@ -140,7 +160,7 @@ impl Supervisor {
 
     /// Start the task of one service, publishing on `status` and gated on
     /// the services it depends on (found in `statuses`).
-    fn spawn_service(
+    pub(super) fn spawn_service(
         &self,
         service: &Service,
         status: watch::Sender<ServiceStatus>,
@@ -195,7 +215,7 @@ impl Supervisor {
         mut self,
         mut controls: mpsc::Receiver<Envelope>,
         end_when_finished: bool,
-        state_lost: impl std::future::Future<Output = String>,
+        state_lost: impl std::future::Future<Output = StateLost>,
     ) -> Ended {
         tokio::pin!(state_lost);
         let mut interrupts = match Interrupts::new() {
@@ -210,7 +230,7 @@ impl Supervisor {
                 Some(envelope) = controls.recv() => {
                     let Some(control) = envelope.open() else { continue };
                     if let Control::Reload(reply) = control {
-                        let _ = reply.send(self.reload().await);
+                        let _ = reply.send(self.reload().await.map_err(ControlError::from));
                     } else if let Some(reply) = self.handle(control) {
                         break Ended::Down(reply);
                     }
@@ -254,140 +274,30 @@ impl Supervisor {
                     let _ = reply.send(Ok(()));
                 });
             }
-            Control::Stop(Some(name), reply) => self.forward(&name, ServiceCommand::Stop, reply),
-            Control::Restart(name, reply) => self.forward(&name, ServiceCommand::Restart, reply),
+            Control::Stop(Some(name), reply) => self.forward(&name, ServiceRequest::Stop, reply),
+            Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
             Control::Down(reply) => return Some(reply),
             Control::Reload(reply) => {
-                let _ = reply.send(Err("a reload is served by the run loop".into()));
+                let _ = reply.send(Err(ControlError::ReloadOutsideLoop));
             }
         }
         None
-    }
-
-    /// Read the project's config from disk and apply the difference: stop
-    /// removed and changed services, then start the changed ones again (unless
-    /// they were stopped) and the added ones. Untouched services keep running.
-    /// A config that does not load changes nothing. Control requests wait
-    /// while the stops run (bounded by the services' stop timeouts).
-    async fn reload(&mut self) -> Result<ReloadReport, String> {
-        let root = self.shared.project.root.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::project::load_project(&root))
-            .await
-            .map_err(|error| format!("cannot read the config: {error}"))?;
-        let project = Arc::new(loaded.map_err(|error| error.to_string())?);
-        let ports = ports::reassign(&project, &self.shared.ports).map_err(|e| e.to_string())?;
-        let report = reload::plan(&self.shared.project, &self.shared.ports, &project, &ports);
-
-        // Whether each changed service should run again once replaced: yes
-        // unless it was stopped (a failed one may well have been fixed).
-        let was_wanted: BTreeSet<String> = report
-            .changed
-            .iter()
-            .filter(|name| {
-                self.services.get(name.as_str()).is_some_and(|handle| {
-                    handle.status.borrow().state != ServiceState::Stopped.as_str()
-                })
-            })
-            .cloned()
-            .collect();
-        let leaving: Vec<String> = report
-            .removed
-            .iter()
-            .chain(&report.changed)
-            .cloned()
-            .collect();
-        let mut stops = Vec::new();
-        for name in &leaving {
-            if let Some(handle) = self.services.get(name) {
-                let (done, done_receiver) = oneshot::channel();
-                if handle.commands.send(ServiceCommand::Stop(done)).is_ok() {
-                    stops.push(done_receiver);
-                }
-            }
-        }
-        for stop in stops {
-            let _ = stop.await;
-        }
-        let mut old = std::mem::take(&mut self.services);
-        for name in &leaving {
-            if let Some(handle) = old.get_mut(name) {
-                // Closing the command channel ends the task.
-                let (closed, _) = mpsc::unbounded_channel();
-                handle.commands = closed;
-            }
-        }
-        for name in &report.removed {
-            if let Some(handle) = old.shift_remove(name) {
-                let _ = handle.task.await;
-            }
-        }
-
-        self.shared = Arc::new(Shared {
-            project: project.clone(),
-            ports: Arc::new(ports),
-            generation: self.shared.generation.clone(),
-        });
-        if let Some(console) = &self.console {
-            self.console = Some(console.with_names(&project.service_names()));
-        }
-        let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
-            .services
-            .iter()
-            .map(|service| {
-                let sender = match old.get(&service.name) {
-                    Some(handle) => handle.status_sender.clone(),
-                    None => {
-                        let port = self.shared.ports.get(&service.name).copied();
-                        watch::Sender::new(initial_status(&service.name, port, true))
-                    }
-                };
-                (service.name.clone(), sender)
-            })
-            .collect();
-        for service in &project.services {
-            let name = &service.name;
-            let handle = match old.shift_remove(name) {
-                Some(handle) if report.changed.contains(name) => {
-                    let _ = handle.task.await;
-                    self.spawn_service(
-                        service,
-                        statuses[name].clone(),
-                        &statuses,
-                        was_wanted.contains(name),
-                    )
-                }
-                Some(handle) => handle,
-                None => self.spawn_service(service, statuses[name].clone(), &statuses, true),
-            };
-            self.services.insert(name.clone(), handle);
-        }
-        for name in &report.added {
-            // What a new service depends on may have been stopped.
-            let _ = self.start_with_dependencies(name);
-        }
-        tracing::info!(
-            added = ?report.added,
-            changed = ?report.changed,
-            removed = ?report.removed,
-            "config reloaded"
-        );
-        Ok(report)
     }
 
     /// Send a command that replies when done, and answer once it has.
     fn forward(
         &self,
         name: &str,
-        command: fn(oneshot::Sender<()>) -> ServiceCommand,
-        reply: oneshot::Sender<Result<(), String>>,
+        command: fn(oneshot::Sender<()>) -> ServiceRequest,
+        reply: oneshot::Sender<Result<(), ControlError>>,
     ) {
         let Some(handle) = self.services.get(name) else {
-            let _ = reply.send(Err(format!("unknown service {name:?}")));
+            let _ = reply.send(Err(ControlError::UnknownService(name.to_string())));
             return;
         };
         let (done, done_receiver) = oneshot::channel();
         if handle.commands.send(command(done)).is_err() {
-            let _ = reply.send(Err(format!("service {name:?} is shutting down")));
+            let _ = reply.send(Err(ControlError::ServiceShuttingDown(name.to_string())));
             return;
         }
         tokio::spawn(async move {
@@ -396,9 +306,9 @@ impl Supervisor {
         });
     }
 
-    fn start_with_dependencies(&self, name: &str) -> Result<(), String> {
+    pub(super) fn start_with_dependencies(&self, name: &str) -> Result<(), ControlError> {
         if !self.services.contains_key(name) {
-            return Err(format!("unknown service {name:?}"));
+            return Err(ControlError::UnknownService(name.to_string()));
         }
         let mut to_visit = vec![name.to_string()];
         let mut seen = BTreeSet::new();
@@ -407,7 +317,7 @@ impl Supervisor {
                 continue;
             }
             if let Some(handle) = self.services.get(&next) {
-                let _ = handle.commands.send(ServiceCommand::Start);
+                let _ = handle.commands.send(ServiceRequest::Start);
                 to_visit.extend(handle.depends_on.iter().cloned());
             }
         }
@@ -429,7 +339,7 @@ impl Supervisor {
     }
 
     /// Services grouped for stopping: dependents before their dependencies.
-    fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>> {
+    fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceRequest>>> {
         let depends_on: BTreeMap<&str, &[String]> = self
             .services
             .iter()
@@ -470,10 +380,10 @@ impl Supervisor {
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
-                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     Control::Reload(reply) => {
-                        let _ = reply.send(Err("the supervisor is shutting down".into()));
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     // The first `down` (or signal) is already being served;
                     // later requesters see the connection close at exit.
@@ -503,70 +413,6 @@ impl Supervisor {
     }
 }
 
-async fn stop_in_waves(waves: Vec<Vec<mpsc::UnboundedSender<ServiceCommand>>>) {
-    for wave in waves {
-        let mut replies = Vec::new();
-        for commands in wave {
-            let (done, done_receiver) = oneshot::channel();
-            if commands.send(ServiceCommand::Stop(done)).is_ok() {
-                replies.push(done_receiver);
-            }
-        }
-        for reply in replies {
-            let _ = reply.await;
-        }
-    }
-}
-
-/// Depth of each service in the dependency graph: 0 without dependencies,
-/// else one more than its deepest dependency. Cycles (rejected by config
-/// validation) are cut rather than looped on: a dependency met again while
-/// its own dependencies are being measured counts as level 0.
-///
-/// Iterative (a post-order walk with the path on the heap): a project may
-/// chain as many services as it likes, and recursion would overflow the stack.
-pub fn dependency_levels(depends_on: &BTreeMap<&str, &[String]>) -> BTreeMap<String, usize> {
-    let mut levels: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut visiting: BTreeSet<&str> = BTreeSet::new();
-    for &root in depends_on.keys() {
-        if levels.contains_key(root) {
-            continue;
-        }
-        // (service, position of its next dependency, its level from the dependencies seen so far)
-        let mut path: Vec<(&str, usize, usize)> = vec![(root, 0, 0)];
-        visiting.insert(root);
-        while let Some(top) = path.last_mut() {
-            let (name, next, level) = *top;
-            let dependencies = depends_on.get(name).copied().unwrap_or_default();
-            let Some(dependency) = dependencies.get(next) else {
-                path.pop();
-                visiting.remove(name);
-                levels.insert(name, level);
-                if let Some(parent) = path.last_mut() {
-                    parent.2 = parent.2.max(level + 1);
-                }
-                continue;
-            };
-            top.1 += 1;
-            let Some((&dependency, _)) = depends_on.get_key_value(dependency.as_str()) else {
-                continue;
-            };
-            if let Some(&known) = levels.get(dependency) {
-                top.2 = top.2.max(known + 1);
-            } else if visiting.contains(dependency) {
-                top.2 = top.2.max(1);
-            } else {
-                visiting.insert(dependency);
-                path.push((dependency, 0, 0));
-            }
-        }
-    }
-    levels
-        .into_iter()
-        .map(|(name, level)| (name.to_string(), level))
-        .collect()
-}
-
 /// The signals that stop a supervisor: Ctrl-C, SIGTERM, SIGHUP.
 struct Interrupts {
     interrupt: Signal,
@@ -589,55 +435,5 @@ impl Interrupts {
             _ = self.terminate.recv() => {}
             _ = self.hangup.recv() => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_put_dependents_above_dependencies() {
-        let db: Vec<String> = vec![];
-        let api = vec!["db".to_string()];
-        let web = vec!["api".to_string(), "db".to_string()];
-        let worker = vec!["db".to_string()];
-        let graph = BTreeMap::from([
-            ("db", db.as_slice()),
-            ("api", api.as_slice()),
-            ("web", web.as_slice()),
-            ("worker", worker.as_slice()),
-        ]);
-        let levels = dependency_levels(&graph);
-        assert_eq!(levels["db"], 0);
-        assert_eq!(levels["api"], 1);
-        assert_eq!(levels["worker"], 1);
-        assert_eq!(levels["web"], 2);
-    }
-
-    #[test]
-    fn cycles_do_not_hang() {
-        let a = vec!["b".to_string()];
-        let b = vec!["a".to_string()];
-        let graph = BTreeMap::from([("a", a.as_slice()), ("b", b.as_slice())]);
-        assert_eq!(dependency_levels(&graph).len(), 2);
-    }
-
-    #[test]
-    fn a_very_long_chain_does_not_overflow_the_stack() {
-        // s0 depends on s1, ... on s99999: a recursive walk overflowed the test thread's stack.
-        const LENGTH: usize = 100_000;
-        let names: Vec<String> = (0..LENGTH).map(|i| format!("s{i}")).collect();
-        let dependencies: Vec<Vec<String>> = (0..LENGTH)
-            .map(|i| names.get(i + 1).cloned().into_iter().collect())
-            .collect();
-        let graph: BTreeMap<&str, &[String]> = names
-            .iter()
-            .zip(&dependencies)
-            .map(|(name, dependencies)| (name.as_str(), dependencies.as_slice()))
-            .collect();
-        let levels = dependency_levels(&graph);
-        assert_eq!(levels["s0"], LENGTH - 1);
-        assert_eq!(levels[&format!("s{}", LENGTH - 1)], 0);
     }
 }

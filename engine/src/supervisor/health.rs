@@ -16,6 +16,33 @@ use super::launch;
 use crate::model::{PortSpec, Probe, Project, Service};
 use crate::program::Program;
 
+/// Why one probe attempt failed (the text a service's `unhealthy: …` event shows).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("tcp 127.0.0.1:{port}: {source}")]
+    Tcp { port: u16, source: std::io::Error },
+    #[error("GET {url}: {source}")]
+    HttpIo { url: String, source: std::io::Error },
+    #[error("GET {url}: not an HTTP response")]
+    NotHttp { url: String },
+    #[error("GET {url}: status {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("exec `{command}`: {source}")]
+    ExecIo {
+        command: String,
+        source: std::io::Error,
+    },
+    /// `detail` is the last line the command wrote to stderr, if any.
+    #[error("exec `{command}` exited with {code}{}{detail}", if detail.is_empty() { "" } else { ": " })]
+    ExecFailed {
+        command: String,
+        code: i32,
+        detail: String,
+    },
+    #[error("timed out after {}", humantime::format_duration(*.timeout))]
+    TimedOut { timeout: Duration },
+}
+
 /// A probe with everything it needs to run resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResolvedProbe {
@@ -84,14 +111,17 @@ pub fn resolve(
 }
 
 /// Run one probe attempt; `Err` says why it failed.
-pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), String> {
+pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), ProbeError> {
     let attempt = async {
         match probe {
             ResolvedProbe::None | ResolvedProbe::Log { .. } => Ok(()),
             ResolvedProbe::Tcp { port } => TcpStream::connect((Ipv4Addr::LOCALHOST, *port))
                 .await
                 .map(drop)
-                .map_err(|error| format!("tcp 127.0.0.1:{port}: {error}")),
+                .map_err(|source| ProbeError::Tcp {
+                    port: *port,
+                    source,
+                }),
             ResolvedProbe::Http { port, path, status } => http_check(*port, path, *status).await,
             ResolvedProbe::Exec {
                 command,
@@ -102,38 +132,37 @@ pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), Strin
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "timed out after {}",
-            humantime::format_duration(timeout)
-        )),
+        Err(_) => Err(ProbeError::TimedOut { timeout }),
     }
 }
 
-async fn http_check(port: u16, path: &str, expected: Option<u16>) -> Result<(), String> {
+async fn http_check(port: u16, path: &str, expected: Option<u16>) -> Result<(), ProbeError> {
     let url = format!("http://127.0.0.1:{port}{path}");
+    let io_error = |source| ProbeError::HttpIo {
+        url: url.clone(),
+        source,
+    };
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
         .await
-        .map_err(|error| format!("GET {url}: {error}"))?;
+        .map_err(io_error)?;
     let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: locald\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|error| format!("GET {url}: {error}"))?;
+        .map_err(io_error)?;
     // Only the status line matters; read until its end (bounded).
     let mut head = Vec::with_capacity(256);
     let mut buffer = [0u8; 256];
     while !head.contains(&b'\n') && head.len() < 4096 {
-        let read = stream
-            .read(&mut buffer)
-            .await
-            .map_err(|error| format!("GET {url}: {error}"))?;
+        let read = stream.read(&mut buffer).await.map_err(io_error)?;
         if read == 0 {
             break;
         }
         head.extend_from_slice(&buffer[..read]);
     }
-    let status =
-        parse_status_line(&head).ok_or_else(|| format!("GET {url}: not an HTTP response"))?;
+    let Some(status) = parse_status_line(&head) else {
+        return Err(ProbeError::NotHttp { url });
+    };
     let accepted = match expected {
         Some(expected) => status == expected,
         None => (200..400).contains(&status),
@@ -141,7 +170,7 @@ async fn http_check(port: u16, path: &str, expected: Option<u16>) -> Result<(), 
     if accepted {
         Ok(())
     } else {
-        Err(format!("GET {url}: status {status}"))
+        Err(ProbeError::HttpStatus { url, status })
     }
 }
 
@@ -160,7 +189,11 @@ async fn exec_check(
     command: &str,
     env: &BTreeMap<String, String>,
     workdir: &PathBuf,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
+    let io_error = |source| ProbeError::ExecIo {
+        command: command.to_string(),
+        source,
+    };
     let mut process = Program::Shell(command.to_string()).command();
     process
         .env_clear()
@@ -173,7 +206,7 @@ async fn exec_check(
     let mut child = tokio::process::Command::from(process)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|error| format!("exec `{command}`: {error}"))?;
+        .map_err(io_error)?;
     // The probe's own group: a timeout (which drops this future) must not
     // leave its children behind.
     let group = child.id();
@@ -182,19 +215,15 @@ async fn exec_check(
     if let Some(mut pipe) = child.stderr.take() {
         let _ = pipe.read_to_string(&mut stderr).await;
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|error| format!("exec `{command}`: {error}"))?;
+    let status = child.wait().await.map_err(io_error)?;
     if status.success() {
         Ok(())
     } else {
-        let detail = stderr.lines().last().unwrap_or("").trim().to_string();
-        Err(format!(
-            "exec `{command}` exited with {}{}{detail}",
-            launch::exit_code(status),
-            if detail.is_empty() { "" } else { ": " }
-        ))
+        Err(ProbeError::ExecFailed {
+            command: command.to_string(),
+            code: launch::exit_code(status),
+            detail: stderr.lines().last().unwrap_or("").trim().to_string(),
+        })
     }
 }
 
@@ -285,7 +314,7 @@ mod tests {
                 serve_once(&listener, "HTTP/1.0 503 Busy\r\n\r\n"),
                 check(&any_status, TIMEOUT)
             );
-            assert!(result.unwrap_err().contains("503"));
+            assert!(result.unwrap_err().to_string().contains("503"));
             let (_, result) = tokio::join!(
                 serve_once(&listener, "HTTP/1.0 200 OK\r\n\r\n"),
                 check(&only_201, TIMEOUT)
@@ -306,12 +335,14 @@ mod tests {
             assert!(check(&probe("test \"$WANT\" = yes"), TIMEOUT).await.is_ok());
             let error = check(&probe("echo nope >&2; exit 3"), TIMEOUT)
                 .await
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("exited with 3: nope"), "{error}");
             let started = std::time::Instant::now();
             let error = check(&probe("sleep 5"), Duration::from_millis(200))
                 .await
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("timed out"), "{error}");
             assert!(started.elapsed() < Duration::from_secs(2));
         });

@@ -85,7 +85,16 @@ pub fn service_init_main(args: Vec<OsString>) -> ! {
     }
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
+/// A command line `__service-init` does not understand (only locald writes it).
+#[derive(Debug, thiserror::Error)]
+enum InitArgsError {
+    #[error("unexpected argument {0:?}")]
+    Unexpected(OsString),
+    #[error("usage: __service-init [--no-pid-namespace] -- PROGRAM [ARGS…]")]
+    NoProgram,
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Invocation, InitArgsError> {
     let start = args
         .iter()
         .position(|arg| arg == "__service-init")
@@ -97,12 +106,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             Some("--probe") => return Ok(Invocation::Probe),
             Some("--no-pid-namespace") => use_namespace = false,
             Some("--") => break,
-            _ => return Err(format!("unexpected argument {arg:?}")),
+            _ => return Err(InitArgsError::Unexpected(arg)),
         }
     }
     let argv: Vec<OsString> = args.collect();
     if argv.is_empty() {
-        return Err("usage: __service-init [--no-pid-namespace] -- PROGRAM [ARGS…]".into());
+        return Err(InitArgsError::NoProgram);
     }
     Ok(Invocation::Run {
         use_namespace,
@@ -181,19 +190,25 @@ fn run_outer(argv: &[OsString], blocked: &SigSet) -> ! {
             drop(parent_alive_read);
             // Kept open for our whole life on purpose.
             let _parent_alive_write = parent_alive_write;
-            loop {
-                match blocked.wait() {
-                    Ok(Signal::SIGCHLD) => {
-                        if let Some(code) = reap(init) {
-                            std::process::exit(code);
-                        }
-                    }
-                    Ok(signal) => {
-                        let _ = kill(init, signal);
-                    }
-                    Err(_) => continue,
+            forward_until_exit(blocked, init, |signal| {
+                let _ = kill(init, signal);
+            })
+        }
+    }
+}
+
+/// Wait for the blocked signals: pass each on with `forward` until `child` exits, then exit with
+/// its status.
+fn forward_until_exit(blocked: &SigSet, child: Pid, forward: impl Fn(Signal)) -> ! {
+    loop {
+        match blocked.wait() {
+            Ok(Signal::SIGCHLD) => {
+                if let Some(code) = reap(child) {
+                    std::process::exit(code);
                 }
             }
+            Ok(signal) => forward(signal),
+            Err(_) => continue,
         }
     }
 }
@@ -216,21 +231,11 @@ fn run_init(argv: &[OsString], blocked: &SigSet) -> ! {
     };
     // Set it from this side too: a signal may come before the child runs.
     let _ = setpgid(command, command);
-    loop {
-        match blocked.wait() {
-            Ok(Signal::SIGCHLD) => {
-                if let Some(code) = reap(command) {
-                    std::process::exit(code);
-                }
-            }
-            Ok(signal) => {
-                if kill(Pid::from_raw(-command.as_raw()), signal).is_err() {
-                    let _ = kill(command, signal);
-                }
-            }
-            Err(_) => continue,
+    forward_until_exit(blocked, command, |signal| {
+        if kill(Pid::from_raw(-command.as_raw()), signal).is_err() {
+            let _ = kill(command, signal);
         }
-    }
+    })
 }
 
 /// Reap every exited child; the exit code of `main` once it is among them.
@@ -299,8 +304,14 @@ pub(crate) mod tests {
             parse_args(args(&["--probe"])).unwrap(),
             Invocation::Probe
         ));
-        assert!(parse_args(args(&["--"])).is_err());
-        assert!(parse_args(args(&["--bogus", "--", "true"])).is_err());
+        assert!(matches!(
+            parse_args(args(&["--"])),
+            Err(InitArgsError::NoProgram)
+        ));
+        assert!(matches!(
+            parse_args(args(&["--bogus", "--", "true"])),
+            Err(InitArgsError::Unexpected(arg)) if arg == "--bogus"
+        ));
     }
 
     /// In the unit-test binary, `__service-init` is served before libtest

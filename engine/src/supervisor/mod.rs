@@ -36,6 +36,7 @@ mod health;
 mod init;
 mod launch;
 pub(crate) mod logs;
+mod order;
 mod output;
 pub(crate) mod project_lock;
 pub(crate) mod protocol;
@@ -71,6 +72,43 @@ pub struct UpOptions {
     pub timeout: Option<Duration>,
     /// Services to run (with everything they depend on); empty means all.
     pub services: Vec<String>,
+}
+
+/// Why the daemon could not read the project `up -d` handed it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    #[error("more than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Why `up -d` could not start the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot find the locald binary: {0}")]
+    NoBinary(#[source] std::io::Error),
+    #[error("cannot open {}: {source}", .path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot hand the project over: {0}")]
+    Handoff(#[source] serde_json::Error),
+    #[error("cannot start the supervisor: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// `output` is what it wrote to its log (at most 64 KiB), trimmed.
+    #[error("the supervisor exited ({status}): {output}")]
+    Exited {
+        status: std::process::ExitStatus,
+        output: String,
+    },
+    #[error(
+        "the supervisor did not open its socket within {} (see {})",
+        humantime::format_duration(*.waited),
+        .log.display()
+    )]
+    NoSocket { waited: Duration, log: PathBuf },
 }
 
 /// Everything that can go wrong in the supervisor.
@@ -116,11 +154,11 @@ pub enum SupervisorError {
     Rejected(String),
     #[error("unexpected answer from the supervisor: {0}")]
     Protocol(String),
-    #[error("{0}")]
-    Daemon(String),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
     /// What `up -d` handed the daemon on stdin could not be read.
     #[error("cannot read the project handed over by `locald up -d`: {0}")]
-    Handoff(String),
+    Handoff(#[source] HandoffError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -15,9 +15,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use locald_shim_protocol::lock;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
@@ -115,7 +117,7 @@ impl ProjectLock {
                 }
                 Err((_, errno)) => return Err(lock_error(io::Error::from(errno))),
             };
-            if !still_at(&file, &path).map_err(lock_error)? {
+            if !lock::still_at(file.as_fd(), &path).map_err(lock_error)? {
                 continue;
             }
             if record {
@@ -135,18 +137,6 @@ impl ProjectLock {
     /// left free).
     pub fn holder(root: &Path) -> Result<Option<Holder>, ProjectLockError> {
         Ok(ProjectLock::take(root, false)?.err())
-    }
-}
-
-/// Whether the locked `file` is still the one at `path`: one released and
-/// removed by its last holder between our open and our lock is nobody's lock
-/// any more.
-fn still_at(file: &File, path: &Path) -> io::Result<bool> {
-    let ours = file.metadata()?;
-    match std::fs::symlink_metadata(path) {
-        Ok(there) => Ok((there.dev(), there.ino()) == (ours.dev(), ours.ino())),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
     }
 }
 
@@ -197,7 +187,7 @@ mod tests {
         drop(held);
         let stale = Flock::lock(stale, FlockArg::LockExclusiveNonblock).unwrap();
         // The taker sees its file is gone (and would try again)...
-        assert!(!still_at(&stale, &path).unwrap());
+        assert!(!lock::still_at(stale.as_fd(), &path).unwrap());
         // ...and a new holder gets the lock meanwhile.
         let fresh = ProjectLock::acquire(dir.path()).unwrap().unwrap();
         assert!(ProjectLock::acquire(dir.path()).unwrap().is_err());

@@ -2,12 +2,31 @@
 //! one just read from disk. A service is *changed* when its definition
 //! differs, or when a port it refers to (`${services.X.port}`/`url`) moved;
 //! the actor replaces changed services, starts added ones and stops removed
-//! ones, and leaves the others running untouched.
+//! ones, and leaves the others running untouched ([`Supervisor::reload`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::protocol::ReloadReport;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::actor::Supervisor;
+use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
+use super::service::{initial_status, ServiceRequest, Shared};
 use crate::model::{Project, Service};
+use crate::project::ports;
+
+/// Why a reload changed nothing (the running services are left as they were).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read the config: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Load(#[from] crate::project::LoadError),
+    #[error(transparent)]
+    Ports(#[from] crate::project::ports::PortError),
+}
 
 /// Sort the services of `new` against `old`. Ports are the assignments
 /// before and after the reload.
@@ -55,6 +74,117 @@ fn refers_to(service: &Service, other: &str) -> bool {
     // The debug form holds every string field verbatim: one search covers
     // all places a template may be written, including ones added later.
     format!("{service:?}").contains(&needle)
+}
+
+impl Supervisor {
+    /// Read the project's config from disk and apply the difference: stop
+    /// removed and changed services, then start the changed ones again (unless
+    /// they were stopped) and the added ones. Untouched services keep running.
+    /// A config that does not load changes nothing. Control requests wait
+    /// while the stops run (bounded by the services' stop timeouts).
+    pub(super) async fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+        let root = self.shared.project.root.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::project::load_project(&root)).await?;
+        let project = Arc::new(loaded?);
+        let ports = ports::reassign(&project, &self.shared.ports)?;
+        let report = plan(&self.shared.project, &self.shared.ports, &project, &ports);
+
+        // Whether each changed service should run again once replaced: yes
+        // unless it was stopped (a failed one may well have been fixed).
+        let was_wanted: BTreeSet<String> = report
+            .changed
+            .iter()
+            .filter(|name| {
+                self.services.get(name.as_str()).is_some_and(|handle| {
+                    handle.status.borrow().state != ServiceState::Stopped.as_str()
+                })
+            })
+            .cloned()
+            .collect();
+        let leaving: Vec<String> = report
+            .removed
+            .iter()
+            .chain(&report.changed)
+            .cloned()
+            .collect();
+        let mut stops = Vec::new();
+        for name in &leaving {
+            if let Some(handle) = self.services.get(name) {
+                let (done, done_receiver) = oneshot::channel();
+                if handle.commands.send(ServiceRequest::Stop(done)).is_ok() {
+                    stops.push(done_receiver);
+                }
+            }
+        }
+        for stop in stops {
+            let _ = stop.await;
+        }
+        let mut old = std::mem::take(&mut self.services);
+        for name in &leaving {
+            if let Some(handle) = old.get_mut(name) {
+                // Closing the command channel ends the task.
+                let (closed, _) = mpsc::unbounded_channel();
+                handle.commands = closed;
+            }
+        }
+        for name in &report.removed {
+            if let Some(handle) = old.shift_remove(name) {
+                let _ = handle.task.await;
+            }
+        }
+
+        self.shared = Arc::new(Shared {
+            project: project.clone(),
+            ports: Arc::new(ports),
+            generation: self.shared.generation.clone(),
+        });
+        if let Some(console) = &self.console {
+            self.console = Some(console.with_names(&project.service_names()));
+        }
+        let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
+            .services
+            .iter()
+            .map(|service| {
+                let sender = match old.get(&service.name) {
+                    Some(handle) => handle.status_sender.clone(),
+                    None => {
+                        let port = self.shared.ports.get(&service.name).copied();
+                        watch::Sender::new(initial_status(&service.name, port, true))
+                    }
+                };
+                (service.name.clone(), sender)
+            })
+            .collect();
+        for service in &project.services {
+            let name = &service.name;
+            let handle = match old.shift_remove(name) {
+                Some(handle) if report.changed.contains(name) => {
+                    let _ = handle.task.await;
+                    self.spawn_service(
+                        service,
+                        statuses[name].clone(),
+                        &statuses,
+                        was_wanted.contains(name),
+                    )
+                }
+                Some(handle) => handle,
+                None => self.spawn_service(service, statuses[name].clone(), &statuses, true),
+            };
+            self.services.insert(name.clone(), handle);
+        }
+        for name in &report.added {
+            // What a new service depends on may have been stopped.
+            let _ = self.start_with_dependencies(name);
+        }
+        tracing::info!(
+            added = ?report.added,
+            changed = ?report.changed,
+            removed = ?report.removed,
+            "config reloaded"
+        );
+        Ok(report)
+    }
 }
 
 #[cfg(test)]

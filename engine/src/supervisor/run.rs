@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use super::actor::{Ended, Supervisor};
 use super::console::Console;
 use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
-use super::SupervisorError;
+use super::{HandoffError, SupervisorError};
 use crate::model::Project;
 use crate::project::ports;
 use crate::project::state_dir::StateDir;
@@ -68,13 +68,13 @@ impl Handoff {
             return Ok(None);
         }
         if bytes.len() as u64 > HANDOFF_LIMIT {
-            return Err(SupervisorError::Handoff(format!(
-                "more than {HANDOFF_LIMIT} bytes"
-            )));
+            return Err(SupervisorError::Handoff(HandoffError::TooLarge {
+                limit: HANDOFF_LIMIT,
+            }));
         }
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| SupervisorError::Handoff(error.to_string()))
+            .map_err(|error| SupervisorError::Handoff(error.into()))
     }
 }
 
@@ -311,15 +311,24 @@ pub const STATE_CHECK: Duration = Duration::from_secs(1);
 /// longer the one this supervisor bound (`identity`: device and inode): its
 /// state directory was deleted or replaced, so no client can reach it and a
 /// second supervisor could take its place. A cheap `lstat` per check.
-async fn state_lost(socket: std::path::PathBuf, identity: (u64, u64)) -> String {
+/// What became of the control socket a supervisor bound.
+#[derive(Debug, thiserror::Error)]
+pub enum StateLost {
+    #[error("replaced ({})", .0.display())]
+    Replaced(PathBuf),
+    #[error("removed ({})", .0.display())]
+    Removed(PathBuf),
+}
+
+async fn state_lost(socket: PathBuf, identity: (u64, u64)) -> StateLost {
     let mut check = tokio::time::interval(STATE_CHECK);
     loop {
         check.tick().await;
         match fs::symlink_metadata(&socket) {
             Ok(metadata) if (metadata.dev(), metadata.ino()) == identity => {}
-            Ok(_) => return format!("replaced ({})", socket.display()),
+            Ok(_) => return StateLost::Replaced(socket),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return format!("removed ({})", socket.display())
+                return StateLost::Removed(socket)
             }
             // Anything else (EACCES after a chmod, say) may pass: look again.
             Err(error) => {

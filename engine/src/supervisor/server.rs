@@ -12,7 +12,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{Control, Envelope};
+use super::actor::{Control, ControlError, Envelope};
 use super::protocol::{Request, Response, HEARTBEAT};
 
 /// Requests longer than this are refused (they are a few dozen bytes).
@@ -104,7 +104,7 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
                     .map(|answer| {
                         answer.map(|result| match result {
                             Ok(report) => Response::reloaded(report),
-                            Err(message) => Response::failed(message),
+                            Err(error) => Response::failed(error.to_string()),
                         })
                     })
             }
@@ -140,13 +140,13 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
 }
 
 fn gone() -> Response {
-    Response::failed("the supervisor is shutting down")
+    Response::failed(ControlError::ShuttingDown.to_string())
 }
 
-fn unit_response(answer: Option<Result<(), String>>) -> Option<Response> {
+fn unit_response(answer: Option<Result<(), ControlError>>) -> Option<Response> {
     answer.map(|result| match result {
         Ok(()) => Response::done(),
-        Err(message) => Response::failed(message),
+        Err(error) => Response::failed(error.to_string()),
     })
 }
 

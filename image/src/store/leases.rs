@@ -25,6 +25,8 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use locald_shim_protocol::regular_file::{open_regular_with, Links, NotRegular};
+
 use super::{lock, paths, read_dir_names, remove_path, ImageStore, StoreError, StoredImage};
 use crate::Error;
 
@@ -139,17 +141,16 @@ impl ImageStore {
 /// `Some` with what it says when the lease at `path` is held; a stale one is
 /// removed.
 fn check_lease(path: &Path) -> Result<Option<LeaseInfo>, StoreError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-    {
+    let file = match open_regular_with(OpenOptions::new().read(true), path, Links::Refuse) {
         Ok(file) => file,
         // Released (and removed) meanwhile.
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // Not a lease we made (a symlink or a FIFO planted there): not a
-        // user either.
-        Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+        // Not a lease we made (a symlink, a FIFO or anything but a regular
+        // file planted there): not a user either.
+        Err(error)
+            if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENXIO))
+                || NotRegular::of(&error).is_some() =>
+        {
             remove_path(path)?;
             return Ok(None);
         }

@@ -1,0 +1,282 @@
+//! One run of a prepared service: launching it, collecting its output, probing its health,
+//! taking commands while it runs, and stopping it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{RunEnd, Runner, ServiceRequest};
+use crate::model::RestartMode;
+use crate::supervisor::health::{self, ProbeError, ResolvedProbe};
+use crate::supervisor::launch::{self, LaunchSpec};
+use crate::supervisor::logs::Stream;
+use crate::supervisor::output::collect;
+use crate::supervisor::protocol::ServiceState;
+
+/// How long to keep reading a service's pipes after it exited: output its
+/// processes wrote is never lost, but a process that escaped (possible only
+/// without PID namespaces) cannot hold the exit report back forever.
+const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Probe period until the first success, so readiness is noticed quickly.
+const EARLY_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Runner {
+    pub(super) async fn run_prepared(
+        &mut self,
+        spec: &LaunchSpec,
+        probe: ResolvedProbe,
+        command: &str,
+    ) -> RunEnd {
+        self.task.output.reset_ready();
+        let mut child = match launch::launch(spec) {
+            Ok(child) => child,
+            Err(error) => {
+                self.event(&format!("cannot start: {error}"));
+                return RunEnd::Finished {
+                    exit_code: None,
+                    healthy_for: Duration::ZERO,
+                    unhealthy: false,
+                };
+            }
+        };
+        let pid = child.id();
+        let collectors = self.start_collectors(&mut child);
+        let port = self
+            .port
+            .map(|port| format!(", port {port}"))
+            .unwrap_or_default();
+        self.event(&format!(
+            "starting (pid {}{port}): {command}",
+            pid.unwrap_or(0)
+        ));
+        self.set(ServiceState::Starting, pid, None);
+
+        let (end, health) = self.watch_running(&mut child, pid, probe).await;
+        let (end, exit_code) = match end {
+            Watched::Exited(status) => (None, status),
+            Watched::Unhealthy => (None, self.terminate(&mut child).await),
+            Watched::Stop(reply) => (
+                Some(RunEnd::Stopped(reply)),
+                self.terminate(&mut child).await,
+            ),
+            Watched::Restart(reply) => (
+                Some(RunEnd::Restart(reply)),
+                self.terminate(&mut child).await,
+            ),
+            Watched::Closed => (Some(RunEnd::Closed), self.terminate(&mut child).await),
+        };
+        drain(collectors).await;
+        match &end {
+            Some(_) => self.event(&format!("stopped{}", describe_exit(exit_code))),
+            None => self.event(&format!("exited{}", describe_exit(exit_code))),
+        }
+        end.unwrap_or(RunEnd::Finished {
+            exit_code,
+            healthy_for: health.ready_at.map(|at| at.elapsed()).unwrap_or_default(),
+            unhealthy: health.unhealthy,
+        })
+    }
+
+    fn start_collectors(&self, child: &mut Child) -> Vec<JoinHandle<()>> {
+        let mut collectors = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            collectors.push(tokio::spawn(collect(
+                stdout,
+                Stream::Stdout,
+                self.task.output.clone(),
+            )));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collectors.push(tokio::spawn(collect(
+                stderr,
+                Stream::Stderr,
+                self.task.output.clone(),
+            )));
+        }
+        collectors
+    }
+
+    fn mark_healthy(&mut self, health: &mut RunHealth, pid: Option<u32>) {
+        health.consecutive_failures = 0;
+        if health.ready_at.is_none() {
+            health.ready_at = Some(Instant::now());
+            health.ready.store(true, Ordering::Relaxed);
+            self.set(ServiceState::Healthy, pid, None);
+            self.event("healthy");
+        } else if self.state == ServiceState::Unhealthy {
+            health.unhealthy = false;
+            self.set(ServiceState::Healthy, pid, None);
+            self.event("healthy again");
+        }
+    }
+
+    /// Follow a running process: probes, readiness, commands, and its exit.
+    async fn watch_running(
+        &mut self,
+        child: &mut Child,
+        pid: Option<u32>,
+        probe: ResolvedProbe,
+    ) -> (Watched, RunHealth) {
+        let check = self.task.service.health.clone();
+        let started = Instant::now();
+        let mut health = RunHealth::default();
+        let (results_sender, mut results) = mpsc::channel(1);
+        let _prober = probe.is_polled().then(|| {
+            AbortOnDrop(tokio::spawn(probe_loop(
+                probe.clone(),
+                check.interval,
+                check.timeout,
+                health.ready.clone(),
+                results_sender,
+            )))
+        });
+        let waits_for_log = matches!(probe, ResolvedProbe::Log { .. });
+        if probe == ResolvedProbe::None {
+            self.mark_healthy(&mut health, pid);
+        }
+        let mut log_ready = self.task.output.ready();
+        let start_period_over = tokio::time::sleep(check.start_period);
+        tokio::pin!(start_period_over);
+        let mut start_period_passed = check.start_period.is_zero();
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let code = status.ok().map(launch::exit_code);
+                    return (Watched::Exited(code), health);
+                }
+                Some(result) = results.recv() => match result {
+                    Ok(()) => self.mark_healthy(&mut health, pid),
+                    Err(reason) => {
+                        if health.ready_at.is_none() {
+                            tracing::debug!(service = %self.name(), %reason, "not ready yet");
+                            if started.elapsed() >= check.start_period && self.state == ServiceState::Starting {
+                                self.set(ServiceState::Running, pid, None);
+                            }
+                        } else if started.elapsed() >= check.start_period {
+                            health.consecutive_failures += 1;
+                            if health.consecutive_failures >= check.retries.max(1) && self.state != ServiceState::Unhealthy {
+                                health.unhealthy = true;
+                                self.set(ServiceState::Unhealthy, pid, None);
+                                self.event(&format!("unhealthy: {reason}"));
+                                if self.task.service.restart.mode != RestartMode::Never {
+                                    return (Watched::Unhealthy, health);
+                                }
+                            }
+                        }
+                    }
+                },
+                changed = log_ready.changed(), if waits_for_log && health.ready_at.is_none() => {
+                    if changed.is_ok() && *log_ready.borrow_and_update() {
+                        self.mark_healthy(&mut health, pid);
+                    }
+                }
+                _ = &mut start_period_over, if !start_period_passed => {
+                    start_period_passed = true;
+                    if health.ready_at.is_none() && self.state == ServiceState::Starting {
+                        self.set(ServiceState::Running, pid, None);
+                    }
+                }
+                command = self.task.commands.recv() => match command {
+                    Some(ServiceRequest::Start) => {}
+                    Some(ServiceRequest::Stop(reply)) => return (Watched::Stop(reply), health),
+                    Some(ServiceRequest::Restart(reply)) => return (Watched::Restart(reply), health),
+                    None => return (Watched::Closed, health),
+                },
+            }
+        }
+    }
+
+    /// Stop a running process: its stop signal to the process group, then
+    /// SIGKILL after `stop_timeout`. Returns its exit code.
+    async fn terminate(&mut self, child: &mut Child) -> Option<i32> {
+        let Some(group) = child.id() else {
+            return child.wait().await.ok().map(launch::exit_code);
+        };
+        let service = &self.task.service;
+        if let Err(error) = launch::signal_group(group, service.stop_signal) {
+            tracing::warn!(service = %service.name, %error, "cannot send the stop signal");
+        }
+        match tokio::time::timeout(service.stop_timeout, child.wait()).await {
+            Ok(status) => status.ok().map(launch::exit_code),
+            Err(_) => {
+                let timeout = humantime::format_duration(service.stop_timeout);
+                self.event(&format!("did not stop within {timeout}; killing"));
+                let _ = launch::signal_group(group, libc::SIGKILL);
+                child.wait().await.ok().map(launch::exit_code)
+            }
+        }
+    }
+}
+
+/// Health bookkeeping of one run.
+#[derive(Default)]
+struct RunHealth {
+    ready_at: Option<Instant>,
+    /// Shared with the probe loop, which polls faster until ready.
+    ready: Arc<AtomicBool>,
+    consecutive_failures: u32,
+    unhealthy: bool,
+}
+
+/// Wait for output readers to reach end of file, within a bound.
+async fn drain(collectors: Vec<JoinHandle<()>>) {
+    let all = async {
+        for collector in collectors {
+            let _ = collector.await;
+        }
+    };
+    if tokio::time::timeout(PIPE_DRAIN_TIMEOUT, all).await.is_err() {
+        tracing::warn!("service output still open after exit; some process escaped it");
+    }
+}
+
+fn describe_exit(exit_code: Option<i32>) -> String {
+    match exit_code {
+        Some(code) if code > 128 => format!(" with code {code} (signal {})", code - 128),
+        Some(code) => format!(" with code {code}"),
+        None => String::new(),
+    }
+}
+
+/// How watching a running process ended.
+enum Watched {
+    Exited(Option<i32>),
+    Unhealthy,
+    Stop(oneshot::Sender<()>),
+    Restart(oneshot::Sender<()>),
+    Closed,
+}
+
+/// Aborts the probe loop when the run ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn probe_loop(
+    probe: ResolvedProbe,
+    interval: Duration,
+    timeout: Duration,
+    ready: Arc<AtomicBool>,
+    results: mpsc::Sender<Result<(), ProbeError>>,
+) {
+    loop {
+        let period = if ready.load(Ordering::Relaxed) {
+            interval
+        } else {
+            interval.min(EARLY_PROBE_INTERVAL)
+        };
+        tokio::time::sleep(period).await;
+        let result = health::check(&probe, timeout).await;
+        if results.send(result).await.is_err() {
+            return;
+        }
+    }
+}
