@@ -184,11 +184,12 @@ impl Client {
         if response.ok {
             Ok(response)
         } else {
-            Err(SupervisorError::Rejected(
-                response
+            Err(SupervisorError::Rejected {
+                message: response
                     .error
                     .unwrap_or_else(|| "request failed".to_string()),
-            ))
+                diagnostic: response.diagnostic,
+            })
         }
     }
 
@@ -375,7 +376,9 @@ mod tests {
         });
         let mut client = Client::connect(dir.path()).unwrap().unwrap();
         let error = client.restart("web").unwrap_err();
-        assert!(matches!(error, SupervisorError::Rejected(ref message) if message == "nope"));
+        assert!(
+            matches!(error, SupervisorError::Rejected { ref message, diagnostic: false } if message == "nope")
+        );
         server.join().unwrap();
     }
 }

@@ -68,15 +68,12 @@ impl From<SupervisorError> for Thrown {
     fn from(error: SupervisorError) -> Self {
         match error {
             SupervisorError::Interrupted => Thrown::Interrupted,
-            // The one place a diagnostic arrives as text: a reload the
-            // running supervisor refused, whose reply carries the
-            // `LoadError` it rendered in its own process. A config error's
-            // rendering starts every diagnostic with `error: `; anything
-            // else the supervisor says is a message. (Typed control replies
-            // would carry the kind instead.)
-            SupervisorError::Rejected(text) if text.starts_with("error: ") => {
-                Thrown::Diagnostic(text)
-            }
+            // A reload the running supervisor refused: its reply says
+            // whether the message is the config diagnostic it rendered.
+            SupervisorError::Rejected {
+                message,
+                diagnostic: true,
+            } => Thrown::Diagnostic(message),
             other => Thrown::Message(other.to_string()),
         }
     }
@@ -112,8 +109,8 @@ mod tests {
         assert!(matches!(Thrown::from(load), Thrown::Message(_)));
         let edit = EditError::InvalidName("error: x".into());
         assert!(matches!(Thrown::from(edit), Thrown::Message(_)));
-        let daemon = SupervisorError::Daemon("error: x".into());
-        assert!(matches!(Thrown::from(daemon), Thrown::Message(_)));
+        let protocol = SupervisorError::Protocol("error: x".into());
+        assert!(matches!(Thrown::from(protocol), Thrown::Message(_)));
     }
 
     #[test]

@@ -45,6 +45,17 @@ pub enum ControlError {
     Reload(#[from] ReloadError),
 }
 
+impl ControlError {
+    /// Whether the error is a rendered config diagnostic (a reload of a
+    /// config with errors), which is shown whole.
+    pub fn is_diagnostic(&self) -> bool {
+        matches!(
+            self,
+            ControlError::Reload(ReloadError::Load(crate::project::LoadError::Config(_)))
+        )
+    }
+}
+
 /// A request to the actor.
 #[derive(Debug)]
 pub enum Control {

@@ -150,8 +150,10 @@ pub enum SupervisorError {
         humantime::format_duration(*.waited)
     )]
     NotAnswering { pid: String, waited: Duration },
-    #[error("{0}")]
-    Rejected(String),
+    /// The supervisor refused the request, saying why; `diagnostic` when
+    /// that is a rendered config diagnostic (shown whole).
+    #[error("{message}")]
+    Rejected { message: String, diagnostic: bool },
     #[error("unexpected answer from the supervisor: {0}")]
     Protocol(String),
     #[error(transparent)]

@@ -134,6 +134,10 @@ pub struct Response {
     pub working: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `error` is a rendered config diagnostic (a reload of a config with
+    /// errors), which clients show whole, not after `error: `.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnostic: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<ServiceStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,7 @@ impl Response {
             ok: true,
             working: false,
             error: None,
+            diagnostic: false,
             services: None,
             reload: None,
         }
@@ -154,20 +159,24 @@ impl Response {
     pub fn failed(message: impl Into<String>) -> Self {
         Response {
             ok: false,
-            working: false,
             error: Some(message.into()),
-            services: None,
-            reload: None,
+            ..Response::done()
+        }
+    }
+
+    /// A refusal, said as the error says it; a config diagnostic is marked
+    /// as one.
+    pub fn refused(error: &super::actor::ControlError) -> Self {
+        Response {
+            diagnostic: error.is_diagnostic(),
+            ..Response::failed(error.to_string())
         }
     }
 
     pub fn statuses(services: Vec<ServiceStatus>) -> Self {
         Response {
-            ok: true,
-            working: false,
-            error: None,
             services: Some(services),
-            reload: None,
+            ..Response::done()
         }
     }
 

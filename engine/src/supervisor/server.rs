@@ -104,7 +104,7 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
                     .map(|answer| {
                         answer.map(|result| match result {
                             Ok(report) => Response::reloaded(report),
-                            Err(error) => Response::failed(error.to_string()),
+                            Err(error) => Response::refused(&error),
                         })
                     })
             }
@@ -146,7 +146,7 @@ fn gone() -> Response {
 fn unit_response(answer: Option<Result<(), ControlError>>) -> Option<Response> {
     answer.map(|result| match result {
         Ok(()) => Response::done(),
-        Err(error) => Response::failed(error.to_string()),
+        Err(error) => Response::refused(&error),
     })
 }
 
