@@ -72,7 +72,33 @@ pub struct Service {
     pub security: locald_runtime::Security,
 }
 
+/// Signal sent to stop a service when `stop_signal` is not set.
+pub const DEFAULT_STOP_SIGNAL: i32 = libc::SIGTERM;
+/// How long a stopping service gets before it is killed, when `stop_timeout` is not set.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Service {
+    /// A service named `name` with every default: no command yet, working in
+    /// `workdir`, a free port, probed as `health = "auto"`.
+    pub fn new(name: &str, workdir: &std::path::Path) -> Service {
+        Service {
+            name: name.to_owned(),
+            command: None,
+            image: None,
+            workdir: workdir.to_owned(),
+            env: BTreeMap::new(),
+            env_files: Vec::new(),
+            port: PortSpec::Auto,
+            depends_on: Vec::new(),
+            health: HealthCheck::default(),
+            restart: RestartPolicy::default(),
+            stop_signal: DEFAULT_STOP_SIGNAL,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            volumes: Vec::new(),
+            security: locald_runtime::Security::default(),
+        }
+    }
+
     pub fn is_container(&self) -> bool {
         self.image.is_some()
     }

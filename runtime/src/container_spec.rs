@@ -1,6 +1,6 @@
 //! What the engine asks for when it runs a container: the image plus Docker-style overrides.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use crate::security::Security;
 
@@ -59,6 +59,59 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+impl VolumeMount {
+    /// `HOST:CONTAINER[:ro|rw]`, as `docker run -v` and `volumes` in locald.toml write a bind
+    /// mount; a relative HOST is taken from `base_dir` (`.` components dropped).
+    pub fn parse(text: &str, base_dir: &Path) -> Result<VolumeMount, VolumeSpecError> {
+        let shape = || VolumeSpecError::Shape {
+            text: text.to_string(),
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let (host, container, read_only) = match parts.as_slice() {
+            [host, container] => (*host, *container, false),
+            [host, container, "ro"] => (*host, *container, true),
+            [host, container, "rw"] => (*host, *container, false),
+            [_, _, mode] => {
+                return Err(VolumeSpecError::Mode {
+                    text: text.to_string(),
+                    mode: mode.to_string(),
+                })
+            }
+            _ => return Err(shape()),
+        };
+        if host.is_empty() || container.is_empty() {
+            return Err(shape());
+        }
+        if !container.starts_with('/') {
+            return Err(VolumeSpecError::RelativeContainer {
+                host: host.to_string(),
+                container: container.to_string(),
+            });
+        }
+        let host: PathBuf = base_dir
+            .join(host)
+            .components()
+            .filter(|component| !matches!(component, Component::CurDir))
+            .collect();
+        Ok(VolumeMount {
+            host,
+            container: container.to_string(),
+            read_only,
+        })
+    }
+}
+
+/// A bind mount written other than `HOST:CONTAINER[:ro|rw]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeSpecError {
+    #[error("\"{text}\" is not a volume")]
+    Shape { text: String },
+    #[error("unknown volume mode `{mode}` in \"{text}\"")]
+    Mode { text: String, mode: String },
+    #[error("the container path `{container}` must be absolute")]
+    RelativeContainer { host: String, container: String },
+}
+
 /// Who runs the container: root with cgroups, or an unprivileged caller in a user namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -81,6 +134,32 @@ impl Mode {
                 uid,
                 gid: nix::unistd::Gid::effective().as_raw(),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse_as_docker_writes_them() {
+        let base = Path::new("/work/shop");
+        let volume = VolumeMount::parse("./data:/var/lib/db:ro", base).unwrap();
+        assert_eq!(volume.host, Path::new("/work/shop/data"));
+        assert_eq!(volume.container, "/var/lib/db");
+        assert!(volume.read_only);
+        let volume = VolumeMount::parse("/etc/app:/app:rw", base).unwrap();
+        assert_eq!(volume.host, Path::new("/etc/app"));
+        assert!(!volume.read_only);
+        for (text, error) in [
+            ("/tmp", "\"/tmp\" is not a volume"),
+            (":/x", "\":/x\" is not a volume"),
+            ("a:/b:rx", "unknown volume mode `rx` in \"a:/b:rx\""),
+            ("a:b", "the container path `b` must be absolute"),
+        ] {
+            let got = VolumeMount::parse(text, base).unwrap_err().to_string();
+            assert_eq!(got, error, "{text}");
         }
     }
 }

@@ -20,7 +20,7 @@ mod sweep;
 
 pub use bundle::{bundles_root, runtime_root, state_root, Bundle, BundleError};
 pub use capabilities::{CapabilityError, DEFAULT_CAPABILITIES};
-pub use container_spec::{ContainerSpec, Mode, VolumeMount};
+pub use container_spec::{ContainerSpec, Mode, VolumeMount, VolumeSpecError};
 pub use image_user::{ResolvedUser, UserError};
 pub use oci_spec;
 pub use root::{prepare_runtime_root, RuntimeRoot};

@@ -240,44 +240,21 @@ pub(crate) fn resolve(base: &Path, relative: &str) -> PathBuf {
 
 /// `HOST:CONTAINER[:ro|rw]`, with HOST relative to the config directory.
 pub(crate) fn volume(node: &Node, path: &KeyPath, base_dir: &Path) -> Result<Volume, Problem> {
+    use locald_runtime::VolumeSpecError;
     let text = string(node, path)?;
-    let shape_help = "write HOST:CONTAINER or HOST:CONTAINER:ro, e.g. \"./data:/data\"";
-    let parts: Vec<&str> = text.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [host, container] => (*host, *container, false),
-        [host, container, "ro"] => (*host, *container, true),
-        [host, container, "rw"] => (*host, *container, false),
-        [_, _, mode] => {
-            return Err(bad_value(
-                node,
-                path,
-                format!("unknown volume mode `{mode}` in \"{text}\""),
-            )
-            .with_help("the mode is `ro` (read-only) or `rw` (read-write, the default)"))
-        }
-        _ => {
-            return Err(
-                bad_value(node, path, format!("\"{text}\" is not a volume")).with_help(shape_help)
-            )
-        }
-    };
-    if host.is_empty() || container.is_empty() {
-        return Err(
-            bad_value(node, path, format!("\"{text}\" is not a volume")).with_help(shape_help)
-        );
-    }
-    if !container.starts_with('/') {
-        return Err(bad_value(
-            node,
-            path,
-            format!("the container path `{container}` must be absolute"),
-        )
-        .with_help(format!("write \"{host}:/{container}\"")));
-    }
-    Ok(Volume {
-        host: resolve(base_dir, host),
-        container: container.to_owned(),
-        read_only,
+    Volume::parse(text, base_dir).map_err(|error| {
+        let help = match &error {
+            VolumeSpecError::Shape { .. } => {
+                "write HOST:CONTAINER or HOST:CONTAINER:ro, e.g. \"./data:/data\"".to_string()
+            }
+            VolumeSpecError::Mode { .. } => {
+                "the mode is `ro` (read-only) or `rw` (read-write, the default)".to_string()
+            }
+            VolumeSpecError::RelativeContainer { host, container } => {
+                format!("write \"{host}:/{container}\"")
+            }
+        };
+        bad_value(node, path, error.to_string()).with_help(help)
     })
 }
 

@@ -2,20 +2,15 @@
 //! read into `model::Service`. Both `locald.toml` and `service(name, #{...})`
 //! in Rhai go through `build_service`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use super::convert::{self, bad_value, wrong_type};
 use super::diagnostic::{KeyPath, Problem};
 use super::health;
 use super::value::{Node, NodeKind};
-use crate::model::{HealthCheck, PortSpec, RestartMode, RestartPolicy, Service};
+use crate::model::{PortSpec, RestartMode, Service};
 
-/// Signal sent to stop a service when `stop_signal` is not set.
-pub const DEFAULT_STOP_SIGNAL: i32 = libc::SIGTERM;
-/// How long a stopping service gets before it is killed, when `stop_timeout` is not set.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::model::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
 
 /// The words `restart` accepts.
 pub(crate) const RESTART_WORDS: &[&str] = &["on-failure", "always", "never"];
@@ -204,22 +199,7 @@ fn command_or_image_written(entries: &[(String, Node)]) -> bool {
 }
 
 fn defaults(name: &str, base_dir: &Path) -> Service {
-    Service {
-        name: name.to_owned(),
-        command: None,
-        image: None,
-        workdir: base_dir.to_owned(),
-        env: BTreeMap::new(),
-        env_files: Vec::new(),
-        port: PortSpec::Auto,
-        depends_on: Vec::new(),
-        health: HealthCheck::default(),
-        restart: RestartPolicy::default(),
-        stop_signal: DEFAULT_STOP_SIGNAL,
-        stop_timeout: DEFAULT_STOP_TIMEOUT,
-        volumes: Vec::new(),
-        security: Default::default(),
-    }
+    Service::new(name, base_dir)
 }
 
 fn unknown_service_key(key: &str, value: &Node, path: KeyPath) -> Problem {

@@ -37,12 +37,10 @@ pub enum ContainerError {
 /// A volume given as text that is not `HOST:CONTAINER[:ro|rw]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VolumeError {
-    #[error("invalid volume `{0}` (expected HOST:CONTAINER[:ro])")]
-    Shape(String),
-    #[error("invalid volume `{0}`: the container path must be absolute")]
-    RelativeContainerPath(String),
-    #[error("invalid volume `{spec}`: {reason}")]
-    HostPath { spec: String, reason: String },
+    #[error("{0} (expected HOST:CONTAINER[:ro])")]
+    Spec(#[from] locald_runtime::VolumeSpecError),
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(String),
 }
 
 /// The store shared by every project of this user.
@@ -118,25 +116,8 @@ pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, 
 
 /// `HOST:CONTAINER[:ro|rw]`, HOST relative to the current directory.
 pub fn parse_volume(spec: &str) -> Result<VolumeMount, VolumeError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [host, container] => (*host, *container, false),
-        [host, container, "ro"] => (*host, *container, true),
-        [host, container, "rw"] => (*host, *container, false),
-        _ => return Err(VolumeError::Shape(spec.to_string())),
-    };
-    if !container.starts_with('/') {
-        return Err(VolumeError::RelativeContainerPath(spec.to_string()));
-    }
-    let host = std::path::absolute(PathBuf::from(host)).map_err(|e| VolumeError::HostPath {
-        spec: spec.to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(VolumeMount {
-        host,
-        container: container.to_string(),
-        read_only,
-    })
+    let cwd = std::env::current_dir().map_err(|e| VolumeError::CurrentDir(e.to_string()))?;
+    Ok(VolumeMount::parse(spec, &cwd)?)
 }
 
 /// `pull`: when to fetch the image.
@@ -575,7 +556,7 @@ mod tests {
         let error = spec(r#"#{ volumes: ["/tmp"] }"#).unwrap_err();
         assert_eq!(
             error,
-            "run_container: option `volumes`: invalid volume `/tmp` (expected HOST:CONTAINER[:ro])"
+            "run_container: option `volumes`: \"/tmp\" is not a volume (expected HOST:CONTAINER[:ro])"
         );
         let error = spec("#{ volumes: [3] }").unwrap_err();
         assert_eq!(
