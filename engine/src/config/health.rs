@@ -1,6 +1,6 @@
 //! Rules for a service's `health`: a word (`"auto"`, `"none"`, `"tcp"`) or a
-//! table with exactly one probe (`http`, `tcp`, `exec`, `log`) and optional
-//! timings, defaulting to `HealthCheck::default()`.
+//! table with exactly one probe (`http`, `tcp`, `exec`, `log`, `none`) and
+//! optional timings, defaulting to `HealthCheck::default()`.
 
 use super::convert::{self, bad_value, wrong_type};
 use super::diagnostic::{KeyPath, Problem, Span};
@@ -10,19 +10,22 @@ use crate::model::{HealthCheck, Probe};
 /// The words `health` accepts.
 pub(crate) const HEALTH_WORDS: &[&str] = &["auto", "none", "tcp"];
 
-/// Keys of a health table; the first four are probe kinds.
+/// Keys of a health table; the first five are probe kinds.
 pub(crate) const HEALTH_KEYS: &[&str] = &[
     "http",
     "tcp",
     "exec",
     "log",
+    "none",
     "status",
     "interval",
+    "start_interval",
     "timeout",
     "retries",
     "start_period",
+    "settle",
 ];
-const PROBE_KEYS: &[&str] = &["http", "tcp", "exec", "log"];
+const PROBE_KEYS: &[&str] = &["http", "tcp", "exec", "log", "none"];
 
 /// Reads `health` from its node, collecting every problem found.
 pub(crate) fn health(node: &Node, path: &KeyPath, problems: &mut Vec<Problem>) -> HealthCheck {
@@ -82,19 +85,8 @@ fn read_table(
                     .with_help(format!("write \"/{route}\"")))
                 }
             }),
-            "tcp" => match value.kind {
-                NodeKind::Bool(true) => {
-                    check.probe = Probe::Tcp;
-                    Ok(())
-                }
-                NodeKind::Bool(false) => {
-                    Err(
-                        bad_value(value, &key_path, "`tcp = false` selects no probe")
-                            .with_help("to turn health checks off, write health = \"none\""),
-                    )
-                }
-                _ => Err(wrong_type(value, &key_path, "`true`")),
-            },
+            "tcp" => flag_probe(value, &key_path, "tcp").map(|()| check.probe = Probe::Tcp),
+            "none" => flag_probe(value, &key_path, "none").map(|()| check.probe = Probe::None),
             "exec" => convert::non_empty_string(value, &key_path).map(|command| {
                 check.probe = Probe::Exec {
                     command: command.to_owned(),
@@ -113,6 +105,10 @@ fn read_table(
                 status = Some((value, code as u16));
             }),
             "interval" => positive_duration(value, &key_path).map(|d| check.interval = d),
+            "start_interval" => {
+                positive_duration(value, &key_path).map(|d| check.start_interval = d)
+            }
+            "settle" => convert::duration(value, &key_path).map(|d| check.settle = Some(d)),
             "timeout" => positive_duration(value, &key_path).map(|d| check.timeout = d),
             "start_period" => convert::duration(value, &key_path).map(|d| check.start_period = d),
             "retries" => convert::integer_in(value, &key_path, 0, i64::from(u32::MAX))
@@ -134,7 +130,7 @@ fn read_table(
         [] => problems.push(
             Problem::invalid(path.clone(), "a health table needs a probe")
                 .with_span(table_node.best_span())
-                .with_help("add one of `http = \"/healthz\"`, `tcp = true`, `exec = \"CMD\"`, `log = \"REGEX\"`"),
+                .with_help("add one of `http = \"/healthz\"`, `tcp = true`, `exec = \"CMD\"`, `log = \"REGEX\"`, `none = true`"),
         ),
         [_] => {}
         [first, second, ..] => problems.push(
@@ -156,6 +152,24 @@ fn read_table(
                     .with_help("add `http = \"/\"` or remove `status`"),
             ),
         }
+    }
+}
+
+/// A probe selected by `KEY = true` (`tcp`, `none`); `false` selects nothing.
+fn flag_probe(value: &Node, path: &KeyPath, key: &str) -> Result<(), Problem> {
+    match value.kind {
+        NodeKind::Bool(true) => Ok(()),
+        NodeKind::Bool(false) => Err(bad_value(
+            value,
+            path,
+            format!("`{key} = false` selects no probe"),
+        )
+        .with_help(if key == "none" {
+            "to check health, choose a probe: `tcp = true`, `http = \"/healthz\"`, ..."
+        } else {
+            "to turn health checks off, write health = \"none\""
+        })),
+        _ => Err(wrong_type(value, path, "`true`")),
     }
 }
 
@@ -249,6 +263,7 @@ mod tests {
                 timeout: Duration::from_secs(3),
                 retries: 5,
                 start_period: Duration::from_secs(5),
+                ..HealthCheck::default()
             }
         );
         let (tcp, _) = health_of(r#"#{ tcp: true, interval: "250ms" }"#);
@@ -272,6 +287,38 @@ mod tests {
     }
 
     #[test]
+    fn settle_and_start_interval_fit_every_form() {
+        let (none, problems) = health_of(r#"#{ none: true, settle: "3s" }"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(none.probe, Probe::None);
+        assert_eq!(none.settle, Some(Duration::from_secs(3)));
+        let (http, problems) =
+            health_of(r#"#{ http: "/", settle: 0, start_interval: "50ms", interval: "30s" }"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(http.settle, Some(Duration::ZERO));
+        assert_eq!(http.start_interval, Duration::from_millis(50));
+        assert_eq!(http.interval, Duration::from_secs(30));
+        // Unset, the probe's default applies (decided by the supervisor).
+        assert_eq!(health_of(r#""none""#).0.settle, None);
+        assert_eq!(
+            messages(&health_of(r#"#{ none: false }"#).1),
+            ["services.web.health.none: `none = false` selects no probe (to check health, choose a probe: `tcp = true`, `http = \"/healthz\"`, ...)"]
+        );
+        assert_eq!(
+            messages(&health_of(r#"#{ none: true, tcp: true }"#).1),
+            ["services.web.health.tcp: `none` and `tcp` cannot both be set (a health check has exactly one probe)"]
+        );
+        assert_eq!(
+            messages(&health_of(r#"#{ tcp: true, start_interval: "0s" }"#).1),
+            ["services.web.health.start_interval: must be longer than zero"]
+        );
+        assert_eq!(
+            messages(&health_of(r#"#{ none: true, setle: "1s" }"#).1),
+            ["services.web.health.setle: unknown key `setle` (did you mean `settle`?)"]
+        );
+    }
+
+    #[test]
     fn table_mistakes_are_reported() {
         assert_eq!(
             messages(&health_of(r#"#{ exec: "x", http: "/" }"#).1),
@@ -283,7 +330,7 @@ mod tests {
         );
         assert_eq!(
             messages(&health_of(r#"#{ interval: "1s" }"#).1)[0],
-            "services.web.health: a health table needs a probe (add one of `http = \"/healthz\"`, `tcp = true`, `exec = \"CMD\"`, `log = \"REGEX\"`)"
+            "services.web.health: a health table needs a probe (add one of `http = \"/healthz\"`, `tcp = true`, `exec = \"CMD\"`, `log = \"REGEX\"`, `none = true`)"
         );
         assert_eq!(
             messages(&health_of(r#"#{ log: "(" }"#).1),

@@ -221,10 +221,10 @@ fn compiled_rhai_builds_the_project_the_toml_means() {
                 path: "/healthz".into(),
                 status: Some(204)
             },
-            interval: HealthCheck::default().interval,
             timeout: Duration::from_secs(3),
             retries: 2,
             start_period: Duration::from_millis(500),
+            ..HealthCheck::default()
         }
     );
 

@@ -3,7 +3,7 @@
 //! `.locald/supervisor.log`) and, with `--wait`, block until every selected
 //! service is healthy, one fails, or the timeout passes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -117,7 +117,16 @@ pub fn start(
     if !opts.wait {
         return Ok(0);
     }
-    wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
+    // A new supervisor: every service starts from no failure.
+    let baseline = Baseline::new();
+    wait_until_healthy(
+        &mut client,
+        state,
+        enabled,
+        &baseline,
+        opts.timeout,
+        started,
+    )
 }
 
 /// `up -d` while a supervisor runs: the supervisor reads the config again
@@ -132,7 +141,18 @@ pub fn reconcile(
     enabled: &BTreeSet<String>,
 ) -> Result<i32, SupervisorError> {
     let started = Instant::now();
+    // Failures from before this command are not its to report; those from
+    // the reload on are (taken first, so that none slips in between).
+    let mut baseline: Baseline = client
+        .status()?
+        .iter()
+        .map(|status| (status.name.clone(), Seen::of(status)))
+        .collect();
     let report = client.reload()?;
+    // Added and changed services start over with fresh counters.
+    for name in report.added.iter().chain(&report.changed) {
+        baseline.remove(name);
+    }
     let mut restarted = Vec::new();
     for status in client.status()? {
         let down = matches!(
@@ -166,15 +186,88 @@ pub fn reconcile(
     if !opts.wait {
         return Ok(0);
     }
-    wait_until_healthy(&mut client, state, enabled, opts.timeout, started)
+    wait_until_healthy(
+        &mut client,
+        state,
+        enabled,
+        &baseline,
+        opts.timeout,
+        started,
+    )
+}
+
+/// What a wait knew of a service when it began: the counters that only
+/// grow, so that a failure between two polls is seen even when the service
+/// is back up by the next one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    restarts: u32,
+    failures: u32,
+}
+
+impl Seen {
+    fn of(status: &ServiceStatus) -> Seen {
+        Seen {
+            restarts: status.restarts,
+            failures: status.failures,
+        }
+    }
+}
+
+/// [`Seen`] per service; a service missing has seen nothing yet.
+pub type Baseline = BTreeMap<String, Seen>;
+
+/// Where one service stands for `--wait`.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Ready,
+    Waiting,
+    /// It failed (or exited and was restarted) since the wait began: the
+    /// headline says how.
+    Failed(String),
+}
+
+/// As `docker compose up --wait`: a service that fails while waited for
+/// fails the wait, even when its restart policy has brought it back (a
+/// restart count that grew), whatever its health form.
+fn verdict(status: &ServiceStatus, seen: Seen) -> Verdict {
+    let state = ServiceState::parse(&status.state);
+    let name = &status.name;
+    let code = status
+        .exit_code
+        .map(|code| format!(" (exit code {code})"))
+        .unwrap_or_default();
+    if status.failures > seen.failures {
+        return Verdict::Failed(match state {
+            Some(ServiceState::Failed) => format!("service {name} failed{code}"),
+            Some(ServiceState::Unhealthy) => format!("service {name} turned unhealthy"),
+            _ => format!(
+                "service {name} failed{code} and is being restarted (now {})",
+                status.state
+            ),
+        });
+    }
+    if status.restarts > seen.restarts {
+        return Verdict::Failed(format!(
+            "service {name} exited{code} and was restarted (now {})",
+            status.state
+        ));
+    }
+    if is_ready(status) {
+        Verdict::Ready
+    } else {
+        Verdict::Waiting
+    }
 }
 
 /// Block until every service in `enabled` is ready; report and return 1 when
-/// one fails or `timeout` (counted from `started`) passes.
+/// one fails after what `baseline` saw or `timeout` (counted from `started`)
+/// passes.
 pub fn wait_until_healthy(
     client: &mut Client,
     state: &StateDir,
     enabled: &BTreeSet<String>,
+    baseline: &Baseline,
     timeout: Option<Duration>,
     started: Instant,
 ) -> Result<i32, SupervisorError> {
@@ -192,23 +285,25 @@ pub fn wait_until_healthy(
             .into_iter()
             .filter(|status| enabled.contains(&status.name))
             .collect();
-        if let Some(failed) = statuses
+        let verdicts: Vec<(&ServiceStatus, Verdict)> = statuses
             .iter()
-            .find(|status| ServiceState::parse(&status.state) == Some(ServiceState::Failed))
+            .map(|status| {
+                let seen = baseline.get(&status.name).copied().unwrap_or_default();
+                (status, verdict(status, seen))
+            })
+            .collect();
+        if let Some((failed, Verdict::Failed(headline))) = verdicts
+            .iter()
+            .find(|(_, verdict)| matches!(verdict, Verdict::Failed(_)))
         {
-            let code = failed
-                .exit_code
-                .map(|code| format!(" (exit code {code})"))
-                .unwrap_or_default();
-            report(
-                state,
-                &[failed],
-                &format!("service {} failed{code}", failed.name),
-            );
+            report(state, &[failed], headline);
             return Ok(1);
         }
-        let not_ready: Vec<&ServiceStatus> =
-            statuses.iter().filter(|status| !is_ready(status)).collect();
+        let not_ready: Vec<&ServiceStatus> = verdicts
+            .iter()
+            .filter(|(_, verdict)| *verdict != Verdict::Ready)
+            .map(|(status, _)| *status)
+            .collect();
         if not_ready.is_empty() {
             return Ok(0);
         }
@@ -256,5 +351,95 @@ fn report(state: &StateDir, services: &[&ServiceStatus], headline: &str) {
         for line in lines {
             let _ = writeln!(stderr, "  {line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, restarts: u32, failures: u32, exit_code: Option<i32>) -> ServiceStatus {
+        ServiceStatus {
+            name: "web".into(),
+            state: state.into(),
+            pid: None,
+            port: None,
+            restarts,
+            failures,
+            exit_code,
+            since_unix_ms: 0,
+        }
+    }
+
+    fn headline(verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Failed(headline) => headline,
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ready_and_waiting_states() {
+        let fresh = Seen::default();
+        assert_eq!(
+            verdict(&status("healthy", 0, 0, None), fresh),
+            Verdict::Ready
+        );
+        assert_eq!(
+            verdict(&status("exited", 0, 0, Some(0)), fresh),
+            Verdict::Ready
+        );
+        for state in ["pending", "starting", "running"] {
+            assert_eq!(verdict(&status(state, 0, 0, None), fresh), Verdict::Waiting);
+        }
+    }
+
+    #[test]
+    fn a_failure_since_the_wait_began_fails_it_even_once_recovered() {
+        let fresh = Seen::default();
+        assert_eq!(
+            headline(verdict(&status("failed", 0, 1, Some(3)), fresh)),
+            "service web failed (exit code 3)"
+        );
+        assert_eq!(
+            headline(verdict(&status("backoff", 0, 1, Some(3)), fresh)),
+            "service web failed (exit code 3) and is being restarted (now backoff)"
+        );
+        // Crashed and came back between two polls: only the counter tells.
+        assert!(matches!(
+            verdict(&status("healthy", 1, 1, None), fresh),
+            Verdict::Failed(_)
+        ));
+        assert_eq!(
+            headline(verdict(&status("unhealthy", 0, 1, None), fresh)),
+            "service web turned unhealthy"
+        );
+        // `restart = "always"` after a clean exit: a restart, not a failure.
+        assert_eq!(
+            headline(verdict(&status("starting", 1, 0, None), fresh)),
+            "service web exited and was restarted (now starting)"
+        );
+    }
+
+    #[test]
+    fn failures_from_before_the_wait_are_not_its_own() {
+        // `up -d --wait` beside a supervisor whose service failed earlier,
+        // and is being started again: its stale `failed` is no verdict.
+        let seen = Seen {
+            restarts: 2,
+            failures: 3,
+        };
+        assert_eq!(
+            verdict(&status("failed", 2, 3, Some(1)), seen),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            verdict(&status("healthy", 2, 3, None), seen),
+            Verdict::Ready
+        );
+        assert!(matches!(
+            verdict(&status("backoff", 2, 4, Some(1)), seen),
+            Verdict::Failed(_)
+        ));
     }
 }

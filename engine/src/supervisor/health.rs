@@ -2,8 +2,13 @@
 //! HTTP/1.0 GET, or a shell command), bounded by the probe timeout. The
 //! `log` probe is not polled: [`super::output`] raises readiness when a line
 //! matches.
+//!
+//! A TCP or HTTP probe passes only when the port is answered by the service
+//! itself: a listener that belongs to another process (a server left over
+//! from yesterday, another project's) would otherwise make a service that
+//! never listens look healthy ([`Ownership`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,8 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::launch;
-use crate::model::{PortSpec, Probe, Project, Service};
+use crate::model::{HealthCheck, PortSpec, Probe, Project, Service};
 use crate::program::Program;
+use crate::project::listeners::{self, Holder};
 
 /// Why one probe attempt failed (the text a service's `unhealthy: …` event shows).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,12 @@ pub enum ProbeError {
     },
     #[error("timed out after {}", humantime::format_duration(*.timeout))]
     TimedOut { timeout: Duration },
+    /// The port answered, but not from the service's processes.
+    #[error(
+        "port {port} is answered by {}, not by this service",
+        holder.as_ref().map_or_else(|| "another process".to_string(), Holder::to_string)
+    )]
+    NotOurs { port: u16, holder: Option<Holder> },
 }
 
 /// A probe with everything it needs to run resolved.
@@ -72,6 +84,17 @@ impl ResolvedProbe {
     pub fn is_polled(&self) -> bool {
         !matches!(self, ResolvedProbe::None | ResolvedProbe::Log { .. })
     }
+}
+
+/// How long `check`'s process must have stayed up before it counts as ready:
+/// what the config says, else [`HealthCheck::DEFAULT_SETTLE`] without a
+/// probe (nothing else tells a process that crashes at once from one that
+/// runs) and nothing with one (the probe passing is the evidence).
+pub fn settle(check: &HealthCheck, probe: &ResolvedProbe) -> Duration {
+    check.settle.unwrap_or(match probe {
+        ResolvedProbe::None => HealthCheck::DEFAULT_SETTLE,
+        _ => Duration::ZERO,
+    })
 }
 
 /// Resolve `Auto`: TCP when something depends on the service or its port is
@@ -110,8 +133,52 @@ pub fn resolve(
     }
 }
 
-/// Run one probe attempt; `Err` says why it failed.
-pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), ProbeError> {
+/// Whose answer a TCP or HTTP probe accepts: a listener held by the
+/// service's process (`root`) or one of its descendants (for a container,
+/// everything in it runs below the service's process on the host). Remembers
+/// the last foreign holder found, so that a squatted port costs one scan of
+/// every process per change of its listeners, not one per probe.
+pub struct Ownership {
+    root: u32,
+    foreign: Option<(BTreeSet<u64>, Option<Holder>)>,
+}
+
+impl Ownership {
+    pub fn new(root: u32) -> Self {
+        Ownership {
+            root,
+            foreign: None,
+        }
+    }
+
+    /// `Ok` when a listener on `port` belongs to the service.
+    fn verify(&mut self, port: u16) -> Result<(), ProbeError> {
+        // Unreadable tables: nothing to go on, and nothing to blame.
+        let Ok(sockets) = listeners::listening_sockets(port) else {
+            return Ok(());
+        };
+        if listeners::held_within(self.root, &sockets) {
+            return Ok(());
+        }
+        let holder = match &self.foreign {
+            Some((known, holder)) if *known == sockets => holder.clone(),
+            _ => {
+                let holder = listeners::holder_of(&sockets);
+                self.foreign = Some((sockets, holder.clone()));
+                holder
+            }
+        };
+        Err(ProbeError::NotOurs { port, holder })
+    }
+}
+
+/// Run one probe attempt; `Err` says why it failed. With `ownership`, a TCP
+/// or HTTP probe fails when the port is answered by another process.
+pub async fn check(
+    probe: &ResolvedProbe,
+    ownership: Option<&mut Ownership>,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
     let attempt = async {
         match probe {
             ResolvedProbe::None | ResolvedProbe::Log { .. } => Ok(()),
@@ -131,7 +198,14 @@ pub async fn check(probe: &ResolvedProbe, timeout: Duration) -> Result<(), Probe
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(result) => result,
+        Ok(Ok(())) => match (probe, ownership) {
+            // Checked after the answer: the listener was there just now.
+            (ResolvedProbe::Tcp { port } | ResolvedProbe::Http { port, .. }, Some(ownership)) => {
+                ownership.verify(*port)
+            }
+            _ => Ok(()),
+        },
+        Ok(Err(error)) => Err(error),
         Err(_) => Err(ProbeError::TimedOut { timeout }),
     }
 }
@@ -279,10 +353,75 @@ mod tests {
         runtime().block_on(async {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
             let port = listener.local_addr().unwrap().port();
-            assert!(check(&ResolvedProbe::Tcp { port }, TIMEOUT).await.is_ok());
+            assert!(check(&ResolvedProbe::Tcp { port }, None, TIMEOUT)
+                .await
+                .is_ok());
             drop(listener);
-            assert!(check(&ResolvedProbe::Tcp { port }, TIMEOUT).await.is_err());
+            assert!(check(&ResolvedProbe::Tcp { port }, None, TIMEOUT)
+                .await
+                .is_err());
         });
+    }
+
+    #[test]
+    fn a_port_answered_by_another_process_fails_the_probe_naming_it() {
+        runtime().block_on(async {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let probe = ResolvedProbe::Tcp { port };
+            // This process holds the listener: it is its own service.
+            let mut ours = Ownership::new(std::process::id());
+            assert!(check(&probe, Some(&mut ours), TIMEOUT).await.is_ok());
+            // A child of ours (a service that never listens) does not.
+            let mut child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let mut theirs = Ownership::new(child.id());
+            let error = check(&probe, Some(&mut theirs), TIMEOUT)
+                .await
+                .unwrap_err();
+            let me = std::process::id();
+            assert!(
+                matches!(&error, ProbeError::NotOurs { holder: Some(holder), .. } if holder.pid == me),
+                "{error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("port {port} is answered by ")),
+                "{error}"
+            );
+            assert!(error.to_string().ends_with(&format!("(pid {me}), not by this service")));
+            // The same listeners again: the holder is remembered.
+            let again = check(&probe, Some(&mut theirs), TIMEOUT).await.unwrap_err();
+            assert_eq!(again.to_string(), error.to_string());
+            child.kill().unwrap();
+            child.wait().unwrap();
+        });
+    }
+
+    #[test]
+    fn settle_defaults_to_a_second_only_without_a_probe() {
+        let check = HealthCheck::default();
+        assert_eq!(settle(&check, &ResolvedProbe::None), Duration::from_secs(1));
+        assert_eq!(
+            settle(&check, &ResolvedProbe::Tcp { port: 1 }),
+            Duration::ZERO
+        );
+        let configured = HealthCheck {
+            settle: Some(Duration::from_secs(3)),
+            ..HealthCheck::default()
+        };
+        assert_eq!(
+            settle(&configured, &ResolvedProbe::Tcp { port: 1 }),
+            Duration::from_secs(3)
+        );
+        let none = HealthCheck {
+            settle: Some(Duration::ZERO),
+            ..HealthCheck::default()
+        };
+        assert_eq!(settle(&none, &ResolvedProbe::None), Duration::ZERO);
     }
 
     async fn serve_once(listener: &TcpListener, response: &'static str) -> String {
@@ -306,18 +445,18 @@ mod tests {
             let (any_status, only_201) = (probe(None), probe(Some(201)));
             let (request, result) = tokio::join!(
                 serve_once(&listener, "HTTP/1.1 204 No Content\r\n\r\n"),
-                check(&any_status, TIMEOUT)
+                check(&any_status, None, TIMEOUT)
             );
             assert!(request.starts_with("GET /health HTTP/1.0\r\n"), "{request}");
             assert!(result.is_ok());
             let (_, result) = tokio::join!(
                 serve_once(&listener, "HTTP/1.0 503 Busy\r\n\r\n"),
-                check(&any_status, TIMEOUT)
+                check(&any_status, None, TIMEOUT)
             );
             assert!(result.unwrap_err().to_string().contains("503"));
             let (_, result) = tokio::join!(
                 serve_once(&listener, "HTTP/1.0 200 OK\r\n\r\n"),
-                check(&only_201, TIMEOUT)
+                check(&only_201, None, TIMEOUT)
             );
             assert!(result.is_err());
         });
@@ -332,14 +471,16 @@ mod tests {
                 env: env.clone(),
                 workdir: std::env::temp_dir(),
             };
-            assert!(check(&probe("test \"$WANT\" = yes"), TIMEOUT).await.is_ok());
-            let error = check(&probe("echo nope >&2; exit 3"), TIMEOUT)
+            assert!(check(&probe("test \"$WANT\" = yes"), None, TIMEOUT)
+                .await
+                .is_ok());
+            let error = check(&probe("echo nope >&2; exit 3"), None, TIMEOUT)
                 .await
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("exited with 3: nope"), "{error}");
             let started = std::time::Instant::now();
-            let error = check(&probe("sleep 5"), Duration::from_millis(200))
+            let error = check(&probe("sleep 5"), None, Duration::from_millis(200))
                 .await
                 .unwrap_err()
                 .to_string();

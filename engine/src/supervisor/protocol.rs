@@ -87,6 +87,12 @@ pub struct ServiceStatus {
     pub pid: Option<u32>,
     pub port: Option<u16>,
     pub restarts: u32,
+    /// Runs that failed since the supervisor started the service: exited
+    /// with a non-zero status or a signal, could not start, or turned
+    /// unhealthy. Only grows, so that a client polling now and then (`up
+    /// --wait`) sees a failure that a quick restart has hidden.
+    #[serde(default)]
+    pub failures: u32,
     pub exit_code: Option<i32>,
     pub since_unix_ms: u64,
 }

@@ -541,6 +541,7 @@ mod tests {
         let running = start(&project(dir.path(), vec![crash]));
         let statuses = running.wait_for("failed", |statuses| statuses[0].state == "failed");
         assert_eq!((statuses[0].restarts, statuses[0].exit_code), (2, Some(4)));
+        assert_eq!(statuses[0].failures, 3, "every run failed");
         let texts: Vec<String> = running
             .log("crash")
             .into_iter()
@@ -576,6 +577,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retries: 2,
             start_period: Duration::ZERO,
+            ..HealthCheck::default()
         };
         let mut stubborn = service("stubborn", "trap '' TERM; sleep 300", dir.path());
         stubborn.stop_timeout = Duration::from_millis(300);

@@ -543,7 +543,7 @@ fn health_check(
             return None;
         }
     }
-    for key in ["interval", "timeout", "start_period"] {
+    for key in ["interval", "start_interval", "timeout", "start_period"] {
         if let Some(value) = health.get(key).and_then(duration) {
             entries.push((key, value.into()));
         }
@@ -702,6 +702,7 @@ services:
     healthcheck:
       test: ["CMD-SHELL", "pg_isready -U postgres"]
       interval: 5s
+      start_interval: 1s
       retries: 5
   web:
     image: nginx:1.27
@@ -740,7 +741,7 @@ services:
         let toml = &imported.toml;
         for line in [
             "[project]\nname = \"shop\"\n",
-            "[services.db]\nimage = \"postgres:16\"\nenv = { POSTGRES_PASSWORD = \"s3cret\", POSTGRES_DB = \"shop\" }\nport = 5432\nhealth = { tcp = true, interval = \"5s\", retries = 5 }\nrestart = \"always\"\n",
+            "[services.db]\nimage = \"postgres:16\"\nenv = { POSTGRES_PASSWORD = \"s3cret\", POSTGRES_DB = \"shop\" }\nport = 5432\nhealth = { tcp = true, interval = \"5s\", start_interval = \"1s\", retries = 5 }\nrestart = \"always\"\n",
             "command = \"nginx -g 'daemon off;'\"",
             "env = { MODE = \"dev\", FROM_SHELL = \"shell value\" }",
             "env_file = \".env.web\"",

@@ -149,6 +149,7 @@ pub fn not_running(name: &str) -> supervisor::ServiceStatus {
         pid: None,
         port: None,
         restarts: 0,
+        failures: 0,
         exit_code: None,
         since_unix_ms: 0,
     }
@@ -266,7 +267,7 @@ pub mod supervisor_api {
     }
 
     /// The services' status as an array of maps (`name`, `state`, `pid`,
-    /// `port`, `restarts`, `exit_code`, `since_unix_ms`).
+    /// `port`, `restarts`, `failures`, `exit_code`, `since_unix_ms`).
     #[rhai_fn(return_raw)]
     pub fn status(
         ctx: NativeCallContext,

@@ -65,6 +65,7 @@ pub fn initial_status(name: &str, port: Option<u16>, enabled: bool) -> ServiceSt
         pid: None,
         port,
         restarts: 0,
+        failures: 0,
         exit_code: None,
         since_unix_ms: now_unix_ms(),
     }
@@ -115,6 +116,8 @@ struct Runner {
     state: ServiceState,
     port: Option<u16>,
     restarts: u32,
+    /// Runs that failed (see [`ServiceStatus::failures`]).
+    failures: u32,
     backoff: Backoff,
     generation: watch::Receiver<u64>,
 }
@@ -133,6 +136,7 @@ impl ServiceTask {
             task: self,
             port,
             restarts: 0,
+            failures: 0,
             backoff: Backoff::new(),
             generation,
         };
@@ -153,6 +157,7 @@ impl Runner {
             pid,
             port: self.port,
             restarts: self.restarts,
+            failures: self.failures,
             exit_code,
             since_unix_ms: now_unix_ms(),
         };
@@ -217,6 +222,7 @@ impl Runner {
                     let _ = reply.send(());
                 }
                 RunEnd::Invalid => {
+                    self.failures += 1;
                     self.set(ServiceState::Failed, None, None);
                     wanted = false;
                 }
@@ -274,6 +280,10 @@ impl Runner {
     ) -> AfterEnd {
         let policy = self.task.service.restart;
         let failed = unhealthy || exit_code != Some(0);
+        // An unhealthy run was counted when it turned unhealthy.
+        if failed && !unhealthy {
+            self.failures += 1;
+        }
         let restart = match policy.mode {
             RestartMode::Always => true,
             RestartMode::OnFailure => failed,

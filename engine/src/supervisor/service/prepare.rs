@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::Shared;
 use crate::model::Service;
 use crate::project::env::EnvError;
+use crate::project::ports::{self, PortError};
 use crate::project::{interpolate, service_env};
 use crate::supervisor::container;
 use crate::supervisor::health::{self, ResolvedProbe};
@@ -19,6 +20,11 @@ pub(super) async fn prepare(
     service: &Service,
     port: Option<u16>,
 ) -> Result<Prepared, PrepareError> {
+    // `up` checked fixed ports before starting anything; a restart or a
+    // reload comes later, when another process may have taken the port:
+    // name it, rather than let the service fail with "address in use" (or
+    // a probe pass on the other process's answer).
+    ports::check_fixed_ports_free(&shared.project, [&service.name])?;
     let env = service_env(&shared.project, service, &shared.ports)?;
     let command = match service.command.as_deref() {
         Some(command) => Some(interpolate(&shared.project, command, &shared.ports)?),
@@ -87,6 +93,10 @@ pub(super) enum PrepareError {
     Env(#[from] EnvError),
     #[error(transparent)]
     Container(#[from] container::ContainerError),
+    /// A fixed port another process holds; it may let go, so the start is
+    /// tried again as after a crash.
+    #[error(transparent)]
+    Port(#[from] PortError),
     #[error("no command to run")]
     NoCommand,
     #[error(
@@ -106,6 +116,7 @@ impl PrepareError {
                 matches!(error, container::ContainerError::Env(_))
             }
             PrepareError::Env(_) | PrepareError::NoCommand | PrepareError::NoWorkdir { .. } => true,
+            PrepareError::Port(_) => false,
         }
     }
 }

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{RunEnd, Runner, ServiceRequest};
-use crate::model::RestartMode;
-use crate::supervisor::health::{self, ProbeError, ResolvedProbe};
+use crate::model::{HealthCheck, RestartMode};
+use crate::supervisor::health::{self, Ownership, ProbeError, ResolvedProbe};
 use crate::supervisor::launch::{self, LaunchSpec};
 use crate::supervisor::logs::Stream;
 use crate::supervisor::output::collect;
@@ -21,8 +21,6 @@ use crate::supervisor::protocol::ServiceState;
 /// processes wrote is never lost, but a process that escaped (possible only
 /// without PID namespaces) cannot hold the exit report back forever.
 const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Probe period until the first success, so readiness is noticed quickly.
-const EARLY_PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Runner {
     pub(super) async fn run_prepared(
@@ -115,6 +113,8 @@ impl Runner {
     }
 
     /// Follow a running process: probes, readiness, commands, and its exit.
+    /// Ready takes both the probe passing (or, without a probe, nothing) and
+    /// the process having stayed up for its settle time.
     async fn watch_running(
         &mut self,
         child: &mut Child,
@@ -128,16 +128,24 @@ impl Runner {
         let _prober = probe.is_polled().then(|| {
             AbortOnDrop(tokio::spawn(probe_loop(
                 probe.clone(),
-                check.interval,
-                check.timeout,
+                check.clone(),
+                pid.map(Ownership::new),
                 health.ready.clone(),
                 results_sender,
             )))
         });
         let waits_for_log = matches!(probe, ResolvedProbe::Log { .. });
-        if probe == ResolvedProbe::None {
+        // Whether the probe says ready now: without a probe, always.
+        let mut passing = probe == ResolvedProbe::None;
+        let settle = health::settle(&check, &probe);
+        let settled = tokio::time::sleep(settle);
+        tokio::pin!(settled);
+        let mut settle_over = settle.is_zero();
+        if passing && settle_over {
             self.mark_healthy(&mut health, pid);
         }
+        // The last "not ready" reason worth an event, said once.
+        let mut announced: Option<String> = None;
         let mut log_ready = self.task.output.ready();
         let start_period_over = tokio::time::sleep(check.start_period);
         tokio::pin!(start_period_over);
@@ -149,10 +157,25 @@ impl Runner {
                     return (Watched::Exited(code), health);
                 }
                 Some(result) = results.recv() => match result {
-                    Ok(()) => self.mark_healthy(&mut health, pid),
+                    Ok(()) => {
+                        passing = true;
+                        if settle_over || health.ready_at.is_some() {
+                            self.mark_healthy(&mut health, pid);
+                        }
+                    }
                     Err(reason) => {
+                        passing = false;
                         if health.ready_at.is_none() {
                             tracing::debug!(service = %self.name(), %reason, "not ready yet");
+                            // Someone else on the port will not go away by
+                            // waiting: say who, once.
+                            if matches!(reason, ProbeError::NotOurs { .. }) {
+                                let text = format!("not ready: {reason}");
+                                if announced.as_ref() != Some(&text) {
+                                    self.event(&text);
+                                    announced = Some(text);
+                                }
+                            }
                             if started.elapsed() >= check.start_period && self.state == ServiceState::Starting {
                                 self.set(ServiceState::Running, pid, None);
                             }
@@ -160,6 +183,10 @@ impl Runner {
                             health.consecutive_failures += 1;
                             if health.consecutive_failures >= check.retries.max(1) && self.state != ServiceState::Unhealthy {
                                 health.unhealthy = true;
+                                // Counted now: with `restart = "never"` the
+                                // run goes on, and may be healthy again before
+                                // anyone looks at its state.
+                                self.failures += 1;
                                 self.set(ServiceState::Unhealthy, pid, None);
                                 self.event(&format!("unhealthy: {reason}"));
                                 if self.task.service.restart.mode != RestartMode::Never {
@@ -171,6 +198,15 @@ impl Runner {
                 },
                 changed = log_ready.changed(), if waits_for_log && health.ready_at.is_none() => {
                     if changed.is_ok() && *log_ready.borrow_and_update() {
+                        passing = true;
+                        if settle_over {
+                            self.mark_healthy(&mut health, pid);
+                        }
+                    }
+                }
+                _ = &mut settled, if !settle_over => {
+                    settle_over = true;
+                    if passing {
                         self.mark_healthy(&mut health, pid);
                     }
                 }
@@ -260,23 +296,47 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How long the probe loop waits before its next probe: `start_interval`
+/// until the service is first ready, then the slower `interval`.
+fn probe_period(check: &HealthCheck, ready: bool) -> Duration {
+    if ready {
+        check.interval
+    } else {
+        check.start_interval
+    }
+}
+
 async fn probe_loop(
     probe: ResolvedProbe,
-    interval: Duration,
-    timeout: Duration,
+    check: HealthCheck,
+    mut ownership: Option<Ownership>,
     ready: Arc<AtomicBool>,
     results: mpsc::Sender<Result<(), ProbeError>>,
 ) {
     loop {
-        let period = if ready.load(Ordering::Relaxed) {
-            interval
-        } else {
-            interval.min(EARLY_PROBE_INTERVAL)
-        };
-        tokio::time::sleep(period).await;
-        let result = health::check(&probe, timeout).await;
+        tokio::time::sleep(probe_period(&check, ready.load(Ordering::Relaxed))).await;
+        let result = health::check(&probe, ownership.as_mut(), check.timeout).await;
         if results.send(result).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_slow_down_once_ready() {
+        let check = HealthCheck::default();
+        assert_eq!(probe_period(&check, false), Duration::from_millis(200));
+        assert_eq!(probe_period(&check, true), Duration::from_secs(10));
+        let configured = HealthCheck {
+            interval: Duration::from_secs(30),
+            start_interval: Duration::from_millis(50),
+            ..HealthCheck::default()
+        };
+        assert_eq!(probe_period(&configured, false), Duration::from_millis(50));
+        assert_eq!(probe_period(&configured, true), Duration::from_secs(30));
     }
 }
