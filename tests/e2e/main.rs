@@ -9,6 +9,7 @@ mod closed_stdout;
 mod compile;
 mod config_errors;
 mod containers;
+mod health;
 mod hostile_text;
 mod private_dirs;
 mod pull_interrupt;
