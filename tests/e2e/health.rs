@@ -218,3 +218,28 @@ health = "none"
     );
     project.locald(["down"]).success();
 }
+
+#[test]
+fn a_failure_from_before_the_wait_is_not_held_against_a_fresh_start() {
+    // Fails on its first run only; `restart = "never"` leaves it failed.
+    let project = Project::with_toml(
+        r#"
+[services.once]
+command = "if [ -e ran ]; then exec sleep 962210; fi; touch ran; exit 4"
+health = "none"
+restart = "never"
+"#,
+    );
+    project.locald(["up", "-d"]).success();
+    project.wait_for("the first failure", Duration::from_secs(10), |p| {
+        service_field(p, "once", "state") == "failed"
+    });
+    // `up -d --wait` starts it again; its old failure is not this wait's.
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success()
+        .stderr_has("once: started");
+    assert_eq!(service_field(&project, "once", "state"), "healthy");
+    assert_eq!(service_field(&project, "once", "failures"), 1);
+    project.locald(["down"]).success();
+}
