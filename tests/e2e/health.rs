@@ -7,19 +7,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 use crate::harness::{pids_with_arg, service_field, Project};
-
-/// Listens on $PORT after a delay, accepting forever.
-const LISTEN_PY: &str = r#"
-import os, socket, sys, time
-time.sleep(float(sys.argv[1]))
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(os.environ["PORT"])))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.close()
-"#;
+use crate::supervise::LISTEN_PY;
 
 /// An HTTP server on $PORT that appends the path of every request it
 /// serves to requests.txt.

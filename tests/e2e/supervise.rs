@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::harness::{pids_with_arg, service_field, Project};
 
 /// Listens on $PORT after an optional delay, accepting forever.
-const LISTEN_PY: &str = r#"
+pub(crate) const LISTEN_PY: &str = r#"
 import os, socket, sys, time
 time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
 s = socket.socket()

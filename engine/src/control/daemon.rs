@@ -114,19 +114,8 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    if !opts.wait {
-        return Ok(0);
-    }
     // A new supervisor: every service starts from no failure.
-    let baseline = Baseline::new();
-    wait_until_healthy(
-        &mut client,
-        state,
-        enabled,
-        &baseline,
-        opts.timeout,
-        started,
-    )
+    wait_if_asked(&mut client, state, opts, enabled, &Baseline::new(), started)
 }
 
 /// `up -d` while a supervisor runs: the supervisor reads the config again
@@ -183,17 +172,22 @@ pub fn reconcile(
             .map_or_else(|| "?".to_string(), |pid| pid.to_string());
         eprintln!("locald: already up (supervisor pid {pid}); nothing changed");
     }
+    wait_if_asked(&mut client, state, opts, enabled, &baseline, started)
+}
+
+/// With `--wait`, [`wait_until_healthy`]; without, done.
+fn wait_if_asked(
+    client: &mut Client,
+    state: &StateDir,
+    opts: &UpOptions,
+    enabled: &BTreeSet<String>,
+    baseline: &Baseline,
+    started: Instant,
+) -> Result<i32, SupervisorError> {
     if !opts.wait {
         return Ok(0);
     }
-    wait_until_healthy(
-        &mut client,
-        state,
-        enabled,
-        &baseline,
-        opts.timeout,
-        started,
-    )
+    wait_until_healthy(client, state, enabled, baseline, opts.timeout, started)
 }
 
 /// What a wait knew of a service when it began: the counters that only
