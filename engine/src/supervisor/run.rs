@@ -588,9 +588,11 @@ mod tests {
         let first_pid = state_of(&statuses, "flaky").pid;
 
         std::fs::remove_file(&flag).unwrap();
-        running.wait_for("unhealthy restart", |statuses| {
+        let statuses = running.wait_for("unhealthy restart", |statuses| {
             state_of(statuses, "flaky").restarts == 1
         });
+        // Counted once, when it turned unhealthy, not again at its stop.
+        assert_eq!(state_of(&statuses, "flaky").failures, 1);
         std::fs::write(&flag, "").unwrap();
         let statuses = running.wait_for("healthy again", |statuses| {
             state_of(statuses, "flaky").state == "healthy"
