@@ -94,3 +94,98 @@ fn try_save_keeps_a_server_stopped_by_ctrl_c() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A service that ignores SIGTERM (its stop signal), with a `stop_timeout`
+/// longer than the tests' guard: only a forced stop ends it in time.
+fn stubborn_service(marker: &str) -> Project {
+    Project::with_toml(&format!(
+        "[services.web]\ncommand = \"trap '' TERM; exec sleep {marker}\"\nhealth = \"none\"\nstop_timeout = \"60s\"\n"
+    ))
+}
+
+/// The lines `child` writes to stderr, as they come.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
+/// Reads `lines` until one contains `needle` (under a guard); returns them.
+fn read_until(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+    }
+    panic!("no line with {needle:?} in {seen:#?}");
+}
+
+#[test]
+fn ctrl_c_of_up_says_what_it_waits_for_and_a_second_one_kills() {
+    let project = stubborn_service("961110");
+    let mut child = project.locald(["up"]).process_group().spawn();
+    let pid = Pid::from_raw(child.id() as i32);
+    let lines = stderr_lines(&mut child);
+    wait_for_handler(pid.as_raw(), Signal::SIGINT);
+    one_pid("961110");
+    kill(pid, Signal::SIGINT).expect("first Ctrl-C");
+    let said = read_until(&lines, "waiting for web to stop");
+    let notice = said.last().expect("a line");
+    assert!(
+        notice.contains("(SIGTERM ")
+            && notice.contains("killed at 60s); Ctrl-C again to kill it now"),
+        "{notice}"
+    );
+    kill(pid, Signal::SIGINT).expect("second Ctrl-C");
+    let output = exit_of(child);
+    assert!(output.status.code().is_some(), "{:?}", output.status);
+    assert!(pids_with_arg("961110").is_empty(), "the service survived");
+    let later: Vec<String> = lines.try_iter().collect();
+    assert!(
+        !later.iter().any(|line| line.contains("waiting for")),
+        "said once: {later:#?}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_down_kills_what_it_waits_for() {
+    let project = stubborn_service("961111");
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20"])
+        .success();
+    one_pid("961111");
+    let mut child = project.locald(["down"]).process_group().spawn();
+    let pid = Pid::from_raw(child.id() as i32);
+    let lines = stderr_lines(&mut child);
+    let said = read_until(&lines, "waiting for web to stop");
+    assert!(
+        said.last()
+            .is_some_and(|line| line.ends_with("killed at 60s); Ctrl-C to kill it now")),
+        "{said:#?}"
+    );
+    kill(pid, Signal::SIGINT).expect("Ctrl-C");
+    let output = exit_of(child);
+    assert_eq!(output.status.code(), Some(0), "down did its job");
+    assert!(pids_with_arg("961111").is_empty(), "the service survived");
+    assert!(
+        !project.path().join(".locald/supervisor.sock").exists(),
+        "the supervisor is gone once down returns"
+    );
+}

@@ -93,6 +93,7 @@ mod tests {
                 restarts: 0,
                 exit_code: None,
                 since_unix_ms: 10_000,
+                stopping: None,
             },
             ServiceStatus {
                 name: "worker".into(),
@@ -102,6 +103,7 @@ mod tests {
                 restarts: 3,
                 exit_code: Some(1),
                 since_unix_ms: 0,
+                stopping: None,
             },
         ];
         let table = render_table(&statuses, 75_000);

@@ -144,6 +144,7 @@ pub fn connect(project: &ProjectHandle) -> Result<Client, SteerError> {
 /// The status shown for a service when no supervisor runs.
 pub fn not_running(name: &str) -> supervisor::ServiceStatus {
     supervisor::ServiceStatus {
+        stopping: None,
         name: name.to_string(),
         state: "stopped".to_string(),
         pid: None,

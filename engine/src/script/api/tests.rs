@@ -70,7 +70,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
     );
     assert_eq!(
         message,
-        "run_command: unknown option `evn` (known: env, cwd)"
+        "run_command: unknown option `evn` (known: env, cwd, on_interrupt)"
     );
     assert_eq!((position.line(), position.position()), (Some(2), Some(8)));
 
