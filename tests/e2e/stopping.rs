@@ -14,7 +14,7 @@ use crate::harness::{alive, one_pid, pids_with_arg, Project};
 
 /// Waits for `child` to exit by itself (the bound is a guard against a hang,
 /// not a timing check) and returns its output.
-fn exit_of(child: Child) -> Output {
+pub fn exit_of(child: Child) -> Output {
     let pid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(30);
     while alive(pid) && Instant::now() < deadline {

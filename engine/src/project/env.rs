@@ -169,6 +169,7 @@ pub(crate) mod tests {
             stop_timeout: Duration::from_secs(2),
             volumes: Vec::new(),
             security: Default::default(),
+            init: false,
         }
     }
 
