@@ -1067,27 +1067,23 @@ stop_timeout = "60s"
 #[test]
 fn container_run_init_puts_tini_in_front_of_the_command() {
     let (project, data) = project_with_busybox();
-    let out = with_store(
-        project.locald([
-            "container",
-            "run",
-            "--init",
-            "bb:1",
-            "cat",
-            "/proc/1/cmdline",
-        ]),
-        data.path(),
-    )
-    .success();
+    let pid_1 = |init: &[&str]| {
+        let args = [
+            &["container", "run"],
+            init,
+            &["bb:1", "cat", "/proc/1/cmdline"],
+        ]
+        .concat();
+        with_store(project.locald(args), data.path())
+            .success()
+            .stdout
+    };
+    let behind_init = pid_1(&["--init"]);
     assert!(
-        out.stdout.starts_with("/sbin/locald-init\0--\0cat\0"),
-        "{out}"
+        behind_init.starts_with("/sbin/locald-init\0--\0cat\0"),
+        "{behind_init:?}"
     );
     // Without it, the command is PID 1 itself.
-    let out = with_store(
-        project.locald(["container", "run", "bb:1", "cat", "/proc/1/cmdline"]),
-        data.path(),
-    )
-    .success();
-    assert!(out.stdout.starts_with("cat\0"), "{out}");
+    let alone = pid_1(&[]);
+    assert!(alone.starts_with("cat\0"), "{alone:?}");
 }

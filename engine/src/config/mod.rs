@@ -26,7 +26,7 @@ use std::path::Path;
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
 pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
 pub use edit::{add_service, EditError};
-pub use schema::{DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
+pub use schema::{default_service, DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT};
 
 /// The largest config or script source locald reads (`locald.toml`,
 /// `locald.rhai`, a verb or task script): nothing legitimate comes near it.

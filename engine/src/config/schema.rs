@@ -139,7 +139,7 @@ pub(crate) fn build_service(
         return Err(problems);
     };
 
-    let mut service = defaults(name, base_dir);
+    let mut service = default_service(name, base_dir);
     for (key, value) in entries {
         if value.is_null() {
             continue;
@@ -209,7 +209,8 @@ fn command_or_image_written(entries: &[(String, Node)]) -> bool {
     })
 }
 
-fn defaults(name: &str, base_dir: &Path) -> Service {
+/// Service `name` with every key at its default (and neither `command` nor `image`).
+pub fn default_service(name: &str, base_dir: &Path) -> Service {
     Service {
         name: name.to_owned(),
         command: None,

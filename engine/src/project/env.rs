@@ -148,28 +148,15 @@ fn layered_env(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{HealthCheck, PortSpec, RestartPolicy};
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     /// A host service running `command`, for tests across the supervisor.
     pub(crate) fn service(name: &str, command: &str, workdir: &Path) -> Service {
         Service {
-            name: name.to_string(),
             command: Some(command.to_string()),
-            image: None,
-            workdir: workdir.to_path_buf(),
-            env: BTreeMap::new(),
-            env_files: Vec::new(),
-            port: PortSpec::Auto,
-            depends_on: Vec::new(),
-            health: HealthCheck::default(),
-            restart: RestartPolicy::default(),
-            stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(2),
-            volumes: Vec::new(),
-            security: Default::default(),
-            init: false,
+            ..crate::config::default_service(name, workdir)
         }
     }
 
