@@ -1064,6 +1064,8 @@ stop_timeout = "60s"
     assert!(bundles_with("961120").is_empty(), "bundle left behind");
 }
 
+/// `--init`, and `locald run` in a service with `init = true`, as `docker
+/// compose run` keeps the service's init.
 #[test]
 fn container_run_init_puts_tini_in_front_of_the_command() {
     let (project, data) = project_with_busybox();
@@ -1086,4 +1088,17 @@ fn container_run_init_puts_tini_in_front_of_the_command() {
     // Without it, the command is PID 1 itself.
     let alone = pid_1(&[]);
     assert!(alone.starts_with("cat\0"), "{alone:?}");
+    project.write(
+        "locald.toml",
+        "[services.tool]\nimage = \"bb:1\"\ninit = true\n",
+    );
+    let run = with_store(
+        project.locald(["run", "tool", "--", "cat", "/proc/1/cmdline"]),
+        data.path(),
+    )
+    .success();
+    assert!(
+        run.stdout.starts_with("/sbin/locald-init\0--\0cat\0"),
+        "{run}"
+    );
 }
