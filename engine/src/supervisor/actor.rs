@@ -397,14 +397,12 @@ impl Supervisor {
             tokio::select! {
                 _ = &mut stopping => break,
                 _ = interrupts.next() => self.force_stops(),
-                _ = look.tick(), if !*self.shared.force.borrow() => {
-                    // In the foreground the Ctrl-C that started this is the
-                    // user's; a daemon's waits go to its log.
+                // Only in the foreground, where the Ctrl-C that started this
+                // was the user's: a daemon's `down` client says it itself
+                // (and a slow stop is in the service's log either way).
+                _ = look.tick(), if self.console.is_some() && !*self.shared.force.borrow() => {
                     if let Some(notice) = waits.notice(&self.statuses(), now_unix_ms(), "Ctrl-C again") {
-                        match self.console {
-                            Some(_) => eprintln!("locald: {notice}"),
-                            None => tracing::info!("{notice}"),
-                        }
+                        eprintln!("locald: {notice}");
                     }
                 }
                 Some(envelope) = controls.recv() => match envelope.open() {
