@@ -70,6 +70,10 @@ pub struct Service {
     /// Container confinement from `cap_add`, `cap_drop` and `security_opt` (a seccomp profile
     /// path made absolute).
     pub security: locald_runtime::Security,
+    /// Run a small init (tini) as the container's PID 1, as `docker run --init`: it forwards
+    /// the stop signal to the command and reaps zombies.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// Signal sent to stop a service when `stop_signal` is not set.
@@ -96,6 +100,7 @@ impl Service {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             volumes: Vec::new(),
             security: locald_runtime::Security::default(),
+            init: false,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct ContainerSpec {
     /// Capabilities, seccomp and no-new-privileges; [`Security::default`] confines as Docker does,
     /// without `CAP_NET_RAW`.
     pub security: Security,
+    /// The host path of an init to run as PID 1 in front of the command (see
+    /// [`crate::init_binary`]); none by default.
+    pub init: Option<PathBuf>,
 }
 
 impl ContainerSpec {
@@ -46,6 +49,7 @@ impl ContainerSpec {
             interactive: false,
             hostname: None,
             security: Security::default(),
+            init: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod capabilities;
 mod cleanup;
 mod container_spec;
 mod image_user;
+mod init;
 mod root;
 mod runtime_spec;
 pub mod seccomp;
@@ -22,6 +23,7 @@ pub use bundle::{bundles_root, runtime_root, state_root, Bundle, BundleError};
 pub use capabilities::{CapabilityError, DEFAULT_CAPABILITIES};
 pub use container_spec::{ContainerSpec, Mode, VolumeMount, VolumeSpecError};
 pub use image_user::{ResolvedUser, UserError};
+pub use init::{init_binary, InitError, INIT_BINARY, INIT_IN_CONTAINER};
 pub use oci_spec;
 pub use root::{prepare_runtime_root, RuntimeRoot};
 pub use runtime_spec::{

@@ -212,7 +212,10 @@ fn process(spec: &ContainerSpec, user: &ResolvedUser, rootless: bool) -> Result<
     let mut process = json!({
         "terminal": spec.tty,
         "user": process_user,
-        "args": process_args(spec)?,
+        "args": match spec.init {
+            Some(_) => crate::init::behind_init(process_args(spec)?),
+            None => process_args(spec)?,
+        },
         "env": process_env(spec, user.home.as_deref()),
         "cwd": process_cwd(spec),
         // Inheritable and ambient stay empty, as Docker leaves them: an exec'd program gets no
@@ -306,6 +309,14 @@ fn mounts(spec: &ContainerSpec, rootless: bool) -> Result<Vec<Value>, SpecError>
         &["rbind", "ro"],
     ));
     mounts.push(mount("/etc/hosts", "bind", HOSTS_FILE, &["rbind", "ro"]));
+    if let Some(init) = &spec.init {
+        mounts.push(json!({
+            "destination": crate::init::INIT_IN_CONTAINER,
+            "type": "bind",
+            "source": init,
+            "options": ["rbind", "rprivate", "ro", "nosuid", "nodev"],
+        }));
+    }
     for volume in &spec.volumes {
         if !volume.container.starts_with('/') {
             return Err(SpecError::RelativeVolumeTarget(volume.container.clone()));
@@ -425,6 +436,7 @@ mod tests {
             interactive: false,
             hostname: None,
             security: Default::default(),
+            init: None,
         }
     }
 
@@ -550,6 +562,31 @@ mod tests {
             oci.process().as_ref().unwrap().cwd(),
             &PathBuf::from("/app")
         );
+    }
+
+    #[test]
+    fn an_init_is_mounted_read_only_and_runs_the_command() {
+        let mut spec = request(image(&["/entry"], &["serve"]));
+        let plain = serde_json::to_value(runtime_spec(&spec, Mode::Root).unwrap()).unwrap();
+        assert_eq!(plain["process"]["args"], json!(["/entry", "serve"]));
+        let mounts_init = |m: &Value| m["destination"] == crate::init::INIT_IN_CONTAINER;
+        assert!(!plain["mounts"].as_array().unwrap().iter().any(mounts_init));
+
+        spec.init = Some(PathBuf::from("/usr/bin/tini-static"));
+        let json = serde_json::to_value(runtime_spec(&spec, Mode::Root).unwrap()).unwrap();
+        assert_eq!(
+            json["process"]["args"],
+            json!(["/sbin/locald-init", "--", "/entry", "serve"])
+        );
+        let mounts = json["mounts"].as_array().unwrap();
+        let init = mounts
+            .iter()
+            .find(|m| m["destination"] == "/sbin/locald-init")
+            .expect("the init is mounted");
+        assert_eq!(init["source"], "/usr/bin/tini-static");
+        assert_eq!(init["type"], "bind");
+        let options = init["options"].as_array().unwrap();
+        assert!(options.contains(&json!("ro")), "{options:?}");
     }
 
     #[test]

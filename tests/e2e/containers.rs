@@ -1021,3 +1021,84 @@ fn a_killed_container_run_keeps_its_image_leased_while_the_container_lives() {
             == Some(0)
     });
 }
+
+/// `init = true`: tini is the container's PID 1 and passes the stop signal on
+/// to a command that, as PID 1, would ignore it (`sleep`): it ends by that
+/// signal, `down` returns without waiting for the 60 s `stop_timeout` (the
+/// guard of `exit_of` is shorter), and nothing is left.
+#[test]
+fn a_container_service_with_init_stops_at_once() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.sleeper]
+image = "bb:1"
+command = "exec sleep 961120"
+init = true
+health = "none"
+stop_timeout = "60s"
+"#,
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    one_pid("961120");
+    let down = crate::stopping::exit_of(with_store(project.locald(["down"]), data.path()).spawn());
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    // Ended by the stop signal tini passed on, not by a SIGKILL (the shim's
+    // own, after its grace period, or the supervisor's after `stop_timeout`).
+    let logs = project.read(".locald/logs/sleeper.log");
+    assert!(
+        logs.contains("stopped with code 143 (signal 15)"),
+        "not stopped by SIGTERM:\n{logs}"
+    );
+    assert!(pids_with_arg("961120").is_empty(), "the container survived");
+    assert!(bundles_with("961120").is_empty(), "bundle left behind");
+}
+
+/// `--init`, and `locald run` in a service with `init = true`, as `docker
+/// compose run` keeps the service's init.
+#[test]
+fn container_run_init_puts_tini_in_front_of_the_command() {
+    let (project, data) = project_with_busybox();
+    let pid_1 = |init: &[&str]| {
+        let args = [
+            &["container", "run"],
+            init,
+            &["bb:1", "cat", "/proc/1/cmdline"],
+        ]
+        .concat();
+        with_store(project.locald(args), data.path())
+            .success()
+            .stdout
+    };
+    let behind_init = pid_1(&["--init"]);
+    assert!(
+        behind_init.starts_with("/sbin/locald-init\0--\0cat\0"),
+        "{behind_init:?}"
+    );
+    // Without it, the command is PID 1 itself.
+    let alone = pid_1(&[]);
+    assert!(alone.starts_with("cat\0"), "{alone:?}");
+    project.write(
+        "locald.toml",
+        "[services.tool]\nimage = \"bb:1\"\ninit = true\n",
+    );
+    let run = with_store(
+        project.locald(["run", "tool", "--", "cat", "/proc/1/cmdline"]),
+        data.path(),
+    )
+    .success();
+    assert!(
+        run.stdout.starts_with("/sbin/locald-init\0--\0cat\0"),
+        "{run}"
+    );
+}

@@ -16,6 +16,7 @@ mod pull_interrupt;
 mod reload;
 mod rootless_store;
 mod run;
+mod stopping;
 mod supervise;
 mod supervisor_safety;
 mod try_verb;

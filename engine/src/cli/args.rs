@@ -181,6 +181,9 @@ pub struct ContainerRun {
     /// outlives its run; accepted for Docker habits
     #[arg(long)]
     pub rm: bool,
+    /// Run an init (tini) as PID 1: it forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
     /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

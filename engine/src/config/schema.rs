@@ -90,6 +90,10 @@ pub(crate) const SERVICE_KEYS: &[KeyRule] = &[
         name: "security_opt",
         apply: apply_security_opt,
     },
+    KeyRule {
+        name: "init",
+        apply: apply_init,
+    },
 ];
 
 /// Keys that only mean something for a container service, with what they do (for the help).
@@ -98,6 +102,7 @@ const CONTAINER_ONLY_KEYS: &[(&str, &str)] = &[
     ("cap_add", "capabilities are granted to containers"),
     ("cap_drop", "capabilities are taken from containers"),
     ("security_opt", "security options confine containers"),
+    ("init", "an init runs as a container's PID 1"),
 ];
 
 /// Names of the keys a service accepts.
@@ -167,10 +172,11 @@ pub(crate) fn build_service(
     if service.image.is_none() {
         for (key, what) in CONTAINER_ONLY_KEYS {
             // An empty list asks for nothing; a mistyped value is reported by its reader.
-            let Some(value) = node
-                .get(key)
-                .filter(|value| matches!(&value.kind, NodeKind::Array(items) if !items.is_empty()))
-            else {
+            let Some(value) = node.get(key).filter(|value| match &value.kind {
+                NodeKind::Array(items) => !items.is_empty(),
+                NodeKind::Bool(on) => *on,
+                _ => false,
+            }) else {
                 continue;
             };
             problems.push(
@@ -458,6 +464,19 @@ fn apply_stop_timeout(
     record(convert::duration(node, path), problems, |timeout| {
         service.stop_timeout = timeout
     });
+}
+
+fn apply_init(
+    node: &Node,
+    path: &KeyPath,
+    _: &Path,
+    service: &mut Service,
+    problems: &mut Vec<Problem>,
+) {
+    match node.kind {
+        NodeKind::Bool(on) => service.init = on,
+        _ => problems.push(wrong_type(node, path, "true or false")),
+    }
 }
 
 fn apply_volumes(

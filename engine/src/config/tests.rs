@@ -291,7 +291,7 @@ fn unknown_keys_suggest_the_nearest() {
   --> /srv/shop/locald.toml:3:1
    |
  3 | zzz = 1
-   | ^^^ a service takes `command`, `image`, `workdir`, `env`, `env_file`, `port`, `depends_on`, `health`, `restart`, `max_restarts`, `stop_signal`, `stop_timeout`, `volumes`, `cap_add`, `cap_drop`, `security_opt`
+   | ^^^ a service takes `command`, `image`, `workdir`, `env`, `env_file`, `port`, `depends_on`, `health`, `restart`, `max_restarts`, `stop_signal`, `stop_timeout`, `volumes`, `cap_add`, `cap_drop`, `security_opt`, `init`
 "
     );
 }
@@ -769,6 +769,30 @@ fn confinement_keys_report_positioned_errors() {
         "[services.web]\ncommand = \"x\"\nvolumes = []\ncap_drop = []\n"
     )
     .is_ok());
+}
+
+#[test]
+fn init_is_a_container_switch() {
+    let source = "[services.db]\nimage = \"pg\"\ninit = true\n\n[services.web]\ncommand = \"x\"\ninit = false\n";
+    let project = load_toml(Path::new(CONFIG), source).unwrap();
+    assert!(project.service("db").unwrap().init);
+    assert!(!project.service("web").unwrap().init);
+    let script = compile_toml(Path::new(CONFIG), source).unwrap();
+    assert!(script.contains("init: true"), "{script}");
+    assert_eq!(
+        error_text("[services.web]\ncommand = \"x\"\ninit = true\n"),
+        "error: invalid `init` in [services.web]: `init` needs a container service
+  --> /srv/shop/locald.toml:3:1
+   |
+ 3 | init = true
+   | ^^^^ an init runs as a container's PID 1; set `image`, or remove `init`
+"
+    );
+    let wrong = error_text("[services.db]\nimage = \"pg\"\ninit = \"yes\"\n");
+    assert!(
+        wrong.contains("`init`") && wrong.contains("true or false"),
+        "{wrong}"
+    );
 }
 
 #[test]

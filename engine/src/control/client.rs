@@ -16,7 +16,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
     connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
@@ -24,7 +24,8 @@ use nix::sys::socket::{
 use nix::sys::time::TimeVal;
 
 use crate::project::state_dir::StateDir;
-use crate::supervisor::protocol::{ReloadReport, Request, Response, ServiceStatus};
+use crate::supervisor::console::StopWaits;
+use crate::supervisor::protocol::{now_unix_ms, ReloadReport, Request, Response, ServiceStatus};
 use crate::supervisor::SupervisorError;
 
 /// How long the CLI waits for the supervisor to accept a connection or to
@@ -157,12 +158,22 @@ impl Client {
     }
 
     fn request(&mut self, request: &Request) -> Result<Response, SupervisorError> {
+        self.send(request)?;
+        self.answer(|_| {})
+    }
+
+    fn send(&mut self, request: &Request) -> Result<(), SupervisorError> {
         let mut line = serde_json::to_vec(request)
             .map_err(|error| SupervisorError::Protocol(error.to_string()))?;
         line.push(b'\n');
         if let Err(error) = self.stream.get_mut().write_all(&line) {
             return Err(self.io_error(error));
         }
+        Ok(())
+    }
+
+    /// The answer to the request sent; `working` runs at each interim line.
+    fn answer(&mut self, mut working: impl FnMut(&Client)) -> Result<Response, SupervisorError> {
         let response = loop {
             let mut answer = String::new();
             let read = match self.stream.read_line(&mut answer) {
@@ -180,6 +191,7 @@ impl Client {
             if !response.working {
                 break response;
             }
+            working(self);
         };
         if response.ok {
             Ok(response)
@@ -232,15 +244,59 @@ impl Client {
     }
 
     /// Stop everything and end the supervisor; returns once every process
-    /// is gone and the supervisor has exited.
+    /// is gone and the supervisor has exited. Says which services it waits
+    /// for once the wait is noticeable; a Ctrl-C (or SIGTERM) meanwhile has
+    /// the supervisor kill them at once.
     pub fn down(&mut self) -> Result<(), SupervisorError> {
-        self.request(&Request::Down)?;
+        self.send(&Request::Down { force: false })?;
+        let asked = Instant::now();
+        let mut waits = StopWaits::default();
+        // Held until the end: the supervisor drops a request whose
+        // connection closed before it took it up.
+        let mut forced: Option<Client> = None;
+        self.answer(|client| {
+            if forced.is_none() {
+                forced = client.force_if_interrupted();
+            }
+            if forced.is_none() && asked.elapsed() >= StopWaits::NOTICEABLE {
+                client.say_waits(&mut waits);
+            }
+        })?;
         // The supervisor holds this connection until it exits (bounded by
         // the read timeout: it exits within moments of answering).
         let mut rest = Vec::new();
         match self.stream.read_to_end(&mut rest) {
             Err(error) if is_timeout(&error) => Err(self.io_error(error)),
             _ => Ok(()),
+        }
+    }
+}
+
+impl Client {
+    /// On a Ctrl-C, a second connection asking for a forced `down`.
+    fn force_if_interrupted(&self) -> Option<Client> {
+        if !crate::sandbox::interrupt::take() {
+            return None;
+        }
+        let mut other = Client::connect(self.state.path()).ok().flatten()?;
+        other.send(&Request::Down { force: true }).ok()?;
+        eprintln!("locald: killing every service still running");
+        Some(other)
+    }
+
+    /// Says which services the stop waits for (see [`StopWaits`]), reading
+    /// their status on a second connection; silent if that fails (the
+    /// supervisor may be exiting).
+    fn say_waits(&self, waits: &mut StopWaits) {
+        let Some(statuses) = Client::connect(self.state.path())
+            .ok()
+            .flatten()
+            .and_then(|mut other| other.status().ok())
+        else {
+            return;
+        };
+        if let Some(notice) = waits.notice(&statuses, now_unix_ms(), "Ctrl-C") {
+            eprintln!("locald: {notice}");
         }
     }
 }

@@ -361,7 +361,7 @@ mod tests {
             restarts,
             failures,
             exit_code,
-            since_unix_ms: 0,
+            ..ServiceStatus::default()
         }
     }
 

@@ -94,6 +94,7 @@ mod tests {
                 failures: 0,
                 exit_code: None,
                 since_unix_ms: 10_000,
+                stopping: None,
             },
             ServiceStatus {
                 name: "worker".into(),
@@ -104,6 +105,7 @@ mod tests {
                 failures: 4,
                 exit_code: Some(1),
                 since_unix_ms: 0,
+                stopping: None,
             },
         ];
         let table = render_table(&statuses, 75_000);

@@ -1,8 +1,11 @@
 //! Ctrl-C for scripts: SIGINT sets a flag that the engine's progress hook
 //! turns into a clean termination of the running script. While a command runs
-//! in the foreground (`try`, `run`), the terminal's SIGINT reaches that command
-//! too; the flag is then cleared once it exits, because the command, not the
-//! script, was the target.
+//! in the foreground (`run_command`: `try`, `run`, task scripts), the
+//! terminal's SIGINT reaches that command too, and SIGTERM/SIGHUP are
+//! forwarded to it; the flag stays up, so the script ends once the command has
+//! exited, as make and just do. A script that means to go on after its
+//! command was stopped (`try` offering to save a server) clears it with
+//! [`take`] (`run_command`'s `on_interrupt: "continue"`).
 //!
 //! Long primitives that do not return to the engine (an image pull) wait on
 //! [`requested`] beside their work and stop it when the flag goes up. The
@@ -34,10 +37,9 @@ extern "C" fn on_terminate(sig: libc::c_int) {
     if child > 0 {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe { libc::kill(child, sig) };
-    } else {
-        SIGNAL.store(sig, Ordering::SeqCst);
-        INTERRUPTED.store(true, Ordering::SeqCst);
     }
+    SIGNAL.store(sig, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// Installs the handlers once per process.
@@ -94,7 +96,9 @@ pub fn exit_code() -> i32 {
     locald_shim_protocol::exit::signal_exit_code(SIGNAL.load(Ordering::SeqCst))
 }
 
-/// Marks `pid` as the foreground child for the lifetime of the guard.
+/// Marks `pid` as the foreground child for the lifetime of the guard. A
+/// signal that arrived meanwhile stays pending: it was meant for the script
+/// too.
 pub struct ForegroundChild;
 
 impl ForegroundChild {
@@ -107,7 +111,5 @@ impl ForegroundChild {
 impl Drop for ForegroundChild {
     fn drop(&mut self) {
         FOREGROUND_CHILD.store(0, Ordering::SeqCst);
-        // Ctrl-C during the child was the child's business.
-        INTERRUPTED.store(false, Ordering::SeqCst);
     }
 }

@@ -176,6 +176,7 @@ impl CustomType for ServiceHandle {
             .with_get("cap_drop", |s: &mut Self| {
                 strings(&s.spec().security.cap_drop)
             })
+            .with_get("init", |s: &mut Self| s.spec().init)
             .with_get("security_opt", |s: &mut Self| -> Array {
                 security_opts(&s.spec().security)
                     .into_iter()

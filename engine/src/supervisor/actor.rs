@@ -1,7 +1,9 @@
 //! The supervisor actor: owns one task per service, answers [`Control`]
 //! messages arriving on an mpsc channel (from the control socket), and runs
-//! the ordered shutdown (dependents first) on `down`, Ctrl-C or SIGTERM. A
-//! second Ctrl-C during shutdown kills every service at once.
+//! the ordered shutdown (dependents first) on `down`, Ctrl-C or SIGTERM,
+//! saying which services it waits for once a wait is noticeable. A second
+//! Ctrl-C (or SIGTERM) during shutdown, or a forced `down`, kills every
+//! service still running at once.
 //!
 //! A reload's body is in `reload.rs`, the stop order in `order.rs`.
 
@@ -13,11 +15,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::console::Console;
-use super::launch;
+use super::console::{Console, StopWaits};
 use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
-use super::protocol::{ReloadReport, ServiceState, ServiceStatus};
+use super::protocol::{now_unix_ms, ReloadReport, ServiceState, ServiceStatus};
 use super::reload::ReloadError;
 use super::run::StateLost;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
@@ -67,8 +68,12 @@ pub enum Control {
     Restart(String, oneshot::Sender<Result<(), ControlError>>),
     /// Read the config again and apply it (see [`reload`]).
     Reload(oneshot::Sender<Result<ReloadReport, ControlError>>),
-    /// Stop everything and end the supervisor.
-    Down(oneshot::Sender<DownAck>),
+    /// Stop everything and end the supervisor; `force`: without waiting for
+    /// `stop_timeout` (see [`super::protocol::Request::Down`]).
+    Down {
+        force: bool,
+        reply: oneshot::Sender<DownAck>,
+    },
 }
 
 /// A [`Control`] on its way from a connection: `taken` tells the connection
@@ -140,6 +145,7 @@ impl Supervisor {
             project: project.clone(),
             ports: Arc::new(ports),
             generation,
+            force: watch::Sender::new(false),
         });
         let mut supervisor = Supervisor {
             services: IndexMap::new(),
@@ -287,7 +293,12 @@ impl Supervisor {
             }
             Control::Stop(Some(name), reply) => self.forward(&name, ServiceRequest::Stop, reply),
             Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
-            Control::Down(reply) => return Some(reply),
+            Control::Down { force, reply } => {
+                if force {
+                    self.force_stops();
+                }
+                return Some(reply);
+            }
             Control::Reload(reply) => {
                 let _ = reply.send(Err(ControlError::ReloadOutsideLoop));
             }
@@ -371,7 +382,8 @@ impl Supervisor {
     }
 
     /// Ordered stop of everything, still answering status while it runs; a
-    /// second interrupt kills every process group outright.
+    /// second interrupt (or a forced `down`) kills every process group
+    /// outright. Says which services it waits for once a wait is noticeable.
     async fn shut_down(
         &mut self,
         controls: &mut mpsc::Receiver<Envelope>,
@@ -379,12 +391,19 @@ impl Supervisor {
     ) {
         let stopping = stop_in_waves(self.stop_waves());
         tokio::pin!(stopping);
+        let mut waits = StopWaits::default();
+        let mut look = tokio::time::interval(StopWaits::LOOK);
         loop {
             tokio::select! {
                 _ = &mut stopping => break,
-                _ = interrupts.next() => {
-                    tracing::warn!("interrupted again: killing every service now");
-                    self.kill_all();
+                _ = interrupts.next() => self.force_stops(),
+                // Only in the foreground, where the Ctrl-C that started this
+                // was the user's: a daemon's `down` client says it itself
+                // (and a slow stop is in the service's log either way).
+                _ = look.tick(), if self.console.is_some() && !*self.shared.force.borrow() => {
+                    if let Some(notice) = waits.notice(&self.statuses(), now_unix_ms(), "Ctrl-C again") {
+                        eprintln!("locald: {notice}");
+                    }
                 }
                 Some(envelope) = controls.recv() => match envelope.open() {
                     None => {}
@@ -398,7 +417,12 @@ impl Supervisor {
                     }
                     // The first `down` (or signal) is already being served;
                     // later requesters see the connection close at exit.
-                    Control::Down(reply) => std::mem::forget(reply),
+                    Control::Down { force, reply } => {
+                        if force {
+                            self.force_stops();
+                        }
+                        std::mem::forget(reply);
+                    }
                     },
                 },
             }
@@ -413,12 +437,13 @@ impl Supervisor {
         }
     }
 
-    fn kill_all(&self) {
-        for handle in self.services.values() {
-            let status = handle.status.borrow();
-            let alive = ServiceState::parse(&status.state).is_some_and(ServiceState::has_process);
-            if let (true, Some(pid)) = (alive, status.pid) {
-                let _ = launch::signal_group(pid, libc::SIGKILL);
+    /// Kill what is stopping now and stop the rest with SIGKILL at once, in
+    /// the same order: no restart races the shutdown.
+    fn force_stops(&self) {
+        if !self.shared.force.send_replace(true) {
+            tracing::warn!("forced: killing every service still running");
+            if self.console.is_some() {
+                eprintln!("locald: killing every service still running");
             }
         }
     }

@@ -1,9 +1,14 @@
 //! Human output of service lines and events: `name | text` for output and
 //! `name * event` for locald's own events, names padded to one width and
 //! coloured per service when stdout is a terminal (never with `NO_COLOR`).
-//! Used by foreground `up` and by `locald logs`.
+//! Used by foreground `up` and by `locald logs`. Also what stopping says
+//! while it waits for slow services ([`StopWaits`]), for foreground `up` and
+//! `down` alike.
 
 use std::io::IsTerminal;
+use std::time::Duration;
+
+use super::protocol::ServiceStatus;
 
 const PALETTE: [&str; 6] = [
     "\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m",
@@ -97,9 +102,117 @@ impl Console {
     }
 }
 
+/// Says which services a stop waits for, once a wait is noticeable, and
+/// again only when that set changes: one line, not one per tick.
+#[derive(Debug, Default)]
+pub struct StopWaits {
+    announced: Vec<String>,
+}
+
+impl StopWaits {
+    /// A stop that takes longer than this is said.
+    pub const NOTICEABLE: Duration = Duration::from_secs(1);
+    /// How often the waiting side looks at the statuses.
+    pub const LOOK: Duration = Duration::from_millis(250);
+
+    /// The line to show now, if any: `waiting for web to stop (SIGTERM 3s
+    /// ago, killed at 10s); Ctrl-C again to kill it now`, with `force` the
+    /// key to press ("Ctrl-C again" where a Ctrl-C started the stop).
+    pub fn notice(
+        &mut self,
+        statuses: &[ServiceStatus],
+        now_unix_ms: u64,
+        force: &str,
+    ) -> Option<String> {
+        let noticeable = Self::NOTICEABLE.as_millis() as u64;
+        let slow: Vec<(&str, String)> = statuses
+            .iter()
+            .filter_map(|status| {
+                let stopping = status.stopping.as_ref()?;
+                let waited = now_unix_ms.saturating_sub(stopping.since_unix_ms);
+                (waited >= noticeable).then(|| {
+                    let detail = format!(
+                        "{} {} ago, killed at {}",
+                        stopping.signal,
+                        seconds(waited),
+                        seconds(stopping.kill_after_ms)
+                    );
+                    (status.name.as_str(), detail)
+                })
+            })
+            .collect();
+        let names: Vec<String> = slow.iter().map(|(name, _)| name.to_string()).collect();
+        if slow.is_empty() || names == self.announced {
+            return None;
+        }
+        self.announced = names;
+        Some(match slow.as_slice() {
+            [(name, detail)] => {
+                format!("waiting for {name} to stop ({detail}); {force} to kill it now")
+            }
+            _ => {
+                let waits: Vec<String> = slow
+                    .iter()
+                    .map(|(name, detail)| format!("{name} ({detail})"))
+                    .collect();
+                format!(
+                    "waiting for {} to stop; {force} to kill them now",
+                    waits.join(", ")
+                )
+            }
+        })
+    }
+}
+
+/// Whole seconds, as a person reads a wait: `3s`.
+fn seconds(ms: u64) -> String {
+    format!("{}s", ms / 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::protocol::Stopping;
+
+    fn status(name: &str, stopping_since: Option<u64>) -> ServiceStatus {
+        ServiceStatus {
+            name: name.to_string(),
+            state: "healthy".to_string(),
+            pid: Some(1),
+            port: None,
+            stopping: stopping_since.map(|since_unix_ms| Stopping {
+                signal: "SIGTERM".to_string(),
+                since_unix_ms,
+                kill_after_ms: 10_000,
+            }),
+            ..ServiceStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_slow_stop_is_said_once_with_its_signal_and_deadline() {
+        let mut waits = StopWaits::default();
+        let statuses = [status("web", Some(10_000)), status("db", None)];
+        assert_eq!(
+            waits.notice(&statuses, 10_500, "Ctrl-C again"),
+            None,
+            "not yet noticeable"
+        );
+        assert_eq!(
+            waits.notice(&statuses, 13_200, "Ctrl-C again").as_deref(),
+            Some("waiting for web to stop (SIGTERM 3s ago, killed at 10s); Ctrl-C again to kill it now")
+        );
+        assert_eq!(
+            waits.notice(&statuses, 14_000, "Ctrl-C again"),
+            None,
+            "said already"
+        );
+        let both = [status("web", Some(10_000)), status("db", Some(12_000))];
+        assert_eq!(
+            waits.notice(&both, 14_000, "Ctrl-C").as_deref(),
+            Some("waiting for web (SIGTERM 4s ago, killed at 10s), db (SIGTERM 2s ago, killed at 10s) to stop; Ctrl-C to kill them now")
+        );
+    }
 
     #[test]
     fn pads_names_and_marks_events() {

@@ -25,6 +25,8 @@ pub enum ContainerError {
     Env(#[from] crate::project::env::EnvError),
     #[error("cannot prepare the container: {0}")]
     Runtime(#[from] locald_runtime::Error),
+    #[error(transparent)]
+    Init(#[from] locald_runtime::InitError),
 }
 
 /// A container ready to launch; keep it until the run ends, then
@@ -134,6 +136,10 @@ pub async fn prepare(
         volumes: service.volumes.clone(),
         hostname: Some(service.name.clone()),
         security: service.security.clone(),
+        init: match service.init {
+            true => Some(locald_runtime::init_binary()?),
+            false => None,
+        },
         ..ContainerSpec::new(id, image)
     };
     let bundle = Bundle::create(&spec)?;

@@ -79,7 +79,7 @@ impl ServiceState {
 }
 
 /// One service's status, as returned by [`super::Client::status`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: String,
     /// pending|starting|running|healthy|unhealthy|backoff|exited|failed|stopped
@@ -95,6 +95,27 @@ pub struct ServiceStatus {
     pub failures: u32,
     pub exit_code: Option<i32>,
     pub since_unix_ms: u64,
+    /// Set while locald stops the service's process and waits for it to exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<Stopping>,
+}
+
+/// The time now, as the `*_unix_ms` fields hold it.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A stop under way: the signal sent, when, and when SIGKILL follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopping {
+    /// The stop signal's name, `SIGTERM` say.
+    pub signal: String,
+    pub since_unix_ms: u64,
+    /// `stop_timeout`: SIGKILL follows this long after the signal.
+    pub kill_after_ms: u64,
 }
 
 /// A request from a client.
@@ -115,8 +136,13 @@ pub enum Request {
     /// Read the project's config again and apply it: start new services,
     /// restart changed ones, stop removed ones.
     Reload,
-    /// Stop everything and exit the supervisor.
-    Down,
+    /// Stop everything and exit the supervisor. `force`: kill what is still
+    /// stopping now, and every later service at once (a second Ctrl-C); sent
+    /// beside a `down` under way, or alone.
+    Down {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
+    },
 }
 
 /// What a reload changed, by service name.
@@ -214,6 +240,13 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
         let start: Request =
             serde_json::from_str(r#"{"command":"start","service":"web"}"#).unwrap();
+        // A `down` from a client without `force` is a plain one.
+        let down: Request = serde_json::from_str(r#"{"command":"down"}"#).unwrap();
+        assert_eq!(down, Request::Down { force: false });
+        assert_eq!(
+            serde_json::to_string(&Request::Down { force: true }).unwrap(),
+            r#"{"command":"down","force":true}"#
+        );
         assert_eq!(
             start,
             Request::Start {

@@ -138,6 +138,7 @@ impl Supervisor {
             project: project.clone(),
             ports: Arc::new(ports),
             generation: self.shared.generation.clone(),
+            force: self.shared.force.clone(),
         });
         if let Some(console) = &self.console {
             self.console = Some(console.with_names(&project.service_names()));

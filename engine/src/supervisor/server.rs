@@ -108,9 +108,10 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
                         })
                     })
             }
-            Request::Down => {
+            Request::Down { force } => {
                 let (reply, answer) = oneshot::channel();
-                let Some(answer) = call.carry_out(Control::Down(reply), answer).await else {
+                let Some(answer) = call.carry_out(Control::Down { force, reply }, answer).await
+                else {
                     return;
                 };
                 let Some(ack) = answer else {

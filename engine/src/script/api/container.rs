@@ -32,6 +32,8 @@ pub enum ContainerError {
     KeepNotSupported,
     #[error(transparent)]
     Runtime(#[from] locald_runtime::Error),
+    #[error(transparent)]
+    Init(#[from] locald_runtime::InitError),
 }
 
 /// A volume given as text that is not `HOST:CONTAINER[:ro|rw]`.
@@ -168,6 +170,8 @@ pub struct RunContainerOptions {
     /// Containers run from a fresh overlay and are always removed; `rm:
     /// true` is accepted for Docker users' muscle memory, `rm: false` refused.
     pub rm: Option<bool>,
+    /// Run an init (tini) as PID 1 in front of the command, as `docker run --init`.
+    pub init: bool,
 }
 
 fn image_command<'de, D: serde::Deserializer<'de>>(
@@ -268,6 +272,9 @@ impl RunContainerOptions {
         spec.hostname = self.hostname;
         spec.interactive = self.interactive;
         spec.tty = self.tty;
+        if self.init {
+            spec.init = Some(locald_runtime::init_binary()?);
+        }
         for name in &self.cap_add {
             spec.security.add_cap(name)?;
         }
@@ -419,7 +426,8 @@ pub mod container_api {
     /// `user`, `hostname`, `interactive`, `tty`, `pull` (`"always"`,
     /// `"missing"` (default), `"never"`), `cap_add` / `cap_drop` (capability
     /// names or `"ALL"`), `security_opt` (`"seccomp=unconfined"`,
-    /// `"seccomp=FILE"`, `"no-new-privileges=false"`), `rm`.
+    /// `"seccomp=FILE"`, `"no-new-privileges=false"`), `rm`, `init` (an
+    /// init as PID 1, as `docker run --init`).
     #[rhai_fn(return_raw, name = "run_container")]
     pub fn run_container_with(
         ctx: NativeCallContext,
@@ -509,7 +517,8 @@ mod tests {
         let spec = spec(&format!(
             r#"#{{ command: "echo $X", entrypoint: ["/init"], env: #{{ X: 1 }},
                   volumes: ["{host}:/data:ro"], workdir: "/w", user: "1000",
-                  hostname: "web", interactive: true, tty: false, pull: "never", rm: true }}"#
+                  hostname: "web", interactive: true, tty: false, pull: "never", rm: true,
+                  init: true }}"#
         ))
         .unwrap();
         assert_eq!(spec.command.unwrap(), ["sh", "-c", "echo $X"]);
@@ -527,6 +536,10 @@ mod tests {
         assert_eq!(spec.user.as_deref(), Some("1000"));
         assert_eq!(spec.hostname.as_deref(), Some("web"));
         assert!(spec.interactive && !spec.tty);
+        assert_eq!(
+            spec.init.as_deref(),
+            Some(std::path::Path::new(locald_runtime::INIT_BINARY))
+        );
 
         // No words keep the image's command; `()` is not given.
         let spec = self::spec("#{ command: [], workdir: (), user: () }").unwrap();
@@ -540,7 +553,7 @@ mod tests {
         assert_eq!(
             error,
             "run_container: unknown option `comand` (known: command, entrypoint, env, volumes, \
-             workdir, user, hostname, interactive, tty, pull, cap_add, cap_drop, security_opt, rm)"
+             workdir, user, hostname, interactive, tty, pull, cap_add, cap_drop, security_opt, rm, init)"
         );
         let error = spec(r#"#{ tty: "yes" }"#).unwrap_err();
         assert_eq!(

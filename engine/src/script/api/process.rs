@@ -1,5 +1,8 @@
 //! Running a command in the foreground: the terminal attached, SIGTERM and
 //! SIGHUP forwarded, the exit status returned (128+N when killed by signal N).
+//! A Ctrl-C (or SIGTERM/SIGHUP) while the command runs ends the script once
+//! the command has exited, unless the script asked to go on
+//! ([`OnInterrupt::Continue`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +16,7 @@ use serde::Deserialize;
 
 use super::options::{self, OptionsError};
 use crate::program::{EmptyProgram, Program};
-use crate::sandbox::interrupt::ForegroundChild;
+use crate::sandbox::interrupt::{self, ForegroundChild};
 
 /// Why a command could not be run (or waited for).
 #[derive(Debug, thiserror::Error)]
@@ -80,19 +83,38 @@ pub struct RunCommandOptions {
     pub env: BTreeMap<String, String>,
     /// The working directory; the current one when not given.
     pub cwd: Option<PathBuf>,
+    /// What a Ctrl-C (or SIGTERM/SIGHUP) during the command does to the
+    /// script once the command has exited.
+    pub on_interrupt: OnInterrupt,
+}
+
+/// What a signal that stopped the foreground command does to its script.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInterrupt {
+    /// The script ends too, with 128+N (as make and just stop).
+    #[default]
+    Stop,
+    /// The script goes on; `run_command` returns 128+N (what the script
+    /// would have ended with), whatever the command itself exited with: a
+    /// server that catches Ctrl-C often exits 0 or 1, and the script asked
+    /// to know that it was stopped.
+    Continue,
 }
 
 impl RunCommandOptions {
-    fn apply(self, cmd: &mut Command) {
+    fn apply(self, cmd: &mut Command) -> OnInterrupt {
         cmd.envs(self.env);
         if let Some(dir) = self.cwd {
             cmd.current_dir(dir);
         }
+        self.on_interrupt
     }
 }
 
-/// Runs `cmd` attached to the terminal and returns its exit code.
-pub fn run_foreground(mut cmd: Command) -> Result<i64, ProcessError> {
+/// Runs `cmd` attached to the terminal and returns its exit code; after a
+/// Ctrl-C (or SIGTERM/SIGHUP) during it, see [`OnInterrupt`].
+pub fn run_foreground(mut cmd: Command, on_interrupt: OnInterrupt) -> Result<i64, ProcessError> {
     let program = format!("{:?}", cmd.get_program());
     if let Some(dir) = cmd.get_current_dir() {
         if !dir.is_dir() {
@@ -108,10 +130,16 @@ pub fn run_foreground(mut cmd: Command) -> Result<i64, ProcessError> {
             source,
         },
     })?;
-    let _foreground = ForegroundChild::enter(child.id());
+    let foreground = ForegroundChild::enter(child.id());
     let status = child
         .wait()
         .map_err(|source| ProcessError::Wait { program, source })?;
+    drop(foreground);
+    // With `Stop` the flag stays up and the engine ends the script at its
+    // next step (or `run_verb` right after its last).
+    if on_interrupt == OnInterrupt::Continue && interrupt::take() {
+        return Ok(i64::from(interrupt::exit_code()));
+    }
     Ok(i64::from(exit_code(status)))
 }
 
@@ -161,8 +189,8 @@ pub mod process_api {
         run_command_with(ctx, command, Map::new())
     }
 
-    /// Runs a command in the foreground with options `#{ env: #{…}, cwd: "…" }`
-    /// and returns its exit code.
+    /// Runs a command in the foreground with options `#{ env: #{…}, cwd: "…",
+    /// on_interrupt: "stop" | "continue" }` and returns its exit code.
     #[rhai_fn(return_raw, name = "run_command")]
     pub fn run_command_with(
         ctx: NativeCallContext,
@@ -177,6 +205,6 @@ pub mod process_api {
 fn run_command(command: &Dynamic, options: rhai::Map) -> Result<i64, ProcessError> {
     let options: RunCommandOptions = options::read("run_command", options)?;
     let mut cmd = program_from(command)?.command();
-    options.apply(&mut cmd);
-    run_foreground(cmd)
+    let on_interrupt = options.apply(&mut cmd);
+    run_foreground(cmd, on_interrupt)
 }

@@ -146,12 +146,7 @@ pub fn not_running(name: &str) -> supervisor::ServiceStatus {
     supervisor::ServiceStatus {
         name: name.to_string(),
         state: "stopped".to_string(),
-        pid: None,
-        port: None,
-        restarts: 0,
-        failures: 0,
-        exit_code: None,
-        since_unix_ms: 0,
+        ..Default::default()
     }
 }
 

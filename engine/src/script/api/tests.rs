@@ -70,7 +70,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
     );
     assert_eq!(
         message,
-        "run_command: unknown option `evn` (known: env, cwd)"
+        "run_command: unknown option `evn` (known: env, cwd, on_interrupt)"
     );
     assert_eq!((position.line(), position.position()), (Some(2), Some(8)));
 
@@ -81,7 +81,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
         (
             r#"run_container("example.test/none", #{ comand: "ls" })"#,
             "run_container: unknown option `comand` (known: command, entrypoint, env, volumes, \
-             workdir, user, hostname, interactive, tty, pull, cap_add, cap_drop, security_opt, rm)",
+             workdir, user, hostname, interactive, tty, pull, cap_add, cap_drop, security_opt, rm, init)",
         ),
         (
             r#"import_image("/nonexistent", #{ nmae: "x" })"#,

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::backoff::Backoff;
 use super::output::ServiceOutput;
-use super::protocol::{ServiceState, ServiceStatus};
+use super::protocol::{now_unix_ms, ServiceState, ServiceStatus};
 use crate::model::{Project, RestartMode, Service};
 
 mod prepare;
@@ -40,6 +40,9 @@ pub struct Shared {
     pub ports: Arc<BTreeMap<String, u16>>,
     /// Bumped on every status change of any service.
     pub generation: watch::Sender<u64>,
+    /// Raised by a forced `down` (a second Ctrl-C): stops under way send
+    /// SIGKILL now, later ones at once, without waiting for `stop_timeout`.
+    pub force: watch::Sender<bool>,
 }
 
 /// Everything a service task needs at creation.
@@ -68,14 +71,15 @@ pub fn initial_status(name: &str, port: Option<u16>, enabled: bool) -> ServiceSt
         failures: 0,
         exit_code: None,
         since_unix_ms: now_unix_ms(),
+        stopping: None,
     }
 }
 
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or(0)
+/// `SIGTERM` for 15; the number for what nix does not name.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|signal| signal.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
 /// Whether a dependency in this status lets dependents start: healthy, or a
@@ -160,8 +164,27 @@ impl Runner {
             failures: self.failures,
             exit_code,
             since_unix_ms: now_unix_ms(),
+            stopping: None,
         };
         self.task.status.send_replace(status);
+        self.bump_generation();
+    }
+
+    /// Publish that the process was sent `signal` and is waited for, keeping
+    /// its state (`set` clears it once the process is gone).
+    fn set_stopping(&mut self, signal: i32, kill_after: Duration) {
+        let stopping = super::protocol::Stopping {
+            signal: signal_name(signal),
+            since_unix_ms: now_unix_ms(),
+            kill_after_ms: kill_after.as_millis().try_into().unwrap_or(u64::MAX),
+        };
+        self.task
+            .status
+            .send_modify(|status| status.stopping = Some(stopping));
+        self.bump_generation();
+    }
+
+    fn bump_generation(&self) {
         self.task
             .shared
             .generation

@@ -227,24 +227,33 @@ impl Runner {
     }
 
     /// Stop a running process: its stop signal to the process group, then
-    /// SIGKILL after `stop_timeout`. Returns its exit code.
+    /// SIGKILL after `stop_timeout`, or as soon as a forced `down` asks.
+    /// Returns its exit code.
     async fn terminate(&mut self, child: &mut Child) -> Option<i32> {
         let Some(group) = child.id() else {
             return child.wait().await.ok().map(launch::exit_code);
         };
-        let service = &self.task.service;
-        if let Err(error) = launch::signal_group(group, service.stop_signal) {
-            tracing::warn!(service = %service.name, %error, "cannot send the stop signal");
-        }
-        match tokio::time::timeout(service.stop_timeout, child.wait()).await {
-            Ok(status) => status.ok().map(launch::exit_code),
-            Err(_) => {
-                let timeout = humantime::format_duration(service.stop_timeout);
-                self.event(&format!("did not stop within {timeout}; killing"));
-                let _ = launch::signal_group(group, libc::SIGKILL);
-                child.wait().await.ok().map(launch::exit_code)
+        let mut force = self.task.shared.force.subscribe();
+        let (stop_signal, stop_timeout) = (
+            self.task.service.stop_signal,
+            self.task.service.stop_timeout,
+        );
+        if !*force.borrow_and_update() {
+            if let Err(error) = launch::signal_group(group, stop_signal) {
+                tracing::warn!(service = %self.name(), %error, "cannot send the stop signal");
+            }
+            self.set_stopping(stop_signal, stop_timeout);
+            tokio::select! {
+                status = child.wait() => return status.ok().map(launch::exit_code),
+                () = tokio::time::sleep(stop_timeout) => {
+                    let timeout = humantime::format_duration(stop_timeout);
+                    self.event(&format!("did not stop within {timeout}; killing"));
+                }
+                Ok(_) = force.wait_for(|forced| *forced) => self.event("killing (forced)"),
             }
         }
+        let _ = launch::signal_group(group, libc::SIGKILL);
+        child.wait().await.ok().map(launch::exit_code)
     }
 }
 
