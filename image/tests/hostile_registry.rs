@@ -351,7 +351,7 @@ async fn bearer_tokens_are_fetched_and_renewed_when_they_expire() {
     assert_eq!(report.downloaded_blobs, 4);
     // One token for the manifest and a blob, then renewals for the rest.
     assert!(
-        registry.responses("/token") >= 2,
+        registry.wait_responses("/token", 2) >= 2,
         "the token was never renewed"
     );
 }

@@ -175,13 +175,29 @@ impl HostileRegistry {
         self.write(&self.root.path().join("token-endless"), b"");
     }
 
-    /// How many responses to paths starting with `prefix` are over.
-    pub fn responses(&self, prefix: &str) -> usize {
-        let lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines
-            .iter()
-            .filter(|(path, _)| path.starts_with(prefix))
-            .count()
+    /// Waits until at least `count` responses to paths starting with `prefix`
+    /// are recorded (the server records a response after sending it, so the
+    /// client may be done before the record is), or a generous guard passes;
+    /// returns how many there are then.
+    pub fn wait_responses(&self, prefix: &str, count: usize) -> usize {
+        let deadline = Instant::now() + WAIT_GUARD;
+        let mut lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let seen = lines
+                .iter()
+                .filter(|(path, _)| path.starts_with(prefix))
+                .count();
+            let now = Instant::now();
+            if seen >= count || now >= deadline {
+                return seen;
+            }
+            lines = self
+                .sent
+                .changed
+                .wait_timeout(lines, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Waits until a response to a path ending with `suffix` is over (sent
