@@ -15,6 +15,7 @@ mod pull_interrupt;
 mod reload;
 mod rootless_store;
 mod run;
+mod service_processes;
 mod supervise;
 mod supervisor_safety;
 mod try_verb;
