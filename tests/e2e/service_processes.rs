@@ -175,6 +175,30 @@ health = "none"
     });
 }
 
+#[test]
+fn services_get_the_default_sigpipe_disposition() {
+    // locald ignores SIGPIPE (Rust's runtime does), and an ignored signal
+    // stays ignored across exec: a service's `yes | head` must still end
+    // `yes` by SIGPIPE (141), not by an EPIPE error (1), as in a shell.
+    let project = Project::with_toml(
+        r#"
+[services.piper]
+command = "{ (yes; echo \"yes-exit:$?\" >&3) | head -n 1 >/dev/null; } 3>&1; sleep 964406"
+health = "none"
+"#,
+    );
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    project.wait_for("yes to end", Duration::from_secs(10), |p| {
+        p.read(".locald/logs/piper.log").contains("yes-exit:1")
+    });
+    let log = project.read(".locald/logs/piper.log");
+    assert!(log.contains("yes-exit:141"), "{log}");
+    project.locald(["down"]).success();
+    assert!(pids_with_arg("964406").is_empty());
+}
+
 /// Kills the unprivileged supervisor if the test fails before it does.
 struct KillOnDrop(i32);
 

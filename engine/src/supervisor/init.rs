@@ -359,16 +359,28 @@ impl Start<'_> {
             flags |= libc::CLONE_NEWPID;
         }
         loop {
-            let user = self.request.namespace && *needs_user_namespace;
+            let user = flags & libc::CLONE_NEWPID != 0 && *needs_user_namespace;
             let all = flags | if user { libc::CLONE_NEWUSER } else { 0 };
             // SAFETY: a plain fork-like clone (no new stack: the child goes
             // on with a copy of ours) of this single-threaded process.
             let pid = unsafe { libc::syscall(libc::SYS_clone, all | libc::SIGCHLD, 0, 0, 0, 0) };
             match pid {
-                0 => self.in_clone(user.then_some((uid, gid))),
+                0 => self.in_clone(flags & libc::CLONE_NEWPID != 0, user.then_some((uid, gid))),
                 -1 => match Errno::last() {
                     Errno::EPERM if self.request.namespace && !*needs_user_namespace => {
                         *needs_user_namespace = true;
+                    }
+                    // The probe passed, but this clone is denied (a namespace
+                    // limit reached, a sandbox deciding per process): run
+                    // unprotected rather than not at all, and say so.
+                    errno if flags & libc::CLONE_NEWPID != 0 => {
+                        eprintln!(
+                            "locald: cannot create a PID namespace ({errno}); \
+                             running {:?} without it",
+                            self.request.argv
+                        );
+                        flags &= !libc::CLONE_NEWPID;
+                        *needs_user_namespace = false;
                     }
                     errno => return Err(errno),
                 },
@@ -379,7 +391,7 @@ impl Start<'_> {
 
     /// The cloned process: arm PDEATHSIG, then run the command (under this
     /// process as init when in a namespace).
-    fn in_clone(&self, map_ids: Option<(Uid, Gid)>) -> ! {
+    fn in_clone(&self, in_namespace: bool, map_ids: Option<(Uid, Gid)>) -> ! {
         // SAFETY: the spawner's socket is not ours to keep: a spawner that
         // died must look dead to the supervisor.
         unsafe { libc::close(self.socket) };
@@ -403,7 +415,7 @@ impl Start<'_> {
                 fail(&format!("cannot map ids in the user namespace: {errno}"));
             }
         }
-        if !self.request.namespace {
+        if !in_namespace {
             self.exec_command()
         }
         self.run_init()
@@ -438,7 +450,7 @@ impl Start<'_> {
 
     /// Replace this process with the command: stdin from /dev/null, the
     /// pipes as stdout/stderr, the inherited descriptors kept, the request's
-    /// directory and environment, the default signal mask.
+    /// directory and environment, the default signal mask and SIGPIPE.
     fn exec_command(&self) -> ! {
         let (stdout, stderr, inherited) = (&self.fds[0], &self.fds[1], &self.fds[2..]);
         // SAFETY: plain descriptor calls in a single-threaded process about to exec.
@@ -481,6 +493,10 @@ impl Start<'_> {
                 None => libc::unsetenv(c"PATH".as_ptr()),
             };
         }
+        // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored
+        // across exec: give the command the default, as a shell would.
+        // SAFETY: setting a disposition to its default.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         let _ =
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         let errno = match nix::unistd::execvpe(&argv[0], &argv, &env) {

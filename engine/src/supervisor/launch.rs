@@ -311,16 +311,22 @@ pub fn launch(spec: &LaunchSpec) -> Result<ServiceProcess, LaunchError> {
     drop((stdout_write, stderr_write));
     // The init sets its group too; whichever comes first, it exists now.
     let _ = nix::unistd::setpgid(pid, pid);
-    let pidfd = pidfd_open(pid).map_err(LaunchError::Spawn)?;
-    let receiver = |fd: OwnedFd| pipe::Receiver::from_owned_fd(fd).map_err(LaunchError::Spawn);
-    Ok(ServiceProcess {
-        pid: pid.as_raw() as u32,
-        // SAFETY: an owned descriptor, open for as long as the `AsyncFd` holds it.
-        pidfd: unsafe { AsyncFd::register(pidfd) }
-            .map_err(|error| LaunchError::Spawn(error.into()))?,
-        status: None,
-        stdout: Some(receiver(stdout_read)?),
-        stderr: Some(receiver(stderr_read)?),
+    let tracked = (|| -> io::Result<ServiceProcess> {
+        let pidfd = pidfd_open(pid)?;
+        Ok(ServiceProcess {
+            pid: pid.as_raw() as u32,
+            // SAFETY: an owned descriptor, open for as long as the `AsyncFd` holds it.
+            pidfd: unsafe { AsyncFd::register(pidfd) }.map_err(io::Error::from)?,
+            status: None,
+            stdout: Some(pipe::Receiver::from_owned_fd(stdout_read)?),
+            stderr: Some(pipe::Receiver::from_owned_fd(stderr_read)?),
+        })
+    })();
+    tracked.map_err(|error| {
+        // Started but not followable: it must not run untracked.
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        LaunchError::Spawn(error)
     })
 }
 
