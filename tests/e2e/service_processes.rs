@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{account, give, locald_bin, pids_with_arg, Project};
+use crate::harness::{account, give, locald_bin, pids_with_arg, supervisor_pid, Project};
 
 /// `(pid, ppid, comm)` of every process.
 fn processes() -> Vec<(i32, i32, String)> {
@@ -58,14 +58,6 @@ fn ns_pids(pid: i32) -> Vec<i32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn supervisor_pid(project: &Project) -> i32 {
-    project
-        .read(".locald/supervisor.pid")
-        .trim()
-        .parse()
-        .expect("supervisor pid file")
 }
 
 /// Each `sleep MARKER`'s shell's parent: the service's init.
