@@ -32,6 +32,13 @@ fn processes() -> Vec<(i32, i32, String)> {
     all
 }
 
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
 fn parent_of(pid: i32) -> i32 {
     processes()
         .into_iter()
@@ -105,6 +112,7 @@ health = "none"
             "the init is PID 1 of its namespace"
         );
         assert_ne!(namespace(init, "pid"), namespace(supervisor, "pid"));
+        assert_eq!(comm(init), "locald-init");
     }
     // Three inits and the spawner, nothing else: the service's own `sh`
     // and `sleep` are below the inits.
@@ -113,6 +121,14 @@ health = "none"
         .filter(|(_, ppid, _)| *ppid == supervisor)
         .collect();
     assert_eq!(helpers.len(), 4, "{helpers:?}");
+    assert_eq!(
+        helpers
+            .iter()
+            .filter(|(_, _, name)| name == "locald-spawner")
+            .count(),
+        1,
+        "{helpers:?}"
+    );
     project.locald(["down"]).success();
     for marker in ["964401", "964402", "964403"] {
         assert!(pids_with_arg(marker).is_empty());

@@ -260,6 +260,7 @@ fn run_spawner(socket: OwnedFd, lifeline: OwnedFd) -> ! {
     if let Err(errno) = blocked.thread_block() {
         fail(&format!("cannot block signals: {errno}"));
     }
+    set_name(c"locald-spawner");
     let identity = (getuid(), getgid());
     // Learnt at the first start: whether a user namespace is needed too.
     let mut needs_user_namespace = false;
@@ -400,6 +401,7 @@ impl Start<'_> {
         let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
         // SAFETY: plain prctl with constant arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        set_name(c"locald-init");
         // SAFETY: the lifeline stays open in this process until closed here.
         let lifeline = unsafe { BorrowedFd::borrow_raw(self.lifeline) };
         let mut fds = [PollFd::new(lifeline, PollFlags::POLLIN)];
@@ -536,6 +538,12 @@ fn reap(main: Pid) -> Option<i32> {
             Ok(_) => continue,
         }
     }
+}
+
+/// The name `ps` and `top` show (every init otherwise shows the spawner's command line).
+fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (cut at 15 bytes).
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
 fn fail(message: &str) -> ! {
