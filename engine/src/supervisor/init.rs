@@ -266,14 +266,23 @@ fn run_spawner(socket: OwnedFd, lifeline: OwnedFd) -> ! {
     let mut needs_user_namespace = false;
     let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
-        let (length, fds) = match receive(socket.as_fd(), &mut buffer) {
-            Ok(Some(received)) => received,
+        let received = match receive(socket.as_fd(), &mut buffer) {
+            Ok(Some(received)) => Ok(received),
             Ok(None) => std::process::exit(0),
             Err(Errno::EINTR) => continue,
+            // Too large for the buffer: refuse this one, serve the next.
+            Err(Errno::EMSGSIZE) => Err(Errno::EMSGSIZE),
             Err(errno) => fail(&format!("cannot read a request: {errno}")),
         };
-        let reply = match SpawnRequest::decode(&buffer[..length]) {
-            Err(_) => -i64::from(libc::EINVAL),
+        let (decoded, fds) = match received {
+            Ok((length, fds)) => (
+                SpawnRequest::decode(&buffer[..length]).map_err(|_| libc::EINVAL),
+                fds,
+            ),
+            Err(errno) => (Err(errno as i32), Vec::new()),
+        };
+        let reply = match decoded {
+            Err(errno) => -i64::from(errno),
             Ok(request) => {
                 let start = Start {
                     request: &request,
