@@ -1,7 +1,7 @@
 //! The signals locald's wrappers pass on rather than act on: `locald __service-init` (to the
 //! service's process group) and `locald-shim` (to the container's init). A container service
-//! runs as `__service-init -- locald-shim run …`, so a signal reaches a container only if both
-//! pass it on: the two lists must be one.
+//! runs as `locald-shim run …` under the service's `__service-init` init, so a signal reaches a
+//! container only if both pass it on: the two lists must be one.
 
 use nix::sys::signal::Signal;
 

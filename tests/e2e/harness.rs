@@ -282,6 +282,15 @@ pub fn service_field(project: &Project, service: &str, field: &str) -> serde_jso
         .clone()
 }
 
+/// The pid the running supervisor of `project` wrote in its pid file.
+pub fn supervisor_pid(project: &Project) -> i32 {
+    project
+        .read(".locald/supervisor.pid")
+        .trim()
+        .parse()
+        .expect("supervisor pid file")
+}
+
 /// The pid of the one process with `marker` as an argument, waiting a little
 /// for it: `health = "none"` is ready before the shell has forked `sleep`.
 pub fn one_pid(marker: &str) -> i32 {

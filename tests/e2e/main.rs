@@ -16,6 +16,7 @@ mod pull_interrupt;
 mod reload;
 mod rootless_store;
 mod run;
+mod service_processes;
 mod stopping;
 mod supervise;
 mod supervisor_safety;

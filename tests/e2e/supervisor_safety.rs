@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::harness::{alive, one_pid, pids_with_arg, service_field, Project};
+use crate::harness::{alive, one_pid, pids_with_arg, service_field, supervisor_pid, Project};
 
 /// Sends SIGCONT to a stopped supervisor when dropped, so a failing test
 /// leaves no frozen process behind (declare it after the project: it must
@@ -17,14 +17,6 @@ impl Drop for Resume {
     fn drop(&mut self) {
         let _ = kill(Pid::from_raw(self.0), Signal::SIGCONT);
     }
-}
-
-fn supervisor_pid(project: &Project) -> i32 {
-    project
-        .read(".locald/supervisor.pid")
-        .trim()
-        .parse()
-        .expect("supervisor pid file")
 }
 
 /// Whether the process is stopped (state T in /proc).

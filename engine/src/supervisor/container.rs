@@ -1,7 +1,7 @@
 //! Container services: the image (from the store, pulled when missing) and a
 //! fresh OCI bundle per start, run by `locald-shim` under the same
-//! `__service-init` wrapper as host services, so stop signals, logs, health
-//! and the no-survivors guarantee are the same. The bundle is removed when
+//! per-service init as host services (see [`super::init`]), so stop
+//! signals, logs, health and the no-survivors guarantee are the same. The bundle is removed when
 //! the run ends.
 
 use std::collections::BTreeMap;

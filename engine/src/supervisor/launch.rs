@@ -1,23 +1,35 @@
-//! Launching a service process: every service runs as
-//! `locald __service-init -- ARGV…` (see [`super::init`]) in its own process
-//! group, with `PR_SET_PDEATHSIG(SIGKILL)` so it dies with the supervisor.
-//! Stopping signals that process group.
+//! Launching a service process: the supervisor's spawner (see
+//! [`super::init`]) clones a tiny init per service, PID 1 of its own PID
+//! namespace and a child of the supervisor, in its own process group with
+//! `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with the supervisor. Stopping
+//! signals that process group; the exit status is read through a pidfd.
 //!
 //! PDEATHSIG fires when the *thread* that forked the child exits, so services
 //! must be spawned from a thread that lives as long as the supervisor: the
-//! supervisor runs on a current-thread runtime on the thread that called it.
+//! supervisor runs on a current-thread runtime on the thread that called it,
+//! and each thread that launches services has its own spawner.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 
+use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{
+    recv, sendmsg, setsockopt, socketpair, sockopt, AddressFamily, ControlMessage, MsgFlags,
+    SockFlag, SockType,
+};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
 
+use super::init::SpawnRequest;
 use crate::program::Program;
 
 /// What to spawn: the service's argv, environment (complete: nothing is
@@ -94,25 +106,244 @@ pub fn pid_namespaces_available() -> bool {
     })
 }
 
-/// Spawn a service: stdin from /dev/null, stdout and stderr piped.
-pub fn launch(spec: &LaunchSpec) -> io::Result<Child> {
-    let init = init_program()?;
-    let mut command = init.command();
-    if !pid_namespaces_available() {
-        command.arg("--no-pid-namespace");
+/// A running service process (its init), a child of the supervisor.
+pub struct ServiceProcess {
+    pid: u32,
+    /// Readable once the process has exited.
+    pidfd: AsyncFd<OwnedFd>,
+    status: Option<ExitStatus>,
+    pub stdout: Option<pipe::Receiver>,
+    pub stderr: Option<pipe::Receiver>,
+}
+
+impl ServiceProcess {
+    /// The pid (also its process group), until it has been waited for.
+    pub fn id(&self) -> Option<u32> {
+        self.status.is_none().then_some(self.pid)
     }
-    command
-        .arg("--")
-        .args(&spec.argv)
-        .env_clear()
-        .envs(&spec.env)
-        .current_dir(&spec.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    die_with_supervisor(&mut command);
-    locald_runtime::inherit(&mut command, &spec.inherited);
-    Command::from(command).spawn()
+
+    /// Wait for the process to exit and reap it (cancel-safe).
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            let mut ready = self.pidfd.readable().await?;
+            let mut raw = 0;
+            // SAFETY: waiting for our own child; `raw` is a valid out-pointer.
+            match unsafe { libc::waitpid(self.pid as i32, &mut raw, libc::WNOHANG) } {
+                0 => ready.clear_ready(),
+                -1 => return Err(io::Error::last_os_error()),
+                _ => self.status = Some(ExitStatus::from_raw(raw)),
+            }
+        }
+    }
+}
+
+/// Why a service could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot start the service spawner: {0}")]
+    Spawner(#[source] io::Error),
+    #[error(transparent)]
+    Request(#[from] super::init::RequestError),
+    #[error("{0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// The process that clones every service's init (see [`super::init`]):
+/// one per launching thread, started at the first launch.
+struct Spawner {
+    socket: Option<OwnedFd>,
+    /// The only write end of the pipe whose hang-up tells a new init that
+    /// the supervisor died before the init armed its PDEATHSIG.
+    _lifeline: OwnedFd,
+    process: std::process::Child,
+}
+
+thread_local! {
+    static SPAWNER: RefCell<Option<Spawner>> = const { RefCell::new(None) };
+}
+
+/// How long a spawner may take to answer one request (a clone: microseconds).
+const SPAWNER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Spawner {
+    fn start() -> io::Result<Spawner> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        setsockopt(
+            &ours,
+            sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(SPAWNER_ANSWER_TIMEOUT.as_secs() as _, 0),
+        )?;
+        let (lifeline_read, lifeline_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let init = init_program()?;
+        let mut command = init.command();
+        command
+            .arg("--spawner")
+            .arg(theirs.as_raw_fd().to_string())
+            .arg(lifeline_read.as_raw_fd().to_string())
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        die_with_supervisor(&mut command);
+        locald_runtime::inherit(
+            &mut command,
+            &[theirs.as_raw_fd(), lifeline_read.as_raw_fd()],
+        );
+        let process = command.spawn()?;
+        Ok(Spawner {
+            socket: Some(ours),
+            _lifeline: lifeline_write,
+            process,
+        })
+    }
+
+    /// Send one request; the new process's pid.
+    fn spawn(&self, request: &[u8], fds: &[RawFd]) -> Result<Pid, SpawnFailure> {
+        let socket = self.socket.as_ref().ok_or(SpawnFailure::Gone)?;
+        let rights = [ControlMessage::ScmRights(fds)];
+        sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[io::IoSlice::new(request)],
+            &rights,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|errno| match errno {
+            Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN => SpawnFailure::Gone,
+            errno => SpawnFailure::Failed(errno.into()),
+        })?;
+        // From here the request may have been carried out: never resent.
+        let mut reply = [0u8; 8];
+        let length = recv(socket.as_raw_fd(), &mut reply, MsgFlags::empty())
+            .map_err(|errno| SpawnFailure::Failed(errno.into()))?;
+        if length != reply.len() {
+            return Err(SpawnFailure::Failed(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the service spawner exited",
+            )));
+        }
+        match i64::from_ne_bytes(reply) {
+            pid if pid > 0 => Ok(Pid::from_raw(pid as i32)),
+            errno => Err(SpawnFailure::Refused(io::Error::from_raw_os_error(
+                -errno as i32,
+            ))),
+        }
+    }
+}
+
+/// How a request to the spawner failed.
+enum SpawnFailure {
+    /// The spawner is gone and the request was not sent: start a new one.
+    Gone,
+    /// The spawner could not start the process (the clone failed).
+    Refused(io::Error),
+    /// The spawner did not answer: replace it for the next request.
+    Failed(io::Error),
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // Closing our end ends its loop; kill it anyway, as it may be stuck
+        // (the inits it made are our children, not its), then reap it.
+        drop(self.socket.take());
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Ask this thread's spawner (started, or restarted if it died) to start `request`.
+fn spawn_with_spawner(request: &[u8], fds: &[RawFd]) -> Result<Pid, LaunchError> {
+    SPAWNER.with(|cell| {
+        let mut spawner = cell.borrow_mut();
+        let mut restarted = false;
+        loop {
+            let current = match spawner.as_ref() {
+                Some(current) => current,
+                None => spawner.insert(Spawner::start().map_err(LaunchError::Spawner)?),
+            };
+            match current.spawn(request, fds) {
+                Ok(pid) => return Ok(pid),
+                Err(SpawnFailure::Refused(error)) => return Err(LaunchError::Spawn(error)),
+                Err(SpawnFailure::Gone) if !restarted => {
+                    tracing::warn!("the service spawner is gone; starting a new one");
+                    restarted = true;
+                    *spawner = None;
+                }
+                Err(SpawnFailure::Gone) => {
+                    *spawner = None;
+                    return Err(LaunchError::Spawner(io::ErrorKind::BrokenPipe.into()));
+                }
+                Err(SpawnFailure::Failed(error)) => {
+                    *spawner = None;
+                    return Err(LaunchError::Spawner(error));
+                }
+            }
+        }
+    })
+}
+
+/// Spawn a service: stdin from /dev/null, stdout and stderr piped.
+pub fn launch(spec: &LaunchSpec) -> Result<ServiceProcess, LaunchError> {
+    let request = SpawnRequest {
+        namespace: pid_namespaces_available(),
+        argv: spec.argv.clone(),
+        env: spec
+            .env
+            .iter()
+            .map(|(name, value)| OsString::from(format!("{name}={value}")))
+            .collect(),
+        workdir: spec.workdir.clone(),
+    }
+    .encode()?;
+    let (stdout_read, stdout_write) = pipe_pair().map_err(LaunchError::Spawn)?;
+    let (stderr_read, stderr_write) = pipe_pair().map_err(LaunchError::Spawn)?;
+    let mut fds = vec![stdout_write.as_raw_fd(), stderr_write.as_raw_fd()];
+    fds.extend(&spec.inherited);
+    let pid = spawn_with_spawner(&request, &fds)?;
+    // Ours only from here: the service holds its own copies.
+    drop((stdout_write, stderr_write));
+    // The init sets its group too; whichever comes first, it exists now.
+    let _ = nix::unistd::setpgid(pid, pid);
+    let tracked = (|| -> io::Result<ServiceProcess> {
+        let pidfd = pidfd_open(pid)?;
+        Ok(ServiceProcess {
+            pid: pid.as_raw() as u32,
+            // SAFETY: an owned descriptor, open for as long as the `AsyncFd` holds it.
+            pidfd: unsafe { AsyncFd::register(pidfd) }.map_err(io::Error::from)?,
+            status: None,
+            stdout: Some(pipe::Receiver::from_owned_fd(stdout_read)?),
+            stderr: Some(pipe::Receiver::from_owned_fd(stderr_read)?),
+        })
+    })();
+    tracked.map_err(|error| {
+        // Started but not followable: it must not run untracked.
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        LaunchError::Spawn(error)
+    })
+}
+
+fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// A descriptor that becomes readable when our child `pid` exits (it
+/// cannot be reused meanwhile: only we reap it).
+fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: a plain system call; the result is a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// In the child before exec: a process group of its own (so terminal Ctrl-C

@@ -10,14 +10,14 @@
 //! called [`run_in_foreground`] or [`supervise_main`]: small RSS, idle CPU near zero, and
 //! that thread's lifetime is what services' PDEATHSIG is tied to.
 //!
-//! No survivors: every host service runs under `locald __service-init`
-//! ([`init`]), spawned with `PR_SET_PDEATHSIG(SIGKILL)` in its own process
-//! group ([`launch`]). The wrapper makes the service's init PID 1 of a new
-//! PID namespace, so when the supervisor dies — even by `kill -9` — the
-//! kernel kills the wrapper, then the init, then everything in the
-//! namespace, grandchildren included, without the supervisor doing anything.
-//! Where namespaces are unavailable it falls back to process group +
-//! PDEATHSIG and warns once.
+//! No survivors: every service runs under its own small init, cloned by the
+//! supervisor's spawner (`locald __service-init --spawner`, [`init`]) as a
+//! child of the supervisor with `PR_SET_PDEATHSIG(SIGKILL)`, in its own
+//! process group ([`launch`]). The init is PID 1 of a new PID namespace, so
+//! when the supervisor dies (even by `kill -9`) the kernel kills the init,
+//! then everything in the namespace, grandchildren included, without the
+//! supervisor doing anything. Where namespaces are unavailable it falls back
+//! to process group + PDEATHSIG and warns once.
 //!
 //! State lives in `.locald/` (0700): `supervisor.sock` (0600),
 //! `supervisor.pid`, `supervisor.lock` (flock held for the supervisor's

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::process::Child;
+use crate::supervisor::launch::ServiceProcess as Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
