@@ -10,6 +10,7 @@ mod compile;
 mod config_errors;
 mod containers;
 mod hostile_text;
+mod init;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;

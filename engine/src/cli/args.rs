@@ -28,6 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
+    /// Write a first locald.toml: from a Procfile or compose file here, or a commented starter
+    Init(Init),
     /// Run the project's services (foreground, or -d for a background supervisor)
     Up(Up),
     /// Stop every service and the background supervisor
@@ -76,6 +78,17 @@ pub enum Subcommand {
 // A verb without arguments: its script gets an empty `args`.
 #[derive(Debug, clap::Args, Serialize)]
 pub struct NoArgs {}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Init {
+    /// Import this Procfile or compose file (default: the first of Procfile,
+    /// compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml here)
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
+    /// Replace an existing locald.toml
+    #[arg(long)]
+    pub force: bool,
+}
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Up {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
+    ImageReferences, Init, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
 };
 
@@ -156,6 +156,7 @@ impl Subcommand {
     fn action(self) -> Result<Action, CliError> {
         let verb = |name, args| Ok(Action::Verb(name, args));
         match self {
+            Subcommand::Init(a) => verb("init", script_args(&a)?),
             Subcommand::Up(a) => verb("up", script_args(&a)?),
             Subcommand::Down(a) => verb("down", script_args(&a)?),
             Subcommand::Status(a) => verb("status", script_args(&a)?),
@@ -210,6 +211,7 @@ trait ScriptArgs: Serialize {
     }
 }
 
+impl ScriptArgs for Init {}
 impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}

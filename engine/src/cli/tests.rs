@@ -11,6 +11,7 @@ use crate::script::stdlib;
 
 /// One command line per form of every verb that runs a built-in script.
 const VERBS: &[&[&str]] = &[
+    &["init"],
     &["up"],
     &["down"],
     &["status"],

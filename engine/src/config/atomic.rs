@@ -69,6 +69,37 @@ pub(crate) fn replace_with(
     Ok(())
 }
 
+/// Creates `path` with `contents`, refusing (`AlreadyExists`) when it
+/// exists, even if it appears meanwhile: the contents go to a temporary
+/// file first and are hard-linked into place, which fails rather than
+/// replace, so readers never see a half-written file either.
+pub(crate) fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
+    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(NEW_FILE_MODE)
+            .open(&temp_path)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::hard_link(&temp_path, path)
+    })();
+    let _ = fs::remove_file(&temp_path);
+    result?;
+    if let Ok(directory) = File::open(&dir) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
 /// The mode of a file that did not exist, less the umask (what `touch` gives).
 const NEW_FILE_MODE: u32 = 0o644;
 
@@ -143,6 +174,20 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o644 & !umask());
         assert_eq!(mode & 0o022, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn create_new_writes_a_new_file_and_never_replaces_one() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        create_new(&path, b"first").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644 & !umask());
+        let error = create_new(&path, b"second").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        assert_eq!(entries(temp.path()), ["locald.toml"]);
     }
 
     #[test]

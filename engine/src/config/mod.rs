@@ -23,6 +23,7 @@ mod value;
 
 use std::path::Path;
 
+pub(crate) use atomic::{create_new, write_atomic};
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
 pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
 pub use edit::{add_service, EditError};

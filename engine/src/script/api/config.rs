@@ -1,13 +1,19 @@
-//! Configuration primitives: where the config is, what it compiles to, and
-//! adding a service to it (comments and formatting kept, written atomically).
+//! Configuration primitives: where the config is, what it compiles to,
+//! adding a service to it (comments and formatting kept, written atomically),
+//! and a first `locald.toml` (`locald init`): imported from a Procfile or a
+//! compose file, or a commented starter.
 
 use std::path::{Path, PathBuf};
 
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
+use serde::Deserialize;
+
+use super::options::{self, OptionsError};
+use crate::config::import::{self, ImportError, Imported};
 use crate::config::{ConfigError, EditError};
-use crate::project::LoadError;
+use crate::project::{DotenvError, LoadError};
 
 /// Why a configuration primitive failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,74 @@ pub enum ConfigApiError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Dotenv(#[from] DotenvError),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("{} exists already: not replaced", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The options of `create_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CreateConfigOptions {
+    /// Replace an existing `locald.toml` (its mode and owner kept).
+    replace: bool,
+}
+
+/// `import_config(path)`: the `locald.toml` made from the Procfile or
+/// compose file at `path`. A compose file's `${VARIABLES}` come from the
+/// environment, then from the `.env` beside it, as `docker compose` reads
+/// them.
+fn import_config(path: &Path) -> Result<Imported, ConfigApiError> {
+    // Absolute, so the import checks its result from the right place.
+    let path = &std::path::absolute(path).map_err(ConfigApiError::CurrentDir)?;
+    let text = crate::project::read_source(path, &crate::sandbox::Limits::PROJECT)?;
+    let dotenv_path = path.with_file_name(".env");
+    let dotenv = if dotenv_path.exists() {
+        crate::project::dotenv::load(&dotenv_path)?
+    } else {
+        Vec::new()
+    };
+    let vars = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            dotenv
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    Ok(import::import(path, &text, &vars)?)
+}
+
+/// `create_config(text, options)`: writes `text` as the `locald.toml` of the
+/// current directory, once it loads as a project; never over an existing
+/// file unless `replace` is given. Returns the path written.
+fn create_config(text: &str, options: Map) -> Result<PathBuf, ConfigApiError> {
+    let options: CreateConfigOptions = options::read("create_config", options)?;
+    let cwd = std::env::current_dir().map_err(ConfigApiError::CurrentDir)?;
+    let path = cwd.join(crate::config::TOML_FILE);
+    crate::config::load_toml(&path, text)?;
+    let written = if options.replace {
+        crate::config::write_atomic(&path, text.as_bytes())
+    } else {
+        crate::config::create_new(&path, text.as_bytes())
+    };
+    match written {
+        Ok(()) => Ok(path),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(ConfigApiError::Exists(path))
+        }
+        Err(source) => Err(ConfigApiError::Write { path, source }),
+    }
 }
 
 /// The `locald.toml` that edits go to: the project's, or a new one in the
@@ -150,6 +224,64 @@ pub mod config_api {
         fields: Map,
     ) -> Result<String, Box<EvalAltResult>> {
         super::add_service(name, &fields)
+            .map(|path| path.display().to_string())
+            .map_err(|e| crate::script::throw(&ctx, e))
+    }
+
+    /// The name of the file `locald init` imports in the current directory
+    /// (a Procfile or a compose file, see `config::import::SOURCES`), or `()`.
+    #[rhai_fn(return_raw)]
+    pub fn import_source(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| crate::script::throw(&ctx, super::ConfigApiError::CurrentDir(e)))?;
+        Ok(crate::config::import::detect(&cwd)
+            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .map_or(Dynamic::UNIT, Dynamic::from))
+    }
+
+    /// The `locald.toml` made from the Procfile or compose file at `path`:
+    /// `#{ toml, services, notes }` (the text, the service names, and what
+    /// was not carried over, one line each). Nothing is written.
+    #[rhai_fn(return_raw)]
+    pub fn import_config(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
+        let imported =
+            super::import_config(std::path::Path::new(path)).map_err(|e| crate::script::throw(&ctx, e))?;
+        let mut map = Map::new();
+        map.insert("toml".into(), imported.toml.into());
+        let names = |items: Vec<String>| -> Dynamic {
+            items.into_iter().map(Dynamic::from).collect::<rhai::Array>().into()
+        };
+        map.insert("services".into(), names(imported.services));
+        map.insert("notes".into(), names(imported.notes));
+        Ok(map)
+    }
+
+    /// A commented starter `locald.toml` for a project named after the
+    /// current directory. Nothing is written.
+    #[rhai_fn(return_raw)]
+    pub fn starter_config(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| crate::script::throw(&ctx, super::ConfigApiError::CurrentDir(e)))?;
+        Ok(crate::config::import::starter(&crate::project::load::dir_name(&cwd)))
+    }
+
+    /// Writes `text` as the `locald.toml` of the current directory and
+    /// returns its path. It must load as a project, or nothing is written;
+    /// an existing file is never replaced.
+    #[rhai_fn(return_raw, name = "create_config")]
+    pub fn create_config(ctx: NativeCallContext, text: &str) -> Result<String, Box<EvalAltResult>> {
+        create_config_with(ctx, text, Map::new())
+    }
+
+    /// `create_config(text, #{ replace: true })` replaces an existing
+    /// `locald.toml` (keeping its mode and owner).
+    #[rhai_fn(return_raw, name = "create_config")]
+    pub fn create_config_with(
+        ctx: NativeCallContext,
+        text: &str,
+        options: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
+        super::create_config(text, options)
             .map(|path| path.display().to_string())
             .map_err(|e| crate::script::throw(&ctx, e))
     }
