@@ -120,6 +120,31 @@ fn output_and_exit_codes_pass_through() {
     .code(128 + 9);
 }
 
+/// As `docker run`: 127 for a command the image does not have, 126 for one
+/// it cannot execute, with a short message and no runtime internals.
+#[test]
+fn a_command_not_found_or_not_executable_exits_127_or_126() {
+    let (project, data) = project_with_busybox();
+    with_store(
+        project.locald(["container", "run", "bb:1", "nosuch-963320", "arg"]),
+        data.path(),
+    )
+    .code(127)
+    .stderr_is("locald: exec: nosuch-963320: command not found\n");
+    with_store(
+        project.locald(["container", "run", "bb:1", "/etc/passwd"]),
+        data.path(),
+    )
+    .code(126)
+    .stderr_is("locald: exec: /etc/passwd: permission denied\n");
+    with_store(
+        project.locald(["container", "run", "bb:1", "/etc"]),
+        data.path(),
+    )
+    .code(126)
+    .stderr_is("locald: exec: /etc: is a directory\n");
+}
+
 /// `--rm` is accepted for Docker habits and is what always happens: the
 /// container is gone once the run returns, with or without it.
 #[test]

@@ -9,6 +9,7 @@ mod closed_stdout;
 mod compile;
 mod config_errors;
 mod containers;
+mod exit_codes;
 mod hostile_text;
 mod init;
 mod private_dirs;

@@ -20,8 +20,8 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Init, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
-    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
+    ImageReferences, Init, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script,
+    ServiceAdd, ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
 };
 
 use crate::control::SuperviseArgs;

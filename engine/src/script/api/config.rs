@@ -244,12 +244,16 @@ pub mod config_api {
     /// was not carried over, one line each). Nothing is written.
     #[rhai_fn(return_raw)]
     pub fn import_config(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
-        let imported =
-            super::import_config(std::path::Path::new(path)).map_err(|e| crate::script::throw(&ctx, e))?;
+        let imported = super::import_config(std::path::Path::new(path))
+            .map_err(|e| crate::script::throw(&ctx, e))?;
         let mut map = Map::new();
         map.insert("toml".into(), imported.toml.into());
         let names = |items: Vec<String>| -> Dynamic {
-            items.into_iter().map(Dynamic::from).collect::<rhai::Array>().into()
+            items
+                .into_iter()
+                .map(Dynamic::from)
+                .collect::<rhai::Array>()
+                .into()
         };
         map.insert("services".into(), names(imported.services));
         map.insert("notes".into(), names(imported.notes));
@@ -262,7 +266,9 @@ pub mod config_api {
     pub fn starter_config(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
         let cwd = std::env::current_dir()
             .map_err(|e| crate::script::throw(&ctx, super::ConfigApiError::CurrentDir(e)))?;
-        Ok(crate::config::import::starter(&crate::project::load::dir_name(&cwd)))
+        Ok(crate::config::import::starter(
+            &crate::project::load::dir_name(&cwd),
+        ))
     }
 
     /// Writes `text` as the `locald.toml` of the current directory and
