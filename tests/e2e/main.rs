@@ -17,6 +17,7 @@ mod pull_interrupt;
 mod reload;
 mod rootless_store;
 mod run;
+mod several_services;
 mod supervise;
 mod supervisor_safety;
 mod try_verb;

@@ -38,12 +38,12 @@ pub enum Subcommand {
     Status(Json),
     /// Show what services printed
     Logs(Logs),
-    /// Start a stopped service
-    Start(OneService),
-    /// Stop a service (all services without a name); the supervisor keeps running
-    Stop(MaybeService),
-    /// Restart a service
-    Restart(OneService),
+    /// Start stopped services
+    Start(SomeServices),
+    /// Stop services (all without names); the supervisor keeps running
+    Stop(Services),
+    /// Restart services (all without names)
+    Restart(Services),
     /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
     Reload(NoArgs),
     /// Run a scratch command with a free $PORT, then offer to save it as a service
@@ -114,24 +114,36 @@ pub struct Json {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Logs {
-    /// Only this service
-    pub service: Option<String>,
+    /// Only these services (all, interleaved, without names)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
     /// Keep printing new lines
     #[arg(short, long)]
     pub follow: bool,
     /// How many lines from the end
     #[arg(short = 'n', long, default_value_t = 100)]
     pub lines: u32,
+    /// Only lines since then: a duration back from now (10m, 1h30m) or an
+    /// RFC 3339 time (2024-05-01T12:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show the time of each line
+    #[arg(short, long)]
+    pub timestamps: bool,
 }
 
+/// One service or more.
 #[derive(Debug, clap::Args, Serialize)]
-pub struct OneService {
-    pub service: String,
+pub struct SomeServices {
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
 }
 
+/// Services; none means all.
 #[derive(Debug, clap::Args, Serialize)]
-pub struct MaybeService {
-    pub service: Option<String>,
+pub struct Services {
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, clap::Args, Serialize)]

@@ -20,8 +20,8 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Init, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script,
-    ServiceAdd, ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
+    ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd, ServiceAddCommand,
+    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -216,8 +216,8 @@ impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
 impl ScriptArgs for Logs {}
-impl ScriptArgs for OneService {}
-impl ScriptArgs for MaybeService {}
+impl ScriptArgs for SomeServices {}
+impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
 impl ScriptArgs for Script {}
 impl ScriptArgs for ImageReference {}
