@@ -735,6 +735,57 @@ command = "exec sleep 987507"
     with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
 }
 
+/// `image rm A B` removes every image it can and says each it cannot (exit
+/// 1); `image prune` counts the unpacked trees in the space it frees;
+/// `image import` says how to name what it cannot name itself.
+#[test]
+fn image_rm_prune_and_import_report_what_they_did() {
+    let (project, data) = project_with_busybox();
+    let image = busybox_image(&ConfigOverride::default()).unwrap();
+    // A layout tagged `1.5` only: its tag is used, and asked for a name.
+    let layout = project.path().join("tagged");
+    image.write_layout(&layout, "1.5").expect("write layout");
+    let layout = layout.to_str().unwrap();
+    with_store(project.locald(["image", "import", layout]), data.path())
+        .code(1)
+        .stderr_has("(only its tag, `1.5`)")
+        .stderr_has("with --name (e.g. --name myapp:1.5)");
+    with_store(
+        project.locald(["image", "import", layout, "--name", "local/app"]),
+        data.path(),
+    )
+    .success()
+    .stderr_has("imported docker.io/local/app:1.5");
+    std::fs::write(project.path().join("root.tar"), b"").unwrap();
+    with_store(project.locald(["image", "import", "root.tar"]), data.path())
+        .code(1)
+        .stderr_has("root.tar is a root filesystem tarball")
+        .stderr_has("--name");
+
+    let out = with_store(
+        project.locald(["image", "rm", "bb:1", "nosuch:1", "local/app:1.5"]),
+        data.path(),
+    )
+    .code(1);
+    out.stderr_has("removed bb:1\n")
+        .stderr_has("error: ")
+        .stderr_has("nosuch")
+        .stderr_has("removed local/app:1.5\n");
+    let out = with_store(project.locald(["image", "ls"]), data.path()).success();
+    assert_eq!(out.stdout.lines().count(), 1, "only the header: {out}");
+
+    // The busybox binary alone is about 1 MB, in its blob and unpacked.
+    let out = with_store(project.locald(["image", "prune"]), data.path()).success();
+    let freed: f64 = out
+        .stderr
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(" MB freed)\n"))
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(freed >= 2.0, "{out}");
+}
+
 /// `container run` holds its image too: `image rm` refuses while it runs and
 /// works once it has ended (here by Ctrl-C, as a user would end it).
 #[test]
