@@ -327,7 +327,9 @@ pub struct ServiceAddCommand {
     /// A fixed $PORT for the service
     #[arg(long)]
     pub port: Option<u16>,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command: one quoted shell line (`'server --port $PORT'`), or words
+    /// after `--`. Options may come after it, as with `container`
+    #[arg(required = true, value_name = "COMMAND")]
     #[serde(skip)]
     pub command: Vec<String>,
 }
@@ -391,5 +393,50 @@ mod tests {
         assert_eq!(security_opt, ["seccomp=unconfined"]);
         assert_eq!(image, "img");
         assert_eq!(command, ["sh", "-c", "echo"]);
+    }
+
+    #[test]
+    fn service_add_command_takes_options_after_the_command() {
+        use clap::Parser;
+        let parse = |words: &[&str]| {
+            let cli =
+                Cli::try_parse_from(["locald", "service", "add", "command"].iter().chain(words))
+                    .unwrap_or_else(|e| panic!("{words:?}: {e}"));
+            let super::Subcommand::Service(super::ServiceCommand::Add(super::ServiceAdd::Command(
+                add,
+            ))) = cli.command
+            else {
+                panic!("not service add command");
+            };
+            (add.name, add.port, add.command)
+        };
+        let expected = |command: &[&str]| {
+            (
+                "web".to_string(),
+                Some(8000),
+                command.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            parse(&["python3 app.py", "--name", "web", "--port", "8000"]),
+            expected(&["python3 app.py"])
+        );
+        assert_eq!(
+            parse(&[
+                "--name",
+                "web",
+                "--port",
+                "8000",
+                "--",
+                "python3",
+                "-m",
+                "http.server"
+            ]),
+            expected(&["python3", "-m", "http.server"])
+        );
+        assert_eq!(
+            parse(&["--name=web", "serve", "--port=8000"]),
+            expected(&["serve"])
+        );
     }
 }

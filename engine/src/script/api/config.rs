@@ -141,8 +141,17 @@ pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, Config
     })
 }
 
-/// `add_service(name, fields)`: the file written.
-fn add_service(name: &str, fields: &Map) -> Result<PathBuf, ConfigApiError> {
+/// The options of `add_service`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AddServiceOptions {
+    /// Check everything, write nothing.
+    dry_run: bool,
+}
+
+/// `add_service(name, fields, options)`: the file written (or that would be).
+fn add_service(name: &str, fields: &Map, options: Map) -> Result<PathBuf, ConfigApiError> {
+    let AddServiceOptions { dry_run } = options::read("add_service", options)?;
     let path = config_file()?;
     let mut values = Vec::with_capacity(fields.len());
     for (key, value) in fields {
@@ -151,7 +160,11 @@ fn add_service(name: &str, fields: &Map) -> Result<PathBuf, ConfigApiError> {
     // A Rhai map iterates alphabetically; write keys in the order people
     // read a service: what runs first, then how it is wired.
     values.sort_by_key(|(key, _)| field_rank(key));
-    crate::config::edit::add_service(&path, name, &values)?;
+    if dry_run {
+        crate::config::edit::check_new_service(&path, name, &values)?;
+    } else {
+        crate::config::edit::add_service(&path, name, &values)?;
+    }
     Ok(path)
 }
 
@@ -217,13 +230,26 @@ pub mod config_api {
     /// Adds `[services.NAME]` with `fields` to `locald.toml`, keeping the
     /// rest of the file as the user wrote it. The result must still be a
     /// valid project, or nothing is written.
-    #[rhai_fn(return_raw)]
+    #[rhai_fn(return_raw, name = "add_service")]
     pub fn add_service(
         ctx: NativeCallContext,
         name: &str,
         fields: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        super::add_service(name, &fields)
+        add_service_with(ctx, name, fields, Map::new())
+    }
+
+    /// `add_service(name, fields, #{ dry_run: true })` checks all that
+    /// `add_service` checks and writes nothing, so that a verb can refuse
+    /// before it runs anything.
+    #[rhai_fn(return_raw, name = "add_service")]
+    pub fn add_service_with(
+        ctx: NativeCallContext,
+        name: &str,
+        fields: Map,
+        options: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
+        super::add_service(name, &fields, options)
             .map(|path| path.display().to_string())
             .map_err(|e| crate::script::throw(&ctx, e))
     }

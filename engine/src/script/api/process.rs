@@ -133,6 +133,7 @@ impl rhai::CustomType for Program {
             })
             .with_get("is_shell", |p: &mut Self| matches!(p, Program::Shell(_)))
             .with_get("name", |p: &mut Self| p.program_name().to_string())
+            .with_get("service_name", |p: &mut Self| p.service_name())
             .with_fn("to_string", |p: &mut Self| p.shell_line())
             .with_fn("to_debug", |p: &mut Self| {
                 format!("Program({})", p.shell_line())
