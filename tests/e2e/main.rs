@@ -7,6 +7,7 @@ mod bounded_scripts;
 mod cli;
 mod closed_stdout;
 mod compile;
+mod completions;
 mod config_errors;
 mod containers;
 mod exit_codes;

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
+use clap_complete::ArgValueCandidates;
 use serde::Serialize;
+
+use super::completion::{self, service_candidates};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +71,13 @@ pub enum Subcommand {
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
+    /// Print the shell code that completes locald's commands and service names
+    /// (bash: `source <(locald completions bash)` in ~/.bashrc; zsh: the same in
+    /// ~/.zshrc; fish: `locald completions fish | source` in config.fish)
+    Completions {
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
 }
 
 // Each verb's arguments are one struct: clap parses it, and serde turns it
@@ -102,6 +112,7 @@ pub struct Up {
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub timeout: Option<String>,
     /// Only these services (and what they depend on)
+    #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
 }
 
@@ -115,7 +126,7 @@ pub struct Json {
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Logs {
     /// Only these services (all, interleaved, without names)
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
     /// Keep printing new lines
     #[arg(short, long)]
@@ -135,14 +146,14 @@ pub struct Logs {
 /// One service or more.
 #[derive(Debug, clap::Args, Serialize)]
 pub struct SomeServices {
-    #[arg(value_name = "SERVICE", required = true)]
+    #[arg(value_name = "SERVICE", required = true, add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
 }
 
 /// Services; none means all.
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Services {
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
 }
 
@@ -162,6 +173,7 @@ pub struct Try {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Run {
+    #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub service: String,
     /// The command: one quoted shell line or words
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]

@@ -10,6 +10,7 @@
 //! given and every key given is read.
 
 mod args;
+pub mod completion;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub fn main() -> i32 {
         _ => {}
     }
 
+    completion::complete_if_asked();
     let cli = Cli::parse_from(argv);
     init_tracing(cli.verbose);
     if let Some(dir) = &cli.directory {
@@ -92,6 +94,9 @@ pub enum CliError {
     /// The REPL could not read its input or write its prompt.
     #[error(transparent)]
     Repl(#[from] std::io::Error),
+    /// The completion script could not be made.
+    #[error("cannot write the completion script: {0}")]
+    Completions(std::io::Error),
 }
 
 impl CliError {
@@ -111,7 +116,9 @@ impl CliError {
     fn kind(&self) -> ErrorKind {
         match self {
             CliError::Script(error) => error.kind,
-            CliError::Message(_) | CliError::Repl(_) => ErrorKind::Message,
+            CliError::Message(_) | CliError::Repl(_) | CliError::Completions(_) => {
+                ErrorKind::Message
+            }
         }
     }
 }
@@ -125,6 +132,8 @@ enum Action {
     Repl,
     /// List the built-in scripts, or print one.
     Stdlib(Option<String>),
+    /// Print the completion script of a shell.
+    Completions(completion::Shell),
 }
 
 impl Subcommand {
@@ -141,6 +150,10 @@ impl Subcommand {
                     .map(|(name, _)| format!("{name}\n"))
                     .collect();
                 Ok(print_out(&names))
+            }
+            Action::Completions(shell) => {
+                let script = completion::script(shell).map_err(CliError::Completions)?;
+                Ok(print_out(&String::from_utf8_lossy(&script)))
             }
             Action::Stdlib(Some(name)) => match script::stdlib::get(&name) {
                 Some(source) => Ok(print_out(source)),
@@ -188,6 +201,7 @@ impl Subcommand {
             }
             Subcommand::Repl => Ok(Action::Repl),
             Subcommand::Stdlib { name } => Ok(Action::Stdlib(name)),
+            Subcommand::Completions { shell } => Ok(Action::Completions(shell)),
         }
     }
 }

@@ -65,6 +65,20 @@ pub fn declared_project_name(source: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// The names of `locald.toml`'s `[services.*]` tables, in order, read
+/// without validating anything (for shell completions); none when the file
+/// does not parse.
+pub fn declared_service_names(source: &str) -> Vec<String> {
+    let Ok(document) = toml_edit::Document::parse(source) else {
+        return Vec::new();
+    };
+    document
+        .get("services")
+        .and_then(|services| services.as_table_like())
+        .map(|services| services.iter().map(|(name, _)| name.to_owned()).collect())
+        .unwrap_or_default()
+}
+
 fn lower_toml(path: &Path, source: &str) -> Result<value::Node, ConfigError> {
     toml_source::parse(source).map_err(|error| ConfigError::from_syntax(path, source, &error))
 }
