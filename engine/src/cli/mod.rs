@@ -76,10 +76,17 @@ fn init_tracing(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(use_color(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(verbose > 1)
         .try_init();
+}
+
+/// Colour on `stream` only for a person: a terminal, and `NO_COLOR` unset
+/// (<https://no-color.org>); never escape codes in a file or a pipe.
+fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// Why a command failed, as the CLI shows it.
