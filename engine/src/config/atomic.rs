@@ -22,13 +22,7 @@ pub(crate) fn replace_with(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
+    let (dir, temp_path) = beside(path)?;
     // The original's mode and owner, to keep; none for a new file.
     let original = match fs::metadata(path) {
         Ok(metadata) => Some(metadata),
@@ -36,7 +30,6 @@ pub(crate) fn replace_with(
         Err(error) => return Err(error),
     };
 
-    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
     let result = (|| {
         // Private until it has its final mode: nobody reads a half-written
         // file, nor opens it in between to keep a handle.
@@ -74,14 +67,7 @@ pub(crate) fn replace_with(
 /// file first and are hard-linked into place, which fails rather than
 /// replace, so readers never see a half-written file either.
 pub(crate) fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
-    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
+    let (dir, temp_path) = beside(path)?;
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -98,6 +84,20 @@ pub(crate) fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = directory.sync_all();
     }
     Ok(())
+}
+
+/// The directory of `path` and a temporary path beside it: the rename or
+/// link into place then stays on one file system.
+fn beside(path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
+    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
+    Ok((dir, temp_path))
 }
 
 /// The mode of a file that did not exist, less the umask (what `touch` gives).
