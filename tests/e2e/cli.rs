@@ -125,3 +125,20 @@ fn up_detached_summarises_each_service_with_its_url() {
     }
     project.locald(["down"]).success();
 }
+
+/// `-v` shows locald's own steps (a service started, stopped), not only
+/// what its libraries say.
+#[test]
+fn verbose_up_shows_locald_s_own_steps() {
+    let project =
+        Project::with_toml("[services.job]\ncommand = \"echo done-963370\"\nrestart = \"never\"\n");
+    let out = project.locald(["-v", "up"]).success();
+    assert!(out.stdout.contains("done-963370"), "{out}");
+    let started = out
+        .stderr
+        .lines()
+        .find(|line| line.contains("started"))
+        .unwrap_or_else(|| panic!("no start step: {out}"));
+    assert!(started.contains("service=job"), "{started}");
+    assert!(started.contains("echo done-963370"), "{started}");
+}

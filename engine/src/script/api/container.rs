@@ -109,6 +109,7 @@ pub fn pull_options() -> PullOptions {
 /// The image, from the store or pulled according to `policy`.
 pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, PullStopped> {
     let store = store()?;
+    tracing::debug!(image = %reference, ?policy, "resolving the image");
     // A stored image needs no async runtime (nor anything of the registry client): look it up
     // directly, as every `container run` of a pulled image does.
     if policy != PullPolicy::Always {
@@ -377,6 +378,7 @@ fn run_container(reference: &str, options: Map) -> Result<i64, PullStopped> {
     let image = ensure_image(reference, options.pull.into())?;
     let reference = image.reference.clone();
     let spec = options.container_spec(image)?;
+    tracing::debug!(container = %spec.id, image = %reference, "running the container");
     // Held until the container has exited: `image rm`/`prune` leave its
     // rootfs alone meanwhile (see locald_image's leases).
     let lease = store()?.lease(

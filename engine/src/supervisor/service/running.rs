@@ -44,6 +44,7 @@ impl Runner {
             }
         };
         let pid = child.id();
+        tracing::debug!(service = %self.name(), ?pid, %command, "started");
         let collectors = self.start_collectors(&mut child);
         let port = self
             .port
@@ -197,6 +198,7 @@ impl Runner {
             return child.wait().await.ok().map(launch::exit_code);
         };
         let service = &self.task.service;
+        tracing::debug!(service = %service.name, signal = service.stop_signal, timeout = ?service.stop_timeout, "stopping");
         if let Err(error) = launch::signal_group(group, service.stop_signal) {
             tracing::warn!(service = %service.name, %error, "cannot send the stop signal");
         }
@@ -275,6 +277,7 @@ async fn probe_loop(
         };
         tokio::time::sleep(period).await;
         let result = health::check(&probe, timeout).await;
+        tracing::trace!(?result, "probe");
         if results.send(result).await.is_err() {
             return;
         }
