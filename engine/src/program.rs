@@ -82,6 +82,141 @@ impl Program {
         };
         first.rsplit('/').next().unwrap_or(first)
     }
+
+    /// A service name for it, as a person would pick one (`locald try`
+    /// offers it): what is run rather than what runs it. `python3 -m
+    /// http.server` is `http-server`, `python3 app.py` is `app`, `npm run
+    /// dev` is `dev`, `cargo run --bin api` is `api`, `./bin/web` is `web`.
+    pub fn service_name(&self) -> String {
+        let words: Vec<&str> = match self {
+            // The first command of the line that runs something, past
+            // set-up such as `cd web &&`.
+            Program::Shell(line) => {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words
+                    .split(|word| matches!(*word, "&&" | "||" | "|" | ";" | "&"))
+                    .find(|command| {
+                        !matches!(
+                            command.first(),
+                            Some(&"cd" | &"export" | &"source" | &"." | &"set") | None
+                        )
+                    })
+                    .unwrap_or_default()
+                    .to_vec()
+            }
+            Program::Exec(words) => words.iter().map(String::as_str).collect(),
+        };
+        let name = crate::config::import::service_name(&name_from_words(&words));
+        if name.is_empty() {
+            "app".to_string()
+        } else {
+            name
+        }
+    }
+}
+
+/// What `words` run, for [`Program::service_name`]: wrappers and
+/// interpreters are looked through to the script, module or target.
+fn name_from_words(words: &[&str]) -> String {
+    // Leading `VAR=value` assignments and wrappers that run the rest.
+    let mut words = words;
+    while let Some((first, rest)) = words.split_first() {
+        let assignment = first.split_once('=').is_some_and(|(key, _)| {
+            !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+        if assignment || matches!(*first, "exec" | "env" | "nohup" | "time") {
+            words = rest;
+        } else {
+            break;
+        }
+    }
+    let Some((first, rest)) = words.split_first() else {
+        return String::new();
+    };
+    let program = file_name(first);
+    let is_interpreter = [
+        "python", "node", "ruby", "perl", "php", "deno", "bun", "bash", "sh",
+    ]
+    .iter()
+    .any(|name| {
+        program
+            .strip_prefix(name)
+            .is_some_and(|version| version.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    });
+    match program {
+        // Runners of a project's scripts: the script's name.
+        "npm" | "yarn" | "pnpm" | "bun" if !rest.is_empty() => {
+            let rest = match rest.first() {
+                Some(&"run") | Some(&"run-script") => &rest[1..],
+                _ => rest,
+            };
+            first_operand(rest)
+                .map(|script| stem(file_name(script)).to_string())
+                .unwrap_or_else(|| program.to_string())
+        }
+        // Wrappers that run another program.
+        "npx" | "uv" | "poetry" | "pipenv" | "bundle" | "dotenv" => {
+            let rest = match rest.first() {
+                Some(&"run") | Some(&"exec") => &rest[1..],
+                _ => rest,
+            };
+            match rest.iter().position(|word| !word.starts_with('-')) {
+                Some(at) => name_from_words(&rest[at..]),
+                None => program.to_string(),
+            }
+        }
+        "cargo" => flag_value(rest, &["--bin", "-p", "--package", "--example"])
+            .map(str::to_string)
+            .unwrap_or_else(|| program.to_string()),
+        "go" if rest.first() == Some(&"run") => first_operand(&rest[1..])
+            .map(|target| file_name(target.trim_end_matches('/')))
+            .filter(|name| !name.is_empty() && *name != ".")
+            .map(|name| stem(name).to_string())
+            .unwrap_or_else(|| program.to_string()),
+        _ if is_interpreter => {
+            if let Some(module) = flag_value(rest, &["-m"]) {
+                return module.replace('.', "-");
+            }
+            match first_operand(rest) {
+                Some(script) if rest.first() != Some(&"-c") => stem(file_name(script)).to_string(),
+                _ => program.to_string(),
+            }
+        }
+        // A script by its path: without its extension (`./bin/web.sh`).
+        _ if first.contains('/') => stem(program).to_string(),
+        _ => program.to_string(),
+    }
+}
+
+/// The file name of a path (`web` for `./bin/web`).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A file name without its extension (`app` for `app.py`).
+fn stem(name: &str) -> &str {
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    }
+}
+
+/// The first word that is not an option.
+fn first_operand<'a>(words: &[&'a str]) -> Option<&'a str> {
+    words.iter().copied().find(|word| !word.starts_with('-'))
+}
+
+/// The value of the first of `flags` in `words` (`--bin api` or `--bin=api`).
+fn flag_value<'a>(words: &[&'a str], flags: &[&str]) -> Option<&'a str> {
+    words.iter().enumerate().find_map(|(at, word)| {
+        flags.iter().find_map(|flag| {
+            if word == flag {
+                words.get(at + 1).copied()
+            } else {
+                word.strip_prefix(flag)?.strip_prefix('=')
+            }
+        })
+    })
 }
 
 impl fmt::Display for Program {
@@ -134,6 +269,36 @@ mod tests {
             Program::exec(words(&["ls"])),
             Ok(Program::Exec(words(&["ls"])))
         );
+    }
+
+    #[test]
+    fn a_service_name_is_what_runs_not_what_runs_it() {
+        let name = |line: &str| Program::Shell(line.into()).service_name();
+        assert_eq!(name("python3 -m http.server $PORT"), "http-server");
+        assert_eq!(name("python3 app.py"), "app");
+        assert_eq!(name("python3 -u src/worker.py --queue x"), "worker");
+        assert_eq!(name("npm run dev"), "dev");
+        assert_eq!(name("yarn dev"), "dev");
+        assert_eq!(name("pnpm run start -- --port $PORT"), "start");
+        assert_eq!(name("cargo run --bin api"), "api");
+        assert_eq!(name("cargo run -p=worker --release"), "worker");
+        assert_eq!(name("go run ./cmd/api"), "api");
+        assert_eq!(name("./bin/web --port $PORT"), "web");
+        assert_eq!(name("PORT=1 exec node server.js"), "server");
+        assert_eq!(name("uv run flask run"), "flask");
+        assert_eq!(name("bundle exec rails server"), "rails");
+        assert_eq!(name("redis-server --port $PORT"), "redis-server");
+        assert_eq!(name("cd web && npm start"), "start");
+        assert_eq!(name("bun app.ts"), "app");
+        assert_eq!(name("python3 -c 'print(1)'"), "python3");
+        assert_eq!(name("node"), "node");
+        assert_eq!(name("  "), "app");
+        let words = |w: &[&str]| Program::Exec(words(w)).service_name();
+        assert_eq!(
+            words(&["python3", "-m", "http.server", "8000"]),
+            "http-server"
+        );
+        assert_eq!(words(&["./my app.sh"]), "my-app");
     }
 
     #[test]

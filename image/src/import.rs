@@ -29,13 +29,37 @@ use crate::store::{
 use crate::unpack::decompressing_reader;
 use crate::Error;
 
+/// The `org.opencontainers.image.ref.name` of `entry` when it is a bare tag
+/// (`1.0`, `latest`), not a full reference.
+fn bare_tag(entry: &Descriptor) -> Option<String> {
+    entry
+        .annotations
+        .get(ANNOTATION_REF_NAME)
+        .filter(|name| !name.is_empty() && !name.contains(['/', ':', '@']))
+        .cloned()
+}
+
+/// True when the reference `name` says its tag or digest (`app:1`,
+/// `app@sha256:…`, `host:5000/app:1`), not only its repository.
+fn has_tag_or_digest(name: &str) -> bool {
+    name.contains('@')
+        || name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+}
+
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("`{path}` is not an OCI image layout: {reason}")]
     NotALayout { path: PathBuf, reason: String },
-    #[error("OCI layout `{path}` does not say which image it holds by name; give a reference to import it under")]
-    NoName { path: PathBuf },
+    #[error("OCI layout `{path}` does not name its image{}; give a name to import it under", tag.as_ref().map(|tag| format!(" (only its tag, `{tag}`)")).unwrap_or_default())]
+    NoName {
+        path: PathBuf,
+        /// The layout's `org.opencontainers.image.ref.name` when it is a bare tag.
+        tag: Option<String>,
+    },
     #[error("OCI layout `{path}` holds several images ({names}); give the reference of the one to import")]
     Ambiguous { path: PathBuf, names: String },
     #[error("OCI layout `{path}` has no linux/{architecture} image (it has: {available})")]
@@ -68,11 +92,15 @@ impl ImageStore {
     /// stored under that name (and picks the manifest whose ref-name
     /// annotation matches its tag when the layout holds several); without, the
     /// layout's `org.opencontainers.image.ref.name` must be a full reference.
+    /// A `reference` without a tag takes the annotation's when it is a bare
+    /// tag (as `skopeo copy … oci:DIR:1.0` writes it): `app` imports as
+    /// `app:1.0`.
     pub fn import_oci_layout(
         &self,
         dir: &Path,
         reference: Option<&str>,
     ) -> Result<StoredImage, Error> {
+        let given = reference;
         let reference = reference.map(Reference::parse).transpose()?;
         let _shared = lock(&self.paths.store_lock(), false)?;
         self.clean_stale_tmp()?;
@@ -87,10 +115,15 @@ impl ImageStore {
             MAX_INDEX_MANIFESTS as u64,
         )?;
         let (entry, name) = layout.choose_entry(&index, reference.as_ref())?;
-        let reference = match reference {
-            Some(reference) => reference,
-            None => name.ok_or_else(|| ImportError::NoName {
+        let tag = bare_tag(entry);
+        let reference = match (reference, given) {
+            (Some(_), Some(given)) if !has_tag_or_digest(given) && tag.is_some() => {
+                Reference::parse(&format!("{given}:{}", tag.unwrap_or_default()))?
+            }
+            (Some(reference), _) => reference,
+            (None, _) => name.ok_or_else(|| ImportError::NoName {
                 path: dir.to_path_buf(),
+                tag,
             })?,
         };
 
@@ -436,11 +469,16 @@ mod tests {
         let layout = tmp.path().join("layout");
         image.write_layout(&layout, "latest").unwrap();
 
-        // A bare tag names no repository.
-        assert!(matches!(
-            store.import_oci_layout(&layout, None),
-            Err(Error::Import(ImportError::NoName { .. }))
-        ));
+        // A bare tag names no repository; the error says the tag.
+        let error = store.import_oci_layout(&layout, None).unwrap_err();
+        assert!(
+            matches!(&error, Error::Import(ImportError::NoName { tag: Some(tag), .. }) if tag == "latest"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("(only its tag, `latest`)"),
+            "{error}"
+        );
         let stored = store
             .import_oci_layout(&layout, Some("local/busybox"))
             .unwrap();
@@ -475,6 +513,23 @@ mod tests {
         assert_eq!(
             store.import_oci_layout(&named, None).unwrap().reference,
             "localhost:5000/tools/bb:1"
+        );
+        // A name without a tag takes the layout's.
+        let tagged = tmp.path().join("tagged");
+        image.write_layout(&tagged, "1.5").unwrap();
+        assert_eq!(
+            store
+                .import_oci_layout(&tagged, Some("local/app"))
+                .unwrap()
+                .reference,
+            "docker.io/local/app:1.5"
+        );
+        assert_eq!(
+            store
+                .import_oci_layout(&tagged, Some("local/app:dev"))
+                .unwrap()
+                .reference,
+            "docker.io/local/app:dev"
         );
     }
 
@@ -641,6 +696,26 @@ mod tests {
         assert!(missing.to_string().contains("nope.tar"), "{missing}");
     }
 
+    /// The disk space under `path`, as `du -s --bytes` of allocated blocks.
+    fn du(path: &std::path::Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut total = 0;
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.blocks() * 512;
+            }
+            if meta.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    stack.push(entry.unwrap().path());
+                }
+            }
+        }
+        total
+    }
+
     #[test]
     fn remove_then_prune_frees_everything() {
         let (tmp, store) = store();
@@ -664,7 +739,16 @@ mod tests {
         );
         assert!(store.resolve("b").unwrap().is_some());
         store.remove("b").unwrap();
+        let stored = du(store.root());
         let report = store.prune().unwrap();
+        // The unpacked tree counts, not only the blobs: all that `du` saw
+        // go (a little slack for the index and lock files it rewrote).
+        let left = du(store.root());
+        assert!(
+            report.freed_bytes + left + 64 * 1024 >= stored && report.freed_bytes <= stored,
+            "freed {} of {stored}",
+            report.freed_bytes
+        );
         assert_eq!(report.removed_blobs, 3, "manifest, config, layer");
         assert_eq!(report.removed_rootfs, 1);
         assert!(entries(&store.root().join("blobs/sha256")).is_empty());

@@ -27,6 +27,19 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 /// removed, and the removal then fails with `EBUSY` rather than delete files of another
 /// filesystem. A missing `dir` is not an error.
 pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    remove_tree_freeing(dir).map(|_| ())
+}
+
+/// [`remove_tree`], returning the disk space it freed (in bytes, as `du` counts it: the blocks of
+/// each file whose last link it removed, so a hard-linked file counts once, and only if no link
+/// to it is left elsewhere).
+pub fn remove_tree_freeing(dir: &Path) -> io::Result<u64> {
+    let mut freed = 0;
+    remove_tree_counting(dir, &mut freed)?;
+    Ok(freed)
+}
+
+fn remove_tree_counting(dir: &Path, freed: &mut u64) -> io::Result<()> {
     let (parent, name) = match (dir.parent(), dir.file_name()) {
         (Some(parent), Some(name)) => (parent, name),
         _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
@@ -46,13 +59,13 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
         Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::ENOTDIR) => {
             // A file or symlink where the directory was expected: remove just that.
-            return remove_entry(parent.as_fd(), name, false).map_err(io::Error::from);
+            return remove_entry(parent.as_fd(), name, false, freed).map_err(io::Error::from);
         }
         Err(err) => return Err(err.into()),
     };
     let mount = mount_id(top.as_fd())?;
-    empty_dir(top, mount)?;
-    remove_entry(parent.as_fd(), name, true).map_err(io::Error::from)
+    empty_dir(top, mount, freed)?;
+    remove_entry(parent.as_fd(), name, true, freed).map_err(io::Error::from)
 }
 
 /// One directory on the way down from the top of the tree being emptied.
@@ -74,12 +87,12 @@ struct Level {
 /// run out of descriptors. Going back up opens `..` and checks it is the directory we came from
 /// (device and inode), so a directory moved meanwhile stops the removal instead of leading it
 /// elsewhere.
-fn empty_dir(top: OwnedFd, mount: u64) -> io::Result<()> {
+fn empty_dir(top: OwnedFd, mount: u64, freed: &mut u64) -> io::Result<()> {
     let mut current = top;
     let mut stack = vec![Level {
         name: OsString::new(),
         id: file_id(current.as_fd())?,
-        subdirs: remove_files(current.as_fd())?,
+        subdirs: remove_files(current.as_fd(), freed)?,
     }];
     loop {
         let Some(level) = stack.last_mut() else {
@@ -96,7 +109,7 @@ fn empty_dir(top: OwnedFd, mount: u64) -> io::Result<()> {
                 return Err(io::Error::from_raw_os_error(libc::EBUSY));
             }
             let id = file_id(child.as_fd())?;
-            let subdirs = remove_files(child.as_fd())?;
+            let subdirs = remove_files(child.as_fd(), freed)?;
             current = child;
             stack.push(Level { name, id, subdirs });
             continue;
@@ -114,7 +127,7 @@ fn empty_dir(top: OwnedFd, mount: u64) -> io::Result<()> {
             )));
         }
         current = up;
-        match remove_entry(current.as_fd(), &done.name, true) {
+        match remove_entry(current.as_fd(), &done.name, true, freed) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(err) => return Err(err.into()),
         }
@@ -122,7 +135,7 @@ fn empty_dir(top: OwnedFd, mount: u64) -> io::Result<()> {
 }
 
 /// Removes every entry of `dir` but its subdirectories, whose names it returns.
-fn remove_files(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+fn remove_files(dir: BorrowedFd<'_>, freed: &mut u64) -> io::Result<Vec<OsString>> {
     let dir_fd = nix::unistd::dup(dir)?;
     let mut entries = Dir::from_fd(dir_fd)?;
     let mut names: Vec<(OsString, Option<Type>)> = Vec::new();
@@ -152,7 +165,7 @@ fn remove_files(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
             subdirs.push(name);
             continue;
         }
-        match remove_entry(dir, &name, false) {
+        match remove_entry(dir, &name, false, freed) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(err) => return Err(err.into()),
         }
@@ -166,13 +179,27 @@ fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     Ok((stat.st_dev, stat.st_ino))
 }
 
-fn remove_entry(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> nix::Result<()> {
+/// Removes `name` from `dir`, adding to `freed` the space that frees: its blocks when this was
+/// its last link (a directory's own blocks always).
+fn remove_entry(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    is_dir: bool,
+    freed: &mut u64,
+) -> nix::Result<()> {
     let flag = if is_dir {
         UnlinkatFlags::RemoveDir
     } else {
         UnlinkatFlags::NoRemoveDir
     };
-    unlinkat(dir, name, flag)
+    let stat = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+    unlinkat(dir, name, flag)?;
+    if let Some(stat) = stat {
+        if is_dir || stat.st_nlink <= 1 {
+            *freed += u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+        }
+    }
+    Ok(())
 }
 
 /// Opens `name` in `dir` as a directory without following a symlink. overlayfs leaves its
@@ -266,6 +293,35 @@ mod tests {
         );
         // Missing is fine.
         remove_tree(&tree).unwrap();
+    }
+
+    /// What `du` would count for `path`: its blocks.
+    fn blocks(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn the_space_freed_counts_each_file_once_and_not_those_still_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("rootfs");
+        fs::create_dir_all(tree.join("usr/lib")).unwrap();
+        fs::write(tree.join("usr/lib/big"), vec![7u8; 200_000]).unwrap();
+        // Two names for one file inside: its space counts once.
+        fs::hard_link(tree.join("usr/lib/big"), tree.join("usr/big-again")).unwrap();
+        // A file also linked from outside the tree: removing the tree frees nothing of it.
+        fs::write(tree.join("shared"), vec![1u8; 100_000]).unwrap();
+        fs::hard_link(tree.join("shared"), dir.path().join("kept")).unwrap();
+        std::os::unix::fs::symlink("usr", tree.join("link")).unwrap();
+        let expected = blocks(&tree.join("usr/lib/big"))
+            + blocks(&tree.join("link"))
+            + blocks(&tree)
+            + blocks(&tree.join("usr"))
+            + blocks(&tree.join("usr/lib"));
+        assert!(expected >= 200_000, "{expected}");
+        assert_eq!(remove_tree_freeing(&tree).unwrap(), expected);
+        assert!(!tree.exists());
+        assert_eq!(fs::read(dir.path().join("kept")).unwrap().len(), 100_000);
     }
 
     #[test]

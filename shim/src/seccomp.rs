@@ -13,6 +13,7 @@
 //! init drops its capabilities, which only libcontainer can do; such specs are left to it.
 
 use std::collections::HashSet;
+use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,9 +23,7 @@ use anyhow::{bail, Context, Result};
 use libcontainer::oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, Spec,
 };
-use libcontainer::workload::{
-    default::DefaultExecutor, Executor, ExecutorError, ExecutorValidationError,
-};
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
@@ -32,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 // The cache's layout and file format (shared with the runtime, which clears it); bump
 // `seccomp_cache::FORMAT` whenever [`compile`] changes what it produces for the same inputs.
+use locald_shim_protocol::exit::ExecFailure;
 use locald_shim_protocol::seccomp_cache;
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
@@ -327,11 +327,41 @@ impl Executor for SeccompExecutor {
                 ExecutorError::Other(format!("loading the seccomp filter: {error}"))
             })?;
         }
-        DefaultExecutor {}.exec(spec)
+        // As `docker run`: a program that cannot be started is said in one short line on the
+        // container's stderr, and the container exits 127 (not found) or 126 (not executable),
+        // rather than libcontainer's internal error text and a shim failure. So the exec is made
+        // here, as libcontainer's default executor makes it, keeping its errno.
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|process| process.args().as_ref())
+            .filter(|args| !args.is_empty())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let argv = args
+            .iter()
+            .map(|arg| CString::new(arg.as_bytes()))
+            .collect::<Result<Vec<CString>, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let Err(errno) = nix::unistd::execvp(&argv[0], &argv);
+        match ExecFailure::from_errno(&args[0], errno as i32) {
+            Some(failure) => {
+                eprintln!(
+                    "locald: exec: {}: {}",
+                    args[0].escape_debug(),
+                    failure.reason
+                );
+                std::process::exit(failure.code);
+            }
+            None => Err(ExecutorError::Execution(
+                format!("cannot execute {:?}: {errno}", args[0]).into(),
+            )),
+        }
     }
 
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
+    /// libcontainer's own check (the program found in `PATH` and executable) is left to `exec`,
+    /// whose failure says it as a shell does (see `exec`).
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        Ok(())
     }
 }
 

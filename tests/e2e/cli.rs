@@ -87,3 +87,58 @@ fn the_repl_shows_errors_as_commands_do_and_goes_on() {
         .stdout_is("42\n")
         .stderr_is(&expected);
 }
+
+/// `-v` diagnostics written to a file or a pipe carry no colour codes.
+#[test]
+fn verbose_diagnostics_in_a_pipe_have_no_escape_codes() {
+    let project = Project::new();
+    let store = tempfile::tempdir().unwrap();
+    let out = project
+        .locald(["-v", "image", "prune"])
+        .env("LOCALD_DATA_DIR", store.path().to_str().unwrap())
+        .success();
+    assert!(out.stderr.contains("pruned image store"), "{out}");
+    assert!(!out.stderr.contains('\u{1b}'), "{out}");
+}
+
+/// `up -d` ends with what runs and where, as `docker compose up -d` does.
+#[test]
+fn up_detached_summarises_each_service_with_its_url() {
+    let project = Project::with_toml(
+        "[services.web]\ncommand = \"exec sleep 963360\"\n[services.db]\ncommand = \"exec sleep 963361\"\n",
+    );
+    let out = project
+        .locald(["up", "-d", "--wait", "--timeout", "20s"])
+        .success();
+    for service in ["web", "db"] {
+        let port = crate::harness::service_field(&project, service, "port");
+        let line = out
+            .stderr
+            .lines()
+            .find(|line| line.trim_start().starts_with(&format!("{service} ")))
+            .unwrap_or_else(|| panic!("no line for {service}: {out}"));
+        assert!(line.contains("healthy"), "{line}");
+        assert!(
+            line.ends_with(&format!("http://127.0.0.1:{port}")),
+            "{line}"
+        );
+    }
+    project.locald(["down"]).success();
+}
+
+/// `-v` shows locald's own steps (a service started, stopped), not only
+/// what its libraries say.
+#[test]
+fn verbose_up_shows_locald_s_own_steps() {
+    let project =
+        Project::with_toml("[services.job]\ncommand = \"echo done-963370\"\nrestart = \"never\"\n");
+    let out = project.locald(["-v", "up"]).success();
+    assert!(out.stdout.contains("done-963370"), "{out}");
+    let started = out
+        .stderr
+        .lines()
+        .find(|line| line.contains("started"))
+        .unwrap_or_else(|| panic!("no start step: {out}"));
+    assert!(started.contains("service=job"), "{started}");
+    assert!(started.contains("echo done-963370"), "{started}");
+}

@@ -120,6 +120,31 @@ fn output_and_exit_codes_pass_through() {
     .code(128 + 9);
 }
 
+/// As `docker run`: 127 for a command the image does not have, 126 for one
+/// it cannot execute, with a short message and no runtime internals.
+#[test]
+fn a_command_not_found_or_not_executable_exits_127_or_126() {
+    let (project, data) = project_with_busybox();
+    with_store(
+        project.locald(["container", "run", "bb:1", "nosuch-963320", "arg"]),
+        data.path(),
+    )
+    .code(127)
+    .stderr_is("locald: exec: nosuch-963320: command not found\n");
+    with_store(
+        project.locald(["container", "run", "bb:1", "/etc/passwd"]),
+        data.path(),
+    )
+    .code(126)
+    .stderr_is("locald: exec: /etc/passwd: permission denied\n");
+    with_store(
+        project.locald(["container", "run", "bb:1", "/etc"]),
+        data.path(),
+    )
+    .code(126)
+    .stderr_is("locald: exec: /etc: is a directory\n");
+}
+
 /// `--rm` is accepted for Docker habits and is what always happens: the
 /// container is gone once the run returns, with or without it.
 #[test]
@@ -708,6 +733,57 @@ command = "exec sleep 987507"
         .stderr_has("1 unpacked images");
     assert!(!used[0].exists());
     with_store(project.locald(["image", "rm", "bb:1"]), data.path()).success();
+}
+
+/// `image rm A B` removes every image it can and says each it cannot (exit
+/// 1); `image prune` counts the unpacked trees in the space it frees;
+/// `image import` says how to name what it cannot name itself.
+#[test]
+fn image_rm_prune_and_import_report_what_they_did() {
+    let (project, data) = project_with_busybox();
+    let image = busybox_image(&ConfigOverride::default()).unwrap();
+    // A layout tagged `1.5` only: its tag is used, and asked for a name.
+    let layout = project.path().join("tagged");
+    image.write_layout(&layout, "1.5").expect("write layout");
+    let layout = layout.to_str().unwrap();
+    with_store(project.locald(["image", "import", layout]), data.path())
+        .code(1)
+        .stderr_has("(only its tag, `1.5`)")
+        .stderr_has("with --name (e.g. --name myapp:1.5)");
+    with_store(
+        project.locald(["image", "import", layout, "--name", "local/app"]),
+        data.path(),
+    )
+    .success()
+    .stderr_has("imported docker.io/local/app:1.5");
+    std::fs::write(project.path().join("root.tar"), b"").unwrap();
+    with_store(project.locald(["image", "import", "root.tar"]), data.path())
+        .code(1)
+        .stderr_has("root.tar is a root filesystem tarball")
+        .stderr_has("--name");
+
+    let out = with_store(
+        project.locald(["image", "rm", "bb:1", "nosuch:1", "local/app:1.5"]),
+        data.path(),
+    )
+    .code(1);
+    out.stderr_has("removed bb:1\n")
+        .stderr_has("error: ")
+        .stderr_has("nosuch")
+        .stderr_has("removed local/app:1.5\n");
+    let out = with_store(project.locald(["image", "ls"]), data.path()).success();
+    assert_eq!(out.stdout.lines().count(), 1, "only the header: {out}");
+
+    // The busybox binary alone is about 1 MB, in its blob and unpacked.
+    let out = with_store(project.locald(["image", "prune"]), data.path()).success();
+    let freed: f64 = out
+        .stderr
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(" MB freed)\n"))
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(freed >= 2.0, "{out}");
 }
 
 /// `container run` holds its image too: `image rm` refuses while it runs and

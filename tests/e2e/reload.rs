@@ -144,10 +144,14 @@ fn up_detached_again_applies_the_config_and_starts_what_is_down() {
         "locald.toml",
         &format!("{before}\n[services.new]\ncommand = \"sleep 987604\"\nhealth = \"none\"\n"),
     );
-    project
-        .locald(["up", "-d", "--wait"])
-        .success()
-        .stderr_is("locald: new: started\nlocald: old: started\n");
+    // What it did, then the summary of every service (see
+    // cli::up_detached_summarises_each_service_with_its_url).
+    let out = project.locald(["up", "-d", "--wait"]).success();
+    assert!(
+        out.stderr
+            .starts_with("locald: new: started\nlocald: old: started\n  "),
+        "{out}"
+    );
     assert_eq!(
         one_pid("987601"),
         steady,

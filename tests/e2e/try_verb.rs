@@ -83,3 +83,45 @@ fn a_locald_toml_that_try_creates_is_not_writable_by_others() {
     assert_eq!(mode & 0o022, 0, "locald.toml is {:o}", mode & 0o7777);
     assert_eq!(mode & 0o600, 0o600, "locald.toml is {:o}", mode & 0o7777);
 }
+
+#[test]
+fn try_refuses_a_bad_or_taken_save_name_before_running_anything() {
+    let original = "[services.web]\ncommand = \"sleep 963340\"\n";
+    let project = Project::with_toml(original);
+    for (name, says) in [
+        ("web", "already exists"),
+        ("bad name!", "invalid service name"),
+    ] {
+        project
+            .locald(["try", "--save", name, "--", "touch ran-963341"])
+            .code(1)
+            .stderr_has(says);
+        assert!(
+            !project.path().join("ran-963341").exists(),
+            "the command ran before `{name}` was refused"
+        );
+    }
+    assert_eq!(project.read("locald.toml"), original);
+}
+
+#[test]
+fn service_add_command_takes_options_after_the_command() {
+    let project = Project::with_toml("[project]\nname = \"p\"\n");
+    project
+        .locald([
+            "service",
+            "add",
+            "command",
+            "python3 -m http.server $PORT",
+            "--name",
+            "web",
+            "--port",
+            "8000",
+        ])
+        .success();
+    let toml = project.read("locald.toml");
+    assert!(
+        toml.contains("[services.web]\ncommand = \"python3 -m http.server $PORT\"\nport = 8000\n"),
+        "{toml}"
+    );
+}

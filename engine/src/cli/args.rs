@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
+use clap_complete::ArgValueCandidates;
 use serde::Serialize;
+
+use super::completion::{self, service_candidates};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
+    /// Write a first locald.toml: from a Procfile or compose file here, or a commented starter
+    Init(Init),
     /// Run the project's services (foreground, or -d for a background supervisor)
     Up(Up),
     /// Stop every service and the background supervisor
@@ -36,12 +41,12 @@ pub enum Subcommand {
     Status(Json),
     /// Show what services printed
     Logs(Logs),
-    /// Start a stopped service
-    Start(OneService),
-    /// Stop a service (all services without a name); the supervisor keeps running
-    Stop(MaybeService),
-    /// Restart a service
-    Restart(OneService),
+    /// Start stopped services
+    Start(SomeServices),
+    /// Stop services (all without names); the supervisor keeps running
+    Stop(Services),
+    /// Restart services (all without names)
+    Restart(Services),
     /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
     Reload(NoArgs),
     /// Run a scratch command with a free $PORT, then offer to save it as a service
@@ -66,6 +71,13 @@ pub enum Subcommand {
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
+    /// Print the shell code that completes locald's commands and service names
+    /// (bash: `source <(locald completions bash)` in ~/.bashrc; zsh: the same in
+    /// ~/.zshrc; fish: `locald completions fish | source` in config.fish)
+    Completions {
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
 }
 
 // Each verb's arguments are one struct: clap parses it, and serde turns it
@@ -76,6 +88,17 @@ pub enum Subcommand {
 // A verb without arguments: its script gets an empty `args`.
 #[derive(Debug, clap::Args, Serialize)]
 pub struct NoArgs {}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Init {
+    /// Import this Procfile or compose file (default: the first of Procfile,
+    /// compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml here)
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
+    /// Replace an existing locald.toml
+    #[arg(long)]
+    pub force: bool,
+}
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Up {
@@ -89,6 +112,7 @@ pub struct Up {
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub timeout: Option<String>,
     /// Only these services (and what they depend on)
+    #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
 }
 
@@ -101,24 +125,36 @@ pub struct Json {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Logs {
-    /// Only this service
-    pub service: Option<String>,
+    /// Only these services (all, interleaved, without names)
+    #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
+    pub services: Vec<String>,
     /// Keep printing new lines
     #[arg(short, long)]
     pub follow: bool,
     /// How many lines from the end
     #[arg(short = 'n', long, default_value_t = 100)]
     pub lines: u32,
+    /// Only lines since then: a duration back from now (10m, 1h30m) or an
+    /// RFC 3339 time (2024-05-01T12:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show the time of each line
+    #[arg(short, long)]
+    pub timestamps: bool,
 }
 
+/// One service or more.
 #[derive(Debug, clap::Args, Serialize)]
-pub struct OneService {
-    pub service: String,
+pub struct SomeServices {
+    #[arg(value_name = "SERVICE", required = true, add = ArgValueCandidates::new(service_candidates))]
+    pub services: Vec<String>,
 }
 
+/// Services; none means all.
 #[derive(Debug, clap::Args, Serialize)]
-pub struct MaybeService {
-    pub service: Option<String>,
+pub struct Services {
+    #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, clap::Args, Serialize)]
@@ -137,6 +173,7 @@ pub struct Try {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Run {
+    #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub service: String,
     /// The command: one quoted shell line or words
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -305,7 +342,9 @@ pub struct ServiceAddCommand {
     /// A fixed $PORT for the service
     #[arg(long)]
     pub port: Option<u16>,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command: one quoted shell line (`'server --port $PORT'`), or words
+    /// after `--`. Options may come after it, as with `container`
+    #[arg(required = true, value_name = "COMMAND")]
     #[serde(skip)]
     pub command: Vec<String>,
 }
@@ -369,5 +408,50 @@ mod tests {
         assert_eq!(security_opt, ["seccomp=unconfined"]);
         assert_eq!(image, "img");
         assert_eq!(command, ["sh", "-c", "echo"]);
+    }
+
+    #[test]
+    fn service_add_command_takes_options_after_the_command() {
+        use clap::Parser;
+        let parse = |words: &[&str]| {
+            let cli =
+                Cli::try_parse_from(["locald", "service", "add", "command"].iter().chain(words))
+                    .unwrap_or_else(|e| panic!("{words:?}: {e}"));
+            let super::Subcommand::Service(super::ServiceCommand::Add(super::ServiceAdd::Command(
+                add,
+            ))) = cli.command
+            else {
+                panic!("not service add command");
+            };
+            (add.name, add.port, add.command)
+        };
+        let expected = |command: &[&str]| {
+            (
+                "web".to_string(),
+                Some(8000),
+                command.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            parse(&["python3 app.py", "--name", "web", "--port", "8000"]),
+            expected(&["python3 app.py"])
+        );
+        assert_eq!(
+            parse(&[
+                "--name",
+                "web",
+                "--port",
+                "8000",
+                "--",
+                "python3",
+                "-m",
+                "http.server"
+            ]),
+            expected(&["python3", "-m", "http.server"])
+        );
+        assert_eq!(
+            parse(&["--name=web", "serve", "--port=8000"]),
+            expected(&["serve"])
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! given and every key given is read.
 
 mod args;
+pub mod completion;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,8 +21,8 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Json, Logs, MaybeService, NoArgs, OneService, Pull, Run, Script, ServiceAdd,
-    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Subcommand, Try, Up,
+    ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd, ServiceAddCommand,
+    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -46,6 +47,7 @@ pub fn main() -> i32 {
         _ => {}
     }
 
+    completion::complete_if_asked();
     let cli = Cli::parse_from(argv);
     init_tracing(cli.verbose);
     if let Some(dir) = &cli.directory {
@@ -74,10 +76,17 @@ fn init_tracing(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(use_color(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(verbose > 1)
         .try_init();
+}
+
+/// Colour on `stream` only for a person: a terminal, and `NO_COLOR` unset
+/// (<https://no-color.org>); never escape codes in a file or a pipe.
+fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// Why a command failed, as the CLI shows it.
@@ -92,6 +101,9 @@ pub enum CliError {
     /// The REPL could not read its input or write its prompt.
     #[error(transparent)]
     Repl(#[from] std::io::Error),
+    /// The completion script could not be made.
+    #[error("cannot write the completion script: {0}")]
+    Completions(std::io::Error),
 }
 
 impl CliError {
@@ -111,7 +123,9 @@ impl CliError {
     fn kind(&self) -> ErrorKind {
         match self {
             CliError::Script(error) => error.kind,
-            CliError::Message(_) | CliError::Repl(_) => ErrorKind::Message,
+            CliError::Message(_) | CliError::Repl(_) | CliError::Completions(_) => {
+                ErrorKind::Message
+            }
         }
     }
 }
@@ -125,6 +139,8 @@ enum Action {
     Repl,
     /// List the built-in scripts, or print one.
     Stdlib(Option<String>),
+    /// Print the completion script of a shell.
+    Completions(completion::Shell),
 }
 
 impl Subcommand {
@@ -142,6 +158,10 @@ impl Subcommand {
                     .collect();
                 Ok(print_out(&names))
             }
+            Action::Completions(shell) => {
+                let script = completion::script(shell).map_err(CliError::Completions)?;
+                Ok(print_out(&String::from_utf8_lossy(&script)))
+            }
             Action::Stdlib(Some(name)) => match script::stdlib::get(&name) {
                 Some(source) => Ok(print_out(source)),
                 None => Err(CliError::Message(format!(
@@ -156,6 +176,7 @@ impl Subcommand {
     fn action(self) -> Result<Action, CliError> {
         let verb = |name, args| Ok(Action::Verb(name, args));
         match self {
+            Subcommand::Init(a) => verb("init", script_args(&a)?),
             Subcommand::Up(a) => verb("up", script_args(&a)?),
             Subcommand::Down(a) => verb("down", script_args(&a)?),
             Subcommand::Status(a) => verb("status", script_args(&a)?),
@@ -187,6 +208,7 @@ impl Subcommand {
             }
             Subcommand::Repl => Ok(Action::Repl),
             Subcommand::Stdlib { name } => Ok(Action::Stdlib(name)),
+            Subcommand::Completions { shell } => Ok(Action::Completions(shell)),
         }
     }
 }
@@ -210,12 +232,13 @@ trait ScriptArgs: Serialize {
     }
 }
 
+impl ScriptArgs for Init {}
 impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
 impl ScriptArgs for Logs {}
-impl ScriptArgs for OneService {}
-impl ScriptArgs for MaybeService {}
+impl ScriptArgs for SomeServices {}
+impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
 impl ScriptArgs for Script {}
 impl ScriptArgs for ImageReference {}

@@ -11,13 +11,14 @@ use crate::script::stdlib;
 
 /// One command line per form of every verb that runs a built-in script.
 const VERBS: &[&[&str]] = &[
+    &["init"],
     &["up"],
     &["down"],
     &["status"],
     &["logs"],
     &["start", "web"],
     &["stop"],
-    &["restart", "web"],
+    &["restart"],
     &["reload"],
     &["try", "--", "python3 -m http.server $PORT"],
     &["run", "web", "--", "true"],
@@ -76,9 +77,24 @@ fn every_verb_gives_exactly_the_keys_its_script_reads() {
 #[test]
 fn absent_options_are_unit_and_given_ones_keep_their_type() {
     let (_, args) = call(&["logs"]);
-    assert!(args["service"].is_unit());
+    assert!(args["since"].is_unit());
     assert_eq!(args["lines"].as_int(), Ok(100));
     assert_eq!(args["follow"].as_bool(), Ok(false));
+    assert_eq!(args["timestamps"].as_bool(), Ok(false));
+    let (_, args) = call(&["logs", "web", "db", "--since", "10m", "-t"]);
+    let services: Vec<String> = args["services"].clone().into_typed_array().expect("names");
+    assert_eq!(services, ["web", "db"]);
+    assert_eq!(args["since"].clone().into_string().as_deref(), Ok("10m"));
+    assert_eq!(args["timestamps"].as_bool(), Ok(true));
+    for verb in ["start", "stop", "restart"] {
+        let (_, args) = call(&[verb, "web", "db"]);
+        let services: Vec<String> = args["services"].clone().into_typed_array().expect("names");
+        assert_eq!(services, ["web", "db"], "{verb}");
+    }
+    assert!(
+        Cli::try_parse_from(["locald", "start"]).is_err(),
+        "start needs a service"
+    );
     let (_, args) = call(&["up", "-d", "--wait", "--timeout", "5", "web", "db"]);
     assert_eq!(args["detach"].as_bool(), Ok(true));
     assert_eq!(args["timeout"].clone().into_string().as_deref(), Ok("5"));

@@ -22,13 +22,7 @@ pub(crate) fn replace_with(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
+    let (dir, temp_path) = beside(path)?;
     // The original's mode and owner, to keep; none for a new file.
     let original = match fs::metadata(path) {
         Ok(metadata) => Some(metadata),
@@ -36,7 +30,6 @@ pub(crate) fn replace_with(
         Err(error) => return Err(error),
     };
 
-    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
     let result = (|| {
         // Private until it has its final mode: nobody reads a half-written
         // file, nor opens it in between to keep a handle.
@@ -67,6 +60,44 @@ pub(crate) fn replace_with(
         let _ = directory.sync_all();
     }
     Ok(())
+}
+
+/// Creates `path` with `contents`, refusing (`AlreadyExists`) when it
+/// exists, even if it appears meanwhile: the contents go to a temporary
+/// file first and are hard-linked into place, which fails rather than
+/// replace, so readers never see a half-written file either.
+pub(crate) fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let (dir, temp_path) = beside(path)?;
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(NEW_FILE_MODE)
+            .open(&temp_path)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::hard_link(&temp_path, path)
+    })();
+    let _ = fs::remove_file(&temp_path);
+    result?;
+    if let Ok(directory) = File::open(&dir) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
+/// The directory of `path` and a temporary path beside it: the rename or
+/// link into place then stays on one file system.
+fn beside(path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to write to"))?;
+    let temp_path = dir.join(temp_name(file_name.to_string_lossy().as_ref()));
+    Ok((dir, temp_path))
 }
 
 /// The mode of a file that did not exist, less the umask (what `touch` gives).
@@ -143,6 +174,20 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o644 & !umask());
         assert_eq!(mode & 0o022, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn create_new_writes_a_new_file_and_never_replaces_one() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("locald.toml");
+        create_new(&path, b"first").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644 & !umask());
+        let error = create_new(&path, b"second").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        assert_eq!(entries(temp.path()), ["locald.toml"]);
     }
 
     #[test]

@@ -44,6 +44,27 @@ pub fn add_service(
     name: &str,
     fields: &[(&str, Value)],
 ) -> Result<(), EditError> {
+    let (path, updated) = with_service(config_path, name, fields)?;
+    write_atomic(&path, updated.as_bytes()).map_err(|source| EditError::Write { path, source })
+}
+
+/// Checks that [`add_service`] would add the service, refusing as it does
+/// (a bad name, one that exists, a field or a project it makes invalid),
+/// and writes nothing: so a command can refuse before it does its work.
+pub fn check_new_service(
+    config_path: &Path,
+    name: &str,
+    fields: &[(&str, Value)],
+) -> Result<(), EditError> {
+    with_service(config_path, name, fields).map(|_| ())
+}
+
+/// The file to write and its new text, with the service added and checked.
+fn with_service(
+    config_path: &Path,
+    name: &str,
+    fields: &[(&str, Value)],
+) -> Result<(PathBuf, String), EditError> {
     if !is_service_name(name) {
         return Err(EditError::InvalidName(name.to_owned()));
     }
@@ -62,7 +83,7 @@ pub fn add_service(
     check_fields(name, &new_service, &path)?;
     let updated = insert_service(&original, name, new_service, &path)?;
     load_toml(&path, &updated).map_err(EditError::WouldBeInvalid)?;
-    write_atomic(&path, updated.as_bytes()).map_err(|source| EditError::Write { path, source })
+    Ok((path, updated))
 }
 
 /// The file's text: a regular file (a FIFO would block the open), at most

@@ -23,6 +23,7 @@ mod value;
 
 use std::path::Path;
 
+pub(crate) use atomic::{create_new, write_atomic};
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
 pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
 pub use edit::{add_service, EditError};
@@ -62,6 +63,20 @@ pub fn declared_project_name(source: &str) -> Option<String> {
     let document = toml_edit::Document::parse(source).ok()?;
     let name = document.get("project")?.get("name")?.as_str()?.trim();
     (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The names of `locald.toml`'s `[services.*]` tables, in order, read
+/// without validating anything (for shell completions); none when the file
+/// does not parse.
+pub fn declared_service_names(source: &str) -> Vec<String> {
+    let Ok(document) = toml_edit::Document::parse(source) else {
+        return Vec::new();
+    };
+    document
+        .get("services")
+        .and_then(|services| services.as_table_like())
+        .map(|services| services.iter().map(|(name, _)| name.to_owned()).collect())
+        .unwrap_or_default()
 }
 
 fn lower_toml(path: &Path, source: &str) -> Result<value::Node, ConfigError> {

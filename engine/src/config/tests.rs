@@ -809,3 +809,20 @@ fn the_declared_name_is_read_without_validating_the_rest() {
     assert_eq!(declared_project_name("[project]\nname = 3\n"), None);
     assert_eq!(declared_project_name("[project\n"), None);
 }
+
+#[test]
+fn the_declared_service_names_are_read_without_validating_anything() {
+    use super::declared_service_names;
+    assert_eq!(
+        declared_service_names(
+            "[services.web]\nbogus = 1\n[services.db]\nimage = 3\n[other]\n[services.api]\n"
+        ),
+        ["web", "db", "api"]
+    );
+    assert_eq!(
+        declared_service_names("services = { a = { command = \"x\" }, b = {} }\n"),
+        ["a", "b"]
+    );
+    assert!(declared_service_names("[project]\nname = \"p\"\n").is_empty());
+    assert!(declared_service_names("[services\n").is_empty());
+}

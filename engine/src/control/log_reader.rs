@@ -1,13 +1,14 @@
-//! `locald logs`: the last lines of one service's log, or of all services
-//! interleaved by timestamp, printed like foreground output; with `follow`,
-//! new lines as they come, across rotations, until interrupted.
+//! `locald logs`: the last lines of some services' logs (all by default)
+//! interleaved by timestamp, printed like foreground output, only those since
+//! a time when asked, with their times when asked; with `follow`, new lines
+//! as they come, across rotations, until interrupted.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::project::state_dir::{open_file, StateDir};
 use crate::supervisor::console::Console;
@@ -47,10 +48,68 @@ fn last_lines(path: &Path, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// Names of the services that have a log, or just `service`.
-fn services_with_logs(state: &StateDir, service: Option<&str>) -> Vec<String> {
-    if let Some(service) = service {
-        return vec![service.to_string()];
+/// Which lines of the logs to show, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// These services' logs; every service's when empty.
+    pub services: Vec<String>,
+    /// How many lines from the end.
+    pub lines: usize,
+    /// Only lines written at or after this time (as logs write it, see
+    /// [`since`]).
+    pub since: Option<String>,
+    /// Each line prefixed with the time it was written.
+    pub timestamps: bool,
+}
+
+/// Why a `since` time was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid time `{text}`: expected a duration (10m, 1h30m) or an RFC 3339 time (2024-05-01T12:00:00Z)")]
+pub struct SinceError {
+    text: String,
+}
+
+/// The log timestamp for `since` as `locald logs --since` takes it: a
+/// duration back from `now` (`10m`, `90s`), or an RFC 3339 time (`Z` or an
+/// offset such as `+02:00`), as `docker logs --since` does.
+pub fn since(text: &str, now: SystemTime) -> Result<String, SinceError> {
+    let error = || SinceError {
+        text: text.to_string(),
+    };
+    let text = text.trim();
+    let time = if let Ok(duration) = humantime::parse_duration(text) {
+        now.checked_sub(duration).ok_or_else(error)?
+    } else {
+        rfc3339(text).ok_or_else(error)?
+    };
+    Ok(humantime::format_rfc3339_millis(time).to_string())
+}
+
+/// An RFC 3339 time with `Z` or a numeric offset (humantime reads only UTC).
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    if text.ends_with(['Z', 'z']) {
+        return humantime::parse_rfc3339(text).ok();
+    }
+    let (at, sign) = text
+        .rfind(['+', '-'])
+        .filter(|at| *at > 10)
+        .map(|at| (at, if text.as_bytes()[at] == b'+' { 1 } else { -1 }))?;
+    let (hours, minutes) = text[at + 1..].split_once(':')?;
+    let (hours, minutes): (u64, u64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    let local = humantime::parse_rfc3339(&format!("{}Z", &text[..at])).ok()?;
+    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+    // A time at +02:00 is two hours ahead of UTC: UTC is earlier.
+    if sign > 0 {
+        local.checked_sub(offset)
+    } else {
+        local.checked_add(offset)
+    }
+}
+
+/// Names of the services that have a log, or just `services` when given.
+fn services_with_logs(state: &StateDir, services: &[String]) -> Vec<String> {
+    if !services.is_empty() {
+        return services.to_vec();
     }
     let mut names: Vec<String> = fs::read_dir(state.logs_dir())
         .map(|entries| {
@@ -67,25 +126,53 @@ fn services_with_logs(state: &StateDir, service: Option<&str>) -> Vec<String> {
     names
 }
 
-/// Format one stored line for display; `false` when it is not a log line.
-fn format_stored(console: &Console, out: &mut Vec<u8>, service: &str, line: &str) -> bool {
-    match parse_line(line) {
-        Some(parsed) if parsed.stream == Stream::Event => {
-            console.format_event(out, service, parsed.text)
-        }
-        Some(parsed) => console.format_line(out, service, parsed.text.as_bytes()),
-        None => return false,
+/// Format one stored line for display (after its time with `timestamps`);
+/// `false` when it is not a log line.
+fn format_stored(
+    console: &Console,
+    out: &mut Vec<u8>,
+    service: &str,
+    line: &str,
+    timestamps: bool,
+) -> bool {
+    let Some(parsed) = parse_line(line) else {
+        return false;
+    };
+    let text = if timestamps {
+        format!("{} {}", parsed.timestamp, parsed.text)
+    } else {
+        parsed.text.to_string()
+    };
+    if parsed.stream == Stream::Event {
+        console.format_event(out, service, &text)
+    } else {
+        console.format_line(out, service, text.as_bytes())
     }
     true
 }
 
-/// The last `count` lines across `services`, oldest first, merged by time.
-fn merged_tail(state: &StateDir, services: &[String], count: usize) -> Vec<(String, String)> {
+/// True when `line` was written at or after `since` (any line without one).
+fn is_since(line: &str, since: Option<&str>) -> bool {
+    match since {
+        Some(since) => line.split(' ').next() >= Some(since),
+        None => true,
+    }
+}
+
+/// The last `count` lines across `services` (those since `since`), oldest
+/// first, merged by time.
+fn merged_tail(
+    state: &StateDir,
+    services: &[String],
+    count: usize,
+    since: Option<&str>,
+) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = services
         .iter()
         .flat_map(|service| {
             tail(&state.service_log(service), count)
                 .into_iter()
+                .filter(|line| is_since(line, since))
                 .map(move |line| (service.clone(), line))
         })
         .collect();
@@ -110,46 +197,43 @@ fn checked_state(state_dir: &Path) -> Result<StateDir, SupervisorError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLine {
     pub service: String,
+    /// When it was written (RFC 3339, UTC, milliseconds).
+    pub time: String,
     pub stream: Stream,
     pub text: String,
 }
 
-/// The last `lines` lines of one service's log (or all services', merged by
-/// time), oldest first: what [`print_logs`] prints, as data.
-pub fn read_logs(
-    state_dir: &Path,
-    service: Option<&str>,
-    lines: usize,
-) -> Result<Vec<StoredLine>, SupervisorError> {
+/// The lines of the logs `query` asks for, merged by time, oldest first:
+/// what [`print_logs`] prints, as data.
+pub fn read_logs(state_dir: &Path, query: &LogQuery) -> Result<Vec<StoredLine>, SupervisorError> {
     let state = checked_state(state_dir)?;
-    let services = services_with_logs(&state, service);
-    Ok(merged_tail(&state, &services, lines)
-        .into_iter()
-        .filter_map(|(service, line)| {
-            let parsed = parse_line(&line)?;
-            Some(StoredLine {
-                stream: parsed.stream,
-                text: parsed.text.to_string(),
-                service,
+    let services = services_with_logs(&state, &query.services);
+    Ok(
+        merged_tail(&state, &services, query.lines, query.since.as_deref())
+            .into_iter()
+            .filter_map(|(service, line)| {
+                let parsed = parse_line(&line)?;
+                Some(StoredLine {
+                    time: parsed.timestamp.to_string(),
+                    stream: parsed.stream,
+                    text: parsed.text.to_string(),
+                    service,
+                })
             })
-        })
-        .collect())
+            .collect(),
+    )
 }
 
-/// Print the last `lines` lines of one service's log (or all services'),
-/// then with `follow` keep printing new lines until interrupted.
-pub fn print_logs(
-    state_dir: &Path,
-    service: Option<&str>,
-    lines: usize,
-    follow: bool,
-) -> Result<(), SupervisorError> {
+/// Print the lines of the logs `query` asks for, then with `follow` keep
+/// printing new lines until interrupted.
+pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<(), SupervisorError> {
     let state = checked_state(state_dir)?;
-    let mut services = services_with_logs(&state, service);
+    let mut services = services_with_logs(&state, &query.services);
     let console = Console::for_stdout(&services);
+    let since = query.since.as_deref();
     let mut out = Vec::new();
-    for (service, line) in merged_tail(&state, &services, lines) {
-        format_stored(&console, &mut out, &service, &line);
+    for (service, line) in merged_tail(&state, &services, query.lines, since) {
+        format_stored(&console, &mut out, &service, &line, query.timestamps);
     }
     console.write(&out);
     if !follow {
@@ -165,8 +249,8 @@ pub fn print_logs(
         if crate::sandbox::interrupt::take() {
             return Err(SupervisorError::Interrupted);
         }
-        if service.is_none() {
-            let current = services_with_logs(&state, None);
+        if query.services.is_empty() {
+            let current = services_with_logs(&state, &[]);
             if current != services {
                 for name in &current {
                     followers
@@ -180,7 +264,9 @@ pub fn print_logs(
         let mut out = Vec::new();
         for (name, follower) in &mut followers {
             for line in follower.poll() {
-                format_stored(&console, &mut out, name, &line);
+                if is_since(&line, since) {
+                    format_stored(&console, &mut out, name, &line, query.timestamps);
+                }
             }
         }
         console.write(&out);
@@ -287,15 +373,21 @@ mod tests {
             .unwrap();
         a.flush().unwrap();
         b.flush().unwrap();
-        let services = services_with_logs(&state, None);
+        let services = services_with_logs(&state, &[]);
         assert_eq!(services, vec!["a", "b"]);
-        let merged = merged_tail(&state, &services, 2);
+        let merged = merged_tail(&state, &services, 2, None);
         let texts: Vec<(&str, &str)> = merged
             .iter()
             .map(|(service, line)| (service.as_str(), parse_line(line).unwrap().text))
             .collect();
         assert_eq!(texts, vec![("b", "b2"), ("a", "exited")]);
-        let read = read_logs(dir.path(), None, 2).unwrap();
+        let query = |services: &[&str], lines, since: Option<&str>| LogQuery {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            lines,
+            since: since.map(str::to_string),
+            timestamps: false,
+        };
+        let read = read_logs(dir.path(), &query(&[], 2, None)).unwrap();
         let read: Vec<(&str, Stream, &str)> = read
             .iter()
             .map(|l| (l.service.as_str(), l.stream, l.text.as_str()))
@@ -304,14 +396,49 @@ mod tests {
             read,
             vec![("b", Stream::Stderr, "b2"), ("a", Stream::Event, "exited")]
         );
-        let read = read_logs(dir.path(), Some("a"), 5).unwrap();
+        let read = read_logs(dir.path(), &query(&["a"], 5, None)).unwrap();
         assert_eq!(read.len(), 2);
+        let read = read_logs(dir.path(), &query(&["b", "a"], 5, None)).unwrap();
+        assert_eq!(read.len(), 3);
+        // Since a time: that second's lines and later.
+        let read = read_logs(dir.path(), &query(&[], 5, Some("2024-01-01T00:00:02.000Z"))).unwrap();
+        let texts: Vec<&str> = read.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["b2", "exited"]);
+        assert_eq!(read[0].time, "2024-01-01T00:00:02.000Z");
         let console = Console::new(&services, false);
         let mut out = Vec::new();
         for (service, line) in &merged {
-            format_stored(&console, &mut out, service, line);
+            format_stored(&console, &mut out, service, line, false);
         }
         assert_eq!(String::from_utf8(out).unwrap(), "b | b2\na * exited\n");
+        let mut out = Vec::new();
+        format_stored(&console, &mut out, "b", &merged[0].1, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "b | 2024-01-01T00:00:02.000Z b2\n"
+        );
+    }
+
+    #[test]
+    fn since_takes_a_duration_or_an_rfc3339_time() {
+        let now = humantime::parse_rfc3339("2024-05-01T12:00:00Z").unwrap();
+        assert_eq!(since("10m", now).unwrap(), "2024-05-01T11:50:00.000Z");
+        assert_eq!(since("1h30m", now).unwrap(), "2024-05-01T10:30:00.000Z");
+        assert_eq!(
+            since("2024-05-01T11:00:00Z", now).unwrap(),
+            "2024-05-01T11:00:00.000Z"
+        );
+        assert_eq!(
+            since("2024-05-01T13:00:00+02:00", now).unwrap(),
+            "2024-05-01T11:00:00.000Z"
+        );
+        assert_eq!(
+            since("2024-05-01T08:30:00.250-02:30", now).unwrap(),
+            "2024-05-01T11:00:00.250Z"
+        );
+        let error = since("yesterday", now).unwrap_err().to_string();
+        assert!(error.contains("`yesterday`"), "{error}");
+        assert!(since("2024-05-01", now).is_err());
     }
 
     #[test]

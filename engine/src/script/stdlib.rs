@@ -4,6 +4,7 @@
 
 /// `(name, source)` of every built-in script.
 pub const SCRIPTS: &[(&str, &str)] = &[
+    ("init", include_str!("../../../stdlib/init.rhai")),
     ("up", include_str!("../../../stdlib/up.rhai")),
     ("down", include_str!("../../../stdlib/down.rhai")),
     ("status", include_str!("../../../stdlib/status.rhai")),

@@ -93,6 +93,7 @@ pub async fn prepare(
     // and the supervisor's runtime must keep serving the other services.
     let owned_reference = reference.to_string();
     let id = container_id(project, service);
+    tracing::debug!(service = %service.name, image = %reference, container = %id, "preparing the container");
     let user = format!(
         "container {id} (service {} of project {}, supervisor pid {})",
         service.name,

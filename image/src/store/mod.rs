@@ -253,8 +253,7 @@ impl ImageStore {
         let mut report = PruneReport::default();
         for (name, path) in read_dir_names(&self.paths.blobs_dir())? {
             if !used_blobs.contains(&name) {
-                report.freed_bytes += std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
-                remove_path(&path)?;
+                report.freed_bytes += remove_path_freeing(&path)?;
                 report.removed_blobs += 1;
             }
         }
@@ -270,13 +269,14 @@ impl ImageStore {
                     });
                     continue;
                 }
-                remove_path(&path)?;
+                // The unpacked tree is most of what an image takes.
+                report.freed_bytes += remove_path_freeing(&path)?;
                 self.forget_leases(&name)?;
                 report.removed_rootfs += 1;
             }
         }
         for (_, path) in read_dir_names(&self.paths.tmp_dir())? {
-            remove_path(&path)?;
+            report.freed_bytes += remove_path_freeing(&path)?;
             report.removed_temp += 1;
         }
         tracing::info!(?report, "pruned image store");
@@ -358,15 +358,28 @@ fn read_dir_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
 
 /// Removes a file or a whole directory tree, tolerating it being gone already.
 pub(crate) fn remove_path(path: &Path) -> Result<(), StoreError> {
+    remove_path_freeing(path).map(|_| ())
+}
+
+/// [`remove_path`], returning the disk space it freed in bytes (see
+/// [`remove_tree_freeing`](crate::remove_tree::remove_tree_freeing)).
+pub(crate) fn remove_path_freeing(path: &Path) -> Result<u64, StoreError> {
     let result = match std::fs::symlink_metadata(path) {
         // Not remove_dir_all: an image's tree may be arbitrarily deep (see remove_tree).
-        Ok(meta) if meta.is_dir() => crate::remove_tree::remove_tree(path),
-        Ok(_) => std::fs::remove_file(path),
+        Ok(meta) if meta.is_dir() => crate::remove_tree::remove_tree_freeing(path),
+        Ok(meta) => std::fs::remove_file(path).map(|()| {
+            use std::os::unix::fs::MetadataExt;
+            if meta.nlink() <= 1 {
+                meta.blocks() * 512
+            } else {
+                0
+            }
+        }),
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(freed) => Ok(freed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(source) => Err(StoreError::Io {
             action: "remove",
             path: path.to_path_buf(),

@@ -1,13 +1,19 @@
-//! Configuration primitives: where the config is, what it compiles to, and
-//! adding a service to it (comments and formatting kept, written atomically).
+//! Configuration primitives: where the config is, what it compiles to,
+//! adding a service to it (comments and formatting kept, written atomically),
+//! and a first `locald.toml` (`locald init`): imported from a Procfile or a
+//! compose file, or a commented starter.
 
 use std::path::{Path, PathBuf};
 
 use rhai::plugin::*;
 use rhai::{Array, Map};
 
+use serde::Deserialize;
+
+use super::options::{self, OptionsError};
+use crate::config::import::{self, ImportError, Imported};
 use crate::config::{ConfigError, EditError};
-use crate::project::LoadError;
+use crate::project::{DotenvError, LoadError};
 
 /// Why a configuration primitive failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,74 @@ pub enum ConfigApiError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Dotenv(#[from] DotenvError),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("{} exists already: not replaced", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The options of `create_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CreateConfigOptions {
+    /// Replace an existing `locald.toml` (its mode and owner kept).
+    replace: bool,
+}
+
+/// `import_config(path)`: the `locald.toml` made from the Procfile or
+/// compose file at `path`. A compose file's `${VARIABLES}` come from the
+/// environment, then from the `.env` beside it, as `docker compose` reads
+/// them.
+fn import_config(path: &Path) -> Result<Imported, ConfigApiError> {
+    // Absolute, so the import checks its result from the right place.
+    let path = &std::path::absolute(path).map_err(ConfigApiError::CurrentDir)?;
+    let text = crate::project::read_source(path, &crate::sandbox::Limits::PROJECT)?;
+    let dotenv_path = path.with_file_name(".env");
+    let dotenv = if dotenv_path.exists() {
+        crate::project::dotenv::load(&dotenv_path)?
+    } else {
+        Vec::new()
+    };
+    let vars = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            dotenv
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    Ok(import::import(path, &text, &vars)?)
+}
+
+/// `create_config(text, options)`: writes `text` as the `locald.toml` of the
+/// current directory, once it loads as a project; never over an existing
+/// file unless `replace` is given. Returns the path written.
+fn create_config(text: &str, options: Map) -> Result<PathBuf, ConfigApiError> {
+    let options: CreateConfigOptions = options::read("create_config", options)?;
+    let cwd = std::env::current_dir().map_err(ConfigApiError::CurrentDir)?;
+    let path = cwd.join(crate::config::TOML_FILE);
+    crate::config::load_toml(&path, text)?;
+    let written = if options.replace {
+        crate::config::write_atomic(&path, text.as_bytes())
+    } else {
+        crate::config::create_new(&path, text.as_bytes())
+    };
+    match written {
+        Ok(()) => Ok(path),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(ConfigApiError::Exists(path))
+        }
+        Err(source) => Err(ConfigApiError::Write { path, source }),
+    }
 }
 
 /// The `locald.toml` that edits go to: the project's, or a new one in the
@@ -67,8 +141,17 @@ pub fn toml_value(key: &str, value: &Dynamic) -> Result<toml_edit::Value, Config
     })
 }
 
-/// `add_service(name, fields)`: the file written.
-fn add_service(name: &str, fields: &Map) -> Result<PathBuf, ConfigApiError> {
+/// The options of `add_service`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AddServiceOptions {
+    /// Check everything, write nothing.
+    dry_run: bool,
+}
+
+/// `add_service(name, fields, options)`: the file written (or that would be).
+fn add_service(name: &str, fields: &Map, options: Map) -> Result<PathBuf, ConfigApiError> {
+    let AddServiceOptions { dry_run } = options::read("add_service", options)?;
     let path = config_file()?;
     let mut values = Vec::with_capacity(fields.len());
     for (key, value) in fields {
@@ -77,7 +160,11 @@ fn add_service(name: &str, fields: &Map) -> Result<PathBuf, ConfigApiError> {
     // A Rhai map iterates alphabetically; write keys in the order people
     // read a service: what runs first, then how it is wired.
     values.sort_by_key(|(key, _)| field_rank(key));
-    crate::config::edit::add_service(&path, name, &values)?;
+    if dry_run {
+        crate::config::edit::check_new_service(&path, name, &values)?;
+    } else {
+        crate::config::edit::add_service(&path, name, &values)?;
+    }
     Ok(path)
 }
 
@@ -143,13 +230,90 @@ pub mod config_api {
     /// Adds `[services.NAME]` with `fields` to `locald.toml`, keeping the
     /// rest of the file as the user wrote it. The result must still be a
     /// valid project, or nothing is written.
-    #[rhai_fn(return_raw)]
+    #[rhai_fn(return_raw, name = "add_service")]
     pub fn add_service(
         ctx: NativeCallContext,
         name: &str,
         fields: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        super::add_service(name, &fields)
+        add_service_with(ctx, name, fields, Map::new())
+    }
+
+    /// `add_service(name, fields, #{ dry_run: true })` checks all that
+    /// `add_service` checks and writes nothing, so that a verb can refuse
+    /// before it runs anything.
+    #[rhai_fn(return_raw, name = "add_service")]
+    pub fn add_service_with(
+        ctx: NativeCallContext,
+        name: &str,
+        fields: Map,
+        options: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
+        super::add_service(name, &fields, options)
+            .map(|path| path.display().to_string())
+            .map_err(|e| crate::script::throw(&ctx, e))
+    }
+
+    /// The name of the file `locald init` imports in the current directory
+    /// (a Procfile or a compose file, see `config::import::SOURCES`), or `()`.
+    #[rhai_fn(return_raw)]
+    pub fn import_source(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| crate::script::throw(&ctx, super::ConfigApiError::CurrentDir(e)))?;
+        Ok(crate::config::import::detect(&cwd)
+            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .map_or(Dynamic::UNIT, Dynamic::from))
+    }
+
+    /// The `locald.toml` made from the Procfile or compose file at `path`:
+    /// `#{ toml, services, notes }` (the text, the service names, and what
+    /// was not carried over, one line each). Nothing is written.
+    #[rhai_fn(return_raw)]
+    pub fn import_config(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
+        let imported = super::import_config(std::path::Path::new(path))
+            .map_err(|e| crate::script::throw(&ctx, e))?;
+        let mut map = Map::new();
+        map.insert("toml".into(), imported.toml.into());
+        let names = |items: Vec<String>| -> Dynamic {
+            items
+                .into_iter()
+                .map(Dynamic::from)
+                .collect::<rhai::Array>()
+                .into()
+        };
+        map.insert("services".into(), names(imported.services));
+        map.insert("notes".into(), names(imported.notes));
+        Ok(map)
+    }
+
+    /// A commented starter `locald.toml` for a project named after the
+    /// current directory. Nothing is written.
+    #[rhai_fn(return_raw)]
+    pub fn starter_config(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| crate::script::throw(&ctx, super::ConfigApiError::CurrentDir(e)))?;
+        Ok(crate::config::import::starter(
+            &crate::project::load::dir_name(&cwd),
+        ))
+    }
+
+    /// Writes `text` as the `locald.toml` of the current directory and
+    /// returns its path. It must load as a project, or nothing is written;
+    /// an existing file is never replaced.
+    #[rhai_fn(return_raw, name = "create_config")]
+    pub fn create_config(ctx: NativeCallContext, text: &str) -> Result<String, Box<EvalAltResult>> {
+        create_config_with(ctx, text, Map::new())
+    }
+
+    /// `create_config(text, #{ replace: true })` replaces an existing
+    /// `locald.toml` (keeping its mode and owner).
+    #[rhai_fn(return_raw, name = "create_config")]
+    pub fn create_config_with(
+        ctx: NativeCallContext,
+        text: &str,
+        options: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
+        super::create_config(text, options)
             .map(|path| path.display().to_string())
             .map_err(|e| crate::script::throw(&ctx, e))
     }

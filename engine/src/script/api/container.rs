@@ -26,8 +26,11 @@ pub enum ContainerError {
     MissingVolumeSource(PathBuf),
     #[error(transparent)]
     Capability(#[from] CapabilityError),
-    #[error("importing a rootfs tarball needs a name")]
-    ImportNeedsName,
+    #[error("{} is a root filesystem tarball, which has no name: give the name to store it under with --name (e.g. --name myapp:dev)", .0.display())]
+    ImportNeedsName(PathBuf),
+    /// An OCI layout that names no image, or several: the CLI's flag named.
+    #[error("{0} with --name (e.g. --name myapp:{tag})", tag = .1.as_deref().unwrap_or("dev"))]
+    LayoutNeedsName(locald_image::Error, Option<String>),
     #[error("`rm: false` is not supported: a container is always removed when it ends")]
     KeepNotSupported,
     #[error(transparent)]
@@ -106,6 +109,7 @@ pub fn pull_options() -> PullOptions {
 /// The image, from the store or pulled according to `policy`.
 pub fn ensure_image(reference: &str, policy: PullPolicy) -> Result<StoredImage, PullStopped> {
     let store = store()?;
+    tracing::debug!(image = %reference, ?policy, "resolving the image");
     // A stored image needs no async runtime (nor anything of the registry client): look it up
     // directly, as every `container run` of a pulled image does.
     if policy != PullPolicy::Always {
@@ -316,12 +320,44 @@ fn import_image(path: &Path, options: Map) -> Result<Map, ContainerError> {
     let ImportOptions { name } = options::read("import_image", options)?;
     let store = store()?;
     let image = if path.is_dir() {
-        store.import_oci_layout(path, name.as_deref())?
+        use locald_image::ImportError;
+        match store.import_oci_layout(path, name.as_deref()) {
+            Ok(image) => image,
+            Err(locald_image::Error::Import(ImportError::NoName { path, tag })) => {
+                let error = ImportError::NoName {
+                    path,
+                    tag: tag.clone(),
+                };
+                return Err(ContainerError::LayoutNeedsName(error.into(), tag));
+            }
+            Err(error @ locald_image::Error::Import(ImportError::Ambiguous { .. })) => {
+                return Err(ContainerError::LayoutNeedsName(error, None));
+            }
+            Err(error) => return Err(error.into()),
+        }
     } else {
-        let name = name.ok_or(ContainerError::ImportNeedsName)?;
+        let name = name.ok_or_else(|| ContainerError::ImportNeedsName(path.to_path_buf()))?;
         store.import_rootfs_tar(path, &name)?
     };
     Ok(image_map(&image))
+}
+
+/// `size_text(bytes)`: tenths rounded down, so a size never reads larger
+/// than it is.
+fn size_text(bytes: i64) -> String {
+    let tenths = |unit: i64| {
+        let tenths = bytes.saturating_mul(10) / unit;
+        format!("{}.{}", tenths / 10, tenths % 10)
+    };
+    if bytes >= 1 << 30 {
+        format!("{} GB", tenths(1 << 30))
+    } else if bytes >= 1 << 20 {
+        format!("{} MB", tenths(1 << 20))
+    } else if bytes >= 1 << 10 {
+        format!("{} kB", tenths(1 << 10))
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 /// `run_container(image, options)`.
@@ -330,6 +366,7 @@ fn run_container(reference: &str, options: Map) -> Result<i64, PullStopped> {
     let image = ensure_image(reference, options.pull.into())?;
     let reference = image.reference.clone();
     let spec = options.container_spec(image)?;
+    tracing::debug!(container = %spec.id, image = %reference, "running the container");
     // Held until the container has exited: `image rm`/`prune` leave its
     // rootfs alone meanwhile (see locald_image's leases).
     let lease = store()?.lease(
@@ -369,6 +406,12 @@ pub mod container_api {
         map.insert("downloaded".into(), (report.downloaded_blobs as i64).into());
         map.insert("reused".into(), (report.reused_blobs as i64).into());
         Ok(map)
+    }
+
+    /// `bytes` for people: `512 B`, `1.5 kB`, `12.3 MB` (powers of 1024,
+    /// one decimal), as `image ls` and `image prune` show sizes.
+    pub fn size_text(bytes: i64) -> String {
+        super::size_text(bytes)
     }
 
     /// The stored images: array of `#{ reference, digest, size, created }`.
@@ -443,6 +486,15 @@ mod tests {
     use super::*;
     use locald_image::ImageConfig;
     use locald_runtime::SeccompChoice;
+
+    #[test]
+    fn sizes_read_as_people_read_them_never_larger() {
+        assert_eq!(size_text(0), "0 B");
+        assert_eq!(size_text(1023), "1023 B");
+        assert_eq!(size_text(1536), "1.5 kB");
+        assert_eq!(size_text(2 * 1024 * 1024 - 1), "1.9 MB");
+        assert_eq!(size_text(5 << 30), "5.0 GB");
+    }
 
     fn image() -> StoredImage {
         StoredImage {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use locald_shim_protocol::exit::exit_code;
+use locald_shim_protocol::exit::{exit_code, ExecFailure};
 
 use rhai::plugin::*;
 use rhai::Array;
@@ -31,8 +31,6 @@ pub enum ProcessError {
     // read as "command not found".
     #[error("working directory {} does not exist (or is not a directory)", .0.display())]
     MissingWorkdir(PathBuf),
-    #[error("command not found: {program}")]
-    NotFound { program: String },
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -112,8 +110,9 @@ impl RunCommandOptions {
     }
 }
 
-/// Runs `cmd` attached to the terminal and returns its exit code; after a
-/// Ctrl-C (or SIGTERM/SIGHUP) during it, see [`OnInterrupt`].
+/// Runs `cmd` attached to the terminal and returns its exit code: 127 when
+/// the program is not found, 126 when it cannot be executed, as shells give;
+/// after a Ctrl-C (or SIGTERM/SIGHUP) during it, see [`OnInterrupt`].
 pub fn run_foreground(mut cmd: Command, on_interrupt: OnInterrupt) -> Result<i64, ProcessError> {
     let program = format!("{:?}", cmd.get_program());
     if let Some(dir) = cmd.get_current_dir() {
@@ -121,15 +120,23 @@ pub fn run_foreground(mut cmd: Command, on_interrupt: OnInterrupt) -> Result<i64
             return Err(ProcessError::MissingWorkdir(dir.to_path_buf()));
         }
     }
-    let mut child = cmd.spawn().map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ProcessError::NotFound {
-            program: program.clone(),
-        },
-        _ => ProcessError::Spawn {
-            program: program.clone(),
-            source,
-        },
-    })?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            // As a shell: a program not found exits 127, one that cannot be
+            // executed 126, said in one line; the caller gets the code.
+            let name = cmd.get_program().to_string_lossy();
+            let failure = source
+                .raw_os_error()
+                .and_then(|errno| ExecFailure::from_errno(&name, errno));
+            if let Some(failure) = failure {
+                let line = format!("locald: {name}: {}", failure.reason);
+                eprintln!("{}", crate::sandbox::terminal_text::for_terminal(&line));
+                return Ok(i64::from(failure.code));
+            }
+            return Err(ProcessError::Spawn { program, source });
+        }
+    };
     let foreground = ForegroundChild::enter(child.id());
     let status = child
         .wait()
@@ -154,6 +161,7 @@ impl rhai::CustomType for Program {
             })
             .with_get("is_shell", |p: &mut Self| matches!(p, Program::Shell(_)))
             .with_get("name", |p: &mut Self| p.program_name().to_string())
+            .with_get("service_name", |p: &mut Self| p.service_name())
             .with_fn("to_string", |p: &mut Self| p.shell_line())
             .with_fn("to_debug", |p: &mut Self| {
                 format!("Program({})", p.shell_line())

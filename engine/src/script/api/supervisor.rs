@@ -25,6 +25,8 @@ pub enum SteerError {
     NotRunning { project: String },
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    #[error("since: {0}")]
+    Since(#[from] crate::control::SinceError),
 }
 
 /// The options of `up`.
@@ -90,10 +92,18 @@ impl<'de> Deserialize<'de> for Timeout {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsOptions {
-    /// Only this service's log; all services' interleaved when not given.
+    /// Only this service's log (with `services`: one more).
     pub service: Option<String>,
+    /// Only these services' logs; all services' interleaved when neither
+    /// this nor `service` is given.
+    pub services: Vec<String>,
     /// How many lines from the end.
     pub lines: usize,
+    /// Only lines since then: a duration back from now (`"10m"`) or an
+    /// RFC 3339 time.
+    pub since: Option<String>,
+    /// Each line after the time it was written.
+    pub timestamps: bool,
     /// Keep printing new lines until interrupted.
     pub follow: bool,
 }
@@ -103,27 +113,66 @@ impl Default for LogsOptions {
         // As `locald logs`.
         LogsOptions {
             service: None,
+            services: Vec::new(),
             lines: 100,
+            since: None,
+            timestamps: false,
             follow: false,
         }
     }
 }
 
-/// The options of `logs`: `print_logs`'s, without `follow`.
+/// The options of `logs`: `print_logs`'s, without `follow` and
+/// `timestamps` (each line has its `time`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadLogsOptions {
-    /// Only this service's log; all services' merged by time when not given.
     pub service: Option<String>,
-    /// How many lines from the end.
+    pub services: Vec<String>,
     pub lines: usize,
+    pub since: Option<String>,
 }
 
 impl Default for ReadLogsOptions {
     fn default() -> Self {
-        let LogsOptions { service, lines, .. } = LogsOptions::default();
-        ReadLogsOptions { service, lines }
+        let LogsOptions {
+            service,
+            services,
+            lines,
+            since,
+            ..
+        } = LogsOptions::default();
+        ReadLogsOptions {
+            service,
+            services,
+            lines,
+            since,
+        }
     }
+}
+
+/// The [`LogQuery`](crate::control::LogQuery) of `logs` or `print_logs`,
+/// once each service is known to the project and `since` is a time.
+fn log_query(
+    project: &ProjectHandle,
+    options: ReadLogsOptions,
+    timestamps: bool,
+) -> Result<crate::control::LogQuery, SteerError> {
+    let mut services = options.services;
+    services.extend(options.service);
+    for name in &services {
+        project.service(name)?;
+    }
+    let since = options
+        .since
+        .map(|text| crate::control::since(&text, std::time::SystemTime::now()))
+        .transpose()?;
+    Ok(crate::control::LogQuery {
+        services,
+        lines: options.lines,
+        since,
+        timestamps,
+    })
 }
 
 /// The options of `print_status`.
@@ -190,13 +239,10 @@ fn print_status(project: &ProjectHandle, options: Map) -> Result<(), SteerError>
     Ok(())
 }
 
-/// `logs(project, options)`: array of `#{ service, stream, line }`.
+/// `logs(project, options)`: array of `#{ service, stream, line, time }`.
 fn logs(project: &ProjectHandle, options: Map) -> Result<rhai::Array, SteerError> {
-    let ReadLogsOptions { service, lines } = options::read("logs", options)?;
-    if let Some(name) = &service {
-        project.service(name)?;
-    }
-    let lines = crate::control::read_logs(&project.0.state_dir(), service.as_deref(), lines)?;
+    let query = log_query(project, options::read("logs", options)?, false)?;
+    let lines = crate::control::read_logs(&project.0.state_dir(), &query)?;
     Ok(lines
         .into_iter()
         .map(|line| {
@@ -204,6 +250,7 @@ fn logs(project: &ProjectHandle, options: Map) -> Result<rhai::Array, SteerError
             map.insert("service".into(), line.service.into());
             map.insert("stream".into(), line.stream.as_str().into());
             map.insert("line".into(), line.text.into());
+            map.insert("time".into(), line.time.into());
             Dynamic::from_map(map)
         })
         .collect())
@@ -212,13 +259,16 @@ fn logs(project: &ProjectHandle, options: Map) -> Result<rhai::Array, SteerError
 /// `print_logs(project, options)`.
 fn print_logs(project: &ProjectHandle, options: Map) -> Result<(), SteerError> {
     let options: LogsOptions = options::read("print_logs", options)?;
-    if let Some(name) = &options.service {
-        project.service(name)?;
-    }
+    let read = ReadLogsOptions {
+        service: options.service,
+        services: options.services,
+        lines: options.lines,
+        since: options.since,
+    };
+    let query = log_query(project, read, options.timestamps)?;
     Ok(crate::control::print_logs(
         &project.0.state_dir(),
-        options.service.as_deref(),
-        options.lines,
+        &query,
         options.follow,
     )?)
 }
@@ -373,8 +423,9 @@ pub mod supervisor_api {
     }
 
     /// The last 100 lines of every service's log, merged by time, oldest
-    /// first: array of `#{ service, stream, line }` (`stream` is `"stdout"`,
-    /// `"stderr"` or `"locald"` for locald's own events about the service).
+    /// first: array of `#{ service, stream, line, time }` (`stream` is
+    /// `"stdout"`, `"stderr"` or `"locald"` for locald's own events about the
+    /// service; `time` is when it was written, RFC 3339 in UTC).
     #[rhai_fn(return_raw, name = "logs")]
     pub fn logs(
         ctx: NativeCallContext,
@@ -383,8 +434,8 @@ pub mod supervisor_api {
         logs_with(ctx, project, Map::new())
     }
 
-    /// The last lines of the logs as data; options `#{ service, lines }` as
-    /// `print_logs` takes them.
+    /// The last lines of the logs as data; options `#{ service, services,
+    /// lines, since }` as `print_logs` takes them.
     #[rhai_fn(return_raw, name = "logs")]
     pub fn logs_with(
         ctx: NativeCallContext,
@@ -403,9 +454,11 @@ pub mod supervisor_api {
         print_logs_with(ctx, project, Map::new())
     }
 
-    /// Prints logs like `locald logs`; options `#{ service, lines, follow }`
-    /// (one service's, all interleaved when not given; the last `lines`
-    /// (100); then new lines as they come with `follow`).
+    /// Prints logs like `locald logs`; options `#{ service, services, lines,
+    /// since, timestamps, follow }` (those services', all interleaved when
+    /// not given; the last `lines` (100); only those since `since`, a
+    /// duration back from now or an RFC 3339 time; each after its time with
+    /// `timestamps`; then new lines as they come with `follow`).
     #[rhai_fn(return_raw, name = "print_logs")]
     pub fn print_logs_with(
         ctx: NativeCallContext,
@@ -488,11 +541,19 @@ mod tests {
             (options.service.as_deref(), options.lines, options.follow),
             (Some("web"), 5, true)
         );
+        let options: LogsOptions = read(
+            "print_logs",
+            r#"#{ services: ["a", "b"], since: "10m", timestamps: true }"#,
+        )
+        .unwrap();
+        assert_eq!(options.services, ["a", "b"]);
+        assert_eq!(options.since.as_deref(), Some("10m"));
+        assert!(options.timestamps);
         let error = read::<LogsOptions>("print_logs", "#{ lines: -1 }").unwrap_err();
         assert!(error.starts_with("print_logs: option `lines`: "), "{error}");
         assert_eq!(
             read::<LogsOptions>("print_logs", "#{ folow: true }").unwrap_err(),
-            "print_logs: unknown option `folow` (known: service, lines, follow)"
+            "print_logs: unknown option `folow` (known: service, services, lines, since, timestamps, follow)"
         );
         assert!(
             read::<StatusOptions>("print_status", "#{ json: true }")

@@ -93,7 +93,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
         ),
         (
             "print_logs(p, #{ folow: true })",
-            "print_logs: unknown option `folow` (known: service, lines, follow)",
+            "print_logs: unknown option `folow` (known: service, services, lines, since, timestamps, follow)",
         ),
         (
             "print_status(p, #{ jsn: true })",
@@ -194,8 +194,14 @@ fn logs_returns_the_last_lines_as_data() {
     let (message, _) = failure(&mut scope, "logs(p, #{ follow: true })");
     assert_eq!(
         message,
-        "logs: unknown option `follow` (known: service, lines)"
+        "logs: unknown option `follow` (known: service, services, lines, since)"
     );
+    let time = eval(
+        &mut scope,
+        r#"logs(p, #{ services: ["web"], since: "2024-01-01T00:00:02Z" })[0].time"#,
+    )
+    .unwrap();
+    assert_eq!(time.to_string(), "2024-01-01T00:00:02.000Z");
 }
 
 #[test]

@@ -42,6 +42,7 @@ impl Runner {
             }
         };
         let pid = child.id();
+        tracing::debug!(service = %self.name(), ?pid, %command, "started");
         let collectors = self.start_collectors(&mut child);
         let port = self
             .port
@@ -233,6 +234,7 @@ impl Runner {
         let Some(group) = child.id() else {
             return child.wait().await.ok().map(launch::exit_code);
         };
+        tracing::debug!(service = %self.name(), signal = self.task.service.stop_signal, timeout = ?self.task.service.stop_timeout, "stopping");
         let mut force = self.task.shared.force.subscribe();
         let (stop_signal, stop_timeout) = (
             self.task.service.stop_signal,
@@ -325,6 +327,7 @@ async fn probe_loop(
     loop {
         tokio::time::sleep(probe_period(&check, ready.load(Ordering::Relaxed))).await;
         let result = health::check(&probe, ownership.as_mut(), check.timeout).await;
+        tracing::trace!(?result, "probe");
         if results.send(result).await.is_err() {
             return;
         }
