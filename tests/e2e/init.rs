@@ -96,10 +96,25 @@ fn init_never_replaces_a_locald_toml_unless_forced() {
     project
         .locald(["init"])
         .code(1)
-        .stderr_has("locald.toml exists already: not replaced");
+        .stderr_has("locald.toml exists already: not replaced (`locald init --force`");
     assert_eq!(project.read("locald.toml"), original);
     project.locald(["init", "--force"]).success();
     let toml = project.read("locald.toml");
     assert!(toml.contains("[services.api]"), "{toml}");
     assert!(!toml.contains("# mine"), "{toml}");
+}
+
+#[test]
+fn init_from_a_file_in_another_directory_is_refused() {
+    let project = Project::new().file("elsewhere/Procfile", "web: sleep 963306\n");
+    project
+        .locald(["init", "--from", "elsewhere/Procfile"])
+        .code(1)
+        .stderr_has("is in another directory");
+    assert!(!project.path().join("locald.toml").exists());
+    // From there, it works.
+    project
+        .locald(["-C", "elsewhere", "init", "--from", "Procfile"])
+        .success();
+    assert!(project.path().join("elsewhere/locald.toml").exists());
 }

@@ -113,3 +113,34 @@ fn logs_take_several_services_since_and_timestamps() {
         .stderr_has("`bogus`");
     project.locald(["down"]).success();
 }
+
+#[test]
+fn logs_since_shows_every_line_since_then_unless_counted() {
+    let project = Project::with_toml(
+        "[services.counter]\ncommand = \"for i in $(seq 1 150); do echo line-$i; done; sleep 963390\"\nhealth = \"none\"\n",
+    );
+    project.locald(["up", "-d", "--wait"]).success();
+    project.wait_for("150 lines", Duration::from_secs(10), |p| {
+        p.locald(["logs", "counter", "--since", "1h"])
+            .success()
+            .stdout
+            .contains("line-150\n")
+    });
+    let count = |args: &[&str]| {
+        project
+            .locald(args)
+            .success()
+            .stdout
+            .matches("| line-")
+            .count()
+    };
+    // As `docker logs --since`: every line since then.
+    assert_eq!(count(&["logs", "counter", "--since", "1h"]), 150);
+    // Without --since, the last 100 lines (the service's events count too).
+    assert!(count(&["logs", "counter"]) <= 100);
+    let counted = project
+        .locald(["logs", "counter", "--since", "1h", "-n", "5"])
+        .success();
+    assert_eq!(counted.stdout.lines().count(), 5, "{counted}");
+    project.locald(["down"]).success();
+}

@@ -131,9 +131,9 @@ pub struct Logs {
     /// Keep printing new lines
     #[arg(short, long)]
     pub follow: bool,
-    /// How many lines from the end
-    #[arg(short = 'n', long, default_value_t = 100)]
-    pub lines: u32,
+    /// How many lines from the end [default: 100, or all with --since]
+    #[arg(short = 'n', long)]
+    pub lines: Option<u32>,
     /// Only lines since then: a duration back from now (10m, 1h30m) or an
     /// RFC 3339 time (2024-05-01T12:00:00Z)
     #[arg(long, value_name = "TIME")]

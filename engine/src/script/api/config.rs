@@ -36,8 +36,18 @@ pub enum ConfigApiError {
     Dotenv(#[from] DotenvError),
     #[error(transparent)]
     Options(#[from] OptionsError),
-    #[error("{} exists already: not replaced", .0.display())]
+    #[error(
+        "{} exists already: not replaced (`locald init --force`, or `replace: true`, replaces it)",
+        .0.display()
+    )]
     Exists(PathBuf),
+    #[error(
+        "{} is in another directory: its relative paths (volumes, env files) \
+         would not hold from here; run this in {}",
+        file.display(),
+        dir.display()
+    )]
+    SourceElsewhere { file: PathBuf, dir: PathBuf },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -51,6 +61,9 @@ pub enum ConfigApiError {
 struct CreateConfigOptions {
     /// Replace an existing `locald.toml` (its mode and owner kept).
     replace: bool,
+    /// The file the text was imported from: it must be in the current
+    /// directory, whose relative paths the text uses.
+    source: Option<PathBuf>,
 }
 
 /// `import_config(path)`: the `locald.toml` made from the Procfile or
@@ -84,6 +97,17 @@ fn import_config(path: &Path) -> Result<Imported, ConfigApiError> {
 fn create_config(text: &str, options: Map) -> Result<PathBuf, ConfigApiError> {
     let options: CreateConfigOptions = options::read("create_config", options)?;
     let cwd = std::env::current_dir().map_err(ConfigApiError::CurrentDir)?;
+    if let Some(source) = options.source {
+        let source = std::path::absolute(&source).map_err(ConfigApiError::CurrentDir)?;
+        let dir = source.parent().map(Path::to_path_buf).unwrap_or_default();
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        if !same(&dir, &cwd) {
+            return Err(ConfigApiError::SourceElsewhere { file: source, dir });
+        }
+    }
     let path = cwd.join(crate::config::TOML_FILE);
     crate::config::load_toml(&path, text)?;
     let written = if options.replace {

@@ -88,8 +88,8 @@ impl<'de> Deserialize<'de> for Timeout {
     }
 }
 
-/// The options of `print_logs`.
-#[derive(Debug, Deserialize)]
+/// The options of `print_logs`; the defaults are `locald logs`'s.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsOptions {
     /// Only this service's log (with `services`: one more).
@@ -97,8 +97,9 @@ pub struct LogsOptions {
     /// Only these services' logs; all services' interleaved when neither
     /// this nor `service` is given.
     pub services: Vec<String>,
-    /// How many lines from the end.
-    pub lines: usize,
+    /// How many lines from the end: 100, or every line with `since` (as
+    /// `docker logs --since`).
+    pub lines: Option<usize>,
     /// Only lines since then: a duration back from now (`"10m"`) or an
     /// RFC 3339 time.
     pub since: Option<String>,
@@ -108,20 +109,6 @@ pub struct LogsOptions {
     pub follow: bool,
 }
 
-impl Default for LogsOptions {
-    fn default() -> Self {
-        // As `locald logs`.
-        LogsOptions {
-            service: None,
-            services: Vec::new(),
-            lines: 100,
-            since: None,
-            timestamps: false,
-            follow: false,
-        }
-    }
-}
-
 /// The options of `logs`: `print_logs`'s, without `follow` and
 /// `timestamps` (each line has its `time`).
 #[derive(Debug, Deserialize)]
@@ -129,7 +116,7 @@ impl Default for LogsOptions {
 pub struct ReadLogsOptions {
     pub service: Option<String>,
     pub services: Vec<String>,
-    pub lines: usize,
+    pub lines: Option<usize>,
     pub since: Option<String>,
 }
 
@@ -167,9 +154,13 @@ fn log_query(
         .since
         .map(|text| crate::control::since(&text, std::time::SystemTime::now()))
         .transpose()?;
+    // Without a count, the last 100 lines, or every line since `since`.
+    let lines = options
+        .lines
+        .unwrap_or(if since.is_some() { usize::MAX } else { 100 });
     Ok(crate::control::LogQuery {
         services,
-        lines: options.lines,
+        lines,
         since,
         timestamps,
     })
@@ -530,7 +521,7 @@ mod tests {
         let options: LogsOptions = read("print_logs", "#{}").unwrap();
         assert_eq!(
             (options.service, options.lines, options.follow),
-            (None, 100, false)
+            (None, None, false)
         );
         let options: LogsOptions = read(
             "print_logs",
@@ -539,7 +530,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (options.service.as_deref(), options.lines, options.follow),
-            (Some("web"), 5, true)
+            (Some("web"), Some(5), true)
         );
         let options: LogsOptions = read(
             "print_logs",
