@@ -3,6 +3,8 @@
 //! first with `cargo build -p locald-shim` (the repo's test script builds the whole workspace),
 //! or point `LOCALD_SHIM` at one. A missing shim fails the tests with a message saying so.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -12,7 +14,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use locald_image::{ImageConfig, StoredImage};
 use locald_runtime::{
     runtime_spec, shim_path, state_root, Bundle, ContainerSpec, Mode, SeccompChoice, VolumeMount,
 };
@@ -74,23 +75,11 @@ fn unique_id(name: &str) -> String {
 }
 
 fn container(name: &str, command: &[&str]) -> ContainerSpec {
-    let image = StoredImage {
-        reference: "localhost/busybox:test".into(),
-        manifest_digest: "sha256:test".into(),
-        config: ImageConfig {
-            entrypoint: vec![],
-            cmd: vec!["sh".into()],
-            env: vec!["PATH=/bin".into()],
-            working_dir: None,
-            user: None,
-            exposed_ports: vec![],
-        },
-        rootfs: busybox_rootfs().to_path_buf(),
-    };
-    ContainerSpec {
-        command: Some(command.iter().map(|s| s.to_string()).collect()),
-        ..ContainerSpec::new(unique_id(name), image)
-    }
+    common::busybox_container(
+        unique_id(name),
+        busybox_rootfs(),
+        command.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 /// Runs a container to completion with piped stdio and checks nothing is left behind.

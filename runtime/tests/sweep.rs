@@ -3,6 +3,8 @@
 //! processes are killed with SIGKILL. The end-to-end ones need root and the shim binary (see
 //! containers.rs).
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
@@ -11,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use locald_image::{ImageConfig, StoredImage};
 use locald_runtime::{
     bundles_root, cgroup_relative_path, runtime_root, shim_path, state_root, sweep_stale,
     sweep_stale_in, Bundle, ContainerSpec, SweepReport,
@@ -234,23 +235,11 @@ fn role_rootfs() -> PathBuf {
 }
 
 fn container(id: &str, script: &str, rootfs: &Path) -> ContainerSpec {
-    let image = StoredImage {
-        reference: "localhost/busybox:test".into(),
-        manifest_digest: "sha256:test".into(),
-        config: ImageConfig {
-            entrypoint: vec![],
-            cmd: vec!["sh".into()],
-            env: vec!["PATH=/bin".into()],
-            working_dir: None,
-            user: None,
-            exposed_ports: vec![],
-        },
-        rootfs: rootfs.to_path_buf(),
-    };
-    ContainerSpec {
-        command: Some(vec!["sh".into(), "-c".into(), script.into()]),
-        ..ContainerSpec::new(id.to_string(), image)
-    }
+    common::busybox_container(
+        id.to_string(),
+        rootfs,
+        vec!["sh".into(), "-c".into(), script.into()],
+    )
 }
 
 /// Pids of the processes with `marker` among their arguments.

@@ -180,39 +180,45 @@ impl HostileRegistry {
     /// client may be done before the record is), or a generous guard passes;
     /// returns how many there are then.
     pub fn wait_responses(&self, prefix: &str, count: usize) -> usize {
-        let deadline = Instant::now() + WAIT_GUARD;
-        let mut lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            let seen = lines
+        let seen = |lines: &[(String, u64)]| {
+            lines
                 .iter()
                 .filter(|(path, _)| path.starts_with(prefix))
-                .count();
-            let now = Instant::now();
-            if seen >= count || now >= deadline {
-                return seen;
-            }
-            lines = self
-                .sent
-                .changed
-                .wait_timeout(lines, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+                .count()
+        };
+        self.wait_for_record(|lines| Some(seen(lines)).filter(|n| *n >= count))
+            .unwrap_or_else(|lines| seen(&lines))
     }
 
     /// Waits until a response to a path ending with `suffix` is over (sent
     /// whole, or cut by the client) and returns how many body bytes the
     /// server wrote. Panics after a generous guard.
     pub fn wait_sent(&self, suffix: &str) -> u64 {
+        self.wait_for_record(|lines| {
+            lines
+                .iter()
+                .find(|(path, _)| path.ends_with(suffix))
+                .map(|(_, bytes)| *bytes)
+        })
+        .unwrap_or_else(|_| panic!("the hostile registry never finished a response to `…{suffix}`"))
+    }
+
+    /// What `found` finds in the records of finished responses, waiting for
+    /// new records until it finds something or [`WAIT_GUARD`] passes (then
+    /// the records as they are).
+    fn wait_for_record<T>(
+        &self,
+        found: impl Fn(&[(String, u64)]) -> Option<T>,
+    ) -> Result<T, Vec<(String, u64)>> {
         let deadline = Instant::now() + WAIT_GUARD;
         let mut lines = self.sent.lines.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some((_, bytes)) = lines.iter().find(|(path, _)| path.ends_with(suffix)) {
-                return *bytes;
+            if let Some(value) = found(&lines) {
+                return Ok(value);
             }
             let now = Instant::now();
             if now >= deadline {
-                panic!("the hostile registry never finished a response to `…{suffix}`");
+                return Err(lines.clone());
             }
             lines = self
                 .sent
