@@ -48,9 +48,14 @@ impl Program {
         Ok(Program::Exec(words))
     }
 
-    /// The argv that runs it: `sh -c LINE`, or the words.
+    /// The argv that runs it: `sh -c LINE`, or the words. A line that is
+    /// one plain word (`true`, `./server`) runs without a shell, as the shell
+    /// would run it (bash does the same): one process less, and no shell
+    /// start-up, which grows with the environment (dash takes 0.2 s with
+    /// 40,000 variables).
     pub fn argv(&self) -> Vec<String> {
         match self {
+            Program::Shell(line) if is_plain_command(line) => vec![line.clone()],
             Program::Shell(line) => vec![SHELL.into(), "-c".into(), line.clone()],
             Program::Exec(words) => words.clone(),
         }
@@ -225,6 +230,20 @@ impl fmt::Display for Program {
     }
 }
 
+/// Whether `line` is one word a shell would run as a program with no
+/// argument: only characters without meaning to a shell (no `=`, which
+/// would make it an assignment), and not a builtin without a program of
+/// its own (`exit`, `cd`, …), which only a shell can run.
+fn is_plain_command(line: &str) -> bool {
+    const SHELL_ONLY: &[&str] = &[
+        ".", ":", "alias", "bg", "break", "cd", "continue", "eval", "exec", "exit", "export", "fc",
+        "fg", "getopts", "hash", "jobs", "read", "readonly", "return", "set", "shift", "times",
+        "trap", "type", "ulimit", "umask", "unalias", "unset", "wait",
+    ];
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./@%+,".contains(c);
+    !line.is_empty() && line.chars().all(plain) && !SHELL_ONLY.contains(&line)
+}
+
 /// One shell line from words, each quoted only where a shell would read it
 /// otherwise.
 pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
@@ -299,6 +318,22 @@ mod tests {
             "http-server"
         );
         assert_eq!(words(&["./my app.sh"]), "my-app");
+    }
+
+    #[test]
+    fn one_plain_word_runs_without_a_shell_as_the_shell_would() {
+        assert_eq!(Program::Shell("true".into()).argv(), words(&["true"]));
+        assert_eq!(
+            Program::Shell("./bin/server".into()).argv(),
+            words(&["./bin/server"])
+        );
+        for line in ["exit", "cd", "FOO=bar", "$SERVER", "a;b", "~/x", "*"] {
+            assert_eq!(
+                Program::Shell(line.into()).argv(),
+                words(&["sh", "-c", line]),
+                "{line}"
+            );
+        }
     }
 
     #[test]
