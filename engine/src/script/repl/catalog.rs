@@ -1,0 +1,255 @@
+//! What the engine knows about its functions, read from Rhai's own metadata
+//! (`Engine::gen_fn_metadata_to_json`): names, parameters, return types and
+//! doc comments, with Rust type paths turned into the names scripts see.
+//! Completion, `help` and `:functions` all read this one catalog, so they
+//! cannot drift from what the engine really registers.
+
+use rhai::Engine;
+use serde::Deserialize;
+
+/// One registered function (one overload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    /// `(name, type)` of each parameter, `NativeCallContext` left out.
+    pub params: Vec<(String, String)>,
+    /// The return type; empty for `()`.
+    pub returns: String,
+    /// The doc comment, `///` and leading spaces removed, one line each.
+    pub doc: Vec<String>,
+}
+
+impl Function {
+    /// `name(param: Type, ...) -> Type`, as `help` shows it.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(name, ty)| match (name.as_str(), ty.as_str()) {
+                (name, "") => name.to_string(),
+                ("", ty) => ty.to_string(),
+                (name, ty) => format!("{name}: {ty}"),
+            })
+            .collect();
+        let mut text = format!("{}({})", self.name, params.join(", "));
+        if !self.returns.is_empty() {
+            text.push_str(" -> ");
+            text.push_str(&self.returns);
+        }
+        text
+    }
+
+    /// A property getter (`project.name`): the field's name and the type it
+    /// belongs to.
+    pub fn getter(&self) -> Option<(&str, &str)> {
+        let field = self.name.strip_prefix("get$")?;
+        let (_, owner) = self.params.first()?;
+        Some((field, owner.as_str()))
+    }
+
+    /// Whether scripts call this by name (not an operator, getter, setter or
+    /// indexer).
+    pub fn is_callable(&self) -> bool {
+        self.name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && !self.name.contains('$')
+    }
+}
+
+/// Every function of an engine, sorted by name then arity.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub functions: Vec<Function>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    functions: Vec<RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFunction {
+    name: String,
+    #[serde(default)]
+    params: Vec<RawParam>,
+    #[serde(default)]
+    return_type: String,
+    #[serde(default)]
+    doc_comments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawParam {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "type", default)]
+    ty: Option<String>,
+}
+
+impl Catalog {
+    /// The functions `engine` registers beside Rhai's standard packages
+    /// (locald's primitives and types), plus `extra` ones (the REPL's own).
+    pub fn of(engine: &Engine) -> Catalog {
+        let json = match engine.gen_fn_metadata_to_json(false) {
+            Ok(json) => json,
+            // Metadata is built from the engine's own tables; failing to
+            // serialize them would be a bug in Rhai: complete nothing then.
+            Err(_) => return Catalog::default(),
+        };
+        let metadata: Metadata = match serde_json::from_str(&json) {
+            Ok(metadata) => metadata,
+            Err(_) => return Catalog::default(),
+        };
+        let mut functions: Vec<Function> = metadata
+            .functions
+            .into_iter()
+            .map(|raw| Function {
+                name: raw.name,
+                params: raw
+                    .params
+                    .into_iter()
+                    .filter(|p| !p.ty.as_deref().is_some_and(|t| t.contains("NativeCallContext")))
+                    .map(|p| {
+                        (
+                            p.name.unwrap_or_default(),
+                            p.ty.as_deref().map(clean_type).unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+                returns: clean_type(&raw.return_type),
+                doc: clean_doc(&raw.doc_comments),
+            })
+            .collect();
+        functions.sort_by(|a, b| {
+            (a.name.as_str(), a.params.len()).cmp(&(b.name.as_str(), b.params.len()))
+        });
+        functions.dedup();
+        Catalog { functions }
+    }
+
+    /// The callable functions' names, each once, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .functions
+            .iter()
+            .filter(|f| f.is_callable())
+            .map(|f| f.name.as_str())
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// Every overload of `name`.
+    pub fn overloads<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Function> + 'a {
+        self.functions.iter().filter(move |f| f.name == name)
+    }
+
+    /// The fields of values of type `type_name` (as scripts name the type).
+    pub fn fields(&self, type_name: &str) -> Vec<&str> {
+        let mut fields: Vec<&str> = self
+            .functions
+            .iter()
+            .filter_map(Function::getter)
+            .filter(|(_, owner)| *owner == type_name)
+            .map(|(field, _)| field)
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        fields
+    }
+
+    /// The callable name nearest to `name`, when one is close enough to be
+    /// what was meant (a typo, not another word).
+    pub fn nearest(&self, name: &str) -> Option<&str> {
+        nearest(name, self.names())
+    }
+}
+
+/// The candidate nearest to `name`, when one is close enough to be what was
+/// meant (a typo, not another word): at most a third of its letters differ.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != name)
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len().max(name.len()) / 3).max(1))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// A Rust type path as scripts know it: `rhai::Map` is `Map`,
+/// `ImmutableString` is `String`, `i64` is `int`, a module path is dropped
+/// (`locald::program::Program` is `Program`), `Result<T, Box<..>>` is `T`.
+pub fn clean_type(ty: &str) -> String {
+    let ty = ty.trim();
+    let ty = match ty.strip_prefix("RhaiResultOf<").or_else(|| ty.strip_prefix("Result<")) {
+        Some(inner) => {
+            let inner = inner.strip_suffix('>').unwrap_or(inner);
+            let mut depth = 0;
+            let end = inner
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '<' => depth += 1,
+                        '>' => depth -= 1,
+                        ',' if depth == 0 => return true,
+                        _ => {}
+                    }
+                    false
+                })
+                .map_or(inner.len(), |(i, _)| i);
+            &inner[..end]
+        }
+        None => ty,
+    };
+    let ty = ty.trim().trim_start_matches('&').trim_start_matches("mut ");
+    let base = ty.rsplit("::").next().unwrap_or(ty);
+    match base {
+        "()" => String::new(),
+        "i64" | "i32" | "INT" => "int".to_string(),
+        "f64" | "FLOAT" => "float".to_string(),
+        "ImmutableString" | "str" | "String" => "String".to_string(),
+        "Dynamic" => "?".to_string(),
+        "Array" | "Vec<Dynamic>" => "Array".to_string(),
+        "ProjectHandle" => "Project".to_string(),
+        "ServiceHandle" => "Service".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn clean_doc(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|block| block.lines())
+        .map(|line| {
+            let line = line.trim_start();
+            let line = line
+                .strip_prefix("///")
+                .or_else(|| line.strip_prefix("//!"))
+                .unwrap_or(line);
+            line.strip_prefix(' ').unwrap_or(line).to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_types_become_script_types() {
+        assert_eq!(clean_type("rhai::Map"), "Map");
+        assert_eq!(clean_type("&str"), "String");
+        assert_eq!(clean_type("i64"), "int");
+        assert_eq!(clean_type("()"), "");
+        assert_eq!(
+            clean_type("Result<locald::script::handles::ProjectHandle, Box<EvalAltResult>>"),
+            "Project"
+        );
+        assert_eq!(clean_type("RhaiResultOf<i64>"), "int");
+    }
+}

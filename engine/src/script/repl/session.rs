@@ -1,0 +1,227 @@
+//! Evaluating entries: one scope and one growing set of function
+//! definitions for the whole session (as rhai's own `rhai-repl` merges each
+//! entry's AST into the last), values shown through the engine's
+//! `to_string`, and the REPL's commands (`help`, `:help`, `:functions`).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
+
+use super::catalog::Catalog;
+use super::complete::Known;
+use super::{entry, help, verbs, SharedKnown};
+use crate::sandbox::{self, interrupt, ErrorKind, ScriptError};
+use crate::script::handles::ProjectHandle;
+
+/// The name errors give the REPL's input.
+const SOURCE_NAME: &str = "<repl>";
+
+/// What became of an entry.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// `exit(n)`.
+    Exit(i32),
+    Failed(ScriptError),
+    /// Stdout's reader has gone: end as SIGPIPE ends a tool.
+    OutputClosed,
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    scope: Scope<'static>,
+    /// Every function the entries defined so far (statements cleared).
+    functions: AST,
+    known: SharedKnown,
+    catalog: OnceLock<Catalog>,
+}
+
+/// The REPL's engine: a verb engine, the REPL's verbs, and `help`.
+fn repl_engine() -> Engine {
+    let mut engine = crate::script::verb_engine();
+    verbs::register(&mut engine);
+    engine.register_fn("help", |ctx: NativeCallContext, name: &str| {
+        sandbox::stdout::print_line(help::about(&Catalog::of(ctx.engine()), name).trim_end());
+    });
+    engine.register_fn("help", || {
+        sandbox::stdout::print_line(help::overview().trim_end());
+    });
+    engine
+}
+
+impl Session {
+    /// A session with `project` (if any) bound to `project`.
+    pub fn new(project: Option<ProjectHandle>, services: Vec<String>) -> Session {
+        let mut scope = Scope::new();
+        if let Some(project) = project {
+            scope.push("project", project);
+        }
+        let session = Session {
+            engine: Arc::new(repl_engine()),
+            scope,
+            functions: AST::empty(),
+            known: Arc::new(Mutex::new(Known {
+                services,
+                ..Known::default()
+            })),
+            catalog: OnceLock::new(),
+        };
+        session.refresh_known();
+        session
+    }
+
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    pub fn known(&self) -> SharedKnown {
+        self.known.clone()
+    }
+
+    fn catalog(&self) -> &Catalog {
+        self.catalog.get_or_init(|| Catalog::of(&self.engine))
+    }
+
+    pub fn is_incomplete(&self, source: &str) -> bool {
+        entry::is_incomplete(&self.engine, source)
+    }
+
+    /// Evaluates one entry (or runs one of the REPL's commands).
+    pub fn eval(&mut self, source: &str) -> Outcome {
+        if let Some(text) = self.command(source.trim()) {
+            return self.show(&text);
+        }
+        let outcome = self.eval_rhai(source);
+        // A Ctrl-C that came after the engine last looked (or while a child
+        // ran) must not stop the next entry.
+        interrupt::take();
+        outcome
+    }
+
+    /// `help`, `:help NAME`, `:functions`: the text to print.
+    fn command(&self, entry: &str) -> Option<String> {
+        match entry {
+            "help" | ":help" | ":h" => Some(help::overview()),
+            ":functions" => Some(help::functions(self.catalog())),
+            _ => {
+                let name = entry
+                    .strip_prefix(":help ")
+                    .or_else(|| entry.strip_prefix(":h "))?;
+                Some(help::about(self.catalog(), name.trim()))
+            }
+        }
+    }
+
+    fn show(&self, text: &str) -> Outcome {
+        if sandbox::stdout::print_line(text.trim_end()) {
+            Outcome::Done
+        } else {
+            Outcome::OutputClosed
+        }
+    }
+
+    fn eval_rhai(&mut self, source: &str) -> Outcome {
+        let ast = match self.engine.compile_with_scope(&self.scope, source) {
+            Ok(ast) => ast,
+            Err(e) => return Outcome::Failed(ScriptError::from_parse(SOURCE_NAME, source, &e)),
+        };
+        let mut ast = self.functions.merge(&ast);
+        ast.set_source(SOURCE_NAME);
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &ast);
+        // Definitions stay, whatever the statements did.
+        ast.clear_statements();
+        self.functions = ast;
+        self.refresh_known();
+        match result {
+            Ok(value) if value.is_unit() => Outcome::Done,
+            Ok(value) => {
+                let text = self.display(value);
+                self.show(&text)
+            }
+            Err(error) => match exit_request(&error) {
+                Some(code) => Outcome::Exit(code),
+                None => {
+                    let mut failure = ScriptError::from_eval(SOURCE_NAME, source, &error, false);
+                    if let Some(near) = self.nearest_function(&error) {
+                        failure.message.push_str(&format!(" (did you mean `{near}`?)"));
+                    }
+                    Outcome::Failed(failure)
+                }
+            },
+        }
+    }
+
+    /// A value as `print` shows it: through the engine's `to_string`, so a
+    /// `Project` or `Service` reads as itself, not as a Rust type path.
+    fn display(&self, value: Dynamic) -> String {
+        let fallback = value.to_string();
+        // `call_fn` reaches only script-defined functions: evaluate the call.
+        let mut scope = Scope::new();
+        scope.push("value", value);
+        self.engine
+            .eval_expression_with_scope::<String>(&mut scope, "value.to_string()")
+            .unwrap_or(fallback)
+    }
+
+    /// For an unknown function, the nearest known name.
+    fn nearest_function(&self, error: &EvalAltResult) -> Option<String> {
+        let mut error = error;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = error {
+            error = inner;
+        }
+        let EvalAltResult::ErrorFunctionNotFound(signature, _) = error else {
+            return None;
+        };
+        let name = signature.split(['(', ' ']).next()?;
+        let own: Vec<String> = self.functions.iter_functions().map(|f| f.name.to_string()).collect();
+        let names = self.catalog().names().into_iter().chain(own.iter().map(String::as_str));
+        super::catalog::nearest(name, names).map(str::to_string)
+    }
+
+    /// Tells completion the variables (and their types) and functions the
+    /// session has now.
+    fn refresh_known(&self) {
+        let variables = self
+            .scope
+            .iter_raw()
+            .map(|(name, _, value)| {
+                (
+                    name.to_string(),
+                    self.engine.map_type_name(value.type_name()).to_string(),
+                )
+            })
+            .collect();
+        let functions = self.functions.iter_functions().map(|f| f.name.to_string()).collect();
+        if let Ok(mut known) = self.known.lock() {
+            known.variables = variables;
+            known.functions = functions;
+        }
+    }
+
+    /// An entry's error, as the CLI shows a command's; but the session goes
+    /// on after a Ctrl-C, so that one is said (`error: interrupted`).
+    pub fn show_error(&self, error: &ScriptError) {
+        let kind = match error.kind {
+            ErrorKind::Interrupted => ErrorKind::Message,
+            kind => kind,
+        };
+        sandbox::show_error(kind, &error.to_string());
+    }
+}
+
+/// The code of an `exit(n)` that ended the entry, if that is what did.
+fn exit_request(error: &EvalAltResult) -> Option<i32> {
+    let mut error = error;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = error {
+        error = inner;
+    }
+    match error {
+        EvalAltResult::ErrorTerminated(value, _) => value
+            .clone()
+            .try_cast::<verbs::ExitRequest>()
+            .map(|verbs::ExitRequest(code)| i32::try_from(code).unwrap_or(1)),
+        _ => None,
+    }
+}
