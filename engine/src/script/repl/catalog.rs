@@ -115,7 +115,10 @@ impl Catalog {
                     .filter(|p| !p.ty.as_deref().is_some_and(|t| t.contains("NativeCallContext")))
                     .map(|p| {
                         (
-                            p.name.unwrap_or_default(),
+                            p.name
+                                .as_deref()
+                                .map(|n| n.trim_start_matches("mut ").to_string())
+                                .unwrap_or_default(),
                             p.ty.as_deref().map(clean_type).unwrap_or_default(),
                         )
                     })
@@ -185,40 +188,43 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// `ImmutableString` is `String`, `i64` is `int`, a module path is dropped
 /// (`locald::program::Program` is `Program`), `Result<T, Box<..>>` is `T`.
 pub fn clean_type(ty: &str) -> String {
-    let ty = ty.trim();
-    let ty = match ty.strip_prefix("RhaiResultOf<").or_else(|| ty.strip_prefix("Result<")) {
-        Some(inner) => {
-            let inner = inner.strip_suffix('>').unwrap_or(inner);
-            let mut depth = 0;
-            let end = inner
-                .char_indices()
-                .find(|&(_, c)| {
-                    match c {
-                        '<' => depth += 1,
-                        '>' => depth -= 1,
-                        ',' if depth == 0 => return true,
-                        _ => {}
-                    }
-                    false
-                })
-                .map_or(inner.len(), |(i, _)| i);
-            &inner[..end]
-        }
-        None => ty,
-    };
-    let ty = ty.trim().trim_start_matches('&').trim_start_matches("mut ");
+    let ty = ty.trim().trim_start_matches('&').trim_start_matches("mut ").trim();
+    if let Some((head, rest)) = ty.split_once('<') {
+        let head = head.rsplit("::").next().unwrap_or(head);
+        let args = rest.strip_suffix('>').unwrap_or(rest);
+        return match head {
+            // What a fallible function returns when it does not fail.
+            "Result" | "RhaiResultOf" | "Option" => clean_type(first_argument(args)),
+            "Vec" => "Array".to_string(),
+            other => other.to_string(),
+        };
+    }
     let base = ty.rsplit("::").next().unwrap_or(ty);
     match base {
         "()" => String::new(),
         "i64" | "i32" | "INT" => "int".to_string(),
         "f64" | "FLOAT" => "float".to_string(),
-        "ImmutableString" | "str" | "String" => "String".to_string(),
-        "Dynamic" => "?".to_string(),
-        "Array" | "Vec<Dynamic>" => "Array".to_string(),
+        "ImmutableString" | "str" | "String" | "string" => "String".to_string(),
+        "Dynamic" => "any".to_string(),
+        "RhaiResult" => "any".to_string(),
         "ProjectHandle" => "Project".to_string(),
         "ServiceHandle" => "Service".to_string(),
         other => other.to_string(),
     }
+}
+
+/// The first top-level argument of a generic list (`A, B<C, D>` gives `A`).
+fn first_argument(args: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in args.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => return &args[..i],
+            _ => {}
+        }
+    }
+    args
 }
 
 fn clean_doc(lines: &[String]) -> Vec<String> {
@@ -251,5 +257,11 @@ mod tests {
             "Project"
         );
         assert_eq!(clean_type("RhaiResultOf<i64>"), "int");
+        assert_eq!(
+            clean_type("core::result::Result<locald::script::handles::ServiceHandle, alloc::boxed::Box<rhai::EvalAltResult>>"),
+            "Service"
+        );
+        assert_eq!(clean_type("Result<(), Box<EvalAltResult>>"), "");
+        assert_eq!(clean_type("mut rhai::Map"), "Map");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 
 use super::catalog::Catalog;
 use super::complete::Known;
@@ -36,16 +36,10 @@ pub struct Session {
     catalog: OnceLock<Catalog>,
 }
 
-/// The REPL's engine: a verb engine, the REPL's verbs, and `help`.
+/// The REPL's engine: a verb engine and the REPL's own functions.
 fn repl_engine() -> Engine {
     let mut engine = crate::script::verb_engine();
     verbs::register(&mut engine);
-    engine.register_fn("help", |ctx: NativeCallContext, name: &str| {
-        sandbox::stdout::print_line(help::about(&Catalog::of(ctx.engine()), name).trim_end());
-    });
-    engine.register_fn("help", || {
-        sandbox::stdout::print_line(help::overview().trim_end());
-    });
     engine
 }
 
