@@ -13,6 +13,7 @@ mod hostile_text;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;
+mod repl;
 mod rootless_store;
 mod run;
 mod supervise;

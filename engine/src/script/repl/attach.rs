@@ -28,7 +28,10 @@ pub struct Attachment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Supervisor {
     NotRunning,
-    Running { healthy: usize, total: usize },
+    Running {
+        healthy: usize,
+        total: usize,
+    },
     /// Running, but it did not answer (or `.locald` is unsafe).
     Unknown(String),
 }
@@ -147,9 +150,11 @@ impl Attachment {
                 let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
                     Some(dir) => PathBuf::from(dir),
                     None => {
-                        let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(
-                            || io::Error::new(io::ErrorKind::NotFound, "HOME is not set"),
-                        )?;
+                        let home = std::env::var_os("HOME")
+                            .filter(|v| !v.is_empty())
+                            .ok_or_else(|| {
+                                io::Error::new(io::ErrorKind::NotFound, "HOME is not set")
+                            })?;
                         PathBuf::from(home).join(".local/state")
                     }
                 };
@@ -188,10 +193,7 @@ impl Prompt for ReplPrompt {
         Cow::Borrowed("... ")
     }
 
-    fn render_prompt_history_search_indicator(
-        &self,
-        search: PromptHistorySearch,
-    ) -> Cow<'_, str> {
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
         let status = match search.status {
             PromptHistorySearchStatus::Passing => "",
             PromptHistorySearchStatus::Failing => "failing ",

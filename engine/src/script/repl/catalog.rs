@@ -112,7 +112,11 @@ impl Catalog {
                 params: raw
                     .params
                     .into_iter()
-                    .filter(|p| !p.ty.as_deref().is_some_and(|t| t.contains("NativeCallContext")))
+                    .filter(|p| {
+                        !p.ty
+                            .as_deref()
+                            .is_some_and(|t| t.contains("NativeCallContext"))
+                    })
                     .map(|p| {
                         (
                             p.name
@@ -188,7 +192,11 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// `ImmutableString` is `String`, `i64` is `int`, a module path is dropped
 /// (`locald::program::Program` is `Program`), `Result<T, Box<..>>` is `T`.
 pub fn clean_type(ty: &str) -> String {
-    let ty = ty.trim().trim_start_matches('&').trim_start_matches("mut ").trim();
+    let ty = ty
+        .trim()
+        .trim_start_matches('&')
+        .trim_start_matches("mut ")
+        .trim();
     if let Some((head, rest)) = ty.split_once('<') {
         let head = head.rsplit("::").next().unwrap_or(head);
         let args = rest.strip_suffix('>').unwrap_or(rest);

@@ -45,11 +45,7 @@ impl ReplCompleter {
 impl Completer for ReplCompleter {
     fn complete(&mut self, line: &str, pos: usize) -> Vec<Suggestion> {
         let catalog = self.catalog.get_or_init(|| Catalog::of(&self.engine));
-        let known = self
-            .known
-            .lock()
-            .map(|k| k.clone())
-            .unwrap_or_default();
+        let known = self.known.lock().map(|k| k.clone()).unwrap_or_default();
         complete(catalog, &known, line, pos)
     }
 }
@@ -114,7 +110,12 @@ pub fn complete(catalog: &Catalog, known: &Known, line: &str, pos: usize) -> Vec
     for name in catalog.names() {
         if name.starts_with(word) {
             let signatures: Vec<String> = catalog.overloads(name).map(|f| f.signature()).collect();
-            out.push(suggestion(name, Some(signatures.join("  |  ")), span, false));
+            out.push(suggestion(
+                name,
+                Some(signatures.join("  |  ")),
+                span,
+                false,
+            ));
         }
     }
     out
@@ -168,7 +169,10 @@ mod tests {
             .find(|s| s.value == "load_project")
             .expect("load_project offered");
         assert_eq!(load.span, Span::new(0, 3));
-        assert_eq!(load.description.as_deref(), Some("load_project() -> Project"));
+        assert_eq!(
+            load.description.as_deref(),
+            Some("load_project() -> Project")
+        );
     }
 
     #[test]

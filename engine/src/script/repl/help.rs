@@ -73,7 +73,10 @@ mod tests {
     fn help_shows_signatures_and_the_doc_comment() {
         let text = about(&catalog(), "load_project");
         assert!(text.starts_with("load_project() -> Project\n"), "{text}");
-        assert!(text.contains("The project of the current directory"), "{text}");
+        assert!(
+            text.contains("The project of the current directory"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub fn tokens(line: &str) -> Vec<(Style, &str)> {
             i = (i + 1).min(line.len());
             Color::Green.normal()
         } else if c.is_ascii_digit() {
-            while i < line.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.' || bytes[i] == b'_') {
+            while i < line.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.' || bytes[i] == b'_')
+            {
                 i += 1;
             }
             Color::Purple.normal()
@@ -76,7 +78,12 @@ mod tests {
 
     #[test]
     fn the_runs_rebuild_the_line() {
-        for line in ["let x = \"a\\\"b\" + 12; // hi", "print(\"unterminated", "é → ü", "`x`"] {
+        for line in [
+            "let x = \"a\\\"b\" + 12; // hi",
+            "print(\"unterminated",
+            "é → ü",
+            "`x`",
+        ] {
             let joined: String = tokens(line).into_iter().map(|(_, t)| t).collect();
             assert_eq!(joined, line);
         }

@@ -129,11 +129,8 @@ fn editor(session: &Session, attachment: &Attachment) -> Reedline {
             ReedlineEvent::MenuNext,
         ]),
     );
-    let completer = ReplCompleter::new(
-        session.engine(),
-        Arc::new(OnceLock::new()),
-        session.known(),
-    );
+    let completer =
+        ReplCompleter::new(session.engine(), Arc::new(OnceLock::new()), session.known());
     let mut editor = Reedline::create()
         .with_validator(Box::new(entry::RhaiValidator(session.engine())))
         .with_completer(Box::new(completer))
@@ -147,7 +144,9 @@ fn editor(session: &Session, attachment: &Attachment) -> Reedline {
         ))
         .with_highlighter(Box::new(highlight::RhaiHighlighter))
         .with_edit_mode(Box::new(Emacs::new(keybindings)))
-        .with_history_exclusion_prefix(Some(" ".to_string()));
+        .with_history_exclusion_prefix(Some(" ".to_string()))
+        // NO_COLOR (no-color.org): plain text, as the rest of locald prints.
+        .with_ansi_colors(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()));
     match attachment
         .history_file()
         .and_then(|path| FileBackedHistory::with_file(HISTORY_SIZE, path).map_err(io::Error::other))

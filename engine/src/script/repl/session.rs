@@ -139,7 +139,9 @@ impl Session {
                 None => {
                     let mut failure = ScriptError::from_eval(SOURCE_NAME, source, &error, false);
                     if let Some(near) = self.nearest_function(&error) {
-                        failure.message.push_str(&format!(" (did you mean `{near}`?)"));
+                        failure
+                            .message
+                            .push_str(&format!(" (did you mean `{near}`?)"));
                     }
                     Outcome::Failed(failure)
                 }
@@ -169,8 +171,16 @@ impl Session {
             return None;
         };
         let name = signature.split(['(', ' ']).next()?;
-        let own: Vec<String> = self.functions.iter_functions().map(|f| f.name.to_string()).collect();
-        let names = self.catalog().names().into_iter().chain(own.iter().map(String::as_str));
+        let own: Vec<String> = self
+            .functions
+            .iter_functions()
+            .map(|f| f.name.to_string())
+            .collect();
+        let names = self
+            .catalog()
+            .names()
+            .into_iter()
+            .chain(own.iter().map(String::as_str));
         super::catalog::nearest(name, names).map(str::to_string)
     }
 
@@ -187,7 +197,11 @@ impl Session {
                 )
             })
             .collect();
-        let functions = self.functions.iter_functions().map(|f| f.name.to_string()).collect();
+        let functions = self
+            .functions
+            .iter_functions()
+            .map(|f| f.name.to_string())
+            .collect();
         if let Ok(mut known) = self.known.lock() {
             known.variables = variables;
             known.functions = functions;

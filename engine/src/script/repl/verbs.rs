@@ -61,7 +61,10 @@ pub mod repl_api {
 
     /// `start(project, name)` for the attached project.
     #[rhai_fn(return_raw, name = "start")]
-    pub fn start_here(ctx: NativeCallContext, name: ImmutableString) -> Result<(), Box<EvalAltResult>> {
+    pub fn start_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<(), Box<EvalAltResult>> {
         let project = loaded(&ctx)?;
         ctx.call_native_fn("start", (project, name))
     }
@@ -76,14 +79,20 @@ pub mod repl_api {
 
     /// `stop(project, name)` for the attached project.
     #[rhai_fn(return_raw, name = "stop")]
-    pub fn stop_here(ctx: NativeCallContext, name: ImmutableString) -> Result<(), Box<EvalAltResult>> {
+    pub fn stop_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<(), Box<EvalAltResult>> {
         let project = loaded(&ctx)?;
         ctx.call_native_fn("stop", (project, name))
     }
 
     /// `restart(project, name)` for the attached project.
     #[rhai_fn(return_raw, name = "restart")]
-    pub fn restart_here(ctx: NativeCallContext, name: ImmutableString) -> Result<(), Box<EvalAltResult>> {
+    pub fn restart_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<(), Box<EvalAltResult>> {
         let project = loaded(&ctx)?;
         ctx.call_native_fn("restart", (project, name))
     }
@@ -112,7 +121,10 @@ pub mod repl_api {
 
     /// `logs(project, #{ service: name })` for the attached project.
     #[rhai_fn(return_raw, name = "logs")]
-    pub fn service_logs_here(ctx: NativeCallContext, name: ImmutableString) -> Result<rhai::Array, Box<EvalAltResult>> {
+    pub fn service_logs_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
         let project = loaded(&ctx)?;
         let mut options = rhai::Map::new();
         options.insert("service".into(), name.into());
@@ -121,7 +133,10 @@ pub mod repl_api {
 
     /// `print_logs(project, #{ service: name })` for the attached project.
     #[rhai_fn(return_raw, name = "print_logs")]
-    pub fn print_logs_here(ctx: NativeCallContext, name: ImmutableString) -> Result<(), Box<EvalAltResult>> {
+    pub fn print_logs_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<(), Box<EvalAltResult>> {
         let project = loaded(&ctx)?;
         let mut options = rhai::Map::new();
         options.insert("service".into(), name.into());
