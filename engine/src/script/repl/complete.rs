@@ -21,7 +21,8 @@ pub struct Known {
     pub services: Vec<String>,
 }
 
-/// The completer; the catalog is built on first use, off the start-up path.
+/// The completer, over the session's catalog (built once, off the start-up
+/// path).
 pub struct ReplCompleter {
     engine: Arc<Engine>,
     catalog: Arc<OnceLock<Catalog>>,

@@ -19,7 +19,7 @@ mod session;
 mod verbs;
 
 use std::io::{self, BufRead, IsTerminal};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use nu_ansi_term::Style;
 use reedline::{
@@ -92,6 +92,7 @@ fn interactive(session: &mut Session, attachment: &Attachment) -> io::Result<i32
     let supervisor = attachment.supervisor();
     eprint!("{}", attachment.banner(&supervisor));
     let mut editor = editor(session, attachment);
+    session.prepare_catalog();
     let mut supervisor = Some(supervisor);
     loop {
         // The banner's answer serves the first prompt; later prompts ask
@@ -129,8 +130,7 @@ fn editor(session: &Session, attachment: &Attachment) -> Reedline {
             ReedlineEvent::MenuNext,
         ]),
     );
-    let completer =
-        ReplCompleter::new(session.engine(), Arc::new(OnceLock::new()), session.known());
+    let completer = ReplCompleter::new(session.engine(), session.shared_catalog(), session.known());
     let mut editor = Reedline::create()
         .with_validator(Box::new(entry::RhaiValidator(session.engine())))
         .with_completer(Box::new(completer))

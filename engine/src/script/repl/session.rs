@@ -33,7 +33,8 @@ pub struct Session {
     /// Every function the entries defined so far (statements cleared).
     functions: AST,
     known: SharedKnown,
-    catalog: OnceLock<Catalog>,
+    /// Built on first use (completion, help), off the start-up path.
+    catalog: Arc<OnceLock<Catalog>>,
 }
 
 /// The REPL's engine: a verb engine and the REPL's own functions.
@@ -58,7 +59,7 @@ impl Session {
                 services,
                 ..Known::default()
             })),
-            catalog: OnceLock::new(),
+            catalog: Arc::new(OnceLock::new()),
         };
         session.refresh_known();
         session
@@ -74,6 +75,21 @@ impl Session {
 
     fn catalog(&self) -> &Catalog {
         self.catalog.get_or_init(|| Catalog::of(&self.engine))
+    }
+
+    /// The catalog, shared with the completer; [`Session::prepare_catalog`]
+    /// fills it.
+    pub fn shared_catalog(&self) -> Arc<OnceLock<Catalog>> {
+        self.catalog.clone()
+    }
+
+    /// Builds the catalog on another thread, while a person reads the banner,
+    /// so that the first Tab does not wait for it.
+    pub fn prepare_catalog(&self) {
+        let (engine, catalog) = (self.engine.clone(), self.catalog.clone());
+        std::thread::spawn(move || {
+            catalog.get_or_init(|| Catalog::of(&engine));
+        });
     }
 
     pub fn is_incomplete(&self, source: &str) -> bool {
