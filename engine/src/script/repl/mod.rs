@@ -15,6 +15,7 @@ mod complete;
 mod entry;
 mod help;
 mod highlight;
+mod reference;
 mod session;
 mod verbs;
 

@@ -38,7 +38,7 @@ pub struct Session {
 }
 
 /// The REPL's engine: a verb engine and the REPL's own functions.
-fn repl_engine() -> Engine {
+pub(super) fn repl_engine() -> Engine {
     let mut engine = crate::script::verb_engine();
     verbs::register(&mut engine);
     engine
