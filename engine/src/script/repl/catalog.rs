@@ -169,6 +169,20 @@ impl Catalog {
         fields
     }
 
+    /// The keys of `name`'s option map, as its documentation lists them
+    /// (`options `#{ service, lines }``, or `Options:` then each key in
+    /// backticks), over every overload that takes an `options` map.
+    pub fn option_keys(&self, name: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .overloads(name)
+            .filter(|f| f.params.iter().any(|(p, ty)| p == "options" && ty == "Map"))
+            .flat_map(|f| documented_options(&f.doc.join(" ")))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// The callable name nearest to `name`, when one is close enough to be
     /// what was meant (a typo, not another word).
     pub fn nearest(&self, name: &str) -> Option<&str> {
@@ -186,6 +200,55 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(distance, candidate)| *distance <= (candidate.len().max(name.len()) / 3).max(1))
         .min()
         .map(|(_, candidate)| candidate)
+}
+
+/// The option keys a doc comment names after the word "options".
+fn documented_options(doc: &str) -> Vec<String> {
+    let Some(at) = doc.find("options").or_else(|| doc.find("Options")) else {
+        return Vec::new();
+    };
+    let rest = &doc[at + "options".len()..];
+    let rest = rest.trim_start_matches([':', ' ']);
+    let is_key = |word: &str| {
+        !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if let Some(map) = rest.strip_prefix("`#{") {
+        // `#{ a, b: #{…}, c: "…" }`: the keys at the top level.
+        let mut keys = Vec::new();
+        let mut depth = 0;
+        let mut item = String::new();
+        for c in map.chars() {
+            match c {
+                '{' | '[' | '(' => depth += 1,
+                '}' | ']' | ')' if depth > 0 => depth -= 1,
+                '}' | '`' => break,
+                ',' if depth == 0 => {
+                    keys.push(std::mem::take(&mut item));
+                    continue;
+                }
+                _ => {}
+            }
+            if depth == 0 {
+                item.push(c);
+            }
+        }
+        keys.push(item);
+        return keys
+            .iter()
+            .map(|k| k.split(':').next().unwrap_or("").trim().to_string())
+            .filter(|k| is_key(k))
+            .collect();
+    }
+    // A list in prose: every `key` in backticks.
+    rest.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| is_key(word))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A Rust type path as scripts know it: `rhai::Map` is `Map`,
@@ -253,6 +316,29 @@ fn clean_doc(lines: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn option_keys_come_from_the_documentation() {
+        let catalog = Catalog::of(&crate::script::verb_engine());
+        assert_eq!(
+            catalog.option_keys("print_logs"),
+            ["follow", "lines", "service"]
+        );
+        assert_eq!(catalog.option_keys("run_command"), ["cwd", "env"]);
+        assert_eq!(
+            catalog.option_keys("up"),
+            ["detach", "services", "timeout", "wait"]
+        );
+        let run = catalog.option_keys("run_container");
+        for key in ["command", "volumes", "cap_add", "security_opt", "rm"] {
+            assert!(run.contains(&key.to_string()), "{run:?}");
+        }
+        assert!(
+            !run.iter().any(|k| k == "always" || k == "Program"),
+            "{run:?}"
+        );
+        assert!(catalog.option_keys("free_port").is_empty());
+    }
 
     #[test]
     fn rust_types_become_script_types() {

@@ -76,6 +76,14 @@ pub fn complete(catalog: &Catalog, known: &Known, line: &str, pos: usize) -> Vec
         .map_or(pos, |(i, _)| i);
     let word = &before[start..];
     let span = Span::new(start, pos);
+    if let Some(function) = option_map_of(&before[..start]) {
+        return catalog
+            .option_keys(function)
+            .into_iter()
+            .filter(|key| key.starts_with(word))
+            .map(|key| suggestion(&key, Some(format!("option of {function}")), span, false))
+            .collect();
+    }
     if let Some(receiver) = before[..start].strip_suffix('.') {
         let owner_start = receiver
             .char_indices()
@@ -130,6 +138,47 @@ fn suggestion(value: &str, description: Option<String>, span: Span, space: bool)
         append_whitespace: space,
         ..Suggestion::default()
     }
+}
+
+/// The function whose option map `#{ … }` is open at the end of `before`,
+/// when the end is where a key goes (just after `#{` or a `,`).
+fn option_map_of(before: &str) -> Option<&str> {
+    if !before.trim_end().ends_with(['{', ',']) {
+        return None;
+    }
+    // Open brackets, outside strings: (byte position, bracket, is a map).
+    let mut open: Vec<(usize, char, bool)> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = ' ';
+    for (i, c) in before.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '`' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => open.push((i, c, c == '{' && previous == '#')),
+                ')' | ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    let [.., (call, '(', false), (_, '{', true)] = open.as_slice() else {
+        return None;
+    };
+    let name_end = before[..*call].trim_end();
+    let name_start = name_end
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| is_ident(c))
+        .last()
+        .map(|(i, _)| i)?;
+    Some(&name_end[name_start..])
 }
 
 /// Where the text of a string literal still open at the end of `before`
@@ -199,6 +248,25 @@ mod tests {
         assert!(got.contains(&"shop_port".to_string()));
         assert!(got.contains(&"shout".to_string()));
         assert!(got.contains(&"shell_join".to_string()));
+    }
+
+    #[test]
+    fn option_keys_inside_an_option_map() {
+        let known = Known::default();
+        let line = "print_logs(project, #{ fo";
+        let got = complete(&catalog(), &known, line, line.len());
+        assert_eq!(values(got.clone()), ["follow"]);
+        assert_eq!(got[0].span, Span::new(line.len() - 2, line.len()));
+        let line = "up(project, #{ detach: true, ";
+        let all = values(complete(&catalog(), &known, line, line.len()));
+        assert!(all.contains(&"wait".to_string()), "{all:?}");
+        // A value position, or a map that is no call's option map, is not.
+        let line = "up(project, #{ detach: tr";
+        assert!(
+            !values(complete(&catalog(), &known, line, line.len())).contains(&"wait".to_string())
+        );
+        let line = "let m = #{ fo";
+        assert!(complete(&catalog(), &known, line, line.len()).is_empty());
     }
 
     #[test]
