@@ -58,6 +58,19 @@ impl Function {
     }
 }
 
+/// The signatures of `overloads`, one a line, and their doc comments, each
+/// distinct one once (overloads often share one).
+pub fn signatures_and_docs<'a>(overloads: &[&'a Function]) -> (String, Vec<&'a [String]>) {
+    let signatures: String = overloads.iter().map(|f| f.signature() + "\n").collect();
+    let mut docs: Vec<&[String]> = Vec::new();
+    for f in overloads {
+        if !f.doc.is_empty() && !docs.contains(&f.doc.as_slice()) {
+            docs.push(&f.doc);
+        }
+    }
+    (signatures, docs)
+}
+
 /// Every function of an engine, sorted by name then arity.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {

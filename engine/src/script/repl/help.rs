@@ -1,7 +1,7 @@
 //! `help`, `help("name")` / `:help name`, and `:functions`: signatures and
 //! doc comments from the engine's catalog.
 
-use super::catalog::Catalog;
+use super::catalog::{signatures_and_docs, Catalog};
 
 /// What bare `help` prints.
 pub fn overview() -> String {
@@ -30,19 +30,10 @@ pub fn about(catalog: &Catalog, name: &str) -> String {
             None => format!("no function named `{name}` (`:functions` lists them)\n"),
         };
     }
-    let mut text = String::new();
-    for f in &overloads {
-        text.push_str(&f.signature());
+    let (mut text, docs) = signatures_and_docs(&overloads);
+    for doc in docs {
         text.push('\n');
-    }
-    let mut seen: Vec<&Vec<String>> = Vec::new();
-    for f in &overloads {
-        if f.doc.is_empty() || seen.contains(&&f.doc) {
-            continue;
-        }
-        seen.push(&f.doc);
-        text.push('\n');
-        for line in &f.doc {
+        for line in doc {
             text.push_str("  ");
             text.push_str(line);
             text.push('\n');

@@ -4,7 +4,7 @@
 //! what the engine gives now and fails when it is stale; `LOCALD_BLESS=1`
 //! rewrites it.
 
-use super::catalog::{Catalog, Function};
+use super::catalog::{signatures_and_docs, Catalog, Function};
 
 /// Where the generated text starts and ends in `docs/scripting.md`.
 pub const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (LOCALD_BLESS=1 cargo test -p locald --lib reference rewrites it) -->";
@@ -47,19 +47,10 @@ fn section(text: &mut String, catalog: &Catalog, keep: impl Fn(&Function) -> boo
         if overloads.is_empty() {
             continue;
         }
-        text.push_str(&format!("#### `{name}`\n\n```rhai\n"));
-        for f in &overloads {
-            text.push_str(&f.signature());
-            text.push('\n');
-        }
-        text.push_str("```\n\n");
-        let mut seen: Vec<&Vec<String>> = Vec::new();
-        for f in &overloads {
-            if f.doc.is_empty() || seen.contains(&&f.doc) {
-                continue;
-            }
-            seen.push(&f.doc);
-            text.push_str(f.doc.join("\n").trim());
+        let (signatures, docs) = signatures_and_docs(&overloads);
+        text.push_str(&format!("#### `{name}`\n\n```rhai\n{signatures}```\n\n"));
+        for doc in docs {
+            text.push_str(doc.join("\n").trim());
             text.push_str("\n\n");
         }
     }
