@@ -7,7 +7,7 @@
 pub mod api;
 mod failure;
 mod handles;
-pub mod repl;
+mod repl;
 pub mod stdlib;
 mod verb;
 

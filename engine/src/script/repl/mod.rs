@@ -15,6 +15,7 @@ mod complete;
 mod entry;
 mod help;
 mod highlight;
+#[cfg(test)]
 mod reference;
 mod session;
 mod verbs;
@@ -32,8 +33,6 @@ use self::attach::{Attachment, ReplPrompt};
 use self::complete::{Known, ReplCompleter};
 use self::session::{Outcome, Session};
 use crate::sandbox::{self, interrupt};
-
-pub use self::catalog::{Catalog, Function};
 
 /// How many entries the history file keeps.
 const HISTORY_SIZE: usize = 10_000;

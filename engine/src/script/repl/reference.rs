@@ -1,8 +1,8 @@
 //! The primitive reference in `docs/scripting.md`, generated from the
 //! engines' own metadata (signatures and doc comments), so the documentation
-//! says what the engine registers. A test compares the checked-in text with
-//! what the engine gives now and fails when it is stale; `LOCALD_BLESS=1`
-//! rewrites it.
+//! says what the engine registers. Test-only code: its test compares the
+//! checked-in text with what the engine gives now and fails when it is
+//! stale; `LOCALD_BLESS=1` makes it rewrite the text instead.
 
 use super::catalog::{signatures_and_docs, Catalog, Function};
 
