@@ -32,6 +32,11 @@ impl Terminal {
     }
 
     fn start_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Terminal {
+        Terminal::spawn(dir, env, None)
+    }
+
+    /// With stdout going to `stdout` instead of the terminal.
+    fn spawn(dir: &std::path::Path, env: &[(&str, &str)], stdout: Option<File>) -> Terminal {
         let size = nix::pty::Winsize {
             ws_row: 40,
             ws_col: 120,
@@ -49,7 +54,10 @@ impl Terminal {
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
             .stdin(Stdio::from(slave.try_clone().expect("dup")))
-            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(match stdout {
+                Some(file) => Stdio::from(file),
+                None => Stdio::from(slave.try_clone().expect("dup")),
+            })
             .stderr(Stdio::from(slave));
         // SAFETY: only async-signal-safe calls between fork and exec: make
         // the terminal the child's controlling terminal, so Ctrl-C there is
@@ -360,6 +368,21 @@ fn the_banner_says_when_the_config_has_errors() {
     repl.enter("project.name");
     repl.expect("\nshop\n");
     assert!(repl.quit().success());
+}
+
+#[test]
+fn with_stdout_redirected_the_terminal_is_read_as_lines() {
+    let project = shop();
+    let out = project.path().join("out.txt");
+    let file = File::create(&out).expect("create out.txt");
+    let mut repl = Terminal::spawn(project.path(), &[], Some(file));
+    // No editor: the terminal's own line discipline echoes, and Ctrl-D at
+    // the start of a line is the end of input.
+    repl.send("print(40 + 2)\n");
+    repl.expect("print(40 + 2)");
+    repl.send("\x04");
+    assert!(repl.wait().success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "42\n");
 }
 
 #[test]

@@ -37,13 +37,16 @@ use crate::sandbox::{self, interrupt};
 /// How many entries the history file keeps.
 const HISTORY_SIZE: usize = 10_000;
 
-/// Runs the REPL on the terminal, or over piped input; returns the exit
+/// Runs the REPL on the terminal, or over piped input (or output); returns the exit
 /// code (`exit(n)`'s, 1 after a failed piped entry, 0 otherwise).
 pub fn repl() -> io::Result<i32> {
     let cwd = std::env::current_dir()?;
     let attachment = Attachment::find(&cwd);
     let mut session = Session::new(attachment.project.clone(), attachment.service_names());
-    if io::stdin().is_terminal() {
+    // The line editor asks the terminal where the cursor is through stdout:
+    // with stdout redirected there is no one to answer, so the session reads
+    // lines as from a pipe.
+    if io::stdin().is_terminal() && io::stdout().is_terminal() {
         interactive(&mut session, &attachment)
     } else {
         piped(&mut session, io::stdin().lock())
