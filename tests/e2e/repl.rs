@@ -302,6 +302,16 @@ fn ctrl_c_stops_a_running_entry_and_clears_the_line_without_leaking() {
 }
 
 #[test]
+fn sigterm_at_the_prompt_ends_the_session() {
+    let project = shop();
+    let mut repl = Terminal::start(&project);
+    repl.expect("shop > ");
+    let pid = nix::unistd::Pid::from_raw(repl.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    assert_eq!(repl.wait().code(), Some(143));
+}
+
+#[test]
 fn attached_to_the_supervisor_restart_a_service_and_follow_its_logs() {
     let project = Project::with_toml(
         r#"

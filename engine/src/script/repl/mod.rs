@@ -21,6 +21,7 @@ mod session;
 mod verbs;
 
 use std::io::{self, BufRead, IsTerminal};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nu_ansi_term::Style;
@@ -115,7 +116,16 @@ fn interactive(session: &mut Session, attachment: &Attachment) -> io::Result<i32
                 }
             }
             // reedline has already cleared the line.
-            Signal::CtrlC | Signal::ExternalBreak(_) => {}
+            Signal::CtrlC => {}
+            // A signal came while the editor waited: SIGTERM or SIGHUP end
+            // the session as they end any command; a SIGINT sent with
+            // `kill` is a Ctrl-C.
+            Signal::ExternalBreak(_) => {
+                if interrupt::take() && interrupt::exit_code() != 130 {
+                    eprintln!();
+                    return Ok(interrupt::exit_code());
+                }
+            }
             // Signal is non-exhaustive: a new way to leave the line editor
             // without an entry leaves the session as Ctrl-D does.
             Signal::CtrlD | _ => return Ok(0),
@@ -134,6 +144,8 @@ fn editor(session: &Session, attachment: &Attachment) -> Reedline {
         ]),
     );
     let completer = ReplCompleter::new(session.engine(), session.shared_catalog(), session.known());
+    let stop = Arc::new(AtomicBool::new(false));
+    let raise = stop.clone();
     let mut editor = Reedline::create()
         .with_validator(Box::new(entry::RhaiValidator(session.engine())))
         .with_completer(Box::new(completer))
@@ -147,6 +159,14 @@ fn editor(session: &Session, attachment: &Attachment) -> Reedline {
         ))
         .with_highlighter(Box::new(highlight::RhaiHighlighter))
         .with_edit_mode(Box::new(Emacs::new(keybindings)))
+        // The signal handlers only raise a flag, and the editor does not
+        // return on a signal by itself: look at the flag while it waits.
+        .with_break_signal(stop)
+        .with_idle_callback(Box::new(move || {
+            if interrupt::pending() {
+                raise.store(true, Ordering::SeqCst);
+            }
+        }))
         .with_history_exclusion_prefix(Some(" ".to_string()))
         // NO_COLOR (no-color.org): plain text, as the rest of locald prints.
         .with_ansi_colors(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()));
