@@ -244,6 +244,9 @@ fn history_outside_a_project_is_the_users_and_private() {
 fn entries_span_lines_as_the_parser_decides_and_share_definitions() {
     let project = shop();
     let mut repl = Terminal::start(&project);
+    repl.expect("Project `shop`");
+    repl.expect("1 service.");
+    repl.expect("No supervisor is running");
     repl.expect("shop > ");
     repl.enter("fn twice(x) {");
     repl.enter("  x * 2");
