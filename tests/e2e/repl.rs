@@ -196,6 +196,8 @@ fn history_survives_a_restart_and_leaves_out_lines_starting_with_a_space() {
     repl.expect("shop > ");
     repl.enter("print(\"kept-\" + 965502)");
     repl.expect("kept-965502");
+    repl.enter("print(\"other-\" + 2)");
+    repl.expect("other-2");
     repl.enter(" print(\"secret-\" + 1)");
     repl.expect("secret-1");
     assert!(repl.quit().success());
@@ -207,10 +209,21 @@ fn history_survives_a_restart_and_leaves_out_lines_starting_with_a_space() {
     let mode = std::fs::metadata(&history).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    // Up recalls the last entry of the earlier session.
+    // Up recalls the last kept entry of the earlier session (not the one
+    // that started with a space)...
     let mut repl = Terminal::start(&project);
     repl.expect("shop > ");
     repl.send("\x1b[A");
+    std::thread::sleep(Duration::from_millis(100));
+    repl.send("\r");
+    repl.expect("other-2");
+    // ...and Ctrl-R finds an older one.
+    std::thread::sleep(Duration::from_millis(100));
+    repl.send("\x12");
+    repl.expect("(search: ) ");
+    repl.send("kept");
+    repl.expect("(search: kept) print(\"kept-\" + 965502)");
+    repl.send("\r");
     std::thread::sleep(Duration::from_millis(100));
     repl.send("\r");
     repl.expect("kept-965502");

@@ -198,6 +198,6 @@ impl Prompt for ReplPrompt {
             PromptHistorySearchStatus::Passing => "",
             PromptHistorySearchStatus::Failing => "failing ",
         };
-        Cow::Owned(format!("({status}search: {}) ", search.term))
+        Cow::Owned(format!(" ({status}search: {}) ", search.term))
     }
 }
