@@ -283,9 +283,10 @@ fn tab_completes_a_primitive() {
     let mut repl = Terminal::start(&project);
     repl.expect("shop > ");
     repl.send("load_pro");
-    std::thread::sleep(Duration::from_millis(100));
+    repl.expect("load_pro");
     repl.send("\t");
-    std::thread::sleep(Duration::from_millis(100));
+    // The one match is put in the line.
+    repl.expect("load_project");
     repl.enter("().name + \"-\" + 965504");
     repl.expect("shop-965504");
     assert!(repl.quit().success());
@@ -306,10 +307,12 @@ fn ctrl_c_stops_a_running_entry_and_clears_the_line_without_leaking() {
     repl.expect("shop > ");
     std::thread::sleep(Duration::from_millis(200));
     repl.send("this is not rhai");
-    std::thread::sleep(Duration::from_millis(100));
+    repl.expect("this is not rhai");
     repl.send("\x03");
-    // The editor drops what follows a Ctrl-C in the same read.
-    std::thread::sleep(Duration::from_millis(200));
+    // The editor drops what follows a Ctrl-C in the same read: wait for the
+    // fresh prompt.
+    repl.expect("shop > ");
+    std::thread::sleep(Duration::from_millis(100));
     repl.enter("print(\"after-\" + 965505)");
     repl.expect("after-965505");
     // Only the interrupted entry failed: the cleared line never ran.
