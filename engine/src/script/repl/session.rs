@@ -249,3 +249,51 @@ fn exit_request(error: &EvalAltResult) -> Option<i32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_learns_variables_with_their_script_types_and_functions() {
+        let mut session = Session::new(None, Vec::new());
+        assert!(matches!(
+            session.eval("let prog = program(\"echo hi\"); fn twice(x) { x * 2 }"),
+            Outcome::Done
+        ));
+        let known = session.known().lock().unwrap().clone();
+        assert!(
+            known
+                .variables
+                .contains(&("prog".to_string(), "Program".to_string())),
+            "{known:?}"
+        );
+        assert_eq!(known.functions, ["twice"]);
+    }
+
+    #[test]
+    fn definitions_and_variables_outlive_their_entry_even_a_failed_one() {
+        let mut session = Session::new(None, Vec::new());
+        assert!(matches!(
+            session.eval("fn inc(x) { x + 1 } let n = 1; throw \"later\""),
+            Outcome::Failed(_)
+        ));
+        assert!(matches!(session.eval("n = inc(n);"), Outcome::Done));
+        assert_eq!(session.scope.get_value::<i64>("n"), Some(2));
+    }
+
+    #[test]
+    fn exit_ends_the_session_with_its_code_even_from_a_function_or_try() {
+        let mut session = Session::new(None, Vec::new());
+        assert!(matches!(session.eval("exit(5)"), Outcome::Exit(5)));
+        assert!(matches!(
+            session.eval("fn leave() { exit(6) } leave()"),
+            Outcome::Exit(6)
+        ));
+        assert!(matches!(
+            session.eval("try { exit(7) } catch { 0 }"),
+            Outcome::Exit(7)
+        ));
+        assert!(matches!(session.eval("exit()"), Outcome::Exit(0)));
+    }
+}
