@@ -73,19 +73,25 @@ fn the_daemon_entry_refuses_other_arguments() {
 }
 
 #[test]
-fn the_repl_shows_errors_as_commands_do_and_goes_on() {
+fn the_repl_shows_errors_as_commands_do() {
     let project = Project::with_toml(BAD_TOML);
-    // Once, the REPL put `error: ` before a diagnostic's own.
+    // Once, the REPL put `error: ` before a diagnostic's own. Piped input
+    // stops at its first error, as a script does.
     let expected = format!(
-        "{}\n  --> <repl>:1:1\n  |\n1 | load_project()\n  | ^\nerror: error-prone\n  --> <repl>:1:1\n  |\n1 | throw \"error-prone\"\n  | ^\n",
+        "{}\n  --> <repl>:1:1\n  |\n1 | load_project()\n  | ^\n",
         diagnostic(&project)
     );
     project
         .locald(["repl"])
-        .stdin("load_project()\nthrow \"error-prone\"\n40 + 2\n")
-        .success()
-        .stdout_is("42\n")
+        .stdin("load_project()\n40 + 2\n")
+        .code(1)
+        .stdout_is("")
         .stderr_is(&expected);
+    project
+        .locald(["repl"])
+        .stdin("throw \"error-prone\"\n")
+        .code(1)
+        .stderr_is("error: error-prone\n  --> <repl>:1:1\n  |\n1 | throw \"error-prone\"\n  | ^\n");
 }
 
 /// `-v` diagnostics written to a file or a pipe carry no colour codes.

@@ -17,6 +17,7 @@ mod init;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;
+mod repl;
 mod rootless_store;
 mod run;
 mod service_processes;

@@ -7,9 +7,11 @@
 pub mod api;
 mod failure;
 mod handles;
+mod repl;
 pub mod stdlib;
 mod verb;
 
 pub(crate) use failure::throw;
 pub use handles::{ProjectHandle, ServiceHandle};
-pub use verb::{repl, run_file, run_verb, verb_engine};
+pub use repl::repl;
+pub use verb::{run_file, run_verb, verb_engine};

@@ -1,14 +1,14 @@
-//! Running scripts: the built-in verbs, a user's task script, and the REPL.
+//! Running scripts: the built-in verbs and a user's task script (the REPL
+//! is [`super::repl`]).
 //! The script's result is the command's exit code (`()` is 0, an integer is
 //! itself, `exit(n)` ends early with n).
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
 use super::{api, stdlib};
-use crate::sandbox::{self, interrupt, ErrorKind, Limits, OnInterrupt, ScriptError};
+use crate::sandbox::{self, interrupt, Limits, OnInterrupt, ScriptError};
 
 /// The engine verbs and task scripts run in: the sandbox plus every primitive.
 pub fn verb_engine() -> Engine {
@@ -70,77 +70,4 @@ fn exit_code(value: &Dynamic) -> i32 {
         return if ok { 0 } else { 1 };
     }
     0
-}
-
-/// An interactive session with every primitive: each line (or block, when
-/// braces are open) is evaluated and its value printed. Variables persist
-/// between lines.
-pub fn repl() -> std::io::Result<i32> {
-    let engine = verb_engine();
-    let mut scope = Scope::new();
-    let interactive = std::io::stdin().is_terminal();
-    if interactive {
-        eprintln!(
-            "locald REPL: Rhai with locald's primitives (try `load_project()`); Ctrl-D exits."
-        );
-    }
-    let stdin = std::io::stdin();
-    let mut buffer = String::new();
-    loop {
-        if interactive {
-            eprint!(
-                "{}",
-                if buffer.is_empty() {
-                    "locald> "
-                } else {
-                    "   ...> "
-                }
-            );
-            std::io::stderr().flush()?;
-        }
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            break;
-        }
-        buffer.push_str(&line);
-        if open_braces(&buffer) > 0 {
-            continue;
-        }
-        let source = std::mem::take(&mut buffer);
-        if source.trim().is_empty() {
-            continue;
-        }
-        match engine.compile_with_scope(&scope, &source) {
-            Err(e) => show_repl_error(&ScriptError::from_parse("<repl>", &source, &e)),
-            Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
-                Ok(value) if !value.is_unit() => {
-                    if !sandbox::stdout::print_line(&value.to_string()) {
-                        // The reader has gone: end as SIGPIPE ends a tool.
-                        return Ok(interrupt::exit_code());
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => show_repl_error(&ScriptError::from_eval("<repl>", &source, &e, false)),
-            },
-        }
-    }
-    Ok(0)
-}
-
-/// An entry's error, as the CLI shows a command's; but the session goes on
-/// after a Ctrl-C, so that one is said (`error: interrupted`).
-fn show_repl_error(error: &ScriptError) {
-    let kind = match error.kind {
-        ErrorKind::Interrupted => ErrorKind::Message,
-        kind => kind,
-    };
-    sandbox::show_error(kind, &error.to_string());
-}
-
-fn open_braces(source: &str) -> i32 {
-    source.chars().fold(0, |depth, c| match c {
-        '{' | '(' | '[' => depth + 1,
-        '}' | ')' | ']' => depth - 1,
-        _ => depth,
-    })
 }
