@@ -360,6 +360,10 @@ command = "echo web-up; sleep 965506"
     // A blocking primitive stops on Ctrl-C too.
     repl.enter("print_logs(\"web\", #{ follow: true })");
     repl.expect("web-up");
+    // Healthy again once it has settled, so the next prompt says 1/1.
+    project.wait_for("web healthy again", PATIENCE, |p| {
+        crate::harness::service_field(p, "web", "state") == "healthy"
+    });
     std::thread::sleep(Duration::from_millis(300));
     repl.send("\x03");
     repl.expect("shop 1/1 healthy > ");

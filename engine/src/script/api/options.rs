@@ -103,7 +103,7 @@ fn type_words(name: &str) -> String {
 
 /// The field names of the struct `T`, as serde's derive declares them: the
 /// one list of known options, so the error cannot drift from the struct.
-fn option_names<T: DeserializeOwned>() -> &'static [&'static str] {
+pub(crate) fn option_names<T: DeserializeOwned>() -> &'static [&'static str] {
     match T::deserialize(FieldNames) {
         Err(Captured(fields)) => fields,
         Ok(_) => &[],

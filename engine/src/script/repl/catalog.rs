@@ -332,20 +332,34 @@ mod tests {
 
     #[test]
     fn option_keys_come_from_the_documentation() {
+        use crate::script::api::{container, options::option_names, process, supervisor};
         let catalog = Catalog::of(&crate::script::verb_engine());
-        assert_eq!(
-            catalog.option_keys("print_logs"),
-            ["follow", "lines", "service"]
-        );
-        assert_eq!(catalog.option_keys("run_command"), ["cwd", "env"]);
-        assert_eq!(
-            catalog.option_keys("up"),
-            ["detach", "services", "timeout", "wait"]
-        );
-        let run = catalog.option_keys("run_container");
-        for key in ["command", "volumes", "cap_add", "security_opt", "rm"] {
-            assert!(run.contains(&key.to_string()), "{run:?}");
+        // The documented keys are exactly the fields the primitive reads: a
+        // doc comment that forgets an option fails here.
+        let sorted = |names: &[&str]| {
+            let mut names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            names.sort();
+            names
+        };
+        for (primitive, fields) in [
+            ("print_logs", option_names::<supervisor::LogsOptions>()),
+            ("logs", option_names::<supervisor::ReadLogsOptions>()),
+            ("print_status", option_names::<supervisor::StatusOptions>()),
+            ("up", option_names::<supervisor::UpArgs>()),
+            ("run_command", option_names::<process::RunCommandOptions>()),
+            (
+                "run_container",
+                option_names::<container::RunContainerOptions>(),
+            ),
+            ("import_image", option_names::<container::ImportOptions>()),
+        ] {
+            assert_eq!(
+                catalog.option_keys(primitive),
+                sorted(fields),
+                "{primitive}"
+            );
         }
+        let run = catalog.option_keys("run_container");
         assert!(
             !run.iter().any(|k| k == "always" || k == "Program"),
             "{run:?}"
