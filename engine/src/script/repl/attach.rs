@@ -3,9 +3,9 @@
 //! prompt), and where history is kept.
 
 use std::borrow::Cow;
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use reedline::{Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus};
@@ -159,16 +159,19 @@ impl Attachment {
                     }
                 };
                 let dir = base.join("locald");
-                DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+                // Made 0700, or refused when it is a link, someone else's,
+                // or writable by others: as locald's other private dirs.
+                locald_shim_protocol::private_dir::ensure_private_dir(&dir)
+                    .map_err(io::Error::other)?;
                 dir
             }
         };
         let file = dir.join("history");
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&file)?;
+        // A regular file of ours, never through a link.
+        crate::project::state_dir::open_file(
+            OpenOptions::new().append(true).create(true).mode(0o600),
+            &file,
+        )?;
         Ok(file)
     }
 }
