@@ -99,6 +99,16 @@ pub const PRIVATE_MODE: u32 = 0o700;
 /// Creates `path` (and missing parents) with mode 0700, or checks the existing one; returns a
 /// descriptor of the directory that passed the checks (see the module documentation).
 pub fn ensure_private_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
+    let (parent_fd, parent_path, name) = open_parent_of(path, true)?;
+    ensure_private_subdir(parent_fd.as_fd(), &parent_path, &name)
+}
+
+/// `path` made absolute, its parent opened as [`open_trusted_parent`] does (creating missing
+/// ones with `create`), and its last component.
+fn open_parent_of(
+    path: &Path,
+    create: bool,
+) -> Result<(OwnedFd, PathBuf, std::ffi::OsString), PrivateDirError> {
     let path = std::path::absolute(path).map_err(|source| PrivateDirError::Io {
         action: "resolve",
         path: path.to_path_buf(),
@@ -107,25 +117,17 @@ pub fn ensure_private_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(PrivateDirError::NotADirectory { path });
     };
-    let (parent_fd, parent_path) = open_trusted_parent(&path, parent, true)?;
-    ensure_private_subdir(parent_fd.as_fd(), &parent_path, name)
+    let (parent_fd, parent_path) = open_trusted_parent(&path, parent, create)?;
+    Ok((parent_fd, parent_path, name.to_os_string()))
 }
 
 /// Checks that the existing directory `path` is owned by the caller and not writable by others,
 /// and that its parents are safe as for [`ensure_private_dir`]; nothing is created or changed.
 /// For directories locald is handed (`$XDG_RUNTIME_DIR`) rather than its own.
 pub fn check_owned_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
-    let path = std::path::absolute(path).map_err(|source| PrivateDirError::Io {
-        action: "resolve",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(PrivateDirError::NotADirectory { path });
-    };
-    let (parent_fd, parent_path) = open_trusted_parent(&path, parent, false)?;
-    let child = parent_path.join(name);
-    let fd = open_child(parent_fd.as_fd(), &child, name)?;
+    let (parent_fd, parent_path, name) = open_parent_of(path, false)?;
+    let child = parent_path.join(&name);
+    let fd = open_child(parent_fd.as_fd(), &child, &name)?;
     check_private(fd.as_fd(), &child, false)?;
     Ok(fd)
 }
