@@ -39,7 +39,9 @@ pub enum Subcommand {
     Down(NoArgs),
     /// Show the services and their state
     Status(Json),
-    /// Show what services printed
+    /// List the processes the supervisor runs: services' and one-off runs'
+    Ps(Ps),
+    /// Show what services (or one-off runs, by ID) printed
     Logs(Logs),
     /// Start stopped services
     Start(SomeServices),
@@ -124,6 +126,16 @@ pub struct Json {
 }
 
 #[derive(Debug, clap::Args, Serialize)]
+pub struct Ps {
+    /// Also the finished one-off runs whose log is kept, with their exit code
+    #[arg(short, long)]
+    pub all: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
 pub struct Logs {
     /// Only these services (all, interleaved, without names)
     #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
@@ -173,6 +185,11 @@ pub struct Try {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Run {
+    /// Run it under the running supervisor and return at once, printing its
+    /// ID: output to `locald logs ID`, shown by `locald ps`, stopped by
+    /// `locald stop ID`
+    #[arg(short, long)]
+    pub detach: bool,
     #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub service: String,
     /// The command: one quoted shell line or words

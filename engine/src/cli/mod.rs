@@ -21,8 +21,9 @@ use serde::Serialize;
 
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd, ServiceAddCommand,
-    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Try, Up,
+    ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
+    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
+    Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -180,6 +181,7 @@ impl Subcommand {
             Subcommand::Up(a) => verb("up", script_args(&a)?),
             Subcommand::Down(a) => verb("down", script_args(&a)?),
             Subcommand::Status(a) => verb("status", script_args(&a)?),
+            Subcommand::Ps(a) => verb("ps", script_args(&a)?),
             Subcommand::Logs(a) => verb("logs", script_args(&a)?),
             Subcommand::Start(a) => verb("start", script_args(&a)?),
             Subcommand::Stop(a) => verb("stop", script_args(&a)?),
@@ -236,6 +238,7 @@ impl ScriptArgs for Init {}
 impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
+impl ScriptArgs for Ps {}
 impl ScriptArgs for Logs {}
 impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}

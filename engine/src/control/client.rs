@@ -23,9 +23,12 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+use crate::program::Program;
 use crate::project::state_dir::StateDir;
 use crate::supervisor::console::StopWaits;
-use crate::supervisor::protocol::{now_unix_ms, ReloadReport, Request, Response, ServiceStatus};
+use crate::supervisor::protocol::{
+    now_unix_ms, ProcessInfo, ReloadReport, Request, Response, ServiceStatus,
+};
 use crate::supervisor::SupervisorError;
 
 /// How long the CLI waits for the supervisor to accept a connection or to
@@ -208,6 +211,30 @@ impl Client {
     pub fn status(&mut self) -> Result<Vec<ServiceStatus>, SupervisorError> {
         let response = self.request(&Request::Status)?;
         Ok(response.services.unwrap_or_default())
+    }
+
+    /// The processes the supervisor runs (`all`: and the finished one-off
+    /// runs whose log is kept).
+    pub fn processes(&mut self, all: bool) -> Result<Vec<ProcessInfo>, SupervisorError> {
+        let response = self.request(&Request::Ps { all })?;
+        Ok(response.processes.unwrap_or_default())
+    }
+
+    /// Start `command` in `service`'s world as a one-off run under the
+    /// supervisor; returns at once with its process (its ID).
+    pub fn run_detached(
+        &mut self,
+        service: &str,
+        command: &Program,
+    ) -> Result<ProcessInfo, SupervisorError> {
+        let response = self.request(&Request::Run {
+            service: service.to_string(),
+            program: command.clone(),
+        })?;
+        response
+            .processes
+            .and_then(|mut processes| processes.pop())
+            .ok_or_else(|| SupervisorError::Protocol("no process in the answer".into()))
     }
 
     /// Start a service (and what it depends on).

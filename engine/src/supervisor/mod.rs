@@ -36,8 +36,10 @@ mod health;
 mod init;
 mod launch;
 pub(crate) mod logs;
+mod oneoff;
 mod order;
 mod output;
+mod processes;
 pub(crate) mod project_lock;
 pub(crate) mod protocol;
 mod reload;
@@ -51,7 +53,7 @@ use std::time::Duration;
 pub use container::ContainerError;
 pub use init::service_init_main;
 pub use project_lock::ProjectLockError;
-pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
+pub use protocol::{ProcessInfo, ReloadReport, ServiceState, ServiceStatus};
 pub use run::{
     already_running, held_elsewhere, run_in_foreground, select_services, supervise_main, Handoff,
 };
