@@ -11,6 +11,7 @@ mod completions;
 mod config_errors;
 mod containers;
 mod detached_runs;
+mod exec;
 mod exit_codes;
 mod health;
 mod hostile_text;

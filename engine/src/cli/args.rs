@@ -54,8 +54,9 @@ pub enum Subcommand {
     /// Run a scratch command with a free $PORT, then offer to save it as a service
     Try(Try),
     /// Run a one-off command with a service's environment
-    #[command(alias = "exec")]
     Run(Run),
+    /// Run a command inside a running service (or process, by ID from `ps`)
+    Exec(Exec),
     /// Print the Rhai script that locald.toml compiles to
     Compile(Compile),
     /// Run a Rhai task script with locald's primitives (its words are `args.argv`)
@@ -192,6 +193,32 @@ pub struct Run {
     pub detach: bool,
     #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub service: String,
+    /// The command: one quoted shell line or words
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Exec {
+    /// Pass stdin on to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command the terminal (an error without one)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory (relative: from the service's)
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as this user
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// A running service, or a process ID (or its start) from `locald ps`
+    #[arg(value_name = "SERVICE|ID", add = ArgValueCandidates::new(service_candidates))]
+    pub target: String,
     /// The command: one quoted shell line or words
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     #[serde(skip)]

@@ -20,7 +20,7 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 pub use args::{
-    Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
+    Cli, Compile, ContainerCommand, ContainerRun, Exec, ImageCommand, ImageImport, ImageReference,
     ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
     Try, Up,
@@ -38,6 +38,9 @@ pub fn main() -> i32 {
     // not pay for argument parsing or logging set-up.
     match argv.get(1).and_then(|a| a.to_str()) {
         Some("__service-init") => crate::supervisor::service_init_main(argv[2..].to_vec()),
+        Some(crate::control::exec::ENTRY) => {
+            return crate::control::exec::exec_main(argv[2..].to_vec())
+        }
         Some(SuperviseArgs::ENTRY) => match SuperviseArgs::parse(&argv[2..]) {
             Ok(args) => crate::supervisor::supervise_main(&args.root),
             Err(usage) => {
@@ -189,6 +192,7 @@ impl Subcommand {
             Subcommand::Reload(a) => verb("reload", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Exec(a) => verb("exec", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
                 verb("container-run", script_args(&a)?)
@@ -256,6 +260,12 @@ impl ScriptArgs for Try {
 }
 
 impl ScriptArgs for Run {
+    fn command(&self) -> Option<Dynamic> {
+        Some(words_program(&self.command))
+    }
+}
+
+impl ScriptArgs for Exec {
     fn command(&self) -> Option<Dynamic> {
         Some(words_program(&self.command))
     }

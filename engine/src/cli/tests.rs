@@ -24,6 +24,9 @@ const VERBS: &[&[&str]] = &[
     &["try", "--", "python3 -m http.server $PORT"],
     &["run", "web", "--", "true"],
     &["run", "--detach", "web", "--", "true"],
+    &[
+        "exec", "-it", "-e", "A=1", "-w", "dir", "-u", "nobody", "web", "--", "ps",
+    ],
     &["compile"],
     &["container", "run", "alpine"],
     &["image", "pull", "alpine"],

@@ -8,6 +8,7 @@
 
 mod client;
 mod daemon;
+pub mod exec;
 mod log_reader;
 mod process_table;
 mod status_table;

@@ -60,6 +60,17 @@ fn ports_of<'a>(
 }
 
 impl ServiceHandle {
+    /// Its environment (see `service.env` in docs/scripting.md), with the
+    /// running supervisor's ports when one runs.
+    pub fn env(&self) -> Result<BTreeMap<String, String>, ResolveError> {
+        let ports = ports_of(&self.project, &self.ports)?;
+        Ok(crate::project::service_env(
+            &self.project,
+            self.spec(),
+            ports,
+        )?)
+    }
+
     pub fn spec(&self) -> &Service {
         // A handle is only made for a service that exists in its project.
         self.project
@@ -188,9 +199,7 @@ impl CustomType for ServiceHandle {
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))
             })
             .with_get("env", |s: &mut Self| -> Fallible<Map> {
-                let ports = ports_of(&s.project, &s.ports).map_err(error)?;
-                let env =
-                    crate::project::service_env(&s.project, s.spec(), ports).map_err(error)?;
+                let env = s.env().map_err(error)?;
                 Ok(env
                     .into_iter()
                     .map(|(k, v)| (k.into(), Dynamic::from(v)))

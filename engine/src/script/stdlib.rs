@@ -16,6 +16,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("reload", include_str!("../../../stdlib/reload.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
+    ("exec", include_str!("../../../stdlib/exec.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
     (
         "container-run",

@@ -25,6 +25,16 @@ pub enum ProcessesError {
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Process(#[from] super::process::ProcessError),
+    #[error(transparent)]
+    UnknownService(#[from] crate::script::handles::UnknownService),
+    #[error(transparent)]
+    Resolve(#[from] crate::script::handles::ResolveError),
+    #[error("-t (tty) needs a terminal: stdin is not one")]
+    NoTerminal,
+    #[error("cannot start the exec helper: {0}")]
+    Helper(std::io::Error),
 }
 
 /// A target (service name or process ID) that names no single process.
@@ -243,6 +253,37 @@ pub mod processes_api {
             .map_err(|e| fail(&ctx, e))
     }
 
+    /// Runs `command` (a shell line, an array of words or a `Program`)
+    /// inside the running process `target` names (a service, or an ID from
+    /// `processes`), attached to the terminal, and returns its exit code. A
+    /// host service's: in its PID namespace (its `/proc` too, so `ps` lists
+    /// its processes), working directory and environment; it is killed
+    /// when the service stops.
+    #[rhai_fn(return_raw, name = "exec")]
+    pub fn exec(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        target: &str,
+        command: Dynamic,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        exec_with(ctx, project, target, command, Map::new())
+    }
+
+    /// `exec` with options `#{ env, workdir, user, interactive, tty }`:
+    /// variables added to the service's environment, another working
+    /// directory (relative: from the service's), another user, stdin passed
+    /// on, a terminal required.
+    #[rhai_fn(return_raw, name = "exec")]
+    pub fn exec_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        target: &str,
+        command: Dynamic,
+        options: Map,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        super::exec(&project, target, &command, options).map_err(|e| fail(&ctx, e))
+    }
+
     /// Starts `command` (a shell line, an array of words or a `Program`) in
     /// the service's world as a one-off run under the running supervisor,
     /// and returns its ID at once. Its output goes to the logs (`logs ID`,
@@ -268,6 +309,64 @@ fn print(project: &ProjectHandle, options: Map) -> Result<(), ProcessesError> {
     let PrintProcessesOptions { all, json } = options::read("print_processes", options)?;
     crate::control::print_processes(&processes(project, all)?, json);
     Ok(())
+}
+
+/// The options of `exec`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecOptions {
+    /// Added to the service's environment.
+    #[serde(deserialize_with = "options::env_map")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The working directory: the service's by default; a relative one is
+    /// taken from the service's.
+    pub workdir: Option<std::path::PathBuf>,
+    /// Run as this user (a name), not the service's.
+    pub user: Option<String>,
+    /// Pass stdin on (without it the command reads end of file).
+    pub interactive: bool,
+    /// Require a terminal (the command gets it).
+    pub tty: bool,
+}
+
+/// `exec(project, target, command, options)`: the command's exit code.
+fn exec(
+    project: &ProjectHandle,
+    target: &str,
+    command: &Dynamic,
+    options: Map,
+) -> Result<i64, ProcessesError> {
+    use std::io::IsTerminal;
+    let options: ExecOptions = options::read("exec", options)?;
+    let program = super::process::program_from(command)?;
+    if options.tty && !std::io::stdin().is_terminal() {
+        return Err(ProcessesError::NoTerminal);
+    }
+    let found = process(project, target)?;
+    let service = project.service(&found.service)?;
+    let Some(pid) = found.pid else {
+        return Err(TargetError::NotRunning {
+            service: found.service,
+        }
+        .into());
+    };
+    let mut env = service.env()?;
+    env.extend(options.env);
+    let workdir = match options.workdir {
+        Some(dir) => service.spec().workdir.join(dir),
+        None => service.spec().workdir.clone(),
+    };
+    let mut command =
+        crate::control::exec::exec_command(pid, options.user.as_deref(), &program.argv())
+            .map_err(ProcessesError::Helper)?;
+    command.env_clear().envs(env).current_dir(workdir);
+    if !options.interactive && !options.tty {
+        command.stdin(std::process::Stdio::null());
+    }
+    Ok(super::process::run_foreground(
+        command,
+        super::process::OnInterrupt::Stop,
+    )?)
 }
 
 /// `run_detached(service, command)`.
