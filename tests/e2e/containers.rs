@@ -224,20 +224,12 @@ fn entrypoint_cmd_env_and_workdir_follow_docker() {
 #[test]
 fn interactive_terminal_through_a_pty() {
     let (project, data) = project_with_busybox();
-    // `script` gives locald a real pseudo-terminal, as a person's shell would.
-    let command = format!(
-        "{} container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
-        crate::harness::locald_bin()
+    let (success, stdout) = crate::harness::in_a_terminal(
+        &project,
+        "container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
+        &[("LOCALD_DATA_DIR", data.path().to_str().unwrap())],
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(project.path())
-        .env("LOCALD_DATA_DIR", data.path())
-        .stdin(std::process::Stdio::piped())
-        .output()
-        .expect("run script(1)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    assert!(success, "{stdout}");
     assert!(
         stdout.contains("/dev/pts/"),
         "the container has a terminal: {stdout}"
@@ -1176,5 +1168,114 @@ fn container_run_init_puts_tini_in_front_of_the_command() {
     assert!(
         run.stdout.starts_with("/sbin/locald-init\0--\0cat\0"),
         "{run}"
+    );
+}
+
+/// `locald exec` into a running container service: the container's own
+/// processes, filesystem, environment and hostname, exit codes, a real
+/// terminal with -it, and no exec'd process outliving the container.
+#[test]
+fn exec_joins_the_running_container() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.db]
+image = "bb:1"
+command = "echo written-at-start > /tmp/marker; exec sleep 973140"
+env = { GREETING = "hello from db" }
+health = "none"
+"#,
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    project.wait_for("the container", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").len() == 1
+    });
+    // The container's processes only: its command as PID 1, and `ps`.
+    let out = project
+        .locald(["exec", "db", "--", "ps", "-o", "pid,args"])
+        .success();
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][..3], ["1", "sleep", "973140"], "{out}");
+    assert_eq!(rows[1][1], "ps", "{out}");
+    // Its filesystem (a file the service wrote at start), environment and
+    // hostname; -e and -w on top.
+    project
+        .locald([
+            "exec",
+            "-e",
+            "EXTRA=given",
+            "-w",
+            "/tmp",
+            "db",
+            "--",
+            "echo \"$GREETING/$EXTRA\"; cat marker; pwd; hostname",
+        ])
+        .success()
+        .stdout_is("hello from db/given\nwritten-at-start\n/tmp\ndb\n");
+    project.locald(["exec", "db", "--", "exit 5"]).code(5);
+    project
+        .locald(["exec", "db", "--", "no-such-973140"])
+        .code(127)
+        .stderr_has("no-such-973140: command not found");
+    project
+        .locald(["exec", "-i", "db", "--", "cat"])
+        .stdin("piped in\n")
+        .success()
+        .stdout_is("piped in\n");
+    // -it: a real pseudo-terminal.
+    let (success, stdout) = crate::harness::in_a_terminal(
+        &project,
+        "exec -it db -- sh -c 'test -t 0 && test -t 1 && echo terminal-ok'",
+        &[],
+    );
+    assert!(success, "{stdout}");
+    assert!(stdout.contains("terminal-ok"), "{stdout}");
+
+    // Stopping the service ends what was exec'd into it.
+    // (One shell line: the marker is no argument of `locald exec` itself.)
+    let mut exec = project.locald(["exec", "db", "--", "sleep 973141"]).spawn();
+    project.wait_for("the exec'd sleep", Duration::from_secs(5), |_| {
+        pids_with_arg("973141").len() == 1
+    });
+    project.locald(["stop", "db"]).success();
+    project.wait_for("no exec'd sleep", Duration::from_secs(10), |_| {
+        pids_with_arg("973141").is_empty() && pids_with_arg("973140").is_empty()
+    });
+    assert_eq!(exec.wait().unwrap().code(), Some(128 + 9));
+
+    // A kill -9 of the supervisor leaves nothing either.
+    with_store(project.locald(["start", "db"]), data.path()).success();
+    project.wait_for("the container again", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").len() == 1
+    });
+    let exec = project.locald(["exec", "db", "--", "sleep 973142"]).spawn();
+    project.wait_for("the exec'd sleep", Duration::from_secs(5), |_| {
+        pids_with_arg("973142").len() == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(crate::harness::supervisor_pid(&project)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    project.wait_for("no survivors", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").is_empty() && pids_with_arg("973142").is_empty()
+    });
+    let out = exec.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

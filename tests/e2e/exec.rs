@@ -107,19 +107,12 @@ fn exec_runs_in_the_service_with_its_tree_environment_and_directory() {
 #[test]
 fn exec_gets_a_real_terminal_with_it() {
     let project = up(973131);
-    // `script` gives locald a real pseudo-terminal, as a person's shell would.
-    let command = format!(
-        "{} exec -it web -- sh -c 'tty; echo terminal-ok'",
-        crate::harness::locald_bin()
+    let (success, stdout) = crate::harness::in_a_terminal(
+        &project,
+        "exec -it web -- sh -c 'tty; echo terminal-ok'",
+        &[],
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(project.path())
-        .stdin(std::process::Stdio::piped())
-        .output()
-        .expect("run script(1)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    assert!(success, "{stdout}");
     assert!(stdout.contains("/dev/pts/"), "a terminal: {stdout}");
     assert!(stdout.contains("terminal-ok"), "{stdout}");
     // Without one, -t is refused before anything runs.

@@ -339,3 +339,21 @@ pub fn give(root: &Path, owner: (u32, u32)) {
         std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1)).unwrap();
     }
 }
+
+/// Runs `locald ARGS` under `script(1)`, which gives it a real
+/// pseudo-terminal as a person's shell would (with `env` added); whether it
+/// succeeded, and what the terminal showed.
+pub fn in_a_terminal(project: &Project, args: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let command = format!("{} {args}", locald_bin());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(project.path())
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .output()
+        .expect("run script(1)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -58,6 +58,112 @@ pub enum ExecError {
     Sys { context: &'static str, errno: Errno },
 }
 
+/// A running container service, as `locald exec` joins it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// The `locald-shim` that runs it (the same binary runs the exec).
+    pub shim: std::path::PathBuf,
+    /// Its run's arguments: the bundle and the seccomp cache.
+    pub run: locald_shim_protocol::args::RunArgs,
+    /// The host pid of the container's init.
+    pub init: i32,
+}
+
+/// Why a running container could not be found under a service's init.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("no container runs under process {0} (is it starting or stopping?)")]
+    NoShim(u32),
+    #[error("the container of process {0} has no init yet (is it starting?)")]
+    NoInit(u32),
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// The `locald-shim run` arguments of `pid`, if that is what it runs.
+fn shim_run(pid: i32) -> Option<locald_shim_protocol::args::RunArgs> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<OsString> = cmdline
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| std::ffi::OsStr::from_bytes(word).to_os_string())
+        .collect();
+    let program = std::path::Path::new(words.first()?).file_name()?;
+    if program != "locald-shim" {
+        return None;
+    }
+    locald_shim_protocol::args::RunArgs::parse(words.into_iter().skip(1)).ok()
+}
+
+fn pid_namespace(pid: i32) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The container that runs under the service init `init` (or is it, where
+/// services get no PID namespace): its shim, and its init's host pid (the
+/// shim's child in another PID namespace).
+pub fn find_container(init: u32) -> Result<Container, FindError> {
+    let init_pid = i32::try_from(init).map_err(|_| FindError::NoShim(init))?;
+    let (shim_pid, run) = std::iter::once(init_pid)
+        .chain(children(init_pid))
+        .find_map(|pid| Some((pid, shim_run(pid)?)))
+        .ok_or(FindError::NoShim(init))?;
+    let shim =
+        std::fs::read_link(format!("/proc/{shim_pid}/exe")).map_err(|_| FindError::NoShim(init))?;
+    let shim_namespace = pid_namespace(shim_pid);
+    let container_init = children(shim_pid)
+        .into_iter()
+        .find(|pid| pid_namespace(*pid).is_some_and(|ns| Some(ns) != shim_namespace))
+        .ok_or(FindError::NoInit(init))?;
+    Ok(Container {
+        shim,
+        run,
+        init: container_init,
+    })
+}
+
+/// The command that runs `exec` in `container` through its shim.
+pub fn container_exec_command(
+    container: &Container,
+    user: Option<&str>,
+    cwd: Option<&std::path::Path>,
+    env: &std::collections::BTreeMap<String, String>,
+    argv: &[String],
+) -> Command {
+    let args = locald_shim_protocol::args::ExecArgs {
+        bundle: container.run.bundle.clone(),
+        pid: container.init,
+        seccomp_cache: container.run.seccomp_cache.clone(),
+        user: user.map(str::to_string),
+        cwd: cwd.map(std::path::Path::to_path_buf),
+        env: env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect(),
+        command: argv.iter().map(OsString::from).collect(),
+    };
+    let mut command = Command::new(&container.shim);
+    command.args(args.to_argv());
+    command
+}
+
 /// The command that runs `argv` in the PID namespace of `pid` (a host
 /// service's init): the helper, with nothing else set (the caller sets the
 /// environment and the working directory, which the command inherits).

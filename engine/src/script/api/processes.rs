@@ -35,6 +35,8 @@ pub enum ProcessesError {
     NoTerminal,
     #[error("cannot start the exec helper: {0}")]
     Helper(std::io::Error),
+    #[error(transparent)]
+    Container(#[from] crate::control::exec::FindError),
 }
 
 /// A target (service name or process ID) that names no single process.
@@ -256,9 +258,11 @@ pub mod processes_api {
     /// Runs `command` (a shell line, an array of words or a `Program`)
     /// inside the running process `target` names (a service, or an ID from
     /// `processes`), attached to the terminal, and returns its exit code. A
-    /// host service's: in its PID namespace (its `/proc` too, so `ps` lists
-    /// its processes), working directory and environment; it is killed
-    /// when the service stops.
+    /// container service's: in the running container, with its environment,
+    /// working directory and user, confined as it is. A host service's: in
+    /// its PID namespace (its `/proc` too, so `ps` lists its processes),
+    /// working directory and environment. It is killed when the service
+    /// stops.
     #[rhai_fn(return_raw, name = "exec")]
     pub fn exec(
         ctx: NativeCallContext,
@@ -350,16 +354,30 @@ fn exec(
         }
         .into());
     };
-    let mut env = service.env()?;
-    env.extend(options.env);
-    let workdir = match options.workdir {
-        Some(dir) => service.spec().workdir.join(dir),
-        None => service.spec().workdir.clone(),
+    let mut command = if found.kind == "container" {
+        // The container's own environment, directory and user, from its
+        // spec; only what was asked for changes them.
+        let container = crate::control::exec::find_container(pid)?;
+        crate::control::exec::container_exec_command(
+            &container,
+            options.user.as_deref(),
+            options.workdir.as_deref(),
+            &options.env,
+            &program.argv(),
+        )
+    } else {
+        let mut env = service.env()?;
+        env.extend(options.env);
+        let workdir = match options.workdir {
+            Some(dir) => service.spec().workdir.join(dir),
+            None => service.spec().workdir.clone(),
+        };
+        let mut command =
+            crate::control::exec::exec_command(pid, options.user.as_deref(), &program.argv())
+                .map_err(ProcessesError::Helper)?;
+        command.env_clear().envs(env).current_dir(workdir);
+        command
     };
-    let mut command =
-        crate::control::exec::exec_command(pid, options.user.as_deref(), &program.argv())
-            .map_err(ProcessesError::Helper)?;
-    command.env_clear().envs(env).current_dir(workdir);
     if !options.interactive && !options.tty {
         command.stdin(std::process::Stdio::null());
     }
