@@ -184,3 +184,61 @@ fn exec_names_what_it_knows_when_the_target_is_unknown() {
         .stderr_has("no supervisor is running")
         .stderr_has("locald up -d");
 }
+
+/// `locald exec` as an unprivileged user: the supervisor's services run in
+/// PID namespaces inside a user namespace of the user's own, which exec
+/// joins first.
+#[test]
+fn rootless_exec_into_a_host_service() {
+    use std::os::unix::fs::PermissionsExt;
+    let (uid, gid) = crate::harness::account("locald-test");
+    let home = tempfile::Builder::new()
+        .prefix("locald-rootless-exec-")
+        .tempdir()
+        .unwrap();
+    let runtime_dir = home.path().join("run");
+    std::fs::create_dir(&runtime_dir).unwrap();
+    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        home.path().join("locald.toml"),
+        "[services.web]\ncommand = \"sleep 973151\"\nhealth = \"none\"\n",
+    )
+    .unwrap();
+    crate::harness::give(home.path(), (uid, gid));
+    let as_user = |args: &[&str]| {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+            .args(["--clear-groups", "--"])
+            .arg(crate::harness::locald_bin())
+            .args(args)
+            .current_dir(home.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run setpriv");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = as_user(&["up", "-d", "--wait", "--timeout", "20s"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) = as_user(&["exec", "web", "--", "id -u; ps -e -o pid=,args="]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(lines[0], uid.to_string(), "the user's own id\n{stdout}");
+    // `id`'s line, then the init (PID 1), the service's shell and sleep,
+    // the exec'd shell and `ps`: nothing else.
+    assert!(lines[1].starts_with("1 "), "{stdout}");
+    assert!(lines.contains(&"3 sleep 973151"), "{stdout}");
+    assert_eq!(lines.len(), 6, "the service's processes only\n{stdout}");
+    let (code, _, _) = as_user(&["exec", "web", "--", "exit 3"]);
+    assert_eq!(code, Some(3));
+    let (code, _, stderr) = as_user(&["down"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(pids_with_arg("973151").is_empty());
+}
