@@ -1224,6 +1224,36 @@ health = "none"
         .success()
         .stdout_is("hello from db/given\nwritten-at-start\n/tmp\ndb\n");
     project.locald(["exec", "db", "--", "exit 5"]).code(5);
+    // `ps` says it is a container; a detached one-off run of the service is
+    // a new container of its image, its output in its log.
+    let ps = project.locald(["ps", "--json"]).success();
+    let ps: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
+    assert_eq!(ps[0]["kind"], "container", "{ps}");
+    let id = with_store(
+        project.locald([
+            "run",
+            "-d",
+            "db",
+            "--",
+            "echo \"one-off $GREETING\"; hostname",
+        ]),
+        data.path(),
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    project.wait_for("the one-off run", Duration::from_secs(10), |project| {
+        project
+            .locald(["logs", &id])
+            .success()
+            .stdout
+            .contains("exited with code 0")
+    });
+    project
+        .locald(["logs", &id])
+        .success()
+        .stdout_has("| one-off hello from db\n");
     project
         .locald(["exec", "db", "--", "no-such-973140"])
         .code(127)
