@@ -181,6 +181,34 @@ fn nothing_of_a_run_is_left_after_down_or_a_kill_of_the_supervisor() {
 }
 
 #[test]
+fn the_primitives_work_from_a_task_script() {
+    let project = up(973113);
+    project.write(
+        "tasks/oneoff.rhai",
+        r#"
+let project = load_project();
+let id = run_detached(project.service("web"), ["sh", "-c", "echo from-a-task; exit 2"]);
+let found = process(project, id);
+print(`${found.service} ${found.one_off} ${found.kind}`);
+let ours = processes(project).filter(|p| !p.one_off);
+print(`${ours.len()} ${ours[0].command}`);
+// Its log says when it is done; then `processes(project, #{ all: true })`
+// has its exit code.
+while !logs(project, #{ service: id }).some(|l| l.line.starts_with("exited")) {
+    run_command(["sleep", "0.05"]);
+}
+let done = processes(project, #{ all: true }).filter(|p| p.id == id)[0];
+print(`${done.state} ${done.exit_code}`);
+print(exec(project, "web", "exit 4"));
+"#,
+    );
+    project
+        .locald(["script", "tasks/oneoff.rhai"])
+        .success()
+        .stdout_is("web true host\n1 sleep 973113\nexited 2\n4\n");
+}
+
+#[test]
 fn detached_runs_and_ids_fail_clearly() {
     let project = Project::with_toml(&toml(973112));
     project
