@@ -221,6 +221,14 @@ fn run_command(
     nix::unistd::setresuid(account.uid, account.uid, account.uid)
         .map_err(failed("setting the user"))?;
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let syscall = libcontainer::syscall::syscall::create_syscall();
+    // A change away from uid 0 clears the effective set, which the drop
+    // below needs (CAP_SETPCAP): back to the permitted set first, as
+    // libcontainer does for a container's init.
+    libcontainer::capabilities::reset_effective(syscall.as_ref()).map_err(|error| Failure {
+        code: 125,
+        message: format!("restoring the capabilities: {error}"),
+    })?;
     std::env::set_current_dir(cwd).map_err(|error| Failure {
         code: 125,
         message: format!("working directory {}: {error}", cwd.display()),
@@ -234,7 +242,6 @@ fn run_command(
         })?;
     }
     if let Some(capabilities) = process.capabilities() {
-        let syscall = libcontainer::syscall::syscall::create_syscall();
         libcontainer::capabilities::drop_privileges(capabilities, syscall.as_ref()).map_err(
             |error| Failure {
                 code: 125,

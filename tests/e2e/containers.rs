@@ -1224,6 +1224,40 @@ health = "none"
         .success()
         .stdout_is("hello from db/given\nwritten-at-start\n/tmp\ndb\n");
     project.locald(["exec", "db", "--", "exit 5"]).code(5);
+    // Confined as the container's own init is: the same capabilities,
+    // no_new_privs and seccomp filter mode.
+    let out = project
+        .locald([
+            "exec",
+            "db",
+            "--",
+            "for f in /proc/1/status /proc/self/status; do \
+             grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs|Seccomp):' $f | tr '\\n\\t' '  '; echo; done",
+        ])
+        .success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "the init's, then the exec'd process's\n{out}"
+    );
+    assert!(lines[1].contains("Seccomp: 2"), "a seccomp filter\n{out}");
+    // The spec's user (root), or another one.
+    project
+        .locald(["exec", "db", "--", "id -u"])
+        .success()
+        .stdout_is("0\n");
+    project
+        .locald([
+            "exec",
+            "-u",
+            "1000:1001",
+            "db",
+            "--",
+            "echo $(id -u):$(id -g)",
+        ])
+        .success()
+        .stdout_is("1000:1001\n");
     // `ps` says it is a container; a detached one-off run of the service is
     // a new container of its image, its output in its log.
     let ps = project.locald(["ps", "--json"]).success();

@@ -78,6 +78,16 @@ fn exec_runs_in_the_service_with_its_tree_environment_and_directory() {
         .success()
         .stdout_has("/app/sub\n");
 
+    // -u: another user (root may).
+    project
+        .locald(["exec", "-u", "nobody", "web", "--", "id -un"])
+        .success()
+        .stdout_is("nobody\n");
+    project
+        .locald(["exec", "-u", "no-such-user-973130", "web", "--", "true"])
+        .code(126)
+        .stderr_has("unknown user `no-such-user-973130`");
+
     // Exit codes pass through; stdin only with -i.
     project.locald(["exec", "web", "--", "exit 7"]).code(7);
     project
