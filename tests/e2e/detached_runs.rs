@@ -123,6 +123,24 @@ fn a_detached_run_returns_at_once_and_its_output_goes_to_the_logs() {
 }
 
 #[test]
+fn following_a_run_ends_when_it_does() {
+    let project = up(973114);
+    let id = detach(&project, "echo first; sleep 0.5; echo last; exit 6");
+    let started = Instant::now();
+    let out = project.locald(["logs", "-f", &id]).success();
+    assert!(started.elapsed() < Duration::from_secs(5), "{out}");
+    let first = out.stdout.find("| first").expect("first");
+    let last = out.stdout.find("| last").expect("last");
+    assert!(first < last, "{out}");
+    assert!(out.stdout.ends_with("exited with code 6\n"), "{out}");
+    // Done already: the same at once.
+    project
+        .locald(["logs", "-f", &id])
+        .success()
+        .stdout_has("exited with code 6");
+}
+
+#[test]
 fn stop_id_stops_a_run_that_has_no_time_limit() {
     let project = up(973100);
     let id = detach(&project, "sleep 973101");

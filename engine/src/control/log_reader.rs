@@ -269,7 +269,15 @@ pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<()
         format_stored(&console, &mut out, &service, &line, query.timestamps);
     }
     console.write(&out);
-    if !follow {
+    // Following only one-off runs ends once each has ended, as `docker logs
+    // -f` of a container does.
+    let mut running: std::collections::BTreeSet<&str> = query
+        .runs
+        .iter()
+        .map(String::as_str)
+        .filter(|run| !has_ended(&state.run_log(run)))
+        .collect();
+    if !follow || (query.services.is_empty() && !query.runs.is_empty() && running.is_empty()) {
         return Ok(());
     }
     let mut followers: BTreeMap<String, Follower> = services
@@ -303,10 +311,29 @@ pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<()
                 if is_since(&line, since) {
                     format_stored(&console, &mut out, name, &line, query.timestamps);
                 }
+                if is_last_line(&line) {
+                    running.remove(name.as_str());
+                }
             }
         }
         console.write(&out);
+        if query.services.is_empty() && !query.runs.is_empty() && running.is_empty() {
+            return Ok(());
+        }
     }
+}
+
+/// Whether a one-off run's log line is its last (see
+/// [`crate::supervisor::oneoff::is_last_event`]).
+fn is_last_line(line: &str) -> bool {
+    parse_line(line).is_some_and(|parsed| {
+        parsed.stream == Stream::Event && crate::supervisor::oneoff::is_last_event(parsed.text)
+    })
+}
+
+/// Whether the one-off run whose log is `path` has ended.
+fn has_ended(path: &Path) -> bool {
+    tail(path, 1).iter().any(|line| is_last_line(line))
 }
 
 /// Follows one log path: reads what is appended, and when the file is

@@ -36,7 +36,7 @@ mod health;
 mod init;
 mod launch;
 pub(crate) mod logs;
-mod oneoff;
+pub(crate) mod oneoff;
 mod order;
 mod output;
 mod processes;

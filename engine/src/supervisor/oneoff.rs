@@ -38,6 +38,14 @@ impl OneOff {
     }
 }
 
+/// Whether `event` is the last a one-off run writes to its log (how it
+/// ended, or why it never started): `logs -f ID` stops after it.
+pub(crate) fn is_last_event(event: &str) -> bool {
+    ["exited", "stopped", "cannot start"]
+        .iter()
+        .any(|last| event.starts_with(last))
+}
+
 /// States of a one-off run, as `ps` shows them.
 const STARTING: &str = "starting";
 const RUNNING: &str = "running";
