@@ -210,7 +210,7 @@ pub struct Exec {
     /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Working directory (relative: from the service's)
+    /// Working directory: a host service's relative to its own; a container's in it
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
     /// Run as this user
