@@ -35,6 +35,7 @@ mod container;
 mod health;
 mod init;
 mod launch;
+pub(crate) mod log_store;
 pub(crate) mod logs;
 mod order;
 mod output;
