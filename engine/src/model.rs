@@ -16,6 +16,26 @@ pub struct Project {
     /// Directory of `locald.toml` / `locald.rhai`; relative paths resolve here.
     pub root: PathBuf,
     pub services: Vec<Service>,
+    /// The web dashboard its supervisor serves (`[dashboard]`).
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
+}
+
+/// `[dashboard]`: whether the supervisor serves the dashboard, and on which
+/// port (a free one, kept across `up`s, when not fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    pub port: Option<u16>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            enabled: true,
+            port: None,
+        }
+    }
 }
 
 impl Project {

@@ -49,6 +49,8 @@ pub enum Subcommand {
     Restart(Services),
     /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
     Reload(NoArgs),
+    /// Print the address of the supervisor's web dashboard and open it in a browser
+    Dashboard(DashboardArgs),
     /// Run a scratch command with a free $PORT, then offer to save it as a service
     Try(Try),
     /// Run a one-off command with a service's environment
@@ -111,9 +113,19 @@ pub struct Up {
     /// With --wait: give up after this long (30 for seconds, or 30s, 2m)
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub timeout: Option<String>,
+    /// Serve no dashboard this time (see `[dashboard]` in locald.toml)
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Only these services (and what they depend on)
     #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct DashboardArgs {
+    /// Only print the address
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, clap::Args, Serialize)]

@@ -20,9 +20,10 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 pub use args::{
-    Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd, ServiceAddCommand,
-    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Try, Up,
+    Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, ImageCommand, ImageImport,
+    ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd,
+    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
+    Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -185,6 +186,7 @@ impl Subcommand {
             Subcommand::Stop(a) => verb("stop", script_args(&a)?),
             Subcommand::Restart(a) => verb("restart", script_args(&a)?),
             Subcommand::Reload(a) => verb("reload", script_args(&a)?),
+            Subcommand::Dashboard(a) => verb("dashboard", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
@@ -236,6 +238,7 @@ impl ScriptArgs for Init {}
 impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
+impl ScriptArgs for DashboardArgs {}
 impl ScriptArgs for Logs {}
 impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}

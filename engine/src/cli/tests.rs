@@ -20,6 +20,7 @@ const VERBS: &[&[&str]] = &[
     &["stop"],
     &["restart"],
     &["reload"],
+    &["dashboard"],
     &["try", "--", "python3 -m http.server $PORT"],
     &["run", "web", "--", "true"],
     &["compile"],

@@ -35,6 +35,7 @@ impl ValidDocument<'_> {
             name: self.project_name,
             root: self.root,
             services: self.services.into_iter().map(|s| s.service).collect(),
+            dashboard: Default::default(),
         }
     }
 }

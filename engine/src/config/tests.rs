@@ -26,6 +26,7 @@ fn evaluate(script: &str, root: &Path) -> Result<Project, String> {
         name: String::new(),
         root: root.to_owned(),
         services: Vec::new(),
+        dashboard: Default::default(),
     }));
     let mut engine = rhai::Engine::new();
     let named = project.clone();
@@ -547,6 +548,7 @@ fn check_project_finds_graph_problems() {
         name: "p".into(),
         root: base.into(),
         services,
+        dashboard: Default::default(),
     };
     assert_eq!(
         check_project(&project(vec![service("db", ""), service("web", r#""db""#)])),
@@ -596,6 +598,7 @@ fn env_templates_must_name_declared_services() {
         name: "p".into(),
         root: base.into(),
         services: vec![db, web],
+        dashboard: Default::default(),
     };
     assert_eq!(
         check_project(&project).unwrap_err().to_string(),

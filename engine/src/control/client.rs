@@ -205,6 +205,11 @@ impl Client {
         }
     }
 
+    /// The dashboard's address (with its token), `None` when it serves none.
+    pub fn dashboard(&mut self) -> Result<Option<String>, SupervisorError> {
+        Ok(self.request(&Request::Dashboard)?.dashboard)
+    }
+
     pub fn status(&mut self) -> Result<Vec<ServiceStatus>, SupervisorError> {
         let response = self.request(&Request::Status)?;
         Ok(response.services.unwrap_or_default())

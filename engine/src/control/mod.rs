@@ -26,6 +26,11 @@ use crate::supervisor::{self, SupervisorError, UpOptions};
 /// has finished; with `detach`, start the daemon and return (after waiting
 /// for health with `wait`). Returns the process exit code.
 pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
+    let mut project = std::borrow::Cow::Borrowed(project);
+    if opts.no_dashboard {
+        project.to_mut().dashboard.enabled = false;
+    }
+    let project = project.as_ref();
     let enabled = supervisor::select_services(project, &opts.services)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;

@@ -59,6 +59,7 @@ pub fn locate_project(start: &Path) -> Result<Project, LoadError> {
         name,
         root: files.dir,
         services: Vec::new(),
+        dashboard: Default::default(),
     })
 }
 
@@ -67,6 +68,7 @@ fn finish(declared: Declarations, root: PathBuf) -> Project {
         name: declared.name.unwrap_or_else(|| dir_name(&root)),
         root,
         services: declared.services,
+        dashboard: Default::default(),
     }
 }
 

@@ -61,6 +61,8 @@ impl ControlError {
 #[derive(Debug)]
 pub enum Control {
     Status(oneshot::Sender<Vec<ServiceStatus>>),
+    /// The statuses with the project they belong to (the dashboard's view).
+    Overview(oneshot::Sender<Overview>),
     /// Start a service and, first, what it depends on.
     Start(String, oneshot::Sender<Result<(), ControlError>>),
     /// Stop one service, or all in reverse dependency order.
@@ -74,6 +76,14 @@ pub enum Control {
         force: bool,
         reply: oneshot::Sender<DownAck>,
     },
+}
+
+/// The services' statuses and the project as the supervisor runs it now
+/// (after any reload), taken at one moment.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub project: Arc<Project>,
+    pub statuses: Vec<ServiceStatus>,
 }
 
 /// A [`Control`] on its way from a connection: `taken` tells the connection
@@ -146,6 +156,7 @@ impl Supervisor {
             ports: Arc::new(ports),
             generation,
             force: watch::Sender::new(false),
+            live: super::live::LiveLogs::default(),
         });
         let mut supervisor = Supervisor {
             services: IndexMap::new(),
@@ -191,12 +202,15 @@ impl Supervisor {
             Probe::Log { pattern } => regex::Regex::new(pattern).ok(),
             _ => None,
         };
-        let output = Arc::new(ServiceOutput::new(
-            &service.name,
-            &self.state.service_log(&service.name),
-            self.console.clone(),
-            ready_pattern,
-        ));
+        let output = Arc::new(
+            ServiceOutput::new(
+                &service.name,
+                &self.state.service_log(&service.name),
+                self.console.clone(),
+                ready_pattern,
+            )
+            .with_live(self.shared.live.clone()),
+        );
         let dependencies = service
             .depends_on
             .iter()
@@ -217,6 +231,19 @@ impl Supervisor {
             task: tokio::spawn(task.run(enabled)),
             depends_on: service.depends_on.clone(),
         }
+    }
+
+    fn overview(&self) -> Overview {
+        Overview {
+            project: self.shared.project.clone(),
+            statuses: self.statuses(),
+        }
+    }
+
+    /// What the dashboard watches: status changes (a generation bumped on
+    /// every one) and every service's output as it is written.
+    pub fn watchers(&self) -> (watch::Receiver<u64>, super::live::LiveLogs) {
+        (self.generation.clone(), self.shared.live.clone())
     }
 
     fn statuses(&self) -> Vec<ServiceStatus> {
@@ -280,6 +307,9 @@ impl Supervisor {
         match control {
             Control::Status(reply) => {
                 let _ = reply.send(self.statuses());
+            }
+            Control::Overview(reply) => {
+                let _ = reply.send(self.overview());
             }
             Control::Start(name, reply) => {
                 let _ = reply.send(self.start_with_dependencies(&name));
@@ -409,6 +439,7 @@ impl Supervisor {
                     None => {}
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
+                    Control::Overview(reply) => { let _ = reply.send(self.overview()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }

@@ -32,9 +32,11 @@ mod actor;
 mod backoff;
 pub(crate) mod console;
 mod container;
+mod dashboard;
 mod health;
 mod init;
 mod launch;
+mod live;
 pub(crate) mod log_store;
 pub(crate) mod logs;
 mod order;
@@ -73,6 +75,8 @@ pub struct UpOptions {
     pub timeout: Option<Duration>,
     /// Services to run (with everything they depend on); empty means all.
     pub services: Vec<String>,
+    /// Serve no dashboard, whatever `[dashboard]` says (`--no-dashboard`).
+    pub no_dashboard: bool,
 }
 
 /// Why the daemon could not read the project `up -d` handed it.

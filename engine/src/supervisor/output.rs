@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use super::console::Console;
+use super::live::LiveLogs;
 use super::logs::{timestamp, LineSplitter, LogFile, Stream, MAX_LINE};
 
 /// Read buffer per pipe; large reads keep the per-line cost low.
@@ -26,6 +27,7 @@ pub struct ServiceOutput {
     console: Option<Console>,
     ready_pattern: Option<Regex>,
     ready: watch::Sender<bool>,
+    live: Option<LiveLogs>,
 }
 
 impl ServiceOutput {
@@ -51,7 +53,14 @@ impl ServiceOutput {
             console,
             ready_pattern,
             ready: watch::Sender::new(false),
+            live: None,
         }
+    }
+
+    /// Also hands every line to the supervisor's watchers (the dashboard).
+    pub fn with_live(mut self, live: LiveLogs) -> Self {
+        self.live = Some(live);
+        self
     }
 
     fn log(&self) -> MutexGuard<'_, Option<LogFile>> {
@@ -64,9 +73,13 @@ impl ServiceOutput {
     /// Record an event about the service (log file and console).
     pub fn event(&self, text: &str) {
         tracing::info!(service = %self.name, "{text}");
+        let stamp = timestamp();
         if let Some(log) = self.log().as_mut() {
-            let _ = log.write_line(&timestamp(), Stream::Event, text.as_bytes());
+            let _ = log.write_line(&stamp, Stream::Event, text.as_bytes());
             let _ = log.flush();
+        }
+        if let Some(live) = &self.live {
+            live.send(&self.name, Stream::Event, &stamp, vec![text.to_string()]);
         }
         if let Some(console) = &self.console {
             let mut out = Vec::new();
@@ -90,6 +103,12 @@ impl ServiceOutput {
         let stamp = timestamp();
         let mut console_bytes = Vec::new();
         let mut matched = false;
+        // Copied only while someone watches.
+        let mut live_lines = self
+            .live
+            .as_ref()
+            .filter(|live| live.watched())
+            .map(|_| Vec::new());
         {
             let mut log = self.log();
             let mut record = |line: &[u8]| {
@@ -98,6 +117,9 @@ impl ServiceOutput {
                 }
                 if let Some(console) = &self.console {
                     console.format_line(&mut console_bytes, &self.name, line);
+                }
+                if let Some(lines) = live_lines.as_mut() {
+                    lines.push(String::from_utf8_lossy(line).into_owned());
                 }
                 if let Some(pattern) = &self.ready_pattern {
                     if !matched && pattern.is_match(&String::from_utf8_lossy(line)) {
@@ -115,6 +137,9 @@ impl ServiceOutput {
         }
         if let Some(console) = &self.console {
             console.write(&console_bytes);
+        }
+        if let (Some(live), Some(lines)) = (&self.live, live_lines) {
+            live.send(&self.name, stream, &stamp, lines);
         }
         if matched {
             self.ready.send_replace(true);

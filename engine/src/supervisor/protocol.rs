@@ -123,6 +123,8 @@ pub struct Stopping {
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
     Status,
+    /// The dashboard's address (with its token), if it serves one.
+    Dashboard,
     Start {
         service: String,
     },
@@ -174,6 +176,9 @@ pub struct Response {
     pub services: Option<Vec<ServiceStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<ReloadReport>,
+    /// The answer to [`Request::Dashboard`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
 }
 
 impl Response {
@@ -185,6 +190,14 @@ impl Response {
             diagnostic: false,
             services: None,
             reload: None,
+            dashboard: None,
+        }
+    }
+
+    pub fn dashboard(url: Option<String>) -> Self {
+        Response {
+            dashboard: url,
+            ..Response::done()
         }
     }
 

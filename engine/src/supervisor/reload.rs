@@ -139,6 +139,7 @@ impl Supervisor {
             ports: Arc::new(ports),
             generation: self.shared.generation.clone(),
             force: self.shared.force.clone(),
+            live: self.shared.live.clone(),
         });
         if let Some(console) = &self.console {
             self.console = Some(console.with_names(&project.service_names()));

@@ -89,7 +89,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
         ),
         (
             "up(p, #{ detatch: true })",
-            "up: unknown option `detatch` (known: detach, wait, timeout, services)",
+            "up: unknown option `detatch` (known: detach, wait, timeout, services, dashboard)",
         ),
         (
             "print_logs(p, #{ folow: true })",

@@ -43,6 +43,8 @@ pub struct Shared {
     /// Raised by a forced `down` (a second Ctrl-C): stops under way send
     /// SIGKILL now, later ones at once, without waiting for `stop_timeout`.
     pub force: watch::Sender<bool>,
+    /// Every service's output as it is written, for the dashboard.
+    pub live: super::live::LiveLogs,
 }
 
 /// Everything a service task needs at creation.
