@@ -10,6 +10,7 @@ mod compile;
 mod completions;
 mod config_errors;
 mod containers;
+mod dashboard;
 mod exit_codes;
 mod health;
 mod hostile_text;
