@@ -257,7 +257,7 @@ fn strangers_other_hosts_and_other_sites_are_refused() {
     let board = Dashboard::of(&project);
     let host = ("Host", board.host());
     // No token, a wrong one, another port's cookie.
-    let (status, _, body) = board.raw("GET", "/api/services", &[host.clone()]);
+    let (status, _, body) = board.raw("GET", "/api/services", std::slice::from_ref(&host));
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("locald dashboard"), "{body}");
     let wrong = ("Authorization", "Bearer 00".to_string());
@@ -265,11 +265,15 @@ fn strangers_other_hosts_and_other_sites_are_refused() {
         board.raw("GET", "/api/services", &[host.clone(), wrong]).0,
         401
     );
-    let (status, _, _) = board.raw("GET", "/?token=guess", &[host.clone()]);
+    let (status, _, _) = board.raw("GET", "/?token=guess", std::slice::from_ref(&host));
     assert_eq!(status, 401);
 
     // The address's token is traded for a cookie, and the cookie works.
-    let (status, head, _) = board.raw("GET", &format!("/?token={}", board.token), &[host.clone()]);
+    let (status, head, _) = board.raw(
+        "GET",
+        &format!("/?token={}", board.token),
+        std::slice::from_ref(&host),
+    );
     assert_eq!(status, 303);
     let cookie = head
         .lines()
