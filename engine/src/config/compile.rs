@@ -1,6 +1,7 @@
 //! Emits a validated `locald.toml` as the Rhai script that builds the same
-//! project through the `project(...)` and `service(...)` primitives: one key
-//! per line, keys in the user's order, each service marked with its line.
+//! project through the `project(...)`, `service(...)` and `task(...)`
+//! primitives: one key per line, keys in the user's order, each service and
+//! task marked with its line.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -37,6 +38,19 @@ pub(crate) fn emit(document: &ValidDocument, config_path: &Path, source: &str) -
         out.push_str("service(");
         push_string(&mut out, &declared.service.name);
         out.push_str(", ");
+        push_value(&mut out, declared.node, 0, KeyStyle::Bare);
+        out.push_str(");\n");
+    }
+
+    for declared in &document.tasks {
+        out.push('\n');
+        if let Some(span) = declared.node.key_or_value_span() {
+            let _ = writeln!(out, "// {file_name}:{}", lines.line_of(span.start) + 1);
+        }
+        out.push_str("task(");
+        push_string(&mut out, &declared.task.name);
+        out.push_str(", ");
+        // A shell line stays one (`task("test", "cargo test")`).
         push_value(&mut out, declared.node, 0, KeyStyle::Bare);
         out.push_str(");\n");
     }

@@ -165,6 +165,7 @@ pub(crate) mod tests {
             name: "test".to_string(),
             root: root.to_path_buf(),
             services,
+            tasks: Vec::new(),
         }
     }
 
