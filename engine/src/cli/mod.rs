@@ -22,7 +22,7 @@ use serde::Serialize;
 pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, ImageCommand, ImageImport, ImageReference,
     ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd, ServiceAddCommand,
-    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Try, Up,
+    ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand, Task, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -187,6 +187,7 @@ impl Subcommand {
             Subcommand::Reload(a) => verb("reload", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Task(a) => verb("task", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
                 verb("container-run", script_args(&a)?)
@@ -241,6 +242,7 @@ impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
 impl ScriptArgs for Script {}
+impl ScriptArgs for Task {}
 impl ScriptArgs for ImageReference {}
 impl ScriptArgs for ImageReferences {}
 impl ScriptArgs for ImageImport {}

@@ -26,6 +26,7 @@ mod value;
 use std::path::Path;
 
 pub(crate) use atomic::{create_new, write_atomic};
+pub(crate) use convert::suggest;
 pub use diagnostic::{ConfigError, Diagnostic, FieldError};
 pub use discovery::{find_config, ConfigFiles, RHAI_FILE, TOML_FILE};
 pub use edit::{add_service, EditError};

@@ -15,6 +15,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("reload", include_str!("../../../stdlib/reload.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
+    ("task", include_str!("../../../stdlib/task.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
     (
         "container-run",

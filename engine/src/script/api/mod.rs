@@ -13,6 +13,7 @@ pub mod options;
 pub mod ports;
 pub mod process;
 pub mod supervisor;
+pub mod tasks;
 pub mod terminal;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
     engine.register_global_module(exported_module!(container::container_api).into());
+    engine.register_global_module(exported_module!(tasks::tasks_api).into());
 }
 
 /// Turns any displayable error into a script error at the caller's position.
