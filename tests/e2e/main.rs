@@ -25,4 +25,5 @@ mod several_services;
 mod stopping;
 mod supervise;
 mod supervisor_safety;
+mod tasks;
 mod try_verb;
