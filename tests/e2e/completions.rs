@@ -81,7 +81,10 @@ fn bash_completes_task_names_from_the_config_and_the_tasks_directory() {
         .collect();
     names.sort();
     assert_eq!(names, ["lint", "seed", "test"]);
-    assert_eq!(bash_completes(&project, &["locald", "task", "se"]), ["seed"]);
+    assert_eq!(
+        bash_completes(&project, &["locald", "task", "se"]),
+        ["seed"]
+    );
 }
 
 #[test]

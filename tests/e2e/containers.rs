@@ -530,6 +530,44 @@ volumes = ["./seed:/seed:ro"]
     assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
 }
 
+/// A task with `service` set to a container service runs as `locald run`
+/// does there: a new container of its image, with its env and volumes, the
+/// task's arguments appended to its line.
+#[test]
+fn a_task_in_a_container_service_runs_in_a_new_container_of_it() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.db]
+image = "bb:1"
+command = "sleep 971110"
+env = { GREETING = "hello on ${services.db.port}" }
+volumes = ["./seed:/seed:ro"]
+
+[tasks]
+schema = { command = 'echo "$GREETING|$(cat /seed/schema.sql)|$(hostname)|${LEAK:-no leak}"; printf "[%s]"', service = "db" }
+"#,
+    );
+    project.write("seed/schema.sql", "create table t;\n");
+    let out = with_store(project.locald(["task", "schema", "a b", "-x"]), data.path())
+        .env("LEAK", "host value")
+        .success();
+    let port = out
+        .stdout
+        .split('|')
+        .next()
+        .unwrap()
+        .trim_start_matches("hello on ");
+    assert!(port.parse::<u16>().is_ok(), "{out}");
+    assert_eq!(
+        out.stdout,
+        format!("hello on {port}|create table t;|db|no leak\n[a b][-x]"),
+        "{out}"
+    );
+    assert!(pids_with_arg("971110").is_empty(), "no service was started");
+}
+
 /// The unprivileged account rootless tests run as (created when missing).
 const ROOTLESS_USER: &str = "locald-test";
 
