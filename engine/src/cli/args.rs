@@ -73,7 +73,7 @@ pub enum Subcommand {
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
-    /// Print the shell code that completes locald's commands and service names
+    /// Print the shell code that completes locald's commands, service and task names
     /// (bash: `source <(locald completions bash)` in ~/.bashrc; zsh: the same in
     /// ~/.zshrc; fish: `locald completions fish | source` in config.fish)
     Completions {
