@@ -9,6 +9,7 @@ use rhai::{EvalAltResult, NativeCallContext};
 use crate::config::{ConfigError, EditError};
 use crate::project::LoadError;
 use crate::sandbox::Thrown;
+use crate::script::api::capture::CaptureError;
 use crate::script::api::config::ConfigApiError;
 use crate::script::api::supervisor::SteerError;
 use crate::supervisor::SupervisorError;
@@ -74,6 +75,15 @@ impl From<SupervisorError> for Thrown {
                 message,
                 diagnostic: true,
             } => Thrown::Diagnostic(message),
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<CaptureError> for Thrown {
+    fn from(error: CaptureError) -> Self {
+        match error {
+            CaptureError::Interrupted => Thrown::Interrupted,
             other => Thrown::Message(other.to_string()),
         }
     }

@@ -7,6 +7,7 @@
 use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
+pub mod capture;
 pub mod config;
 pub mod container;
 pub mod options;

@@ -227,3 +227,38 @@ fn confirm_without_a_person_gives_the_default() {
         "confirm: unknown option `default` (known: default_answer)"
     );
 }
+
+#[test]
+fn capture_command_gives_a_map_and_checks_its_options() {
+    let captured = value(r#"capture_command(["sh", "-c", "echo hi; exit 2"])"#);
+    let map = captured.cast::<rhai::Map>();
+    assert_eq!(map["code"].as_int(), Ok(2));
+    assert_eq!(map["stdout"].clone().into_string().unwrap(), "hi\n");
+    assert_eq!(map["stderr"].clone().into_string().unwrap(), "");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let script = format!(
+        r#"capture_command("pwd -P", #{{ cwd: "{}", stdin: () }}).stdout"#,
+        dir.display()
+    );
+    assert_eq!(
+        value(&script).into_string().unwrap(),
+        format!("{}\n", dir.display())
+    );
+    let (message, _) = failure(
+        &mut Scope::new(),
+        r#"capture_command("true", #{ input: "" })"#,
+    );
+    assert_eq!(
+        message,
+        "capture_command: unknown option `input` (known: env, cwd, stdin)"
+    );
+    let (message, _) = failure(
+        &mut Scope::new(),
+        r#"capture_command("true", #{ cwd: "/nonexistent/dir" })"#,
+    );
+    assert_eq!(
+        message,
+        "working directory /nonexistent/dir does not exist (or is not a directory)"
+    );
+}
