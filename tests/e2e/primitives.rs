@@ -2,10 +2,13 @@
 //! command's output, sleeping, waiting for services to be healthy, and
 //! importing helper files from the project. Marker numbers: 972100-972199.
 
-use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use crate::harness::{pids_with_arg, Project};
-use crate::stopping::signal_during_command;
+use crate::stopping::{exit_of, signal_during_command};
 
 #[test]
 fn capture_command_returns_code_and_output() {
@@ -45,5 +48,48 @@ fn ctrl_c_or_sigterm_during_capture_command_stops_the_command_and_the_script() {
                 "{signal}: {marker} survived"
             );
         }
+    }
+}
+
+#[test]
+fn sleep_waits_and_ends_at_once_on_ctrl_c_or_sigterm() {
+    let project = Project::new().file(
+        "task.rhai",
+        r#"
+let started = timestamp();
+sleep("300ms");
+sleep(0.1);
+print(started.elapsed >= 0.4);
+try { sleep(-1) } catch (e) { print(e) }
+"#,
+    );
+    project
+        .locald(["script", "task.rhai"])
+        .success()
+        .stdout_is("true\nsleep: must not be negative\n");
+
+    let project = Project::new().file(
+        "task.rhai",
+        "run_command(\"touch started\");\nsleep(60);\nprint(\"after\");\n",
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let _ = std::fs::remove_file(project.path().join("started"));
+        let child = project
+            .locald(["script", "task.rhai"])
+            .process_group()
+            .spawn();
+        let pid = Pid::from_raw(child.id() as i32);
+        project.wait_for("the script to sleep", Duration::from_secs(10), |p| {
+            p.path().join("started").exists()
+        });
+        let sent = Instant::now();
+        kill(pid, signal).expect("signal locald");
+        let output = exit_of(child);
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "{signal}: not at once"
+        );
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("after"));
+        assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}");
     }
 }

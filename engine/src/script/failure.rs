@@ -12,6 +12,7 @@ use crate::sandbox::Thrown;
 use crate::script::api::capture::CaptureError;
 use crate::script::api::config::ConfigApiError;
 use crate::script::api::supervisor::SteerError;
+use crate::script::api::waiting::WaitError;
 use crate::supervisor::SupervisorError;
 
 /// Throws `error` into the calling script at the primitive's call site.
@@ -84,6 +85,15 @@ impl From<CaptureError> for Thrown {
     fn from(error: CaptureError) -> Self {
         match error {
             CaptureError::Interrupted => Thrown::Interrupted,
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<WaitError> for Thrown {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::Interrupted => Thrown::Interrupted,
             other => Thrown::Message(other.to_string()),
         }
     }

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod process;
 pub mod supervisor;
 pub mod terminal;
+pub mod waiting;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
     engine.register_global_module(exported_module!(container::container_api).into());
+    engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
 
 /// Turns any displayable error into a script error at the caller's position.

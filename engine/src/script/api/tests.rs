@@ -262,3 +262,21 @@ fn capture_command_gives_a_map_and_checks_its_options() {
         "working directory /nonexistent/dir does not exist (or is not a directory)"
     );
 }
+
+#[test]
+fn sleep_is_locald_s_own_whatever_the_argument() {
+    // Rhai's standard `sleep` would ignore these; locald's refuses them.
+    for (script, expected) in [
+        ("sleep(-1)", "sleep: must not be negative"),
+        ("sleep(-0.5)", "sleep: must not be negative"),
+        ("sleep(\"-1s\")", "sleep: invalid duration `-1s`"),
+        ("sleep(true)", "sleep: "),
+        ("sleep(100000)", "sleep: 1day 3h 46m 40s is longer"),
+    ] {
+        let (message, _) = failure(&mut Scope::new(), script);
+        assert!(message.starts_with(expected), "{script}: {message}");
+    }
+    assert!(value("sleep(0); sleep(0.01); sleep(\"1ms\"); true")
+        .as_bool()
+        .unwrap());
+}
