@@ -14,6 +14,7 @@ mod exit_codes;
 mod health;
 mod hostile_text;
 mod init;
+mod primitives;
 mod private_dirs;
 mod pull_interrupt;
 mod reload;

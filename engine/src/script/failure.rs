@@ -10,9 +10,11 @@ use crate::config::{ConfigError, EditError};
 use crate::project::LoadError;
 use crate::sandbox::Thrown;
 use crate::sandbox::{ErrorKind, ScriptError};
+use crate::script::api::capture::CaptureError;
 use crate::script::api::config::ConfigApiError;
 use crate::script::api::supervisor::SteerError;
 use crate::script::api::tasks::RunError;
+use crate::script::api::waiting::WaitError;
 use crate::supervisor::SupervisorError;
 
 /// Throws `error` into the calling script at the primitive's call site.
@@ -105,6 +107,24 @@ impl From<ScriptError> for Thrown {
             ErrorKind::Interrupted => Thrown::Interrupted,
             ErrorKind::Diagnostic => Thrown::Diagnostic(error.message),
             ErrorKind::Message => Thrown::Message(error.to_string()),
+        }
+    }
+}
+
+impl From<CaptureError> for Thrown {
+    fn from(error: CaptureError) -> Self {
+        match error {
+            CaptureError::Interrupted => Thrown::Interrupted,
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<WaitError> for Thrown {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::Interrupted => Thrown::Interrupted,
+            other => Thrown::Message(other.to_string()),
         }
     }
 }

@@ -344,7 +344,7 @@ fn import_image(path: &Path, options: Map) -> Result<Map, ContainerError> {
 
 /// `size_text(bytes)`: tenths rounded down, so a size never reads larger
 /// than it is.
-fn size_text(bytes: i64) -> String {
+pub(super) fn size_text(bytes: i64) -> String {
     let tenths = |unit: i64| {
         let tenths = bytes.saturating_mul(10) / unit;
         format!("{}.{}", tenths / 10, tenths % 10)

@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn option_keys_come_from_the_documentation() {
-        use crate::script::api::{container, options::option_names, process, supervisor};
+        use crate::script::api::{capture, container, options::option_names, process, supervisor};
         let catalog = Catalog::of(&crate::script::verb_engine());
         // The documented keys are exactly the fields the primitive reads: a
         // doc comment that forgets an option fails here.
@@ -347,6 +347,7 @@ mod tests {
             ("print_status", option_names::<supervisor::StatusOptions>()),
             ("up", option_names::<supervisor::UpArgs>()),
             ("run_command", option_names::<process::RunCommandOptions>()),
+            ("capture_command", option_names::<capture::CaptureOptions>()),
             (
                 "run_container",
                 option_names::<container::RunContainerOptions>(),
