@@ -225,3 +225,61 @@ fetch = { command = "python3 -c 'import os, urllib.request; print(urllib.request
     again.stdout_is("200\n").stderr_is("");
     project.locald(["down"]).success();
 }
+
+/// A copy of `examples/notes` (its sources only), to run in.
+fn notes_example() -> Project {
+    let project = Project::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/notes");
+    for dir in ["", "tasks"] {
+        for entry in std::fs::read_dir(example.join(dir)).expect("examples/notes") {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = format!("{dir}/{}", path.file_name().unwrap().to_str().unwrap());
+                project.write(
+                    name.trim_start_matches('/'),
+                    &std::fs::read_to_string(&path).unwrap(),
+                );
+            }
+        }
+    }
+    project
+}
+
+#[test]
+fn the_notes_example_seeds_its_database_and_runs_its_tests() {
+    let project = notes_example();
+    let list = project.locald(["task"]).success();
+    list.stdout_has("    seed  # Seed the database with sample notes")
+        .stdout_has("    ci    # Run the tests against a fresh `up`");
+
+    // ci: a fresh up, seeded, tested, taken down.
+    let ci = project.locald(["task", "ci"]).success();
+    ci.stdout_has("seeded 3 notes")
+        .stderr_has("OK\n")
+        .stderr_has("ci: passed");
+    assert!(
+        !project.path().join(".locald/supervisor.sock").exists()
+            && crate::harness::status_json(&project)[0]["state"] == "stopped",
+        "ci took the services down\n{ci}"
+    );
+
+    // seed starts db when nothing runs, and it keeps running for what follows.
+    project
+        .locald(["task", "seed", "1"])
+        .success()
+        .stdout_is("seeded 2 notes\n");
+    project
+        .locald(["task", "get", "welcome"])
+        .success()
+        .stdout_is("Welcome to notes!\n");
+    project
+        .locald(["task", "keys"])
+        .success()
+        .stdout_is("note-1\nnote-2\nwelcome\n");
+    // ci wants a fresh supervisor.
+    project
+        .locald(["task", "ci"])
+        .code(1)
+        .stderr_has("a supervisor already runs for this project: `locald down` first");
+    project.locald(["down"]).success();
+}
