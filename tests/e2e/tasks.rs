@@ -179,14 +179,14 @@ fn unknown_tasks_and_bad_configs_are_clear_errors() {
         .stderr_has("^^^^^ did you mean `api`?");
 }
 
-#[test]
-fn ctrl_c_stops_a_running_task_with_130() {
-    let project = Project::with_toml("[tasks]\nwait = \"sleep 971101; echo not reached\"\n");
-    let child = project.locald(["task", "wait"]).process_group().spawn();
+/// Runs `locald task NAME` in a project, Ctrl-C's it once `marker` runs,
+/// and checks it ends with 130 and the command is gone.
+fn interrupt_task(project: &Project, name: &str, marker: &str) {
+    let child = project.locald(["task", name]).process_group().spawn();
     let group = nix::unistd::Pid::from_raw(child.id() as i32);
     let deadline = Instant::now() + Duration::from_secs(10);
     let sleeper = loop {
-        if let Some(pid) = pids_with_arg("971101")
+        if let Some(pid) = pids_with_arg(marker)
             .into_iter()
             .find(|p| *p != child.id() as i32)
         {
@@ -197,9 +197,28 @@ fn ctrl_c_stops_a_running_task_with_130() {
     };
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("not reached"));
-    assert!(!alive(sleeper), "the task's command is gone");
+    assert_eq!(out.status.code(), Some(130), "{name}: {out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("not reached"),
+        "{name}: {out:?}"
+    );
+    assert!(!alive(sleeper), "{name}: the task's command is gone");
+}
+
+#[test]
+fn ctrl_c_stops_a_running_task_with_130() {
+    let project = Project::with_toml("[tasks]\nwait = \"sleep 971101; echo not reached\"\n")
+        .file(
+            "tasks/script.rhai",
+            "run_command(\"sleep 971102\");\nprint(\"not reached\");\n",
+        )
+        .file(
+            "tasks/nested.rhai",
+            "run_task(load_project(), \"script\");\nprint(\"not reached\");\n",
+        );
+    interrupt_task(&project, "wait", "971101");
+    interrupt_task(&project, "script", "971102");
+    interrupt_task(&project, "nested", "971102");
 }
 
 #[test]

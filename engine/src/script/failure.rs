@@ -87,11 +87,6 @@ impl From<RunError> for Thrown {
     fn from(error: RunError) -> Self {
         match error {
             RunError::Interrupted => Thrown::Interrupted,
-            RunError::Dependencies { source, .. }
-                if matches!(source, SupervisorError::Interrupted) =>
-            {
-                Thrown::Interrupted
-            }
             RunError::Script(error) => error.into(),
             other => Thrown::Message(other.to_string()),
         }

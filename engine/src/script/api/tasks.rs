@@ -38,7 +38,7 @@ pub enum RunError {
     #[error("task `{task}`: starting its services: {source}")]
     Dependencies {
         task: String,
-        source: SupervisorError,
+        source: Box<SupervisorError>,
     },
     #[error("task `{task}` did not run: {} did not become healthy", .services.join(", "))]
     Unhealthy { task: String, services: Vec<String> },
@@ -194,9 +194,12 @@ impl Drop for CurrentDir {
 /// (start a detached supervisor, or bring the running one up to date, and
 /// wait until they are healthy).
 fn make_healthy(project: &Project, task: &Task) -> Result<(), RunError> {
-    let failed = |source| RunError::Dependencies {
-        task: task.name.clone(),
-        source,
+    let failed = |source| match source {
+        SupervisorError::Interrupted => RunError::Interrupted,
+        source => RunError::Dependencies {
+            task: task.name.clone(),
+            source: Box::new(source),
+        },
     };
     if let Some(mut client) = Client::connect(&project.state_dir()).map_err(failed)? {
         let statuses = client.status().map_err(failed)?;
@@ -222,7 +225,6 @@ fn make_healthy(project: &Project, task: &Task) -> Result<(), RunError> {
             task: task.name.clone(),
             services: task.depends_on.clone(),
         }),
-        Err(SupervisorError::Interrupted) => Err(RunError::Interrupted),
         Err(source) => Err(failed(source)),
     }
 }
@@ -307,6 +309,39 @@ pub mod tasks_api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_see_each_kind_of_task_with_its_fields() {
+        let root = Path::new("/srv/app");
+        let mut seed = Task::command("seed", "python3 seed.py");
+        seed.service = Some("db".into());
+        seed.depends_on = vec!["db".into()];
+        seed.description = Some("Fill it".into());
+        let map = task_map(&seed, root);
+        let text = |key: &str| map[key].clone().into_string().unwrap();
+        assert_eq!(text("kind"), "command");
+        assert_eq!(text("command"), "python3 seed.py");
+        assert_eq!(text("service"), "db");
+        assert_eq!(text("description"), "Fill it");
+        assert_eq!(
+            map["depends_on"]
+                .clone()
+                .into_typed_array::<String>()
+                .unwrap(),
+            ["db"]
+        );
+        assert!(!map.contains_key("path"));
+
+        let script = Task {
+            action: TaskAction::Script(root.join("tasks/ci.rhai")),
+            ..Task::command("ci", "")
+        };
+        let map = task_map(&script, root);
+        assert_eq!(map["kind"].clone().into_string().unwrap(), "script");
+        assert_eq!(map["path"].clone().into_string().unwrap(), "tasks/ci.rhai");
+        assert!(map["description"].is_unit() && map["service"].is_unit());
+        assert!(!map.contains_key("command"));
+    }
 
     #[test]
     fn arguments_are_appended_quoted_for_the_shell() {
