@@ -73,27 +73,25 @@ pub fn declared_project_name(source: &str) -> Option<String> {
 /// without validating anything (for shell completions); none when the file
 /// does not parse.
 pub fn declared_service_names(source: &str) -> Vec<String> {
-    let Ok(document) = toml_edit::Document::parse(source) else {
-        return Vec::new();
-    };
-    document
-        .get("services")
-        .and_then(|services| services.as_table_like())
-        .map(|services| services.iter().map(|(name, _)| name.to_owned()).collect())
-        .unwrap_or_default()
+    declared_keys(source, "services")
 }
 
 /// The names of `locald.toml`'s `[tasks]`, in order, read without
 /// validating anything (for shell completions); none when the file does not
 /// parse.
 pub fn declared_task_names(source: &str) -> Vec<String> {
+    declared_keys(source, "tasks")
+}
+
+/// The keys of the top-level table `table`, in order.
+fn declared_keys(source: &str, table: &str) -> Vec<String> {
     let Ok(document) = toml_edit::Document::parse(source) else {
         return Vec::new();
     };
     document
-        .get("tasks")
-        .and_then(|tasks| tasks.as_table_like())
-        .map(|tasks| tasks.iter().map(|(name, _)| name.to_owned()).collect())
+        .get(table)
+        .and_then(|entries| entries.as_table_like())
+        .map(|entries| entries.iter().map(|(name, _)| name.to_owned()).collect())
         .unwrap_or_default()
 }
 
