@@ -109,17 +109,25 @@ pub fn service_from_map(
 ) -> Result<Service, FieldError> {
     let node = rhai_source::lower_map(map);
     let path = KeyPath::root().key("services").key(name);
-    schema::build_service(name, &node, &path, base_dir).map_err(|problems| {
-        problems
-            .into_iter()
-            .next()
-            .map(diagnostic::Problem::into_field_error)
-            .unwrap_or_else(|| FieldError {
-                path: path.to_string(),
-                message: "invalid service".to_owned(),
-                help: None,
-            })
-    })
+    schema::build_service(name, &node, &path, base_dir)
+        .map_err(|problems| first_problem(problems, &path, "invalid service"))
+}
+
+/// The first of `problems` (found at `path`) as what a Rhai call throws.
+fn first_problem(
+    problems: Vec<diagnostic::Problem>,
+    path: &KeyPath,
+    otherwise: &str,
+) -> FieldError {
+    problems
+        .into_iter()
+        .next()
+        .map(diagnostic::Problem::into_field_error)
+        .unwrap_or_else(|| FieldError {
+            path: path.to_string(),
+            message: otherwise.to_owned(),
+            help: None,
+        })
 }
 
 /// Validates what `task(name, ...)` is given (a shell line or a map) and
@@ -127,17 +135,8 @@ pub fn service_from_map(
 pub fn task_from_value(name: &str, value: &rhai::Dynamic) -> Result<Task, FieldError> {
     let node = rhai_source::lower(value);
     let path = KeyPath::root().key("tasks").key(name);
-    task::build_task(name, &node, &path).map_err(|problems| {
-        problems
-            .into_iter()
-            .next()
-            .map(diagnostic::Problem::into_field_error)
-            .unwrap_or_else(|| FieldError {
-                path: path.to_string(),
-                message: "invalid task".to_owned(),
-                help: None,
-            })
-    })
+    task::build_task(name, &node, &path)
+        .map_err(|problems| first_problem(problems, &path, "invalid task"))
 }
 
 /// Checks what no single service can: duplicate names, dependencies on
