@@ -332,7 +332,9 @@ mod tests {
 
     #[test]
     fn option_keys_come_from_the_documentation() {
-        use crate::script::api::{capture, container, options::option_names, process, supervisor};
+        use crate::script::api::{
+            capture, container, options::option_names, process, supervisor, waiting,
+        };
         let catalog = Catalog::of(&crate::script::verb_engine());
         // The documented keys are exactly the fields the primitive reads: a
         // doc comment that forgets an option fails here.
@@ -348,6 +350,10 @@ mod tests {
             ("up", option_names::<supervisor::UpArgs>()),
             ("run_command", option_names::<process::RunCommandOptions>()),
             ("capture_command", option_names::<capture::CaptureOptions>()),
+            (
+                "wait_healthy",
+                option_names::<waiting::WaitHealthyOptions>(),
+            ),
             (
                 "run_container",
                 option_names::<container::RunContainerOptions>(),
