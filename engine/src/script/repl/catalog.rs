@@ -144,8 +144,15 @@ impl Catalog {
                 doc: clean_doc(&raw.doc_comments),
             })
             .collect();
+        // Overloads of one arity (`sleep`'s) by their parameters: the
+        // engine lists functions in hash order, and the reference must not
+        // change from one build to the next.
         functions.sort_by(|a, b| {
-            (a.name.as_str(), a.params.len()).cmp(&(b.name.as_str(), b.params.len()))
+            (a.name.as_str(), a.params.len(), &a.params).cmp(&(
+                b.name.as_str(),
+                b.params.len(),
+                &b.params,
+            ))
         });
         functions.dedup();
         Catalog { functions }
