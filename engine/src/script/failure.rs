@@ -119,6 +119,7 @@ impl From<WaitError> for Thrown {
     fn from(error: WaitError) -> Self {
         match error {
             WaitError::Interrupted => Thrown::Interrupted,
+            WaitError::Steer(error) => error.into(),
             other => Thrown::Message(other.to_string()),
         }
     }

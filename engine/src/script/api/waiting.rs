@@ -5,9 +5,14 @@
 use std::time::{Duration, Instant};
 
 use rhai::plugin::*;
+use rhai::Map;
+use serde::Deserialize;
 
-use super::supervisor::Timeout;
+use super::options::{self, OptionsError};
+use super::supervisor::{SteerError, Timeout};
+use crate::project::state_dir::StateDir;
 use crate::sandbox::interrupt;
+use crate::script::handles::ProjectHandle;
 
 /// The longest `sleep`: a script that waits longer wants a scheduler, and a
 /// larger value is far likelier a unit mistake (`sleep(90000)` for 90 s).
@@ -30,6 +35,55 @@ pub enum WaitError {
     /// Ctrl-C (or SIGTERM/SIGHUP) while waiting: the script ends.
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    Steer(#[from] SteerError),
+    /// A service failed, or the timeout passed: what `up --wait` says.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+impl From<crate::supervisor::SupervisorError> for WaitError {
+    fn from(error: crate::supervisor::SupervisorError) -> Self {
+        WaitError::Steer(error.into())
+    }
+}
+
+/// The options of `wait_healthy`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaitHealthyOptions {
+    /// The services to wait for, with what they depend on; when not given,
+    /// every service the supervisor has not stopped.
+    pub services: Vec<String>,
+    /// How long at most: a duration (`"30s"`) or seconds; unbounded when not
+    /// given.
+    pub timeout: Option<Timeout>,
+}
+
+/// `wait_healthy(project, options)`: `up -d --wait`'s wait, on its own.
+fn wait_healthy(project: &ProjectHandle, options: Map) -> Result<(), WaitError> {
+    let options: WaitHealthyOptions = options::read("wait_healthy", options)?;
+    for name in &options.services {
+        project.service(name).map_err(SteerError::from)?;
+    }
+    let services = match options.services.is_empty() {
+        true => None,
+        false => Some(
+            crate::supervisor::select_services(&project.0, &options.services)?
+                .into_iter()
+                .collect(),
+        ),
+    };
+    let timeout = options.timeout.map(|timeout| timeout.0);
+    let mut client = super::supervisor::connect(project)?;
+    let outcome = client.wait(services, None, timeout)?;
+    let state = StateDir::new(&project.0.state_dir());
+    match crate::control::failure_message(&state, &outcome, timeout) {
+        None => Ok(()),
+        Some(message) => Err(WaitError::NotReady(message)),
+    }
 }
 
 /// A duration as scripts give one: seconds (an integer or a float) or a
@@ -69,6 +123,10 @@ fn sleep_for(value: &Dynamic) -> Result<(), WaitError> {
 // replace it, the `Dynamic` one names what is not a duration.
 #[export_module]
 pub mod waiting_api {
+    use rhai::Map;
+
+    use crate::script::handles::ProjectHandle;
+
     /// Sleeps for `duration`: seconds (an integer or a float) or a duration
     /// string (`"1m30s"`, `"250ms"`); at most a day. Ctrl-C (or SIGTERM)
     /// ends it at once, and the script with it.
@@ -87,6 +145,31 @@ pub mod waiting_api {
     #[rhai_fn(return_raw, name = "sleep")]
     pub fn sleep_fraction(ctx: NativeCallContext, seconds: f64) -> Result<(), Box<EvalAltResult>> {
         sleep(ctx, Dynamic::from_float(seconds))
+    }
+
+    /// Returns once the project's services are ready (healthy, or a job
+    /// that finished successfully), as `up -d --wait` waits: throws when one
+    /// fails meanwhile (even if it is back up) or at the timeout, with the
+    /// message `up --wait` prints, and when no supervisor runs.
+    #[rhai_fn(return_raw, name = "wait_healthy")]
+    pub fn wait_healthy(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<(), Box<EvalAltResult>> {
+        wait_healthy_with(ctx, project, Map::new())
+    }
+
+    /// `wait_healthy(project)` with options `#{ services, timeout }`:
+    /// `services`, the names to wait for (with what they depend on; default:
+    /// every service not stopped); `timeout`, a duration (`"1m30s"`) or
+    /// seconds (default: none).
+    #[rhai_fn(return_raw, name = "wait_healthy")]
+    pub fn wait_healthy_with(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+        options: Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        super::wait_healthy(&project, options).map_err(|e| crate::script::throw(&ctx, e))
     }
 
     /// Sleeps for a duration string: `"1m30s"`, `"250ms"`.
