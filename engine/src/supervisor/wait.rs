@@ -98,7 +98,7 @@ pub fn verdict(status: &ServiceStatus, seen: Seen) -> Verdict {
 }
 
 /// Ready: healthy, or a job that finished successfully.
-fn is_ready(status: &ServiceStatus) -> bool {
+pub(crate) fn is_ready(status: &ServiceStatus) -> bool {
     match ServiceState::parse(&status.state) {
         Some(ServiceState::Healthy) => true,
         Some(ServiceState::Exited) => status.exit_code == Some(0),

@@ -15,7 +15,7 @@ use crate::program::{shell_join, Program};
 use crate::project::{TaskError, UnknownTask};
 use crate::sandbox::ScriptError;
 use crate::script::handles::{ProjectHandle, ResolveError, ServiceHandle, UnknownService};
-use crate::supervisor::{ServiceState, SupervisorError, UpOptions};
+use crate::supervisor::{SupervisorError, UpOptions};
 
 /// Why a task (or a command in a service) could not run to its end.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,7 @@ impl Drop for CurrentDir {
 }
 
 /// Makes the task's `depends_on` healthy: nothing to do when the running
-/// supervisor says they are; otherwise what `up -d --wait SERVICES` does
+/// supervisor says they are ready; otherwise what `up -d --wait SERVICES` does
 /// (start a detached supervisor, or bring the running one up to date, and
 /// wait until they are healthy).
 fn make_healthy(project: &Project, task: &Task) -> Result<(), RunError> {
@@ -203,13 +203,14 @@ fn make_healthy(project: &Project, task: &Task) -> Result<(), RunError> {
     };
     if let Some(mut client) = Client::connect(&project.state_dir()).map_err(failed)? {
         let statuses = client.status().map_err(failed)?;
-        let healthy = |name: &String| {
-            statuses.iter().any(|status| {
-                &status.name == name
-                    && ServiceState::parse(&status.state) == Some(ServiceState::Healthy)
-            })
+        // Ready as `up --wait` means it: healthy, or a job that finished
+        // well (which `up -d` would start again).
+        let ready = |name: &String| {
+            statuses
+                .iter()
+                .any(|status| &status.name == name && crate::supervisor::wait::is_ready(status))
         };
-        if task.depends_on.iter().all(healthy) {
+        if task.depends_on.iter().all(ready) {
             return Ok(());
         }
     }
