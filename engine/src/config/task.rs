@@ -77,7 +77,10 @@ pub(crate) fn build_task(name: &str, node: &Node, path: &KeyPath) -> Result<Task
                     &key_path,
                     "a description is one line",
                 )),
-                Ok(text) => task.description = Some(text.trim().to_owned()),
+                // An empty one is none: the listing shows the command.
+                Ok(text) => {
+                    task.description = Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+                }
                 Err(problem) => problems.push(problem),
             },
             "service" => match convert::non_empty_string(value, &key_path) {
@@ -217,6 +220,8 @@ mod tests {
         assert_eq!(task.service.as_deref(), Some("db"));
         assert_eq!(task.description.as_deref(), Some("Seed it"));
         assert_eq!(task.depends_on, ["db"]);
+        let task = build("lint", r#"#{ command: "cargo clippy", description: "  " }"#).unwrap();
+        assert_eq!(task.description, None);
     }
 
     #[test]
