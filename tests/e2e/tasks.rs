@@ -302,3 +302,34 @@ fn the_notes_example_seeds_its_database_and_runs_its_tests() {
         .stderr_has("a supervisor already runs for this project: `locald down` first");
     project.locald(["down"]).success();
 }
+
+#[test]
+fn a_job_that_finished_well_counts_as_ready_and_is_not_run_again() {
+    let project = Project::with_toml(
+        r#"
+[services.migrate]
+command = "echo migrated >> migrations.log"
+restart = "never"
+
+[services.idle]
+command = "sleep 971103"
+
+[tasks]
+check = { command = "cat migrations.log", depends_on = ["migrate"] }
+"#,
+    );
+    project
+        .locald(["task", "check"])
+        .success()
+        .stdout_is("migrated\n");
+    // The supervisor keeps it as a job that exited 0: ready, not started again.
+    project
+        .locald(["task", "check"])
+        .success()
+        .stdout_is("migrated\n");
+    assert!(
+        pids_with_arg("971103").is_empty(),
+        "only what the task depends on was started"
+    );
+    project.locald(["down"]).success();
+}
