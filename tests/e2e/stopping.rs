@@ -32,7 +32,12 @@ pub fn exit_of(child: Child) -> Output {
 /// Starts `locald ARGS` in its own process group, waits for the command
 /// carrying `marker` and sends `signal` as a terminal would (Ctrl-C: to the
 /// whole group) or as `kill` would (SIGTERM: to locald only).
-fn signal_during_command(project: &Project, args: &[&str], marker: &str, signal: Signal) -> Output {
+pub fn signal_during_command(
+    project: &Project,
+    args: &[&str],
+    marker: &str,
+    signal: Signal,
+) -> Output {
     let child = project.locald(args).process_group().spawn();
     let pid = child.id() as i32;
     wait_for_handler(pid, signal);

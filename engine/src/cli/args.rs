@@ -6,7 +6,7 @@ use clap::{ArgAction, Parser};
 use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
-use super::completion::{self, service_candidates};
+use super::completion::{self, service_candidates, task_candidates};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +56,8 @@ pub enum Subcommand {
     /// Run a one-off command with a service's environment
     #[command(alias = "exec")]
     Run(Run),
+    /// List the project's tasks, or run one with its arguments (`locald task test --release`)
+    Task(Task),
     /// Print the Rhai script that locald.toml compiles to
     Compile(Compile),
     /// Run a Rhai task script with locald's primitives (its words are `args.argv`)
@@ -73,7 +75,7 @@ pub enum Subcommand {
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
-    /// Print the shell code that completes locald's commands and service names
+    /// Print the shell code that completes locald's commands, service and task names
     /// (bash: `source <(locald completions bash)` in ~/.bashrc; zsh: the same in
     /// ~/.zshrc; fish: `locald completions fish | source` in config.fish)
     Completions {
@@ -191,6 +193,40 @@ pub struct Run {
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     #[serde(skip)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Tasks are `[tasks]` in locald.toml (test = \"cargo test\", or a table with command, description, service, depends_on) and the files tasks/NAME.rhai."
+)]
+pub struct Task {
+    /// The task to run (without one: list the tasks), then its arguments,
+    /// as given: appended to a command, quoted for the shell; `args.argv`
+    /// of a script
+    // One list, so that every word after the name is the task's, even one
+    // that is locald's own flag (`--help`, `-C DIR`).
+    #[arg(
+        value_name = "NAME [ARGS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        add = ArgValueCandidates::new(task_candidates)
+    )]
+    pub words: Vec<String>,
+}
+
+/// The script's `args`: `name` (`()` to list) and `argv`.
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (name, argv) = match self.words.split_first() {
+            Some((name, argv)) => (Some(name), argv),
+            None => (None, &[][..]),
+        };
+        let mut args = serializer.serialize_struct("Task", 2)?;
+        args.serialize_field("name", &name)?;
+        args.serialize_field("argv", argv)?;
+        args.end()
+    }
 }
 
 #[derive(Debug, clap::Args, Serialize)]

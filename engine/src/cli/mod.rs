@@ -23,7 +23,7 @@ pub use args::{
     Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, ImageCommand, ImageImport,
     ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
-    Try, Up,
+    Task, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -189,6 +189,7 @@ impl Subcommand {
             Subcommand::Dashboard(a) => verb("dashboard", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Task(a) => verb("task", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
                 verb("container-run", script_args(&a)?)
@@ -244,6 +245,7 @@ impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
 impl ScriptArgs for Script {}
+impl ScriptArgs for Task {}
 impl ScriptArgs for ImageReference {}
 impl ScriptArgs for ImageReferences {}
 impl ScriptArgs for ImageImport {}

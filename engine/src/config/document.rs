@@ -1,6 +1,7 @@
 //! The whole-file rules of `locald.toml`: the top-level tables (`[project]`,
-//! `[services.NAME]`), each service through the shared schema, then the
-//! dependency graph, every problem located in the source.
+//! `[services.NAME]`, `[tasks]`), each service and task through the shared
+//! schemas, then the dependency graph and the services tasks name, every
+//! problem located in the source.
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,12 @@ use super::convert::{self, wrong_type};
 use super::diagnostic::{KeyPath, Problem};
 use super::graph::{self, GraphNode, GraphProblem};
 use super::schema;
+use super::task;
 use super::templates;
 use super::value::{Node, NodeKind};
-use crate::model::{Project, Service};
+use crate::model::{Project, Service, Task};
 
-const TOP_LEVEL_KEYS: &[&str] = &["project", "services"];
+const TOP_LEVEL_KEYS: &[&str] = &["project", "services", "tasks"];
 const PROJECT_KEYS: &[&str] = &["name"];
 
 /// A `locald.toml` that passed every check.
@@ -20,6 +22,7 @@ pub(crate) struct ValidDocument<'a> {
     pub project_name: String,
     pub root: PathBuf,
     pub services: Vec<DeclaredService<'a>>,
+    pub tasks: Vec<DeclaredTask<'a>>,
 }
 
 /// A service with the value tree it was declared by (kept for compiling, in
@@ -29,6 +32,12 @@ pub(crate) struct DeclaredService<'a> {
     pub service: Service,
 }
 
+/// A task with the value tree it was declared by.
+pub(crate) struct DeclaredTask<'a> {
+    pub node: &'a Node,
+    pub task: Task,
+}
+
 impl ValidDocument<'_> {
     pub(crate) fn into_project(self) -> Project {
         Project {
@@ -36,6 +45,7 @@ impl ValidDocument<'_> {
             root: self.root,
             services: self.services.into_iter().map(|s| s.service).collect(),
             dashboard: Default::default(),
+            tasks: self.tasks.into_iter().map(|t| t.task).collect(),
         }
     }
 }
@@ -71,6 +81,7 @@ pub(crate) fn validate<'a>(
 
     let mut project_name = None;
     let mut services = Vec::new();
+    let mut tasks = Vec::new();
     let mut all_services_valid = true;
     for (key, node) in entries {
         let path = top.key(key);
@@ -80,6 +91,7 @@ pub(crate) fn validate<'a>(
                 all_services_valid =
                     read_services(node, &path, &base_dir, &mut services, &mut problems)
             }
+            "tasks" => read_tasks(node, &path, &mut tasks, &mut problems),
             _ => problems.push(unknown_key(
                 key,
                 node,
@@ -91,6 +103,7 @@ pub(crate) fn validate<'a>(
     }
     if all_services_valid {
         check_graph(&services, &mut problems);
+        check_task_references(&services, &tasks, &mut problems);
     }
 
     if !problems.is_empty() {
@@ -100,6 +113,7 @@ pub(crate) fn validate<'a>(
         project_name: project_name.unwrap_or_else(|| default_project_name(&base_dir)),
         root: base_dir,
         services,
+        tasks,
     })
 }
 
@@ -175,6 +189,60 @@ fn read_services<'a>(
         }
     }
     all_valid
+}
+
+/// Builds every task of `[tasks]`.
+fn read_tasks<'a>(
+    node: &'a Node,
+    path: &KeyPath,
+    tasks: &mut Vec<DeclaredTask<'a>>,
+    problems: &mut Vec<Problem>,
+) {
+    let entries = match convert::table(node, path) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            problems.push(
+                problem.with_help("write [tasks] with one task a line: test = \"cargo test\""),
+            );
+            return;
+        }
+    };
+    for (name, task_node) in entries {
+        match task::build_task(name, task_node, &path.key(name)) {
+            Ok(task) => tasks.push(DeclaredTask {
+                node: task_node,
+                task,
+            }),
+            Err(found) => problems.extend(found),
+        }
+    }
+}
+
+/// The services tasks run in or depend on must exist: each unknown name is
+/// pointed at in the file.
+fn check_task_references(
+    services: &[DeclaredService],
+    tasks: &[DeclaredTask],
+    problems: &mut Vec<Problem>,
+) {
+    let names = services.iter().map(|s| s.service.name.as_str());
+    for declared in tasks {
+        for found in task::check_references(&declared.task, names.clone()) {
+            let value = declared.node.get(found.key);
+            let span = match (value, found.index) {
+                (
+                    Some(Node {
+                        kind: NodeKind::Array(items),
+                        ..
+                    }),
+                    Some(index),
+                ) => items.get(index).and_then(Node::best_span),
+                (Some(value), _) => value.best_span(),
+                (None, _) => None,
+            };
+            problems.push(found.problem.with_span(span));
+        }
+    }
 }
 
 /// Dependencies and `${services...}` templates, which only make sense with

@@ -13,6 +13,7 @@ mod status_table;
 mod supervise_args;
 
 pub use client::{answer_timeout, Client};
+pub use daemon::failure_message;
 pub use log_reader::{print_logs, read_logs, since, LogQuery, SinceError, StoredLine};
 pub use status_table::print_status;
 pub use supervise_args::{SuperviseArgs, SuperviseUsage};

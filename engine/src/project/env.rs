@@ -166,6 +166,7 @@ pub(crate) mod tests {
             root: root.to_path_buf(),
             services,
             dashboard: Default::default(),
+            tasks: Vec::new(),
         }
     }
 

@@ -91,6 +91,12 @@ pub async fn requested() {
     }
 }
 
+/// The last signal that stopped (or is stopping) the script: what a
+/// primitive passes on to the processes it started.
+pub fn signal() -> i32 {
+    SIGNAL.load(Ordering::SeqCst)
+}
+
 /// The exit status of a script stopped by a signal: 128 + the signal.
 pub fn exit_code() -> i32 {
     locald_shim_protocol::exit::signal_exit_code(SIGNAL.load(Ordering::SeqCst))

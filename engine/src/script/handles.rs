@@ -66,6 +66,23 @@ impl ServiceHandle {
             .service(&self.name)
             .expect("service handle always names a service of its project")
     }
+
+    /// The environment the service (and `locald run` in it) gets, with
+    /// the ports in use now.
+    pub fn env(&self) -> Result<BTreeMap<String, String>, ResolveError> {
+        let ports = ports_of(&self.project, &self.ports)?;
+        Ok(crate::project::service_env(
+            &self.project,
+            self.spec(),
+            ports,
+        )?)
+    }
+
+    /// The service's security options that differ from the default, as
+    /// `run_container` takes them.
+    pub fn security_opts(&self) -> Vec<SecurityOpt> {
+        security_opts(&self.spec().security)
+    }
 }
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -178,19 +195,14 @@ impl CustomType for ServiceHandle {
             })
             .with_get("init", |s: &mut Self| s.spec().init)
             .with_get("security_opt", |s: &mut Self| -> Array {
-                security_opts(&s.spec().security)
-                    .into_iter()
-                    .map(Dynamic::from)
-                    .collect()
+                s.security_opts().into_iter().map(Dynamic::from).collect()
             })
             .with_get("port", |s: &mut Self| -> Fallible<i64> {
                 let ports = ports_of(&s.project, &s.ports).map_err(error)?;
                 Ok(ports.get(&s.name).copied().map_or(0, i64::from))
             })
             .with_get("env", |s: &mut Self| -> Fallible<Map> {
-                let ports = ports_of(&s.project, &s.ports).map_err(error)?;
-                let env =
-                    crate::project::service_env(&s.project, s.spec(), ports).map_err(error)?;
+                let env = s.env().map_err(error)?;
                 Ok(env
                     .into_iter()
                     .map(|(k, v)| (k.into(), Dynamic::from(v)))

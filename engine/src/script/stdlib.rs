@@ -16,6 +16,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("dashboard", include_str!("../../../stdlib/dashboard.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
+    ("task", include_str!("../../../stdlib/task.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
     (
         "container-run",

@@ -22,6 +22,7 @@ use super::protocol::{now_unix_ms, ReloadReport, ServiceState, ServiceStatus};
 use super::reload::ReloadError;
 use super::run::StateLost;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
+use super::wait::{Baseline, Seen, WaitOutcome};
 use crate::model::{Probe, Project, Service};
 use crate::project::state_dir::StateDir;
 
@@ -75,6 +76,14 @@ pub enum Control {
     Down {
         force: bool,
         reply: oneshot::Sender<DownAck>,
+    },
+    /// Answer once services are ready, one fails, or the timeout passes
+    /// (see [`super::protocol::Request::Wait`]).
+    Wait {
+        services: Option<Vec<String>>,
+        baseline: Option<Baseline>,
+        timeout: Option<std::time::Duration>,
+        reply: oneshot::Sender<Result<WaitOutcome, ControlError>>,
     },
 }
 
@@ -332,8 +341,67 @@ impl Supervisor {
             Control::Reload(reply) => {
                 let _ = reply.send(Err(ControlError::ReloadOutsideLoop));
             }
+            Control::Wait {
+                services,
+                baseline,
+                timeout,
+                reply,
+            } => self.wait(services, baseline, timeout, reply),
         }
         None
+    }
+
+    /// Starts a wait on the services' status channels (see [`super::wait`]),
+    /// answered from its own task: the actor goes on serving. A wait whose
+    /// client has gone (the connection closed, the answer's receiver
+    /// dropped) ends with it.
+    fn wait(
+        &self,
+        services: Option<Vec<String>>,
+        baseline: Option<Baseline>,
+        timeout: Option<std::time::Duration>,
+        mut reply: oneshot::Sender<Result<WaitOutcome, ControlError>>,
+    ) {
+        let names: Vec<String> = match services {
+            Some(names) => {
+                if let Some(unknown) = names.iter().find(|n| !self.services.contains_key(*n)) {
+                    let _ = reply.send(Err(ControlError::UnknownService(unknown.clone())));
+                    return;
+                }
+                names
+            }
+            // Those that run or are on their way: a stopped service would
+            // only ever time out.
+            None => self
+                .services
+                .iter()
+                .filter(|(_, handle)| {
+                    handle.status.borrow().state != ServiceState::Stopped.as_str()
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        };
+        let receivers: Vec<_> = names
+            .iter()
+            .map(|name| self.services[name.as_str()].status.clone())
+            .collect();
+        let baseline = baseline.unwrap_or_else(|| {
+            receivers
+                .iter()
+                .map(|status| {
+                    let status = status.borrow();
+                    (status.name.clone(), Seen::of(&status))
+                })
+                .collect()
+        });
+        tokio::spawn(async move {
+            tokio::select! {
+                outcome = super::wait::wait(receivers, baseline, timeout) => {
+                    let _ = reply.send(Ok(outcome));
+                }
+                () = reply.closed() => {}
+            }
+        });
     }
 
     /// Send a command that replies when done, and answer once it has.
@@ -444,6 +512,9 @@ impl Supervisor {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     Control::Reload(reply) => {
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
+                    }
+                    Control::Wait { reply, .. } => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     // The first `down` (or signal) is already being served;

@@ -47,6 +47,7 @@ mod reload;
 mod run;
 mod server;
 mod service;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;

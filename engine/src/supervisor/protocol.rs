@@ -145,6 +145,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
+    /// Answer once `services` are ready, one fails, or `timeout_ms` passes
+    /// (see [`super::wait`]). `services`: those not stopped when the wait
+    /// begins, when not given. `baseline`: the counters a failure is counted
+    /// from (a service missing: from zero); those of when the wait begins,
+    /// when not given.
+    Wait {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        services: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<super::wait::Baseline>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// What a reload changed, by service name.
@@ -179,6 +192,8 @@ pub struct Response {
     /// The answer to [`Request::Dashboard`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<super::wait::WaitOutcome>,
 }
 
 impl Response {
@@ -190,6 +205,7 @@ impl Response {
             diagnostic: false,
             services: None,
             reload: None,
+            wait: None,
             dashboard: None,
         }
     }
@@ -233,6 +249,13 @@ impl Response {
         }
     }
 
+    pub fn waited(outcome: super::wait::WaitOutcome) -> Self {
+        Response {
+            wait: Some(outcome),
+            ..Response::done()
+        }
+    }
+
     pub fn reloaded(report: ReloadReport) -> Self {
         Response {
             reload: Some(report),
@@ -264,6 +287,16 @@ mod tests {
             start,
             Request::Start {
                 service: "web".into()
+            }
+        );
+        // A wait with nothing given asks for the defaults.
+        let wait: Request = serde_json::from_str(r#"{"command":"wait"}"#).unwrap();
+        assert_eq!(
+            wait,
+            Request::Wait {
+                services: None,
+                baseline: None,
+                timeout_ms: None
             }
         );
     }

@@ -388,7 +388,8 @@ mod tests {
     use std::time::Instant;
 
     /// `up -d` hands the daemon the loaded project as JSON ([`Handoff`]):
-    /// every form of every key must come back unchanged.
+    /// every form of every key must come back unchanged, but for the tasks,
+    /// which the daemon never runs and so is not given.
     #[test]
     fn a_loaded_project_survives_the_handoff_to_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
@@ -405,7 +406,15 @@ mod tests {
         };
         let json = serde_json::to_vec(&handoff).unwrap();
         let back: Handoff = serde_json::from_slice(&json).unwrap();
-        assert_eq!(back.project, loaded);
+        assert!(!loaded.tasks.is_empty());
+        assert!(back.project.tasks.is_empty());
+        assert_eq!(
+            back.project,
+            crate::model::Project {
+                tasks: Vec::new(),
+                ..loaded
+            }
+        );
         assert_eq!(back.services, ["web"]);
     }
 

@@ -123,6 +123,25 @@ async fn handle(
                         })
                     })
             }
+            Request::Wait {
+                services,
+                baseline,
+                timeout_ms,
+            } => {
+                let (reply, answer) = oneshot::channel();
+                let control = Control::Wait {
+                    services,
+                    baseline,
+                    timeout: timeout_ms.map(std::time::Duration::from_millis),
+                    reply,
+                };
+                call.carry_out(control, answer).await.map(|answer| {
+                    answer.map(|result| match result {
+                        Ok(outcome) => Response::waited(outcome),
+                        Err(error) => Response::refused(&error),
+                    })
+                })
+            }
             Request::Down { force } => {
                 let (reply, answer) = oneshot::channel();
                 let Some(answer) = call.carry_out(Control::Down { force, reply }, answer).await

@@ -7,13 +7,16 @@
 use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
+pub mod capture;
 pub mod config;
 pub mod container;
 pub mod options;
 pub mod ports;
 pub mod process;
 pub mod supervisor;
+pub mod tasks;
 pub mod terminal;
+pub mod waiting;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +36,8 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
     engine.register_global_module(exported_module!(container::container_api).into());
+    engine.register_global_module(exported_module!(tasks::tasks_api).into());
+    engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
 
 /// Turns any displayable error into a script error at the caller's position.

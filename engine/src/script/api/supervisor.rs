@@ -70,7 +70,8 @@ impl From<UpArgs> for UpOptions {
 }
 
 /// A duration: a string such as `"1m30s"`, or seconds (a bare number,
-/// integer or text, is seconds, as durations in locald.toml are).
+/// integer or text, is seconds, as durations in locald.toml are; a float
+/// is seconds and their fractions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Duration);
 
@@ -89,6 +90,14 @@ impl<'de> Deserialize<'de> for Timeout {
             }
             fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Timeout, E> {
                 Ok(Timeout(Duration::from_secs(secs)))
+            }
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Timeout, E> {
+                if secs < 0.0 {
+                    return Err(E::custom("must not be negative"));
+                }
+                Duration::try_from_secs_f64(secs)
+                    .map(Timeout)
+                    .map_err(|_| E::custom(format!("{secs} is not a number of seconds")))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Timeout, E> {
                 if let Ok(secs) = text.trim().parse::<u64>() {
