@@ -1,0 +1,58 @@
+//! locald's Cloud Native Buildpacks lifecycle core, in Rust.
+//!
+//! What a CNB lifecycle does between "here is an app directory and a builder" and "here is
+//! what the exporter needs", faithful to the Buildpack API (0.7–0.12, 0.10/0.11 semantics as
+//! the target) and the Platform API files (0.12+), and to the reference lifecycle where the
+//! specs leave room (noted where it matters):
+//!
+//! - [`formats`]: every file a platform, a builder or a buildpack writes (`buildpack.toml`,
+//!   `order.toml`, `group.toml`, `plan.toml`, build plans, `launch.toml`, `build.toml`,
+//!   `store.toml`, `<layer>.toml`, `run.toml`/`stack.toml`), read bounded, with typed errors
+//!   that name the file and the key;
+//! - [`detect`]: order expansion, group trials and plan resolution (the reference
+//!   `DefaultDetectResolver`), giving `group.toml` and `plan.toml`;
+//! - [`env`]: the build-time environment (allow-list, `<platform>/env`, env files) and its
+//!   launch-time counterpart;
+//! - [`build`]: running each buildpack's `bin/build` and reading back what it wrote, giving
+//!   the merged launch metadata (`<layers>/config/metadata.toml`);
+//! - [`launch`]: the launch environment and process selection a launcher needs, as a pure
+//!   function of the metadata and the layers.
+//!
+//! Buildpack executables run through an [`exec::Executor`]: [`exec::HostExecutor`] spawns them
+//! as host processes (what the tests use, and what runs inside the build container, where
+//! `/workspace`, `/layers`, `/platform` and `/cnb` are real); the paths themselves are
+//! parameters ([`Dirs`]), never constants. Everything a buildpack writes is bounded
+//! ([`Limits`]) and confined: a layer name, a slice or a process working directory cannot
+//! escape its directory.
+
+pub mod api;
+pub mod formats;
+pub mod id;
+mod read;
+
+pub use api::Api;
+pub use id::BuildpackId;
+pub use read::Limits;
+
+use std::path::PathBuf;
+
+/// Where the lifecycle's directories are, as both the lifecycle and the buildpacks see them
+/// (the lifecycle runs where the buildpacks run: in the build container, or on the host in
+/// tests). In a builder image these are `/workspace`, `/layers`, `/platform`,
+/// `/cnb/buildpacks` and `/cnb/build-config`.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// The application source (`CNB_APP_DIR`; the working directory of `bin/detect` and
+    /// `bin/build`).
+    pub app: PathBuf,
+    /// `<layers>`: one directory per buildpack (its escaped id), plus `config/`.
+    pub layers: PathBuf,
+    /// `<platform>`: `env/` holds the user's build environment.
+    pub platform: PathBuf,
+    /// `<buildpacks>`: `<escaped id>/<version>/buildpack.toml`.
+    pub buildpacks: PathBuf,
+    /// The builder's `/cnb/build-config`, if any (its `env/` applies to every buildpack).
+    pub build_config: Option<PathBuf>,
+    /// Where the per-buildpack plan files are made (a fresh directory each run).
+    pub scratch: PathBuf,
+}
