@@ -26,9 +26,14 @@
 //! escape its directory.
 
 pub mod api;
+pub mod detect;
+pub mod env;
+pub mod exec;
 pub mod formats;
 pub mod id;
 mod read;
+#[cfg(test)]
+mod test_support;
 
 pub use api::Api;
 pub use id::BuildpackId;
