@@ -26,6 +26,7 @@
 //! escape its directory.
 
 pub mod api;
+pub mod build;
 pub mod detect;
 pub mod env;
 pub mod exec;
