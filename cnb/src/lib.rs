@@ -32,6 +32,7 @@ pub mod env;
 pub mod exec;
 pub mod formats;
 pub mod id;
+pub mod launch;
 mod read;
 #[cfg(test)]
 mod test_support;
