@@ -18,27 +18,23 @@
 //! The result, [`BuildMetadata`], is what the exporter and the launcher need; it is also
 //! written as `<layers>/config/metadata.toml`.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::Api;
-use crate::detect::{add_target_and_exec_env, buildpack_env, path_string};
+use crate::context::Context;
 use crate::env::{Action, Env, EnvError};
-use crate::exec::{Executor, Exit, Invocation};
+use crate::exec::Exit;
 use crate::formats::descriptor::Descriptor;
-use crate::formats::order::{Group, GroupMember};
+use crate::formats::order::{members_from_raw, raw_members, Group, GroupMember, RawMember};
 use crate::formats::outputs::{
     parse_build_toml, parse_launch, parse_layer, parse_store, Label, LayerMetadata, Slice, Store,
 };
 use crate::formats::plan::Plan;
-use crate::formats::target::RunTarget;
 use crate::formats::{bounded, parse, read_required, to_toml, FormatError, Problem};
 use crate::id::BuildpackId;
 use crate::read::{read_text, Limits};
-use crate::Dirs;
 
 /// The platform's exit code for a buildpack whose `bin/build` failed.
 pub const EXIT_BUILDPACK_FAILED: i32 = 51;
@@ -153,22 +149,13 @@ struct RawMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     buildpack_default_process_type: Option<String>,
     #[serde(default)]
-    buildpacks: Vec<RawBuildpack>,
+    buildpacks: Vec<RawMember>,
     #[serde(default)]
     processes: Vec<Process>,
     #[serde(default)]
     labels: Vec<Label>,
     #[serde(default)]
     slices: Vec<Slice>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct RawBuildpack {
-    id: BuildpackId,
-    version: String,
-    api: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    homepage: Option<String>,
 }
 
 impl BuildMetadata {
@@ -184,16 +171,7 @@ impl BuildMetadata {
     pub fn to_toml(&self, path: &Path) -> Result<String, FormatError> {
         let raw = RawMetadata {
             buildpack_default_process_type: self.default_process.clone(),
-            buildpacks: self
-                .buildpacks
-                .iter()
-                .map(|b| RawBuildpack {
-                    id: b.id.clone(),
-                    version: b.version.clone(),
-                    api: b.api.to_string(),
-                    homepage: b.homepage.clone(),
-                })
-                .collect(),
+            buildpacks: raw_members(&self.buildpacks),
             processes: self.processes.clone(),
             labels: self.labels.clone(),
             slices: self.slices.clone(),
@@ -211,17 +189,7 @@ impl BuildMetadata {
             raw.processes.len(),
             limits.launch_entries,
         )?;
-        let mut buildpacks = Vec::with_capacity(raw.buildpacks.len());
-        for (i, b) in raw.buildpacks.into_iter().enumerate() {
-            let api = Api::parse(&b.api)
-                .map_err(|e| FormatError::invalid(path, format!("buildpacks[{i}].api"), e))?;
-            buildpacks.push(GroupMember {
-                id: b.id,
-                version: b.version,
-                api,
-                homepage: b.homepage,
-            });
-        }
+        let buildpacks = members_from_raw(raw.buildpacks, path, "buildpacks", limits)?;
         for (i, p) in raw.processes.iter().enumerate() {
             if p.command.first().is_none_or(|c| c.is_empty()) {
                 return Err(FormatError::invalid(
@@ -242,43 +210,30 @@ impl BuildMetadata {
     }
 }
 
-/// Runs the build phase.
+/// The build phase under way.
 pub struct Builder<'a> {
-    pub dirs: &'a Dirs,
-    pub executor: &'a dyn Executor,
-    pub limits: Limits,
-    pub target: RunTarget,
-    pub exec_env: Option<String>,
-    /// The environment the first buildpack starts from ([`Env::for_build`]).
-    pub env: Env,
+    context: &'a Context<'a>,
+}
+
+/// Builds `group` with `plan`, buildpack output going to `log`; writes
+/// `<layers>/config/metadata.toml`.
+pub fn build(
+    context: &Context<'_>,
+    group: &Group,
+    plan: &Plan,
+    log: &mut dyn Write,
+) -> Result<BuildMetadata, BuildError> {
+    Builder { context }.build(group, plan, log)
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(
-        dirs: &'a Dirs,
-        executor: &'a dyn Executor,
-        target: RunTarget,
-        env: Env,
-    ) -> Builder<'a> {
-        Builder {
-            dirs,
-            executor,
-            limits: Limits::DEFAULT,
-            target,
-            exec_env: None,
-            env,
-        }
-    }
-
-    /// Builds `group` with `plan`, buildpack output going to `log`; writes
-    /// `<layers>/config/metadata.toml`.
-    pub fn build(
+    fn build(
         &self,
         group: &Group,
         plan: &Plan,
         log: &mut dyn Write,
     ) -> Result<BuildMetadata, BuildError> {
-        let mut env = self.env.clone();
+        let mut env = self.context.env.clone();
         let mut plan = plan.clone();
         let mut processes: Vec<Process> = Vec::new();
         let mut default_process: Option<String> = None;
@@ -288,10 +243,10 @@ impl<'a> Builder<'a> {
         let mut buildpacks = Vec::new();
         for member in &group.group {
             let descriptor = Descriptor::lookup(
-                &self.dirs.buildpacks,
+                &self.context.dirs.buildpacks,
                 &member.id,
                 &member.version,
-                &self.limits,
+                &self.context.limits,
             )?;
             if descriptor.is_composite() {
                 return Err(BuildError::Composite {
@@ -343,7 +298,7 @@ impl<'a> Builder<'a> {
             default_process,
             layers,
         };
-        let config = self.dirs.layers.join("config");
+        let config = self.context.dirs.layers.join("config");
         std::fs::create_dir_all(&config).map_err(|source| BuildError::Io {
             path: config.clone(),
             source,
@@ -366,41 +321,29 @@ impl<'a> Builder<'a> {
             let path = path.to_path_buf();
             move |source| BuildError::Io { path, source }
         };
-        let bp_layers = self.dirs.layers.join(id.escaped());
+        let bp_layers = self.context.dirs.layers.join(id.escaped());
         std::fs::create_dir_all(&bp_layers).map_err(io_error(&bp_layers))?;
-        let scratch = tempfile::Builder::new()
-            .prefix(&format!("{}-", id.escaped()))
-            .tempdir_in(&self.dirs.scratch)
-            .map_err(io_error(&self.dirs.scratch))?;
+        let scratch = self
+            .context
+            .scratch(&format!("{}-", id.escaped()))
+            .map_err(io_error(&self.context.dirs.scratch))?;
         let plan_path = scratch.path().join("plan.toml");
         let bp_plan = plan.find(id);
         bp_plan.write(&plan_path)?;
-
-        let mut vars = buildpack_env(env, self.dirs, descriptor, &self.limits)?.vars();
-        vars.push(("CNB_BUILDPACK_DIR".into(), path_string(&descriptor.dir)));
-        if descriptor.api.at_least(0, 8) {
-            vars.push(("CNB_PLATFORM_DIR".into(), path_string(&self.dirs.platform)));
-            vars.push(("CNB_BP_PLAN_PATH".into(), path_string(&plan_path)));
-            vars.push(("CNB_LAYERS_DIR".into(), path_string(&bp_layers)));
-        }
-        add_target_and_exec_env(
-            &mut vars,
-            descriptor.api,
-            &self.target,
-            self.exec_env.as_deref(),
-        );
-        let invocation = Invocation {
-            program: descriptor.dir.join("bin").join("build"),
-            args: vec![
-                OsString::from(&bp_layers),
-                OsString::from(&self.dirs.platform),
-                OsString::from(&plan_path),
+        let platform = self.context.dirs.platform.as_path();
+        let invocation = self.context.invocation(
+            descriptor,
+            env,
+            "build",
+            &[&bp_layers, platform, &plan_path],
+            &[
+                ("CNB_PLATFORM_DIR", platform),
+                ("CNB_BP_PLAN_PATH", &plan_path),
+                ("CNB_LAYERS_DIR", &bp_layers),
             ],
-            env: vars,
-            cwd: self.dirs.app.clone(),
-        };
+        )?;
         tracing::info!(buildpack = %id, version = %descriptor.version, "building");
-        match self.executor.run(&invocation, log) {
+        match self.context.executor.run(&invocation, log) {
             Ok(Exit::Code(0)) => {}
             Ok(exit) => {
                 return Err(BuildError::Failed {
@@ -420,17 +363,21 @@ impl<'a> Builder<'a> {
         // Build layers change the environment of the buildpacks after this one.
         for layer in layers.iter().filter(|l| l.metadata.types.build) {
             env.add_root_dir(&layer.path);
-            env.add_env_dir(&layer.path.join("env"), Action::Override, &self.limits)?;
+            env.add_env_dir(
+                &layer.path.join("env"),
+                Action::Override,
+                &self.context.limits,
+            )?;
             env.add_env_dir(
                 &layer.path.join("env.build"),
                 Action::Override,
-                &self.limits,
+                &self.context.limits,
             )?;
         }
 
         let build_toml = bp_layers.join("build.toml");
-        let unmet = match read_text(&build_toml, self.limits.file_bytes)? {
-            Some(text) => parse_build_toml(&text, &build_toml, &bp_plan, &self.limits)?,
+        let unmet = match read_text(&build_toml, self.context.limits.file_bytes)? {
+            Some(text) => parse_build_toml(&text, &build_toml, &bp_plan, &self.context.limits)?,
             None => Vec::new(),
         };
         let met = bp_plan
@@ -441,19 +388,19 @@ impl<'a> Builder<'a> {
             .collect();
 
         let launch_toml = bp_layers.join("launch.toml");
-        let launch = match read_text(&launch_toml, self.limits.file_bytes)? {
+        let launch = match read_text(&launch_toml, self.context.limits.file_bytes)? {
             Some(text) => parse_launch(
                 &text,
                 &launch_toml,
                 descriptor.api,
-                &self.dirs.app,
-                &self.dirs.layers,
-                &self.limits,
+                &self.context.dirs.app,
+                &self.context.dirs.layers,
+                &self.context.limits,
             )?,
             None => Default::default(),
         };
         let store_toml = bp_layers.join("store.toml");
-        let store = read_text(&store_toml, self.limits.file_bytes)?
+        let store = read_text(&store_toml, self.context.limits.file_bytes)?
             .map(|text| parse_store(&text, &store_toml))
             .transpose()?;
         Ok(BuildpackOutput {
@@ -493,11 +440,11 @@ impl<'a> Builder<'a> {
                 });
             }
             names.push(name.to_string());
-            if names.len() > self.limits.layers {
+            if names.len() > self.context.limits.layers {
                 return Err(BuildError::Layer {
                     path: bp_layers.to_path_buf(),
                     problem: LayerProblem::TooMany {
-                        limit: self.limits.layers,
+                        limit: self.context.limits.layers,
                     },
                 });
             }
@@ -506,7 +453,7 @@ impl<'a> Builder<'a> {
         let mut layers = Vec::with_capacity(names.len());
         for name in names {
             let toml_path = bp_layers.join(format!("{name}.toml"));
-            let text = read_required(&toml_path, self.limits.file_bytes)?;
+            let text = read_required(&toml_path, self.context.limits.file_bytes)?;
             let metadata = parse_layer(&text, &toml_path)?;
             let mut path = bp_layers.join(&name);
             match std::fs::symlink_metadata(&path) {

@@ -15,20 +15,18 @@
 //! reference's order is a Go map's, i.e. random).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::Path;
 
 use crate::api::Api;
-use crate::env::{Env, EnvError};
-use crate::exec::{Captured, Executor, Exit, Invocation};
+use crate::context::Context;
+use crate::env::EnvError;
+use crate::exec::{Captured, Exit};
 use crate::formats::descriptor::Descriptor;
 use crate::formats::order::{Group, GroupMember, OrderEntry, OrderGroup};
 use crate::formats::plan::{parse_build_plan, BuildPlan, Plan};
-use crate::formats::target::RunTarget;
 use crate::formats::FormatError;
 use crate::id::BuildpackId;
-use crate::read::{read_text, Limits};
-use crate::Dirs;
+use crate::read::read_text;
 
 pub mod resolve;
 
@@ -177,37 +175,24 @@ pub(crate) enum GroupError {
 
 type GroupResult = Result<(Vec<Member>, Plan), GroupError>;
 
-/// Runs detection.
+/// Detection under way: the descriptors looked up and the runs made so far.
 pub struct Detector<'a> {
-    pub dirs: &'a Dirs,
-    pub executor: &'a dyn Executor,
-    pub limits: Limits,
-    /// The run image's target, completed ([`RunTarget::complete`]).
-    pub target: RunTarget,
-    /// `CNB_EXEC_ENV` (Buildpack API 0.12+), if the platform sets one.
-    pub exec_env: Option<String>,
-    /// The environment buildpacks start from ([`Env::for_build`]).
-    pub env: Env,
+    context: &'a Context<'a>,
     descriptors: HashMap<String, Descriptor>,
     runs: Vec<DetectRun>,
     run_index: HashMap<String, usize>,
     groups_tried: usize,
 }
 
+/// Finds the first group of `order` that passes.
+pub fn detect(context: &Context<'_>, order: &[OrderGroup]) -> Result<Detected, DetectError> {
+    Detector::new(context).detect(order)
+}
+
 impl<'a> Detector<'a> {
-    pub fn new(
-        dirs: &'a Dirs,
-        executor: &'a dyn Executor,
-        target: RunTarget,
-        env: Env,
-    ) -> Detector<'a> {
+    fn new(context: &'a Context<'a>) -> Detector<'a> {
         Detector {
-            dirs,
-            executor,
-            limits: Limits::DEFAULT,
-            target,
-            exec_env: None,
-            env,
+            context,
             descriptors: HashMap::new(),
             runs: Vec::new(),
             run_index: HashMap::new(),
@@ -215,8 +200,7 @@ impl<'a> Detector<'a> {
         }
     }
 
-    /// Finds the first group of `order` that passes.
-    pub fn detect(mut self, order: &[OrderGroup]) -> Result<Detected, DetectError> {
+    fn detect(mut self, order: &[OrderGroup]) -> Result<Detected, DetectError> {
         let result = self.detect_order(order, &[], &[], false, 0);
         let runs = std::mem::take(&mut self.runs);
         for run in &runs {
@@ -284,9 +268,9 @@ impl<'a> Detector<'a> {
         depth: usize,
     ) -> GroupResult {
         self.groups_tried += 1;
-        if self.groups_tried > self.limits.groups {
+        if self.groups_tried > self.context.limits.groups {
             return Err(GroupError::Fatal(DetectError::TooManyGroups {
-                limit: self.limits.groups,
+                limit: self.context.limits.groups,
             }));
         }
         for (i, entry) in group.iter().enumerate() {
@@ -295,10 +279,10 @@ impl<'a> Detector<'a> {
             }
             let descriptor = self.lookup(entry).map_err(GroupError::Fatal)?;
             if descriptor.is_composite() {
-                if depth >= self.limits.composite_depth {
+                if depth >= self.context.limits.composite_depth {
                     return Err(GroupError::Fatal(DetectError::TooDeep {
                         id: entry.id.clone(),
-                        limit: self.limits.composite_depth,
+                        limit: self.context.limits.composite_depth,
                     }));
                 }
                 let order = descriptor.order.clone();
@@ -318,7 +302,10 @@ impl<'a> Detector<'a> {
                 homepage: descriptor.homepage.clone(),
             };
             let targets_match = descriptor.targets.is_empty()
-                || descriptor.targets.iter().any(|t| self.target.satisfies(t));
+                || descriptor
+                    .targets
+                    .iter()
+                    .any(|t| self.context.target.satisfies(t));
             if !targets_match {
                 if entry.optional {
                     tracing::debug!(buildpack = %entry.id, "skip: targets do not match the run image");
@@ -328,7 +315,10 @@ impl<'a> Detector<'a> {
                     id: member.id.clone(),
                     version: member.version.clone(),
                     outcome: Outcome::Error(RunError::Target {
-                        run: format!("os={} arch={}", self.target.os, self.target.arch),
+                        run: format!(
+                            "os={} arch={}",
+                            self.context.target.os, self.context.target.arch
+                        ),
                     }),
                     output: String::new(),
                 };
@@ -347,7 +337,7 @@ impl<'a> Detector<'a> {
             .iter()
             .map(|m| &self.runs[self.run_index[&m.key()]])
             .collect();
-        resolve::resolve(&done, &runs, self.limits.groups)
+        resolve::resolve(&done, &runs, self.context.limits.groups)
     }
 
     fn record(&mut self, key: String, run: DetectRun) {
@@ -366,10 +356,10 @@ impl<'a> Detector<'a> {
             return Ok(descriptor.clone());
         }
         let descriptor = Descriptor::lookup(
-            &self.dirs.buildpacks,
+            &self.context.dirs.buildpacks,
             &entry.id,
             &entry.version,
-            &self.limits,
+            &self.context.limits,
         )?;
         self.descriptors.insert(key, descriptor.clone());
         Ok(descriptor)
@@ -377,11 +367,11 @@ impl<'a> Detector<'a> {
 
     /// Runs one buildpack's `bin/detect` with a fresh, empty plan file.
     fn run_detect(&self, descriptor: &Descriptor) -> Result<DetectRun, DetectError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("plan.")
-            .tempdir_in(&self.dirs.scratch)
+        let scratch = self
+            .context
+            .scratch("plan.")
             .map_err(|source| DetectError::Scratch {
-                path: self.dirs.scratch.clone(),
+                path: self.context.dirs.scratch.clone(),
                 source,
             })?;
         let plan_path = scratch.path().join("plan.toml");
@@ -395,35 +385,32 @@ impl<'a> Detector<'a> {
             outcome,
             output,
         };
-        let env = match buildpack_env(&self.env, self.dirs, descriptor, &self.limits) {
-            Ok(env) => env,
+        let platform = self.context.dirs.platform.as_path();
+        let invocation = match self.context.invocation(
+            descriptor,
+            &self.context.env,
+            "detect",
+            &[platform, &plan_path],
+            &[
+                ("CNB_PLATFORM_DIR", platform),
+                ("CNB_BUILD_PLAN_PATH", &plan_path),
+            ],
+        ) {
+            Ok(invocation) => invocation,
             Err(error) => return Ok(done(Outcome::Error(RunError::Env(error)), String::new())),
         };
-        let mut vars = env.vars();
-        let api = descriptor.api;
-        vars.push(("CNB_BUILDPACK_DIR".into(), path_string(&descriptor.dir)));
-        if api.at_least(0, 8) {
-            vars.push(("CNB_PLATFORM_DIR".into(), path_string(&self.dirs.platform)));
-            vars.push(("CNB_BUILD_PLAN_PATH".into(), path_string(&plan_path)));
-        }
-        add_target_and_exec_env(&mut vars, api, &self.target, self.exec_env.as_deref());
-        let invocation = Invocation {
-            program: descriptor.dir.join("bin").join("detect"),
-            args: vec![
-                OsString::from(&self.dirs.platform),
-                OsString::from(&plan_path),
-            ],
-            env: vars,
-            cwd: self.dirs.app.clone(),
-        };
-        let mut output = Captured::new(self.limits.detect_output_bytes);
-        let exit = self.executor.run(&invocation, &mut output);
+        let mut output = Captured::new(self.context.limits.detect_output_bytes);
+        let exit = self.context.executor.run(&invocation, &mut output);
         let text = output.text();
         let outcome = match exit {
             Err(error) => Outcome::Error(RunError::Spawn(error)),
             Ok(Exit::Code(0)) => {
-                let plan = read_text(&plan_path, self.limits.file_bytes).and_then(|text| {
-                    parse_build_plan(text.as_deref().unwrap_or(""), &plan_path, &self.limits)
+                let plan = read_text(&plan_path, self.context.limits.file_bytes).and_then(|text| {
+                    parse_build_plan(
+                        text.as_deref().unwrap_or(""),
+                        &plan_path,
+                        &self.context.limits,
+                    )
                 });
                 match plan {
                     Ok(plan) => Outcome::Pass(plan),
@@ -435,37 +422,6 @@ impl<'a> Detector<'a> {
         };
         Ok(done(outcome, text))
     }
-}
-
-/// The environment of one buildpack: `base` with the user's platform env (unless
-/// `clear-env`) and the builder's build-config env.
-pub(crate) fn buildpack_env(
-    base: &Env,
-    dirs: &Dirs,
-    descriptor: &Descriptor,
-    limits: &Limits,
-) -> Result<Env, EnvError> {
-    let platform = (!descriptor.clear_env).then_some(dirs.platform.as_path());
-    base.with_overrides(platform, dirs.build_config.as_deref(), limits)
-}
-
-/// Adds the `CNB_TARGET_*` variables (Buildpack API 0.10+) and `CNB_EXEC_ENV` (0.12+).
-pub(crate) fn add_target_and_exec_env(
-    vars: &mut Vec<(String, String)>,
-    api: Api,
-    target: &RunTarget,
-    exec_env: Option<&str>,
-) {
-    if api.at_least(0, 10) {
-        vars.extend(target.env());
-    }
-    if let Some(exec_env) = exec_env.filter(|_| api.at_least(0, 12)) {
-        vars.push(("CNB_EXEC_ENV".into(), exec_env.to_string()));
-    }
-}
-
-pub(crate) fn path_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// Where the order is: `<layers>/order.toml` if the platform wrote one, else the

@@ -114,12 +114,21 @@ pub fn plan(
     let process = metadata.processes.iter().find(|p| p.r#type == name);
     let (process_type, argv, direct, working_dir) = match process {
         Some(process) => {
-            let argv = process_argv(metadata, process, args)?;
+            let mut argv = process_argv(metadata, process, args)?;
+            if !process.direct {
+                // A pre-0.9 `direct = false` process: its command is shell text.
+                argv.splice(0..0, ["sh".to_string(), "-c".to_string()]);
+            }
             let working_dir = match &process.working_dir {
                 Some(dir) => dirs.app.join(dir),
                 None => dirs.app.clone(),
             };
-            (Some(process.r#type.clone()), argv, true, working_dir)
+            (
+                Some(process.r#type.clone()),
+                argv,
+                process.direct,
+                working_dir,
+            )
         }
         None => {
             let (argv, direct) = match args {

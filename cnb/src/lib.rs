@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod build;
+mod context;
 pub mod detect;
 pub mod env;
 pub mod exec;
@@ -38,6 +39,7 @@ mod read;
 mod test_support;
 
 pub use api::Api;
+pub use context::Context;
 pub use id::BuildpackId;
 pub use read::Limits;
 

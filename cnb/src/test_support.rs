@@ -5,10 +5,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
+use crate::exec::HostExecutor;
 use crate::formats::order::{OrderEntry, OrderGroup};
 use crate::formats::target::RunTarget;
 use crate::id::BuildpackId;
-use crate::Dirs;
+use crate::{Context, Dirs};
 
 pub struct Fixture {
     _root: tempfile::TempDir,
@@ -108,6 +110,17 @@ impl Fixture {
             ..RunTarget::default()
         }
         .complete(None)
+    }
+
+    /// A context over the fixture's directories, running buildpacks on the host.
+    pub fn context(&self) -> Context<'_> {
+        static EXECUTOR: HostExecutor = HostExecutor;
+        Context::new(
+            &self.dirs,
+            &EXECUTOR,
+            self.target(),
+            Env::for_build(self.host_env()),
+        )
     }
 
     /// The host environment tests give the lifecycle: a `PATH` for the scripts.

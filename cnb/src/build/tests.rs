@@ -2,8 +2,7 @@
 //! `test/procfile`, and small ones for each rule.
 
 use super::*;
-use crate::detect::Detector;
-use crate::exec::HostExecutor;
+use crate::detect::detect;
 use crate::formats::outputs::LayerTypes;
 use crate::test_support::{order, Fixture};
 
@@ -70,22 +69,15 @@ fn site() -> Fixture {
     f
 }
 
-fn builder(f: &Fixture) -> Builder<'_> {
-    static EXECUTOR: HostExecutor = HostExecutor;
-    Builder::new(&f.dirs, &EXECUTOR, f.target(), Env::for_build(f.host_env()))
-}
-
 /// Detects with `order`, then builds, giving the metadata and the build log.
 fn detect_and_build(
     f: &Fixture,
     order: &[crate::formats::order::OrderGroup],
 ) -> (Result<BuildMetadata, BuildError>, String) {
-    let executor = HostExecutor;
-    let detected = Detector::new(&f.dirs, &executor, f.target(), Env::for_build(f.host_env()))
-        .detect(order)
-        .unwrap();
+    let context = f.context();
+    let detected = detect(&context, order).unwrap();
     let mut log = Vec::new();
-    let result = builder(f).build(&detected.group, &detected.plan, &mut log);
+    let result = build(&context, &detected.group, &detected.plan, &mut log);
     (result, String::from_utf8(log).unwrap())
 }
 
@@ -437,15 +429,10 @@ fn layers_are_bounded() {
         "",
         "for i in 1 2 3; do printf '' > $CNB_LAYERS_DIR/l$i.toml; done",
     );
-    let executor = HostExecutor;
-    let detected = Detector::new(&f.dirs, &executor, f.target(), Env::for_build(f.host_env()))
-        .detect(&order(&[&[("test/many", false)]]))
-        .unwrap();
-    let mut b = builder(&f);
-    b.limits.layers = 2;
-    let error = b
-        .build(&detected.group, &detected.plan, &mut Vec::new())
-        .unwrap_err();
+    let mut context = f.context();
+    let detected = detect(&context, &order(&[&[("test/many", false)]])).unwrap();
+    context.limits.layers = 2;
+    let error = build(&context, &detected.group, &detected.plan, &mut Vec::new()).unwrap_err();
     assert!(
         matches!(
             error,

@@ -2,7 +2,6 @@
 //! `test/procfile`, `test/needs-python` and the composite `test/web-meta`).
 
 use super::*;
-use crate::exec::HostExecutor;
 use crate::test_support::{order, Fixture};
 
 const HTTPD_DETECT: &str = r#"
@@ -54,8 +53,7 @@ fn fixture_order() -> Vec<OrderGroup> {
 }
 
 fn detect(f: &Fixture, order: &[OrderGroup]) -> Result<Detected, DetectError> {
-    let executor = HostExecutor;
-    Detector::new(&f.dirs, &executor, f.target(), Env::for_build(f.host_env())).detect(order)
+    super::detect(&f.context(), order)
 }
 
 fn ids(detected: &Detected) -> Vec<String> {
@@ -346,12 +344,9 @@ fn detect_output_is_bounded() {
         "i=0; while [ $i -lt 1000 ]; do echo 0123456789; i=$((i+1)); done; exit 1",
         "exit 0",
     );
-    let executor = HostExecutor;
-    let mut detector = Detector::new(&f.dirs, &executor, f.target(), Env::for_build(f.host_env()));
-    detector.limits.detect_output_bytes = 22;
-    let error = detector
-        .detect(&order(&[&[("test/loud", false)]]))
-        .unwrap_err();
+    let mut context = f.context();
+    context.limits.detect_output_bytes = 22;
+    let error = super::detect(&context, &order(&[&[("test/loud", false)]])).unwrap_err();
     let DetectError::NoGroup { runs, .. } = &error else {
         panic!("{error}")
     };

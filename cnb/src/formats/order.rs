@@ -119,13 +119,51 @@ struct RawGroup {
     group: Vec<RawMember>,
 }
 
+/// A group member as TOML writes it (`group.toml`, and `metadata.toml`'s `[[buildpacks]]`).
 #[derive(Deserialize, Serialize)]
-struct RawMember {
+pub(crate) struct RawMember {
     id: BuildpackId,
     version: String,
     api: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     homepage: Option<String>,
+}
+
+/// `members` as TOML writes them.
+pub(crate) fn raw_members(members: &[GroupMember]) -> Vec<RawMember> {
+    members
+        .iter()
+        .map(|m| RawMember {
+            id: m.id.clone(),
+            version: m.version.clone(),
+            api: m.api.to_string(),
+            homepage: m.homepage.clone(),
+        })
+        .collect()
+}
+
+/// The members read from the array `key` of `path`, checked and bounded.
+pub(crate) fn members_from_raw(
+    raw: Vec<RawMember>,
+    path: &Path,
+    key: &str,
+    limits: &Limits,
+) -> Result<Vec<GroupMember>, FormatError> {
+    bounded(path, key, raw.len(), limits.plan_entries)?;
+    let mut members = Vec::with_capacity(raw.len());
+    for (i, member) in raw.into_iter().enumerate() {
+        check_version(&member.version)
+            .map_err(|e| FormatError::invalid(path, format!("{key}[{i}].version"), e))?;
+        let api = Api::parse_buildpack(&member.api)
+            .map_err(|e| FormatError::invalid(path, format!("{key}[{i}].api"), e))?;
+        members.push(GroupMember {
+            id: member.id,
+            version: member.version,
+            api,
+            homepage: member.homepage,
+        });
+    }
+    Ok(members)
 }
 
 impl Group {
@@ -141,36 +179,14 @@ impl Group {
 
     fn raw(&self) -> RawGroup {
         RawGroup {
-            group: self
-                .group
-                .iter()
-                .map(|m| RawMember {
-                    id: m.id.clone(),
-                    version: m.version.clone(),
-                    api: m.api.to_string(),
-                    homepage: m.homepage.clone(),
-                })
-                .collect(),
+            group: raw_members(&self.group),
         }
     }
 
     /// Parses `group.toml`.
     pub fn parse(text: &str, path: &Path, limits: &Limits) -> Result<Group, FormatError> {
         let raw: RawGroup = parse(text, path)?;
-        bounded(path, "group", raw.group.len(), limits.plan_entries)?;
-        let mut group = Vec::with_capacity(raw.group.len());
-        for (i, member) in raw.group.into_iter().enumerate() {
-            check_version(&member.version)
-                .map_err(|e| FormatError::invalid(path, format!("group[{i}].version"), e))?;
-            let api = Api::parse_buildpack(&member.api)
-                .map_err(|e| FormatError::invalid(path, format!("group[{i}].api"), e))?;
-            group.push(GroupMember {
-                id: member.id,
-                version: member.version,
-                api,
-                homepage: member.homepage,
-            });
-        }
+        let group = members_from_raw(raw.group, path, "group", limits)?;
         Ok(Group { group })
     }
 

@@ -205,6 +205,22 @@ fn user_arguments_replace_args_and_command_words_stay() {
 }
 
 #[test]
+fn a_legacy_non_direct_process_runs_as_shell_text() {
+    let mut image = image();
+    let old = image
+        .metadata
+        .processes
+        .iter_mut()
+        .find(|p| p.r#type == "old")
+        .unwrap();
+    old.command = vec!["echo $HOME".into()];
+    old.direct = false;
+    let l = launch(&image, "old", &["b"]).unwrap();
+    assert_eq!(l.argv, ["sh", "-c", "echo $HOME", "a", "b"]);
+    assert!(!l.direct);
+}
+
+#[test]
 fn the_launcher_itself_runs_user_commands() {
     let image = image();
     let direct = launch(&image, "/cnb/lifecycle/launcher", &["--", "env", "-0"]).unwrap();
