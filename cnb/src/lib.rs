@@ -9,21 +9,21 @@
 //!   `order.toml`, `group.toml`, `plan.toml`, build plans, `launch.toml`, `build.toml`,
 //!   `store.toml`, `<layer>.toml`, `run.toml`/`stack.toml`), read bounded, with typed errors
 //!   that name the file and the key;
-//! - [`detect`]: order expansion, group trials and plan resolution (the reference
-//!   `DefaultDetectResolver`), giving `group.toml` and `plan.toml`;
-//! - [`env`]: the build-time environment (allow-list, `<platform>/env`, env files) and its
-//!   launch-time counterpart;
-//! - [`build`]: running each buildpack's `bin/build` and reading back what it wrote, giving
-//!   the merged launch metadata (`<layers>/config/metadata.toml`);
-//! - [`launch`]: the launch environment and process selection a launcher needs, as a pure
-//!   function of the metadata and the layers.
+//! - [`detect()`](detect::detect): order expansion, group trials and plan resolution (the
+//!   reference `DefaultDetectResolver`), giving `group.toml` and `plan.toml`;
+//! - [`mod@env`]: the build-time environment (allow-list, `<platform>/env`, env files) and
+//!   the start of the launch-time one;
+//! - [`build()`](build::build): running each buildpack's `bin/build` and reading back what
+//!   it wrote, giving the merged launch metadata (`<layers>/config/metadata.toml`);
+//! - [`launch::plan`]: the process, arguments, environment and working directory a launcher
+//!   execs, as a function of the metadata and the layers.
 //!
-//! Buildpack executables run through an [`exec::Executor`]: [`exec::HostExecutor`] spawns them
-//! as host processes (what the tests use, and what runs inside the build container, where
-//! `/workspace`, `/layers`, `/platform` and `/cnb` are real); the paths themselves are
-//! parameters ([`Dirs`]), never constants. Everything a buildpack writes is bounded
-//! ([`Limits`]) and confined: a layer name, a slice or a process working directory cannot
-//! escape its directory.
+//! Buildpack executables run through an [`exec::Executor`]: [`exec::HostExecutor`] spawns
+//! them as child processes (what the tests use, and what runs inside the build container,
+//! where `/workspace`, `/layers`, `/platform` and `/cnb` are real); the paths themselves are
+//! parameters ([`Dirs`], [`launch::LaunchDirs`]), never constants. Everything a buildpack
+//! writes is bounded ([`Limits`]) and confined: a layer name, a slice or a process working
+//! directory cannot escape its directory.
 
 pub mod api;
 pub mod build;
