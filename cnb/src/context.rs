@@ -88,3 +88,68 @@ impl<'a> Context<'a> {
 fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Fixture;
+
+    fn vars(f: &Fixture, api: &str, exec_env: Option<&str>) -> Vec<String> {
+        let dir = f.buildpack(&format!("test/api-{}", api.replace('.', "-")), api, "", "");
+        let descriptor = Descriptor::read(&dir, &Limits::DEFAULT).unwrap();
+        let mut context = f.context();
+        context.exec_env = exec_env.map(String::from);
+        let plan = f.dirs.scratch.join("plan.toml");
+        let invocation = context
+            .invocation(
+                &descriptor,
+                &context.env,
+                "detect",
+                &[&plan],
+                &[("CNB_BP_PLAN_PATH", &plan)],
+            )
+            .unwrap();
+        assert_eq!(invocation.program, dir.join("bin/detect"));
+        assert_eq!(invocation.args, [plan.as_os_str()]);
+        assert_eq!(invocation.cwd, f.dirs.app);
+        invocation
+            .env
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with("CNB_"))
+            .collect()
+    }
+
+    #[test]
+    fn cnb_variables_follow_the_buildpack_api() {
+        let f = Fixture::new();
+        assert_eq!(vars(&f, "0.7", Some("test")), ["CNB_BUILDPACK_DIR"]);
+        assert_eq!(
+            vars(&f, "0.9", None),
+            ["CNB_BUILDPACK_DIR", "CNB_BP_PLAN_PATH"]
+        );
+        assert_eq!(
+            vars(&f, "0.11", Some("test")),
+            [
+                "CNB_BUILDPACK_DIR",
+                "CNB_BP_PLAN_PATH",
+                "CNB_TARGET_OS",
+                "CNB_TARGET_ARCH"
+            ]
+        );
+        assert_eq!(
+            vars(&f, "0.12", Some("test")),
+            [
+                "CNB_BUILDPACK_DIR",
+                "CNB_BP_PLAN_PATH",
+                "CNB_TARGET_OS",
+                "CNB_TARGET_ARCH",
+                "CNB_EXEC_ENV"
+            ]
+        );
+        assert_eq!(
+            vars(&f, "0.12", None).last().map(String::as_str),
+            Some("CNB_TARGET_ARCH")
+        );
+    }
+}
