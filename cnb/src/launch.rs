@@ -15,13 +15,14 @@
 //!   layer's `bin` and `lib` (in name order), then every layer's `env/`, `env.launch/` and
 //!   `env.launch/<type>/` files.
 //! - The working directory: the process's (relative to the app), or the app.
-//! - `exec.d`: the executables the launcher must run next (by buildpack, layer, then name,
-//!   `exec.d/*` before `exec.d/<type>/*`), merging what they write on fd 3; running them is
-//!   the launcher's part, not done here.
+//! - `exec.d`: the executables to run before the exec (by buildpack, layer, then name,
+//!   `exec.d/*` before `exec.d/<type>/*`), each overriding the environment with what it
+//!   writes on fd 3 ([`Launch::run_exec_d`], [`exec_d`]).
 //!
 //! The layers directory is read as an exported image holds it: every directory of a
 //! buildpack's layers directory is a layer (an image only carries launch layers).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::build::{BuildMetadata, Process};
@@ -73,6 +74,21 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// `exec.d` executables for the launcher to run before the exec, in order.
     pub exec_d: Vec<PathBuf>,
+}
+
+impl Launch {
+    /// Runs the `exec.d` executables in order in `app`, each seeing the environment the
+    /// ones before it left, and overrides the environment with what they wrote.
+    pub fn run_exec_d(&mut self, app: &Path, limits: &Limits) -> Result<(), exec_d::ExecDError> {
+        for path in std::mem::take(&mut self.exec_d) {
+            let vars = exec_d::run(&path, &self.env, app, limits)?;
+            let mut env: BTreeMap<String, String> =
+                std::mem::take(&mut self.env).into_iter().collect();
+            env.extend(vars);
+            self.env = env.into_iter().collect();
+        }
+        Ok(())
+    }
 }
 
 /// The process type the exporter makes the image's entrypoint: `requested`
@@ -260,6 +276,8 @@ fn subdirs(dir: &Path, limits: &Limits) -> Result<Vec<PathBuf>, LaunchError> {
 fn files(dir: &Path, limits: &Limits) -> Result<Vec<PathBuf>, LaunchError> {
     entries(dir, false, limits)
 }
+
+pub mod exec_d;
 
 #[cfg(test)]
 mod tests;

@@ -306,3 +306,78 @@ fn layers_are_bounded() {
         "{error}"
     );
 }
+
+fn executable(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    write(path, &format!("#!/bin/sh\n{body}\n"));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn exec_d_output_overrides_the_environment_in_order() {
+    let image = image();
+    let httpd = image.dirs.layers.join("test_httpd");
+    // The first sees the launch environment and its cwd; the second sees the first's output.
+    executable(&httpd.join("httpd/exec.d/a-setup"), "echo \"logged\"; printf 'FROM_A = \"%s in %s\"\\nPORT = \"9090\"\\n' \"$PORT\" \"$PWD\" >&3");
+    executable(
+        &httpd.join("httpd/exec.d/web/b-web"),
+        "printf 'FROM_B = \"%s\"\\n' \"$FROM_A\" >&3",
+    );
+    let mut l = launch(&image, "web", &[]).unwrap();
+    l.run_exec_d(&image.dirs.app, &Limits::DEFAULT).unwrap();
+    let var = |k: &str| {
+        l.env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let from_a = format!("8080 in {}", image.dirs.app.display());
+    assert_eq!(var("FROM_A"), Some(from_a.clone()));
+    assert_eq!(var("FROM_B"), Some(from_a));
+    assert_eq!(var("PORT").as_deref(), Some("9090"));
+    assert!(l.exec_d.is_empty());
+}
+
+#[test]
+fn exec_d_failures_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x");
+    let run = |body: &str, limits: &Limits| {
+        executable(&path, body);
+        exec_d::run(&path, &[], dir.path(), limits)
+    };
+    let limits = Limits::DEFAULT;
+    assert!(matches!(
+        run("exit 2", &limits),
+        Err(exec_d::ExecDError::Failed {
+            exit: crate::exec::Exit::Code(2),
+            ..
+        })
+    ));
+    assert!(
+        matches!(run("echo 'A = 1' >&3", &limits), Err(exec_d::ExecDError::Value { ref key, .. }) if key == "A")
+    );
+    assert!(matches!(
+        run("echo 'not toml' >&3", &limits),
+        Err(exec_d::ExecDError::Parse { .. })
+    ));
+    // Output past the limit is drained (no hang on a full pipe) and refused.
+    let small = Limits {
+        file_bytes: 10,
+        ..Limits::DEFAULT
+    };
+    let error = run(
+        "i=0; while [ $i -lt 20000 ]; do echo 'A = \"0123456789\"' >&3; i=$((i+1)); done",
+        &small,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, exec_d::ExecDError::TooLarge { limit: 10, .. }),
+        "{error}"
+    );
+    assert_eq!(
+        run("echo 'A = \"1\"' >&3; echo 'B = \"2\"' >&3", &limits).unwrap(),
+        [("A".to_string(), "1".to_string()), ("B".into(), "2".into())]
+    );
+    assert_eq!(run("true", &limits).unwrap(), []);
+}
