@@ -211,7 +211,7 @@ impl BuildMetadata {
 }
 
 /// The build phase under way.
-pub struct Builder<'a> {
+struct Builder<'a> {
     context: &'a Context<'a>,
 }
 

@@ -176,7 +176,7 @@ pub(crate) enum GroupError {
 type GroupResult = Result<(Vec<Member>, Plan), GroupError>;
 
 /// Detection under way: the descriptors looked up and the runs made so far.
-pub struct Detector<'a> {
+struct Detector<'a> {
     context: &'a Context<'a>,
     descriptors: HashMap<String, Descriptor>,
     runs: Vec<DetectRun>,
