@@ -103,8 +103,13 @@ impl Detected {
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// No group passed; `errored` when a buildpack errored (not just failed) on the way.
-    #[error("{}", no_group_message(*errored, runs))]
-    NoGroup { errored: bool, runs: Vec<DetectRun> },
+    /// `tried` lists the groups resolved, in order (`id@version` each).
+    #[error("{}", no_group_message(*errored, tried, runs))]
+    NoGroup {
+        errored: bool,
+        tried: Vec<Vec<String>>,
+        runs: Vec<DetectRun>,
+    },
     #[error(transparent)]
     Buildpack(#[from] FormatError),
     #[error("composite buildpacks nest more than {limit} deep (at {id})")]
@@ -120,12 +125,24 @@ pub enum DetectError {
     },
 }
 
-fn no_group_message(errored: bool, runs: &[DetectRun]) -> String {
+/// Groups shown in a [`DetectError::NoGroup`] message, at most.
+const GROUPS_SHOWN: usize = 10;
+
+fn no_group_message(errored: bool, tried: &[Vec<String>], runs: &[DetectRun]) -> String {
     let mut text = if errored {
         "no buildpack group passed detection: a buildpack failed with an error".to_string()
     } else {
         "no buildpack group passed detection".to_string()
     };
+    for group in tried.iter().take(GROUPS_SHOWN) {
+        text.push_str(&format!("\n  tried: {}", group.join(", ")));
+    }
+    if tried.len() > GROUPS_SHOWN {
+        text.push_str(&format!(
+            "\n  tried: … {} more groups",
+            tried.len() - GROUPS_SHOWN
+        ));
+    }
     for run in runs {
         text.push_str("\n  ");
         text.push_str(&run.summary());
@@ -182,6 +199,7 @@ struct Detector<'a> {
     runs: Vec<DetectRun>,
     run_index: HashMap<String, usize>,
     groups_tried: usize,
+    tried: Vec<Vec<String>>,
 }
 
 /// Finds the first group of `order` that passes.
@@ -197,6 +215,7 @@ impl<'a> Detector<'a> {
             runs: Vec::new(),
             run_index: HashMap::new(),
             groups_tried: 0,
+            tried: Vec::new(),
         }
     }
 
@@ -224,10 +243,12 @@ impl<'a> Detector<'a> {
             }),
             Err(GroupError::Failed) => Err(DetectError::NoGroup {
                 errored: false,
+                tried: self.tried,
                 runs,
             }),
             Err(GroupError::Buildpack) => Err(DetectError::NoGroup {
                 errored: true,
+                tried: self.tried,
                 runs,
             }),
             Err(GroupError::Fatal(error)) => Err(error),
@@ -333,6 +354,7 @@ impl<'a> Detector<'a> {
                 self.record(key, run);
             }
         }
+        self.tried.push(done.iter().map(Member::key).collect());
         let runs: Vec<&DetectRun> = done
             .iter()
             .map(|m| &self.runs[self.run_index[&m.key()]])

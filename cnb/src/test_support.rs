@@ -53,7 +53,7 @@ impl Fixture {
         let dir = self.bp_dir(id);
         std::fs::write(
             dir.join("buildpack.toml"),
-            format!("api = \"{api}\"\n[buildpack]\nid = \"{id}\"\nversion = \"1.0.0\"\nhomepage = \"https://{id}.test\"\n{extra}"),
+            format!("api = \"{api}\"\n[buildpack]\nid = \"{}\"\nversion = \"{}\"\nhomepage = \"https://{}.test\"\n{extra}", split(id).0, split(id).1, split(id).0),
         )
         .unwrap();
         std::fs::create_dir_all(dir.join("bin")).unwrap();
@@ -65,14 +65,18 @@ impl Fixture {
         dir
     }
 
-    /// Writes a composite buildpack whose order is `groups` (`(id, optional)` each).
+    /// Writes a composite buildpack whose order is `groups` (`(id, optional)` each; ids
+    /// may be `id@version`, as may the composite's).
     pub fn composite(&self, id: &str, groups: &[&[(&str, bool)]]) {
         let dir = self.bp_dir(id);
-        let mut text = format!("api = \"0.10\"\n[buildpack]\nid = \"{id}\"\nversion = \"1.0.0\"\n");
+        let (bare, version) = split(id);
+        let mut text =
+            format!("api = \"0.10\"\n[buildpack]\nid = \"{bare}\"\nversion = \"{version}\"\n");
         for group in groups {
             text.push_str("[[order]]\n");
             for (member, optional) in *group {
-                text.push_str(&format!("[[order.group]]\nid = \"{member}\"\nversion = \"1.0.0\"\noptional = {optional}\n"));
+                let (member, version) = split(member);
+                text.push_str(&format!("[[order.group]]\nid = \"{member}\"\nversion = \"{version}\"\noptional = {optional}\n"));
             }
         }
         std::fs::write(dir.join("buildpack.toml"), text).unwrap();
@@ -82,8 +86,8 @@ impl Fixture {
         let dir = self
             .dirs
             .buildpacks
-            .join(BuildpackId::parse(id).unwrap().escaped())
-            .join("1.0.0");
+            .join(BuildpackId::parse(split(id).0).unwrap().escaped())
+            .join(split(id).1);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -133,7 +137,12 @@ impl Fixture {
     }
 }
 
-/// An order of groups of `(id, optional)`.
+/// `id@version` as id and version; a bare id is version 1.0.0.
+pub fn split(spec: &str) -> (&str, &str) {
+    spec.split_once('@').unwrap_or((spec, "1.0.0"))
+}
+
+/// An order of groups of `(id, optional)` (`id` or `id@version`).
 pub fn order(groups: &[&[(&str, bool)]]) -> Vec<OrderGroup> {
     groups
         .iter()
@@ -141,8 +150,8 @@ pub fn order(groups: &[&[(&str, bool)]]) -> Vec<OrderGroup> {
             group: group
                 .iter()
                 .map(|(id, optional)| OrderEntry {
-                    id: BuildpackId::parse(id).unwrap(),
-                    version: "1.0.0".into(),
+                    id: BuildpackId::parse(split(id).0).unwrap(),
+                    version: split(id).1.into(),
                     optional: *optional,
                 })
                 .collect(),

@@ -439,4 +439,68 @@ mod tests {
             Err(GroupError::Fatal(DetectError::TooManyTrials { limit: 100 }))
         ));
     }
+
+    #[test]
+    fn unmet_optional_provides_and_requires_are_dropped_as_in_the_reference() {
+        // The reference's "succeeds if unmet provides/requires are optional".
+        let done = [member("a", true), member("b", false), member("c", true)];
+        let runs = [
+            pass("a", sections(&[], &["dep-missing"]), vec![]),
+            pass("b", sections(&["dep-present"], &["dep-present"]), vec![]),
+            pass("c", sections(&["dep-missing"], &[]), vec![]),
+        ];
+        assert_eq!(
+            run(&done, &runs),
+            Ok((vec!["b".into()], vec!["dep-present: b (1 requires)".into()]))
+        );
+    }
+
+    #[test]
+    fn alternatives_fall_back_as_in_the_reference_on_the_sixteenth_trial() {
+        // The reference's "falls back to alternate build plans": it succeeds on try #16.
+        let done = [
+            member("a", true),
+            member("b", true),
+            member("c", false),
+            member("d", true),
+        ];
+        let runs = [
+            pass(
+                "a",
+                sections(&["dep2-missing"], &[]),
+                vec![sections(&["dep1-present"], &[])],
+            ),
+            pass(
+                "b",
+                sections(&[], &["dep3-missing"]),
+                vec![sections(&[], &["dep1-present"])],
+            ),
+            pass(
+                "c",
+                sections(&["dep5-missing"], &["dep4-missing"]),
+                vec![sections(&["dep6-present"], &["dep6-present"])],
+            ),
+            pass(
+                "d",
+                sections(&["dep8-missing"], &["dep7-missing"]),
+                vec![sections(&["dep10-missing"], &["dep9-missing"])],
+            ),
+        ];
+        assert_eq!(
+            run(&done, &runs),
+            Ok((
+                vec!["a".into(), "b".into(), "c".into()],
+                vec![
+                    "dep1-present: a (1 requires)".into(),
+                    "dep6-present: c (1 requires)".into()
+                ]
+            ))
+        );
+        let runs: Vec<&DetectRun> = runs.iter().collect();
+        assert!(resolve(&done, &runs, 16).is_ok());
+        assert!(matches!(
+            resolve(&done, &runs, 15),
+            Err(GroupError::Fatal(DetectError::TooManyTrials { .. }))
+        ));
+    }
 }

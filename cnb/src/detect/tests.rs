@@ -367,3 +367,62 @@ fn the_platform_order_wins_over_the_builders() {
         f.layers().join("order.toml")
     );
 }
+
+/// The reference lifecycle's "expands order-containing buildpack IDs" case: nested
+/// composites, an optional one, and buildpacks already in the group skipped by id (whatever
+/// their version).
+#[test]
+fn nested_composites_expand_as_the_reference_lifecycle_does() {
+    let f = Fixture::new();
+    let log = f.dirs.scratch.join("log");
+    for bp in ["A@v1", "B@v1", "C@v1", "D@v1", "B@v2", "C@v2", "D@v2"] {
+        f.buildpack(
+            bp,
+            "0.10",
+            &format!("echo {bp} >> {}\nexit 100", log.display()),
+            "",
+        );
+    }
+    f.composite(
+        "E@v1",
+        &[&[("A@v1", false), ("F@v1", false), ("B@v1", false)]],
+    );
+    f.composite(
+        "F@v1",
+        &[&[("C@v1", false)], &[("G@v1", true)], &[("D@v1", false)]],
+    );
+    f.composite(
+        "G@v1",
+        &[
+            &[("A@v2", false), ("B@v2", false)],
+            &[("C@v2", false), ("D@v2", false)],
+        ],
+    );
+    let error = detect(&f, &order(&[&[("E@v1", false)]])).unwrap_err();
+    let DetectError::NoGroup {
+        errored: false,
+        tried,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        tried,
+        &[
+            vec!["A@v1", "C@v1", "B@v1"],
+            vec!["A@v1", "B@v2"],
+            vec!["A@v1", "C@v2", "D@v2", "B@v1"],
+            vec!["A@v1", "B@v1"],
+            vec!["A@v1", "D@v1", "B@v1"],
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "A@v1\nC@v1\nB@v1\nB@v2\nC@v2\nD@v2\nD@v1\n"
+    );
+    assert!(
+        error.to_string().contains("\n  tried: A@v1, C@v1, B@v1\n"),
+        "{error}"
+    );
+}
