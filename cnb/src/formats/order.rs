@@ -1,4 +1,5 @@
-//! `order.toml` (the groups a platform offers, also a composite buildpack's `[[order]]`) and
+//! `order.toml` (the groups a platform offers, also a composite buildpack's `[[order]]`),
+//! `system.toml` (buildpacks put before and after every group, Platform API 0.15) and
 //! `group.toml` (the group detection chose).
 
 use std::path::Path;
@@ -89,6 +90,81 @@ pub(crate) fn check_groups(
         }
     }
     Ok(())
+}
+
+/// `system.toml`: buildpacks to put at the start (`pre`) and the end (`post`) of every
+/// group of the order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct System {
+    pub pre: Vec<OrderEntry>,
+    pub post: Vec<OrderEntry>,
+}
+
+#[derive(Deserialize)]
+struct RawSystemFile {
+    #[serde(default)]
+    system: RawSystem,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSystem {
+    #[serde(default)]
+    pre: RawSystemBuildpacks,
+    #[serde(default)]
+    post: RawSystemBuildpacks,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSystemBuildpacks {
+    #[serde(default)]
+    buildpacks: Vec<OrderEntry>,
+}
+
+impl System {
+    /// Parses `system.toml`.
+    pub fn parse(text: &str, path: &Path, limits: &Limits) -> Result<System, FormatError> {
+        let raw: RawSystemFile = parse(text, path)?;
+        let system = System {
+            pre: raw.system.pre.buildpacks,
+            post: raw.system.post.buildpacks,
+        };
+        for (key, entries) in [
+            ("system.pre.buildpacks", &system.pre),
+            ("system.post.buildpacks", &system.post),
+        ] {
+            bounded(path, key, entries.len(), limits.plan_entries)?;
+            for (i, entry) in entries.iter().enumerate() {
+                check_version(&entry.version)
+                    .map_err(|e| FormatError::invalid(path, format!("{key}[{i}].version"), e))?;
+            }
+        }
+        Ok(system)
+    }
+
+    /// Reads `system.toml` at `path`; none there is no system buildpacks.
+    pub fn read(path: &Path, limits: &Limits) -> Result<System, FormatError> {
+        match crate::read::read_text(path, limits.file_bytes)? {
+            Some(text) => System::parse(&text, path, limits),
+            None => Ok(System::default()),
+        }
+    }
+
+    /// `order` with the system buildpacks around each group, less those already in the
+    /// group (by id), as the reference lifecycle merges them. Unlike the reference, which
+    /// drops it, an entry's `optional` is kept: the platform spec gives `system.toml` one.
+    pub fn apply(&self, order: &[OrderGroup]) -> Vec<OrderGroup> {
+        order
+            .iter()
+            .map(|group| {
+                let absent = |entry: &&OrderEntry| !group.group.iter().any(|g| g.id == entry.id);
+                let pre = self.pre.iter().filter(absent).cloned();
+                let post = self.post.iter().filter(absent).cloned();
+                OrderGroup {
+                    group: pre.chain(group.group.iter().cloned()).chain(post).collect(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// `group.toml`: the buildpacks that passed detection, in order, with their API.
@@ -304,5 +380,60 @@ version = "0.0.1"
              [[group]]\nid = \"test/procfile\"\nversion = \"0.0.1\"\napi = \"0.11\"\n"
         );
         assert_eq!(Group::parse(&text, path, &Limits::DEFAULT).unwrap(), group);
+    }
+
+    #[test]
+    fn system_buildpacks_go_around_every_group_unless_already_there() {
+        let path = Path::new("/cnb/system.toml");
+        let system = System::parse(
+            r#"[[system.pre.buildpacks]]
+id = "sys/pre"
+version = "1"
+[[system.post.buildpacks]]
+id = "sys/post"
+version = "1"
+optional = true
+[[system.post.buildpacks]]
+id = "app/b"
+version = "9"
+"#,
+            path,
+            &Limits::DEFAULT,
+        )
+        .unwrap();
+        assert!(system.post[0].optional && !system.pre[0].optional);
+        let order = parse_order(
+            "[[order]]\n[[order.group]]\nid = \"app/a\"\nversion = \"1\"\n\
+             [[order]]\n[[order.group]]\nid = \"app/b\"\nversion = \"1\"\n[[order.group]]\nid = \"sys/pre\"\nversion = \"2\"\n",
+            Path::new(PATH),
+            &Limits::DEFAULT,
+        )
+        .unwrap();
+        let merged = system.apply(&order);
+        let ids = |g: &OrderGroup| {
+            g.group
+                .iter()
+                .map(|e| format!("{}@{}", e.id, e.version))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(&merged[0]),
+            ["sys/pre@1", "app/a@1", "sys/post@1", "app/b@9"]
+        );
+        assert_eq!(ids(&merged[1]), ["app/b@1", "sys/pre@2", "sys/post@1"]);
+        let none = System::read(Path::new("/nonexistent/system.toml"), &Limits::DEFAULT).unwrap();
+        assert_eq!(none.apply(&order), order);
+        let error = System::parse(
+            "[[system.pre.buildpacks]]\nid = \"a\"\nversion = \"..\"\n",
+            path,
+            &Limits::DEFAULT,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`system.pre.buildpacks[0].version`"),
+            "{error}"
+        );
     }
 }
