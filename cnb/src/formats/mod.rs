@@ -88,6 +88,8 @@ pub enum Problem {
     Mismatch { found: String, wanted: String },
     #[error("is not supported by this platform ({0})")]
     Unsupported(&'static str),
+    #[error("must be {0}")]
+    Expected(&'static str),
     #[error("`{0}` is reserved")]
     Reserved(String),
     #[error("has a NUL byte")]

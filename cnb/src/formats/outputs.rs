@@ -138,7 +138,7 @@ pub fn parse_launch(
                 FormatError::invalid(
                     path,
                     key("command"),
-                    Problem::Unsupported("it must be an array of strings"),
+                    Problem::Expected("an array of strings"),
                 )
             })?;
             (command, true)
@@ -151,7 +151,7 @@ pub fn parse_launch(
                     FormatError::invalid(
                         path,
                         key("command"),
-                        Problem::Unsupported("before Buildpack API 0.9 it is a string"),
+                        Problem::Expected("a string before Buildpack API 0.9"),
                     )
                 })?;
             (command, p.direct.unwrap_or(false))
@@ -387,7 +387,9 @@ paths = ["static", "/workspace/assets/*.css"]
         )
         .unwrap_err();
         assert!(
-            error.to_string().contains("`processes[0].command`"),
+            error
+                .to_string()
+                .contains("`processes[0].command` must be an array of strings"),
             "{error}"
         );
         let error = launch(
