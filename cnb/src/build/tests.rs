@@ -452,3 +452,42 @@ fn a_launch_layer_without_a_directory_is_kept_for_reuse() {
     assert_eq!(layer.name, "reused");
     assert!(layer.metadata.types.launch && !layer.path.exists());
 }
+
+#[test]
+fn a_group_must_list_runnable_component_buildpacks() {
+    let f = Fixture::new();
+    f.buildpack("test/x", "0.10", "", "");
+    f.composite("test/meta", &[&[("test/x", false)]]);
+    let group = |id: &str| Group {
+        group: vec![GroupMember {
+            id: BuildpackId::parse(id).unwrap(),
+            version: "1.0.0".into(),
+            api: crate::api::Api::new(0, 10),
+            homepage: None,
+        }],
+    };
+    let context = f.context();
+    let error = build(
+        &context,
+        &group("test/meta"),
+        &Plan::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, BuildError::Composite { .. }), "{error}");
+    std::fs::remove_file(f.dirs.buildpacks.join("test_x/1.0.0/bin/build")).unwrap();
+    let error = build(
+        &context,
+        &group("test/x"),
+        &Plan::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("test/x: could not run bin/build: "),
+        "{error}"
+    );
+    assert_eq!(error.exit_code(), EXIT_BUILDPACK_FAILED);
+}
