@@ -96,7 +96,7 @@ impl Executor for HostExecutor {
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer);
-        let mut child = command.spawn()?;
+        let mut child = spawn(&mut command)?;
         // The command holds the pipe's write ends until dropped: without this, the read
         // below would never see the end of the output.
         drop(command);
@@ -123,6 +123,22 @@ impl Executor for HostExecutor {
         }
         drop(reader);
         Ok(Exit::from(child.wait()?))
+    }
+}
+
+/// Spawns `command`, trying again for a moment while its executable is busy (`ETXTBSY`): a
+/// file just written (a buildpack unpacked, a test's script) stays open for writing in any
+/// child another thread forked meanwhile, until that child execs.
+pub(crate) fn spawn(command: &mut Command) -> io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
     }
 }
 
@@ -243,5 +259,33 @@ mod tests {
         assert_eq!(captured.bytes(), b"0123456789");
         assert_eq!(captured.dropped(), 2000 * 101 - 10);
         assert!(captured.text().ends_with("[201990 more bytes not kept]\n"));
+    }
+
+    #[test]
+    fn an_executable_still_open_for_writing_is_waited_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("detect");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"#!/bin/sh\necho ran\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Open for writing (as in a child forked meanwhile) for a moment: exec gets ETXTBSY.
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(file);
+        });
+        let mut out = Vec::new();
+        let invocation = Invocation {
+            program: path,
+            args: vec![],
+            env: vec![],
+            cwd: "/".into(),
+        };
+        assert_eq!(
+            HostExecutor.run(&invocation, &mut out).unwrap(),
+            Exit::Code(0)
+        );
+        assert_eq!(out, b"ran\n");
+        closer.join().unwrap();
     }
 }

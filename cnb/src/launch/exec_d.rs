@@ -68,7 +68,7 @@ pub fn run(
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(spawn_error)?;
+    let mut child = crate::exec::spawn(&mut command).map_err(spawn_error)?;
     // The write end must be closed here, or the read below never ends.
     drop(command);
     drop(writer);
