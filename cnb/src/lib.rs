@@ -24,6 +24,35 @@
 //! parameters ([`Dirs`], [`launch::LaunchDirs`]), never constants. Everything a buildpack
 //! writes is bounded ([`Limits`]) and confined: a layer name, a slice or a process working
 //! directory cannot escape its directory.
+//!
+//! A build, detect then build, on the host:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use locald_cnb::exec::HostExecutor;
+//! use locald_cnb::formats::{order::read_order, target::RunTarget};
+//! use locald_cnb::{build, detect, env::Env, Context, Dirs, Limits};
+//!
+//! let dirs = Dirs {
+//!     app: "/workspace".into(),
+//!     layers: "/layers".into(),
+//!     platform: "/platform".into(),
+//!     buildpacks: "/cnb/buildpacks".into(),
+//!     build_config: Some("/cnb/build-config".into()),
+//!     scratch: "/tmp".into(),
+//! };
+//! let os_release = std::fs::read_to_string("/etc/os-release").ok();
+//! let target = RunTarget { os: "linux".into(), ..RunTarget::default() }.complete(os_release.as_deref());
+//! let context = Context::new(&dirs, &HostExecutor, target, Env::for_build(std::env::vars()));
+//! let order_path = detect::order_path(&dirs.layers, "/cnb/order.toml".as_ref());
+//! let order = read_order(&order_path, &Limits::DEFAULT)?;
+//! let detected = detect::detect(&context, &order)?;
+//! detected.write(&dirs.layers.join("group.toml"), &dirs.layers.join("plan.toml"))?;
+//! let metadata = build::build(&context, &detected.group, &detected.plan, &mut std::io::stdout())?;
+//! println!("default process: {:?}", metadata.default_process);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod api;
 pub mod build;
