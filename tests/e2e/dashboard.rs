@@ -377,3 +377,34 @@ fn the_dashboard_can_be_turned_off_and_keeps_its_port() {
         .code(1)
         .stderr_has("no supervisor is running for board: start one with `locald up -d`");
 }
+
+#[test]
+fn the_config_fixes_the_port_or_turns_the_dashboard_off() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let project = Project::with_toml(&format!("{TOML}\n[dashboard]\nport = {port}\n"));
+    let fifo = project.path().join("ticks.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "30s"])
+        .success();
+    assert_eq!(Dashboard::of(&project).port, port);
+    project.locald(["down"]).success();
+    project.write(
+        "locald.toml",
+        &format!("{TOML}\n[dashboard]\nenabled = false\n"),
+    );
+    let out = project
+        .locald(["up", "-d", "--wait", "--timeout", "30s"])
+        .success();
+    assert!(!out.stderr.contains("dashboard"), "{out}");
+    project
+        .locald(["dashboard", "--no-open"])
+        .code(1)
+        .stderr_has("serves no dashboard");
+}

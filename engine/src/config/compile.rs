@@ -40,6 +40,16 @@ pub(crate) fn emit(document: &ValidDocument, config_path: &Path, source: &str) -
             &locate,
         );
     }
+    if let Some((node, _)) = document.dashboard {
+        out.push('\n');
+        if let Some(span) = node.key_or_value_span() {
+            out.push_str(&locate(span.start));
+            out.push('\n');
+        }
+        out.push_str("dashboard(");
+        push_value(&mut out, node, 0, KeyStyle::Bare);
+        out.push_str(");\n");
+    }
     // A shell line stays one (`task("test", "cargo test")`).
     for declared in &document.tasks {
         push_call(

@@ -6,15 +6,16 @@
 use std::path::{Path, PathBuf};
 
 use super::convert::{self, wrong_type};
+use super::dashboard;
 use super::diagnostic::{KeyPath, Problem};
 use super::graph::{self, GraphNode, GraphProblem};
 use super::schema;
 use super::task;
 use super::templates;
 use super::value::{Node, NodeKind};
-use crate::model::{Project, Service, Task};
+use crate::model::{DashboardSettings, Project, Service, Task};
 
-const TOP_LEVEL_KEYS: &[&str] = &["project", "services", "tasks"];
+const TOP_LEVEL_KEYS: &[&str] = &["project", "services", "tasks", "dashboard"];
 const PROJECT_KEYS: &[&str] = &["name"];
 
 /// A `locald.toml` that passed every check.
@@ -23,6 +24,8 @@ pub(crate) struct ValidDocument<'a> {
     pub root: PathBuf,
     pub services: Vec<DeclaredService<'a>>,
     pub tasks: Vec<DeclaredTask<'a>>,
+    /// `[dashboard]`, with its value tree (for compiling) when declared.
+    pub dashboard: Option<(&'a Node, DashboardSettings)>,
 }
 
 /// A service with the value tree it was declared by (kept for compiling, in
@@ -44,7 +47,10 @@ impl ValidDocument<'_> {
             name: self.project_name,
             root: self.root,
             services: self.services.into_iter().map(|s| s.service).collect(),
-            dashboard: Default::default(),
+            dashboard: self
+                .dashboard
+                .map(|(_, settings)| settings)
+                .unwrap_or_default(),
             tasks: self.tasks.into_iter().map(|t| t.task).collect(),
         }
     }
@@ -82,6 +88,7 @@ pub(crate) fn validate<'a>(
     let mut project_name = None;
     let mut services = Vec::new();
     let mut tasks = Vec::new();
+    let mut dashboard = None;
     let mut all_services_valid = true;
     for (key, node) in entries {
         let path = top.key(key);
@@ -92,6 +99,10 @@ pub(crate) fn validate<'a>(
                     read_services(node, &path, &base_dir, &mut services, &mut problems)
             }
             "tasks" => read_tasks(node, &path, &mut tasks, &mut problems),
+            "dashboard" => match dashboard::build_dashboard(node, &path) {
+                Ok(settings) => dashboard = Some((node, settings)),
+                Err(found) => problems.extend(found),
+            },
             _ => problems.push(unknown_key(
                 key,
                 node,
@@ -105,6 +116,12 @@ pub(crate) fn validate<'a>(
         check_graph(&services, &mut problems);
         check_task_references(&services, &tasks, &mut problems);
     }
+    if let Some((node, settings)) = &dashboard {
+        let declared = services.iter().map(|declared| &declared.service);
+        if let Some(service) = dashboard::port_taken_by(settings, declared) {
+            problems.push(port_clash(node, service));
+        }
+    }
 
     if !problems.is_empty() {
         return Err(problems);
@@ -114,7 +131,23 @@ pub(crate) fn validate<'a>(
         root: base_dir,
         services,
         tasks,
+        dashboard,
     })
+}
+
+/// `[dashboard] port` fixed to a port a service fixes too.
+fn port_clash(node: &Node, service: &str) -> Problem {
+    let path = KeyPath::root().key("dashboard").key("port");
+    let port_node = node
+        .as_table()
+        .and_then(|entries| entries.iter().find(|(key, _)| key == "port"))
+        .map_or(node, |(_, value)| value);
+    convert::bad_value(
+        port_node,
+        &path,
+        format!("service `{service}` has this port too"),
+    )
+    .with_help("give the dashboard another port, or leave `port` out for a free one")
 }
 
 fn unknown_key(key: &str, node: &Node, path: KeyPath, known: &[&str], takes: &str) -> Problem {

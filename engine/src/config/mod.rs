@@ -9,6 +9,7 @@
 mod atomic;
 mod compile;
 mod convert;
+mod dashboard;
 mod diagnostic;
 mod discovery;
 mod document;
@@ -139,6 +140,15 @@ pub fn task_from_value(name: &str, value: &rhai::Dynamic) -> Result<Task, FieldE
         .map_err(|problems| first_problem(problems, &path, "invalid task"))
 }
 
+/// Validates what `dashboard(#{ enabled, port })` is given. Reports the
+/// first problem.
+pub fn dashboard_from_map(map: &rhai::Map) -> Result<crate::model::DashboardSettings, FieldError> {
+    let node = rhai_source::lower_map(map);
+    let path = KeyPath::root().key("dashboard");
+    dashboard::build_dashboard(&node, &path)
+        .map_err(|problems| first_problem(problems, &path, "invalid dashboard settings"))
+}
+
 /// Checks what no single service can: duplicate names, dependencies on
 /// services that do not exist, dependency cycles, and `${services.NAME...}`
 /// templates in `env` naming services that do not exist, and tasks naming
@@ -172,6 +182,15 @@ pub fn check_project(project: &Project) -> Result<(), FieldError> {
                 });
             }
         }
+    }
+    if let Some(service) = dashboard::port_taken_by(&project.dashboard, &project.services) {
+        return Err(FieldError {
+            path: "dashboard.port".into(),
+            message: format!("service `{service}` has this port too"),
+            help: Some(
+                "give the dashboard another port, or leave `port` out for a free one".into(),
+            ),
+        });
     }
     let names = project.services.iter().map(|s| s.name.as_str());
     for task in &project.tasks {

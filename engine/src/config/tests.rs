@@ -971,3 +971,55 @@ fn the_declared_task_names_are_read_without_validating_anything() {
     assert!(declared_task_names("[services.web]\ncommand = \"x\"\n").is_empty());
     assert!(declared_task_names("[tasks\n").is_empty());
 }
+
+#[test]
+fn the_dashboard_table_is_read_and_checked() {
+    let project = load_toml(Path::new(CONFIG), "[dashboard]\nport = 4100\n").unwrap();
+    assert_eq!(
+        project.dashboard,
+        crate::model::DashboardSettings {
+            enabled: true,
+            port: Some(4100)
+        }
+    );
+    let project = load_toml(Path::new(CONFIG), "[services.web]\ncommand = \"x\"\n").unwrap();
+    assert_eq!(
+        project.dashboard,
+        crate::model::DashboardSettings::default()
+    );
+    assert_eq!(
+        error_text("[dashboard]\nenable = false\n"),
+        "error: unknown key `enable` in [dashboard]
+  --> /srv/shop/locald.toml:2:1
+   |
+ 2 | enable = false
+   | ^^^^^^ did you mean `enabled`?
+"
+    );
+    let text = error_text("[dashboard]\nenabled = \"no\"\n");
+    assert!(
+        text.contains("expected true or false") && text.contains(":2:11"),
+        "{text}"
+    );
+    let text = error_text("[dashboard]\nport = 70000\n");
+    assert!(
+        text.starts_with("error: invalid `port` in [dashboard]"),
+        "{text}"
+    );
+    assert_eq!(
+        error_text("[services.web]\ncommand = \"x\"\nport = 4100\n\n[dashboard]\nport = 4100\n"),
+        "error: invalid `port` in [dashboard]: service `web` has this port too
+  --> /srv/shop/locald.toml:6:8
+   |
+ 6 | port = 4100
+   |        ^^^^ give the dashboard another port, or leave `port` out for a free one
+"
+    );
+    let error = crate::config::dashboard_from_map(
+        &rhai::Engine::new()
+            .eval::<rhai::Map>("#{ prot: 1 }")
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(error.path, "dashboard.prot");
+}

@@ -20,6 +20,7 @@ struct Declarations {
     name: Option<String>,
     services: Vec<Service>,
     tasks: Vec<Task>,
+    dashboard: Option<crate::model::DashboardSettings>,
 }
 
 /// Loads the project whose config is in `start` or the nearest parent.
@@ -32,6 +33,8 @@ pub fn load_project(start: &Path) -> Result<Project, LoadError> {
         declared.name = Some(project.name);
         declared.services = project.services;
         declared.tasks = project.tasks;
+        // Declared there (a `dashboard()` in locald.rhai too is then twice).
+        declared.dashboard = (project.dashboard != Default::default()).then_some(project.dashboard);
     }
     let Some(rhai_path) = &files.rhai else {
         // `load_toml` checked the whole project already.
@@ -71,7 +74,7 @@ fn finish(declared: Declarations, root: PathBuf) -> Project {
         name: declared.name.unwrap_or_else(|| dir_name(&root)),
         root,
         services: declared.services,
-        dashboard: Default::default(),
+        dashboard: declared.dashboard.unwrap_or_default(),
         tasks: declared.tasks,
     }
 }
@@ -130,6 +133,7 @@ fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> 
     let mut engine = base_engine(Limits::PROJECT, OnInterrupt::Propagate);
     let for_project = declared.clone();
     let for_tasks = declared.clone();
+    let for_dashboard = declared.clone();
     engine.register_fn(
         "project",
         move |ctx: NativeCallContext, name: &str| -> Result<(), Box<EvalAltResult>> {
@@ -153,6 +157,19 @@ fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> 
                 ));
             }
             declared.services.push(service);
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "dashboard",
+        move |ctx: NativeCallContext, spec: Map| -> Result<(), Box<EvalAltResult>> {
+            let settings = config::dashboard_from_map(&spec)
+                .map_err(|e| runtime_error(&ctx, e.to_string()))?;
+            let mut declared = lock(&for_dashboard);
+            if declared.dashboard.is_some() {
+                return Err(runtime_error(&ctx, "`dashboard` is declared twice".into()));
+            }
+            declared.dashboard = Some(settings);
             Ok(())
         },
     );
@@ -249,6 +266,10 @@ health = "auto"
 test = "cargo test --workspace"
 seed = { command = "python3 seed.py \"$PORT\"", service = "db", description = "Fill the database", depends_on = ["db", "web"] }
 lint = { command = "cargo clippy", description = "" }
+
+[dashboard]
+enabled = false
+port = 4999
 "#;
 
     /// The project `locald.toml` means, loaded directly and through the Rhai
@@ -271,6 +292,13 @@ lint = { command = "cargo clippy", description = "" }
         let (direct, through_rhai) = both_ways(EVERY_FORM);
         assert_eq!(direct.services.len(), 7);
         assert_eq!(direct.tasks.len(), 3);
+        assert_eq!(
+            direct.dashboard,
+            crate::model::DashboardSettings {
+                enabled: false,
+                port: Some(4999)
+            }
+        );
         assert_eq!(direct, through_rhai);
     }
 
