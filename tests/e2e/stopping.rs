@@ -23,6 +23,9 @@ pub fn exit_of(child: Child) -> Output {
     let still_running = alive(pid);
     if still_running {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // What it started may hold its output open: started in its own
+        // process group, they go with it, so the wait below cannot hang.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let output = child.wait_with_output().expect("wait locald");
     assert!(!still_running, "locald did not end");
