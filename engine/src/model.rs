@@ -8,14 +8,40 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A project: a name, the directory holding its config, and its services in
-/// declaration order.
+/// A project: a name, the directory holding its config, its services in
+/// declaration order, and the tasks its config declares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     pub name: String,
     /// Directory of `locald.toml` / `locald.rhai`; relative paths resolve here.
     pub root: PathBuf,
     pub services: Vec<Service>,
+    /// `[tasks]` of `locald.toml` and `task(...)` of `locald.rhai`, in
+    /// declaration order (the files `tasks/*.rhai` are found when tasks are
+    /// listed or run: `project::tasks`). Not handed to the daemon: it
+    /// never runs a task.
+    #[serde(skip)]
+    pub tasks: Vec<Task>,
+    /// The web dashboard its supervisor serves (`[dashboard]`).
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
+}
+
+/// `[dashboard]`: whether the supervisor serves the dashboard, and on which
+/// port (a free one, kept across `up`s, when not fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    pub port: Option<u16>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            enabled: true,
+            port: None,
+        }
+    }
 }
 
 impl Project {
@@ -39,6 +65,42 @@ impl Project {
     /// The directory holding the project's runtime state (socket, logs, ports).
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(".locald")
+    }
+}
+
+/// A task declared in the config: `locald task NAME` runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub name: String,
+    /// Shown by `locald task`.
+    pub description: Option<String>,
+    pub action: TaskAction,
+    /// Runs the command in this service's world, as `locald run` does.
+    pub service: Option<String>,
+    /// Services made healthy first (under a detached supervisor if none runs).
+    pub depends_on: Vec<String>,
+}
+
+/// What a task runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskAction {
+    /// A shell line; the task's arguments are appended, shell-quoted.
+    Command(String),
+    /// A Rhai script (`tasks/NAME.rhai`, absolute), run as `locald script`
+    /// runs one; the task's arguments are its `args.argv`.
+    Script(PathBuf),
+}
+
+impl Task {
+    /// A command task with nothing else set.
+    pub fn command(name: &str, line: &str) -> Task {
+        Task {
+            name: name.to_owned(),
+            description: None,
+            action: TaskAction::Command(line.to_owned()),
+            service: None,
+            depends_on: Vec::new(),
+        }
     }
 }
 

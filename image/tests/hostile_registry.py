@@ -42,6 +42,7 @@ MAX_ENDLESS = 256 << 20
 TOKEN_USES = 2
 LIFETIME = 120
 CHUNK = 64 << 10
+REPORT_LOCK = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,7 +52,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def report(self, sent):
-        print(f"SENT {self.path} {sent}", flush=True)
+        # One write of the whole line under a lock: `print` writes the text
+        # and the newline apart, so two handler threads reporting at once
+        # could interleave into one line the test cannot read, and a record
+        # would be lost.
+        line = f"SENT {self.path} {sent}\n"
+        with REPORT_LOCK:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
     def do_GET(self):
         root = self.server.root

@@ -1,7 +1,8 @@
 //! `locald completions SHELL`: the script a shell sources, which completes
 //! verbs and, where a service is expected, the project's service names
 //! (read from locald.toml without evaluating it, so a broken config still
-//! completes).
+//! completes), and where a task is expected, its task names (`[tasks]` and
+//! `tasks/*.rhai`).
 
 use crate::harness::{locald_bin, Project};
 
@@ -64,6 +65,26 @@ fn bash_completes_verbs_and_the_projects_service_names() {
     // Not where no service is expected.
     let images = bash_completes(&project, &["locald", "image", "rm", "w"]);
     assert!(images.is_empty(), "{images:?}");
+}
+
+#[test]
+fn bash_completes_task_names_from_the_config_and_the_tasks_directory() {
+    // A broken task and a broken locald.rhai: names still complete, and
+    // nothing is evaluated.
+    let project = Project::with_toml("[tasks]\ntest = \"cargo test\"\nlint = { bogus = 1 }\n")
+        .file("locald.rhai", "loop {}\n")
+        .file("tasks/seed.rhai", "// Seed\n")
+        .file("tasks/notes.txt", "");
+    let mut names: Vec<String> = bash_completes(&project, &["locald", "task", ""])
+        .into_iter()
+        .filter(|word| !word.starts_with('-'))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["lint", "seed", "test"]);
+    assert_eq!(
+        bash_completes(&project, &["locald", "task", "se"]),
+        ["seed"]
+    );
 }
 
 #[test]

@@ -471,23 +471,33 @@ health = "none"
     assert!(pids_with_arg("/www987502").is_empty());
 }
 
+/// A project with the busybox image and a container service `db` (running
+/// `sleep MARKER`, with env and a volume `./seed` holding `schema.sql`),
+/// then `more` in its locald.toml.
+fn project_with_db_service(marker: &str, more: &str) -> (Project, tempfile::TempDir) {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        &format!(
+            r#"
+[services.db]
+image = "bb:1"
+command = "sleep {marker}"
+env = {{ GREETING = "hello on ${{services.db.port}}" }}
+volumes = ["./seed:/seed:ro"]
+{more}"#
+        ),
+    );
+    project.write("seed/schema.sql", "create table t;\n");
+    (project, data)
+}
+
 /// `locald run SVC -- CMD` for a container service runs CMD in a new
 /// container of the service's image, with the service's environment (and
 /// not the host's), its volumes, its port, and stdin forwarded.
 #[test]
 fn run_in_a_container_service_uses_its_image_env_and_volumes() {
-    let (project, data) = project_with_busybox();
-    project.write(
-        "locald.toml",
-        r#"
-[services.db]
-image = "bb:1"
-command = "sleep 987503"
-env = { GREETING = "hello on ${services.db.port}" }
-volumes = ["./seed:/seed:ro"]
-"#,
-    );
-    project.write("seed/schema.sql", "create table t;\n");
+    let (project, data) = project_with_db_service("987503", "");
     let script = "echo \"$GREETING|$PORT|${LEAK:-no leak}|$(cat /seed/schema.sql)|$(cat)|$(hostname)\"; exit 7";
     let out = with_store(
         project.locald(["run", "db", "--", "sh", "-c", script]),
@@ -520,6 +530,36 @@ volumes = ["./seed:/seed:ro"]
     // No service was started for it.
     assert!(pids_with_arg("987503").is_empty());
     assert!(bundles_with("schema.sql").is_empty() && bundles_with("/seed").is_empty());
+}
+
+/// A task with `service` set to a container service runs as `locald run`
+/// does there: a new container of its image, with its env and volumes, the
+/// task's arguments appended to its line.
+#[test]
+fn a_task_in_a_container_service_runs_in_a_new_container_of_it() {
+    let (project, data) = project_with_db_service(
+        "971110",
+        r#"
+[tasks]
+schema = { command = 'echo "$GREETING|$(cat /seed/schema.sql)|$(hostname)|${LEAK:-no leak}"; printf "[%s]"', service = "db" }
+"#,
+    );
+    let out = with_store(project.locald(["task", "schema", "a b", "-x"]), data.path())
+        .env("LEAK", "host value")
+        .success();
+    let port = out
+        .stdout
+        .split('|')
+        .next()
+        .unwrap()
+        .trim_start_matches("hello on ");
+    assert!(port.parse::<u16>().is_ok(), "{out}");
+    assert_eq!(
+        out.stdout,
+        format!("hello on {port}|create table t;|db|no leak\n[a b][-x]"),
+        "{out}"
+    );
+    assert!(pids_with_arg("971110").is_empty(), "no service was started");
 }
 
 /// The unprivileged account rootless tests run as (created when missing).

@@ -102,6 +102,11 @@ depends_on = ["base"]
     project
         .locald(["up", "-d", "--wait", "--timeout", "30s"])
         .success();
+    // Healthy as soon as it is launched (`settle = 0`), and `--wait` answers
+    // at that moment: its shell may not have written the file yet.
+    project.wait_for("dependent.txt", Duration::from_secs(10), |p| {
+        p.read("dependent.txt").ends_with('\n')
+    });
     let time = |file: &str| -> f64 {
         project
             .read(file)

@@ -23,6 +23,9 @@ pub fn exit_of(child: Child) -> Output {
     let still_running = alive(pid);
     if still_running {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // What it started may hold its output open: started in its own
+        // process group, they go with it, so the wait below cannot hang.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let output = child.wait_with_output().expect("wait locald");
     assert!(!still_running, "locald did not end");
@@ -32,7 +35,12 @@ pub fn exit_of(child: Child) -> Output {
 /// Starts `locald ARGS` in its own process group, waits for the command
 /// carrying `marker` and sends `signal` as a terminal would (Ctrl-C: to the
 /// whole group) or as `kill` would (SIGTERM: to locald only).
-fn signal_during_command(project: &Project, args: &[&str], marker: &str, signal: Signal) -> Output {
+pub fn signal_during_command(
+    project: &Project,
+    args: &[&str],
+    marker: &str,
+    signal: Signal,
+) -> Output {
     let child = project.locald(args).process_group().spawn();
     let pid = child.id() as i32;
     wait_for_handler(pid, signal);

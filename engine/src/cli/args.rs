@@ -6,7 +6,7 @@ use clap::{ArgAction, Parser};
 use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
-use super::completion::{self, service_candidates};
+use super::completion::{self, service_candidates, task_candidates};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,12 +51,16 @@ pub enum Subcommand {
     Restart(Services),
     /// Apply locald.toml to the running supervisor: start new services, restart changed ones, stop removed ones
     Reload(NoArgs),
+    /// Print the address of the supervisor's web dashboard and open it in a browser
+    Dashboard(DashboardArgs),
     /// Run a scratch command with a free $PORT, then offer to save it as a service
     Try(Try),
     /// Run a one-off command with a service's environment
     Run(Run),
     /// Run a command inside a running service (or process, by ID from `ps`)
     Exec(Exec),
+    /// List the project's tasks, or run one with its arguments (`locald task test --release`)
+    Task(Task),
     /// Print the Rhai script that locald.toml compiles to
     Compile(Compile),
     /// Run a Rhai task script with locald's primitives (its words are `args.argv`)
@@ -74,7 +78,7 @@ pub enum Subcommand {
     Repl,
     /// List the built-in scripts, or print one
     Stdlib { name: Option<String> },
-    /// Print the shell code that completes locald's commands and service names
+    /// Print the shell code that completes locald's commands, service and task names
     /// (bash: `source <(locald completions bash)` in ~/.bashrc; zsh: the same in
     /// ~/.zshrc; fish: `locald completions fish | source` in config.fish)
     Completions {
@@ -114,9 +118,19 @@ pub struct Up {
     /// With --wait: give up after this long (30 for seconds, or 30s, 2m)
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub timeout: Option<String>,
+    /// Serve no dashboard this time (see `[dashboard]` in locald.toml)
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Only these services (and what they depend on)
     #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub services: Vec<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct DashboardArgs {
+    /// Only print the address
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, clap::Args, Serialize)]
@@ -197,6 +211,40 @@ pub struct Run {
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     #[serde(skip)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Tasks are `[tasks]` in locald.toml (test = \"cargo test\", or a table with command, description, service, depends_on) and the files tasks/NAME.rhai."
+)]
+pub struct Task {
+    /// The task to run (without one: list the tasks), then its arguments,
+    /// as given: appended to a command, quoted for the shell; `args.argv`
+    /// of a script
+    // One list, so that every word after the name is the task's, even one
+    // that is locald's own flag (`--help`, `-C DIR`).
+    #[arg(
+        value_name = "NAME [ARGS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        add = ArgValueCandidates::new(task_candidates)
+    )]
+    pub words: Vec<String>,
+}
+
+/// The script's `args`: `name` (`()` to list) and `argv`.
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (name, argv) = match self.words.split_first() {
+            Some((name, argv)) => (Some(name), argv),
+            None => (None, &[][..]),
+        };
+        let mut args = serializer.serialize_struct("Task", 2)?;
+        args.serialize_field("name", &name)?;
+        args.serialize_field("argv", argv)?;
+        args.end()
+    }
 }
 
 #[derive(Debug, clap::Args, Serialize)]

@@ -4,8 +4,9 @@
 //! the binary's own and service arguments complete the names of the
 //! project here.
 //!
-//! Service names are read from `locald.toml`'s `[services.*]` tables
-//! without evaluating or validating anything (as `locate_project` reads the
+//! Service and task names are read from `locald.toml`'s `[services.*]`
+//! tables and `[tasks]` (and the file names of `tasks/*.rhai`) without
+//! evaluating or validating anything (as `locate_project` reads the
 //! project's name): a TAB never runs `locald.rhai`, and a config with errors
 //! still completes.
 
@@ -63,17 +64,37 @@ pub fn script(shell: Shell) -> std::io::Result<Vec<u8>> {
 
 /// The services of the project here, for an argument that names services.
 pub fn service_candidates() -> Vec<CompletionCandidate> {
-    let Ok(cwd) = std::env::current_dir() else {
+    let Some((_, source)) = project_here() else {
         return Vec::new();
     };
-    crate::config::find_config(&cwd)
-        .and_then(|files| files.toml)
+    candidates(crate::config::declared_service_names(&source))
+}
+
+/// The tasks of the project here: `[tasks]` of `locald.toml`, then the
+/// files `tasks/*.rhai`.
+pub fn task_candidates() -> Vec<CompletionCandidate> {
+    let Some((root, source)) = project_here() else {
+        return Vec::new();
+    };
+    let mut names = crate::config::declared_task_names(&source);
+    names.extend(crate::project::tasks::task_file_names(&root));
+    candidates(names)
+}
+
+/// The project directory here and its `locald.toml` (empty when it has
+/// none or it cannot be read).
+fn project_here() -> Option<(std::path::PathBuf, String)> {
+    let cwd = std::env::current_dir().ok()?;
+    let files = crate::config::find_config(&cwd)?;
+    let source = files
+        .toml
         .and_then(|path| crate::project::read_source(&path, &crate::sandbox::Limits::PROJECT).ok())
-        .map(|source| crate::config::declared_service_names(&source))
-        .unwrap_or_default()
-        .into_iter()
-        .map(CompletionCandidate::new)
-        .collect()
+        .unwrap_or_default();
+    Some((files.dir, source))
+}
+
+fn candidates(names: Vec<String>) -> Vec<CompletionCandidate> {
+    names.into_iter().map(CompletionCandidate::new).collect()
 }
 
 #[cfg(test)]

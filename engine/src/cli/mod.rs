@@ -20,10 +20,10 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 pub use args::{
-    Cli, Compile, ContainerCommand, ContainerRun, Exec, ImageCommand, ImageImport, ImageReference,
-    ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
+    Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, Exec, ImageCommand, ImageImport,
+    ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
-    Try, Up,
+    Task, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -190,9 +190,11 @@ impl Subcommand {
             Subcommand::Stop(a) => verb("stop", script_args(&a)?),
             Subcommand::Restart(a) => verb("restart", script_args(&a)?),
             Subcommand::Reload(a) => verb("reload", script_args(&a)?),
+            Subcommand::Dashboard(a) => verb("dashboard", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
             Subcommand::Exec(a) => verb("exec", script_args(&a)?),
+            Subcommand::Task(a) => verb("task", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
                 verb("container-run", script_args(&a)?)
@@ -243,11 +245,13 @@ impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
 impl ScriptArgs for Ps {}
+impl ScriptArgs for DashboardArgs {}
 impl ScriptArgs for Logs {}
 impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
 impl ScriptArgs for Script {}
+impl ScriptArgs for Task {}
 impl ScriptArgs for ImageReference {}
 impl ScriptArgs for ImageReferences {}
 impl ScriptArgs for ImageImport {}

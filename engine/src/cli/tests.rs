@@ -21,12 +21,15 @@ const VERBS: &[&[&str]] = &[
     &["stop"],
     &["restart"],
     &["reload"],
+    &["dashboard"],
     &["try", "--", "python3 -m http.server $PORT"],
     &["run", "web", "--", "true"],
     &["run", "--detach", "web", "--", "true"],
     &[
         "exec", "-it", "-e", "A=1", "-w", "dir", "-u", "nobody", "web", "--", "ps",
     ],
+    &["task"],
+    &["task", "test", "--release"],
     &["compile"],
     &["container", "run", "alpine"],
     &["image", "pull", "alpine"],
@@ -181,4 +184,27 @@ fn a_task_script_gets_its_words_as_argv() {
     );
     let argv: Vec<String> = args["argv"].clone().into_typed_array().expect("words");
     assert_eq!(argv, ["a", "--b"]);
+}
+
+#[test]
+fn task_words_after_the_name_are_its_arguments_as_given() {
+    let words =
+        |args: &Map| -> Vec<String> { args["argv"].clone().into_typed_array().expect("words") };
+    let (name, args) = call(&["task"]);
+    assert_eq!(name, "task");
+    assert!(args["name"].is_unit());
+    assert!(words(&args).is_empty());
+    let (_, args) = call(&["task", "test", "--release", "-p", "a b", "--", "x"]);
+    assert_eq!(args["name"].clone().into_string().as_deref(), Ok("test"));
+    assert_eq!(words(&args), ["--release", "-p", "a b", "--", "x"]);
+    let (_, args) = call(&["task", "lint", "--help", "-C", "dir"]);
+    assert_eq!(
+        words(&args),
+        ["--help", "-C", "dir"],
+        "locald's own flags after the name are the task's"
+    );
+    assert!(
+        Cli::try_parse_from(["locald", "task", "--help"]).is_err(),
+        "help of `task`"
+    );
 }

@@ -1,6 +1,7 @@
 //! Emits a validated `locald.toml` as the Rhai script that builds the same
-//! project through the `project(...)` and `service(...)` primitives: one key
-//! per line, keys in the user's order, each service marked with its line.
+//! project through the `project(...)`, `service(...)` and `task(...)`
+//! primitives: one key per line, keys in the user's order, each service and
+//! task marked with its line.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,18 +30,59 @@ pub(crate) fn emit(document: &ValidDocument, config_path: &Path, source: &str) -
     push_string(&mut out, &document.project_name);
     out.push_str(");\n");
 
+    let locate = |offset| format!("// {file_name}:{}", lines.line_of(offset) + 1);
     for declared in &document.services {
+        push_call(
+            &mut out,
+            "service",
+            &declared.service.name,
+            declared.node,
+            &locate,
+        );
+    }
+    if let Some((node, _)) = document.dashboard {
         out.push('\n');
-        if let Some(span) = declared.node.key_or_value_span() {
-            let _ = writeln!(out, "// {file_name}:{}", lines.line_of(span.start) + 1);
+        if let Some(span) = node.key_or_value_span() {
+            out.push_str(&locate(span.start));
+            out.push('\n');
         }
-        out.push_str("service(");
-        push_string(&mut out, &declared.service.name);
-        out.push_str(", ");
-        push_value(&mut out, declared.node, 0, KeyStyle::Bare);
+        out.push_str("dashboard(");
+        push_value(&mut out, node, 0, KeyStyle::Bare);
         out.push_str(");\n");
     }
+    // A shell line stays one (`task("test", "cargo test")`).
+    for declared in &document.tasks {
+        push_call(
+            &mut out,
+            "task",
+            &declared.task.name,
+            declared.node,
+            &locate,
+        );
+    }
     out
+}
+
+/// `NAME("name", VALUE);` after a blank line and a comment naming where
+/// it was declared (`locate` makes it from the declaration's offset).
+fn push_call(
+    out: &mut String,
+    function: &str,
+    name: &str,
+    node: &Node,
+    locate: &impl Fn(usize) -> String,
+) {
+    out.push('\n');
+    if let Some(span) = node.key_or_value_span() {
+        out.push_str(&locate(span.start));
+        out.push('\n');
+    }
+    out.push_str(function);
+    out.push('(');
+    push_string(out, name);
+    out.push_str(", ");
+    push_value(out, node, 0, KeyStyle::Bare);
+    out.push_str(");\n");
 }
 
 /// How map keys are written: schema keys are identifiers; environment

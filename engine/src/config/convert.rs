@@ -52,6 +52,37 @@ pub(crate) fn table<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a [(String, 
         .ok_or_else(|| wrong_type(node, path, "a table"))
 }
 
+/// An array of names, none repeated (`depends_on` of a service or a task),
+/// appended to `names`.
+pub(crate) fn names_list(
+    node: &Node,
+    path: &KeyPath,
+    names: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let items = match array(node, path) {
+        Ok(items) => items,
+        Err(problem) => {
+            problems.push(problem);
+            return;
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        match string(item, &item_path) {
+            Ok(name) if names.iter().any(|known| known == name) => {
+                problems.push(bad_value(
+                    item,
+                    &item_path,
+                    format!("`{name}` is listed twice"),
+                ));
+            }
+            Ok(name) => names.push(name.to_owned()),
+            Err(problem) => problems.push(problem),
+        }
+    }
+}
+
 /// A string, or an array of strings (as `env_file` accepts).
 pub(crate) fn one_or_many_strings<'a>(
     node: &'a Node,

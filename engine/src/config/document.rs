@@ -1,18 +1,21 @@
 //! The whole-file rules of `locald.toml`: the top-level tables (`[project]`,
-//! `[services.NAME]`), each service through the shared schema, then the
-//! dependency graph, every problem located in the source.
+//! `[services.NAME]`, `[tasks]`), each service and task through the shared
+//! schemas, then the dependency graph and the services tasks name, every
+//! problem located in the source.
 
 use std::path::{Path, PathBuf};
 
 use super::convert::{self, wrong_type};
+use super::dashboard;
 use super::diagnostic::{KeyPath, Problem};
 use super::graph::{self, GraphNode, GraphProblem};
 use super::schema;
+use super::task;
 use super::templates;
 use super::value::{Node, NodeKind};
-use crate::model::{Project, Service};
+use crate::model::{DashboardSettings, Project, Service, Task};
 
-const TOP_LEVEL_KEYS: &[&str] = &["project", "services"];
+const TOP_LEVEL_KEYS: &[&str] = &["project", "services", "tasks", "dashboard"];
 const PROJECT_KEYS: &[&str] = &["name"];
 
 /// A `locald.toml` that passed every check.
@@ -20,6 +23,9 @@ pub(crate) struct ValidDocument<'a> {
     pub project_name: String,
     pub root: PathBuf,
     pub services: Vec<DeclaredService<'a>>,
+    pub tasks: Vec<DeclaredTask<'a>>,
+    /// `[dashboard]`, with its value tree (for compiling) when declared.
+    pub dashboard: Option<(&'a Node, DashboardSettings)>,
 }
 
 /// A service with the value tree it was declared by (kept for compiling, in
@@ -29,12 +35,23 @@ pub(crate) struct DeclaredService<'a> {
     pub service: Service,
 }
 
+/// A task with the value tree it was declared by.
+pub(crate) struct DeclaredTask<'a> {
+    pub node: &'a Node,
+    pub task: Task,
+}
+
 impl ValidDocument<'_> {
     pub(crate) fn into_project(self) -> Project {
         Project {
             name: self.project_name,
             root: self.root,
             services: self.services.into_iter().map(|s| s.service).collect(),
+            dashboard: self
+                .dashboard
+                .map(|(_, settings)| settings)
+                .unwrap_or_default(),
+            tasks: self.tasks.into_iter().map(|t| t.task).collect(),
         }
     }
 }
@@ -70,6 +87,8 @@ pub(crate) fn validate<'a>(
 
     let mut project_name = None;
     let mut services = Vec::new();
+    let mut tasks = Vec::new();
+    let mut dashboard = None;
     let mut all_services_valid = true;
     for (key, node) in entries {
         let path = top.key(key);
@@ -79,6 +98,11 @@ pub(crate) fn validate<'a>(
                 all_services_valid =
                     read_services(node, &path, &base_dir, &mut services, &mut problems)
             }
+            "tasks" => read_tasks(node, &path, &mut tasks, &mut problems),
+            "dashboard" => match dashboard::build_dashboard(node, &path) {
+                Ok(settings) => dashboard = Some((node, settings)),
+                Err(found) => problems.extend(found),
+            },
             _ => problems.push(unknown_key(
                 key,
                 node,
@@ -90,6 +114,13 @@ pub(crate) fn validate<'a>(
     }
     if all_services_valid {
         check_graph(&services, &mut problems);
+        check_task_references(&services, &tasks, &mut problems);
+    }
+    if let Some((node, settings)) = &dashboard {
+        let declared = services.iter().map(|declared| &declared.service);
+        if let Some(service) = dashboard::port_taken_by(settings, declared) {
+            problems.push(port_clash(node, service));
+        }
     }
 
     if !problems.is_empty() {
@@ -99,7 +130,24 @@ pub(crate) fn validate<'a>(
         project_name: project_name.unwrap_or_else(|| default_project_name(&base_dir)),
         root: base_dir,
         services,
+        tasks,
+        dashboard,
     })
+}
+
+/// `[dashboard] port` fixed to a port a service fixes too.
+fn port_clash(node: &Node, service: &str) -> Problem {
+    let path = KeyPath::root().key("dashboard").key("port");
+    let port_node = node
+        .as_table()
+        .and_then(|entries| entries.iter().find(|(key, _)| key == "port"))
+        .map_or(node, |(_, value)| value);
+    convert::bad_value(
+        port_node,
+        &path,
+        format!("service `{service}` has this port too"),
+    )
+    .with_help("give the dashboard another port, or leave `port` out for a free one")
 }
 
 fn unknown_key(key: &str, node: &Node, path: KeyPath, known: &[&str], takes: &str) -> Problem {
@@ -174,6 +222,60 @@ fn read_services<'a>(
         }
     }
     all_valid
+}
+
+/// Builds every task of `[tasks]`.
+fn read_tasks<'a>(
+    node: &'a Node,
+    path: &KeyPath,
+    tasks: &mut Vec<DeclaredTask<'a>>,
+    problems: &mut Vec<Problem>,
+) {
+    let entries = match convert::table(node, path) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            problems.push(
+                problem.with_help("write [tasks] with one task a line: test = \"cargo test\""),
+            );
+            return;
+        }
+    };
+    for (name, task_node) in entries {
+        match task::build_task(name, task_node, &path.key(name)) {
+            Ok(task) => tasks.push(DeclaredTask {
+                node: task_node,
+                task,
+            }),
+            Err(found) => problems.extend(found),
+        }
+    }
+}
+
+/// The services tasks run in or depend on must exist: each unknown name is
+/// pointed at in the file.
+fn check_task_references(
+    services: &[DeclaredService],
+    tasks: &[DeclaredTask],
+    problems: &mut Vec<Problem>,
+) {
+    let names = services.iter().map(|s| s.service.name.as_str());
+    for declared in tasks {
+        for found in task::check_references(&declared.task, names.clone()) {
+            let value = declared.node.get(found.key);
+            let span = match (value, found.index) {
+                (
+                    Some(Node {
+                        kind: NodeKind::Array(items),
+                        ..
+                    }),
+                    Some(index),
+                ) => items.get(index).and_then(Node::best_span),
+                (Some(value), _) => value.best_span(),
+                (None, _) => None,
+            };
+            problems.push(found.problem.with_span(span));
+        }
+    }
 }
 
 /// Dependencies and `${services...}` templates, which only make sense with

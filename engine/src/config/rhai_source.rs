@@ -1,5 +1,5 @@
 //! Rhai front end: lowers the map a script passes to `service(name, #{...})`
-//! into the value tree. Rhai values carry no source spans; the script engine
+//! (and to `task(name, ...)`) into the value tree. Rhai values carry no source spans; the script engine
 //! reports the call's position itself.
 
 use rhai::{Dynamic, Map};
@@ -16,7 +16,8 @@ pub(crate) fn lower_map(map: &Map) -> Node {
     Node::new(NodeKind::Table(entries))
 }
 
-fn lower(value: &Dynamic) -> Node {
+/// Lowers one Rhai value (`task(name, "line")` gives a string).
+pub(crate) fn lower(value: &Dynamic) -> Node {
     let kind = if value.is_unit() {
         NodeKind::Null
     } else if let Ok(b) = value.as_bool() {

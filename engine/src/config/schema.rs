@@ -375,27 +375,7 @@ fn apply_depends_on(
     service: &mut Service,
     problems: &mut Vec<Problem>,
 ) {
-    let items = match convert::array(node, path) {
-        Ok(items) => items,
-        Err(problem) => {
-            problems.push(problem);
-            return;
-        }
-    };
-    for (index, item) in items.iter().enumerate() {
-        let item_path = path.index(index);
-        match convert::string(item, &item_path) {
-            Ok(dependency) if service.depends_on.iter().any(|d| d == dependency) => {
-                problems.push(bad_value(
-                    item,
-                    &item_path,
-                    format!("`{dependency}` is listed twice"),
-                ));
-            }
-            Ok(dependency) => service.depends_on.push(dependency.to_owned()),
-            Err(problem) => problems.push(problem),
-        }
-    }
+    convert::names_list(node, path, &mut service.depends_on, problems);
 }
 
 fn apply_health(

@@ -18,14 +18,16 @@ fn error_text(source: &str) -> String {
     }
 }
 
-/// Evaluates a compiled script with `project` and `service` functions that
-/// build a project the way the real primitives do: through `service_from_map`
-/// and `check_project`.
+/// Evaluates a compiled script with `project`, `service` and `task`
+/// functions that build a project the way the real primitives do: through
+/// `service_from_map`, `task_from_value` and `check_project`.
 fn evaluate(script: &str, root: &Path) -> Result<Project, String> {
     let project = Arc::new(Mutex::new(Project {
         name: String::new(),
         root: root.to_owned(),
         services: Vec::new(),
+        dashboard: Default::default(),
+        tasks: Vec::new(),
     }));
     let mut engine = rhai::Engine::new();
     let named = project.clone();
@@ -39,6 +41,15 @@ fn evaluate(script: &str, root: &Path) -> Result<Project, String> {
         move |name: &str, map: rhai::Map| -> Result<(), Box<rhai::EvalAltResult>> {
             let service = service_from_map(name, &map, &base_dir).map_err(|e| e.to_string())?;
             declared.lock().unwrap().services.push(service);
+            Ok(())
+        },
+    );
+    let with_tasks = project.clone();
+    engine.register_fn(
+        "task",
+        move |name: &str, value: rhai::Dynamic| -> Result<(), Box<rhai::EvalAltResult>> {
+            let task = task_from_value(name, &value).map_err(|e| e.to_string())?;
+            with_tasks.lock().unwrap().tasks.push(task);
             Ok(())
         },
     );
@@ -547,6 +558,8 @@ fn check_project_finds_graph_problems() {
         name: "p".into(),
         root: base.into(),
         services,
+        dashboard: Default::default(),
+        tasks: Vec::new(),
     };
     assert_eq!(
         check_project(&project(vec![service("db", ""), service("web", r#""db""#)])),
@@ -596,6 +609,8 @@ fn env_templates_must_name_declared_services() {
         name: "p".into(),
         root: base.into(),
         services: vec![db, web],
+        dashboard: Default::default(),
+        tasks: Vec::new(),
     };
     assert_eq!(
         check_project(&project).unwrap_err().to_string(),
@@ -825,4 +840,186 @@ fn the_declared_service_names_are_read_without_validating_anything() {
     );
     assert!(declared_service_names("[project]\nname = \"p\"\n").is_empty());
     assert!(declared_service_names("[services\n").is_empty());
+}
+
+const TASKS: &str = r#"[services.db]
+command = "python3 db.py"
+
+[tasks]
+test = "cargo test"
+seed = { command = "python3 seed.py", service = "db", description = "Fill the database", depends_on = ["db"] }
+"#;
+
+#[test]
+fn tasks_compile_to_task_calls_and_back() {
+    let script = compile_toml(Path::new(CONFIG), TASKS).unwrap();
+    assert!(
+        script.ends_with(
+            r#"// locald.toml:5
+task("test", "cargo test");
+
+// locald.toml:6
+task("seed", #{
+    command: "python3 seed.py",
+    service: "db",
+    description: "Fill the database",
+    depends_on: ["db"]
+});
+"#
+        ),
+        "{script}"
+    );
+    let from_rhai = evaluate(&script, Path::new("/srv/shop")).unwrap();
+    let from_toml = load_toml(Path::new(CONFIG), TASKS).unwrap();
+    assert_eq!(from_rhai, from_toml);
+    let names: Vec<&str> = from_toml.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["test", "seed"]);
+    let seed = &from_toml.tasks[1];
+    assert_eq!(seed.service.as_deref(), Some("db"));
+    assert_eq!(seed.depends_on, ["db"]);
+    assert_eq!(seed.description.as_deref(), Some("Fill the database"));
+}
+
+#[test]
+fn task_mistakes_are_pointed_at() {
+    let services = "[services.db]\ncommand = \"x\"\n\n[tasks]\n";
+    assert_eq!(
+        error_text(&format!("{services}seed = {{ comand = \"x\" }}\n")),
+        "error: unknown key `comand` in [tasks.seed]
+  --> /srv/shop/locald.toml:5:10
+   |
+ 5 | seed = { comand = \"x\" }
+   |          ^^^^^^ did you mean `command`?
+"
+    );
+    assert_eq!(
+        error_text(&format!(
+            "{services}seed = {{ command = \"x\", depends_on = [\"dbb\"] }}\n"
+        )),
+        "error: task `seed` depends on unknown service `dbb`
+  --> /srv/shop/locald.toml:5:39
+   |
+ 5 | seed = { command = \"x\", depends_on = [\"dbb\"] }
+   |                                       ^^^^^ did you mean `db`?
+"
+    );
+    assert_eq!(
+        error_text(&format!(
+            "{services}psql = {{ command = \"psql\", service = \"cache\" }}\n"
+        )),
+        "error: task `psql` runs in unknown service `cache`
+  --> /srv/shop/locald.toml:5:38
+   |
+ 5 | psql = { command = \"psql\", service = \"cache\" }
+   |                                      ^^^^^^^ declared services: db
+"
+    );
+    assert_eq!(
+        error_text(&format!("{services}lint = \"\"\n")),
+        "error: invalid `lint` in [tasks]: must not be empty
+  --> /srv/shop/locald.toml:5:8
+   |
+ 5 | lint = \"\"
+   |        ^^ give the shell line to run: lint = \"cargo test\"
+"
+    );
+    let text = error_text(&format!("{services}\"my task\" = \"x\"\n"));
+    assert!(
+        text.starts_with("error: invalid task name `my task`") && text.contains(":5:1"),
+        "{text}"
+    );
+    let text = error_text(&format!("{services}docs = {{ description = \"d\" }}\n"));
+    assert!(
+        text.starts_with("error: task `docs` has no `command`"),
+        "{text}"
+    );
+    let text = error_text("tasks = [\"x\"]\n");
+    assert!(
+        text.starts_with("error: invalid `tasks` at the top level: expected a table"),
+        "{text}"
+    );
+    let text = error_text("[taks]\n");
+    assert!(text.contains("did you mean `tasks`?"), "{text}");
+}
+
+#[test]
+fn tasks_from_rhai_use_the_same_rules() {
+    let error = task_from_value("t", &rhai::Dynamic::from(3_i64)).unwrap_err();
+    assert!(error.to_string().contains("a string or a table"), "{error}");
+    let map: rhai::Dynamic = rhai::Engine::new()
+        .eval(r#"#{ command: "x", servce: "db" }"#)
+        .unwrap();
+    let error = task_from_value("t", &map).unwrap_err();
+    assert_eq!(error.path, "tasks.t.servce");
+    assert_eq!(error.help.as_deref(), Some("did you mean `service`?"));
+    let mut project = load_toml(Path::new(CONFIG), "[services.db]\ncommand = \"x\"\n").unwrap();
+    project.tasks.push(crate::model::Task {
+        depends_on: vec!["web".into()],
+        ..crate::model::Task::command("t", "x")
+    });
+    let error = check_project(&project).unwrap_err();
+    assert_eq!(error.path, "tasks.t.depends_on[0]");
+    assert!(error.message.contains("unknown service `web`"), "{error}");
+}
+
+#[test]
+fn the_declared_task_names_are_read_without_validating_anything() {
+    assert_eq!(
+        declared_task_names("[tasks]\ntest = 3\nseed = { bogus = 1 }\n[services.web]\n"),
+        ["test", "seed"]
+    );
+    assert!(declared_task_names("[services.web]\ncommand = \"x\"\n").is_empty());
+    assert!(declared_task_names("[tasks\n").is_empty());
+}
+
+#[test]
+fn the_dashboard_table_is_read_and_checked() {
+    let project = load_toml(Path::new(CONFIG), "[dashboard]\nport = 4100\n").unwrap();
+    assert_eq!(
+        project.dashboard,
+        crate::model::DashboardSettings {
+            enabled: true,
+            port: Some(4100)
+        }
+    );
+    let project = load_toml(Path::new(CONFIG), "[services.web]\ncommand = \"x\"\n").unwrap();
+    assert_eq!(
+        project.dashboard,
+        crate::model::DashboardSettings::default()
+    );
+    assert_eq!(
+        error_text("[dashboard]\nenable = false\n"),
+        "error: unknown key `enable` in [dashboard]
+  --> /srv/shop/locald.toml:2:1
+   |
+ 2 | enable = false
+   | ^^^^^^ did you mean `enabled`?
+"
+    );
+    let text = error_text("[dashboard]\nenabled = \"no\"\n");
+    assert!(
+        text.contains("expected true or false") && text.contains(":2:11"),
+        "{text}"
+    );
+    let text = error_text("[dashboard]\nport = 70000\n");
+    assert!(
+        text.starts_with("error: invalid `port` in [dashboard]"),
+        "{text}"
+    );
+    assert_eq!(
+        error_text("[services.web]\ncommand = \"x\"\nport = 4100\n\n[dashboard]\nport = 4100\n"),
+        "error: invalid `port` in [dashboard]: service `web` has this port too
+  --> /srv/shop/locald.toml:6:8
+   |
+ 6 | port = 4100
+   |        ^^^^ give the dashboard another port, or leave `port` out for a free one
+"
+    );
+    let error = crate::config::dashboard_from_map(
+        &rhai::Engine::new()
+            .eval::<rhai::Map>("#{ prot: 1 }")
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(error.path, "dashboard.prot");
 }

@@ -13,11 +13,12 @@
 //! it finds the connection closed (see `server.rs`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
 };
@@ -29,6 +30,7 @@ use crate::supervisor::console::StopWaits;
 use crate::supervisor::protocol::{
     now_unix_ms, ProcessInfo, ReloadReport, Request, Response, ServiceStatus,
 };
+use crate::supervisor::wait::{Baseline, WaitOutcome};
 use crate::supervisor::SupervisorError;
 
 /// How long the CLI waits for the supervisor to accept a connection or to
@@ -48,6 +50,11 @@ pub fn answer_timeout() -> Duration {
         .filter(|timeout| !timeout.is_zero())
         .unwrap_or(ANSWER_TIMEOUT)
 }
+
+/// How often a wait for an answer looks at the interrupt flag, in ms.
+const LOOK: u16 = 20;
+/// How long after its timeout a `wait` request may still be answered.
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 /// A connection to a live supervisor.
 pub struct Client {
@@ -176,18 +183,18 @@ impl Client {
     }
 
     /// The answer to the request sent; `working` runs at each interim line.
-    fn answer(&mut self, mut working: impl FnMut(&Client)) -> Result<Response, SupervisorError> {
+    fn answer(&mut self, working: impl FnMut(&Client)) -> Result<Response, SupervisorError> {
+        self.answer_by(Client::next_line, working)
+    }
+
+    /// [`Client::answer`], each line read by `next`.
+    fn answer_by(
+        &mut self,
+        mut next: impl FnMut(&mut Client) -> Result<String, SupervisorError>,
+        mut working: impl FnMut(&Client),
+    ) -> Result<Response, SupervisorError> {
         let response = loop {
-            let mut answer = String::new();
-            let read = match self.stream.read_line(&mut answer) {
-                Ok(read) => read,
-                Err(error) => return Err(self.io_error(error)),
-            };
-            if read == 0 {
-                return Err(SupervisorError::Protocol(
-                    "the supervisor closed the connection".into(),
-                ));
-            }
+            let answer = next(self)?;
             let response: Response = serde_json::from_str(answer.trim_end())
                 .map_err(|error| SupervisorError::Protocol(error.to_string()))?;
             // Still working on it, and alive: wait for the next line.
@@ -206,6 +213,89 @@ impl Client {
                 diagnostic: response.diagnostic,
             })
         }
+    }
+
+    /// The dashboard's address (with its token), `None` when it serves none.
+    pub fn dashboard(&mut self) -> Result<Option<String>, SupervisorError> {
+        Ok(self.request(&Request::Dashboard)?.dashboard)
+    }
+
+    /// The supervisor's next line, bounded by the read timeout.
+    fn next_line(&mut self) -> Result<String, SupervisorError> {
+        let mut line = String::new();
+        match self.stream.read_line(&mut line) {
+            Ok(0) => Err(SupervisorError::Protocol(
+                "the supervisor closed the connection".into(),
+            )),
+            Ok(_) => Ok(line),
+            Err(error) => Err(self.io_error(error)),
+        }
+    }
+
+    /// [`Client::next_line`], waiting for it in slices of [`LOOK`] that look
+    /// at the interrupt flag (a read blocked in the kernel would only end at
+    /// the read timeout), and giving up at `limit`.
+    fn next_line_interruptible(
+        &mut self,
+        (limit, whole): (Instant, Duration),
+    ) -> Result<String, SupervisorError> {
+        let silent_since = Instant::now();
+        while self.stream.buffer().is_empty() {
+            if crate::sandbox::interrupt::take() {
+                return Err(SupervisorError::Interrupted);
+            }
+            let now = Instant::now();
+            if now >= limit {
+                return Err(not_answering(&self.state, whole));
+            }
+            if now.duration_since(silent_since) >= self.timeout {
+                return Err(not_answering(&self.state, self.timeout));
+            }
+            let mut fds = [PollFd::new(
+                self.stream.get_ref().as_fd(),
+                PollFlags::POLLIN,
+            )];
+            match poll(&mut fds, PollTimeout::from(LOOK)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+                Ok(_) => break,
+                Err(errno) => return Err(self.io_error(io::Error::from(errno))),
+            }
+        }
+        self.next_line()
+    }
+
+    /// Returns once `services` (those not stopped, when `None`) are ready,
+    /// one of them fails after `baseline` (the counters of when the request
+    /// is taken up, when `None`), or `timeout` passes: the supervisor's
+    /// verdict. It follows the services' state changes; the client only
+    /// waits for the answer, ended at once by Ctrl-C
+    /// ([`SupervisorError::Interrupted`]; the supervisor drops the wait when
+    /// the connection closes). Bounded like every request: by the read
+    /// timeout between two lines (the supervisor says `working` every
+    /// [`crate::supervisor::protocol::HEARTBEAT`]), and in all by `timeout`
+    /// plus that margin.
+    pub fn wait(
+        &mut self,
+        services: Option<Vec<String>>,
+        baseline: Option<Baseline>,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, SupervisorError> {
+        self.send(&Request::Wait {
+            services,
+            baseline,
+            timeout_ms: timeout.map(|timeout| timeout.as_millis() as u64),
+        })?;
+        // The supervisor answers at the timeout; the margin is for that
+        // answer to arrive. Far in the future when the wait is unbounded:
+        // then only Ctrl-C and a silent supervisor end it.
+        let whole = timeout.map_or(Duration::from_secs(100 * 365 * 86_400), |timeout| {
+            timeout + self.timeout.min(WAIT_MARGIN)
+        });
+        let limit = (Instant::now() + whole, whole);
+        let response = self.answer_by(|client| client.next_line_interruptible(limit), |_| {})?;
+        response
+            .wait
+            .ok_or_else(|| SupervisorError::Protocol("a wait answered without its outcome".into()))
     }
 
     pub fn status(&mut self) -> Result<Vec<ServiceStatus>, SupervisorError> {

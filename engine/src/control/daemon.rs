@@ -3,7 +3,7 @@
 //! `.locald/supervisor.log`) and, with `--wait`, block until every selected
 //! service is healthy, one fails, or the timeout passes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -11,16 +11,16 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::client::{answer_timeout, Client};
+use super::client::Client;
 use super::log_reader::tail;
 use crate::model::Project;
 use crate::project::state_dir::{open_file, StateDir};
-use crate::supervisor::protocol::{ServiceState, ServiceStatus};
+use crate::supervisor::protocol::ServiceState;
+use crate::supervisor::wait::{Baseline, Seen, WaitOutcome};
 use crate::supervisor::{DaemonError, Handoff, SupervisorError, UpOptions};
 
 /// How long the daemon may take to load the project and open its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
 /// Log lines shown for a service that failed `--wait`.
 const FAILURE_LOG_LINES: usize = 20;
 
@@ -190,73 +190,9 @@ fn wait_if_asked(
     wait_until_healthy(client, state, enabled, baseline, opts.timeout, started)
 }
 
-/// What a wait knew of a service when it began: the counters that only
-/// grow, so that a failure between two polls is seen even when the service
-/// is back up by the next one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Seen {
-    restarts: u32,
-    failures: u32,
-}
-
-impl Seen {
-    fn of(status: &ServiceStatus) -> Seen {
-        Seen {
-            restarts: status.restarts,
-            failures: status.failures,
-        }
-    }
-}
-
-/// [`Seen`] per service; a service missing has seen nothing yet.
-pub type Baseline = BTreeMap<String, Seen>;
-
-/// Where one service stands for `--wait`.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Ready,
-    Waiting,
-    /// It failed (or exited and was restarted) since the wait began: the
-    /// headline says how.
-    Failed(String),
-}
-
-/// As `docker compose up --wait`: a service that fails while waited for
-/// fails the wait, even when its restart policy has brought it back (a
-/// restart count that grew), whatever its health form.
-fn verdict(status: &ServiceStatus, seen: Seen) -> Verdict {
-    let state = ServiceState::parse(&status.state);
-    let name = &status.name;
-    let code = status
-        .exit_code
-        .map(|code| format!(" (exit code {code})"))
-        .unwrap_or_default();
-    if status.failures > seen.failures {
-        return Verdict::Failed(match state {
-            Some(ServiceState::Failed) => format!("service {name} failed{code}"),
-            Some(ServiceState::Unhealthy) => format!("service {name} turned unhealthy"),
-            _ => format!(
-                "service {name} failed{code} and is being restarted (now {})",
-                status.state
-            ),
-        });
-    }
-    if status.restarts > seen.restarts {
-        return Verdict::Failed(format!(
-            "service {name} exited{code} and was restarted (now {})",
-            status.state
-        ));
-    }
-    if is_ready(status) {
-        Verdict::Ready
-    } else {
-        Verdict::Waiting
-    }
-}
-
 /// Block until every service in `enabled` is ready; report and return 1 when
 /// one fails after what `baseline` saw or `timeout` (counted from `started`)
-/// passes.
+/// passes. The supervisor decides (see [`crate::supervisor::wait`]).
 pub fn wait_until_healthy(
     client: &mut Client,
     state: &StateDir,
@@ -265,175 +201,90 @@ pub fn wait_until_healthy(
     timeout: Option<Duration>,
     started: Instant,
 ) -> Result<i32, SupervisorError> {
-    loop {
-        // `--timeout` bounds the whole wait, silent supervisor included: no
-        // single status request may outlast it.
-        if let Some(timeout) = timeout {
-            let left = timeout.saturating_sub(started.elapsed());
-            // At least a moment, so that the last poll can still succeed.
-            let bound = left.max(Duration::from_millis(200)).min(answer_timeout());
-            client.set_timeout(bound)?;
-        }
-        let statuses: Vec<ServiceStatus> = client
-            .status()?
-            .into_iter()
-            .filter(|status| enabled.contains(&status.name))
-            .collect();
-        let verdicts: Vec<(&ServiceStatus, Verdict)> = statuses
-            .iter()
-            .map(|status| {
-                let seen = baseline.get(&status.name).copied().unwrap_or_default();
-                (status, verdict(status, seen))
-            })
-            .collect();
-        if let Some((failed, Verdict::Failed(headline))) = verdicts
-            .iter()
-            .find(|(_, verdict)| matches!(verdict, Verdict::Failed(_)))
-        {
-            report(state, &[failed], headline);
-            return Ok(1);
-        }
-        let not_ready: Vec<&ServiceStatus> = verdicts
-            .iter()
-            .filter(|(_, verdict)| *verdict != Verdict::Ready)
-            .map(|(status, _)| *status)
-            .collect();
-        if not_ready.is_empty() {
-            return Ok(0);
-        }
-        if let Some(timeout) = timeout {
-            if started.elapsed() >= timeout {
-                let waiting: Vec<String> = not_ready
-                    .iter()
-                    .map(|status| format!("{} ({})", status.name, status.state))
-                    .collect();
-                let headline = format!(
-                    "timed out after {} waiting for: {}",
-                    humantime::format_duration(timeout),
-                    waiting.join(", ")
-                );
-                report(state, &not_ready, &headline);
-                return Ok(1);
-            }
-        }
-        std::thread::sleep(POLL);
-        // The services go on (as with compose): only the wait ends.
-        if crate::sandbox::interrupt::take() {
-            return Err(SupervisorError::Interrupted);
+    // `--timeout` bounds the whole command, start-up included.
+    let left = timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+    let outcome = client.wait(
+        Some(enabled.iter().cloned().collect()),
+        Some(baseline.clone()),
+        left,
+    )?;
+    match failure_message(state, &outcome, timeout) {
+        None => Ok(0),
+        Some(message) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {message}");
+            Ok(1)
         }
     }
 }
 
-/// Ready for `--wait`: healthy, or a job that finished successfully.
-fn is_ready(status: &ServiceStatus) -> bool {
-    match ServiceState::parse(&status.state) {
-        Some(ServiceState::Healthy) => true,
-        Some(ServiceState::Exited) => status.exit_code == Some(0),
-        _ => false,
-    }
-}
-
-fn report(state: &StateDir, services: &[&ServiceStatus], headline: &str) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {headline}");
-    for status in services {
-        let lines = tail(&state.service_log(&status.name), FAILURE_LOG_LINES);
+/// Why a wait did not end ready, as `up --wait` and `wait_healthy` say it:
+/// the headline, then the last log lines of the services concerned. `None`
+/// when it ended ready. `timeout` is the one the user gave (a wait that
+/// began later was asked for what was left of it).
+pub fn failure_message(
+    state: &StateDir,
+    outcome: &WaitOutcome,
+    timeout: Option<Duration>,
+) -> Option<String> {
+    let (headline, services): (String, Vec<&str>) = match outcome {
+        WaitOutcome::Ready => return None,
+        WaitOutcome::Failed { service, headline } => (headline.clone(), vec![service.as_str()]),
+        WaitOutcome::TimedOut { waiting } => {
+            let names: Vec<String> = waiting
+                .iter()
+                .map(|(name, state)| format!("{name} ({state})"))
+                .collect();
+            let after = timeout
+                .map(|timeout| format!(" after {}", humantime::format_duration(timeout)))
+                .unwrap_or_default();
+            (
+                format!("timed out{after} waiting for: {}", names.join(", ")),
+                waiting.iter().map(|(name, _)| name.as_str()).collect(),
+            )
+        }
+    };
+    let mut message = headline;
+    for name in services {
+        let lines = tail(&state.service_log(name), FAILURE_LOG_LINES);
         if lines.is_empty() {
             continue;
         }
-        let _ = writeln!(stderr, "last log lines of {}:", status.name);
+        message.push_str(&format!("\nlast log lines of {name}:"));
         for line in lines {
-            let _ = writeln!(stderr, "  {line}");
+            message.push_str(&format!("\n  {line}"));
         }
     }
+    Some(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn status(state: &str, restarts: u32, failures: u32, exit_code: Option<i32>) -> ServiceStatus {
-        ServiceStatus {
-            name: "web".into(),
-            state: state.into(),
-            pid: None,
-            port: None,
-            restarts,
-            failures,
-            exit_code,
-            ..ServiceStatus::default()
-        }
-    }
-
-    fn headline(verdict: Verdict) -> String {
-        match verdict {
-            Verdict::Failed(headline) => headline,
-            other => panic!("not a failure: {other:?}"),
-        }
-    }
-
     #[test]
-    fn ready_and_waiting_states() {
-        let fresh = Seen::default();
-        assert_eq!(
-            verdict(&status("healthy", 0, 0, None), fresh),
-            Verdict::Ready
+    fn a_failure_is_said_with_the_last_log_lines_of_the_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(state.service_log("web"), "booting\ncrashed\n").unwrap();
+        let failed = WaitOutcome::Failed {
+            service: "web".into(),
+            headline: "service web failed (exit code 3)".into(),
+        };
+        let message = failure_message(&state, &failed, None).unwrap();
+        assert!(
+            message.starts_with("service web failed (exit code 3)\nlast log lines of web:\n  "),
+            "{message}"
         );
-        assert_eq!(
-            verdict(&status("exited", 0, 0, Some(0)), fresh),
-            Verdict::Ready
-        );
-        for state in ["pending", "starting", "running"] {
-            assert_eq!(verdict(&status(state, 0, 0, None), fresh), Verdict::Waiting);
-        }
-    }
-
-    #[test]
-    fn a_failure_since_the_wait_began_fails_it_even_once_recovered() {
-        let fresh = Seen::default();
-        assert_eq!(
-            headline(verdict(&status("failed", 0, 1, Some(3)), fresh)),
-            "service web failed (exit code 3)"
-        );
-        assert_eq!(
-            headline(verdict(&status("backoff", 0, 1, Some(3)), fresh)),
-            "service web failed (exit code 3) and is being restarted (now backoff)"
-        );
-        // Crashed and came back between two polls: only the counter tells.
-        assert!(matches!(
-            verdict(&status("healthy", 1, 1, None), fresh),
-            Verdict::Failed(_)
-        ));
-        assert_eq!(
-            headline(verdict(&status("unhealthy", 0, 1, None), fresh)),
-            "service web turned unhealthy"
-        );
-        // `restart = "always"` after a clean exit: a restart, not a failure.
-        assert_eq!(
-            headline(verdict(&status("starting", 1, 0, None), fresh)),
-            "service web exited and was restarted (now starting)"
-        );
-    }
-
-    #[test]
-    fn failures_from_before_the_wait_are_not_its_own() {
-        // `up -d --wait` beside a supervisor whose service failed earlier,
-        // and is being started again: its stale `failed` is no verdict.
-        let seen = Seen {
-            restarts: 2,
-            failures: 3,
+        assert!(message.ends_with("crashed"), "{message}");
+        let timed_out = WaitOutcome::TimedOut {
+            waiting: vec![("db".into(), "running".into())],
         };
         assert_eq!(
-            verdict(&status("failed", 2, 3, Some(1)), seen),
-            Verdict::Waiting
+            failure_message(&state, &timed_out, Some(Duration::from_secs(90))).unwrap(),
+            "timed out after 1m 30s waiting for: db (running)"
         );
-        assert_eq!(
-            verdict(&status("healthy", 2, 3, None), seen),
-            Verdict::Ready
-        );
-        assert!(matches!(
-            verdict(&status("backoff", 2, 4, Some(1)), seen),
-            Verdict::Failed(_)
-        ));
+        assert_eq!(failure_message(&state, &WaitOutcome::Ready, None), None);
     }
 }

@@ -14,8 +14,10 @@ mod process_table;
 mod status_table;
 mod supervise_args;
 
+pub use crate::supervisor::log_store::log_names;
 pub use client::{answer_timeout, Client};
-pub use log_reader::{log_names, print_logs, read_logs, since, LogQuery, SinceError, StoredLine};
+pub use daemon::failure_message;
+pub use log_reader::{print_logs, read_logs, since, LogQuery, SinceError, StoredLine};
 pub use process_table::print_processes;
 pub use status_table::print_status;
 pub use supervise_args::{SuperviseArgs, SuperviseUsage};
@@ -29,6 +31,11 @@ use crate::supervisor::{self, SupervisorError, UpOptions};
 /// has finished; with `detach`, start the daemon and return (after waiting
 /// for health with `wait`). Returns the process exit code.
 pub fn up(project: &Project, opts: &UpOptions) -> Result<i32, SupervisorError> {
+    let mut project = std::borrow::Cow::Borrowed(project);
+    if opts.no_dashboard {
+        project.to_mut().dashboard.enabled = false;
+    }
+    let project = project.as_ref();
     let enabled = supervisor::select_services(project, &opts.services)?;
     let state = StateDir::new(&project.state_dir());
     state.ensure()?;

@@ -165,6 +165,8 @@ pub(crate) mod tests {
             name: "test".to_string(),
             root: root.to_path_buf(),
             services,
+            dashboard: Default::default(),
+            tasks: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Loading a project: find `locald.toml` / `locald.rhai`, load the TOML
 //! straight into services (one pass; `locald compile` shows the same project
 //! as Rhai), then evaluate `locald.rhai` through the declaration primitives
-//! `project()` and `service()`, within [`Limits::PROJECT`]. This is the one
+//! `project()`, `service()` and `task()`, within [`Limits::PROJECT`]. This is the one
 //! way every command (and the supervisor daemon) gets a [`Project`].
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use rhai::{Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
 use super::LoadError;
 use crate::config;
-use crate::model::{Project, Service};
+use crate::model::{Project, Service, Task};
 use crate::sandbox::{base_engine, Limits, OnInterrupt, ScriptError};
 
 /// What the declaration primitives collect while a project script runs.
@@ -19,6 +19,8 @@ use crate::sandbox::{base_engine, Limits, OnInterrupt, ScriptError};
 struct Declarations {
     name: Option<String>,
     services: Vec<Service>,
+    tasks: Vec<Task>,
+    dashboard: Option<crate::model::DashboardSettings>,
 }
 
 /// Loads the project whose config is in `start` or the nearest parent.
@@ -30,6 +32,9 @@ pub fn load_project(start: &Path) -> Result<Project, LoadError> {
         let project = config::load_toml(toml_path, &source)?;
         declared.name = Some(project.name);
         declared.services = project.services;
+        declared.tasks = project.tasks;
+        // Declared there (a `dashboard()` in locald.rhai too is then twice).
+        declared.dashboard = (project.dashboard != Default::default()).then_some(project.dashboard);
     }
     let Some(rhai_path) = &files.rhai else {
         // `load_toml` checked the whole project already.
@@ -59,6 +64,8 @@ pub fn locate_project(start: &Path) -> Result<Project, LoadError> {
         name,
         root: files.dir,
         services: Vec::new(),
+        dashboard: Default::default(),
+        tasks: Vec::new(),
     })
 }
 
@@ -67,6 +74,8 @@ fn finish(declared: Declarations, root: PathBuf) -> Project {
         name: declared.name.unwrap_or_else(|| dir_name(&root)),
         root,
         services: declared.services,
+        dashboard: declared.dashboard.unwrap_or_default(),
+        tasks: declared.tasks,
     }
 }
 
@@ -117,12 +126,14 @@ pub(crate) fn dir_name(dir: &Path) -> String {
         .unwrap_or_else(|| "project".to_string())
 }
 
-/// The engine a project script runs in: the sandbox plus `project(name)` and
-/// `service(name, #{...})`.
+/// The engine a project script runs in: the sandbox plus `project(name)`,
+/// `service(name, #{...})` and `task(name, "line" | #{...})`.
 fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> Engine {
     // A Ctrl-C during a load is for the command that loads, not only the load.
     let mut engine = base_engine(Limits::PROJECT, OnInterrupt::Propagate);
     let for_project = declared.clone();
+    let for_tasks = declared.clone();
+    let for_dashboard = declared.clone();
     engine.register_fn(
         "project",
         move |ctx: NativeCallContext, name: &str| -> Result<(), Box<EvalAltResult>> {
@@ -146,6 +157,40 @@ fn declaration_engine(declared: Arc<Mutex<Declarations>>, base_dir: PathBuf) -> 
                 ));
             }
             declared.services.push(service);
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "dashboard",
+        move |ctx: NativeCallContext, spec: Map| -> Result<(), Box<EvalAltResult>> {
+            let settings = config::dashboard_from_map(&spec)
+                .map_err(|e| runtime_error(&ctx, e.to_string()))?;
+            let mut declared = lock(&for_dashboard);
+            if declared.dashboard.is_some() {
+                return Err(runtime_error(&ctx, "`dashboard` is declared twice".into()));
+            }
+            declared.dashboard = Some(settings);
+            Ok(())
+        },
+    );
+    // A shell line or a map: `task("test", "cargo test")`,
+    // `task("seed", #{ command: "...", depends_on: ["db"] })`.
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext,
+              name: &str,
+              spec: rhai::Dynamic|
+              -> Result<(), Box<EvalAltResult>> {
+            let task = config::task_from_value(name, &spec)
+                .map_err(|e| runtime_error(&ctx, e.to_string()))?;
+            let mut declared = lock(&for_tasks);
+            if declared.tasks.iter().any(|t| t.name == name) {
+                return Err(runtime_error(
+                    &ctx,
+                    format!("task `{name}` is declared twice"),
+                ));
+            }
+            declared.tasks.push(task);
             Ok(())
         },
     );
@@ -216,6 +261,15 @@ health = "none"
 [services.auto]
 command = "sleep 600"
 health = "auto"
+
+[tasks]
+test = "cargo test --workspace"
+seed = { command = "python3 seed.py \"$PORT\"", service = "db", description = "Fill the database", depends_on = ["db", "web"] }
+lint = { command = "cargo clippy", description = "" }
+
+[dashboard]
+enabled = false
+port = 4999
 "#;
 
     /// The project `locald.toml` means, loaded directly and through the Rhai
@@ -237,6 +291,14 @@ health = "auto"
     fn the_compiled_script_declares_the_project_the_toml_loads_to() {
         let (direct, through_rhai) = both_ways(EVERY_FORM);
         assert_eq!(direct.services.len(), 7);
+        assert_eq!(direct.tasks.len(), 3);
+        assert_eq!(
+            direct.dashboard,
+            crate::model::DashboardSettings {
+                enabled: false,
+                port: Some(4999)
+            }
+        );
         assert_eq!(direct, through_rhai);
     }
 
@@ -279,5 +341,42 @@ health = "auto"
         .unwrap();
         let error = load_project(dir.path()).unwrap_err().to_string();
         assert!(error.contains("service `web` is declared twice"), "{error}");
+    }
+
+    #[test]
+    fn locald_rhai_declares_tasks_beside_locald_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(config::TOML_FILE),
+            "[services.web]\ncommand = \"sleep 600\"\n[tasks]\ntest = \"true\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(config::RHAI_FILE),
+            "task(\"seed\", #{ command: \"x\", depends_on: [\"web\"] });\n",
+        )
+        .unwrap();
+        let project = load_project(dir.path()).unwrap();
+        let names: Vec<&str> = project.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["test", "seed"]);
+
+        for (script, expected) in [
+            (
+                "task(\"test\", \"false\");\n",
+                "task `test` is declared twice",
+            ),
+            (
+                "task(\"psql\", #{ command: \"psql\", service: \"db\" });\n",
+                "tasks.psql.service: task `psql` runs in unknown service `db`",
+            ),
+            (
+                "task(\"x\", #{ comand: \"y\" });\n",
+                "did you mean `command`?",
+            ),
+        ] {
+            std::fs::write(dir.path().join(config::RHAI_FILE), script).unwrap();
+            let error = load_project(dir.path()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{script}: {error}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! A loaded project: finding and loading its config (`locald.toml`, then
 //! `locald.rhai` in the [sandbox](crate::sandbox)), the world its services
 //! run in (environment and dotenv files, ports assigned and kept), and its
-//! state directory `.locald/`. Below both the scripts and the supervisor:
+//! state directory `.locald/`, and its tasks (the declared ones and the
+//! files `tasks/*.rhai`). Below both the scripts and the supervisor:
 //! `run` and `try` need all of it with no supervisor at all, and the
 //! supervisor loads projects through it.
 
@@ -11,6 +12,7 @@ pub mod listeners;
 pub(crate) mod load;
 pub mod ports;
 pub mod state_dir;
+pub mod tasks;
 
 use std::path::PathBuf;
 
@@ -21,6 +23,7 @@ pub use env::{interpolate, EnvError};
 pub use load::{load_project, locate_project, read_source};
 pub use ports::PortError;
 pub use state_dir::{StateDir, StateDirError};
+pub use tasks::{find_task, project_tasks, TaskError, UnknownTask};
 
 use std::collections::BTreeMap;
 

@@ -91,6 +91,12 @@ pub async fn requested() {
     }
 }
 
+/// The last signal that stopped (or is stopping) the script: what a
+/// primitive passes on to the processes it started.
+pub fn signal() -> i32 {
+    SIGNAL.load(Ordering::SeqCst)
+}
+
 /// The exit status of a script stopped by a signal: 128 + the signal.
 pub fn exit_code() -> i32 {
     locald_shim_protocol::exit::signal_exit_code(SIGNAL.load(Ordering::SeqCst))
@@ -104,6 +110,14 @@ pub struct ForegroundChild;
 impl ForegroundChild {
     pub fn enter(pid: u32) -> Self {
         FOREGROUND_CHILD.store(pid as i32, Ordering::SeqCst);
+        // A signal that came while the child was being started found no
+        // child to pass it to: pass it now, or the script would wait for a
+        // command that was never told to stop (a SIGTERM sent to locald
+        // alone reaches the child only through us).
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(pid as i32, SIGNAL.load(Ordering::SeqCst)) };
+        }
         ForegroundChild
     }
 }

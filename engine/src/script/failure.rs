@@ -9,8 +9,12 @@ use rhai::{EvalAltResult, NativeCallContext};
 use crate::config::{ConfigError, EditError};
 use crate::project::LoadError;
 use crate::sandbox::Thrown;
+use crate::sandbox::{ErrorKind, ScriptError};
+use crate::script::api::capture::CaptureError;
 use crate::script::api::config::ConfigApiError;
 use crate::script::api::supervisor::SteerError;
+use crate::script::api::tasks::RunError;
+use crate::script::api::waiting::WaitError;
 use crate::supervisor::SupervisorError;
 
 /// Throws `error` into the calling script at the primitive's call site.
@@ -74,6 +78,48 @@ impl From<SupervisorError> for Thrown {
                 message,
                 diagnostic: true,
             } => Thrown::Diagnostic(message),
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for Thrown {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Interrupted => Thrown::Interrupted,
+            RunError::Script(error) => error.into(),
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+/// A script run by a primitive (a task script) that failed: its interrupt
+/// stops the caller too; a config diagnostic stays one; any other error keeps
+/// the script's file, line and column in its text.
+impl From<ScriptError> for Thrown {
+    fn from(error: ScriptError) -> Self {
+        match error.kind {
+            ErrorKind::Interrupted => Thrown::Interrupted,
+            ErrorKind::Diagnostic => Thrown::Diagnostic(error.message),
+            ErrorKind::Message => Thrown::Message(error.to_string()),
+        }
+    }
+}
+
+impl From<CaptureError> for Thrown {
+    fn from(error: CaptureError) -> Self {
+        match error {
+            CaptureError::Interrupted => Thrown::Interrupted,
+            other => Thrown::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<WaitError> for Thrown {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::Interrupted => Thrown::Interrupted,
+            WaitError::Steer(error) => error.into(),
             other => Thrown::Message(other.to_string()),
         }
     }

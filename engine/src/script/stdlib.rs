@@ -14,9 +14,11 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("stop", include_str!("../../../stdlib/stop.rhai")),
     ("restart", include_str!("../../../stdlib/restart.rhai")),
     ("reload", include_str!("../../../stdlib/reload.rhai")),
+    ("dashboard", include_str!("../../../stdlib/dashboard.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
     ("exec", include_str!("../../../stdlib/exec.rhai")),
+    ("task", include_str!("../../../stdlib/task.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
     (
         "container-run",

@@ -24,6 +24,7 @@ use super::protocol::{now_unix_ms, ProcessInfo, ReloadReport, ServiceState, Serv
 use super::reload::ReloadError;
 use super::run::StateLost;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
+use super::wait::{Baseline, Seen, WaitOutcome};
 use crate::model::{Probe, Project, Service};
 use crate::project::state_dir::StateDir;
 
@@ -63,6 +64,8 @@ impl ControlError {
 #[derive(Debug)]
 pub enum Control {
     Status(oneshot::Sender<Vec<ServiceStatus>>),
+    /// The statuses with the project they belong to (the dashboard's view).
+    Overview(oneshot::Sender<Overview>),
     /// Start a service and, first, what it depends on.
     Start(String, oneshot::Sender<Result<(), ControlError>>),
     /// Stop one service, or all in reverse dependency order.
@@ -88,6 +91,22 @@ pub enum Control {
         force: bool,
         reply: oneshot::Sender<DownAck>,
     },
+    /// Answer once services are ready, one fails, or the timeout passes
+    /// (see [`super::protocol::Request::Wait`]).
+    Wait {
+        services: Option<Vec<String>>,
+        baseline: Option<Baseline>,
+        timeout: Option<std::time::Duration>,
+        reply: oneshot::Sender<Result<WaitOutcome, ControlError>>,
+    },
+}
+
+/// The services' statuses and the project as the supervisor runs it now
+/// (after any reload), taken at one moment.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub project: Arc<Project>,
+    pub statuses: Vec<ServiceStatus>,
 }
 
 /// A [`Control`] on its way from a connection: `taken` tells the connection
@@ -169,6 +188,7 @@ impl Supervisor {
             generation,
             force: watch::Sender::new(false),
             ids: Arc::new(Ids::new(state.runs_dir())),
+            live: super::live::LiveLogs::default(),
         });
         let mut supervisor = Supervisor {
             services: IndexMap::new(),
@@ -215,12 +235,15 @@ impl Supervisor {
             Probe::Log { pattern } => regex::Regex::new(pattern).ok(),
             _ => None,
         };
-        let output = Arc::new(ServiceOutput::new(
-            &service.name,
-            &self.state.service_log(&service.name),
-            self.console.clone(),
-            ready_pattern,
-        ));
+        let output = Arc::new(
+            ServiceOutput::new(
+                &service.name,
+                &self.state.service_log(&service.name),
+                self.console.clone(),
+                ready_pattern,
+            )
+            .with_live(self.shared.live.clone()),
+        );
         let dependencies = service
             .depends_on
             .iter()
@@ -242,6 +265,19 @@ impl Supervisor {
             depends_on: service.depends_on.clone(),
             output,
         }
+    }
+
+    fn overview(&self) -> Overview {
+        Overview {
+            project: self.shared.project.clone(),
+            statuses: self.statuses(),
+        }
+    }
+
+    /// What the dashboard watches: status changes (a generation bumped on
+    /// every one) and every service's output as it is written.
+    pub fn watchers(&self) -> (watch::Receiver<u64>, super::live::LiveLogs) {
+        (self.generation.clone(), self.shared.live.clone())
     }
 
     fn statuses(&self) -> Vec<ServiceStatus> {
@@ -306,6 +342,9 @@ impl Supervisor {
             Control::Status(reply) => {
                 let _ = reply.send(self.statuses());
             }
+            Control::Overview(reply) => {
+                let _ = reply.send(self.overview());
+            }
             Control::Start(name, reply) => {
                 let _ = reply.send(self.start_with_dependencies(&name));
             }
@@ -346,8 +385,67 @@ impl Supervisor {
             Control::Reload(reply) => {
                 let _ = reply.send(Err(ControlError::ReloadOutsideLoop));
             }
+            Control::Wait {
+                services,
+                baseline,
+                timeout,
+                reply,
+            } => self.wait(services, baseline, timeout, reply),
         }
         None
+    }
+
+    /// Starts a wait on the services' status channels (see [`super::wait`]),
+    /// answered from its own task: the actor goes on serving. A wait whose
+    /// client has gone (the connection closed, the answer's receiver
+    /// dropped) ends with it.
+    fn wait(
+        &self,
+        services: Option<Vec<String>>,
+        baseline: Option<Baseline>,
+        timeout: Option<std::time::Duration>,
+        mut reply: oneshot::Sender<Result<WaitOutcome, ControlError>>,
+    ) {
+        let names: Vec<String> = match services {
+            Some(names) => {
+                if let Some(unknown) = names.iter().find(|n| !self.services.contains_key(*n)) {
+                    let _ = reply.send(Err(ControlError::UnknownService(unknown.clone())));
+                    return;
+                }
+                names
+            }
+            // Those that run or are on their way: a stopped service would
+            // only ever time out.
+            None => self
+                .services
+                .iter()
+                .filter(|(_, handle)| {
+                    handle.status.borrow().state != ServiceState::Stopped.as_str()
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        };
+        let receivers: Vec<_> = names
+            .iter()
+            .map(|name| self.services[name.as_str()].status.clone())
+            .collect();
+        let baseline = baseline.unwrap_or_else(|| {
+            receivers
+                .iter()
+                .map(|status| {
+                    let status = status.borrow();
+                    (status.name.clone(), Seen::of(&status))
+                })
+                .collect()
+        });
+        tokio::spawn(async move {
+            tokio::select! {
+                outcome = super::wait::wait(receivers, baseline, timeout) => {
+                    let _ = reply.send(Ok(outcome));
+                }
+                () = reply.closed() => {}
+            }
+        });
     }
 
     /// Send a command that replies when done, and answer once it has.
@@ -513,6 +611,7 @@ impl Supervisor {
                     None => {}
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
+                    Control::Overview(reply) => { let _ = reply.send(self.overview()); }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
@@ -523,6 +622,9 @@ impl Supervisor {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     Control::Ps { all, reply } => { let _ = reply.send(self.processes(all)); }
+                    Control::Wait { reply, .. } => {
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
+                    }
                     // The first `down` (or signal) is already being served;
                     // later requesters see the connection close at exit.
                     Control::Down { force, reply } => {

@@ -17,10 +17,27 @@ use crate::model::{Project, Service};
 use crate::program::Program;
 use crate::project::env::container_env;
 
+/// Why a container service's image could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagePrepError {
+    #[error(transparent)]
+    Store(#[from] locald_image::Error),
+    #[error("cannot start the pull's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the pull was abandoned")]
+    Abandoned,
+    #[error("the pull's thread failed: {0}")]
+    Thread(#[from] tokio::task::JoinError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("image {reference}: {message}")]
-    Image { reference: String, message: String },
+    #[error("image {reference}: {source}")]
+    Image {
+        reference: String,
+        #[source]
+        source: ImagePrepError,
+    },
     #[error(transparent)]
     Env(#[from] crate::project::env::EnvError),
     #[error("cannot prepare the container: {0}")]
@@ -85,9 +102,9 @@ pub async fn prepare(
     command: Option<Program>,
     ports: &BTreeMap<String, u16>,
 ) -> Result<PreparedContainer, ContainerError> {
-    let image_error = |message: String| ContainerError::Image {
+    let image_error = |source: ImagePrepError| ContainerError::Image {
         reference: reference.to_string(),
-        message,
+        source,
     };
     // On a thread of its own with its own runtime: a pull can take long,
     // and the supervisor's runtime must keep serving the other services.
@@ -109,26 +126,24 @@ pub async fn prepare(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| error.to_string())?;
-        let store = ImageStore::open_default().map_err(|error| error.to_string())?;
+            .map_err(ImagePrepError::Runtime)?;
+        let store = ImageStore::open_default()?;
         let image = runtime.block_on(async {
             let mut pull_wanted = pull_wanted;
             let options = PullOptions::default();
             tokio::select! {
                 image = store.ensure(&owned_reference, PullPolicy::Missing, &options) => {
-                    image.map_err(|error| error.to_string())
+                    Ok(image?)
                 }
-                _ = pull_wanted.changed() => Err("the pull was abandoned".to_string()),
+                _ = pull_wanted.changed() => Err(ImagePrepError::Abandoned),
             }
         })?;
         // Before the bundle mounts it, for as long as the container lives.
-        let lease = store
-            .lease(&image, &user)
-            .map_err(|error| error.to_string())?;
-        Ok::<_, String>((image, lease))
+        let lease = store.lease(&image, &user)?;
+        Ok::<_, ImagePrepError>((image, lease))
     })
     .await
-    .map_err(|error| image_error(error.to_string()))?
+    .map_err(|error| image_error(error.into()))?
     .map_err(image_error)?;
     let env = container_env(project, service, ports)?;
     let spec = ContainerSpec {

@@ -32,9 +32,12 @@ mod actor;
 mod backoff;
 pub(crate) mod console;
 mod container;
+mod dashboard;
 mod health;
 mod init;
 mod launch;
+mod live;
+pub(crate) mod log_store;
 pub(crate) mod logs;
 pub(crate) mod oneoff;
 mod order;
@@ -46,6 +49,7 @@ mod reload;
 mod run;
 mod server;
 mod service;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +78,8 @@ pub struct UpOptions {
     pub timeout: Option<Duration>,
     /// Services to run (with everything they depend on); empty means all.
     pub services: Vec<String>,
+    /// Serve no dashboard, whatever `[dashboard]` says (`--no-dashboard`).
+    pub no_dashboard: bool,
 }
 
 /// Why the daemon could not read the project `up -d` handed it.

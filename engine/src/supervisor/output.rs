@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use super::console::Console;
+use super::live::LiveLogs;
 use super::logs::{timestamp, LineSplitter, LogFile, Stream, MAX_LINE};
 
 /// Read buffer per pipe; large reads keep the per-line cost low.
@@ -26,8 +27,9 @@ pub struct ServiceOutput {
     console: Option<Console>,
     ready_pattern: Option<Regex>,
     ready: watch::Sender<bool>,
+    live: Option<LiveLogs>,
     /// A one-off run's output is also written to its service's log (and
-    /// console), each line after this marker: `[run ID] `.
+    /// console and live view), each line after this marker: `[run ID] `.
     mirror: Option<(Arc<ServiceOutput>, String)>,
 }
 
@@ -54,6 +56,7 @@ impl ServiceOutput {
             console,
             ready_pattern,
             ready: watch::Sender::new(false),
+            live: None,
             mirror: None,
         }
     }
@@ -68,6 +71,12 @@ impl ServiceOutput {
         }
     }
 
+    /// Also hands every line to the supervisor's watchers (the dashboard).
+    pub fn with_live(mut self, live: LiveLogs) -> Self {
+        self.live = Some(live);
+        self
+    }
+
     fn log(&self) -> MutexGuard<'_, Option<LogFile>> {
         // A panic while holding the lock leaves a usable log file behind.
         self.log
@@ -78,9 +87,13 @@ impl ServiceOutput {
     /// Record an event about the service (log file and console).
     pub fn event(&self, text: &str) {
         tracing::info!(service = %self.name, "{text}");
+        let stamp = timestamp();
         if let Some(log) = self.log().as_mut() {
-            let _ = log.write_line(&timestamp(), Stream::Event, text.as_bytes());
+            let _ = log.write_line(&stamp, Stream::Event, text.as_bytes());
             let _ = log.flush();
+        }
+        if let Some(live) = &self.live {
+            live.send(&self.name, Stream::Event, &stamp, vec![text.to_string()]);
         }
         if let Some(console) = &self.console {
             let mut out = Vec::new();
@@ -107,6 +120,12 @@ impl ServiceOutput {
         let stamp = timestamp();
         let mut console_bytes = Vec::new();
         let mut matched = false;
+        // Copied only while someone watches.
+        let mut live_lines = self
+            .live
+            .as_ref()
+            .filter(|live| live.watched())
+            .map(|_| Vec::new());
         let mut mirrored = Vec::new();
         {
             let mut log = self.log();
@@ -119,6 +138,9 @@ impl ServiceOutput {
                 }
                 if let Some(console) = &self.console {
                     console.format_line(&mut console_bytes, &self.name, line);
+                }
+                if let Some(lines) = live_lines.as_mut() {
+                    lines.push(String::from_utf8_lossy(line).into_owned());
                 }
                 if let Some(pattern) = &self.ready_pattern {
                     if !matched && pattern.is_match(&String::from_utf8_lossy(line)) {
@@ -136,6 +158,9 @@ impl ServiceOutput {
         }
         if let Some(console) = &self.console {
             console.write(&console_bytes);
+        }
+        if let (Some(live), Some(lines)) = (&self.live, live_lines) {
+            live.send(&self.name, stream, &stamp, lines);
         }
         if matched {
             self.ready.send_replace(true);
@@ -167,6 +192,13 @@ impl ServiceOutput {
         }
         if let Some(console) = &self.console {
             console.write(&console_bytes);
+        }
+        if let Some(live) = self.live.as_ref().filter(|live| live.watched()) {
+            let text = lines
+                .iter()
+                .map(|line| String::from_utf8_lossy(line).into_owned())
+                .collect();
+            live.send(&self.name, stream, stamp, text);
         }
     }
 }

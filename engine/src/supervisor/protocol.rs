@@ -155,6 +155,8 @@ pub struct Stopping {
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
     Status,
+    /// The dashboard's address (with its token), if it serves one.
+    Dashboard,
     Start {
         service: String,
     },
@@ -189,6 +191,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
+    /// Answer once `services` are ready, one fails, or `timeout_ms` passes
+    /// (see [`super::wait`]). `services`: those not stopped when the wait
+    /// begins, when not given. `baseline`: the counters a failure is counted
+    /// from (a service missing: from zero); those of when the wait begins,
+    /// when not given.
+    Wait {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        services: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<super::wait::Baseline>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// What a reload changed, by service name.
@@ -222,6 +237,11 @@ pub struct Response {
     pub reload: Option<ReloadReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessInfo>>,
+    /// The answer to [`Request::Dashboard`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<super::wait::WaitOutcome>,
 }
 
 impl Response {
@@ -234,6 +254,15 @@ impl Response {
             services: None,
             reload: None,
             processes: None,
+            wait: None,
+            dashboard: None,
+        }
+    }
+
+    pub fn dashboard(url: Option<String>) -> Self {
+        Response {
+            dashboard: url,
+            ..Response::done()
         }
     }
 
@@ -276,6 +305,13 @@ impl Response {
         }
     }
 
+    pub fn waited(outcome: super::wait::WaitOutcome) -> Self {
+        Response {
+            wait: Some(outcome),
+            ..Response::done()
+        }
+    }
+
     pub fn reloaded(report: ReloadReport) -> Self {
         Response {
             reload: Some(report),
@@ -307,6 +343,16 @@ mod tests {
             start,
             Request::Start {
                 service: "web".into()
+            }
+        );
+        // A wait with nothing given asks for the defaults.
+        let wait: Request = serde_json::from_str(r#"{"command":"wait"}"#).unwrap();
+        assert_eq!(
+            wait,
+            Request::Wait {
+                services: None,
+                baseline: None,
+                timeout_ms: None
             }
         );
     }

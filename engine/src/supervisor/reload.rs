@@ -140,6 +140,7 @@ impl Supervisor {
             generation: self.shared.generation.clone(),
             force: self.shared.force.clone(),
             ids: self.shared.ids.clone(),
+            live: self.shared.live.clone(),
         });
         if let Some(console) = &self.console {
             self.console = Some(console.with_names(&project.service_names()));

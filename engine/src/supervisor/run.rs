@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Ended, Supervisor};
 use super::console::Console;
+use super::dashboard::Dashboard;
 use super::project_lock::{Holder, ProjectLock};
 use super::server::{serve, HeldConnections};
 use super::{HandoffError, SupervisorError};
@@ -271,8 +272,14 @@ pub(crate) fn run_supervisor(
             fs::symlink_metadata(&socket).map_err(io_error("cannot look at the control socket"))?;
         let identity = (bound.dev(), bound.ino());
         let (controls, control_receiver) = mpsc::channel(64);
-        let server = tokio::spawn(serve(listener, controls, held.clone()));
+        let service_ports: Vec<u16> = ports.values().copied().collect();
         let supervisor = Supervisor::spawn(project.clone(), ports, enabled, state, console.clone());
+        let dashboard = start_dashboard(&project, state, &service_ports, &supervisor, &controls);
+        let dashboard_url = dashboard.as_ref().map(|(url, _)| url.clone());
+        if let (Some(url), Some(_)) = (&dashboard_url, &console) {
+            eprintln!("locald: dashboard at {url}");
+        }
+        let server = tokio::spawn(serve(listener, controls, held.clone(), dashboard_url));
         let end_when_finished = console.is_some();
         let lost = state_lost(socket.clone(), identity);
         let ended = supervisor
@@ -292,6 +299,9 @@ pub(crate) fn run_supervisor(
             other => other,
         };
         server.abort();
+        if let Some((_, task)) = dashboard {
+            task.abort();
+        }
         Ok::<_, SupervisorError>(ended)
     });
     // Release the locks before the `down` requester sees end of file, so an
@@ -302,6 +312,33 @@ pub(crate) fn run_supervisor(
     }
     drop(runtime);
     ended
+}
+
+/// Binds and serves the dashboard unless the project turns it off; a port
+/// it cannot have costs the dashboard (said in the log and on the console),
+/// never the services. Returns its address and its task.
+fn start_dashboard(
+    project: &Project,
+    state: &StateDir,
+    service_ports: &[u16],
+    supervisor: &Supervisor,
+    controls: &mpsc::Sender<super::actor::Envelope>,
+) -> Option<(String, tokio::task::JoinHandle<()>)> {
+    if !project.dashboard.enabled {
+        return None;
+    }
+    let dashboard = match Dashboard::bind(state, project.dashboard.port, service_ports) {
+        Ok(dashboard) => dashboard,
+        Err(error) => {
+            tracing::warn!(%error, "no dashboard");
+            return None;
+        }
+    };
+    let url = dashboard.url();
+    tracing::info!(port = dashboard.port(), "dashboard listening on 127.0.0.1");
+    let (generation, live) = supervisor.watchers();
+    let task = tokio::spawn(dashboard.serve(controls.clone(), state.clone(), generation, live));
+    Some((url, task))
 }
 
 /// How often a supervisor checks that its control socket is still there.
@@ -351,7 +388,8 @@ mod tests {
     use std::time::Instant;
 
     /// `up -d` hands the daemon the loaded project as JSON ([`Handoff`]):
-    /// every form of every key must come back unchanged.
+    /// every form of every key must come back unchanged, but for the tasks,
+    /// which the daemon never runs and so is not given.
     #[test]
     fn a_loaded_project_survives_the_handoff_to_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
@@ -368,7 +406,15 @@ mod tests {
         };
         let json = serde_json::to_vec(&handoff).unwrap();
         let back: Handoff = serde_json::from_slice(&json).unwrap();
-        assert_eq!(back.project, loaded);
+        assert!(!loaded.tasks.is_empty());
+        assert!(back.project.tasks.is_empty());
+        assert_eq!(
+            back.project,
+            crate::model::Project {
+                tasks: Vec::new(),
+                ..loaded
+            }
+        );
         assert_eq!(back.services, ["web"]);
     }
 

@@ -27,11 +27,18 @@ pub async fn serve(
     listener: UnixListener,
     controls: mpsc::Sender<Envelope>,
     held: HeldConnections,
+    dashboard: Option<String>,
 ) {
+    let dashboard: Arc<Option<String>> = Arc::new(dashboard);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle(stream, controls.clone(), held.clone()));
+                tokio::spawn(handle(
+                    stream,
+                    controls.clone(),
+                    held.clone(),
+                    dashboard.clone(),
+                ));
             }
             Err(error) => {
                 tracing::warn!(%error, "control socket accept failed");
@@ -41,7 +48,12 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: HeldConnections) {
+async fn handle(
+    stream: UnixStream,
+    controls: mpsc::Sender<Envelope>,
+    held: HeldConnections,
+    dashboard: Arc<Option<String>>,
+) {
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -73,6 +85,9 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
             controls: &controls,
         };
         let response = match request {
+            // The socket is the owner's only (0600 in a 0700 directory): it
+            // may learn the dashboard's token.
+            Request::Dashboard => Some(Some(Response::dashboard(dashboard.as_ref().clone()))),
             Request::Status => {
                 let (reply, answer) = oneshot::channel();
                 call.carry_out(Control::Status(reply), answer)
@@ -127,6 +142,25 @@ async fn handle(stream: UnixStream, controls: mpsc::Sender<Envelope>, held: Held
                             Err(error) => Response::refused(&error),
                         })
                     })
+            }
+            Request::Wait {
+                services,
+                baseline,
+                timeout_ms,
+            } => {
+                let (reply, answer) = oneshot::channel();
+                let control = Control::Wait {
+                    services,
+                    baseline,
+                    timeout: timeout_ms.map(std::time::Duration::from_millis),
+                    reply,
+                };
+                call.carry_out(control, answer).await.map(|answer| {
+                    answer.map(|result| match result {
+                        Ok(outcome) => Response::waited(outcome),
+                        Err(error) => Response::refused(&error),
+                    })
+                })
             }
             Request::Down { force } => {
                 let (reply, answer) = oneshot::channel();
@@ -281,7 +315,12 @@ mod tests {
     async fn an_over_long_request_is_refused_and_the_connection_closed() {
         let (client, server) = UnixStream::pair().unwrap();
         let (controls, mut received) = mpsc::channel(4);
-        let served = tokio::spawn(handle(server, controls, HeldConnections::default()));
+        let served = tokio::spawn(handle(
+            server,
+            controls,
+            HeldConnections::default(),
+            Arc::default(),
+        ));
         let (mut from_server, mut to_server) = client.into_split();
         // A "request" with no newline within the bound, then what would be
         // a valid one if the rest were read as more requests.

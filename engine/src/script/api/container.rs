@@ -344,7 +344,7 @@ fn import_image(path: &Path, options: Map) -> Result<Map, ContainerError> {
 
 /// `size_text(bytes)`: tenths rounded down, so a size never reads larger
 /// than it is.
-fn size_text(bytes: i64) -> String {
+pub(super) fn size_text(bytes: i64) -> String {
     let tenths = |unit: i64| {
         let tenths = bytes.saturating_mul(10) / unit;
         format!("{}.{}", tenths / 10, tenths % 10)
@@ -362,7 +362,15 @@ fn size_text(bytes: i64) -> String {
 
 /// `run_container(image, options)`.
 fn run_container(reference: &str, options: Map) -> Result<i64, PullStopped> {
-    let options: RunContainerOptions = options::read("run_container", options)?;
+    run_container_options(reference, options::read("run_container", options)?)
+}
+
+/// Runs a container of `reference` in the foreground (pulled when missing,
+/// by `options.pull`) and returns its exit code.
+pub fn run_container_options(
+    reference: &str,
+    options: RunContainerOptions,
+) -> Result<i64, PullStopped> {
     let image = ensure_image(reference, options.pull.into())?;
     let reference = image.reference.clone();
     let spec = options.container_spec(image)?;

@@ -7,6 +7,7 @@
 use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
+pub mod capture;
 pub mod config;
 pub mod container;
 pub mod options;
@@ -14,7 +15,9 @@ pub mod ports;
 pub mod process;
 pub mod processes;
 pub mod supervisor;
+pub mod tasks;
 pub mod terminal;
+pub mod waiting;
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +38,8 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
     engine.register_global_module(exported_module!(container::container_api).into());
+    engine.register_global_module(exported_module!(tasks::tasks_api).into());
+    engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
 
 /// Turns any displayable error into a script error at the caller's position.

@@ -62,6 +62,12 @@ pub fn read<T: DeserializeOwned>(primitive: &'static str, options: Map) -> Resul
     })
 }
 
+/// Reads one argument that is not an option map (`sleep`'s duration) as
+/// option values are read; the error is the reason alone.
+pub fn read_value<T: DeserializeOwned>(value: &Dynamic) -> Result<T, String> {
+    T::deserialize(rhai::serde::DynamicDeserializer::new(value)).map_err(|e| reason(*e))
+}
+
 /// What rhai's deserializer said, without rhai's wrapping ("Syntax error",
 /// "Output type incorrect").
 fn reason(error: EvalAltResult) -> String {

@@ -100,13 +100,62 @@ pub enum OnInterrupt {
     Continue,
 }
 
-impl RunCommandOptions {
-    fn apply(self, cmd: &mut Command) -> OnInterrupt {
-        cmd.envs(self.env);
-        if let Some(dir) = self.cwd {
-            cmd.current_dir(dir);
+/// The command of `run_command` and `capture_command`: `command` as a
+/// script gives it, with `env` added, in `cwd` (the current directory when
+/// not given).
+pub(super) fn build_command(
+    command: &Dynamic,
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+) -> Result<Command, ProcessError> {
+    let mut cmd = program_from(command)?.command();
+    cmd.envs(env);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    Ok(cmd)
+}
+
+/// A command started, or what a shell says of one it could not start.
+pub(super) enum Started {
+    Child(std::process::Child),
+    /// The program was not found (127) or cannot be executed (126): the
+    /// caller gets the code and the one line a shell would print.
+    NotRun {
+        code: i32,
+        line: String,
+    },
+}
+
+/// Starts `cmd`: the one spawn path of `run_command` and `capture_command`,
+/// so both report a missing directory, a missing program and one that
+/// cannot run alike.
+pub(super) fn start(cmd: &mut Command) -> Result<Started, ProcessError> {
+    if let Some(dir) = cmd.get_current_dir() {
+        if !dir.is_dir() {
+            return Err(ProcessError::MissingWorkdir(dir.to_path_buf()));
         }
-        self.on_interrupt
+    }
+    match cmd.spawn() {
+        Ok(child) => Ok(Started::Child(child)),
+        Err(source) => {
+            // As a shell: a program not found exits 127, one that cannot be
+            // executed 126, said in one line; the caller gets the code.
+            let name = cmd.get_program().to_string_lossy();
+            let failure = source
+                .raw_os_error()
+                .and_then(|errno| ExecFailure::from_errno(&name, errno));
+            match failure {
+                Some(failure) => Ok(Started::NotRun {
+                    code: failure.code,
+                    line: format!("locald: {name}: {}", failure.reason),
+                }),
+                None => Err(ProcessError::Spawn {
+                    program: format!("{:?}", cmd.get_program()),
+                    source,
+                }),
+            }
+        }
     }
 }
 
@@ -115,26 +164,11 @@ impl RunCommandOptions {
 /// after a Ctrl-C (or SIGTERM/SIGHUP) during it, see [`OnInterrupt`].
 pub fn run_foreground(mut cmd: Command, on_interrupt: OnInterrupt) -> Result<i64, ProcessError> {
     let program = format!("{:?}", cmd.get_program());
-    if let Some(dir) = cmd.get_current_dir() {
-        if !dir.is_dir() {
-            return Err(ProcessError::MissingWorkdir(dir.to_path_buf()));
-        }
-    }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(source) => {
-            // As a shell: a program not found exits 127, one that cannot be
-            // executed 126, said in one line; the caller gets the code.
-            let name = cmd.get_program().to_string_lossy();
-            let failure = source
-                .raw_os_error()
-                .and_then(|errno| ExecFailure::from_errno(&name, errno));
-            if let Some(failure) = failure {
-                let line = format!("locald: {name}: {}", failure.reason);
-                eprintln!("{}", crate::sandbox::terminal_text::for_terminal(&line));
-                return Ok(i64::from(failure.code));
-            }
-            return Err(ProcessError::Spawn { program, source });
+    let mut child = match start(&mut cmd)? {
+        Started::Child(child) => child,
+        Started::NotRun { code, line } => {
+            eprintln!("{}", crate::sandbox::terminal_text::for_terminal(&line));
+            return Ok(i64::from(code));
         }
     };
     let foreground = ForegroundChild::enter(child.id());
@@ -207,12 +241,37 @@ pub mod process_api {
     ) -> Result<i64, Box<EvalAltResult>> {
         super::run_command(&command, options).map_err(|e| fail(&ctx, e))
     }
+
+    /// Runs a command with its output captured (as Tilt's `local()`) and
+    /// returns `#{ code, stdout, stderr }`. `command` as `run_command`
+    /// takes it. Each stream holds at most 16 MiB: past it the command is
+    /// killed and the call fails.
+    #[rhai_fn(return_raw, name = "capture_command")]
+    pub fn capture_command(
+        ctx: NativeCallContext,
+        command: Dynamic,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        capture_command_with(ctx, command, Map::new())
+    }
+
+    /// Runs a command with its output captured, with options `#{ env: #{…},
+    /// cwd: "…", stdin: "text" }` (no `stdin`: /dev/null), and returns
+    /// `#{ code, stdout, stderr }`.
+    #[rhai_fn(return_raw, name = "capture_command")]
+    pub fn capture_command_with(
+        ctx: NativeCallContext,
+        command: Dynamic,
+        options: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        crate::script::api::capture::capture_command(&command, options)
+            .map(crate::script::api::capture::Captured::into_map)
+            .map_err(|e| crate::script::throw(&ctx, e))
+    }
 }
 
 /// `run_command(command, options)`.
 fn run_command(command: &Dynamic, options: rhai::Map) -> Result<i64, ProcessError> {
     let options: RunCommandOptions = options::read("run_command", options)?;
-    let mut cmd = program_from(command)?.command();
-    let on_interrupt = options.apply(&mut cmd);
-    run_foreground(cmd, on_interrupt)
+    let cmd = build_command(command, options.env, options.cwd)?;
+    run_foreground(cmd, options.on_interrupt)
 }

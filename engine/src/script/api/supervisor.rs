@@ -32,7 +32,7 @@ pub enum SteerError {
 }
 
 /// The options of `up`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpArgs {
     /// Leave a background supervisor running and return.
@@ -43,6 +43,20 @@ pub struct UpArgs {
     pub timeout: Option<Timeout>,
     /// Services to run (with what they depend on); all when empty.
     pub services: Vec<String>,
+    /// Serve the dashboard (unless `[dashboard] enabled = false`).
+    pub dashboard: bool,
+}
+
+impl Default for UpArgs {
+    fn default() -> Self {
+        UpArgs {
+            detach: false,
+            wait: false,
+            timeout: None,
+            services: Vec::new(),
+            dashboard: true,
+        }
+    }
 }
 
 impl From<UpArgs> for UpOptions {
@@ -52,12 +66,14 @@ impl From<UpArgs> for UpOptions {
             wait: args.wait,
             timeout: args.timeout.map(|t| t.0),
             services: args.services,
+            no_dashboard: !args.dashboard,
         }
     }
 }
 
 /// A duration: a string such as `"1m30s"`, or seconds (a bare number,
-/// integer or text, is seconds, as durations in locald.toml are).
+/// integer or text, is seconds, as durations in locald.toml are; a float
+/// is seconds and their fractions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Duration);
 
@@ -76,6 +92,14 @@ impl<'de> Deserialize<'de> for Timeout {
             }
             fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Timeout, E> {
                 Ok(Timeout(Duration::from_secs(secs)))
+            }
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Timeout, E> {
+                if secs < 0.0 {
+                    return Err(E::custom("must not be negative"));
+                }
+                Duration::try_from_secs_f64(secs)
+                    .map(Timeout)
+                    .map_err(|_| E::custom(format!("{secs} is not a number of seconds")))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Timeout, E> {
                 if let Ok(secs) = text.trim().parse::<u64>() {
@@ -302,9 +326,10 @@ pub mod supervisor_api {
     }
 
     /// Runs the project's services; options `#{ detach, wait, timeout,
-    /// services }`. In the foreground, returns when they are stopped; with
-    /// `detach`, once the background supervisor is up (and, with `wait`, once
-    /// every service is healthy). Returns the exit code for the command.
+    /// services, dashboard }`. In the foreground, returns when they are
+    /// stopped; with `detach`, once the background supervisor is up (and,
+    /// with `wait`, once every service is healthy). `dashboard: false`
+    /// serves no dashboard. Returns the exit code for the command.
     #[rhai_fn(return_raw, name = "up")]
     pub fn up_with(
         ctx: NativeCallContext,
@@ -312,6 +337,23 @@ pub mod supervisor_api {
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
         super::up(&project, options).map_err(|e| crate::script::throw(&ctx, e))
+    }
+
+    /// The address of the dashboard the project's supervisor serves, with
+    /// its token (open it in a browser); `()` when no supervisor runs or it
+    /// serves none (`[dashboard] enabled = false`, `up --no-dashboard`).
+    #[rhai_fn(return_raw)]
+    pub fn dashboard_url(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let url = match crate::control::Client::connect(&project.0.state_dir())
+            .map_err(|e| fail(&ctx, e))?
+        {
+            Some(mut client) => client.dashboard().map_err(|e| fail(&ctx, e))?,
+            None => None,
+        };
+        Ok(url.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
     /// True when a supervisor runs for the project.
@@ -527,7 +569,7 @@ mod tests {
     fn bad_up_options_are_named() {
         assert_eq!(
             read::<UpArgs>("up", "#{ detatch: true }").unwrap_err(),
-            "up: unknown option `detatch` (known: detach, wait, timeout, services)"
+            "up: unknown option `detatch` (known: detach, wait, timeout, services, dashboard)"
         );
         assert_eq!(
             read::<UpArgs>("up", "#{ timeout: -1 }").unwrap_err(),

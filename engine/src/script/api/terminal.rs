@@ -14,6 +14,40 @@ pub fn interactive() -> bool {
         && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false")
 }
 
+/// Starts a browser on `url`, detached from this process (its own session,
+/// no terminal, output discarded); whether one could be started.
+pub fn open_in_browser(url: &str) -> bool {
+    use std::os::unix::process::CommandExt;
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let opener: Option<std::ffi::OsString> = if set("BROWSER") {
+        std::env::var_os("BROWSER")
+    } else if cfg!(target_os = "macos") {
+        Some("open".into())
+    } else if set("DISPLAY") || set("WAYLAND_DISPLAY") {
+        Some("xdg-open".into())
+    } else {
+        None
+    };
+    let Some(opener) = opener else {
+        return false;
+    };
+    let mut command = std::process::Command::new(opener);
+    command
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    match command.spawn() {
+        // Reaped by a thread, so it never lingers as a zombie.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Reads one line from stdin after printing `prompt` on stderr; `None` at EOF.
 pub fn read_answer(prompt: &str) -> std::io::Result<Option<String>> {
     let mut err = std::io::stderr().lock();
@@ -79,6 +113,14 @@ pub mod terminal_api {
     /// a pseudo-terminal (`container_run` with `tty`) needs.
     pub fn has_terminal() -> bool {
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+    }
+
+    /// Opens `url` in the person's browser, in the background: `$BROWSER`
+    /// when set, else `xdg-open` where a display is (`DISPLAY` or
+    /// `WAYLAND_DISPLAY`), else `open` on macOS. False when none could be
+    /// started (on a server, say): print the address instead.
+    pub fn open_url(url: &str) -> bool {
+        super::open_in_browser(url)
     }
 
     /// Asks a question on the terminal; an empty answer (or no terminal)

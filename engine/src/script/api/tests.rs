@@ -89,7 +89,7 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
         ),
         (
             "up(p, #{ detatch: true })",
-            "up: unknown option `detatch` (known: detach, wait, timeout, services)",
+            "up: unknown option `detatch` (known: detach, wait, timeout, services, dashboard)",
         ),
         (
             "print_logs(p, #{ folow: true })",
@@ -234,4 +234,57 @@ fn confirm_without_a_person_gives_the_default() {
         message,
         "confirm: unknown option `default` (known: default_answer)"
     );
+}
+
+#[test]
+fn capture_command_gives_a_map_and_checks_its_options() {
+    let captured = value(r#"capture_command(["sh", "-c", "echo hi; exit 2"])"#);
+    let map = captured.cast::<rhai::Map>();
+    assert_eq!(map["code"].as_int(), Ok(2));
+    assert_eq!(map["stdout"].clone().into_string().unwrap(), "hi\n");
+    assert_eq!(map["stderr"].clone().into_string().unwrap(), "");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let script = format!(
+        r#"capture_command("pwd -P", #{{ cwd: "{}", stdin: () }}).stdout"#,
+        dir.display()
+    );
+    assert_eq!(
+        value(&script).into_string().unwrap(),
+        format!("{}\n", dir.display())
+    );
+    let (message, _) = failure(
+        &mut Scope::new(),
+        r#"capture_command("true", #{ input: "" })"#,
+    );
+    assert_eq!(
+        message,
+        "capture_command: unknown option `input` (known: env, cwd, stdin)"
+    );
+    let (message, _) = failure(
+        &mut Scope::new(),
+        r#"capture_command("true", #{ cwd: "/nonexistent/dir" })"#,
+    );
+    assert_eq!(
+        message,
+        "working directory /nonexistent/dir does not exist (or is not a directory)"
+    );
+}
+
+#[test]
+fn sleep_is_locald_s_own_whatever_the_argument() {
+    // Rhai's standard `sleep` would ignore these; locald's refuses them.
+    for (script, expected) in [
+        ("sleep(-1)", "sleep: must not be negative"),
+        ("sleep(-0.5)", "sleep: must not be negative"),
+        ("sleep(\"-1s\")", "sleep: invalid duration `-1s`"),
+        ("sleep(true)", "sleep: "),
+        ("sleep(100000)", "sleep: 1day 3h 46m 40s is longer"),
+    ] {
+        let (message, _) = failure(&mut Scope::new(), script);
+        assert!(message.starts_with(expected), "{script}: {message}");
+    }
+    assert!(value("sleep(0); sleep(0.01); sleep(\"1ms\"); true")
+        .as_bool()
+        .unwrap());
 }

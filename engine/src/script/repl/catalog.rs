@@ -144,8 +144,15 @@ impl Catalog {
                 doc: clean_doc(&raw.doc_comments),
             })
             .collect();
+        // Overloads of one arity (`sleep`'s) by their parameters: the
+        // engine lists functions in hash order, and the reference must not
+        // change from one build to the next.
         functions.sort_by(|a, b| {
-            (a.name.as_str(), a.params.len()).cmp(&(b.name.as_str(), b.params.len()))
+            (a.name.as_str(), a.params.len(), &a.params).cmp(&(
+                b.name.as_str(),
+                b.params.len(),
+                &b.params,
+            ))
         });
         functions.dedup();
         Catalog { functions }
@@ -332,7 +339,9 @@ mod tests {
 
     #[test]
     fn option_keys_come_from_the_documentation() {
-        use crate::script::api::{container, options::option_names, process, supervisor};
+        use crate::script::api::{
+            capture, container, options::option_names, process, supervisor, waiting,
+        };
         let catalog = Catalog::of(&crate::script::verb_engine());
         // The documented keys are exactly the fields the primitive reads: a
         // doc comment that forgets an option fails here.
@@ -347,6 +356,11 @@ mod tests {
             ("print_status", option_names::<supervisor::StatusOptions>()),
             ("up", option_names::<supervisor::UpArgs>()),
             ("run_command", option_names::<process::RunCommandOptions>()),
+            ("capture_command", option_names::<capture::CaptureOptions>()),
+            (
+                "wait_healthy",
+                option_names::<waiting::WaitHealthyOptions>(),
+            ),
             (
                 "run_container",
                 option_names::<container::RunContainerOptions>(),

@@ -11,8 +11,10 @@ Enter Rhai; each entry's value is printed. Entries share variables and functions
   :functions                 every primitive, with its signatures
   project                    the project this session is attached to
   status(), start(\"web\"), stop(), stop(\"web\"), restart(\"web\"), reload(), down(),
-  logs(\"web\"), print_logs(\"web\", #{ follow: true })
+  logs(\"web\"), print_logs(\"web\", #{ follow: true }), wait_healthy(), dashboard_url()
                              the supervisor verbs, for this project
+  tasks(), run_task(\"seed\"), run_task(\"test\", [\"--release\"])
+                             the project's tasks
   exit(n), Ctrl-D            leave; Ctrl-C clears the line or stops a running entry
 Tab completes names, fields (`project.`) and service names in strings;
 Ctrl-R searches history; a line starting with a space stays out of it.

@@ -112,6 +112,59 @@ pub mod repl_api {
         ctx.call_native_fn("down", (project,))
     }
 
+    /// `tasks(project)` for the attached project.
+    #[rhai_fn(return_raw, name = "tasks")]
+    pub fn tasks_here(ctx: NativeCallContext) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let project = loaded(&ctx)?;
+        ctx.call_native_fn("tasks", (project,))
+    }
+
+    /// `run_task(project, name)` for the attached project.
+    #[rhai_fn(return_raw, name = "run_task")]
+    pub fn run_task_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        let project = loaded(&ctx)?;
+        ctx.call_native_fn("run_task", (project, name))
+    }
+
+    /// `run_task(project, name, argv)` for the attached project.
+    #[rhai_fn(return_raw, name = "run_task")]
+    pub fn run_task_with_here(
+        ctx: NativeCallContext,
+        name: ImmutableString,
+        argv: rhai::Array,
+    ) -> Result<i64, Box<EvalAltResult>> {
+        let project = loaded(&ctx)?;
+        ctx.call_native_fn("run_task", (project, name, argv))
+    }
+
+    /// `wait_healthy(project)` for the attached project.
+    #[rhai_fn(return_raw, name = "wait_healthy")]
+    pub fn wait_healthy_here(ctx: NativeCallContext) -> Result<(), Box<EvalAltResult>> {
+        let project = loaded(&ctx)?;
+        ctx.call_native_fn("wait_healthy", (project,))
+    }
+
+    /// `wait_healthy(project, options)` for the attached project
+    /// (`wait_healthy(#{ services: ["db"], timeout: "30s" })`).
+    #[rhai_fn(return_raw, name = "wait_healthy")]
+    pub fn wait_healthy_with_here(
+        ctx: NativeCallContext,
+        options: rhai::Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let project = loaded(&ctx)?;
+        ctx.call_native_fn("wait_healthy", (project, options))
+    }
+
+    /// `dashboard_url(project)` for the attached project.
+    #[rhai_fn(return_raw, name = "dashboard_url")]
+    pub fn dashboard_url_here(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let project = for_supervisor(&ctx)?;
+        ctx.call_native_fn("dashboard_url", (project,))
+    }
+
     /// `logs(project)` for the attached project.
     #[rhai_fn(return_raw, name = "logs")]
     pub fn logs_here(ctx: NativeCallContext) -> Result<rhai::Array, Box<EvalAltResult>> {

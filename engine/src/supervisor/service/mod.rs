@@ -49,6 +49,8 @@ pub struct Shared {
     pub force: watch::Sender<bool>,
     /// The IDs of the processes `ps` shows.
     pub ids: Arc<Ids>,
+    /// Every service's output as it is written, for the dashboard.
+    pub live: super::live::LiveLogs,
 }
 
 /// Everything a service task needs at creation.
