@@ -596,25 +596,8 @@ fn rootless_container_run_as_an_unprivileged_user() {
     for entry in walk(home.path()) {
         lchown(&entry, Some(uid), Some(gid)).unwrap();
     }
-    let as_user = |args: &[&str]| {
-        let output = std::process::Command::new("setpriv")
-            .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
-            .args(["--clear-groups", "--"])
-            .arg(crate::harness::locald_bin())
-            .args(args)
-            .current_dir(home.path())
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", home.path())
-            .env("XDG_RUNTIME_DIR", &runtime_dir)
-            .output()
-            .expect("run setpriv");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let as_user =
+        |args: &[&str]| crate::harness::locald_as_user((uid, gid), home.path(), &runtime_dir, args);
 
     let (code, _, stderr) = as_user(&["image", "import", "layout", "--name", "bb:1"]);
     assert_eq!(code, Some(0), "{stderr}");

@@ -357,3 +357,33 @@ pub fn in_a_terminal(project: &Project, args: &str, env: &[(&str, &str)]) -> (bo
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// `locald ARGS` as the unprivileged `user` (`setpriv`, no groups), in
+/// `home` (also its `HOME`) with `runtime_dir` as its `XDG_RUNTIME_DIR` and
+/// nothing else of the environment but a plain `PATH`: exit code, stdout
+/// and stderr.
+pub fn locald_as_user(
+    (uid, gid): (u32, u32),
+    home: &Path,
+    runtime_dir: &Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let output = Command::new("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+        .args(["--clear-groups", "--"])
+        .arg(locald_bin())
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
