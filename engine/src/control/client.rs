@@ -338,16 +338,47 @@ impl Client {
     /// Stop one service, or all of them (dependents first) with `None`;
     /// returns once the processes are gone. The supervisor keeps running.
     pub fn stop(&mut self, service: Option<&str>) -> Result<(), SupervisorError> {
-        self.request(&Request::Stop {
-            service: service.map(str::to_string),
-        })
-        .map(drop)
+        let service = service.map(str::to_string);
+        self.send(&Request::Stop {
+            service: service.clone(),
+        })?;
+        self.stopping(service)
     }
 
     /// Stop (if running) and start a service again.
     pub fn restart(&mut self, service: &str) -> Result<(), SupervisorError> {
-        self.request(&Request::Restart {
+        self.send(&Request::Restart {
             service: service.to_string(),
+        })?;
+        self.stopping(Some(service.to_string()))
+    }
+
+    /// The answer to a `stop` or `restart` of `service` (all with `None`):
+    /// once the wait is noticeable, says which services it waits for and
+    /// that a Ctrl-C kills them now; a Ctrl-C (or SIGTERM) meanwhile has the
+    /// supervisor kill them, and the stop ends at once.
+    fn stopping(&mut self, service: Option<String>) -> Result<(), SupervisorError> {
+        let asked = Instant::now();
+        let mut waits = StopWaits::default();
+        let mut killed = false;
+        self.answer(|client| {
+            if !killed && crate::sandbox::interrupt::take() {
+                killed = true;
+                let kill = Request::Kill {
+                    service: service.clone(),
+                };
+                if let Ok(Some(mut other)) = Client::connect(client.state.path()) {
+                    if other.request(&kill).is_ok() {
+                        match &service {
+                            Some(name) => eprintln!("locald: killing {name} now"),
+                            None => eprintln!("locald: killing every service still stopping"),
+                        }
+                    }
+                }
+            }
+            if !killed && asked.elapsed() >= StopWaits::NOTICEABLE {
+                client.say_waits(&mut waits);
+            }
         })
         .map(drop)
     }

@@ -71,6 +71,10 @@ pub enum Control {
     /// Stop one service, or all in reverse dependency order.
     Stop(Option<String>, oneshot::Sender<Result<(), ControlError>>),
     Restart(String, oneshot::Sender<Result<(), ControlError>>),
+    /// Kill at once those of the services (all with `None`) that locald is
+    /// stopping now, without waiting for their `stop_timeout` (a Ctrl-C
+    /// during `locald stop` or `restart`).
+    Kill(Option<String>, oneshot::Sender<Result<(), ControlError>>),
     /// Start a one-off run of a command in a service's world.
     Run {
         service: String,
@@ -376,6 +380,9 @@ impl Supervisor {
                 let _ = reply.send(self.processes(all));
             }
             Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
+            Control::Kill(name, reply) => {
+                let _ = reply.send(self.kill_stopping(name.as_deref()));
+            }
             Control::Down { force, reply } => {
                 if force {
                     self.force_stops();
@@ -612,6 +619,12 @@ impl Supervisor {
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Overview(reply) => { let _ = reply.send(self.overview()); }
+                    // Shutting down kills through `force_stops`; a kill of
+                    // one service is that.
+                    Control::Kill(_, reply) => {
+                        self.force_stops();
+                        let _ = reply.send(Ok(()));
+                    }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
@@ -653,6 +666,30 @@ impl Supervisor {
 
     /// Kill what is stopping now and stop the rest with SIGKILL at once, in
     /// the same order: no restart races the shutdown.
+    /// SIGKILL to the process group of each service (`name`, or all) that
+    /// is being stopped now: the stop then ends at once, as when its
+    /// `stop_timeout` passes. Services not stopping are left alone.
+    fn kill_stopping(&self, name: Option<&str>) -> Result<(), ControlError> {
+        if let Some(name) = name {
+            if !self.services.contains_key(name) {
+                return Err(ControlError::UnknownService(name.to_string()));
+            }
+        }
+        for (service, handle) in &self.services {
+            if name.is_some_and(|name| name != service) {
+                continue;
+            }
+            let status = handle.status.borrow().clone();
+            if let (Some(_), Some(pid)) = (&status.stopping, status.pid) {
+                tracing::warn!(service = %service, "killing (asked)");
+                if let Err(error) = super::launch::signal_group(pid, libc::SIGKILL) {
+                    tracing::warn!(service = %service, %error, "cannot kill");
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn force_stops(&self) {
         if !self.shared.force.send_replace(true) {
             tracing::warn!("forced: killing every service still running");

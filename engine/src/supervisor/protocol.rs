@@ -168,6 +168,11 @@ pub enum Request {
     Restart {
         service: String,
     },
+    /// Kill what is stopping now of one service, or of all: the second
+    /// step of a `stop` or `restart` the person will not wait for.
+    Kill {
+        service: Option<String>,
+    },
     /// Start `command` in `service`'s world as a one-off run under the
     /// supervisor, its output to the logs; answered with its process.
     Run {

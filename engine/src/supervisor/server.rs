@@ -112,6 +112,12 @@ async fn handle(
                     .await
                     .map(unit_response)
             }
+            Request::Kill { service } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Kill(service, reply), answer)
+                    .await
+                    .map(unit_response)
+            }
             Request::Run { service, program } => {
                 let (reply, answer) = oneshot::channel();
                 let control = Control::Run {
