@@ -134,3 +134,48 @@ impl HostBuild {
         self.dirs.layers.join(buildpack).join(layer)
     }
 }
+
+/// Exports what [`HostBuild::build`] built into the OCI layout `out`, with the run image
+/// from the store and `launcher` as the launcher.
+pub fn export(
+    build: &HostBuild,
+    metadata: &BuildMetadata,
+    out: &Path,
+    previous: Option<&locald_cnb::export::SourceImage>,
+    epoch: Option<u64>,
+    launcher: &Path,
+) -> Result<locald_cnb::export::Exported, locald_cnb::export::ExportError> {
+    let run_image = locald_cnb::export::SourceImage {
+        blobs: build.store.blobs_dir(),
+        manifest_digest: build.run_image.manifest_digest.clone(),
+        reference: RUN_IMAGE.to_string(),
+    };
+    let input = locald_cnb::export::ExportInput {
+        layers: &build.dirs.layers,
+        app: &build.dirs.app,
+        metadata,
+        run_image: &run_image,
+        previous,
+        launcher,
+        owner: locald_cnb::export::layer::Owner {
+            uid: 1000,
+            gid: 1000,
+        },
+        source_date_epoch: epoch,
+        process_type: None,
+        project: None,
+    };
+    locald_cnb::export::export(&input, out, "latest")
+}
+
+/// The exported layout at `out` as a source image (a previous image).
+pub fn layout_image(
+    out: &Path,
+    exported: &locald_cnb::export::Exported,
+) -> locald_cnb::export::SourceImage {
+    locald_cnb::export::SourceImage {
+        blobs: out.join("blobs/sha256"),
+        manifest_digest: exported.manifest_digest.clone(),
+        reference: "localhost/app:1".to_string(),
+    }
+}
