@@ -408,7 +408,7 @@ env = { WEB_URL = "${services.web.url}" }
 }
 
 /// The body of `GET path` from 127.0.0.1:port (HTTP/1.0, read to the end).
-fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream

@@ -1,0 +1,208 @@
+//! Images built by locald's own CNB lifecycle run like any image: the fixture builder's
+//! buildpacks build a site on the host, the exporter writes the image with the real
+//! static launcher (`scripts/build-launcher`), `locald image import` stores it, and the
+//! embedded runtime runs it — each process type through `/cnb/process/<type>`, the launch
+//! environment from the layers, as the build user, and as a service on its `$PORT`.
+
+#[path = "../../cnb/tests/support/mod.rs"]
+mod cnb_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cnb_support::HostBuild;
+use locald_image::testing::CnbBuilder;
+
+use crate::containers::http_get;
+use crate::harness::{service_field, Project, Run};
+
+/// Builds the launcher statically (once per test binary) and returns its path.
+fn static_launcher() -> PathBuf {
+    static LAUNCHER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LAUNCHER
+        .get_or_init(|| {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            // target/debug/locald → target
+            let target = Path::new(crate::harness::locald_bin())
+                .ancestors()
+                .nth(2)
+                .expect("the target directory")
+                .to_path_buf();
+            let status = std::process::Command::new(repo.join("scripts/build-launcher"))
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .expect("run scripts/build-launcher");
+            assert!(status.success(), "scripts/build-launcher failed");
+            let rustc = std::process::Command::new("rustc")
+                .arg("-vV")
+                .output()
+                .unwrap();
+            let host = String::from_utf8_lossy(&rustc.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+                .expect("rustc names its host");
+            target.join(host).join("debug/launcher")
+        })
+        .clone()
+}
+
+/// A project whose store (at the returned dir) holds the site built and exported as
+/// `app:1`.
+fn project_with_built_site() -> (Project, tempfile::TempDir, HostBuild) {
+    let build = HostBuild::new(CnbBuilder::Httpd);
+    build.site_app();
+    build.app_file(
+        "static/index.html",
+        "<h1>hello from the built site 975101</h1>\n",
+    );
+    let (metadata, _) = build.build();
+    let layout = build.path().join("layout");
+    cnb_support::export(&build, &metadata, &layout, None, None, &static_launcher())
+        .expect("export");
+    let project = Project::new();
+    let data = tempfile::tempdir().expect("data dir");
+    with_store(
+        project.locald([
+            "image",
+            "import",
+            layout.to_str().unwrap(),
+            "--name",
+            "app:1",
+        ]),
+        data.path(),
+    )
+    .success();
+    (project, data, build)
+}
+
+fn with_store(run: Run, data: &Path) -> Run {
+    run.env("LOCALD_DATA_DIR", data.to_str().unwrap())
+}
+
+fn container_run(project: &Project, data: &Path, args: &[&str]) -> String {
+    let mut all = vec!["container", "run"];
+    all.extend(args);
+    with_store(project.locald(all), data)
+        .success()
+        .stdout
+        .clone()
+}
+
+#[test]
+fn built_image_runs_process_types_through_the_launcher() {
+    let (project, data, _build) = project_with_built_site();
+    let data = data.path();
+    let greet = ["--entrypoint", "/cnb/process/greet", "app:1"];
+    assert_eq!(container_run(&project, data, &greet), "hello world\n");
+    assert_eq!(
+        container_run(&project, data, &[&greet[..], &["there"]].concat()),
+        "hello there\n",
+        "user arguments replace the process's args"
+    );
+
+    let env = container_run(
+        &project,
+        data,
+        &["--entrypoint", "/cnb/process/env-dump", "app:1"],
+    );
+    let vars: Vec<&str> = env.lines().collect();
+    assert!(vars.contains(&"PORT=8080"), "env.launch default: {env}");
+    assert!(vars.contains(&"HTTPD_ROOT=/workspace/static"), "{env}");
+    let path = vars.iter().find(|v| v.starts_with("PATH=")).unwrap();
+    assert!(
+        path.starts_with("PATH=/layers/test_httpd/httpd/bin:"),
+        "{path}"
+    );
+    assert!(
+        !path.contains("/cnb/process") && !path.contains("/cnb/lifecycle"),
+        "{path}"
+    );
+    assert!(!env.contains("HTTPD_BUILT"), "a build-only variable: {env}");
+    assert!(
+        !env.contains("CNB_LAYERS_DIR") && !env.contains("CNB_APP_DIR"),
+        "{env}"
+    );
+
+    // A $PORT given to the container wins over the layer's default.
+    let env = container_run(
+        &project,
+        data,
+        &[
+            "-e",
+            "PORT=9751",
+            "--entrypoint",
+            "/cnb/process/env-dump",
+            "app:1",
+        ],
+    );
+    assert!(env.lines().any(|l| l == "PORT=9751"), "{env}");
+
+    // The launcher itself: `-- CMD` runs CMD directly, `CMD` as shell text; both in
+    // /workspace, as the build user. (The first `--` ends locald's own options.)
+    let launcher = ["--entrypoint", "/cnb/lifecycle/launcher", "app:1"];
+    assert_eq!(
+        container_run(
+            &project,
+            data,
+            &[&launcher[..], &["--", "--", "echo", "direct", "975102"]].concat()
+        ),
+        "direct 975102\n"
+    );
+    assert_eq!(
+        container_run(
+            &project,
+            data,
+            &[
+                &launcher[..],
+                &["echo $HTTPD_ROOT $(pwd) $(id -u):$(id -g) 975103"]
+            ]
+            .concat()
+        ),
+        "/workspace/static /workspace 1000:1000 975103\n"
+    );
+    // An unknown command is the launcher's exit 82, with its reason.
+    with_store(
+        project.locald(
+            [
+                &["container", "run"][..],
+                &launcher[..],
+                &["--", "--", "nosuch975104"],
+            ]
+            .concat(),
+        ),
+        data,
+    )
+    .code(82)
+    .stderr_has("`nosuch975104` was not found on PATH");
+}
+
+#[test]
+fn built_image_serves_as_a_service_on_its_port() {
+    let (project, data, _build) = project_with_built_site();
+    project.write(
+        "locald.toml",
+        r#"
+# The image's entrypoint is /cnb/process/web: the launcher runs `serve` from the httpd
+# layer, which serves /workspace/static on $PORT.
+[services.web]
+image = "app:1"
+health = { http = "/" }
+"#,
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    assert_eq!(service_field(&project, "web", "state"), "healthy");
+    let port = service_field(&project, "web", "port")
+        .as_u64()
+        .expect("a port") as u16;
+    assert_ne!(port, 8080, "locald's $PORT, not the layer's default");
+    let page = http_get(port, "/index.html");
+    assert!(page.contains("hello from the built site 975101"), "{page}");
+    project.locald(["down"]).success();
+    project.wait_for("the server to stop", Duration::from_secs(10), |_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
