@@ -49,12 +49,22 @@ fn static_launcher() -> PathBuf {
 /// A project whose store (at the returned dir) holds the site built and exported as
 /// `app:1`.
 fn project_with_built_site() -> (Project, tempfile::TempDir, HostBuild) {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    build.app_file(
-        "static/index.html",
-        "<h1>hello from the built site 975101</h1>\n",
-    );
+    project_with_built(CnbBuilder::Httpd, |build| {
+        build.site_app();
+        build.app_file(
+            "static/index.html",
+            "<h1>hello from the built site 975101</h1>\n",
+        );
+    })
+}
+
+/// A project whose store holds, as `app:1`, the app `write` makes built by `builder`.
+fn project_with_built(
+    builder: CnbBuilder,
+    write: impl FnOnce(&HostBuild),
+) -> (Project, tempfile::TempDir, HostBuild) {
+    let build = HostBuild::new(builder);
+    write(&build);
     let (metadata, _) = build.build();
     let layout = build.path().join("layout");
     cnb_support::export(&build, &metadata, &layout, None, None, &static_launcher())
@@ -205,4 +215,52 @@ health = { http = "/" }
     project.wait_for("the server to stop", Duration::from_secs(10), |_| {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     });
+}
+
+/// The second builder's image: the default process with its default argument and its
+/// own `env.launch/<type>` variables, another process's working directory, the build
+/// layer's `bin` on `PATH` at launch and its `lib` on `LD_LIBRARY_PATH`.
+#[test]
+fn pipeline_image_runs_its_default_process_with_process_env() {
+    let (project, data, _build) = project_with_built(CnbBuilder::Pipeline, |build| {
+        build.app_file(
+            "main.sh",
+            "echo \"main $* role=${APP_ROLE:-none} greeting=$APP_GREETING flavour=$RUNTIME_FLAVOUR lib=$LD_LIBRARY_PATH 975105\"\n",
+        );
+        build.app_file("runtime.txt", "3.1\n");
+        build.app_file("sub/.keep", "");
+    });
+    let data = data.path();
+    assert_eq!(
+        container_run(&project, data, &["app:1"]),
+        "main default-arg role=main greeting=hi flavour=runtime \
+         lib=/layers/test_app/deps/lib 975105\n"
+    );
+    assert_eq!(
+        container_run(&project, data, &["app:1", "given", "975106"]),
+        "main given 975106 role=main greeting=hi flavour=runtime \
+         lib=/layers/test_app/deps/lib 975105\n"
+    );
+    // `version` runs in /workspace/sub, without main's own variable.
+    assert_eq!(
+        container_run(
+            &project,
+            data,
+            &["--entrypoint", "/cnb/process/version", "app:1"]
+        ),
+        "runtime 3.1 (runtime)\n"
+    );
+    assert_eq!(
+        container_run(
+            &project,
+            data,
+            &[
+                "--entrypoint",
+                "/cnb/lifecycle/launcher",
+                "app:1",
+                "echo ${APP_ROLE:-none} $(pwd) 975107"
+            ]
+        ),
+        "none /workspace 975107\n"
+    );
 }
