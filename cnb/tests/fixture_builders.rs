@@ -7,13 +7,9 @@ mod support;
 use locald_image::testing::CnbBuilder;
 use support::HostBuild;
 
-fn group_ids(detected: &locald_cnb::detect::Detected) -> Vec<String> {
-    detected
-        .group
-        .group
-        .iter()
-        .map(|m| m.id.to_string())
-        .collect()
+/// The group as `id@version` keys.
+fn group_keys(detected: &locald_cnb::detect::Detected) -> Vec<String> {
+    detected.group.group.iter().map(|m| m.key()).collect()
 }
 
 #[test]
@@ -21,7 +17,10 @@ fn httpd_builder_detects_groups_as_the_order_says() {
     let site = HostBuild::new(CnbBuilder::Httpd);
     site.site_app();
     let detected = site.detect().unwrap();
-    assert_eq!(group_ids(&detected), ["test/httpd", "test/procfile"]);
+    assert_eq!(
+        group_keys(&detected),
+        ["test/httpd@0.0.1", "test/procfile@0.0.1"]
+    );
     assert!(detected
         .group
         .group
@@ -36,7 +35,10 @@ fn httpd_builder_detects_groups_as_the_order_says() {
 
     let proc_only = HostBuild::new(CnbBuilder::Httpd);
     proc_only.app_file("Procfile", "worker: echo working\n");
-    assert_eq!(group_ids(&proc_only.detect().unwrap()), ["test/procfile"]);
+    assert_eq!(
+        group_keys(&proc_only.detect().unwrap()),
+        ["test/procfile@0.0.1"]
+    );
 
     let empty = HostBuild::new(CnbBuilder::Httpd);
     assert_eq!(empty.detect().unwrap_err().exit_code(), 20);
@@ -88,7 +90,10 @@ fn pipeline_builder_resolves_or_alternatives_and_drops_the_optional_linter() {
     let detected = full.detect().unwrap();
     // test/stack expanded to test/runtime and test/lint; the linter's require is unmet and
     // it is optional, so it is dropped.
-    assert_eq!(group_ids(&detected), ["test/runtime", "test/app"]);
+    assert_eq!(
+        group_keys(&detected),
+        ["test/runtime@0.0.1", "test/app@0.0.1"]
+    );
     let names: Vec<_> = detected
         .plan
         .entries

@@ -13,8 +13,8 @@ use std::time::Duration;
 use cnb_support::HostBuild;
 use locald_image::testing::CnbBuilder;
 
-use crate::containers::http_get;
-use crate::harness::{service_field, Project, Run};
+use crate::containers::{http_get, up_healthy};
+use crate::harness::{Project, Run};
 
 /// Builds the launcher statically (once per test binary) and returns its path.
 fn static_launcher() -> PathBuf {
@@ -199,15 +199,7 @@ image = "app:1"
 health = { http = "/" }
 "#,
     );
-    with_store(
-        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
-        data.path(),
-    )
-    .success();
-    assert_eq!(service_field(&project, "web", "state"), "healthy");
-    let port = service_field(&project, "web", "port")
-        .as_u64()
-        .expect("a port") as u16;
+    let port = up_healthy(&project, data.path(), "web");
     assert_ne!(port, 8080, "locald's $PORT, not the layer's default");
     let page = http_get(port, "/index.html");
     assert!(page.contains("hello from the built site 975101"), "{page}");

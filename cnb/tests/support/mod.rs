@@ -43,18 +43,16 @@ impl HostBuild {
             "localhost/cnb/builder:1",
             cnb_builder_image(builder, RUN_IMAGE).unwrap(),
         );
-        let at = |p: &str| {
-            let dir = root.path().join(p);
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        };
+        for dir in ["workspace", "layers", "platform", "tmp"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
         let dirs = Dirs {
-            app: at("workspace"),
-            layers: at("layers"),
-            platform: at("platform"),
+            app: root.path().join("workspace"),
+            layers: root.path().join("layers"),
+            platform: root.path().join("platform"),
             buildpacks: builder.rootfs.join("cnb/buildpacks"),
             build_config: None,
-            scratch: at("tmp"),
+            scratch: root.path().join("tmp"),
         };
         HostBuild {
             root,
@@ -66,15 +64,12 @@ impl HostBuild {
     }
 
     pub fn app_file(&self, path: &str, contents: &str) {
-        let path = self.dirs.app.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, contents).unwrap();
+        write_file(&self.dirs.app.join(path), contents);
     }
 
+    /// `<platform>/env/NAME`, as a user's build setting.
     pub fn platform_env(&self, name: &str, value: &str) {
-        let dir = self.dirs.platform.join("env");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), value).unwrap();
+        write_file(&self.dirs.platform.join("env").join(name), value);
     }
 
     /// Writes the Procfile app with a static site.
@@ -133,6 +128,11 @@ impl HostBuild {
     pub fn layer(&self, buildpack: &str, layer: &str) -> PathBuf {
         self.dirs.layers.join(buildpack).join(layer)
     }
+}
+
+fn write_file(path: &Path, contents: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
 }
 
 /// Exports what [`HostBuild::build`] built into the OCI layout `out`, with the run image

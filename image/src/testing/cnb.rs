@@ -60,8 +60,8 @@ impl CnbBuilder {
             &format!("[[images]]\nimage = \"{run_image}\"\n"),
         )];
         match self {
-            CnbBuilder::Httpd => httpd_builder(&mut files),
-            CnbBuilder::Pipeline => pipeline_builder(&mut files),
+            CnbBuilder::Httpd => HTTPD.write(&mut files),
+            CnbBuilder::Pipeline => PIPELINE.write(&mut files),
         }
         files
     }
@@ -226,25 +226,40 @@ printf '[[processes]]\ntype = "env-dump"\ncommand = ["env"]\n\n' >> "$out"
 printf '[[slices]]\npaths = ["static"]\n' >> "$out"
 "#;
 
-fn httpd_builder(files: &mut Vec<CnbFile>) {
-    component(files, "test/httpd", HTTPD_DETECT, HTTPD_BUILD);
-    component(files, "test/procfile", PROCFILE_DETECT, PROCFILE_BUILD);
-    component(
-        files,
-        "test/needs-python",
-        "printf '[[requires]]\\nname = \"python\"\\n' >> \"$CNB_BUILD_PLAN_PATH\"\n",
-        "echo \"needs-python: nobody provides python, this never runs\" >&2\nexit 1\n",
-    );
-    composite(
-        files,
+/// A builder's buildpacks: components `(id, detect, build)`, one composite
+/// `(id, [(member, optional)])`, and the order's groups.
+struct Spec<'a> {
+    components: &'a [(&'a str, &'a str, &'a str)],
+    composite: (&'a str, &'a [(&'a str, bool)]),
+    order: &'a [&'a [&'a str]],
+}
+
+impl Spec<'_> {
+    fn write(&self, files: &mut Vec<CnbFile>) {
+        for (id, detect, build) in self.components {
+            component(files, id, detect, build);
+        }
+        composite(files, self.composite.0, self.composite.1);
+        order(files, self.order);
+    }
+}
+
+const HTTPD: Spec = Spec {
+    components: &[
+        ("test/httpd", HTTPD_DETECT, HTTPD_BUILD),
+        ("test/procfile", PROCFILE_DETECT, PROCFILE_BUILD),
+        (
+            "test/needs-python",
+            "printf '[[requires]]\\nname = \"python\"\\n' >> \"$CNB_BUILD_PLAN_PATH\"\n",
+            "echo \"needs-python: nobody provides python, this never runs\" >&2\nexit 1\n",
+        ),
+    ],
+    composite: (
         "test/web-meta",
         &[("test/procfile", false), ("test/needs-python", true)],
-    );
-    order(
-        files,
-        &[&["test/httpd", "test/web-meta"], &["test/procfile"]],
-    );
-}
+    ),
+    order: &[&["test/httpd", "test/web-meta"], &["test/procfile"]],
+};
 
 const RUNTIME_DETECT: &str = r#"[ -f runtime.txt ] || exit 100
 printf '[[provides]]\nname = "runtime"\n\n[[or]]\n\n[[or.provides]]\nname = "runtime-lite"\n' >> "$CNB_BUILD_PLAN_PATH"
@@ -292,22 +307,22 @@ value = "yes"
 EOF
 "#;
 
-fn pipeline_builder(files: &mut Vec<CnbFile>) {
-    component(files, "test/runtime", RUNTIME_DETECT, RUNTIME_BUILD);
-    component(files, "test/app", APP_DETECT, APP_BUILD);
-    component(
-        files,
-        "test/lint",
-        "printf '[[requires]]\\nname = \"linter\"\\n' >> \"$CNB_BUILD_PLAN_PATH\"\n",
-        "echo \"lint: nobody provides a linter, this never runs\" >&2\nexit 1\n",
-    );
-    composite(
-        files,
+const PIPELINE: Spec = Spec {
+    components: &[
+        ("test/runtime", RUNTIME_DETECT, RUNTIME_BUILD),
+        ("test/app", APP_DETECT, APP_BUILD),
+        (
+            "test/lint",
+            "printf '[[requires]]\\nname = \"linter\"\\n' >> \"$CNB_BUILD_PLAN_PATH\"\n",
+            "echo \"lint: nobody provides a linter, this never runs\" >&2\nexit 1\n",
+        ),
+    ],
+    composite: (
         "test/stack",
         &[("test/runtime", false), ("test/lint", true)],
-    );
-    order(files, &[&["test/stack", "test/app"]]);
-}
+    ),
+    order: &[&["test/stack", "test/app"]],
+};
 
 /// The busybox rootfs with the `cnb` user and its home.
 fn cnb_rootfs() -> Result<LayerBuilder, FixtureError> {
