@@ -10,7 +10,7 @@ use std::path::Path;
 use locald_cnb::export::{ExportError, Exported};
 use locald_image::testing::CnbBuilder;
 use serde_json::Value;
-use support::{export, layout_image, HostBuild};
+use support::{export, export_with, layout_image, HostBuild};
 
 /// One tar entry: path, kind, mode, uid, gid, mtime, link target.
 #[derive(Debug)]
@@ -382,4 +382,77 @@ fn a_launch_layer_without_its_directory_is_reused_from_the_previous_image() {
         matches!(error, ExportError::NoPreviousLayer { ref layer, .. } if layer == "launch-only"),
         "{error}"
     );
+}
+
+/// `CNB_PROCESS_TYPE` picks the entrypoint (an unknown one is an error), the project
+/// metadata becomes its label, and links and special files in the app are handled: a
+/// link is exported as a link, a FIFO is refused by name.
+#[test]
+fn process_type_project_metadata_links_and_special_files() {
+    let build = HostBuild::new(CnbBuilder::Httpd);
+    build.site_app();
+    let (metadata, _) = build.build();
+    let launcher = fake_launcher(build.path());
+    std::os::unix::fs::symlink("Procfile", build.dirs.app.join("procfile-link")).unwrap();
+    let out = build.path().join("out");
+    let exported = export_with(&build, &metadata, &out, None, None, &launcher, |input| {
+        input.process_type = Some("greet");
+        input.project = Some(serde_json::json!({ "source": { "type": "git" } }));
+    })
+    .unwrap();
+    assert_eq!(
+        exported.config["config"]["Entrypoint"],
+        serde_json::json!(["/cnb/process/greet"])
+    );
+    assert_eq!(
+        label(&exported, "io.buildpacks.project.metadata"),
+        serde_json::json!({ "source": { "type": "git" } })
+    );
+    let app = entries(&out, layer(&exported, "app"));
+    let link = app
+        .iter()
+        .find(|e| e.path == "workspace/procfile-link")
+        .unwrap();
+    assert_eq!(
+        (link.kind, link.link.as_deref()),
+        (tar::EntryType::Symlink, Some("Procfile"))
+    );
+
+    let error = export_with(
+        &build,
+        &metadata,
+        &build.path().join("x"),
+        None,
+        None,
+        &launcher,
+        |input| {
+            input.process_type = Some("nosuch");
+        },
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("`nosuch`"), "{error}");
+
+    let fifo = build.dirs.app.join("a-fifo");
+    mkfifo(&fifo);
+    let error = export(
+        &build,
+        &metadata,
+        &build.path().join("y"),
+        None,
+        None,
+        &launcher,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, ExportError::SpecialFile { ref path } if path == &fifo),
+        "{error}"
+    );
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

@@ -145,12 +145,25 @@ pub fn export(
     epoch: Option<u64>,
     launcher: &Path,
 ) -> Result<locald_cnb::export::Exported, locald_cnb::export::ExportError> {
+    export_with(build, metadata, out, previous, epoch, launcher, |_| {})
+}
+
+/// [`export`], with `change` applied to the input first.
+pub fn export_with(
+    build: &HostBuild,
+    metadata: &BuildMetadata,
+    out: &Path,
+    previous: Option<&locald_cnb::export::SourceImage>,
+    epoch: Option<u64>,
+    launcher: &Path,
+    change: impl FnOnce(&mut locald_cnb::export::ExportInput<'_>),
+) -> Result<locald_cnb::export::Exported, locald_cnb::export::ExportError> {
     let run_image = locald_cnb::export::SourceImage {
         blobs: build.store.blobs_dir(),
         manifest_digest: build.run_image.manifest_digest.clone(),
         reference: RUN_IMAGE.to_string(),
     };
-    let input = locald_cnb::export::ExportInput {
+    let mut input = locald_cnb::export::ExportInput {
         layers: &build.dirs.layers,
         app: &build.dirs.app,
         metadata,
@@ -165,6 +178,7 @@ pub fn export(
         process_type: None,
         project: None,
     };
+    change(&mut input);
     locald_cnb::export::export(&input, out, "latest")
 }
 
