@@ -289,6 +289,20 @@ fn the_same_build_exports_to_the_same_digests() {
         .unwrap();
     assert_eq!(serve.mtime, 1_700_000_000);
 
+    // What the build left, read back as an exporter elsewhere would, exports the same.
+    let read =
+        locald_cnb::build::read_built(&build.dirs.layers, &locald_cnb::Limits::DEFAULT).unwrap();
+    let again = export(
+        &build,
+        &read,
+        &build.path().join("r"),
+        None,
+        Some(1_700_000_000),
+        &launcher,
+    )
+    .unwrap();
+    assert_eq!(again.manifest_digest, first.manifest_digest);
+
     // Another time is another image, with the same layer contents otherwise.
     let other = export(
         &build,

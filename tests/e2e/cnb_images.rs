@@ -2,7 +2,8 @@
 //! buildpacks build a site on the host, the exporter writes the image with the real
 //! static launcher (`scripts/build-launcher`), `locald image import` stores it, and the
 //! embedded runtime runs it — each process type through `/cnb/process/<type>`, the launch
-//! environment from the layers, as the build user, and as a service on its `$PORT`.
+//! environment from the layers, as the build user, and as a service on its `$PORT`; and
+//! the same build run in a container of the builder image by the static `lifecycle`.
 
 #[path = "../../cnb/tests/support/mod.rs"]
 mod cnb_support;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cnb_support::HostBuild;
-use locald_image::testing::CnbBuilder;
+use locald_image::testing::{cnb_builder_image, CnbBuilder};
 
 use crate::containers::{http_get, up_healthy};
 use crate::harness::{Project, Run};
@@ -255,4 +256,103 @@ fn pipeline_image_runs_its_default_process_with_process_env() {
         ),
         "none /workspace 975107\n"
     );
+}
+
+/// The build itself in the build container: the builder image as `builder:1`, the static
+/// `lifecycle` (built beside the launcher) mounted in it, run as the builder's user with
+/// the app and layers at `/workspace` and `/layers`; then exported from what it left and
+/// run. As root it refuses.
+#[test]
+fn a_build_runs_in_the_builder_container_as_its_user() {
+    use std::os::unix::fs::MetadataExt as _;
+    let build = HostBuild::new(CnbBuilder::Httpd);
+    build.site_app();
+    for dir in [&build.dirs.app, &build.dirs.layers] {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "1000:1000"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let project = Project::new();
+    let data = tempfile::tempdir().expect("data dir");
+    let data = data.path();
+    let builder_layout = build.path().join("builder-layout");
+    cnb_builder_image(CnbBuilder::Httpd, cnb_support::RUN_IMAGE)
+        .unwrap()
+        .write_layout(&builder_layout, "latest")
+        .unwrap();
+    with_store(
+        project.locald([
+            "image",
+            "import",
+            builder_layout.to_str().unwrap(),
+            "--name",
+            "builder:1",
+        ]),
+        data,
+    )
+    .success();
+    let lifecycle = static_launcher().with_file_name("lifecycle");
+    let mounts = [
+        format!("{}:/workspace", build.dirs.app.display()),
+        format!("{}:/layers", build.dirs.layers.display()),
+        format!("{}:/cnb/lifecycle/lifecycle:ro", lifecycle.display()),
+    ];
+    let run = |user: &str| {
+        let mut args = vec!["container", "run", "--user", user];
+        for mount in &mounts {
+            args.extend(["-v", mount.as_str()]);
+        }
+        args.extend(["--entrypoint", "/cnb/lifecycle/lifecycle", "builder:1"]);
+        with_store(project.locald(args), data)
+    };
+    run("0:0")
+        .code(1)
+        .stderr_has("refusing to run buildpacks as root");
+    let out = run("1000:1000").success();
+    out.stdout_has("detected test/httpd@0.0.1\n")
+        .stdout_has("building httpd\n")
+        .stdout_has("default `web`");
+
+    // The buildpacks saw the real paths, and wrote as the build user.
+    let observations = std::fs::read_to_string(build.dirs.app.join(".build-observations")).unwrap();
+    assert!(
+        observations.contains("serve=/layers/test_httpd/httpd/bin/serve\n"),
+        "{observations}"
+    );
+    let serve = std::fs::metadata(build.layer("test_httpd", "httpd/bin/serve")).unwrap();
+    assert_eq!((serve.uid(), serve.gid()), (1000, 1000));
+
+    let metadata = locald_cnb::build::read_built(&build.dirs.layers, &locald_cnb::Limits::DEFAULT)
+        .expect("read what the build left");
+    let layout = build.path().join("layout");
+    cnb_support::export(&build, &metadata, &layout, None, None, &static_launcher())
+        .expect("export");
+    with_store(
+        project.locald([
+            "image",
+            "import",
+            layout.to_str().unwrap(),
+            "--name",
+            "app:1",
+        ]),
+        data,
+    )
+    .success();
+    assert_eq!(
+        container_run(
+            &project,
+            data,
+            &["--entrypoint", "/cnb/process/greet", "app:1"]
+        ),
+        "hello world\n"
+    );
+    let env = container_run(
+        &project,
+        data,
+        &["--entrypoint", "/cnb/process/env-dump", "app:1"],
+    );
+    assert!(env.contains("PATH=/layers/test_httpd/httpd/bin:"), "{env}");
 }
