@@ -10,7 +10,7 @@ use std::path::Path;
 use locald_cnb::export::{ExportError, Exported};
 use locald_image::testing::CnbBuilder;
 use serde_json::Value;
-use support::{export, export_with, layout_image, HostBuild};
+use support::{export, layout_image, ExportOptions, HostBuild};
 
 /// One tar entry: path, kind, mode, uid, gid, mtime, link target.
 #[derive(Debug)]
@@ -86,7 +86,7 @@ fn export_lays_out_layers_headers_config_and_labels() {
     let (metadata, _) = build.build();
     let out = build.path().join("out");
     let launcher = fake_launcher(build.path());
-    let exported = export(&build, &metadata, &out, None, None, &launcher).unwrap();
+    let exported = export(&build, &metadata, &out, &launcher, ExportOptions::default()).unwrap();
 
     let names: Vec<&str> = exported.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
@@ -262,24 +262,23 @@ fn the_same_build_exports_to_the_same_digests() {
     build.site_app();
     let (metadata, _) = build.build();
     let launcher = fake_launcher(build.path());
-    let first = export(
-        &build,
-        &metadata,
-        &build.path().join("a"),
-        None,
-        Some(1_700_000_000),
-        &launcher,
-    )
-    .unwrap();
-    let second = export(
-        &build,
-        &metadata,
-        &build.path().join("b"),
-        None,
-        Some(1_700_000_000),
-        &launcher,
-    )
-    .unwrap();
+    // An export into `dir` at time `epoch`.
+    let at = |metadata, dir: &str, epoch| {
+        let options = ExportOptions {
+            epoch: Some(epoch),
+            ..Default::default()
+        };
+        export(
+            &build,
+            metadata,
+            &build.path().join(dir),
+            &launcher,
+            options,
+        )
+        .unwrap()
+    };
+    let first = at(&metadata, "a", 1_700_000_000);
+    let second = at(&metadata, "b", 1_700_000_000);
     assert_eq!(first.manifest_digest, second.manifest_digest);
     assert_eq!(first.layers, second.layers);
     assert_eq!(first.config["created"], "2023-11-14T22:13:20Z");
@@ -292,40 +291,20 @@ fn the_same_build_exports_to_the_same_digests() {
     // What the build left, read back as an exporter elsewhere would, exports the same.
     let read =
         locald_cnb::build::read_built(&build.dirs.layers, &locald_cnb::Limits::DEFAULT).unwrap();
-    let again = export(
-        &build,
-        &read,
-        &build.path().join("r"),
-        None,
-        Some(1_700_000_000),
-        &launcher,
-    )
-    .unwrap();
-    assert_eq!(again.manifest_digest, first.manifest_digest);
+    assert_eq!(
+        at(&read, "r", 1_700_000_000).manifest_digest,
+        first.manifest_digest
+    );
 
     // Another time is another image, with the same layer contents otherwise.
-    let other = export(
-        &build,
-        &metadata,
-        &build.path().join("c"),
-        None,
-        Some(1_700_000_001),
-        &launcher,
-    )
-    .unwrap();
-    assert_ne!(other.manifest_digest, first.manifest_digest);
+    assert_ne!(
+        at(&metadata, "c", 1_700_000_001).manifest_digest,
+        first.manifest_digest
+    );
 
     // A changed page changes the slice and nothing else of the app.
     build.app_file("static/index.html", "<h1>changed</h1>\n");
-    let edited = export(
-        &build,
-        &metadata,
-        &build.path().join("d"),
-        None,
-        Some(1_700_000_000),
-        &launcher,
-    )
-    .unwrap();
+    let edited = at(&metadata, "d", 1_700_000_000);
     let changed: Vec<&str> = first
         .layers
         .iter()
@@ -343,7 +322,14 @@ fn a_launch_layer_without_its_directory_is_reused_from_the_previous_image() {
     let (metadata, _) = build.build();
     let launcher = fake_launcher(build.path());
     let first_out = build.path().join("first");
-    let first = export(&build, &metadata, &first_out, None, None, &launcher).unwrap();
+    let first = export(
+        &build,
+        &metadata,
+        &first_out,
+        &launcher,
+        ExportOptions::default(),
+    )
+    .unwrap();
 
     // A rebuild in which the buildpack kept only `launch-only.toml`: the layer comes from
     // the previous image, by the digest its label recorded.
@@ -354,9 +340,11 @@ fn a_launch_layer_without_its_directory_is_reused_from_the_previous_image() {
         &build,
         &metadata,
         &second_out,
-        Some(&previous),
-        None,
         &launcher,
+        ExportOptions {
+            previous: Some(&previous),
+            ..Default::default()
+        },
     )
     .unwrap();
     let reused = second
@@ -387,9 +375,8 @@ fn a_launch_layer_without_its_directory_is_reused_from_the_previous_image() {
         &build,
         &metadata,
         &build.path().join("third"),
-        None,
-        None,
         &launcher,
+        ExportOptions::default(),
     )
     .unwrap_err();
     assert!(
@@ -409,10 +396,17 @@ fn process_type_project_metadata_links_and_special_files() {
     let launcher = fake_launcher(build.path());
     std::os::unix::fs::symlink("Procfile", build.dirs.app.join("procfile-link")).unwrap();
     let out = build.path().join("out");
-    let exported = export_with(&build, &metadata, &out, None, None, &launcher, |input| {
-        input.process_type = Some("greet");
-        input.project = Some(serde_json::json!({ "source": { "type": "git" } }));
-    })
+    let exported = export(
+        &build,
+        &metadata,
+        &out,
+        &launcher,
+        ExportOptions {
+            process_type: Some("greet"),
+            project: Some(serde_json::json!({ "source": { "type": "git" } })),
+            ..Default::default()
+        },
+    )
     .unwrap();
     assert_eq!(
         exported.config["config"]["Entrypoint"],
@@ -432,15 +426,14 @@ fn process_type_project_metadata_links_and_special_files() {
         (tar::EntryType::Symlink, Some("Procfile"))
     );
 
-    let error = export_with(
+    let error = export(
         &build,
         &metadata,
         &build.path().join("x"),
-        None,
-        None,
         &launcher,
-        |input| {
-            input.process_type = Some("nosuch");
+        ExportOptions {
+            process_type: Some("nosuch"),
+            ..Default::default()
         },
     )
     .unwrap_err();
@@ -452,9 +445,8 @@ fn process_type_project_metadata_links_and_special_files() {
         &build,
         &metadata,
         &build.path().join("y"),
-        None,
-        None,
         &launcher,
+        ExportOptions::default(),
     )
     .unwrap_err();
     assert!(

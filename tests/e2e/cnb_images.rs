@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cnb_support::HostBuild;
+use locald_cnb::build::BuildMetadata;
 use locald_image::testing::{cnb_builder_image, CnbBuilder};
 
 use crate::containers::{http_get, up_healthy};
@@ -67,23 +68,28 @@ fn project_with_built(
     let build = HostBuild::new(builder);
     write(&build);
     let (metadata, _) = build.build();
-    let layout = build.path().join("layout");
-    cnb_support::export(&build, &metadata, &layout, None, None, &static_launcher())
-        .expect("export");
     let project = Project::new();
     let data = tempfile::tempdir().expect("data dir");
+    export_as_app(&build, &metadata, &project, data.path());
+    (project, data, build)
+}
+
+/// Exports what `build` built (with the static launcher) and imports it as `app:1`.
+fn export_as_app(build: &HostBuild, metadata: &BuildMetadata, project: &Project, data: &Path) {
+    let layout = build.path().join("layout");
+    let options = cnb_support::ExportOptions::default();
+    cnb_support::export(build, metadata, &layout, &static_launcher(), options).expect("export");
+    import(project, data, &layout, "app:1");
+}
+
+/// `locald image import LAYOUT --name NAME` into the store at `data`.
+fn import(project: &Project, data: &Path, layout: &Path, name: &str) {
+    let layout = layout.to_str().unwrap();
     with_store(
-        project.locald([
-            "image",
-            "import",
-            layout.to_str().unwrap(),
-            "--name",
-            "app:1",
-        ]),
-        data.path(),
+        project.locald(["image", "import", layout, "--name", name]),
+        data,
     )
     .success();
-    (project, data, build)
 }
 
 fn with_store(run: Run, data: &Path) -> Run {
@@ -283,17 +289,7 @@ fn a_build_runs_in_the_builder_container_as_its_user() {
         .unwrap()
         .write_layout(&builder_layout, "latest")
         .unwrap();
-    with_store(
-        project.locald([
-            "image",
-            "import",
-            builder_layout.to_str().unwrap(),
-            "--name",
-            "builder:1",
-        ]),
-        data,
-    )
-    .success();
+    import(&project, data, &builder_layout, "builder:1");
     let lifecycle = static_launcher().with_file_name("lifecycle");
     let mounts = [
         format!("{}:/workspace", build.dirs.app.display()),
@@ -327,20 +323,7 @@ fn a_build_runs_in_the_builder_container_as_its_user() {
 
     let metadata = locald_cnb::build::read_built(&build.dirs.layers, &locald_cnb::Limits::DEFAULT)
         .expect("read what the build left");
-    let layout = build.path().join("layout");
-    cnb_support::export(&build, &metadata, &layout, None, None, &static_launcher())
-        .expect("export");
-    with_store(
-        project.locald([
-            "image",
-            "import",
-            layout.to_str().unwrap(),
-            "--name",
-            "app:1",
-        ]),
-        data,
-    )
-    .success();
+    export_as_app(&build, &metadata, &project, data);
     assert_eq!(
         container_run(
             &project,

@@ -135,50 +135,44 @@ fn write_file(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap();
 }
 
+/// What [`export`] may change from a plain export.
+#[derive(Default)]
+pub struct ExportOptions<'a> {
+    pub previous: Option<&'a locald_cnb::export::SourceImage>,
+    pub epoch: Option<u64>,
+    pub process_type: Option<&'a str>,
+    pub project: Option<serde_json::Value>,
+}
+
 /// Exports what [`HostBuild::build`] built into the OCI layout `out`, with the run image
 /// from the store and `launcher` as the launcher.
 pub fn export(
     build: &HostBuild,
     metadata: &BuildMetadata,
     out: &Path,
-    previous: Option<&locald_cnb::export::SourceImage>,
-    epoch: Option<u64>,
     launcher: &Path,
-) -> Result<locald_cnb::export::Exported, locald_cnb::export::ExportError> {
-    export_with(build, metadata, out, previous, epoch, launcher, |_| {})
-}
-
-/// [`export`], with `change` applied to the input first.
-pub fn export_with(
-    build: &HostBuild,
-    metadata: &BuildMetadata,
-    out: &Path,
-    previous: Option<&locald_cnb::export::SourceImage>,
-    epoch: Option<u64>,
-    launcher: &Path,
-    change: impl FnOnce(&mut locald_cnb::export::ExportInput<'_>),
+    options: ExportOptions<'_>,
 ) -> Result<locald_cnb::export::Exported, locald_cnb::export::ExportError> {
     let run_image = locald_cnb::export::SourceImage {
         blobs: build.store.blobs_dir(),
         manifest_digest: build.run_image.manifest_digest.clone(),
         reference: RUN_IMAGE.to_string(),
     };
-    let mut input = locald_cnb::export::ExportInput {
+    let input = locald_cnb::export::ExportInput {
         layers: &build.dirs.layers,
         app: &build.dirs.app,
         metadata,
         run_image: &run_image,
-        previous,
+        previous: options.previous,
         launcher,
         owner: locald_cnb::export::layer::Owner {
             uid: 1000,
             gid: 1000,
         },
-        source_date_epoch: epoch,
-        process_type: None,
-        project: None,
+        source_date_epoch: options.epoch,
+        process_type: options.process_type,
+        project: options.project,
     };
-    change(&mut input);
     locald_cnb::export::export(&input, out, "latest")
 }
 
