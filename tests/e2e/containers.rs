@@ -351,16 +351,8 @@ depends_on = ["web"]
 env = { WEB_URL = "${services.web.url}" }
 "#,
     );
-    with_store(
-        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
-        data.path(),
-    )
-    .success();
-    assert_eq!(service_field(&project, "web", "state"), "healthy");
-    let port = service_field(&project, "web", "port")
-        .as_u64()
-        .expect("web has a port");
-    let page = http_get(port as u16, "/index.html");
+    let port = up_healthy(&project, data.path(), "web");
+    let page = http_get(port, "/index.html");
     assert!(page.contains("hello from the container"), "{page}");
     // The dependent started, and saw the container's URL.
     project.wait_for("client", Duration::from_secs(10), |_| {
@@ -387,7 +379,7 @@ env = { WEB_URL = "${services.web.url}" }
     let restarted = pids_with_arg("/www987801");
     assert_eq!(restarted.len(), 1, "one httpd again: {restarted:?}");
     assert_ne!(restarted, servers);
-    assert!(http_get(port as u16, "/index.html").contains("hello from the container"));
+    assert!(http_get(port, "/index.html").contains("hello from the container"));
     assert_eq!(bundles_with("987801").len(), 1, "one bundle: the live one");
 
     project.locald(["down"]).success();
@@ -399,8 +391,22 @@ env = { WEB_URL = "${services.web.url}" }
     assert!(bundles_with("987801").is_empty(), "bundle left behind");
 }
 
+/// `up -d --wait` with the store at `data`; `service` must then be healthy: its port.
+pub(crate) fn up_healthy(project: &Project, data: &Path, service: &str) -> u16 {
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data,
+    )
+    .success();
+    assert_eq!(service_field(project, service, "state"), "healthy");
+    service_field(project, service, "port")
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or_else(|| panic!("{service} has no port"))
+}
+
 /// The body of `GET path` from 127.0.0.1:port (HTTP/1.0, read to the end).
-fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream

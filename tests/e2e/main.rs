@@ -6,6 +6,7 @@ mod harness;
 mod bounded_scripts;
 mod cli;
 mod closed_stdout;
+mod cnb_images;
 mod compile;
 mod completions;
 mod config_errors;
