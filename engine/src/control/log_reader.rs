@@ -252,21 +252,12 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::logs::{rotated_path, LogFile, Stream};
+    use crate::supervisor::logs::rotated_path;
 
     #[test]
     fn stored_lines_print_like_foreground_output() {
         let dir = tempfile::tempdir().unwrap();
-        let state = crate::project::state_dir::StateDir::new(dir.path());
-        state.ensure().unwrap();
-        let mut a = LogFile::open(&state.service_log("a")).unwrap();
-        let mut b = LogFile::open(&state.service_log("b")).unwrap();
-        b.write_line("2024-01-01T00:00:02.000Z", Stream::Stderr, b"b2")
-            .unwrap();
-        a.write_line("2024-01-01T00:00:03.000Z", Stream::Event, b"exited")
-            .unwrap();
-        a.flush().unwrap();
-        b.flush().unwrap();
+        let state = crate::supervisor::log_store::tests::two_service_logs(dir.path());
         let services = services_with_logs(&state, &[]);
         let query = LogQuery {
             services: Vec::new(),

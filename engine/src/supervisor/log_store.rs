@@ -183,7 +183,7 @@ pub fn read_logs(state_dir: &Path, query: &LogQuery) -> Result<Vec<StoredLine>, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::supervisor::logs::LogFile;
 
@@ -229,10 +229,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn merges_services_by_time_and_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::new(dir.path());
+    /// Logs of services `a` (`a1` at 1 s, `exited` at 3 s, an event) and
+    /// `b` (`b2` at 2 s, on stderr) in a new state directory at `dir`.
+    pub(crate) fn two_service_logs(dir: &Path) -> StateDir {
+        let state = StateDir::new(dir);
         state.ensure().unwrap();
         let mut a = LogFile::open(&state.service_log("a")).unwrap();
         let mut b = LogFile::open(&state.service_log("b")).unwrap();
@@ -244,6 +244,13 @@ mod tests {
             .unwrap();
         a.flush().unwrap();
         b.flush().unwrap();
+        state
+    }
+
+    #[test]
+    fn merges_services_by_time_and_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = two_service_logs(dir.path());
         let services = services_with_logs(&state, &[]);
         assert_eq!(services, vec!["a", "b"]);
         let query = |services: &[&str], lines, since: Option<&str>| LogQuery {
