@@ -2,6 +2,7 @@
 //! project, with real processes.
 
 mod harness;
+mod webdriver;
 
 mod bounded_scripts;
 mod cli;
@@ -11,6 +12,7 @@ mod completions;
 mod config_errors;
 mod containers;
 mod dashboard;
+mod dashboard_page;
 mod exit_codes;
 mod health;
 mod hostile_text;

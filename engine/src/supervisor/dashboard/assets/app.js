@@ -270,6 +270,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     if (atBottom !== state.following) follow(atBottom);
   });
+  // The log's box shrinks when the services table grows (or the window
+  // does): no scroll event comes, so keep the tail in view here.
+  new ResizeObserver(() => {
+    if (state.following) log.scrollTop = log.scrollHeight;
+  }).observe(log);
   $("jump").addEventListener("click", () => follow(true));
   setInterval(renderUptimes, 1000);
   await loadHistory().catch(() => {});
