@@ -314,6 +314,76 @@ fn scrolling_up_stops_following_and_the_button_follows_again() {
     assert_eq!(browser.script(at_bottom, json!([])), true);
 }
 
+/// A local server that prints the headers of every request it gets.
+const SPY: &str = r#"
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("request 974130", self.path, dict(self.headers), flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"hello")
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
+#[test]
+fn the_token_goes_to_no_other_local_server_and_a_reload_keeps_it() {
+    let project = Project::with_toml(
+        "[project]\nname = \"spied\"\n\n[services.spy]\ncommand = \"python3 spy.py\"\n",
+    )
+    .file("spy.py", SPY);
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "30s"])
+        .success();
+    let url = project
+        .locald(["dashboard", "--no-open"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let token = url.split("token=").nth(1).unwrap().to_string();
+    let browser = open(&project, 1280, 800);
+    // The person follows the service's link from the dashboard: the same
+    // site (127.0.0.1), another port, a server that is not locald's.
+    let link = browser.wait_for(
+        "the spy's link",
+        Duration::from_secs(10),
+        "const link = document.querySelector('tr[data-service=\"spy\"] .port a');
+         return link && link.href;",
+    );
+    let link = link.as_str().unwrap().to_string();
+    browser.goto(&format!("{link}from-the-dashboard"));
+    project.wait_for("the spy's request", Duration::from_secs(10), |p| {
+        p.locald(["logs", "spy"])
+            .output()
+            .stdout
+            .contains("/from-the-dashboard")
+    });
+    let seen = project.locald(["logs", "spy"]).success().stdout;
+    assert!(
+        !seen.contains(&token),
+        "the token reached another server: {seen}"
+    );
+    // Back on the dashboard without the token in the address: the page
+    // kept it (for its own origin only).
+    browser.goto(&link_to_dashboard(&url));
+    browser.wait_for(
+        "the page live again",
+        Duration::from_secs(10),
+        "return document.getElementById('connection').textContent === 'live'
+            && document.querySelectorAll('#services tr').length === 1",
+    );
+    assert_eq!(
+        browser.script("return document.getElementById('notice').hidden", json!([])),
+        true
+    );
+}
+
+/// `http://127.0.0.1:PORT/?token=T` → `http://127.0.0.1:PORT/`.
+fn link_to_dashboard(url: &str) -> String {
+    url.split('?').next().unwrap().to_string()
+}
+
 /// A project as a person's: a web front, an API, a worker and a
 /// scheduler, with coloured logs.
 const SHOP: &str = r#"

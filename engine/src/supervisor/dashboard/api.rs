@@ -131,7 +131,6 @@ pub async fn handle(mut stream: TcpStream, site: &Site) {
     };
     let response = match site.guard.check(&request) {
         Verdict::Refused { status, why } => Response::text(status, why),
-        Verdict::Welcome { cookie } => Response::redirect("/").with("Set-Cookie", &cookie),
         Verdict::Allowed => {
             if request.method == "GET" && request.path == "/api/events" {
                 events(stream, site).await;
