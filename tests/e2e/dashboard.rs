@@ -100,7 +100,12 @@ command = "echo 'started 973' ; while true; do read line < ticks.fifo && echo \"
 "#;
 
 fn started() -> Project {
-    let project = Project::with_toml(TOML);
+    started_with(TOML)
+}
+
+/// `toml`'s project up in the background, with a `ticks.fifo` for [`tick`].
+pub fn started_with(toml: &str) -> Project {
+    let project = Project::with_toml(toml);
     let fifo = project.path().join("ticks.fifo");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -114,7 +119,8 @@ fn started() -> Project {
     project
 }
 
-fn tick(project: &Project, text: &str) {
+/// Writes a line to the project's `ticks.fifo`.
+pub fn tick(project: &Project, text: &str) {
     let mut fifo = std::fs::OpenOptions::new()
         .write(true)
         .open(project.path().join("ticks.fifo"))

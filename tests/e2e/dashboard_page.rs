@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::dashboard::{started_with, tick};
 use crate::harness::{service_field, Project};
 use crate::webdriver::Browser;
 
@@ -25,28 +26,6 @@ command = "echo 'ticker ready 974101' ; while true; do read line < ticks.fifo &&
 [services.chatter]
 command = "for i in $(seq 1 300); do echo \"chatter line $i\"; done; echo 'a warning 974102' >&2; exec sleep 974103"
 "#;
-
-fn started(toml: &str) -> Project {
-    let project = Project::with_toml(toml);
-    let fifo = project.path().join("ticks.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    project
-        .locald(["up", "-d", "--wait", "--timeout", "30s"])
-        .success();
-    project
-}
-
-fn tick(project: &Project, text: &str) {
-    let mut fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .open(project.path().join("ticks.fifo"))
-        .unwrap();
-    writeln!(fifo, "{text}").unwrap();
-}
 
 /// The page of `project`'s dashboard, opened with the printed address, live.
 fn open(project: &Project, width: u32, height: u32) -> Browser {
@@ -106,6 +85,19 @@ fn wait_for_line(browser: &Browser, text: &str) {
     );
 }
 
+/// The value of a JavaScript expression in the page.
+fn value(browser: &Browser, expression: &str) -> Value {
+    browser.script(&format!("return {expression}"), json!([]))
+}
+
+fn assert_no_notice(browser: &Browser) {
+    let notice = browser.script(
+        "const n = document.getElementById('notice'); return n.hidden ? '' : n.textContent",
+        json!([]),
+    );
+    assert_eq!(notice, "", "the page shows an error");
+}
+
 fn now_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -116,7 +108,7 @@ fn now_ms() -> f64 {
 
 #[test]
 fn the_page_lists_the_services_and_a_restart_button_restarts_one() {
-    let project = started(TOML);
+    let project = started_with(TOML);
     let browser = open(&project, 1280, 800);
     let rows = browser.wait_for(
         "three services on the page",
@@ -144,10 +136,7 @@ fn the_page_lists_the_services_and_a_restart_button_restarts_one() {
     assert_eq!(web["kind"], "host");
     let ticker = service_field(&project, "ticker", "port");
     assert_eq!(rows[1]["port"], ticker.to_string(), "{rows}");
-    assert_eq!(
-        browser.script("return document.title", json!([])),
-        "shop · locald"
-    );
+    assert_eq!(value(&browser, "document.title"), "shop · locald");
 
     let before = service_field(&project, "ticker", "pid");
     assert!(before.is_number());
@@ -162,16 +151,12 @@ fn the_page_lists_the_services_and_a_restart_button_restarts_one() {
         Duration::from_secs(10),
         "return [...document.querySelectorAll('#log .l.locald')].length > 0",
     );
-    assert_eq!(
-        browser.script("return document.getElementById('notice').hidden", json!([])),
-        true,
-        "no error shown"
-    );
+    assert_no_notice(&browser);
 }
 
 #[test]
 fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_logs() {
-    let project = started(TOML);
+    let project = started_with(TOML);
     let browser = open(&project, 1280, 800);
     wait_for_line(&browser, "a warning 974102");
     // The page notes when each marked line reaches its DOM.
@@ -234,10 +219,7 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
         "{lines:?}"
     );
     assert_eq!(
-        browser.script(
-            "return document.getElementById('service-filter').value",
-            json!([])
-        ),
+        value(&browser, "document.getElementById('service-filter').value"),
         "ticker"
     );
     // New lines of other services stay hidden; the service's own show.
@@ -257,9 +239,9 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
     browser.choose("#service-filter", "");
     assert!(shown(&browser).len() > 300);
     // stderr is told apart.
-    let stderr = browser.script(
-        "return [...document.querySelectorAll('#log .l.stderr .x')].map((n) => n.textContent)",
-        json!([]),
+    let stderr = value(
+        &browser,
+        "[...document.querySelectorAll('#log .l.stderr .x')].map((n) => n.textContent)",
     );
     assert!(
         stderr
@@ -272,7 +254,7 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
 
 #[test]
 fn scrolling_up_stops_following_and_the_button_follows_again() {
-    let project = started(TOML);
+    let project = started_with(TOML);
     let browser = open(&project, 1000, 600);
     wait_for_line(&browser, "a warning 974102");
     let at_bottom = "const log = document.getElementById('log');
@@ -291,11 +273,11 @@ fn scrolling_up_stops_following_and_the_button_follows_again() {
         Duration::from_secs(5),
         "return document.getElementById('follow').textContent.startsWith('paused')",
     );
-    let top = browser.script("return document.getElementById('log').scrollTop", json!([]));
+    let top = value(&browser, "document.getElementById('log').scrollTop");
     tick(&project, "while paused 974112");
     wait_for_line(&browser, "tick while paused 974112");
     assert_eq!(
-        browser.script("return document.getElementById('log').scrollTop", json!([])),
+        value(&browser, "document.getElementById('log').scrollTop"),
         top,
         "the view stays where the person scrolled"
     );
@@ -303,10 +285,7 @@ fn scrolling_up_stops_following_and_the_button_follows_again() {
     browser.click("#jump");
     assert_eq!(browser.script(at_bottom, json!([])), true);
     assert_eq!(
-        browser.script(
-            "return document.getElementById('follow').textContent",
-            json!([])
-        ),
+        value(&browser, "document.getElementById('follow').textContent"),
         "following"
     );
     tick(&project, "following again 974113");
@@ -373,10 +352,7 @@ fn the_token_goes_to_no_other_local_server_and_a_reload_keeps_it() {
         "return document.getElementById('connection').textContent === 'live'
             && document.querySelectorAll('#services tr').length === 1",
     );
-    assert_eq!(
-        browser.script("return document.getElementById('notice').hidden", json!([])),
-        true
-    );
+    assert_no_notice(&browser);
 }
 
 /// `http://127.0.0.1:PORT/?token=T` → `http://127.0.0.1:PORT/`.
@@ -483,16 +459,13 @@ fn a_screenshot_of_a_project_for_the_manual() {
              && [...document.querySelectorAll('#log .x')].some((n) => n.textContent.includes('/api/orders'));",
     );
     // Colours are rendered, not printed as escapes.
-    let coloured = browser.script(
-        "return document.querySelectorAll('#log .x span[style*=color]').length",
-        json!([]),
+    let coloured = value(
+        &browser,
+        "document.querySelectorAll('#log .x span[style*=color]').length",
     );
     assert!(coloured.as_u64().unwrap() >= 10, "{coloured}");
     assert_eq!(
-        browser.script(
-            "return [...document.querySelectorAll('#log .x')].some((n) => n.textContent.includes('\\x1b'))",
-            json!([])
-        ),
+        value(&browser, "[...document.querySelectorAll('#log .x')].some((n) => n.textContent.includes('\\x1b'))"),
         false
     );
     std::thread::sleep(Duration::from_millis(300));
