@@ -2,6 +2,7 @@
 //! project, with real processes.
 
 mod harness;
+mod webdriver;
 
 mod bounded_scripts;
 mod cli;
@@ -12,6 +13,7 @@ mod completions;
 mod config_errors;
 mod containers;
 mod dashboard;
+mod dashboard_page;
 mod detached_runs;
 mod exec;
 mod exit_codes;
