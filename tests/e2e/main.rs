@@ -4,6 +4,7 @@
 mod harness;
 
 mod bounded_scripts;
+mod builds;
 mod cli;
 mod closed_stdout;
 mod cnb_images;
