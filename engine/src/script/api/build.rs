@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use locald_cnb::export::layer::Owner;
 use locald_cnb::export::{ExportError, ExportInput, SourceImage};
-use locald_cnb::formats::run_image::{parse_run, parse_stack};
+use locald_cnb::formats::run_image::{parse_run, parse_stack, RunImage};
 use locald_cnb::formats::FormatError;
 use locald_cnb::Limits;
 use locald_image::{PullPolicy, StoredImage};
@@ -178,8 +178,8 @@ pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
 /// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
 fn run_image_reference(builder: &StoredImage) -> Result<String, BuildError> {
     let cnb = builder.rootfs.join("cnb");
-    let parsers: [(&str, fn(&str, &Path) -> Result<_, FormatError>); 2] =
-        [("run.toml", parse_run), ("stack.toml", parse_stack)];
+    type Parse = fn(&str, &Path) -> Result<Vec<RunImage>, FormatError>;
+    let parsers: [(&str, Parse); 2] = [("run.toml", parse_run), ("stack.toml", parse_stack)];
     for (file, parse) in parsers {
         let path = cnb.join(file);
         let text = match std::fs::read_to_string(&path) {
