@@ -5,7 +5,7 @@
 
 use locald_image::testing::{cnb_builder_image, cnb_run_image, CnbBuilder, TestRegistry};
 
-use crate::cnb_images::{static_launcher, with_store};
+use crate::cnb_images::{container_run, static_launcher, with_store};
 use crate::containers::push;
 use crate::harness::Project;
 
@@ -60,14 +60,7 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
     let images = with_store(project.locald(["image", "ls"]), data).success();
     images.stdout_has("site:977102");
 
-    let run = |args: &[&str]| {
-        let mut all = vec!["container", "run"];
-        all.extend(args);
-        with_store(project.locald(all), data)
-            .success()
-            .stdout
-            .clone()
-    };
+    let run = |args: &[&str]| container_run(&project, data, args);
     let greet = ["--entrypoint", "/cnb/process/greet", "site:977102"];
     assert_eq!(run(&greet), "hello world\n");
     // The app is the source less .git and .locald, owned by the build user.

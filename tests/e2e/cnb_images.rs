@@ -96,7 +96,7 @@ pub(crate) fn with_store(run: Run, data: &Path) -> Run {
     run.env("LOCALD_DATA_DIR", data.to_str().unwrap())
 }
 
-fn container_run(project: &Project, data: &Path, args: &[&str]) -> String {
+pub(crate) fn container_run(project: &Project, data: &Path, args: &[&str]) -> String {
     let mut all = vec!["container", "run"];
     all.extend(args);
     with_store(project.locald(all), data)

@@ -328,14 +328,6 @@ impl WorkDir {
     }
 }
 
-/// A stored image as the map scripts get: `#{ reference, digest }`.
-fn image_map(image: &StoredImage) -> Map {
-    let mut map = Map::new();
-    map.insert("reference".into(), image.reference.clone().into());
-    map.insert("digest".into(), image.manifest_digest.clone().into());
-    map
-}
-
 /// `build_image(source, options)`: see the module's doc.
 pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, PullStopped> {
     if !source.is_dir() {
@@ -430,7 +422,7 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
     let tag = options.tag.unwrap_or_else(|| default_tag(&source));
     let image = store.import_oci_layout(&layout, Some(&tag))?;
-    Ok(image_map(&image))
+    Ok(container::image_map(&image))
 }
 
 impl From<BuildError> for ContainerError {

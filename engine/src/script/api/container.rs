@@ -312,7 +312,7 @@ fn container_id() -> String {
     format!("locald-{}-{nanos:08x}", std::process::id())
 }
 
-fn image_map(image: &StoredImage) -> Map {
+pub(super) fn image_map(image: &StoredImage) -> Map {
     let mut map = Map::new();
     map.insert("reference".into(), image.reference.clone().into());
     map.insert("digest".into(), image.manifest_digest.clone().into());
