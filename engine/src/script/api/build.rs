@@ -52,6 +52,11 @@ pub enum BuildError {
     Image(#[from] locald_image::Error),
     #[error("build_image: no builder: give one with `builder` (locald build --builder REF)")]
     NoBuilder,
+    #[error(
+        "builds need root for now: a rootless build (the caller mapped to the builder's \
+         CNB_USER_ID in the container's user namespace) is not supported yet"
+    )]
+    Rootless,
     #[error("the source {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
     #[error("cannot {action} {}: {source}", path.display())]
@@ -341,6 +346,11 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             source: source_error,
         })?;
     let builder_ref = options.builder.clone().ok_or(BuildError::NoBuilder)?;
+    // The work directory is given to the builder's user with chown, which only root
+    // may do; said before anything is pulled.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(BuildError::Rootless.into());
+    }
     // Found first: a missing binary should not cost a pull.
     let lifecycle = cnb_binary("lifecycle")?;
     let launcher = cnb_binary("launcher")?;
