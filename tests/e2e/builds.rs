@@ -87,9 +87,23 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
         .unwrap()
         .to_string_lossy()
         .to_lowercase();
-    let out = build(&[]).success();
+    let out = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();
     out.stdout_has(&format!("locald-build/{dir_name}:latest"));
     assert!(!out.stdout.contains(": pass"), "{}", out.stdout);
+
+    // With SOURCE_DATE_EPOCH the same source builds the same image, digest for digest.
+    let digest = |stdout: &str| {
+        let built = stdout.lines().find(|l| l.starts_with("built ")).unwrap();
+        built.split("(sha256:").nth(1).unwrap().to_string()
+    };
+    let again = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();
+    assert_eq!(digest(&out.stdout), digest(&again.stdout));
+    let later = build(&[]).env("SOURCE_DATE_EPOCH", "1700000001").success();
+    assert_ne!(
+        digest(&out.stdout),
+        digest(&later.stdout),
+        "the time is the image's"
+    );
 }
 
 #[test]
