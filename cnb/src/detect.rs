@@ -70,7 +70,8 @@ pub struct DetectRun {
 }
 
 impl DetectRun {
-    fn summary(&self) -> String {
+    /// `<id>@<version>: pass`, `fail` or `error: <why>`.
+    pub fn summary(&self) -> String {
         let what = match &self.outcome {
             Outcome::Pass(_) => "pass".to_string(),
             Outcome::Fail => "fail".to_string(),

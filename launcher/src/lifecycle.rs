@@ -5,6 +5,10 @@
 //! layers and `<layers>/config/metadata.toml`, which the exporter reads back
 //! (`locald_cnb::build::read_built`) on the host. Buildpack output goes to stdout.
 //!
+//! It prints a header before each phase (`===> DETECTING`, `===> BUILDING`, as the
+//! reference lifecycle does) and, with `CNB_LOG_LEVEL=debug`, every buildpack's detect
+//! result and output (otherwise detect output is shown only when detection fails).
+//!
 //! Static, like the launcher, so that it runs in any builder image. It refuses to run as
 //! root, as the reference detector and builder do: buildpacks are untrusted code. Exit
 //! codes are the Platform API's: 20 no group passed, 21 a buildpack errored in detect,
@@ -70,6 +74,7 @@ fn run() -> i32 {
         Ok(order) => order,
         Err(e) => return fail(e, 1),
     };
+    println!("===> DETECTING");
     let detected = match detect(&context, &order) {
         Ok(detected) => detected,
         Err(e) => return fail(&e, e.exit_code()),
@@ -81,9 +86,18 @@ fn run() -> i32 {
     if let Err(e) = written {
         return fail(e, 1);
     }
+    if std::env::var("CNB_LOG_LEVEL").is_ok_and(|level| level == "debug") {
+        for run in &detected.runs {
+            println!("{}", run.summary());
+            for line in run.output.lines() {
+                println!("  {line}");
+            }
+        }
+    }
     for member in &detected.group.group {
         println!("detected {}", member.key());
     }
+    println!("===> BUILDING");
     let mut stdout = std::io::stdout();
     match build(&context, &detected.group, &detected.plan, &mut stdout) {
         Ok(metadata) => {

@@ -19,7 +19,7 @@ use crate::containers::{http_get, up_healthy};
 use crate::harness::{Project, Run};
 
 /// Builds the launcher statically (once per test binary) and returns its path.
-fn static_launcher() -> PathBuf {
+pub(crate) fn static_launcher() -> PathBuf {
     static LAUNCHER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     LAUNCHER
         .get_or_init(|| {
@@ -92,11 +92,11 @@ fn import(project: &Project, data: &Path, layout: &Path, name: &str) {
     .success();
 }
 
-fn with_store(run: Run, data: &Path) -> Run {
+pub(crate) fn with_store(run: Run, data: &Path) -> Run {
     run.env("LOCALD_DATA_DIR", data.to_str().unwrap())
 }
 
-fn container_run(project: &Project, data: &Path, args: &[&str]) -> String {
+pub(crate) fn container_run(project: &Project, data: &Path, args: &[&str]) -> String {
     let mut all = vec!["container", "run"];
     all.extend(args);
     with_store(project.locald(all), data)

@@ -23,7 +23,7 @@ fn with_store(run: Run, data: &Path) -> Run {
     run.env("LOCALD_DATA_DIR", data.to_str().unwrap())
 }
 
-fn push(registry: &TestRegistry, name_tag: &str, image: &BuiltImage) {
+pub(crate) fn push(registry: &TestRegistry, name_tag: &str, image: &BuiltImage) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -63,6 +63,8 @@ pub enum Subcommand {
     Task(Task),
     /// Print the Rhai script that locald.toml compiles to
     Compile(Compile),
+    /// Build an image from source with Cloud Native Buildpacks, into the image store
+    Build(Build),
     /// Run a Rhai task script with locald's primitives (its words are `args.argv`)
     Script(Script),
     /// Run containers with the embedded runtime (no Docker daemon)
@@ -278,6 +280,24 @@ pub struct Compile {
     /// The config file (default: the project's locald.toml)
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<String>,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Build {
+    /// The app's source directory (default: the current directory)
+    pub path: Option<String>,
+    /// The builder image
+    #[arg(long, value_name = "REF")]
+    pub builder: Option<String>,
+    /// Set a build environment variable (KEY=VALUE, or KEY to pass yours)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The name to store the image under (default: locald-build/<dir name>:latest)
+    #[arg(short, long, value_name = "NAME")]
+    pub tag: Option<String>,
+    /// Show every buildpack's detect output too
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, clap::Args, Serialize)]

@@ -20,10 +20,10 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 pub use args::{
-    Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, Exec, ImageCommand, ImageImport,
-    ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
-    ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
-    Task, Try, Up,
+    Build, Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, Exec, ImageCommand,
+    ImageImport, ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script,
+    ServiceAdd, ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices,
+    Subcommand, Task, Try, Up,
 };
 
 use crate::control::SuperviseArgs;
@@ -196,6 +196,7 @@ impl Subcommand {
             Subcommand::Exec(a) => verb("exec", script_args(&a)?),
             Subcommand::Task(a) => verb("task", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
+            Subcommand::Build(a) => verb("build", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
                 verb("container-run", script_args(&a)?)
             }
@@ -250,6 +251,7 @@ impl ScriptArgs for Logs {}
 impl ScriptArgs for SomeServices {}
 impl ScriptArgs for Services {}
 impl ScriptArgs for Compile {}
+impl ScriptArgs for Build {}
 impl ScriptArgs for Script {}
 impl ScriptArgs for Task {}
 impl ScriptArgs for ImageReference {}

@@ -20,6 +20,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("exec", include_str!("../../../stdlib/exec.rhai")),
     ("task", include_str!("../../../stdlib/task.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
+    ("build", include_str!("../../../stdlib/build.rhai")),
     (
         "container-run",
         include_str!("../../../stdlib/container-run.rhai"),

@@ -37,6 +37,10 @@ pub enum ContainerError {
     Runtime(#[from] locald_runtime::Error),
     #[error(transparent)]
     Init(#[from] locald_runtime::InitError),
+    /// A build primitive's failure (`build_image` runs its build container through
+    /// `run_container`'s path, whose errors are these).
+    #[error(transparent)]
+    Build(Box<super::build::BuildError>),
 }
 
 /// A volume given as text that is not `HOST:CONTAINER[:ro|rw]`.
@@ -70,7 +74,7 @@ impl<E: Into<ContainerError>> From<E> for PullStopped {
 impl PullStopped {
     /// The script error: an interrupt ends the script (it cannot be caught,
     /// like Ctrl-C anywhere else); a failure is an ordinary error.
-    fn into_eval(self, ctx: &NativeCallContext) -> Box<EvalAltResult> {
+    pub(super) fn into_eval(self, ctx: &NativeCallContext) -> Box<EvalAltResult> {
         match self {
             PullStopped::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
                 crate::sandbox::INTERRUPTED.into(),
@@ -308,7 +312,7 @@ fn container_id() -> String {
     format!("locald-{}-{nanos:08x}", std::process::id())
 }
 
-fn image_map(image: &StoredImage) -> Map {
+pub(super) fn image_map(image: &StoredImage) -> Map {
     let mut map = Map::new();
     map.insert("reference".into(), image.reference.clone().into());
     map.insert("digest".into(), image.manifest_digest.clone().into());

@@ -7,6 +7,7 @@
 use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
+pub mod build;
 pub mod capture;
 pub mod config;
 pub mod container;
@@ -39,6 +40,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());
     engine.register_global_module(exported_module!(container::container_api).into());
     engine.register_global_module(exported_module!(tasks::tasks_api).into());
+    engine.register_global_module(exported_module!(build::build_api).into());
     engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
 

@@ -1,0 +1,573 @@
+//! Build primitives: an app built from source by Cloud Native Buildpacks into the image
+//! store.
+//!
+//! `build_image(source, #{ builder, env, tag, verbose })` pulls the builder (and the run
+//! image its `/cnb/run.toml` names) through the store, copies the source (less `.git`
+//! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
+//! (detect then build) in a container of the builder image as its `CNB_USER_ID`, with
+//! `/workspace`, `/layers` and `/platform` mounted and `/cnb` the builder's own: through
+//! the same foreground runtime as `run_container`, so buildpack output streams to the
+//! terminal and Ctrl-C stops the build. The exporter (`locald_cnb::export`) then writes
+//! the image on the host from what the build left, with the static `launcher`, and the
+//! store imports it under `tag`.
+//!
+//! The `lifecycle` and `launcher` binaries run inside images that may have no C library,
+//! so they are built static (`scripts/build-launcher`); [`cnb_binary`] says where they
+//! are looked for.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use locald_cnb::export::layer::Owner;
+use locald_cnb::export::{ExportError, ExportInput, SourceImage};
+use locald_cnb::formats::run_image::{parse_run, parse_stack, RunImage};
+use locald_cnb::formats::FormatError;
+use locald_cnb::Limits;
+use locald_image::{PullPolicy, StoredImage};
+use rhai::plugin::*;
+use rhai::Map;
+use serde::Deserialize;
+
+use super::container::{self, ContainerError, PullStopped, RunContainerOptions};
+use super::options::{self, OptionsError};
+use crate::program::Program;
+
+/// Where the lifecycle's directories are in the build container.
+const WORKSPACE: &str = "/workspace";
+const LAYERS: &str = "/layers";
+const PLATFORM: &str = "/platform";
+const LIFECYCLE_IN_CONTAINER: &str = "/cnb/lifecycle/lifecycle";
+
+/// Overrides where the static `lifecycle` and `launcher` are looked for.
+pub const CNB_BIN_DIR_ENV: &str = "LOCALD_CNB_BIN_DIR";
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] locald_image::Error),
+    #[error("build_image: no builder: give one with `builder` (locald build --builder REF)")]
+    NoBuilder,
+    #[error(
+        "builds need root for now: a rootless build (the caller mapped to the builder's \
+         CNB_USER_ID in the container's user namespace) is not supported yet"
+    )]
+    Rootless,
+    #[error("the source {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the build's work directory: {0}")]
+    WorkDir(#[source] std::io::Error),
+    #[error("the builder {builder} is not a CNB builder: it has no /cnb/run.toml (nor the legacy /cnb/stack.toml) naming its run image")]
+    NoRunImage { builder: String },
+    #[error(transparent)]
+    RunImage(#[from] FormatError),
+    #[error(
+        "the builder {builder} does not say which user builds: its image sets no valid {variable}"
+    )]
+    BuilderUser {
+        builder: String,
+        variable: &'static str,
+    },
+    #[error(
+        "`{0}` cannot be a build environment variable name (it names a file in /platform/env)"
+    )]
+    EnvName(String),
+    #[error(
+        "the CNB `{name}` binary was not found (looked in: {searched}): build it with \
+         scripts/build-launcher, or set {CNB_BIN_DIR_ENV} to the directory holding the static \
+         `lifecycle` and `launcher`"
+    )]
+    MissingBinary {
+        name: &'static str,
+        searched: String,
+    },
+    #[error("{}", lifecycle_failure(*.0))]
+    Lifecycle(i64),
+    #[error("cannot read what the build left: {0}")]
+    ReadBuilt(#[from] locald_cnb::build::BuildError),
+    #[error("cannot export the built image: {0}")]
+    Export(#[from] ExportError),
+}
+
+/// The Platform API's exit codes of the detector and builder, in words.
+fn lifecycle_failure(code: i64) -> String {
+    match code {
+        20 => "the build failed: no buildpack group passed detection (exit 20)".into(),
+        21 => "the build failed: a buildpack errored during detection (exit 21)".into(),
+        51 => "the build failed: a buildpack failed to build (exit 51)".into(),
+        code => format!("the build failed: the lifecycle exited with {code}"),
+    }
+}
+
+/// The options of `build_image`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildImageOptions {
+    /// The builder image (pulled when missing).
+    pub builder: Option<String>,
+    /// The build's environment: `/platform/env/<NAME>` files, which buildpacks read.
+    #[serde(deserialize_with = "options::env_map")]
+    pub env: BTreeMap<String, String>,
+    /// The name to store the image under (default `locald-build/<dir name>:latest`).
+    pub tag: Option<String>,
+    /// Show every buildpack's detect output (`CNB_LOG_LEVEL=debug`).
+    pub verbose: bool,
+}
+
+/// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
+/// the name lowercased and anything a reference cannot hold replaced by `-`.
+pub fn default_tag(source: &Path) -> String {
+    let name: String = source
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name = if name.is_empty() { "app" } else { name };
+    format!("locald-build/{name}:latest")
+}
+
+/// Finds the static CNB binary `name` (`lifecycle` or `launcher`): in
+/// `$LOCALD_CNB_BIN_DIR`; else in `../lib/locald/` from the `locald` executable (where a
+/// release installs them: `/usr/bin/locald`, `/usr/lib/locald/launcher`); else where
+/// `scripts/build-launcher` puts them beside a development build (`target/debug/locald`,
+/// `target/<host triple>/debug/launcher`).
+pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os(CNB_BIN_DIR_ENV).filter(|d| !d.is_empty()) {
+        candidates.push(PathBuf::from(dir).join(name));
+    } else if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+    {
+        if let Some(prefix) = exe_dir.parent() {
+            candidates.push(prefix.join("lib/locald").join(name));
+            if let Some(profile) = exe_dir.file_name() {
+                let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+                candidates.push(prefix.join(triple).join(profile).join(name));
+            }
+        }
+    }
+    match candidates.iter().find(|path| path.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(BuildError::MissingBinary {
+            name,
+            searched: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
+fn run_image_reference(builder: &StoredImage) -> Result<String, BuildError> {
+    let cnb = builder.rootfs.join("cnb");
+    type Parse = fn(&str, &Path) -> Result<Vec<RunImage>, FormatError>;
+    let parsers: [(&str, Parse); 2] = [("run.toml", parse_run), ("stack.toml", parse_stack)];
+    for (file, parse) in parsers {
+        let path = cnb.join(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(BuildError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        if let Some(first) = parse(&text, &path)?.into_iter().next() {
+            return Ok(first.image);
+        }
+    }
+    Err(BuildError::NoRunImage {
+        builder: builder.reference.clone(),
+    })
+}
+
+/// The builder's `CNB_USER_ID` and `CNB_GROUP_ID`, from its image config.
+fn builder_owner(builder: &StoredImage) -> Result<Owner, BuildError> {
+    let id = |variable: &'static str| {
+        builder
+            .config
+            .env
+            .iter()
+            .find_map(|entry| entry.strip_prefix(variable)?.strip_prefix('='))
+            .and_then(|value| value.parse::<u32>().ok())
+            .ok_or_else(|| BuildError::BuilderUser {
+                builder: builder.reference.clone(),
+                variable,
+            })
+    };
+    Ok(Owner {
+        uid: id("CNB_USER_ID")?.into(),
+        gid: id("CNB_GROUP_ID")?.into(),
+    })
+}
+
+/// Copies the tree `from` into `to` (which exists), leaving out `.git` and `.locald` at
+/// its top: regular files with their permission bits, directories and symbolic links
+/// (as links); other special files cannot be part of an app and are skipped.
+fn copy_source(from: &Path, to: &Path, top: bool) -> Result<(), BuildError> {
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    for entry in std::fs::read_dir(from).map_err(io("read the directory", from))? {
+        let entry = entry.map_err(io("read the directory", from))?;
+        let name = entry.file_name();
+        if top && (name == ".git" || name == ".locald") {
+            continue;
+        }
+        let source = entry.path();
+        let target = to.join(&name);
+        let kind = entry.file_type().map_err(io("read", &source))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target).map_err(io("create", &target))?;
+            copy_source(&source, &target, false)?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(&source).map_err(io("read the link", &source))?;
+            std::os::unix::fs::symlink(link, &target).map_err(io("create", &target))?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).map_err(io("copy", &source))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the tree at `path` to `owner` (links themselves, not their targets): the
+/// buildpacks run as the builder's user and write into the app and layers directories.
+fn chown_tree(path: &Path, owner: Owner) -> Result<(), BuildError> {
+    let uid = u32::try_from(owner.uid).ok();
+    let gid = u32::try_from(owner.gid).ok();
+    std::os::unix::fs::lchown(path, uid, gid).map_err(|source| BuildError::Io {
+        action: "change the owner of",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if path.is_dir() && !path.is_symlink() {
+        let entries = std::fs::read_dir(path).map_err(|source| BuildError::Io {
+            action: "read the directory",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| BuildError::Io {
+                action: "read the directory",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            chown_tree(&entry.path(), owner)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the user's build environment as `<platform>/env/<NAME>` files.
+fn write_platform_env(platform: &Path, env: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    let dir = platform.join("env");
+    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+        action: "create",
+        path: dir.clone(),
+        source,
+    })?;
+    for (name, value) in env {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '=', '\0']) {
+            return Err(BuildError::EnvName(name.clone()));
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, value).map_err(|source| BuildError::Io {
+            action: "write",
+            path,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The build's directories on the host, removed when it is dropped.
+struct WorkDir {
+    root: tempfile::TempDir,
+}
+
+impl WorkDir {
+    fn new() -> Result<WorkDir, BuildError> {
+        let root = tempfile::Builder::new()
+            .prefix("locald-build-")
+            .tempdir()
+            .map_err(BuildError::WorkDir)?;
+        for dir in ["workspace", "layers", "platform", "layout"] {
+            std::fs::create_dir(root.path().join(dir)).map_err(BuildError::WorkDir)?;
+        }
+        Ok(WorkDir { root })
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+}
+
+/// `build_image(source, options)`: see the module's doc.
+pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, PullStopped> {
+    if !source.is_dir() {
+        return Err(BuildError::NotADirectory(source.to_path_buf()).into());
+    }
+    let source = source
+        .canonicalize()
+        .map_err(|source_error| BuildError::Io {
+            action: "read",
+            path: source.to_path_buf(),
+            source: source_error,
+        })?;
+    let builder_ref = options.builder.clone().ok_or(BuildError::NoBuilder)?;
+    // The work directory is given to the builder's user with chown, which only root
+    // may do; said before anything is pulled.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(BuildError::Rootless.into());
+    }
+    // Found first: a missing binary should not cost a pull.
+    let lifecycle = cnb_binary("lifecycle")?;
+    let launcher = cnb_binary("launcher")?;
+    let builder = container::ensure_image(&builder_ref, PullPolicy::Missing)?;
+    let owner = builder_owner(&builder)?;
+    let run_image = container::ensure_image(&run_image_reference(&builder)?, PullPolicy::Missing)?;
+
+    let work = WorkDir::new()?;
+    let (workspace, layers, platform) = (
+        work.dir("workspace"),
+        work.dir("layers"),
+        work.dir("platform"),
+    );
+    copy_source(&source, &workspace, true)?;
+    write_platform_env(&platform, &options.env)?;
+    for dir in [&workspace, &layers, &platform] {
+        chown_tree(dir, owner)?;
+    }
+
+    let mount = |host: &Path, container: &str, read_only: bool| {
+        let spec = format!(
+            "{}:{container}{}",
+            host.display(),
+            if read_only { ":ro" } else { "" }
+        );
+        container::parse_volume(&spec).map_err(|e| BuildError::Io {
+            action: "mount",
+            path: host.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
+    let mut env = BTreeMap::new();
+    if options.verbose {
+        env.insert("CNB_LOG_LEVEL".to_string(), "debug".to_string());
+    }
+    let run = RunContainerOptions {
+        entrypoint: Some(Program::Exec(vec![LIFECYCLE_IN_CONTAINER.to_string()])),
+        user: Some(format!("{}:{}", owner.uid, owner.gid)),
+        volumes: vec![
+            mount(&workspace, WORKSPACE, false)?,
+            mount(&layers, LAYERS, false)?,
+            mount(&platform, PLATFORM, true)?,
+            mount(&lifecycle, LIFECYCLE_IN_CONTAINER, true)?,
+        ],
+        env,
+        pull: container::Pull::Never,
+        ..RunContainerOptions::default()
+    };
+    let code = container::run_container_options(&builder.reference, run)?;
+    if code != 0 {
+        return Err(BuildError::Lifecycle(code).into());
+    }
+
+    println!("===> EXPORTING");
+    let metadata =
+        locald_cnb::build::read_built(&layers, &Limits::DEFAULT).map_err(BuildError::from)?;
+    let store = container::store()?;
+    let run_source = SourceImage {
+        blobs: store.blobs_dir(),
+        manifest_digest: run_image.manifest_digest.clone(),
+        reference: run_image.reference.clone(),
+    };
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    let input = ExportInput {
+        layers: &layers,
+        app: &workspace,
+        metadata: &metadata,
+        run_image: &run_source,
+        previous: None,
+        launcher: &launcher,
+        owner,
+        source_date_epoch,
+        process_type: None,
+        project: None,
+    };
+    let layout = work.dir("layout");
+    locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
+    let tag = options.tag.unwrap_or_else(|| default_tag(&source));
+    let image = store.import_oci_layout(&layout, Some(&tag))?;
+    Ok(container::image_map(&image))
+}
+
+impl From<BuildError> for ContainerError {
+    fn from(error: BuildError) -> Self {
+        match error {
+            BuildError::Container(error) => error,
+            other => ContainerError::Build(Box::new(other)),
+        }
+    }
+}
+
+#[export_module]
+pub mod build_api {
+    use rhai::Map;
+
+    /// Builds the app in the directory `source` with Cloud Native Buildpacks into the
+    /// image store: `#{ builder, env, tag, verbose }` (the builder image, required; the
+    /// build's environment as `/platform/env` files; the name to store the image under,
+    /// default `locald-build/<dir name>:latest`; every buildpack's detect output).
+    /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
+    /// `#{ reference, digest }`.
+    #[rhai_fn(return_raw)]
+    pub fn build_image(
+        ctx: NativeCallContext,
+        source: &str,
+        options: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let options = super::options::read("build_image", options)
+            .map_err(|e| crate::script::api::fail(&ctx, e))?;
+        super::build_image(std::path::Path::new(source), options).map_err(|e| e.into_eval(&ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_tag_is_the_directory_name_as_a_reference() {
+        assert_eq!(
+            default_tag(Path::new("/src/site")),
+            "locald-build/site:latest"
+        );
+        assert_eq!(
+            default_tag(Path::new("/src/My App!")),
+            "locald-build/my-app:latest"
+        );
+        assert_eq!(default_tag(Path::new("/")), "locald-build/app:latest");
+    }
+
+    #[test]
+    fn a_builder_names_its_run_image_and_user() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cnb")).unwrap();
+        let mut builder = StoredImage {
+            reference: "localhost/builder:1".into(),
+            manifest_digest: "sha256:00".into(),
+            config: locald_image::ImageConfig::default(),
+            rootfs: dir.path().to_path_buf(),
+        };
+        let error = run_image_reference(&builder).unwrap_err().to_string();
+        assert!(error.contains("not a CNB builder"), "{error}");
+        std::fs::write(
+            dir.path().join("cnb/stack.toml"),
+            "[run-image]\nimage = \"localhost/stack-run:1\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            run_image_reference(&builder).unwrap(),
+            "localhost/stack-run:1"
+        );
+        std::fs::write(
+            dir.path().join("cnb/run.toml"),
+            "[[images]]\nimage = \"localhost/run:1\"\n[[images]]\nimage = \"localhost/run:2\"\n",
+        )
+        .unwrap();
+        assert_eq!(run_image_reference(&builder).unwrap(), "localhost/run:1");
+
+        let error = builder_owner(&builder).unwrap_err().to_string();
+        assert!(error.contains("no valid CNB_USER_ID"), "{error}");
+        builder.config.env = vec!["CNB_USER_ID=1001".into(), "CNB_GROUP_ID=1002".into()];
+        let owner = builder_owner(&builder).unwrap();
+        assert_eq!((owner.uid, owner.gid), (1001, 1002));
+    }
+
+    #[test]
+    fn the_source_is_copied_without_git_and_locald_dirs() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        for dir in [".git", ".locald", "src/.git"] {
+            std::fs::create_dir_all(from.path().join(dir)).unwrap();
+            std::fs::write(from.path().join(dir).join("f"), "x").unwrap();
+        }
+        std::fs::write(from.path().join("Procfile"), "web: serve\n").unwrap();
+        std::os::unix::fs::symlink("Procfile", from.path().join("link")).unwrap();
+        copy_source(from.path(), to.path(), true).unwrap();
+        assert!(!to.path().join(".git").exists() && !to.path().join(".locald").exists());
+        // Only the top's: a nested `.git` is the app's own file.
+        assert!(to.path().join("src/.git/f").is_file());
+        assert_eq!(
+            std::fs::read_to_string(to.path().join("Procfile")).unwrap(),
+            "web: serve\n"
+        );
+        assert_eq!(
+            std::fs::read_link(to.path().join("link")).unwrap(),
+            Path::new("Procfile")
+        );
+    }
+
+    #[test]
+    fn build_env_names_are_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::from([("BP_X".to_string(), "1".to_string())]);
+        write_platform_env(dir.path(), &env).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("env/BP_X")).unwrap(),
+            "1"
+        );
+        for bad in ["../X", "A=B", ".."] {
+            let env = BTreeMap::from([(bad.to_string(), "1".to_string())]);
+            let error = write_platform_env(dir.path(), &env).unwrap_err();
+            assert!(matches!(error, BuildError::EnvName(_)), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_lifecycle_names_where_it_was_looked_for() {
+        // Only this test sets the variable in this process's environment.
+        std::env::set_var(CNB_BIN_DIR_ENV, "/nonexistent/cnb-bin");
+        let error = cnb_binary("lifecycle").unwrap_err().to_string();
+        std::env::remove_var(CNB_BIN_DIR_ENV);
+        assert!(
+            error.contains("/nonexistent/cnb-bin/lifecycle")
+                && error.contains("scripts/build-launcher"),
+            "{error}"
+        );
+    }
+}
