@@ -408,3 +408,44 @@ fn the_config_fixes_the_port_or_turns_the_dashboard_off() {
         .code(1)
         .stderr_has("serves no dashboard");
 }
+
+#[test]
+fn the_browser_is_given_a_private_page_never_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = started();
+    let board = Dashboard::of(&project);
+    // A browser that notes its command line, which every user of the
+    // machine can read in /proc.
+    let opened = project.path().join("opened");
+    project.write(
+        "browser",
+        &format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", opened.display()),
+    );
+    let browser = project.path().join("browser");
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    project
+        .locald(["dashboard"])
+        .env("BROWSER", browser.to_str().unwrap())
+        .success();
+    project.wait_for("the browser", Duration::from_secs(10), |project| {
+        project.read("opened").ends_with('\n')
+    });
+    let argument = project.read("opened");
+    assert!(!argument.contains(&board.token), "{argument}");
+    let page = project.path().join(".locald/dashboard.html");
+    assert_eq!(
+        argument.trim(),
+        format!("file://{}", page.display()),
+        "the browser opens the page"
+    );
+    let mode = std::fs::metadata(&page).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(&format!(
+            "url=http://127.0.0.1:{}/?token={}\"",
+            board.port, board.token
+        )),
+        "{html}"
+    );
+}

@@ -52,6 +52,19 @@ impl Guard {
         format!("http://127.0.0.1:{}/?token={}", self.port, self.token)
     }
 
+    /// A page that sends the browser on to [`Guard::url`]. `locald
+    /// dashboard` opens this page (kept in the private `.locald/`) rather
+    /// than the address itself: a browser's command line is readable by
+    /// every user of the machine (`ps`), so the token must not be on it.
+    pub fn opener_page(&self) -> String {
+        let url = self.url();
+        format!(
+            "<!doctype html>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
+             <meta http-equiv=\"refresh\" content=\"0;url={url}\">\n<title>locald dashboard</title>\n\
+             <p><a href=\"{url}\">Open the dashboard</a></p>\n"
+        )
+    }
+
     fn cookie_name(&self) -> String {
         format!("locald_dashboard_{}", self.port)
     }
@@ -170,6 +183,17 @@ mod tests {
                 &[HOST, ("Authorization", "Bearer secret")]
             )),
             Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn the_opener_page_sends_the_browser_to_the_address() {
+        let page = guard().opener_page();
+        assert!(
+            page.contains(
+                r#"<meta http-equiv="refresh" content="0;url=http://127.0.0.1:4000/?token=secret">"#
+            ),
+            "{page}"
         );
     }
 
