@@ -191,6 +191,14 @@ pub mod terminal_api {
         eprintln!("{}", crate::sandbox::terminal_text::for_terminal(text));
     }
 
+    /// `text` with the characters a terminal would act on (control
+    /// characters but newline and tab, bidi controls) shown as `\u{..}`
+    /// escapes, as locald's own messages are: for `print`ing text a project
+    /// or an image wrote (a task's description) on stdout.
+    pub fn terminal_text(text: &str) -> String {
+        crate::sandbox::terminal_text::for_terminal(text).into_owned()
+    }
+
     /// Joins words into one shell command line, quoting where needed.
     pub fn shell_join(words: Array) -> String {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
