@@ -6,6 +6,12 @@
 //!   named after the port, since cookies are shared by every port of a host)
 //!   and is sent on to `/`, so the token leaves the address bar. Every
 //!   request needs the cookie (or the token as a bearer, for tools).
+//! - Only the user who started the supervisor (and, under `sudo`, the user
+//!   who ran it) may even talk to it: the client's end of each loopback
+//!   connection is looked up in `/proc/net/tcp`, which names its owner, and
+//!   another user's connection is answered 403 at once, before its request
+//!   is read. So another local user can neither try tokens nor hold the
+//!   dashboard's connection slots with requests that never end.
 //! - `Host` must name the loopback address and our port: a page of another
 //!   site that rebinds its DNS name to 127.0.0.1 is refused.
 //! - A request carrying `Origin` must come from the dashboard itself, and a
@@ -13,6 +19,7 @@
 //!   page cannot press a button in the person's browser.
 
 use std::io::Read;
+use std::net::{SocketAddr, SocketAddrV4};
 
 use super::http::Request;
 
@@ -33,6 +40,21 @@ pub enum Verdict {
 pub struct Guard {
     token: String,
     port: u16,
+    /// The users whose connections are served.
+    users: Vec<u32>,
+}
+
+/// The users a dashboard serves: the supervisor's own, and, when it runs
+/// as root under `sudo`, the user who ran `sudo` (whose browser it is).
+fn own_users() -> Vec<u32> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut users = vec![uid];
+    if uid == 0 {
+        if let Some(sudo) = std::env::var("SUDO_UID").ok().and_then(|v| v.parse().ok()) {
+            users.push(sudo);
+        }
+    }
+    users
 }
 
 impl Guard {
@@ -44,7 +66,28 @@ impl Guard {
     }
 
     pub fn with_token(port: u16, token: String) -> Guard {
-        Guard { token, port }
+        Guard {
+            token,
+            port,
+            users: own_users(),
+        }
+    }
+
+    /// Whether the connection from `peer` to `local` is one of our users'
+    /// (see the module's doc). Unknown owners are refused.
+    pub async fn serves(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else {
+            return false;
+        };
+        match tokio::fs::read_to_string("/proc/net/tcp").await {
+            Ok(table) => {
+                socket_owner(&table, peer, local).is_some_and(|uid| self.users.contains(&uid))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "dashboard: cannot read /proc/net/tcp to check a client");
+                false
+            }
+        }
     }
 
     /// The address to open: it carries the token.
@@ -142,6 +185,31 @@ impl Guard {
     }
 }
 
+/// The owner (uid) of the TCP socket bound at `socket` and connected to
+/// `remote`, in a `/proc/net/tcp` table.
+fn socket_owner(table: &str, socket: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+    let (socket, remote) = (proc_address(socket), proc_address(remote));
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&socket.as_str()) && fields.get(2) == Some(&remote.as_str()) {
+            fields.get(7)?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// An address as `/proc/net/tcp` writes it: the address's four bytes as
+/// the kernel holds them, read as a native-endian number, in hex; the port
+/// in hex.
+fn proc_address(address: SocketAddrV4) -> String {
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(address.ip().octets()),
+        address.port()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +252,27 @@ mod tests {
             )),
             Verdict::Allowed
         );
+    }
+
+    #[test]
+    fn a_connections_owner_is_read_from_proc_net_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let (SocketAddr::V4(from), SocketAddr::V4(to)) =
+            (client.local_addr().unwrap(), client.peer_addr().unwrap())
+        else {
+            panic!("IPv4")
+        };
+        assert_eq!(
+            socket_owner(&table, from, to),
+            Some(nix::unistd::geteuid().as_raw())
+        );
+        let sample = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+             3: 0100007F:A3D2 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1001        0 5417 1\n";
+        let port = |p| SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, p);
+        assert_eq!(socket_owner(sample, port(0xA3D2), port(0x1F90)), Some(1001));
+        assert_eq!(socket_owner(sample, port(0x1F90), port(0xA3D2)), None);
     }
 
     #[test]
