@@ -96,7 +96,7 @@ name = "board"
 command = "python3 -m http.server $PORT --bind 127.0.0.1"
 
 [services.ticker]
-command = "echo 'started 973' ; while true; do read line < ticks.fifo; echo \"tick $line\"; done"
+command = "echo 'started 973' ; while true; do read line < ticks.fifo && echo \"tick $line\"; done"
 "#;
 
 fn started() -> Project {
