@@ -359,7 +359,7 @@ impl<'a> Builder<'a> {
             }
         }
 
-        let layers = self.read_layers(&bp_layers)?;
+        let layers = read_layers(&bp_layers, &self.context.limits)?;
         // Build layers change the environment of the buildpacks after this one.
         for layer in layers.iter().filter(|l| l.metadata.types.build) {
             env.add_root_dir(&layer.path);
@@ -412,85 +412,109 @@ impl<'a> Builder<'a> {
             store,
         })
     }
+}
 
-    /// Reads every `<layer>.toml` of a buildpack's layers directory, in name order, and
-    /// renames the layers with no type to `<layer>.ignore`.
-    fn read_layers(&self, bp_layers: &Path) -> Result<Vec<Layer>, BuildError> {
-        let entries = std::fs::read_dir(bp_layers).map_err(|source| BuildError::Io {
+/// What a build left in `layers` (its `config/metadata.toml` and every buildpack's layer
+/// metadata and `store.toml`), read back where the build ran elsewhere (in the build
+/// container, the exporter on the host).
+pub fn read_built(layers: &Path, limits: &Limits) -> Result<BuildMetadata, BuildError> {
+    let mut metadata = BuildMetadata::read(&layers.join("config/metadata.toml"), limits)?;
+    for buildpack in &metadata.buildpacks {
+        let bp_layers = layers.join(buildpack.id.escaped());
+        let store_toml = bp_layers.join("store.toml");
+        let store = read_text(&store_toml, limits.file_bytes)?
+            .map(|text| parse_store(&text, &store_toml))
+            .transpose()?;
+        metadata.layers.push(BuildpackLayers {
+            buildpack: buildpack.clone(),
+            layers: match bp_layers.is_dir() {
+                true => read_layers(&bp_layers, limits)?,
+                false => Vec::new(),
+            },
+            store,
+        });
+    }
+    Ok(metadata)
+}
+
+/// Reads every `<layer>.toml` of a buildpack's layers directory, in name order, and
+/// renames the layers with no type to `<layer>.ignore` (read again, as
+/// [`read_built`] does, they stay ignored: their directory is gone).
+fn read_layers(bp_layers: &Path, limits: &Limits) -> Result<Vec<Layer>, BuildError> {
+    let entries = std::fs::read_dir(bp_layers).map_err(|source| BuildError::Io {
+        path: bp_layers.to_path_buf(),
+        source,
+    })?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| BuildError::Io {
             path: bp_layers.to_path_buf(),
             source,
         })?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| BuildError::Io {
-                path: bp_layers.to_path_buf(),
-                source,
-            })?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".toml")) else {
-                continue;
-            };
-            if RESERVED_LAYER_NAMES.contains(&name) || entry.path().is_dir() {
-                continue;
-            }
-            if name.is_empty() || name == "." || name == ".." {
-                return Err(BuildError::Layer {
-                    path: entry.path(),
-                    problem: LayerProblem::Name,
-                });
-            }
-            names.push(name.to_string());
-            if names.len() > self.context.limits.layers {
-                return Err(BuildError::Layer {
-                    path: bp_layers.to_path_buf(),
-                    problem: LayerProblem::TooMany {
-                        limit: self.context.limits.layers,
-                    },
-                });
-            }
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".toml")) else {
+            continue;
+        };
+        if RESERVED_LAYER_NAMES.contains(&name) || entry.path().is_dir() {
+            continue;
         }
-        names.sort();
-        let mut layers = Vec::with_capacity(names.len());
-        for name in names {
-            let toml_path = bp_layers.join(format!("{name}.toml"));
-            let text = read_required(&toml_path, self.context.limits.file_bytes)?;
-            let metadata = parse_layer(&text, &toml_path)?;
-            let mut path = bp_layers.join(&name);
-            match std::fs::symlink_metadata(&path) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(BuildError::Layer {
-                        path,
-                        problem: LayerProblem::Link,
-                    })
-                }
-                Ok(meta) if !meta.is_dir() => {
-                    return Err(BuildError::Layer {
-                        path,
-                        problem: LayerProblem::NotDirectory,
-                    })
-                }
-                Ok(_) if !metadata.types.any() => {
-                    let ignored = bp_layers.join(format!("{name}.ignore"));
-                    std::fs::rename(&path, &ignored).map_err(|source| BuildError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    path = ignored;
-                }
-                Ok(_) => {}
-                // A layer with metadata and no directory: a launch layer to be reused from
-                // the previous image, which the exporter handles.
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(BuildError::Io { path, source }),
-            }
-            layers.push(Layer {
-                name,
-                path,
-                metadata,
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(BuildError::Layer {
+                path: entry.path(),
+                problem: LayerProblem::Name,
             });
         }
-        Ok(layers)
+        names.push(name.to_string());
+        if names.len() > limits.layers {
+            return Err(BuildError::Layer {
+                path: bp_layers.to_path_buf(),
+                problem: LayerProblem::TooMany {
+                    limit: limits.layers,
+                },
+            });
+        }
     }
+    names.sort();
+    let mut layers = Vec::with_capacity(names.len());
+    for name in names {
+        let toml_path = bp_layers.join(format!("{name}.toml"));
+        let text = read_required(&toml_path, limits.file_bytes)?;
+        let metadata = parse_layer(&text, &toml_path)?;
+        let mut path = bp_layers.join(&name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(BuildError::Layer {
+                    path,
+                    problem: LayerProblem::Link,
+                })
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(BuildError::Layer {
+                    path,
+                    problem: LayerProblem::NotDirectory,
+                })
+            }
+            Ok(_) if !metadata.types.any() => {
+                let ignored = bp_layers.join(format!("{name}.ignore"));
+                std::fs::rename(&path, &ignored).map_err(|source| BuildError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                path = ignored;
+            }
+            Ok(_) => {}
+            // A layer with metadata and no directory: a launch layer to be reused from
+            // the previous image, which the exporter handles.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(BuildError::Io { path, source }),
+        }
+        layers.push(Layer {
+            name,
+            path,
+            metadata,
+        });
+    }
+    Ok(layers)
 }
 
 struct BuildpackOutput {

@@ -60,6 +60,8 @@ mod context;
 pub mod detect;
 pub mod env;
 pub mod exec;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod formats;
 pub mod id;
 pub mod launch;

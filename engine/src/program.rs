@@ -15,8 +15,10 @@ use thiserror::Error;
 /// The shell every shell line runs under, as `sh -c LINE`.
 pub const SHELL: &str = "sh";
 
-/// A command to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A command to run (sent to the supervisor as `{"shell": LINE}` or
+/// `{"exec": [WORDS]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Program {
     /// A line for `sh -c`: pipes, `$PORT` and quotes work as in a terminal.
     Shell(String),

@@ -5,7 +5,12 @@
 //! ```text
 //! locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]
 //!                 [--seccomp-cache DIR]
+//! locald-shim exec --bundle DIR --pid PID [--seccomp-cache DIR] [--user USER] [--cwd DIR]
+//!                  [--env KEY=VALUE]... -- COMMAND...
 //! ```
+//!
+//! `exec` is built by the engine ([`ExecArgs::to_argv`]) for `locald exec` into a container
+//! service, from the running shim's own `run` arguments.
 //!
 //! Parsed by hand (no argument-parsing crate) so the shim starts fast and stays small.
 
@@ -13,7 +18,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The shim's only command.
+/// The shim's command that runs a container.
 pub const RUN_COMMAND: &str = "run";
 
 /// Where libcontainer keeps its per-container state when `--root` is not given (in the bundle).
@@ -155,6 +160,137 @@ fn seconds(duration: Duration) -> String {
     format!("{}.{}", duration.as_secs(), fraction.trim_end_matches('0'))
 }
 
+/// The shim's second command: run a command in a running container.
+pub const EXEC_COMMAND: &str = "exec";
+
+pub const EXEC_USAGE: &str =
+    "usage: locald-shim exec --bundle DIR --pid PID [--seccomp-cache DIR] \
+     [--user USER] [--cwd DIR] [--env KEY=VALUE]... -- COMMAND...";
+
+/// A `locald-shim exec` invocation: `COMMAND` in the running container whose init is `pid` (on
+/// the host), confined as the bundle's spec says (its process's user, capabilities,
+/// `noNewPrivileges` and seccomp filter), with its environment and working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// The running container's bundle (its `config.json`).
+    pub bundle: PathBuf,
+    /// The host pid of the container's init, whose namespaces the command joins.
+    pub pid: i32,
+    /// As for `run`: where compiled seccomp programs are kept.
+    pub seccomp_cache: Option<PathBuf>,
+    /// Instead of the spec's user: a name from the container's `/etc/passwd`, or `UID[:GID]`.
+    pub user: Option<String>,
+    /// Instead of the spec's working directory (in the container).
+    pub cwd: Option<PathBuf>,
+    /// `KEY=VALUE`s over the spec's environment.
+    pub env: Vec<String>,
+    /// What to run: looked up in the container's `PATH`.
+    pub command: Vec<OsString>,
+}
+
+/// An `exec` command line the shim does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecArgsError {
+    #[error("unknown option {0:?}\n{EXEC_USAGE}")]
+    UnknownOption(OsString),
+    #[error("{0} needs a value\n{EXEC_USAGE}")]
+    MissingValue(&'static str),
+    #[error("{0} is required\n{EXEC_USAGE}")]
+    Required(&'static str),
+    #[error("{0}: {1:?} is not valid")]
+    Invalid(&'static str, OsString),
+}
+
+impl ExecArgs {
+    /// The arguments after `argv[0]`, as [`ExecArgs::parse`] reads them back.
+    pub fn to_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![
+            EXEC_COMMAND.into(),
+            "--bundle".into(),
+            self.bundle.clone().into(),
+            "--pid".into(),
+            self.pid.to_string().into(),
+        ];
+        let mut option = |flag: &str, value: OsString| {
+            argv.push(flag.into());
+            argv.push(value);
+        };
+        if let Some(cache) = &self.seccomp_cache {
+            option("--seccomp-cache", cache.clone().into());
+        }
+        if let Some(user) = &self.user {
+            option("--user", user.into());
+        }
+        if let Some(cwd) = &self.cwd {
+            option("--cwd", cwd.clone().into());
+        }
+        for pair in &self.env {
+            option("--env", pair.into());
+        }
+        argv.push("--".into());
+        argv.extend(self.command.iter().cloned());
+        argv
+    }
+
+    /// Parses what [`ExecArgs::to_argv`] writes (after the `exec` command word).
+    pub fn parse<I, A>(args: I) -> Result<ExecArgs, ExecArgsError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        let mut args = args.into_iter().map(Into::into);
+        let (mut bundle, mut pid, mut seccomp_cache, mut user, mut cwd) =
+            (None, None, None, None, None);
+        let mut env = Vec::new();
+        loop {
+            let Some(flag) = args.next() else {
+                return Err(ExecArgsError::Required("a command after --"));
+            };
+            let flag: &'static str = match flag.to_str() {
+                Some("--") => break,
+                Some("--bundle") => "--bundle",
+                Some("--pid") => "--pid",
+                Some("--seccomp-cache") => "--seccomp-cache",
+                Some("--user") => "--user",
+                Some("--cwd") => "--cwd",
+                Some("--env") => "--env",
+                _ => return Err(ExecArgsError::UnknownOption(flag)),
+            };
+            let value = args.next().ok_or(ExecArgsError::MissingValue(flag))?;
+            let text = || {
+                value
+                    .clone()
+                    .into_string()
+                    .map_err(|value| ExecArgsError::Invalid(flag, value))
+            };
+            match flag {
+                "--bundle" => bundle = Some(PathBuf::from(&value)),
+                "--pid" => {
+                    let parsed = text()?.parse::<i32>().ok().filter(|pid| *pid > 0);
+                    pid = Some(parsed.ok_or(ExecArgsError::Invalid(flag, value))?);
+                }
+                "--seccomp-cache" => seccomp_cache = Some(PathBuf::from(&value)),
+                "--user" => user = Some(text()?),
+                "--cwd" => cwd = Some(PathBuf::from(&value)),
+                _ => env.push(text()?),
+            }
+        }
+        let command: Vec<OsString> = args.collect();
+        if command.is_empty() {
+            return Err(ExecArgsError::Required("a command after --"));
+        }
+        Ok(ExecArgs {
+            bundle: bundle.ok_or(ExecArgsError::Required("--bundle"))?,
+            pid: pid.ok_or(ExecArgsError::Required("--pid"))?,
+            seccomp_cache,
+            user,
+            cwd,
+            env,
+            command,
+        })
+    }
+}
+
 /// A non-negative number of seconds, with up to nine decimals taken exactly (more are
 /// truncated): `10`, `0.5`, `2.25`.
 fn parse_seconds(raw: &OsStr) -> Result<Duration, ArgsError> {
@@ -184,6 +320,40 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<RunArgs, ArgsError> {
         RunArgs::parse(args.iter().copied())
+    }
+
+    #[test]
+    fn what_the_engine_builds_for_exec_the_shim_reads_back() {
+        let every = ExecArgs {
+            bundle: "/run/locald/bundles/db-1".into(),
+            pid: 4242,
+            seccomp_cache: Some("/run/locald/seccomp".into()),
+            user: Some("postgres".into()),
+            cwd: Some("/var/lib".into()),
+            env: vec!["A=1".into(), "B=two words".into()],
+            command: vec!["sh".into(), "-c".into(), "--env x".into()],
+        };
+        let least = ExecArgs {
+            seccomp_cache: None,
+            user: None,
+            cwd: None,
+            env: Vec::new(),
+            command: vec!["ps".into()],
+            ..every.clone()
+        };
+        for args in [every, least] {
+            let argv = args.to_argv();
+            assert_eq!(argv[0], EXEC_COMMAND);
+            assert_eq!(ExecArgs::parse(argv.into_iter().skip(1)).unwrap(), args);
+        }
+        assert_eq!(
+            ExecArgs::parse(["--bundle", "b", "--pid", "0", "--", "x"]),
+            Err(ExecArgsError::Invalid("--pid", "0".into()))
+        );
+        assert_eq!(
+            ExecArgs::parse(["--bundle", "b", "--pid", "1", "--"]),
+            Err(ExecArgsError::Required("a command after --"))
+        );
     }
 
     #[test]

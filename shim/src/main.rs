@@ -4,7 +4,11 @@
 //! ```text
 //! locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]
 //!                 [--seccomp-cache DIR]
+//! locald-shim exec --bundle DIR --pid PID [--seccomp-cache DIR] [--user USER] [--cwd DIR]
+//!                  [--env KEY=VALUE]... -- COMMAND...
 //! ```
+//!
+//! `exec` runs a command in the running container whose init is host pid PID (see `exec.rs`).
 //!
 //! - `--bundle`: the OCI bundle (`config.json` + rootfs). If the spec carries the annotations
 //!   `org.locald.rootfs.lower`, `.upper` and `.work`, the shim mounts an overlay of the (read-only)
@@ -40,6 +44,7 @@
 
 mod cgroups;
 mod cleanup;
+mod exec;
 mod mounts;
 mod parent;
 mod run;
@@ -48,12 +53,28 @@ mod signals;
 mod terminal;
 mod watch;
 
-use locald_shim_protocol::args::RunArgs;
+use locald_shim_protocol::args::{ExecArgs, RunArgs, EXEC_COMMAND};
 
 /// Exit status for failures of the shim itself, as `docker run` uses it.
 const SHIM_FAILURE: i32 = 125;
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|command| command == EXEC_COMMAND)
+    {
+        let status = match ExecArgs::parse(std::env::args_os().skip(2)) {
+            Ok(args) => exec::exec(&args).unwrap_or_else(|err| {
+                eprintln!("locald-shim: exec: {err:#}");
+                SHIM_FAILURE
+            }),
+            Err(err) => {
+                eprintln!("locald-shim: {err}");
+                2
+            }
+        };
+        std::process::exit(status);
+    }
     let status = match RunArgs::parse(std::env::args_os().skip(1)) {
         Ok(args) => match run::run(&args) {
             Ok(status) => status,

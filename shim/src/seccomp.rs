@@ -102,6 +102,18 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> 
     compile_to_program(seccomp, Some(&path)).map(Some)
 }
 
+/// The filter of `spec` for a process that joins its running container (`locald-shim exec`):
+/// the cached program when the spec sets `noNewPrivileges` (as [`prepare`]), else compiled now.
+pub fn for_exec(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    match prepare(spec, cache)? {
+        Some(program) => Ok(Some(program)),
+        None => compile_to_program(seccomp, None).map(Some),
+    }
+}
+
 /// SHA-256 of everything the compiled program depends on.
 fn cache_key(seccomp: &LinuxSeccomp) -> Result<String> {
     let version = libseccomp::ScmpVersion::current()

@@ -224,20 +224,12 @@ fn entrypoint_cmd_env_and_workdir_follow_docker() {
 #[test]
 fn interactive_terminal_through_a_pty() {
     let (project, data) = project_with_busybox();
-    // `script` gives locald a real pseudo-terminal, as a person's shell would.
-    let command = format!(
-        "{} container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
-        crate::harness::locald_bin()
+    let (success, stdout) = crate::harness::in_a_terminal(
+        &project,
+        "container run -it bb:1 sh -c 'tty; stty size; echo interactive-ok'",
+        &[("LOCALD_DATA_DIR", data.path().to_str().unwrap())],
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(project.path())
-        .env("LOCALD_DATA_DIR", data.path())
-        .stdin(std::process::Stdio::piped())
-        .output()
-        .expect("run script(1)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    assert!(success, "{stdout}");
     assert!(
         stdout.contains("/dev/pts/"),
         "the container has a terminal: {stdout}"
@@ -359,16 +351,8 @@ depends_on = ["web"]
 env = { WEB_URL = "${services.web.url}" }
 "#,
     );
-    with_store(
-        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
-        data.path(),
-    )
-    .success();
-    assert_eq!(service_field(&project, "web", "state"), "healthy");
-    let port = service_field(&project, "web", "port")
-        .as_u64()
-        .expect("web has a port");
-    let page = http_get(port as u16, "/index.html");
+    let port = up_healthy(&project, data.path(), "web");
+    let page = http_get(port, "/index.html");
     assert!(page.contains("hello from the container"), "{page}");
     // The dependent started, and saw the container's URL.
     project.wait_for("client", Duration::from_secs(10), |_| {
@@ -395,7 +379,7 @@ env = { WEB_URL = "${services.web.url}" }
     let restarted = pids_with_arg("/www987801");
     assert_eq!(restarted.len(), 1, "one httpd again: {restarted:?}");
     assert_ne!(restarted, servers);
-    assert!(http_get(port as u16, "/index.html").contains("hello from the container"));
+    assert!(http_get(port, "/index.html").contains("hello from the container"));
     assert_eq!(bundles_with("987801").len(), 1, "one bundle: the live one");
 
     project.locald(["down"]).success();
@@ -407,8 +391,22 @@ env = { WEB_URL = "${services.web.url}" }
     assert!(bundles_with("987801").is_empty(), "bundle left behind");
 }
 
+/// `up -d --wait` with the store at `data`; `service` must then be healthy: its port.
+pub(crate) fn up_healthy(project: &Project, data: &Path, service: &str) -> u16 {
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data,
+    )
+    .success();
+    assert_eq!(service_field(project, service, "state"), "healthy");
+    service_field(project, service, "port")
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or_else(|| panic!("{service} has no port"))
+}
+
 /// The body of `GET path` from 127.0.0.1:port (HTTP/1.0, read to the end).
-fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
@@ -604,25 +602,8 @@ fn rootless_container_run_as_an_unprivileged_user() {
     for entry in walk(home.path()) {
         lchown(&entry, Some(uid), Some(gid)).unwrap();
     }
-    let as_user = |args: &[&str]| {
-        let output = std::process::Command::new("setpriv")
-            .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
-            .args(["--clear-groups", "--"])
-            .arg(crate::harness::locald_bin())
-            .args(args)
-            .current_dir(home.path())
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", home.path())
-            .env("XDG_RUNTIME_DIR", &runtime_dir)
-            .output()
-            .expect("run setpriv");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let as_user =
+        |args: &[&str]| crate::harness::locald_as_user((uid, gid), home.path(), &runtime_dir, args);
 
     let (code, _, stderr) = as_user(&["image", "import", "layout", "--name", "bb:1"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -1216,5 +1197,178 @@ fn container_run_init_puts_tini_in_front_of_the_command() {
     assert!(
         run.stdout.starts_with("/sbin/locald-init\0--\0cat\0"),
         "{run}"
+    );
+}
+
+/// `locald exec` into a running container service: the container's own
+/// processes, filesystem, environment and hostname, exit codes, a real
+/// terminal with -it, and no exec'd process outliving the container.
+#[test]
+fn exec_joins_the_running_container() {
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        r#"
+[services.db]
+image = "bb:1"
+command = "echo written-at-start > /tmp/marker; exec sleep 973140"
+env = { GREETING = "hello from db" }
+health = "none"
+"#,
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    project.wait_for("the container", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").len() == 1
+    });
+    // The container's processes only: its command as PID 1, and `ps`.
+    let out = project
+        .locald(["exec", "db", "--", "ps", "-o", "pid,args"])
+        .success();
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][..3], ["1", "sleep", "973140"], "{out}");
+    assert_eq!(rows[1][1], "ps", "{out}");
+    // Its filesystem (a file the service wrote at start), environment and
+    // hostname; -e and -w on top.
+    project
+        .locald([
+            "exec",
+            "-e",
+            "EXTRA=given",
+            "-w",
+            "/tmp",
+            "db",
+            "--",
+            "echo \"$GREETING/$EXTRA\"; cat marker; pwd; hostname",
+        ])
+        .success()
+        .stdout_is("hello from db/given\nwritten-at-start\n/tmp\ndb\n");
+    project.locald(["exec", "db", "--", "exit 5"]).code(5);
+    // Confined as the container's own init is: the same capabilities,
+    // no_new_privs and seccomp filter mode.
+    let out = project
+        .locald([
+            "exec",
+            "db",
+            "--",
+            "for f in /proc/1/status /proc/self/status; do \
+             grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs|Seccomp):' $f | tr '\\n\\t' '  '; echo; done",
+        ])
+        .success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "the init's, then the exec'd process's\n{out}"
+    );
+    assert!(lines[1].contains("Seccomp: 2"), "a seccomp filter\n{out}");
+    // The spec's user (root), or another one.
+    project
+        .locald(["exec", "db", "--", "id -u"])
+        .success()
+        .stdout_is("0\n");
+    project
+        .locald([
+            "exec",
+            "-u",
+            "1000:1001",
+            "db",
+            "--",
+            "echo $(id -u):$(id -g)",
+        ])
+        .success()
+        .stdout_is("1000:1001\n");
+    // `ps` says it is a container; a detached one-off run of the service is
+    // a new container of its image, its output in its log.
+    let ps = project.locald(["ps", "--json"]).success();
+    let ps: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
+    assert_eq!(ps[0]["kind"], "container", "{ps}");
+    let id = with_store(
+        project.locald([
+            "run",
+            "-d",
+            "db",
+            "--",
+            "echo \"one-off $GREETING\"; hostname",
+        ]),
+        data.path(),
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    project.wait_for("the one-off run", Duration::from_secs(10), |project| {
+        project
+            .locald(["logs", &id])
+            .success()
+            .stdout
+            .contains("exited with code 0")
+    });
+    project
+        .locald(["logs", &id])
+        .success()
+        .stdout_has("| one-off hello from db\n");
+    project
+        .locald(["exec", "db", "--", "no-such-973140"])
+        .code(127)
+        .stderr_has("no-such-973140: command not found");
+    project
+        .locald(["exec", "-i", "db", "--", "cat"])
+        .stdin("piped in\n")
+        .success()
+        .stdout_is("piped in\n");
+    // -it: a real pseudo-terminal.
+    let (success, stdout) = crate::harness::in_a_terminal(
+        &project,
+        "exec -it db -- sh -c 'test -t 0 && test -t 1 && echo terminal-ok'",
+        &[],
+    );
+    assert!(success, "{stdout}");
+    assert!(stdout.contains("terminal-ok"), "{stdout}");
+
+    // Stopping the service ends what was exec'd into it.
+    // (One shell line: the marker is no argument of `locald exec` itself.)
+    let mut exec = project.locald(["exec", "db", "--", "sleep 973141"]).spawn();
+    project.wait_for("the exec'd sleep", Duration::from_secs(5), |_| {
+        pids_with_arg("973141").len() == 1
+    });
+    project.locald(["stop", "db"]).success();
+    project.wait_for("no exec'd sleep", Duration::from_secs(10), |_| {
+        pids_with_arg("973141").is_empty() && pids_with_arg("973140").is_empty()
+    });
+    assert_eq!(exec.wait().unwrap().code(), Some(128 + 9));
+
+    // A kill -9 of the supervisor leaves nothing either.
+    with_store(project.locald(["start", "db"]), data.path()).success();
+    project.wait_for("the container again", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").len() == 1
+    });
+    let exec = project.locald(["exec", "db", "--", "sleep 973142"]).spawn();
+    project.wait_for("the exec'd sleep", Duration::from_secs(5), |_| {
+        pids_with_arg("973142").len() == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(crate::harness::supervisor_pid(&project)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    project.wait_for("no survivors", Duration::from_secs(10), |_| {
+        pids_with_arg("973140").is_empty() && pids_with_arg("973142").is_empty()
+    });
+    let out = exec.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -339,3 +339,51 @@ pub fn give(root: &Path, owner: (u32, u32)) {
         std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1)).unwrap();
     }
 }
+
+/// Runs `locald ARGS` under `script(1)`, which gives it a real
+/// pseudo-terminal as a person's shell would (with `env` added); whether it
+/// succeeded, and what the terminal showed.
+pub fn in_a_terminal(project: &Project, args: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let command = format!("{} {args}", locald_bin());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(project.path())
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .output()
+        .expect("run script(1)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `locald ARGS` as the unprivileged `user` (`setpriv`, no groups), in
+/// `home` (also its `HOME`) with `runtime_dir` as its `XDG_RUNTIME_DIR` and
+/// nothing else of the environment but a plain `PATH`: exit code, stdout
+/// and stderr.
+pub fn locald_as_user(
+    (uid, gid): (u32, u32),
+    home: &Path,
+    runtime_dir: &Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let output = Command::new("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+        .args(["--clear-groups", "--"])
+        .arg(locald_bin())
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

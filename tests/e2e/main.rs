@@ -2,15 +2,20 @@
 //! project, with real processes.
 
 mod harness;
+mod webdriver;
 
 mod bounded_scripts;
 mod cli;
 mod closed_stdout;
+mod cnb_images;
 mod compile;
 mod completions;
 mod config_errors;
 mod containers;
 mod dashboard;
+mod dashboard_page;
+mod detached_runs;
+mod exec;
 mod exit_codes;
 mod health;
 mod hostile_text;

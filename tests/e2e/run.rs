@@ -46,7 +46,7 @@ fn run_uses_the_service_environment_and_workdir() {
 
 #[test]
 fn run_returns_the_exit_code() {
-    project().locald(["exec", "api", "--", "exit 42"]).code(42);
+    project().locald(["run", "api", "--", "exit 42"]).code(42);
     project()
         .locald(["run", "api", "--", "sh", "-c", "kill -TERM $$"])
         .code(128 + 15);

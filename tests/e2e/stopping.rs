@@ -197,3 +197,45 @@ fn ctrl_c_during_down_kills_what_it_waits_for() {
         "the supervisor is gone once down returns"
     );
 }
+
+#[test]
+fn a_slow_stop_says_what_it_waits_for_and_ctrl_c_kills_it() {
+    let project = stubborn_service("961112");
+    project
+        .locald(["up", "-d", "--wait", "--timeout", "20"])
+        .success();
+    for verb in ["stop", "restart"] {
+        let before = one_pid("961112");
+        let mut child = project.locald([verb, "web"]).process_group().spawn();
+        let pid = Pid::from_raw(child.id() as i32);
+        let lines = stderr_lines(&mut child);
+        let said = read_until(&lines, "waiting for web to stop");
+        assert!(
+            said.last()
+                .is_some_and(|line| line.ends_with("killed at 60s); Ctrl-C to kill it now")),
+            "{verb}: {said:#?}"
+        );
+        kill(pid, Signal::SIGINT).expect("Ctrl-C");
+        read_until(&lines, "killing web now");
+        let output = exit_of(child);
+        assert_eq!(output.status.code(), Some(0), "{verb} did its job");
+        assert!(!alive(before), "{verb}: the old process survived");
+        if verb == "stop" {
+            assert!(pids_with_arg("961112").is_empty(), "the service survived");
+            project.locald(["start", "web"]).success();
+            project.wait_for("web back", Duration::from_secs(20), |_| {
+                !pids_with_arg("961112").is_empty()
+            });
+        } else {
+            project.wait_for("web restarted", Duration::from_secs(20), |_| {
+                pids_with_arg("961112").iter().any(|pid| *pid != before)
+            });
+        }
+    }
+    // Not the 60 s a plain `down` would wait.
+    let mut down = project.locald(["down"]).process_group().spawn();
+    let lines = stderr_lines(&mut down);
+    read_until(&lines, "waiting for web to stop");
+    kill(Pid::from_raw(down.id() as i32), Signal::SIGINT).expect("Ctrl-C");
+    exit_of(down);
+}

@@ -39,7 +39,9 @@ pub enum Subcommand {
     Down(NoArgs),
     /// Show the services and their state
     Status(Json),
-    /// Show what services printed
+    /// List the processes the supervisor runs: services' and one-off runs'
+    Ps(Ps),
+    /// Show what services (or one-off runs, by ID) printed
     Logs(Logs),
     /// Start stopped services
     Start(SomeServices),
@@ -54,8 +56,9 @@ pub enum Subcommand {
     /// Run a scratch command with a free $PORT, then offer to save it as a service
     Try(Try),
     /// Run a one-off command with a service's environment
-    #[command(alias = "exec")]
     Run(Run),
+    /// Run a command inside a running service (or process, by ID from `ps`)
+    Exec(Exec),
     /// List the project's tasks, or run one with its arguments (`locald task test --release`)
     Task(Task),
     /// Print the Rhai script that locald.toml compiles to
@@ -138,6 +141,16 @@ pub struct Json {
 }
 
 #[derive(Debug, clap::Args, Serialize)]
+pub struct Ps {
+    /// Also the finished one-off runs whose log is kept, with their exit code
+    #[arg(short, long)]
+    pub all: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
 pub struct Logs {
     /// Only these services (all, interleaved, without names)
     #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(service_candidates))]
@@ -187,6 +200,11 @@ pub struct Try {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Run {
+    /// Run it under the running supervisor and return at once, printing its
+    /// ID: output to `locald logs ID`, shown by `locald ps`, stopped by
+    /// `locald stop ID`
+    #[arg(short, long)]
+    pub detach: bool,
     #[arg(add = ArgValueCandidates::new(service_candidates))]
     pub service: String,
     /// The command: one quoted shell line or words
@@ -227,6 +245,32 @@ impl Serialize for Task {
         args.serialize_field("argv", argv)?;
         args.end()
     }
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+pub struct Exec {
+    /// Pass stdin on to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command the terminal (an error without one)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass yours)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory: a host service's relative to its own; a container's in it
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as this user
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// A running service, or a process ID (or its start) from `locald ps`
+    #[arg(value_name = "SERVICE|ID", add = ArgValueCandidates::new(service_candidates))]
+    pub target: String,
+    /// The command: one quoted shell line or words
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[serde(skip)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args, Serialize)]

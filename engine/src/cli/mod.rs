@@ -20,8 +20,8 @@ use rhai::{Dynamic, Map};
 use serde::Serialize;
 
 pub use args::{
-    Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, ImageCommand, ImageImport,
-    ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Pull, Run, Script, ServiceAdd,
+    Cli, Compile, ContainerCommand, ContainerRun, DashboardArgs, Exec, ImageCommand, ImageImport,
+    ImageReference, ImageReferences, Init, Json, Logs, NoArgs, Ps, Pull, Run, Script, ServiceAdd,
     ServiceAddCommand, ServiceAddContainer, ServiceCommand, Services, SomeServices, Subcommand,
     Task, Try, Up,
 };
@@ -38,6 +38,9 @@ pub fn main() -> i32 {
     // not pay for argument parsing or logging set-up.
     match argv.get(1).and_then(|a| a.to_str()) {
         Some("__service-init") => crate::supervisor::service_init_main(argv[2..].to_vec()),
+        Some(crate::control::exec::ENTRY) => {
+            return crate::control::exec::exec_main(argv[2..].to_vec())
+        }
         Some(SuperviseArgs::ENTRY) => match SuperviseArgs::parse(&argv[2..]) {
             Ok(args) => crate::supervisor::supervise_main(&args.root),
             Err(usage) => {
@@ -181,6 +184,7 @@ impl Subcommand {
             Subcommand::Up(a) => verb("up", script_args(&a)?),
             Subcommand::Down(a) => verb("down", script_args(&a)?),
             Subcommand::Status(a) => verb("status", script_args(&a)?),
+            Subcommand::Ps(a) => verb("ps", script_args(&a)?),
             Subcommand::Logs(a) => verb("logs", script_args(&a)?),
             Subcommand::Start(a) => verb("start", script_args(&a)?),
             Subcommand::Stop(a) => verb("stop", script_args(&a)?),
@@ -189,6 +193,7 @@ impl Subcommand {
             Subcommand::Dashboard(a) => verb("dashboard", script_args(&a)?),
             Subcommand::Try(a) => verb("try", script_args(&a)?),
             Subcommand::Run(a) => verb("run", script_args(&a)?),
+            Subcommand::Exec(a) => verb("exec", script_args(&a)?),
             Subcommand::Task(a) => verb("task", script_args(&a)?),
             Subcommand::Compile(a) => verb("compile", script_args(&a)?),
             Subcommand::Container(ContainerCommand::Run(a)) => {
@@ -239,6 +244,7 @@ impl ScriptArgs for Init {}
 impl ScriptArgs for Up {}
 impl ScriptArgs for NoArgs {}
 impl ScriptArgs for Json {}
+impl ScriptArgs for Ps {}
 impl ScriptArgs for DashboardArgs {}
 impl ScriptArgs for Logs {}
 impl ScriptArgs for SomeServices {}
@@ -258,6 +264,12 @@ impl ScriptArgs for Try {
 }
 
 impl ScriptArgs for Run {
+    fn command(&self) -> Option<Dynamic> {
+        Some(words_program(&self.command))
+    }
+}
+
+impl ScriptArgs for Exec {
     fn command(&self) -> Option<Dynamic> {
         Some(words_program(&self.command))
     }

@@ -15,6 +15,7 @@ const VERBS: &[&[&str]] = &[
     &["up"],
     &["down"],
     &["status"],
+    &["ps"],
     &["logs"],
     &["start", "web"],
     &["stop"],
@@ -23,6 +24,10 @@ const VERBS: &[&[&str]] = &[
     &["dashboard"],
     &["try", "--", "python3 -m http.server $PORT"],
     &["run", "web", "--", "true"],
+    &["run", "--detach", "web", "--", "true"],
+    &[
+        "exec", "-it", "-e", "A=1", "-w", "dir", "-u", "nobody", "web", "--", "ps",
+    ],
     &["task"],
     &["task", "test", "--release"],
     &["compile"],

@@ -24,9 +24,12 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+use crate::program::Program;
 use crate::project::state_dir::StateDir;
 use crate::supervisor::console::StopWaits;
-use crate::supervisor::protocol::{now_unix_ms, ReloadReport, Request, Response, ServiceStatus};
+use crate::supervisor::protocol::{
+    now_unix_ms, ProcessInfo, ReloadReport, Request, Response, ServiceStatus,
+};
 use crate::supervisor::wait::{Baseline, WaitOutcome};
 use crate::supervisor::SupervisorError;
 
@@ -307,6 +310,30 @@ impl Client {
         Ok(response.services.unwrap_or_default())
     }
 
+    /// The processes the supervisor runs (`all`: and the finished one-off
+    /// runs whose log is kept).
+    pub fn processes(&mut self, all: bool) -> Result<Vec<ProcessInfo>, SupervisorError> {
+        let response = self.request(&Request::Ps { all })?;
+        Ok(response.processes.unwrap_or_default())
+    }
+
+    /// Start `command` in `service`'s world as a one-off run under the
+    /// supervisor; returns at once with its process (its ID).
+    pub fn run_detached(
+        &mut self,
+        service: &str,
+        command: &Program,
+    ) -> Result<ProcessInfo, SupervisorError> {
+        let response = self.request(&Request::Run {
+            service: service.to_string(),
+            program: command.clone(),
+        })?;
+        response
+            .processes
+            .and_then(|mut processes| processes.pop())
+            .ok_or_else(|| SupervisorError::Protocol("no process in the answer".into()))
+    }
+
     /// Start a service (and what it depends on).
     pub fn start(&mut self, service: &str) -> Result<(), SupervisorError> {
         self.request(&Request::Start {
@@ -318,16 +345,47 @@ impl Client {
     /// Stop one service, or all of them (dependents first) with `None`;
     /// returns once the processes are gone. The supervisor keeps running.
     pub fn stop(&mut self, service: Option<&str>) -> Result<(), SupervisorError> {
-        self.request(&Request::Stop {
-            service: service.map(str::to_string),
-        })
-        .map(drop)
+        let service = service.map(str::to_string);
+        self.send(&Request::Stop {
+            service: service.clone(),
+        })?;
+        self.stopping(service)
     }
 
     /// Stop (if running) and start a service again.
     pub fn restart(&mut self, service: &str) -> Result<(), SupervisorError> {
-        self.request(&Request::Restart {
+        self.send(&Request::Restart {
             service: service.to_string(),
+        })?;
+        self.stopping(Some(service.to_string()))
+    }
+
+    /// The answer to a `stop` or `restart` of `service` (all with `None`):
+    /// once the wait is noticeable, says which services it waits for and
+    /// that a Ctrl-C kills them now; a Ctrl-C (or SIGTERM) meanwhile has the
+    /// supervisor kill them, and the stop ends at once.
+    fn stopping(&mut self, service: Option<String>) -> Result<(), SupervisorError> {
+        let asked = Instant::now();
+        let mut waits = StopWaits::default();
+        let mut killed = false;
+        self.answer(|client| {
+            if !killed && crate::sandbox::interrupt::take() {
+                killed = true;
+                let kill = Request::Kill {
+                    service: service.clone(),
+                };
+                if let Ok(Some(mut other)) = Client::connect(client.state.path()) {
+                    if other.request(&kill).is_ok() {
+                        match &service {
+                            Some(name) => eprintln!("locald: killing {name} now"),
+                            None => eprintln!("locald: killing every service still stopping"),
+                        }
+                    }
+                }
+            }
+            if !killed && asked.elapsed() >= StopWaits::NOTICEABLE {
+                client.say_waits(&mut waits);
+            }
         })
         .map(drop)
     }

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::project::state_dir::open_file;
 use crate::supervisor::console::Console;
-use crate::supervisor::log_store::{checked_state, is_since, merged_tail, services_with_logs};
+use crate::supervisor::log_store::{
+    checked_state, is_since, log_path, merged_tail, services_with_logs, sources,
+};
 pub use crate::supervisor::log_store::{read_logs, tail, LogQuery, StoredLine};
 use crate::supervisor::logs::{parse_line, Stream};
 use crate::supervisor::SupervisorError;
@@ -92,20 +94,31 @@ fn format_stored(
 /// printing new lines until interrupted.
 pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<(), SupervisorError> {
     let state = checked_state(state_dir)?;
-    let mut services = services_with_logs(&state, &query.services);
+    let mut services = sources(&state, query);
     let console = Console::for_stdout(&services);
     let since = query.since.as_deref();
     let mut out = Vec::new();
-    for (service, line) in merged_tail(&state, &services, query.lines, since) {
+    for (service, line) in merged_tail(&state, query, &services, query.lines, since) {
         format_stored(&console, &mut out, &service, &line, query.timestamps);
     }
     console.write(&out);
-    if !follow {
+    // Following only one-off runs ends once each has ended, as `docker logs
+    // -f` of a container does.
+    let mut running: std::collections::BTreeSet<&str> = query
+        .runs
+        .iter()
+        .map(String::as_str)
+        .filter(|run| !has_ended(&state.run_log(run)))
+        .collect();
+    if !follow || (query.services.is_empty() && !query.runs.is_empty() && running.is_empty()) {
         return Ok(());
     }
     let mut followers: BTreeMap<String, Follower> = services
         .iter()
-        .map(|name| (name.clone(), Follower::at_end(state.service_log(name))))
+        .map(|name| {
+            let path = log_path(&state, query, name);
+            (name.clone(), Follower::at_end(path))
+        })
         .collect();
     let mut console = console;
     loop {
@@ -113,7 +126,7 @@ pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<()
         if crate::sandbox::interrupt::take() {
             return Err(SupervisorError::Interrupted);
         }
-        if query.services.is_empty() {
+        if query.services.is_empty() && query.runs.is_empty() {
             let current = services_with_logs(&state, &[]);
             if current != services {
                 for name in &current {
@@ -131,10 +144,29 @@ pub fn print_logs(state_dir: &Path, query: &LogQuery, follow: bool) -> Result<()
                 if is_since(&line, since) {
                     format_stored(&console, &mut out, name, &line, query.timestamps);
                 }
+                if is_last_line(&line) {
+                    running.remove(name.as_str());
+                }
             }
         }
         console.write(&out);
+        if query.services.is_empty() && !query.runs.is_empty() && running.is_empty() {
+            return Ok(());
+        }
     }
+}
+
+/// Whether a one-off run's log line is its last (see
+/// [`crate::supervisor::oneoff::is_last_event`]).
+fn is_last_line(line: &str) -> bool {
+    parse_line(line).is_some_and(|parsed| {
+        parsed.stream == Stream::Event && crate::supervisor::oneoff::is_last_event(parsed.text)
+    })
+}
+
+/// Whether the one-off run whose log is `path` has ended.
+fn has_ended(path: &Path) -> bool {
+    tail(path, 1).iter().any(|line| is_last_line(line))
 }
 
 /// Follows one log path: reads what is appended, and when the file is
@@ -220,23 +252,21 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::logs::{rotated_path, LogFile, Stream};
+    use crate::supervisor::logs::rotated_path;
 
     #[test]
     fn stored_lines_print_like_foreground_output() {
         let dir = tempfile::tempdir().unwrap();
-        let state = crate::project::state_dir::StateDir::new(dir.path());
-        state.ensure().unwrap();
-        let mut a = LogFile::open(&state.service_log("a")).unwrap();
-        let mut b = LogFile::open(&state.service_log("b")).unwrap();
-        b.write_line("2024-01-01T00:00:02.000Z", Stream::Stderr, b"b2")
-            .unwrap();
-        a.write_line("2024-01-01T00:00:03.000Z", Stream::Event, b"exited")
-            .unwrap();
-        a.flush().unwrap();
-        b.flush().unwrap();
+        let state = crate::supervisor::log_store::tests::two_service_logs(dir.path());
         let services = services_with_logs(&state, &[]);
-        let merged = merged_tail(&state, &services, 2, None);
+        let query = LogQuery {
+            services: Vec::new(),
+            runs: Vec::new(),
+            lines: 2,
+            since: None,
+            timestamps: false,
+        };
+        let merged = merged_tail(&state, &query, &services, 2, None);
         let console = Console::new(&services, false);
         let mut out = Vec::new();
         for (service, line) in &merged {

@@ -3,18 +3,22 @@
 //! ([`crate::supervisor`], which never calls back here). The socket
 //! [`Client`] (bounded requests), `up` (the supervisor in the foreground, or
 //! a detached daemon started and waited for by [`daemon`]), reading the
-//! services' logs ([`log_reader`]) and printing their status
-//! ([`status_table`]).
+//! services' logs ([`log_reader`]), printing their status
+//! ([`status_table`]) and their processes ([`process_table`]).
 
 mod client;
 mod daemon;
+pub mod exec;
 mod log_reader;
+mod process_table;
 mod status_table;
 mod supervise_args;
 
+pub use crate::supervisor::log_store::log_names;
 pub use client::{answer_timeout, Client};
 pub use daemon::failure_message;
 pub use log_reader::{print_logs, read_logs, since, LogQuery, SinceError, StoredLine};
+pub use process_table::print_processes;
 pub use status_table::print_status;
 pub use supervise_args::{SuperviseArgs, SuperviseUsage};
 

@@ -58,14 +58,20 @@ fn render_table(statuses: &[ServiceStatus], now: u64) -> String {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|cell| cell.len());
-    for row in &rows {
+    align(&header, &rows)
+}
+
+/// The header and rows as lines of columns two spaces apart, each as wide
+/// as its widest cell (`status` and `ps` tables).
+pub(super) fn align<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.clone().map(|cell| cell.chars().count());
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    std::iter::once(&header)
-        .chain(&rows)
+    std::iter::once(header)
+        .chain(rows)
         .map(|row| {
             let cells: Vec<String> = row
                 .iter()
@@ -95,6 +101,7 @@ mod tests {
                 exit_code: None,
                 since_unix_ms: 10_000,
                 stopping: None,
+                process: None,
             },
             ServiceStatus {
                 name: "worker".into(),
@@ -106,6 +113,7 @@ mod tests {
                 exit_code: Some(1),
                 since_unix_ms: 0,
                 stopping: None,
+                process: None,
             },
         ];
         let table = render_table(&statuses, 75_000);

@@ -82,11 +82,22 @@ impl StateDir {
         self.logs_dir().join(format!("{service}.log"))
     }
 
-    /// Create `.locald/` and `.locald/logs/` private to the user (0700), also
+    /// Where one-off runs (`run --detach`) keep their logs, one file per
+    /// run ID: beside the services' logs, out of their listing.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.logs_dir().join("runs")
+    }
+
+    pub fn run_log(&self, id: &str) -> PathBuf {
+        self.runs_dir().join(format!("{id}.log"))
+    }
+
+    /// Create `.locald/`, `.locald/logs/` and `.locald/logs/runs/` private to
+    /// the user (0700), also
     /// tightening them when they already exist; refuse them when they are
     /// not safe to use (see [`StateDir::check`]).
     pub fn ensure(&self) -> Result<(), StateDirError> {
-        for dir in [self.root.clone(), self.logs_dir()] {
+        for dir in [self.root.clone(), self.logs_dir(), self.runs_dir()] {
             let create = |source| StateDirError::Create {
                 path: dir.clone(),
                 source,

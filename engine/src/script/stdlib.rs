@@ -8,6 +8,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("up", include_str!("../../../stdlib/up.rhai")),
     ("down", include_str!("../../../stdlib/down.rhai")),
     ("status", include_str!("../../../stdlib/status.rhai")),
+    ("ps", include_str!("../../../stdlib/ps.rhai")),
     ("logs", include_str!("../../../stdlib/logs.rhai")),
     ("start", include_str!("../../../stdlib/start.rhai")),
     ("stop", include_str!("../../../stdlib/stop.rhai")),
@@ -16,6 +17,7 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("dashboard", include_str!("../../../stdlib/dashboard.rhai")),
     ("try", include_str!("../../../stdlib/try.rhai")),
     ("run", include_str!("../../../stdlib/run.rhai")),
+    ("exec", include_str!("../../../stdlib/exec.rhai")),
     ("task", include_str!("../../../stdlib/task.rhai")),
     ("compile", include_str!("../../../stdlib/compile.rhai")),
     (

@@ -16,9 +16,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::console::{Console, StopWaits};
+use super::oneoff::{self, OneOff};
 use super::order::{dependency_levels, stop_in_waves};
 use super::output::ServiceOutput;
-use super::protocol::{now_unix_ms, ReloadReport, ServiceState, ServiceStatus};
+use super::processes::Ids;
+use super::protocol::{now_unix_ms, ProcessInfo, ReloadReport, ServiceState, ServiceStatus};
 use super::reload::ReloadError;
 use super::run::StateLost;
 use super::service::{initial_status, ServiceRequest, ServiceTask, Shared};
@@ -69,6 +71,22 @@ pub enum Control {
     /// Stop one service, or all in reverse dependency order.
     Stop(Option<String>, oneshot::Sender<Result<(), ControlError>>),
     Restart(String, oneshot::Sender<Result<(), ControlError>>),
+    /// Kill at once those of the services (all with `None`) that locald is
+    /// stopping now, without waiting for their `stop_timeout` (a Ctrl-C
+    /// during `locald stop` or `restart`).
+    Kill(Option<String>, oneshot::Sender<Result<(), ControlError>>),
+    /// Start a one-off run of a command in a service's world.
+    Run {
+        service: String,
+        command: crate::program::Program,
+        reply: oneshot::Sender<Result<ProcessInfo, ControlError>>,
+    },
+    /// The processes running (with `all`: and the finished one-off runs
+    /// whose log is kept).
+    Ps {
+        all: bool,
+        reply: oneshot::Sender<Vec<ProcessInfo>>,
+    },
     /// Read the config again and apply it (see [`reload`]).
     Reload(oneshot::Sender<Result<ReloadReport, ControlError>>),
     /// Stop everything and end the supervisor; `force`: without waiting for
@@ -139,7 +157,13 @@ pub(super) struct RunningService {
     pub(super) status_sender: watch::Sender<ServiceStatus>,
     pub(super) task: JoinHandle<()>,
     pub(super) depends_on: Vec<String>,
+    /// Where its one-off runs copy their output.
+    pub(super) output: Arc<ServiceOutput>,
 }
+
+/// Finished one-off runs remembered for `ps -a`; the oldest are forgotten
+/// first (their logs stay, for `logs ID`).
+const FINISHED_RUNS_KEPT: usize = 100;
 
 pub struct Supervisor {
     pub(super) services: IndexMap<String, RunningService>,
@@ -147,6 +171,8 @@ pub struct Supervisor {
     state: StateDir,
     pub(super) console: Option<Console>,
     generation: watch::Receiver<u64>,
+    /// One-off runs by ID, oldest first.
+    runs: IndexMap<String, OneOff>,
 }
 
 impl Supervisor {
@@ -165,6 +191,7 @@ impl Supervisor {
             ports: Arc::new(ports),
             generation,
             force: watch::Sender::new(false),
+            ids: Arc::new(Ids::new(state.runs_dir())),
             live: super::live::LiveLogs::default(),
         });
         let mut supervisor = Supervisor {
@@ -173,6 +200,7 @@ impl Supervisor {
             state: state.clone(),
             console,
             generation: generation_receiver,
+            runs: IndexMap::new(),
         };
         let statuses: IndexMap<String, watch::Sender<ServiceStatus>> = project
             .services
@@ -231,7 +259,7 @@ impl Supervisor {
             status: status.clone(),
             dependencies,
             commands: command_receiver,
-            output,
+            output: output.clone(),
         };
         RunningService {
             commands,
@@ -239,6 +267,7 @@ impl Supervisor {
             status_sender: status,
             task: tokio::spawn(task.run(enabled)),
             depends_on: service.depends_on.clone(),
+            output,
         }
     }
 
@@ -312,7 +341,7 @@ impl Supervisor {
     }
 
     /// Answer a control message; a `down` is handed back to the run loop.
-    fn handle(&self, control: Control) -> Option<oneshot::Sender<DownAck>> {
+    fn handle(&mut self, control: Control) -> Option<oneshot::Sender<DownAck>> {
         match control {
             Control::Status(reply) => {
                 let _ = reply.send(self.statuses());
@@ -330,8 +359,30 @@ impl Supervisor {
                     let _ = reply.send(Ok(()));
                 });
             }
-            Control::Stop(Some(name), reply) => self.forward(&name, ServiceRequest::Stop, reply),
+            Control::Stop(Some(name), reply) => match self.runs.get(&name) {
+                // Stopped already: as `docker stop` of a stopped container.
+                Some(run) if !self.services.contains_key(&name) && run.is_finished() => {
+                    let _ = reply.send(Ok(()));
+                }
+                Some(run) if !self.services.contains_key(&name) => {
+                    forward_to(&run.commands, &name, ServiceRequest::Stop, reply)
+                }
+                _ => self.forward(&name, ServiceRequest::Stop, reply),
+            },
+            Control::Run {
+                service,
+                command,
+                reply,
+            } => {
+                let _ = reply.send(self.start_run(&service, command));
+            }
+            Control::Ps { all, reply } => {
+                let _ = reply.send(self.processes(all));
+            }
             Control::Restart(name, reply) => self.forward(&name, ServiceRequest::Restart, reply),
+            Control::Kill(name, reply) => {
+                let _ = reply.send(self.kill_stopping(name.as_deref()));
+            }
             Control::Down { force, reply } => {
                 if force {
                     self.force_stops();
@@ -415,15 +466,62 @@ impl Supervisor {
             let _ = reply.send(Err(ControlError::UnknownService(name.to_string())));
             return;
         };
-        let (done, done_receiver) = oneshot::channel();
-        if handle.commands.send(command(done)).is_err() {
-            let _ = reply.send(Err(ControlError::ServiceShuttingDown(name.to_string())));
-            return;
-        }
-        tokio::spawn(async move {
-            let _ = done_receiver.await;
-            let _ = reply.send(Ok(()));
+        forward_to(&handle.commands, name, command, reply);
+    }
+
+    /// Start a one-off run of `command` as `service` would run it.
+    fn start_run(
+        &mut self,
+        service: &str,
+        command: crate::program::Program,
+    ) -> Result<ProcessInfo, ControlError> {
+        let (Some(spec), Some(handle)) = (
+            self.shared.project.service(service),
+            self.services.get(service),
+        ) else {
+            return Err(ControlError::UnknownService(service.to_string()));
+        };
+        let id = self.shared.ids.allocate();
+        let run = oneoff::start(
+            self.shared.clone(),
+            spec.clone(),
+            command,
+            id.clone(),
+            handle.output.clone(),
+            &self.state.run_log(&id),
+        );
+        let info = run.info.borrow().clone();
+        self.runs.insert(id, run);
+        self.forget_old_runs();
+        Ok(info)
+    }
+
+    /// Keep at most [`FINISHED_RUNS_KEPT`] finished runs.
+    fn forget_old_runs(&mut self) {
+        let finished = self.runs.values().filter(|run| run.is_finished()).count();
+        let mut excess = finished.saturating_sub(FINISHED_RUNS_KEPT);
+        self.runs.retain(|_, run| {
+            if excess > 0 && run.is_finished() {
+                excess -= 1;
+                return false;
+            }
+            true
         });
+    }
+
+    /// What `ps` shows: each service's current process, then the one-off
+    /// runs (with `all`, those finished too, while their log is kept).
+    fn processes(&self, all: bool) -> Vec<ProcessInfo> {
+        let services = self
+            .services
+            .values()
+            .filter_map(|handle| handle.status.borrow().process.clone());
+        let runs = self
+            .runs
+            .iter()
+            .filter(|(id, run)| !run.is_finished() || (all && self.state.run_log(id).exists()))
+            .map(|(_, run)| run.info.borrow().clone());
+        services.chain(runs).collect()
     }
 
     pub(super) fn start_with_dependencies(&self, name: &str) -> Result<(), ControlError> {
@@ -458,8 +556,21 @@ impl Supervisor {
         Some(failed)
     }
 
-    /// Services grouped for stopping: dependents before their dependencies.
+    /// Services grouped for stopping: one-off runs first, then dependents
+    /// before their dependencies.
     fn stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceRequest>>> {
+        let runs: Vec<_> = self
+            .runs
+            .values()
+            .filter(|run| !run.is_finished())
+            .map(|run| run.commands.clone())
+            .collect();
+        let mut waves = vec![runs];
+        waves.extend(self.service_stop_waves());
+        waves
+    }
+
+    fn service_stop_waves(&self) -> Vec<Vec<mpsc::UnboundedSender<ServiceRequest>>> {
         let depends_on: BTreeMap<&str, &[String]> = self
             .services
             .iter()
@@ -508,12 +619,22 @@ impl Supervisor {
                     Some(control) => match control {
                     Control::Status(reply) => { let _ = reply.send(self.statuses()); }
                     Control::Overview(reply) => { let _ = reply.send(self.overview()); }
+                    // Shutting down kills through `force_stops`; a kill of
+                    // one service is that.
+                    Control::Kill(_, reply) => {
+                        self.force_stops();
+                        let _ = reply.send(Ok(()));
+                    }
                     Control::Start(_, reply) | Control::Stop(_, reply) | Control::Restart(_, reply) => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
                     Control::Reload(reply) => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
+                    Control::Run { reply, .. } => {
+                        let _ = reply.send(Err(ControlError::ShuttingDown));
+                    }
+                    Control::Ps { all, reply } => { let _ = reply.send(self.processes(all)); }
                     Control::Wait { reply, .. } => {
                         let _ = reply.send(Err(ControlError::ShuttingDown));
                     }
@@ -537,10 +658,38 @@ impl Supervisor {
         for (_, handle) in self.services.drain(..) {
             let _ = handle.task.await;
         }
+        for (_, run) in self.runs.drain(..) {
+            drop(run.commands);
+            let _ = run.task.await;
+        }
     }
 
     /// Kill what is stopping now and stop the rest with SIGKILL at once, in
     /// the same order: no restart races the shutdown.
+    /// SIGKILL to the process group of each service (`name`, or all) that
+    /// is being stopped now: the stop then ends at once, as when its
+    /// `stop_timeout` passes. Services not stopping are left alone.
+    fn kill_stopping(&self, name: Option<&str>) -> Result<(), ControlError> {
+        if let Some(name) = name {
+            if !self.services.contains_key(name) {
+                return Err(ControlError::UnknownService(name.to_string()));
+            }
+        }
+        for (service, handle) in &self.services {
+            if name.is_some_and(|name| name != service) {
+                continue;
+            }
+            let status = handle.status.borrow().clone();
+            if let (Some(_), Some(pid)) = (&status.stopping, status.pid) {
+                tracing::warn!(service = %service, "killing (asked)");
+                if let Err(error) = super::launch::signal_group(pid, libc::SIGKILL) {
+                    tracing::warn!(service = %service, %error, "cannot kill");
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn force_stops(&self) {
         if !self.shared.force.send_replace(true) {
             tracing::warn!("forced: killing every service still running");
@@ -549,6 +698,24 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Send a command that replies when done to a task, and answer once it has.
+fn forward_to(
+    commands: &mpsc::UnboundedSender<ServiceRequest>,
+    name: &str,
+    command: fn(oneshot::Sender<()>) -> ServiceRequest,
+    reply: oneshot::Sender<Result<(), ControlError>>,
+) {
+    let (done, done_receiver) = oneshot::channel();
+    if commands.send(command(done)).is_err() {
+        let _ = reply.send(Err(ControlError::ServiceShuttingDown(name.to_string())));
+        return;
+    }
+    tokio::spawn(async move {
+        let _ = done_receiver.await;
+        let _ = reply.send(Ok(()));
+    });
 }
 
 /// The signals that stop a supervisor: Ctrl-C, SIGTERM, SIGHUP.

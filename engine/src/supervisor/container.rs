@@ -99,7 +99,7 @@ pub async fn prepare(
     project: &Project,
     service: &Service,
     reference: &str,
-    command: Option<String>,
+    command: Option<Program>,
     ports: &BTreeMap<String, u16>,
 ) -> Result<PreparedContainer, ContainerError> {
     let image_error = |source: ImagePrepError| ContainerError::Image {
@@ -147,7 +147,7 @@ pub async fn prepare(
     .map_err(image_error)?;
     let env = container_env(project, service, ports)?;
     let spec = ContainerSpec {
-        command: command.map(|command| Program::Shell(command).argv()),
+        command: command.map(|command| command.argv()),
         env: env.into_iter().collect(),
         volumes: service.volumes.clone(),
         hostname: Some(service.name.clone()),

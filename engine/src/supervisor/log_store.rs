@@ -5,7 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::logs::{parse_line, rotated_path, Stream};
 use super::SupervisorError;
@@ -45,8 +45,11 @@ fn last_lines(path: &Path, count: usize) -> Vec<String> {
 /// Which lines of the logs to show, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogQuery {
-    /// These services' logs; every service's when empty.
+    /// These services' logs; every service's when empty (and `runs` too).
     pub services: Vec<String>,
+    /// These one-off runs' logs, by full ID (`logs/runs/ID.log`), shown
+    /// under their ID.
+    pub runs: Vec<String>,
     /// How many lines from the end.
     pub lines: usize,
     /// Only lines written at or after this time (as logs write it, see
@@ -56,12 +59,37 @@ pub struct LogQuery {
     pub timestamps: bool,
 }
 
+/// What `query` reads: its services and runs, or every service that has a
+/// log when it names none.
+pub(crate) fn sources(state: &StateDir, query: &LogQuery) -> Vec<String> {
+    if query.services.is_empty() && query.runs.is_empty() {
+        return services_with_logs(state, &[]);
+    }
+    let mut names = query.services.clone();
+    names.extend(query.runs.iter().cloned());
+    names
+}
+
+/// The log file of a source of `query`.
+pub(crate) fn log_path(state: &StateDir, query: &LogQuery, name: &str) -> PathBuf {
+    if query.runs.iter().any(|run| run == name) {
+        state.run_log(name)
+    } else {
+        state.service_log(name)
+    }
+}
+
 /// Names of the services that have a log, or just `services` when given.
 pub(crate) fn services_with_logs(state: &StateDir, services: &[String]) -> Vec<String> {
     if !services.is_empty() {
         return services.to_vec();
     }
-    let mut names: Vec<String> = fs::read_dir(state.logs_dir())
+    log_names(&state.logs_dir())
+}
+
+/// The names of the `NAME.log` files in `dir`, sorted.
+pub fn log_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
@@ -88,6 +116,7 @@ pub(crate) fn is_since(line: &str, since: Option<&str>) -> bool {
 /// first, merged by time.
 pub(crate) fn merged_tail(
     state: &StateDir,
+    query: &LogQuery,
     services: &[String],
     count: usize,
     since: Option<&str>,
@@ -95,7 +124,7 @@ pub(crate) fn merged_tail(
     let mut all: Vec<(String, String)> = services
         .iter()
         .flat_map(|service| {
-            tail(&state.service_log(service), count)
+            tail(&log_path(state, query, service), count)
                 .into_iter()
                 .filter(|line| is_since(line, since))
                 .map(move |line| (service.clone(), line))
@@ -132,32 +161,78 @@ pub struct StoredLine {
 /// what [`print_logs`] prints, as data.
 pub fn read_logs(state_dir: &Path, query: &LogQuery) -> Result<Vec<StoredLine>, SupervisorError> {
     let state = checked_state(state_dir)?;
-    let services = services_with_logs(&state, &query.services);
-    Ok(
-        merged_tail(&state, &services, query.lines, query.since.as_deref())
-            .into_iter()
-            .filter_map(|(service, line)| {
-                let parsed = parse_line(&line)?;
-                Some(StoredLine {
-                    time: parsed.timestamp.to_string(),
-                    stream: parsed.stream,
-                    text: parsed.text.to_string(),
-                    service,
-                })
-            })
-            .collect(),
+    let services = sources(&state, query);
+    Ok(merged_tail(
+        &state,
+        query,
+        &services,
+        query.lines,
+        query.since.as_deref(),
     )
+    .into_iter()
+    .filter_map(|(service, line)| {
+        let parsed = parse_line(&line)?;
+        Some(StoredLine {
+            time: parsed.timestamp.to_string(),
+            stream: parsed.stream,
+            text: parsed.text.to_string(),
+            service,
+        })
+    })
+    .collect())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::supervisor::logs::LogFile;
 
     #[test]
-    fn merges_services_by_time_and_keeps_the_last_lines() {
+    fn a_run_is_read_from_its_own_log_and_out_of_the_default_listing() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
+        state.ensure().unwrap();
+        let mut web = LogFile::open(&state.service_log("web")).unwrap();
+        web.write_line(
+            "2024-01-01T00:00:01.000Z",
+            Stream::Stdout,
+            b"[run 0a1b2c] hi",
+        )
+        .unwrap();
+        web.flush().unwrap();
+        let mut run = LogFile::open(&state.run_log("0a1b2c")).unwrap();
+        run.write_line("2024-01-01T00:00:01.000Z", Stream::Stdout, b"hi")
+            .unwrap();
+        run.flush().unwrap();
+        let query = |runs: &[&str]| LogQuery {
+            services: Vec::new(),
+            runs: runs.iter().map(|s| s.to_string()).collect(),
+            lines: 10,
+            since: None,
+            timestamps: false,
+        };
+        let lines = |query: &LogQuery| -> Vec<(String, String)> {
+            read_logs(dir.path(), query)
+                .unwrap()
+                .into_iter()
+                .map(|line| (line.service, line.text))
+                .collect()
+        };
+        assert_eq!(
+            lines(&query(&["0a1b2c"])),
+            vec![("0a1b2c".to_string(), "hi".to_string())]
+        );
+        // Every service's log: the run shows there, marked, not twice.
+        assert_eq!(
+            lines(&query(&[])),
+            vec![("web".to_string(), "[run 0a1b2c] hi".to_string())]
+        );
+    }
+
+    /// Logs of services `a` (`a1` at 1 s, `exited` at 3 s, an event) and
+    /// `b` (`b2` at 2 s, on stderr) in a new state directory at `dir`.
+    pub(crate) fn two_service_logs(dir: &Path) -> StateDir {
+        let state = StateDir::new(dir);
         state.ensure().unwrap();
         let mut a = LogFile::open(&state.service_log("a")).unwrap();
         let mut b = LogFile::open(&state.service_log("b")).unwrap();
@@ -169,20 +244,28 @@ mod tests {
             .unwrap();
         a.flush().unwrap();
         b.flush().unwrap();
+        state
+    }
+
+    #[test]
+    fn merges_services_by_time_and_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = two_service_logs(dir.path());
         let services = services_with_logs(&state, &[]);
         assert_eq!(services, vec!["a", "b"]);
-        let merged = merged_tail(&state, &services, 2, None);
+        let query = |services: &[&str], lines, since: Option<&str>| LogQuery {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            runs: Vec::new(),
+            lines,
+            since: since.map(str::to_string),
+            timestamps: false,
+        };
+        let merged = merged_tail(&state, &query(&[], 2, None), &services, 2, None);
         let texts: Vec<(&str, &str)> = merged
             .iter()
             .map(|(service, line)| (service.as_str(), parse_line(line).unwrap().text))
             .collect();
         assert_eq!(texts, vec![("b", "b2"), ("a", "exited")]);
-        let query = |services: &[&str], lines, since: Option<&str>| LogQuery {
-            services: services.iter().map(|s| s.to_string()).collect(),
-            lines,
-            since: since.map(str::to_string),
-            timestamps: false,
-        };
         let read = read_logs(dir.path(), &query(&[], 2, None)).unwrap();
         let read: Vec<(&str, Stream, &str)> = read
             .iter()

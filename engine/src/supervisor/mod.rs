@@ -39,8 +39,10 @@ mod launch;
 mod live;
 pub(crate) mod log_store;
 pub(crate) mod logs;
+pub(crate) mod oneoff;
 mod order;
 mod output;
+mod processes;
 pub(crate) mod project_lock;
 pub(crate) mod protocol;
 mod reload;
@@ -56,7 +58,7 @@ pub use container::ContainerError;
 pub use dashboard::OPENER_PAGE as DASHBOARD_OPENER_PAGE;
 pub use init::service_init_main;
 pub use project_lock::ProjectLockError;
-pub use protocol::{ReloadReport, ServiceState, ServiceStatus};
+pub use protocol::{ProcessInfo, ReloadReport, ServiceState, ServiceStatus};
 pub use run::{
     already_running, held_elsewhere, run_in_foreground, select_services, supervise_main, Handoff,
 };

@@ -28,6 +28,9 @@ pub struct ServiceOutput {
     ready_pattern: Option<Regex>,
     ready: watch::Sender<bool>,
     live: Option<LiveLogs>,
+    /// A one-off run's output is also written to its service's log (and
+    /// console and live view), each line after this marker: `[run ID] `.
+    mirror: Option<(Arc<ServiceOutput>, String)>,
 }
 
 impl ServiceOutput {
@@ -54,6 +57,17 @@ impl ServiceOutput {
             ready_pattern,
             ready: watch::Sender::new(false),
             live: None,
+            mirror: None,
+        }
+    }
+
+    /// The output of one-off run `id` of a service: its own log at
+    /// `log_path` (what `locald logs ID` reads), and the service's log and
+    /// console through `service`, marked as the run's.
+    pub fn for_run(id: &str, log_path: &Path, service: Arc<ServiceOutput>) -> Self {
+        ServiceOutput {
+            mirror: Some((service, format!("[run {id}] "))),
+            ..ServiceOutput::new(id, log_path, None, None)
         }
     }
 
@@ -86,6 +100,9 @@ impl ServiceOutput {
             console.format_event(&mut out, &self.name, text);
             console.write(&out);
         }
+        if let Some((service, marker)) = &self.mirror {
+            service.event(&format!("{marker}{text}"));
+        }
     }
 
     /// Readiness from a `log` probe: true once a line matched since the last
@@ -109,11 +126,15 @@ impl ServiceOutput {
             .as_ref()
             .filter(|live| live.watched())
             .map(|_| Vec::new());
+        let mut mirrored = Vec::new();
         {
             let mut log = self.log();
             let mut record = |line: &[u8]| {
                 if let Some(log) = log.as_mut() {
                     let _ = log.write_line(&stamp, stream, line);
+                }
+                if let Some((_, marker)) = &self.mirror {
+                    mirrored.push([marker.as_bytes(), line].concat());
                 }
                 if let Some(console) = &self.console {
                     console.format_line(&mut console_bytes, &self.name, line);
@@ -143,6 +164,41 @@ impl ServiceOutput {
         }
         if matched {
             self.ready.send_replace(true);
+        }
+        if let Some((service, _)) = &self.mirror {
+            service.write_lines(&stamp, stream, &mirrored);
+        }
+    }
+
+    /// Record whole lines (a one-off run's, marked) as this service's.
+    fn write_lines(&self, stamp: &str, stream: Stream, lines: &[Vec<u8>]) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut console_bytes = Vec::new();
+        {
+            let mut log = self.log();
+            for line in lines {
+                if let Some(log) = log.as_mut() {
+                    let _ = log.write_line(stamp, stream, line);
+                }
+                if let Some(console) = &self.console {
+                    console.format_line(&mut console_bytes, &self.name, line);
+                }
+            }
+            if let Some(log) = log.as_mut() {
+                let _ = log.flush();
+            }
+        }
+        if let Some(console) = &self.console {
+            console.write(&console_bytes);
+        }
+        if let Some(live) = self.live.as_ref().filter(|live| live.watched()) {
+            let text = lines
+                .iter()
+                .map(|line| String::from_utf8_lossy(line).into_owned())
+                .collect();
+            live.send(&self.name, stream, stamp, text);
         }
     }
 }

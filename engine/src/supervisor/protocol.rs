@@ -98,6 +98,38 @@ pub struct ServiceStatus {
     /// Set while locald stops the service's process and waits for it to exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopping: Option<Stopping>,
+    /// The process of the current run, while one may be alive (what `ps`
+    /// shows of the service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessInfo>,
+}
+
+/// One process locald manages, as `locald ps` shows it: a service's current
+/// run, or a one-off run (`run --detach`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Short (6 hex digits), stable for the life of the process, unique in
+    /// the project (one-off runs keep theirs while their log is kept).
+    pub id: String,
+    /// The service it runs for (a one-off: the service whose world it has).
+    pub service: String,
+    /// A one-off run rather than the service's own process.
+    #[serde(default)]
+    pub one_off: bool,
+    /// `host` or `container`.
+    pub kind: String,
+    /// On the host (a container's: its shim's init, PID 1 of its namespace).
+    pub pid: Option<u32>,
+    pub started_unix_ms: u64,
+    /// The service's state (`starting`, `healthy`, …) or, for a one-off,
+    /// `running`, `stopping` or `exited`.
+    pub state: String,
+    /// The command as a person would type it (or the image, for a container
+    /// service that runs the image's own command).
+    pub command: String,
+    /// Set once it has exited (128+N for signal N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// The time now, as the `*_unix_ms` fields hold it.
@@ -128,12 +160,31 @@ pub enum Request {
     Start {
         service: String,
     },
-    /// Stop one service, or every service (in reverse dependency order).
+    /// Stop one service (or one-off run, by ID), or every service (in
+    /// reverse dependency order).
     Stop {
         service: Option<String>,
     },
     Restart {
         service: String,
+    },
+    /// Kill what is stopping now of one service, or of all: the second
+    /// step of a `stop` or `restart` the person will not wait for.
+    Kill {
+        service: Option<String>,
+    },
+    /// Start `command` in `service`'s world as a one-off run under the
+    /// supervisor, its output to the logs; answered with its process.
+    Run {
+        service: String,
+        /// (`command` is the request's own tag.)
+        program: crate::program::Program,
+    },
+    /// The processes that run; with `all`, also the finished one-off runs
+    /// whose log is kept.
+    Ps {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all: bool,
     },
     /// Read the project's config again and apply it: start new services,
     /// restart changed ones, stop removed ones.
@@ -189,6 +240,8 @@ pub struct Response {
     pub services: Option<Vec<ServiceStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<ReloadReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<ProcessInfo>>,
     /// The answer to [`Request::Dashboard`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard: Option<String>,
@@ -205,6 +258,7 @@ impl Response {
             diagnostic: false,
             services: None,
             reload: None,
+            processes: None,
             wait: None,
             dashboard: None,
         }
@@ -245,6 +299,13 @@ impl Response {
     pub fn working() -> Self {
         Response {
             working: true,
+            ..Response::done()
+        }
+    }
+
+    pub fn processes(processes: Vec<ProcessInfo>) -> Self {
+        Response {
+            processes: Some(processes),
             ..Response::done()
         }
     }

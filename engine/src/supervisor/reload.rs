@@ -139,6 +139,7 @@ impl Supervisor {
             ports: Arc::new(ports),
             generation: self.shared.generation.clone(),
             force: self.shared.force.clone(),
+            ids: self.shared.ids.clone(),
             live: self.shared.live.clone(),
         });
         if let Some(console) = &self.console {

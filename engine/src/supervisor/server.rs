@@ -112,6 +112,32 @@ async fn handle(
                     .await
                     .map(unit_response)
             }
+            Request::Kill { service } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Kill(service, reply), answer)
+                    .await
+                    .map(unit_response)
+            }
+            Request::Run { service, program } => {
+                let (reply, answer) = oneshot::channel();
+                let control = Control::Run {
+                    service,
+                    command: program,
+                    reply,
+                };
+                call.carry_out(control, answer).await.map(|answer| {
+                    answer.map(|result| match result {
+                        Ok(process) => Response::processes(vec![process]),
+                        Err(error) => Response::refused(&error),
+                    })
+                })
+            }
+            Request::Ps { all } => {
+                let (reply, answer) = oneshot::channel();
+                call.carry_out(Control::Ps { all, reply }, answer)
+                    .await
+                    .map(|answer| answer.map(Response::processes))
+            }
             Request::Reload => {
                 let (reply, answer) = oneshot::channel();
                 call.carry_out(Control::Reload(reply), answer)

@@ -169,6 +169,13 @@ impl ImageStore {
         &self.paths.root
     }
 
+    /// The directory of the stored blobs, each a file named by its hex sha256 digest (as
+    /// in an OCI layout's `blobs/sha256`), for readers that build on stored images (the
+    /// CNB exporter reads the run image there). Only the store writes in it.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.paths.blobs_dir()
+    }
+
     /// Looks `reference` up locally (no network). `None` when it is not stored
     /// or its rootfs is gone.
     pub fn resolve(&self, reference: &str) -> Result<Option<StoredImage>, Error> {

@@ -23,7 +23,7 @@ pub struct ConfigOverride {
 }
 
 impl ConfigOverride {
-    fn apply(&self) -> RuntimeConfig {
+    pub(super) fn apply(&self) -> RuntimeConfig {
         RuntimeConfig {
             entrypoint: self.entrypoint.clone(),
             cmd: Some(self.cmd.clone().unwrap_or_else(|| vec!["sh".to_string()])),
@@ -73,6 +73,16 @@ fn busybox_applets() -> Result<Vec<String>, FixtureError> {
 fn busybox_layer(
     compression: LayerCompression,
 ) -> Result<crate::testing::builder::BuiltBlob, FixtureError> {
+    Ok(busybox_rootfs(
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        b"root:x:0:\nnogroup:x:65534:\n",
+    )?
+    .build(compression))
+}
+
+/// The busybox rootfs with the given `/etc/passwd` and `/etc/group`, to which callers may
+/// add entries before building it.
+pub(super) fn busybox_rootfs(passwd: &[u8], group: &[u8]) -> Result<LayerBuilder, FixtureError> {
     let mut layer = LayerBuilder::new();
     layer
         .dir("bin", 0o755)
@@ -82,15 +92,11 @@ fn busybox_layer(
     }
     layer
         .dir("etc", 0o755)
-        .file(
-            "etc/passwd",
-            0o644,
-            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        )
-        .file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
+        .file("etc/passwd", 0o644, passwd)
+        .file("etc/group", 0o644, group)
         .dir("tmp", 0o1777)
         .dir("root", 0o700);
-    Ok(layer.build(compression))
+    Ok(layer)
 }
 
 /// A one-layer (gzip) busybox image.

@@ -1,10 +1,12 @@
 //! Test fixtures shared by this crate's tests, other crates' tests and the
 //! repo scripts (through the `locald-fixtures` binary): a throw-away local
 //! registry, OCI images built from the host's static busybox (plain,
-//! multi-layer with whiteouts, malicious, multi-arch), and pushing them; a
+//! multi-layer with whiteouts, malicious, multi-arch; Cloud Native Buildpacks
+//! builders and a run image), and pushing them; a
 //! hostile registry that misbehaves on purpose.
 
 mod builder;
+mod cnb;
 mod hostile;
 mod images;
 mod push;
@@ -12,6 +14,7 @@ mod registry;
 
 pub use builder::BuiltBlob;
 pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
+pub use cnb::{cnb_builder_image, cnb_run_image, CnbBuilder, CnbFile, CNB_GROUP_ID, CNB_USER_ID};
 pub use hostile::{BlobMisbehaviour, HostileRegistry, ManifestMisbehaviour};
 pub use images::{
     bench_gzip_image, bench_image, busybox_image, malicious_image, multiarch_index,

@@ -13,6 +13,7 @@ pub mod container;
 pub mod options;
 pub mod ports;
 pub mod process;
+pub mod processes;
 pub mod supervisor;
 pub mod tasks;
 pub mod terminal;
@@ -32,6 +33,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(project_api).into());
     engine.register_global_module(exported_module!(ports::ports_api).into());
     engine.register_global_module(exported_module!(process::process_api).into());
+    engine.register_global_module(exported_module!(processes::processes_api).into());
     engine.register_global_module(exported_module!(terminal::terminal_api).into());
     engine.register_global_module(exported_module!(config::config_api).into());
     engine.register_global_module(exported_module!(supervisor::supervisor_api).into());

@@ -27,6 +27,8 @@ pub enum SteerError {
     Supervisor(#[from] SupervisorError),
     #[error("since: {0}")]
     Since(#[from] crate::control::SinceError),
+    #[error(transparent)]
+    Target(#[from] super::processes::TargetError),
 }
 
 /// The options of `up`.
@@ -169,10 +171,30 @@ fn log_query(
     options: ReadLogsOptions,
     timestamps: bool,
 ) -> Result<crate::control::LogQuery, SteerError> {
-    let mut services = options.services;
-    services.extend(options.service);
-    for name in &services {
-        project.service(name)?;
+    let mut names = options.services;
+    names.extend(options.service);
+    // A name that is no service is a one-off run's ID (or its start).
+    let (mut services, mut runs) = (Vec::new(), Vec::new());
+    for name in names {
+        if project.service(&name).is_ok() {
+            services.push(name);
+            continue;
+        }
+        let logged = super::processes::logged_runs(project);
+        match super::processes::match_id(logged.iter().map(String::as_str), &name) {
+            Ok(Some(id)) => runs.push(id.to_string()),
+            Ok(None) => {
+                return Err(super::processes::TargetError::Unknown {
+                    target: name,
+                    services: project.0.services.iter().map(|s| s.name.clone()).collect(),
+                    ids: logged,
+                }
+                .into())
+            }
+            Err(ids) => {
+                return Err(super::processes::TargetError::Ambiguous { target: name, ids }.into())
+            }
+        }
     }
     let since = options
         .since
@@ -184,6 +206,7 @@ fn log_query(
         .unwrap_or(if since.is_some() { usize::MAX } else { 100 });
     Ok(crate::control::LogQuery {
         services,
+        runs,
         lines,
         since,
         timestamps,
@@ -420,13 +443,18 @@ pub mod supervisor_api {
         super::steer(&project, None, |c| c.stop(None)).map_err(|e| fail(&ctx, e))
     }
 
-    /// Stops one service.
+    /// Stops one service, or one process by ID (a one-off run; the ID of a
+    /// service's process stops the service), or the start of an ID.
     #[rhai_fn(return_raw, name = "stop")]
     pub fn stop(
         ctx: NativeCallContext,
         project: ProjectHandle,
         service: &str,
     ) -> Result<(), Box<EvalAltResult>> {
+        if project.service(service).is_err() {
+            return crate::script::api::processes::stop_process(&project, service)
+                .map_err(|e| fail(&ctx, e));
+        }
         super::steer(&project, Some(service), |c| c.stop(Some(service))).map_err(|e| fail(&ctx, e))
     }
 

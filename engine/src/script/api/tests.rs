@@ -109,7 +109,15 @@ fn a_misspelt_option_fails_at_the_call_with_the_known_ones() {
         ),
         (
             r#"print_logs(p, #{ service: "api" })"#,
-            "unknown service `api`; known services: web, db",
+            "no service or process ID `api`; known services: web, db",
+        ),
+        (
+            "processes(p, #{ al: true })",
+            "processes: unknown option `al` (known: all)",
+        ),
+        (
+            "print_processes(p, #{ jsn: true })",
+            "print_processes: unknown option `jsn` (known: all, json)",
         ),
     ] {
         assert_eq!(failure(&mut scope, script).0, expected, "{script}");

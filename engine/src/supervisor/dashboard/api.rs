@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::auth::{Guard, Verdict};
-use super::http::{event_stream_head, Request, Response};
+use super::http::{event_stream_head, write_within, Request, Response, WRITE_TIMEOUT};
 use crate::model::{Probe, Project};
 use crate::project::state_dir::StateDir;
 use crate::supervisor::actor::{Control, ControlError, Envelope, Overview};
@@ -141,7 +140,6 @@ pub async fn handle(mut stream: TcpStream, site: &Site) {
     };
     let response = match site.guard.check(&request) {
         Verdict::Refused { status, why } => Response::text(status, why),
-        Verdict::Welcome { cookie } => Response::redirect("/").with("Set-Cookie", &cookie),
         Verdict::Allowed => {
             if request.method == "GET" && request.path == "/api/events" {
                 events(stream, site).await;
@@ -215,6 +213,7 @@ async fn history(request: &Request, site: &Site) -> Response {
     };
     let query = LogQuery {
         services,
+        runs: Vec::new(),
         lines,
         since: None,
         timestamps: false,
@@ -295,7 +294,10 @@ async fn unit(
 async fn events(mut stream: TcpStream, site: &Site) {
     let mut logs = site.live.subscribe();
     let mut generation = site.generation.clone();
-    if stream.write_all(&event_stream_head()).await.is_err() {
+    if write_within(&mut stream, &event_stream_head(), WRITE_TIMEOUT)
+        .await
+        .is_err()
+    {
         return;
     }
     let mut pending = Pending::default();
@@ -335,7 +337,10 @@ async fn events(mut stream: TcpStream, site: &Site) {
             }
             _ = keep_alive.tick() => out.extend_from_slice(b": keep-alive\n\n"),
         }
-        if stream.write_all(&out).await.is_err() {
+        // A client that stopped reading is let go (it would hold its
+        // connection slot for ever); a page that comes back reconnects.
+        if let Err(error) = write_within(&mut stream, &out, WRITE_TIMEOUT).await {
+            tracing::debug!(%error, "dashboard: event stream ended");
             return;
         }
     }

@@ -2,21 +2,26 @@
 //! nobody else on the machine or on the web.
 //!
 //! - A random token per supervisor, in the URL locald prints (`/?token=…`).
-//!   The first visit trades it for a cookie (HttpOnly, SameSite=Strict,
-//!   named after the port, since cookies are shared by every port of a host)
-//!   and is sent on to `/`, so the token leaves the address bar. Every
-//!   request needs the cookie (or the token as a bearer, for tools).
+//!   The page keeps it in its origin's storage (which, unlike cookies, is
+//!   per port) and sends it with every API request as
+//!   `Authorization: Bearer`, and to the event stream as `?token=` (an
+//!   `EventSource` cannot set headers). No cookie: a browser sends the
+//!   cookies of 127.0.0.1 to every port of 127.0.0.1, so a cookie would
+//!   hand the token to any local server the person opens (a service, a
+//!   container's image, another user's server).
+//! - The page and its assets are static and public (nothing in them is
+//!   secret); everything under `/api/` needs the token.
 //! - Only the user who started the supervisor (and, under `sudo`, the user
 //!   who ran it) may even talk to it: the client's end of each loopback
 //!   connection is looked up in `/proc/net/tcp`, which names its owner, and
 //!   another user's connection is answered 403 at once, before its request
-//!   is read. So another local user can neither try tokens nor hold the
-//!   dashboard's connection slots with requests that never end.
+//!   is read. So another local user can neither use a token it learnt nor
+//!   hold the dashboard's connection slots with requests that never end.
 //! - `Host` must name the loopback address and our port: a page of another
 //!   site that rebinds its DNS name to 127.0.0.1 is refused.
-//! - A request carrying `Origin` must come from the dashboard itself, and a
-//!   control (`POST`) authorised by the cookie must carry it: another site's
-//!   page cannot press a button in the person's browser.
+//! - A request carrying `Origin` must come from the dashboard itself. Another
+//!   site's page cannot add the `Authorization` header without a CORS
+//!   preflight, which this server refuses, so it cannot press a button.
 
 use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -27,15 +32,11 @@ use super::http::Request;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     Allowed,
-    /// The first visit with the URL's token: set the cookie and go to `/`.
-    Welcome {
-        cookie: String,
-    },
-    Refused {
-        status: u16,
-        why: &'static str,
-    },
+    Refused { status: u16, why: &'static str },
 }
+
+/// What anyone may fetch: the page's static files.
+const PUBLIC: [&str; 3] = ["/", "/assets/app.js", "/assets/app.css"];
 
 pub struct Guard {
     token: String,
@@ -108,10 +109,6 @@ impl Guard {
         )
     }
 
-    fn cookie_name(&self) -> String {
-        format!("locald_dashboard_{}", self.port)
-    }
-
     pub fn check(&self, request: &Request) -> Verdict {
         let refused = |status, why| Verdict::Refused { status, why };
         let host_ok = request.header("host").is_some_and(|host| {
@@ -123,55 +120,31 @@ impl Guard {
                 "this dashboard answers only at 127.0.0.1 and its own port",
             );
         }
-        let origin = request.header("origin");
-        if let Some(origin) = origin {
+        if let Some(origin) = request.header("origin") {
             let ours = origin == format!("http://127.0.0.1:{}", self.port)
                 || origin == format!("http://localhost:{}", self.port);
             if !ours {
                 return refused(403, "requests from other sites are refused");
             }
         }
-        let bearer = request
-            .header("authorization")
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .is_some_and(|token| self.matches(token));
-        let cookie = request
-            .header("cookie")
-            .is_some_and(|cookies| self.cookie_matches(cookies));
-        if bearer || cookie {
-            // A browser sends its cookie with a form another site posts to
-            // us; it cannot add the bearer, and its Origin is not ours.
-            if request.method == "POST" && !bearer && origin.is_none() {
-                return refused(403, "a control needs the dashboard's own Origin");
-            }
+        if request.method == "GET" && PUBLIC.contains(&request.path.as_str()) {
             return Verdict::Allowed;
         }
-        if request.method == "GET" && request.path == "/" {
-            if let Some(token) = request.query("token") {
-                if self.matches(token) {
-                    return Verdict::Welcome {
-                        cookie: format!(
-                            "{}={}; Path=/; HttpOnly; SameSite=Strict",
-                            self.cookie_name(),
-                            self.token
-                        ),
-                    };
-                }
-            }
+        let bearer = request
+            .header("authorization")
+            .and_then(|value| value.strip_prefix("Bearer "));
+        // Only the event stream takes it in the query: a URL is more easily
+        // shown or kept than a header.
+        let query = (request.method == "GET" && request.path == "/api/events")
+            .then(|| request.query("token"))
+            .flatten();
+        if bearer.or(query).is_some_and(|token| self.matches(token)) {
+            return Verdict::Allowed;
         }
         refused(
             401,
             "open the address `locald dashboard` prints (it carries this dashboard's token)",
         )
-    }
-
-    fn cookie_matches(&self, cookies: &str) -> bool {
-        let name = self.cookie_name();
-        cookies.split(';').any(|pair| {
-            pair.trim()
-                .split_once('=')
-                .is_some_and(|(key, value)| key == name && self.matches(value))
-        })
     }
 
     /// Compared in constant time: how long a refusal takes says nothing of
@@ -224,31 +197,38 @@ mod tests {
     }
 
     const HOST: (&str, &str) = ("Host", "127.0.0.1:4000");
-    const COOKIE: (&str, &str) = ("Cookie", "a=b; locald_dashboard_4000=secret");
+    const BEARER: (&str, &str) = ("Authorization", "Bearer secret");
 
     fn guard() -> Guard {
         Guard::with_token(4000, "secret".into())
     }
 
+    fn refused(verdict: Verdict, status: u16) -> bool {
+        matches!(verdict, Verdict::Refused { status: s, .. } if s == status)
+    }
+
     #[test]
-    fn the_token_is_traded_for_a_cookie_on_the_first_visit() {
-        let verdict = guard().check(&request("GET", "/?token=secret", &[HOST]));
-        let Verdict::Welcome { cookie } = verdict else {
-            panic!("{verdict:?}")
-        };
+    fn the_page_is_public_and_the_api_needs_the_token() {
+        for path in ["/", "/?token=anything", "/assets/app.js", "/assets/app.css"] {
+            assert_eq!(
+                guard().check(&request("GET", path, &[HOST])),
+                Verdict::Allowed,
+                "{path}"
+            );
+        }
         assert_eq!(
-            cookie,
-            "locald_dashboard_4000=secret; Path=/; HttpOnly; SameSite=Strict"
+            guard().check(&request("GET", "/api/services", &[HOST, BEARER])),
+            Verdict::Allowed
         );
         assert_eq!(
-            guard().check(&request("GET", "/api/services", &[HOST, COOKIE])),
+            guard().check(&request("GET", "/api/events?token=secret", &[HOST])),
             Verdict::Allowed
         );
         assert_eq!(
             guard().check(&request(
-                "GET",
-                "/api/services",
-                &[HOST, ("Authorization", "Bearer secret")]
+                "POST",
+                "/api/services/web/restart",
+                &[HOST, BEARER]
             )),
             Verdict::Allowed
         );
@@ -287,63 +267,61 @@ mod tests {
     }
 
     #[test]
-    fn no_token_a_wrong_one_or_another_ports_cookie_is_refused() {
-        for headers in [
-            vec![HOST],
-            vec![HOST, ("Cookie", "locald_dashboard_4000=secreT")],
-            vec![HOST, ("Cookie", "locald_dashboard_4001=secret")],
-            vec![HOST, ("Authorization", "Bearer secre")],
+    fn no_token_a_wrong_one_or_a_cookie_is_refused() {
+        for (method, target, headers) in [
+            ("GET", "/api/services", vec![HOST]),
+            (
+                "GET",
+                "/api/services",
+                vec![HOST, ("Authorization", "Bearer secre")],
+            ),
+            (
+                "GET",
+                "/api/services",
+                vec![HOST, ("Authorization", "secret")],
+            ),
+            // The query serves the event stream only.
+            ("GET", "/api/services?token=secret", vec![HOST]),
+            ("GET", "/api/events?token=guess", vec![HOST]),
+            ("POST", "/api/all/stop?token=secret", vec![HOST]),
+            // Cookies are not how this dashboard knows you.
+            (
+                "GET",
+                "/api/logs",
+                vec![HOST, ("Cookie", "locald_dashboard_4000=secret")],
+            ),
+            ("GET", "/assets/other.js", vec![HOST]),
+            ("POST", "/", vec![HOST]),
         ] {
-            let verdict = guard().check(&request("GET", "/api/services", &headers));
-            assert!(
-                matches!(verdict, Verdict::Refused { status: 401, .. }),
-                "{headers:?}: {verdict:?}"
-            );
+            let verdict = guard().check(&request(method, target, &headers));
+            assert!(refused(verdict, 401), "{method} {target} {headers:?}");
         }
-        let wrong_token = guard().check(&request("GET", "/?token=guess", &[HOST]));
-        assert!(matches!(wrong_token, Verdict::Refused { status: 401, .. }));
     }
 
     #[test]
     fn rebound_hosts_and_other_origins_are_refused() {
         for host in ["evil.example:4000", "127.0.0.1:4001", "127.0.0.1"] {
-            let verdict =
-                guard().check(&request("GET", "/api/services", &[("Host", host), COOKIE]));
-            assert!(
-                matches!(verdict, Verdict::Refused { status: 421, .. }),
-                "{host}"
+            let verdict = guard().check(&request("GET", "/", &[("Host", host), BEARER]));
+            assert!(refused(verdict, 421), "{host}");
+        }
+        assert!(refused(guard().check(&request("GET", "/", &[BEARER])), 421));
+        for origin in ["http://evil.example", "http://127.0.0.1:4001", "null"] {
+            let verdict = guard().check(&request(
+                "POST",
+                "/api/services/web/restart",
+                &[HOST, BEARER, ("Origin", origin)],
+            ));
+            assert!(refused(verdict, 403), "{origin}");
+        }
+        for origin in ["http://127.0.0.1:4000", "http://localhost:4000"] {
+            assert_eq!(
+                guard().check(&request(
+                    "POST",
+                    "/api/all/restart",
+                    &[HOST, BEARER, ("Origin", origin)]
+                )),
+                Verdict::Allowed
             );
         }
-        let missing = guard().check(&request("GET", "/", &[COOKIE]));
-        assert!(matches!(missing, Verdict::Refused { status: 421, .. }));
-        let other = guard().check(&request(
-            "POST",
-            "/api/services/web/restart",
-            &[HOST, COOKIE, ("Origin", "http://evil.example")],
-        ));
-        assert!(matches!(other, Verdict::Refused { status: 403, .. }));
-    }
-
-    #[test]
-    fn a_control_by_cookie_needs_our_origin() {
-        let post = |headers: &[(&str, &str)]| {
-            guard().check(&request("POST", "/api/services/web/restart", headers))
-        };
-        assert!(matches!(
-            post(&[HOST, COOKIE]),
-            Verdict::Refused { status: 403, .. }
-        ));
-        assert_eq!(
-            post(&[HOST, COOKIE, ("Origin", "http://127.0.0.1:4000")]),
-            Verdict::Allowed
-        );
-        assert_eq!(
-            post(&[HOST, ("Origin", "http://localhost:4000"), COOKIE]),
-            Verdict::Allowed
-        );
-        assert_eq!(
-            post(&[HOST, ("Authorization", "Bearer secret")]),
-            Verdict::Allowed
-        );
     }
 }

@@ -13,6 +13,10 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// A client has this long to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client has this long to take each write: one that stopped reading (a
+/// wedged page, or a client holding connections on purpose) is dropped
+/// instead of holding one of the dashboard's connections for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -26,6 +30,8 @@ pub enum HttpError {
     Malformed(#[from] httparse::Error),
     #[error("request bodies are not accepted")]
     Body,
+    #[error("the client took nothing for {0:?}")]
+    Stalled(Duration),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -185,23 +191,31 @@ impl Response {
         Response::new(status, "text/plain; charset=utf-8", body)
     }
 
-    /// `303 See Other` to `location`.
-    pub fn redirect(location: &str) -> Response {
-        Response::new(303, "text/plain; charset=utf-8", Vec::new()).with("Location", location)
-    }
-
-    pub fn with(mut self, name: &'static str, value: &str) -> Response {
-        self.headers.push((name, value.to_string()));
-        self
-    }
-
-    pub async fn send(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+    pub async fn send(&self, stream: &mut TcpStream) -> Result<(), HttpError> {
         let mut out = head(self.status, &self.headers);
         out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
         out.extend_from_slice(&self.body);
-        stream.write_all(&out).await?;
-        stream.flush().await
+        write_within(stream, &out, WRITE_TIMEOUT).await
     }
+}
+
+/// Writes all of `bytes`, or fails when the client has taken nothing for
+/// `limit` (each write that makes progress starts the time again).
+pub async fn write_within(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    limit: Duration,
+) -> Result<(), HttpError> {
+    while !bytes.is_empty() {
+        let written = tokio::time::timeout(limit, stream.write(bytes))
+            .await
+            .map_err(|_| HttpError::Stalled(limit))??;
+        if written == 0 {
+            return Err(HttpError::Closed);
+        }
+        bytes = &bytes[written..];
+    }
+    Ok(())
 }
 
 /// The head of an event stream (the body follows as events are sent).
@@ -308,10 +322,43 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_let_go() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Connected, and never read from.
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        // More than the kernel's buffers on both sides can hold.
+        let bytes = vec![b'x'; 64 << 20];
+        let started = std::time::Instant::now();
+        let result = write_within(&mut server, &bytes, Duration::from_millis(300)).await;
+        assert!(matches!(result, Err(HttpError::Stalled(_))), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A reading client gets everything, however long it takes.
+        let (mut reader, mut writer) = tokio::io::duplex(1024);
+        let read = tokio::spawn(async move {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let copy = tokio::spawn(async move {
+            tokio::io::copy(&mut client, &mut writer).await.unwrap();
+        });
+        let chunk = vec![b'y'; 8 << 20];
+        write_within(&mut server, &chunk, Duration::from_millis(300))
+            .await
+            .unwrap();
+        drop(server);
+        copy.await.unwrap();
+        assert_eq!(read.await.unwrap(), 8 << 20);
+    }
+
     #[test]
     fn header_values_cannot_end_the_head() {
-        let response = Response::text(200, "x").with("Location", "/a\r\nSet-Cookie: evil");
-        let out = head(response.status, &response.headers);
+        let out = head(200, &[("Location", "/a\r\nSet-Cookie: evil".to_string())]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Location: /aSet-Cookie: evil\r\n"), "{text}");
     }

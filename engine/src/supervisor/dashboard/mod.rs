@@ -3,7 +3,7 @@
 //! last exit) with buttons to start, stop and restart, and the logs, live.
 //!
 //! - `http`: the small HTTP/1.1 it speaks (one request per connection).
-//! - `auth`: the token, the cookie, and the `Host`/`Origin` checks.
+//! - `auth`: the token, and the `Host`/`Origin` checks.
 //! - `api`: the JSON API the page uses, the event stream, the controls.
 //! - `assets/`: the page (plain HTML, CSS and JavaScript, embedded at
 //!   compile time: no CDN, no Node toolchain).

@@ -16,11 +16,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::backoff::Backoff;
 use super::output::ServiceOutput;
-use super::protocol::{now_unix_ms, ServiceState, ServiceStatus};
+use super::processes::Ids;
+use super::protocol::{now_unix_ms, ProcessInfo, ServiceState, ServiceStatus};
 use crate::model::{Project, RestartMode, Service};
 
 mod prepare;
 mod running;
+
+pub(super) use prepare::PrepareError;
+pub(super) use running::{describe_exit, drain, start_collectors, stop_process};
 
 use prepare::prepare;
 
@@ -43,6 +47,8 @@ pub struct Shared {
     /// Raised by a forced `down` (a second Ctrl-C): stops under way send
     /// SIGKILL now, later ones at once, without waiting for `stop_timeout`.
     pub force: watch::Sender<bool>,
+    /// The IDs of the processes `ps` shows.
+    pub ids: Arc<Ids>,
     /// Every service's output as it is written, for the dashboard.
     pub live: super::live::LiveLogs,
 }
@@ -74,6 +80,7 @@ pub fn initial_status(name: &str, port: Option<u16>, enabled: bool) -> ServiceSt
         exit_code: None,
         since_unix_ms: now_unix_ms(),
         stopping: None,
+        process: None,
     }
 }
 
@@ -126,6 +133,8 @@ struct Runner {
     failures: u32,
     backoff: Backoff,
     generation: watch::Receiver<u64>,
+    /// The current run's process, while it is launched.
+    process: Option<ProcessInfo>,
 }
 
 impl ServiceTask {
@@ -145,6 +154,7 @@ impl ServiceTask {
             failures: 0,
             backoff: Backoff::new(),
             generation,
+            process: None,
         };
         runner.run(enabled).await;
     }
@@ -167,6 +177,14 @@ impl Runner {
             exit_code,
             since_unix_ms: now_unix_ms(),
             stopping: None,
+            process: self
+                .process
+                .as_ref()
+                .filter(|_| state.has_process())
+                .map(|process| ProcessInfo {
+                    state: state.as_str().to_string(),
+                    ..process.clone()
+                }),
         };
         self.task.status.send_replace(status);
         self.bump_generation();

@@ -36,7 +36,7 @@ pub(super) async fn prepare(
             &shared.project,
             service,
             image,
-            command.clone(),
+            command.clone().map(crate::program::Program::Shell),
             &shared.ports,
         )
         .await?;
@@ -88,7 +88,7 @@ pub(super) struct Prepared {
 
 /// Why a start could not be prepared.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum PrepareError {
+pub(in crate::supervisor) enum PrepareError {
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]

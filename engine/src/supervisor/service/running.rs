@@ -14,8 +14,8 @@ use crate::model::{HealthCheck, RestartMode};
 use crate::supervisor::health::{self, Ownership, ProbeError, ResolvedProbe};
 use crate::supervisor::launch::{self, LaunchSpec};
 use crate::supervisor::logs::Stream;
-use crate::supervisor::output::collect;
-use crate::supervisor::protocol::ServiceState;
+use crate::supervisor::output::{collect, ServiceOutput};
+use crate::supervisor::protocol::{now_unix_ms, ProcessInfo, ServiceState};
 
 /// How long to keep reading a service's pipes after it exited: output its
 /// processes wrote is never lost, but a process that escaped (possible only
@@ -43,7 +43,19 @@ impl Runner {
         };
         let pid = child.id();
         tracing::debug!(service = %self.name(), ?pid, %command, "started");
-        let collectors = self.start_collectors(&mut child);
+        let id = self.task.shared.ids.allocate();
+        self.process = Some(ProcessInfo {
+            id: id.clone(),
+            service: self.name().to_string(),
+            one_off: false,
+            kind: crate::supervisor::processes::kind(&self.task.service).to_string(),
+            pid,
+            started_unix_ms: now_unix_ms(),
+            state: String::new(),
+            command: command.to_string(),
+            exit_code: None,
+        });
+        let collectors = start_collectors(&mut child, &self.task.output);
         let port = self
             .port
             .map(|port| format!(", port {port}"))
@@ -69,6 +81,8 @@ impl Runner {
             Watched::Closed => (Some(RunEnd::Closed), self.terminate(&mut child).await),
         };
         drain(collectors).await;
+        self.process = None;
+        self.task.shared.ids.release(&id);
         match &end {
             Some(_) => self.event(&format!("stopped{}", describe_exit(exit_code))),
             None => self.event(&format!("exited{}", describe_exit(exit_code))),
@@ -78,25 +92,6 @@ impl Runner {
             healthy_for: health.ready_at.map(|at| at.elapsed()).unwrap_or_default(),
             unhealthy: health.unhealthy,
         })
-    }
-
-    fn start_collectors(&self, child: &mut Child) -> Vec<JoinHandle<()>> {
-        let mut collectors = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            collectors.push(tokio::spawn(collect(
-                stdout,
-                Stream::Stdout,
-                self.task.output.clone(),
-            )));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            collectors.push(tokio::spawn(collect(
-                stderr,
-                Stream::Stderr,
-                self.task.output.clone(),
-            )));
-        }
-        collectors
     }
 
     fn mark_healthy(&mut self, health: &mut RunHealth, pid: Option<u32>) {
@@ -231,32 +226,72 @@ impl Runner {
     /// SIGKILL after `stop_timeout`, or as soon as a forced `down` asks.
     /// Returns its exit code.
     async fn terminate(&mut self, child: &mut Child) -> Option<i32> {
-        let Some(group) = child.id() else {
-            return child.wait().await.ok().map(launch::exit_code);
-        };
-        tracing::debug!(service = %self.name(), signal = self.task.service.stop_signal, timeout = ?self.task.service.stop_timeout, "stopping");
-        let mut force = self.task.shared.force.subscribe();
-        let (stop_signal, stop_timeout) = (
-            self.task.service.stop_signal,
-            self.task.service.stop_timeout,
-        );
-        if !*force.borrow_and_update() {
-            if let Err(error) = launch::signal_group(group, stop_signal) {
-                tracing::warn!(service = %self.name(), %error, "cannot send the stop signal");
-            }
-            self.set_stopping(stop_signal, stop_timeout);
-            tokio::select! {
-                status = child.wait() => return status.ok().map(launch::exit_code),
-                () = tokio::time::sleep(stop_timeout) => {
-                    let timeout = humantime::format_duration(stop_timeout);
-                    self.event(&format!("did not stop within {timeout}; killing"));
-                }
-                Ok(_) = force.wait_for(|forced| *forced) => self.event("killing (forced)"),
-            }
-        }
-        let _ = launch::signal_group(group, libc::SIGKILL);
-        child.wait().await.ok().map(launch::exit_code)
+        let service = &self.task.service;
+        let (signal, timeout) = (service.stop_signal, service.stop_timeout);
+        let force = self.task.shared.force.subscribe();
+        let output = self.task.output.clone();
+        stop_process(child, signal, timeout, force, &output, || {
+            self.set_stopping(signal, timeout)
+        })
+        .await
     }
+}
+
+/// Copy a launched process's stdout and stderr to `output` until they close.
+pub(in crate::supervisor) fn start_collectors(
+    child: &mut Child,
+    output: &Arc<ServiceOutput>,
+) -> Vec<JoinHandle<()>> {
+    let mut collectors = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        collectors.push(tokio::spawn(collect(
+            stdout,
+            Stream::Stdout,
+            output.clone(),
+        )));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        collectors.push(tokio::spawn(collect(
+            stderr,
+            Stream::Stderr,
+            output.clone(),
+        )));
+    }
+    collectors
+}
+
+/// Stop a launched process: `signal` to its process group, then SIGKILL
+/// after `timeout`, or as soon as a forced `down` asks (at once if it
+/// already has). `signalled` runs once the stop signal is sent. Returns its
+/// exit code.
+pub(in crate::supervisor) async fn stop_process(
+    child: &mut Child,
+    signal: i32,
+    timeout: Duration,
+    mut force: tokio::sync::watch::Receiver<bool>,
+    output: &ServiceOutput,
+    signalled: impl FnOnce(),
+) -> Option<i32> {
+    let Some(group) = child.id() else {
+        return child.wait().await.ok().map(launch::exit_code);
+    };
+    tracing::debug!(group, signal, ?timeout, "stopping");
+    if !*force.borrow_and_update() {
+        if let Err(error) = launch::signal_group(group, signal) {
+            tracing::warn!(group, %error, "cannot send the stop signal");
+        }
+        signalled();
+        tokio::select! {
+            status = child.wait() => return status.ok().map(launch::exit_code),
+            () = tokio::time::sleep(timeout) => {
+                let timeout = humantime::format_duration(timeout);
+                output.event(&format!("did not stop within {timeout}; killing"));
+            }
+            Ok(_) = force.wait_for(|forced| *forced) => output.event("killing (forced)"),
+        }
+    }
+    let _ = launch::signal_group(group, libc::SIGKILL);
+    child.wait().await.ok().map(launch::exit_code)
 }
 
 /// Health bookkeeping of one run.
@@ -270,7 +305,7 @@ struct RunHealth {
 }
 
 /// Wait for output readers to reach end of file, within a bound.
-async fn drain(collectors: Vec<JoinHandle<()>>) {
+pub(in crate::supervisor) async fn drain(collectors: Vec<JoinHandle<()>>) {
     let all = async {
         for collector in collectors {
             let _ = collector.await;
@@ -281,7 +316,7 @@ async fn drain(collectors: Vec<JoinHandle<()>>) {
     }
 }
 
-fn describe_exit(exit_code: Option<i32>) -> String {
+pub(in crate::supervisor) fn describe_exit(exit_code: Option<i32>) -> String {
     match exit_code {
         Some(code) if code > 128 => format!(" with code {code} (signal {})", code - 128),
         Some(code) => format!(" with code {code}"),

@@ -1,7 +1,8 @@
 // The locald dashboard: services with their controls, and the logs, live.
 // Data comes from the supervisor's JSON API and its event stream
 // (/api/events); every text from a service is put in the page as text,
-// never as HTML.
+// never as HTML. The token from the address locald prints is kept in this
+// origin's storage (per port, unlike a cookie) and sent with each request.
 "use strict";
 
 const MAX_LINES = 5000; // lines kept in the page; the log files keep all
@@ -10,7 +11,25 @@ const BRIGHT = ["#8b949e", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff"
 const SERVICE_COLOURS = ["#79c0ff", "#d2a8ff", "#56d364", "#e3b341", "#ffa198", "#56d4dd", "#ff9bce", "#a5d6ff"];
 
 const $ = (id) => document.getElementById(id);
-const state = { services: [], selected: "", filter: "", following: true, colours: new Map() };
+const state = { services: [], selected: "", filter: "", following: true, colours: new Map(), token: "" };
+const TOKEN_KEY = "locald-dashboard-token";
+const NO_TOKEN = "open the address `locald dashboard` prints: this page's token is missing or belongs to an earlier supervisor";
+
+// The token of the address (kept, then taken out of the address bar), or
+// the one kept from an earlier visit.
+function takeToken() {
+  const fromAddress = new URLSearchParams(location.search).get("token");
+  if (fromAddress) {
+    localStorage.setItem(TOKEN_KEY, fromAddress);
+    history.replaceState(null, "", "/");
+    return fromAddress;
+  }
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+function api(path, options = {}) {
+  return fetch(path, { ...options, headers: { Authorization: "Bearer " + state.token } });
+}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -84,8 +103,9 @@ function renderServices() {
 async function control(path, button) {
   if (button) button.disabled = true;
   try {
-    const answer = await fetch(path, { method: "POST" });
-    if (!answer.ok) notice(await answer.text());
+    const answer = await api(path, { method: "POST" });
+    if (answer.status === 401) notice(NO_TOKEN);
+    else if (!answer.ok) notice(await answer.text());
     else notice("");
   } catch (error) {
     notice("the supervisor did not answer: " + error);
@@ -219,7 +239,8 @@ function follow(on) {
 // ---- wiring ---------------------------------------------------------------
 
 async function loadHistory() {
-  const answer = await fetch("/api/logs?lines=1000");
+  const answer = await api("/api/logs?lines=1000");
+  if (answer.status === 401) notice(NO_TOKEN);
   if (!answer.ok) return;
   const lines = await answer.json();
   $("log").replaceChildren();
@@ -227,15 +248,18 @@ async function loadHistory() {
 }
 
 function connect() {
-  const events = new EventSource("/api/events");
+  const events = new EventSource("/api/events?token=" + encodeURIComponent(state.token));
   const connection = $("connection");
   events.addEventListener("open", () => {
     connection.textContent = "live";
     connection.className = "connection live";
   });
   events.addEventListener("error", () => {
-    connection.textContent = "disconnected (retrying)";
+    // A refusal closes the stream for good; a lost connection is retried.
+    const closed = events.readyState === EventSource.CLOSED;
+    connection.textContent = closed ? "disconnected" : "disconnected (retrying)";
     connection.className = "connection lost";
+    if (closed) notice(NO_TOKEN);
   });
   events.addEventListener("services", (event) => {
     const data = JSON.parse(event.data);
@@ -257,6 +281,7 @@ function connect() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
+  state.token = takeToken();
   for (const button of document.querySelectorAll("[data-all]")) {
     button.addEventListener("click", () => control(`/api/all/${button.dataset.all}`, button));
   }
@@ -270,6 +295,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     if (atBottom !== state.following) follow(atBottom);
   });
+  // The log's box shrinks when the services table grows (or the window
+  // does): no scroll event comes, so keep the tail in view here.
+  new ResizeObserver(() => {
+    if (state.following) log.scrollTop = log.scrollHeight;
+  }).observe(log);
   $("jump").addEventListener("click", () => follow(true));
   setInterval(renderUptimes, 1000);
   await loadHistory().catch(() => {});
