@@ -404,3 +404,104 @@ fn the_config_fixes_the_port_or_turns_the_dashboard_off() {
         .code(1)
         .stderr_has("serves no dashboard");
 }
+
+#[test]
+fn the_browser_is_given_a_private_page_never_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = started();
+    let board = Dashboard::of(&project);
+    // A browser that notes its command line, which every user of the
+    // machine can read in /proc.
+    let opened = project.path().join("opened");
+    project.write(
+        "browser",
+        &format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", opened.display()),
+    );
+    let browser = project.path().join("browser");
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    project
+        .locald(["dashboard"])
+        .env("BROWSER", browser.to_str().unwrap())
+        .success();
+    project.wait_for("the browser", Duration::from_secs(10), |project| {
+        project.read("opened").ends_with('\n')
+    });
+    let argument = project.read("opened");
+    assert!(!argument.contains(&board.token), "{argument}");
+    let page = project.path().join(".locald/dashboard.html");
+    assert_eq!(
+        argument.trim(),
+        format!("file://{}", page.display()),
+        "the browser opens the page"
+    );
+    let mode = std::fs::metadata(&page).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(&format!(
+            "url=http://127.0.0.1:{}/?token={}\"",
+            board.port, board.token
+        )),
+        "{html}"
+    );
+}
+
+/// `python3 -c SCRIPT ARGS...` as another local user.
+fn as_other_user(script: &str, args: &[String]) -> std::process::Command {
+    let (uid, gid) = crate::harness::account("lds5-board");
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+        .args(["--clear-groups", "--", "python3", "-c", script])
+        .args(args)
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    command
+}
+
+#[test]
+fn another_local_user_is_refused_even_with_the_token_and_cannot_hold_it() {
+    use std::io::BufRead;
+    let project = started();
+    let board = Dashboard::of(&project);
+    let port = board.port.to_string();
+
+    // Connections that never send their request (more than the dashboard
+    // serves at once), held while the person uses the dashboard.
+    let mut holder = as_other_user(
+        "import socket, sys, time\n\
+         held = [socket.create_connection(('127.0.0.1', int(sys.argv[1]))) for _ in range(40)]\n\
+         print('held', flush=True)\n\
+         time.sleep(30)\n",
+        std::slice::from_ref(&port),
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n");
+    let start = Instant::now();
+    let (status, _) = board.call("GET", "/api/services");
+    let waited = start.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(status, 200);
+    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+
+    // The right token, from another user: refused before it is read.
+    let output = as_other_user(
+        "import socket, sys\n\
+         s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+         s.sendall(('GET /api/services HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n' % (sys.argv[1], sys.argv[2])).encode())\n\
+         print(s.makefile('rb').readline().decode().strip())\n",
+        &[port, board.token.clone()],
+    )
+    .output()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(answer.trim(), "HTTP/1.1 403 Forbidden", "{output:?}");
+}

@@ -45,3 +45,35 @@ fn a_registry_error_body_cannot_drive_the_terminal() {
         "the body is still shown, escaped: {stderr:?}"
     );
 }
+
+/// Listing a checkout's tasks, the careful first look at one you distrust,
+/// shows its descriptions and commands escaped.
+#[test]
+fn a_checkouts_task_list_cannot_drive_the_terminal() {
+    let project = Project::with_toml(
+        r#"
+[tasks]
+described = { command = "true", description = "copy\u001b]52;c;cm0gLXJmIH4=\u0007me" }
+bare = "echo \u001b[2J cleared"
+"#,
+    )
+    .file(
+        "tasks/titled.rhai",
+        "// titled\u{1b}]0;pwned\u{7} \u{202e}txt.exe\n0\n",
+    );
+    let outcome = project.locald(["task"]).success();
+    let stdout = &outcome.stdout;
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(
+            !stdout.contains(raw),
+            "{raw:?} reached the terminal: {stdout:?}"
+        );
+    }
+    for shown in [
+        "copy\\u{1b}]52;c;cm0gLXJmIH4=\\u{7}me",
+        "echo \\u{1b}[2J cleared",
+        "titled\\u{1b}]0;pwned\\u{7} \\u{202e}txt.exe",
+    ] {
+        assert!(stdout.contains(shown), "{shown} in {stdout:?}");
+    }
+}

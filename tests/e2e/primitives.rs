@@ -214,3 +214,30 @@ print("after");
     project.locald(["down"]).success();
     assert!(pids_with_arg("972113").is_empty());
 }
+
+#[test]
+fn wait_healthy_takes_any_timeout_a_script_gives() {
+    let project = Project::with_toml(
+        r#"
+[services.quick]
+command = "exec sleep 976110"
+"#,
+    )
+    .file(
+        "wait.rhai",
+        r#"
+let p = load_project();
+up(p, #{ detach: true, wait: true });
+// Past what an `Instant` can hold: as good as no timeout, never a crash.
+wait_healthy(p, #{ timeout: 9223372036854775807 });
+print("ready");
+wait_healthy(p, #{ timeout: 9.0e18 });
+print("ready");
+"#,
+    );
+    project
+        .locald(["script", "wait.rhai"])
+        .success()
+        .stdout_is("ready\nready\n");
+    project.locald(["down"]).success();
+}

@@ -283,14 +283,21 @@ impl Client {
         self.send(&Request::Wait {
             services,
             baseline,
-            timeout_ms: timeout.map(|timeout| timeout.as_millis() as u64),
+            // Saturated, never wrapped: a timeout past u64 milliseconds
+            // (584 million years) is as good as none.
+            timeout_ms: timeout
+                .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
         })?;
         // The supervisor answers at the timeout; the margin is for that
-        // answer to arrive. Far in the future when the wait is unbounded:
-        // then only Ctrl-C and a silent supervisor end it.
-        let whole = timeout.map_or(Duration::from_secs(100 * 365 * 86_400), |timeout| {
-            timeout + self.timeout.min(WAIT_MARGIN)
-        });
+        // answer to arrive. Far in the future when the wait is unbounded
+        // (or its end is past what an `Instant` can hold, which a script's
+        // `timeout` may ask for): then only Ctrl-C and a silent supervisor
+        // end it.
+        let far = Duration::from_secs(100 * 365 * 86_400);
+        let whole = timeout
+            .and_then(|timeout| timeout.checked_add(self.timeout.min(WAIT_MARGIN)))
+            .unwrap_or(far)
+            .min(far);
         let limit = (Instant::now() + whole, whole);
         let response = self.answer_by(|client| client.next_line_interruptible(limit), |_| {})?;
         response

@@ -55,6 +55,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use container::ContainerError;
+pub use dashboard::OPENER_PAGE as DASHBOARD_OPENER_PAGE;
 pub use init::service_init_main;
 pub use project_lock::ProjectLockError;
 pub use protocol::{ProcessInfo, ReloadReport, ServiceState, ServiceStatus};

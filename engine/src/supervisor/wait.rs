@@ -136,7 +136,8 @@ pub async fn wait(
     baseline: Baseline,
     timeout: Option<Duration>,
 ) -> WaitOutcome {
-    let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
+    // A deadline no `Instant` can hold is never reached: no deadline.
+    let deadline = timeout.and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
     let changed = Arc::new(Notify::new());
     let mut followers = JoinSet::new();
     for service in &services {

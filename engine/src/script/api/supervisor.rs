@@ -356,6 +356,28 @@ pub mod supervisor_api {
         Ok(url.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
+    /// Opens the project's dashboard in the browser (as `open_url` opens an
+    /// address) through a page in the project's private `.locald/`, never
+    /// with the address itself: a browser's command line is readable by
+    /// every user of the machine, and the address carries the token. False
+    /// when no supervisor serves a dashboard or no browser could be started.
+    #[rhai_fn(return_raw)]
+    pub fn open_dashboard(
+        ctx: NativeCallContext,
+        project: ProjectHandle,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        // The page is current only while a supervisor serves the dashboard:
+        // it is rewritten, with the new token, by each one that does.
+        if dashboard_url(ctx, project.clone())?.is_unit() {
+            return Ok(false);
+        }
+        let page = project
+            .0
+            .state_dir()
+            .join(supervisor::DASHBOARD_OPENER_PAGE);
+        Ok(page.is_file() && super::super::terminal::open_file_in_browser(&page))
+    }
+
     /// True when a supervisor runs for the project.
     #[rhai_fn(return_raw)]
     pub fn is_running(

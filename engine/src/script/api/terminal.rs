@@ -48,6 +48,28 @@ pub fn open_in_browser(url: &str) -> bool {
     }
 }
 
+/// Opens the local file at `path` (absolute) in a browser, as
+/// [`open_in_browser`] does an address.
+pub fn open_file_in_browser(path: &std::path::Path) -> bool {
+    open_in_browser(&file_url(path))
+}
+
+/// `file://` and `path`, every byte but unreserved ones and `/`
+/// percent-encoded (a space, `#` or `?` in a path would end or change the
+/// address).
+fn file_url(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut url = String::from("file://");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url
+}
+
 /// Reads one line from stdin after printing `prompt` on stderr; `None` at EOF.
 pub fn read_answer(prompt: &str) -> std::io::Result<Option<String>> {
     let mut err = std::io::stderr().lock();
@@ -169,6 +191,14 @@ pub mod terminal_api {
         eprintln!("{}", crate::sandbox::terminal_text::for_terminal(text));
     }
 
+    /// `text` with the characters a terminal would act on (control
+    /// characters but newline and tab, bidi controls) shown as `\u{..}`
+    /// escapes, as locald's own messages are: for `print`ing text a project
+    /// or an image wrote (a task's description) on stdout.
+    pub fn terminal_text(text: &str) -> String {
+        crate::sandbox::terminal_text::for_terminal(text).into_owned()
+    }
+
     /// Joins words into one shell command line, quoting where needed.
     pub fn shell_join(words: Array) -> String {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
@@ -187,5 +217,24 @@ pub mod terminal_api {
     /// The value of an environment variable, or `()` when unset.
     pub fn env_var(name: &str) -> Dynamic {
         std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_url_encodes_what_would_change_the_address() {
+        assert_eq!(
+            file_url(std::path::Path::new(
+                "/home/a b/p#1?x/.locald/dashboard.html"
+            )),
+            "file:///home/a%20b/p%231%3Fx/.locald/dashboard.html"
+        );
+        assert_eq!(
+            file_url(std::path::Path::new("/tmp/é")),
+            "file:///tmp/%C3%A9"
+        );
     }
 }

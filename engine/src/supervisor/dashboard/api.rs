@@ -118,6 +118,16 @@ fn view(overview: &Overview) -> ServicesView {
 
 /// Serve one connection: one request.
 pub async fn handle(mut stream: TcpStream, site: &Site) {
+    let ours = match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) => site.guard.serves(local, peer).await,
+        _ => false,
+    };
+    if !ours {
+        let _ = Response::text(403, "this dashboard serves only the user who started it")
+            .send(&mut stream)
+            .await;
+        return;
+    }
     let request = match Request::read(&mut stream).await {
         Ok(request) => request,
         Err(error) => {

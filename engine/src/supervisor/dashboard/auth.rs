@@ -11,6 +11,12 @@
 //!   container's image, another user's server).
 //! - The page and its assets are static and public (nothing in them is
 //!   secret); everything under `/api/` needs the token.
+//! - Only the user who started the supervisor (and, under `sudo`, the user
+//!   who ran it) may even talk to it: the client's end of each loopback
+//!   connection is looked up in `/proc/net/tcp`, which names its owner, and
+//!   another user's connection is answered 403 at once, before its request
+//!   is read. So another local user can neither use a token it learnt nor
+//!   hold the dashboard's connection slots with requests that never end.
 //! - `Host` must name the loopback address and our port: a page of another
 //!   site that rebinds its DNS name to 127.0.0.1 is refused.
 //! - A request carrying `Origin` must come from the dashboard itself. Another
@@ -18,6 +24,7 @@
 //!   preflight, which this server refuses, so it cannot press a button.
 
 use std::io::Read;
+use std::net::{SocketAddr, SocketAddrV4};
 
 use super::http::Request;
 
@@ -34,6 +41,21 @@ const PUBLIC: [&str; 3] = ["/", "/assets/app.js", "/assets/app.css"];
 pub struct Guard {
     token: String,
     port: u16,
+    /// The users whose connections are served.
+    users: Vec<u32>,
+}
+
+/// The users a dashboard serves: the supervisor's own, and, when it runs
+/// as root under `sudo`, the user who ran `sudo` (whose browser it is).
+fn own_users() -> Vec<u32> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut users = vec![uid];
+    if uid == 0 {
+        if let Some(sudo) = std::env::var("SUDO_UID").ok().and_then(|v| v.parse().ok()) {
+            users.push(sudo);
+        }
+    }
+    users
 }
 
 impl Guard {
@@ -45,12 +67,46 @@ impl Guard {
     }
 
     pub fn with_token(port: u16, token: String) -> Guard {
-        Guard { token, port }
+        Guard {
+            token,
+            port,
+            users: own_users(),
+        }
+    }
+
+    /// Whether the connection from `peer` to `local` is one of our users'
+    /// (see the module's doc). Unknown owners are refused.
+    pub async fn serves(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else {
+            return false;
+        };
+        match tokio::fs::read_to_string("/proc/net/tcp").await {
+            Ok(table) => {
+                socket_owner(&table, peer, local).is_some_and(|uid| self.users.contains(&uid))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "dashboard: cannot read /proc/net/tcp to check a client");
+                false
+            }
+        }
     }
 
     /// The address to open: it carries the token.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/?token={}", self.port, self.token)
+    }
+
+    /// A page that sends the browser on to [`Guard::url`]. `locald
+    /// dashboard` opens this page (kept in the private `.locald/`) rather
+    /// than the address itself: a browser's command line is readable by
+    /// every user of the machine (`ps`), so the token must not be on it.
+    pub fn opener_page(&self) -> String {
+        let url = self.url();
+        format!(
+            "<!doctype html>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
+             <meta http-equiv=\"refresh\" content=\"0;url={url}\">\n<title>locald dashboard</title>\n\
+             <p><a href=\"{url}\">Open the dashboard</a></p>\n"
+        )
     }
 
     pub fn check(&self, request: &Request) -> Verdict {
@@ -102,6 +158,31 @@ impl Guard {
     }
 }
 
+/// The owner (uid) of the TCP socket bound at `socket` and connected to
+/// `remote`, in a `/proc/net/tcp` table.
+fn socket_owner(table: &str, socket: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+    let (socket, remote) = (proc_address(socket), proc_address(remote));
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&socket.as_str()) && fields.get(2) == Some(&remote.as_str()) {
+            fields.get(7)?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// An address as `/proc/net/tcp` writes it: the address's four bytes as
+/// the kernel holds them, read as a native-endian number, in hex; the port
+/// in hex.
+fn proc_address(address: SocketAddrV4) -> String {
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(address.ip().octets()),
+        address.port()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +231,38 @@ mod tests {
                 &[HOST, BEARER]
             )),
             Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn a_connections_owner_is_read_from_proc_net_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let (SocketAddr::V4(from), SocketAddr::V4(to)) =
+            (client.local_addr().unwrap(), client.peer_addr().unwrap())
+        else {
+            panic!("IPv4")
+        };
+        assert_eq!(
+            socket_owner(&table, from, to),
+            Some(nix::unistd::geteuid().as_raw())
+        );
+        let sample = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+             3: 0100007F:A3D2 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1001        0 5417 1\n";
+        let port = |p| SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, p);
+        assert_eq!(socket_owner(sample, port(0xA3D2), port(0x1F90)), Some(1001));
+        assert_eq!(socket_owner(sample, port(0x1F90), port(0xA3D2)), None);
+    }
+
+    #[test]
+    fn the_opener_page_sends_the_browser_to_the_address() {
+        let page = guard().opener_page();
+        assert!(
+            page.contains(
+                r#"<meta http-equiv="refresh" content="0;url=http://127.0.0.1:4000/?token=secret">"#
+            ),
+            "{page}"
         );
     }
 

@@ -33,6 +33,11 @@ pub use auth::Guard;
 /// Connections served at once (event streams included); more wait.
 const MAX_CONNECTIONS: usize = 32;
 
+/// The page in `.locald/` that `locald dashboard` opens in the browser; it
+/// sends the browser on to the address with the token (see
+/// [`Guard::opener_page`]).
+pub const OPENER_PAGE: &str = "dashboard.html";
+
 /// The dashboard's port, kept in `.locald/dashboard.json` so that a bookmark
 /// keeps working across `up`s while the port stays free.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -97,6 +102,15 @@ impl Dashboard {
             .set_nonblocking(true)
             .map_err(DashboardError::Bind)?;
         let guard = Arc::new(Guard::new(port).map_err(DashboardError::Token)?);
+        // Written before the address is served, so `locald dashboard` never
+        // opens an earlier supervisor's page (0600, in the private state
+        // directory: the token stays the user's).
+        if let Err(error) = state_dir::write_file(
+            &state.path().join(OPENER_PAGE),
+            guard.opener_page().as_bytes(),
+        ) {
+            tracing::warn!(%error, "cannot write the dashboard's opener page");
+        }
         Ok(Dashboard {
             listener,
             guard,
