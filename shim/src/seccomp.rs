@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 // The cache's layout and file format (shared with the runtime, which clears it); bump
 // `seccomp_cache::FORMAT` whenever [`compile`] changes what it produces for the same inputs.
 use locald_shim_protocol::exit::ExecFailure;
+use locald_shim_protocol::private_dir::TrustedOwners;
 use locald_shim_protocol::seccomp_cache;
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
@@ -77,8 +78,13 @@ impl BpfProgram {
 
 /// The filter the shim loads itself for `spec`, or `None` when the spec has none or lacks
 /// `noNewPrivileges` (then libcontainer loads it). `cache`: where compiled programs are kept
-/// (created 0700; ignored unless it is a directory of ours that nobody else may write).
-pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
+/// (created 0700; ignored unless it is a directory of ours that nobody else may write, its
+/// parents' owners `trusted`).
+pub fn prepare(
+    spec: &Spec,
+    cache: Option<&Path>,
+    trusted: TrustedOwners,
+) -> Result<Option<BpfProgram>> {
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
@@ -90,7 +96,7 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> 
     if !no_new_privileges {
         return Ok(None);
     }
-    let Some(dir) = cache.and_then(seccomp_cache::usable_dir) else {
+    let Some(dir) = cache.and_then(|dir| seccomp_cache::usable_dir(dir, trusted)) else {
         return compile_to_program(seccomp, None).map(Some);
     };
     let path = seccomp_cache::entry_path(&dir, &cache_key(seccomp)?);
@@ -108,7 +114,7 @@ pub fn for_exec(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>>
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
-    match prepare(spec, cache)? {
+    match prepare(spec, cache, TrustedOwners::RootOrCaller)? {
         Some(program) => Ok(Some(program)),
         None => compile_to_program(seccomp, None).map(Some),
     }
@@ -409,19 +415,33 @@ mod tests {
 
     #[test]
     fn only_specs_with_no_new_privileges_are_taken_over() {
-        assert!(prepare(&spec(None), None).unwrap().is_none());
-        assert!(prepare(&spec(Some(false)), None).unwrap().is_none());
-        assert!(prepare(&spec(Some(true)), None).unwrap().is_some());
+        assert!(prepare(&spec(None), None, TrustedOwners::RootOrCaller)
+            .unwrap()
+            .is_none());
+        assert!(
+            prepare(&spec(Some(false)), None, TrustedOwners::RootOrCaller)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            prepare(&spec(Some(true)), None, TrustedOwners::RootOrCaller)
+                .unwrap()
+                .is_some()
+        );
         let mut bare = spec(Some(true));
         bare.set_linux(None);
-        assert!(prepare(&bare, None).unwrap().is_none());
+        assert!(prepare(&bare, None, TrustedOwners::RootOrCaller)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn programs_are_cached_by_content() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
-        let first = prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
+        let first = prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
+            .unwrap()
+            .unwrap();
         let files: Vec<_> = fs::read_dir(&cache).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "one program, no temporary left");
         assert_eq!(
@@ -437,12 +457,16 @@ mod tests {
         // Read back, not recompiled: a (valid) program put in its place is what comes out.
         let marker = [0x06u8, 0, 0, 0, 0, 0, 0xff, 0x7f]; // BPF_RET|BPF_K ALLOW
         fs::write(&cached, marker).unwrap();
-        let again = prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
+        let again = prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
+            .unwrap()
+            .unwrap();
         assert_eq!(again, BpfProgram::from_bytes(&marker).unwrap());
         // A damaged entry is recompiled.
         fs::write(&cached, [1, 2, 3]).unwrap();
         assert_eq!(
-            prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap(),
+            prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
+                .unwrap()
+                .unwrap(),
             first
         );
         // Another profile, another entry.
@@ -454,7 +478,9 @@ mod tests {
             .as_mut()
             .unwrap()
             .set_seccomp(Some(seccomp));
-        prepare(&other, Some(&cache)).unwrap().unwrap();
+        prepare(&other, Some(&cache), TrustedOwners::RootOrCaller)
+            .unwrap()
+            .unwrap();
         assert_eq!(fs::read_dir(&cache).unwrap().count(), 2);
     }
 
@@ -464,13 +490,17 @@ mod tests {
         let cache = dir.path().join("cache");
         fs::create_dir(&cache).unwrap();
         fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
+        prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
+            .unwrap()
+            .unwrap();
         assert_eq!(fs::read_dir(&cache).unwrap().count(), 0);
     }
 
     #[test]
     fn the_program_filters_as_the_profile_says() {
-        let program = prepare(&spec(Some(true)), None).unwrap().unwrap();
+        let program = prepare(&spec(Some(true)), None, TrustedOwners::RootOrCaller)
+            .unwrap()
+            .unwrap();
         // no_new_privs and a filter (without TSYNC) are the calling thread's: a thread of its own
         // leaves the test process unfiltered.
         let outcome = std::thread::spawn(move || {
@@ -490,6 +520,6 @@ mod tests {
         let mut seccomp = bad.linux().clone().unwrap().seccomp().clone().unwrap();
         seccomp.set_default_action(LinuxSeccompAction::ScmpActNotify);
         bad.linux_mut().as_mut().unwrap().set_seccomp(Some(seccomp));
-        assert!(prepare(&bad, None).is_err());
+        assert!(prepare(&bad, None, TrustedOwners::RootOrCaller).is_err());
     }
 }

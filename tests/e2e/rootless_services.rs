@@ -1,0 +1,104 @@
+//! Container services of an unprivileged user under the supervisor: the
+//! per-service init runs each service in a user namespace of the user's
+//! own, where root's files show as the overflow uid; the shim must still
+//! start the container there, and `logs`, `exec` and `down` work on it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use locald_image::testing::{busybox_image, ConfigOverride};
+
+use crate::containers::http_get;
+use crate::harness::{account, give, locald_as_user, pids_with_arg};
+
+/// An unprivileged user's home with the busybox image imported as `bb:1`
+/// and `locald.toml` holding `toml`.
+struct UserProject {
+    user: (u32, u32),
+    home: tempfile::TempDir,
+    runtime_dir: PathBuf,
+}
+
+impl UserProject {
+    fn new(toml: &str) -> Self {
+        let user = account("locald-test");
+        let home = tempfile::Builder::new()
+            .prefix("locald-rootless-service-")
+            .tempdir()
+            .unwrap();
+        let runtime_dir = home.path().join("run");
+        std::fs::create_dir(&runtime_dir).unwrap();
+        std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        busybox_image(&ConfigOverride::default())
+            .unwrap()
+            .write_layout(&home.path().join("layout"), "latest")
+            .unwrap();
+        std::fs::write(home.path().join("locald.toml"), toml).unwrap();
+        give(home.path(), user);
+        let project = UserProject {
+            user,
+            home,
+            runtime_dir,
+        };
+        project.ok(&["image", "import", "layout", "--name", "bb:1"]);
+        project
+    }
+
+    /// `locald ARGS` as the user: exit code, stdout, stderr.
+    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        locald_as_user(self.user, self.home.path(), &self.runtime_dir, args)
+    }
+
+    /// `locald ARGS` as the user, which must succeed: its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.run(args);
+        assert_eq!(code, Some(0), "locald {args:?}\n{stdout}{stderr}");
+        stdout
+    }
+
+    fn bundles_left(&self) -> Vec<std::ffi::OsString> {
+        let bundles: &Path = &self.runtime_dir.join("locald/bundles");
+        std::fs::read_dir(bundles)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A container service answering HTTP on `$PORT`, health-checked.
+fn web_service(marker: u32) -> String {
+    format!(
+        r#"
+[services.web]
+image = "bb:1"
+command = "echo started-{marker}; mkdir /www{marker} && echo hello-{marker} > /www{marker}/index.html && exec httpd -f -p $PORT -h /www{marker}"
+health = {{ http = "/" }}
+"#
+    )
+}
+
+#[test]
+fn a_rootless_container_service_starts_answers_logs_and_stops() {
+    let project = UserProject::new(&web_service(978101));
+    project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&project.ok(&["status", "--json"])).unwrap();
+    let web = &status[0];
+    assert_eq!(web["state"], "healthy", "{status}");
+    let port = u16::try_from(web["port"].as_u64().expect("a port")).unwrap();
+    let response = http_get(port, "/");
+    assert!(response.ends_with("\r\n\r\nhello-978101\n"), "{response}");
+    assert!(
+        project.ok(&["logs", "web"]).contains("started-978101"),
+        "the container's output is in the log"
+    );
+    project.ok(&["down"]);
+    assert!(
+        pids_with_arg("/www978101").is_empty(),
+        "httpd survived down"
+    );
+    assert!(
+        project.bundles_left().is_empty(),
+        "{:?}",
+        project.bundles_left()
+    );
+}
