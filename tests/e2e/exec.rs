@@ -234,3 +234,47 @@ fn rootless_exec_into_a_host_service() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(pids_with_arg("973151").is_empty());
 }
+
+/// `locald exec` into a container service of an unprivileged user: it
+/// joins the container's own namespaces (its user namespace, two levels
+/// below the user's, where they are root), its filesystem and environment.
+#[test]
+fn rootless_exec_into_a_container_service() {
+    let project = crate::rootless_services::UserProject::new(
+        r#"
+[services.db]
+image = "bb:1"
+command = "echo written-at-start > /tmp/marker; exec sleep 978110"
+env = { GREETING = "hello from db" }
+health = "none"
+"#,
+    );
+    project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
+    crate::harness::one_pid("978110");
+    let out = project.ok(&[
+        "exec",
+        "db",
+        "--",
+        "id -u; echo \"$GREETING\"; cat /tmp/marker; ps -o pid,args",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["0", "hello from db", "written-at-start"],
+        "root in the container's user namespace\n{out}"
+    );
+    // The container's processes only: its command as PID 1, and the shell
+    // become `ps` (busybox shows it as `{ps} sh -c ...`).
+    let rows: Vec<Vec<&str>> = lines[4..]
+        .iter()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][..3], ["1", "sleep", "978110"], "{out}");
+    assert!(rows[1].contains(&"ps"), "{out}");
+    let (code, _, _) = project.run(&["exec", "db", "--", "exit 6"]);
+    assert_eq!(code, Some(6));
+    project.ok(&["down"]);
+    assert!(pids_with_arg("978110").is_empty());
+    assert!(project.bundles_left().is_empty());
+}

@@ -13,14 +13,14 @@ use crate::harness::{account, give, locald_as_user, pids_with_arg};
 
 /// An unprivileged user's home with the busybox image imported as `bb:1`
 /// and `locald.toml` holding `toml`.
-struct UserProject {
+pub(crate) struct UserProject {
     user: (u32, u32),
     home: tempfile::TempDir,
     runtime_dir: PathBuf,
 }
 
 impl UserProject {
-    fn new(toml: &str) -> Self {
+    pub(crate) fn new(toml: &str) -> Self {
         let user = account("locald-test");
         let home = tempfile::Builder::new()
             .prefix("locald-rootless-service-")
@@ -45,18 +45,18 @@ impl UserProject {
     }
 
     /// `locald ARGS` as the user: exit code, stdout, stderr.
-    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
         locald_as_user(self.user, self.home.path(), &self.runtime_dir, args)
     }
 
     /// `locald ARGS` as the user, which must succeed: its stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (code, stdout, stderr) = self.run(args);
         assert_eq!(code, Some(0), "locald {args:?}\n{stdout}{stderr}");
         stdout
     }
 
-    fn bundles_left(&self) -> Vec<std::ffi::OsString> {
+    pub(crate) fn bundles_left(&self) -> Vec<std::ffi::OsString> {
         let bundles: &Path = &self.runtime_dir.join("locald/bundles");
         std::fs::read_dir(bundles)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
