@@ -102,3 +102,44 @@ fn a_rootless_container_service_starts_answers_logs_and_stops() {
         project.bundles_left()
     );
 }
+
+/// `kill -9` of a rootless supervisor: the container's processes die with
+/// the service's init (the container's PID namespace is inside the init's),
+/// and the next `up` sweeps the bundle the dead one left.
+#[test]
+fn a_killed_rootless_supervisors_container_dies_and_is_swept() {
+    let project = UserProject::new(
+        "[services.cache]\nimage = \"bb:1\"\ncommand = \"exec sleep 978120\"\nhealth = \"none\"\n",
+    );
+    project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
+    crate::harness::one_pid("978120");
+    let pid_file = project.home.path().join(".locald/supervisor.pid");
+    let supervisor: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !pids_with_arg("978120").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pids_with_arg("978120").is_empty(), "the container survived");
+    assert!(
+        !project.bundles_left().is_empty(),
+        "the dead supervisor's bundle (and its lock file) stay until a sweep"
+    );
+    project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
+    crate::harness::one_pid("978120");
+    project.ok(&["down"]);
+    assert!(pids_with_arg("978120").is_empty());
+    assert!(
+        project.bundles_left().is_empty(),
+        "{:?}",
+        project.bundles_left()
+    );
+}
