@@ -200,23 +200,11 @@ fn exec_names_what_it_knows_when_the_target_is_unknown() {
 /// joins first.
 #[test]
 fn rootless_exec_into_a_host_service() {
-    use std::os::unix::fs::PermissionsExt;
-    let (uid, gid) = crate::harness::account("locald-test");
-    let home = tempfile::Builder::new()
-        .prefix("locald-rootless-exec-")
-        .tempdir()
-        .unwrap();
-    let runtime_dir = home.path().join("run");
-    std::fs::create_dir(&runtime_dir).unwrap();
-    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(
-        home.path().join("locald.toml"),
+    let project = crate::rootless_services::UserProject::without_images(
         "[services.web]\ncommand = \"sleep 973151\"\nhealth = \"none\"\n",
-    )
-    .unwrap();
-    crate::harness::give(home.path(), (uid, gid));
-    let as_user =
-        |args: &[&str]| crate::harness::locald_as_user((uid, gid), home.path(), &runtime_dir, args);
+    );
+    let uid = project.user.0;
+    let as_user = |args: &[&str]| project.run(args);
     let (code, _, stderr) = as_user(&["up", "-d", "--wait", "--timeout", "20s"]);
     assert_eq!(code, Some(0), "{stderr}");
     let (code, stdout, stderr) = as_user(&["exec", "web", "--", "id -u; ps -e -o pid=,args="]);

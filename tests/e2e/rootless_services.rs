@@ -11,16 +11,30 @@ use locald_image::testing::{busybox_image, ConfigOverride};
 use crate::containers::http_get;
 use crate::harness::{account, give, locald_as_user, pids_with_arg};
 
-/// An unprivileged user's home with the busybox image imported as `bb:1`
-/// and `locald.toml` holding `toml`.
+/// An unprivileged user's home, with its own runtime directory and
+/// `locald.toml` holding `toml`.
 pub(crate) struct UserProject {
-    user: (u32, u32),
+    pub(crate) user: (u32, u32),
     home: tempfile::TempDir,
     runtime_dir: PathBuf,
 }
 
 impl UserProject {
+    /// With the busybox image imported as `bb:1`.
     pub(crate) fn new(toml: &str) -> Self {
+        let project = Self::without_images(toml);
+        let layout = project.home.path().join("layout");
+        busybox_image(&ConfigOverride::default())
+            .unwrap()
+            .write_layout(&layout, "latest")
+            .unwrap();
+        give(&layout, project.user);
+        project.ok(&["image", "import", "layout", "--name", "bb:1"]);
+        project
+    }
+
+    /// With an empty image store (for host services only).
+    pub(crate) fn without_images(toml: &str) -> Self {
         let user = account("locald-test");
         let home = tempfile::Builder::new()
             .prefix("locald-rootless-service-")
@@ -29,19 +43,20 @@ impl UserProject {
         let runtime_dir = home.path().join("run");
         std::fs::create_dir(&runtime_dir).unwrap();
         std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        busybox_image(&ConfigOverride::default())
-            .unwrap()
-            .write_layout(&home.path().join("layout"), "latest")
-            .unwrap();
         std::fs::write(home.path().join("locald.toml"), toml).unwrap();
         give(home.path(), user);
-        let project = UserProject {
+        UserProject {
             user,
             home,
             runtime_dir,
-        };
-        project.ok(&["image", "import", "layout", "--name", "bb:1"]);
-        project
+        }
+    }
+
+    /// The pid the user's running supervisor wrote in its pid file.
+    pub(crate) fn supervisor_pid(&self) -> i32 {
+        let pid_file = self.home.path().join(".locald/supervisor.pid");
+        let text = std::fs::read_to_string(pid_file).expect("a supervisor pid file");
+        text.trim().parse().expect("a pid")
     }
 
     /// `locald ARGS` as the user: exit code, stdout, stderr.
@@ -113,17 +128,8 @@ fn a_killed_rootless_supervisors_container_dies_and_is_swept() {
     );
     project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
     crate::harness::one_pid("978120");
-    let pid_file = project.home.path().join(".locald/supervisor.pid");
-    let supervisor: i32 = std::fs::read_to_string(pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let supervisor = nix::unistd::Pid::from_raw(project.supervisor_pid());
+    nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGKILL).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !pids_with_arg("978120").is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
