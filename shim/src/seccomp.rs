@@ -413,35 +413,26 @@ mod tests {
             .unwrap()
     }
 
+    /// The full check of the cache's parents, as outside a user namespace.
+    fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
+        super::prepare(spec, cache, TrustedOwners::RootOrCaller)
+    }
+
     #[test]
     fn only_specs_with_no_new_privileges_are_taken_over() {
-        assert!(prepare(&spec(None), None, TrustedOwners::RootOrCaller)
-            .unwrap()
-            .is_none());
-        assert!(
-            prepare(&spec(Some(false)), None, TrustedOwners::RootOrCaller)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            prepare(&spec(Some(true)), None, TrustedOwners::RootOrCaller)
-                .unwrap()
-                .is_some()
-        );
+        assert!(prepare(&spec(None), None).unwrap().is_none());
+        assert!(prepare(&spec(Some(false)), None).unwrap().is_none());
+        assert!(prepare(&spec(Some(true)), None).unwrap().is_some());
         let mut bare = spec(Some(true));
         bare.set_linux(None);
-        assert!(prepare(&bare, None, TrustedOwners::RootOrCaller)
-            .unwrap()
-            .is_none());
+        assert!(prepare(&bare, None).unwrap().is_none());
     }
 
     #[test]
     fn programs_are_cached_by_content() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
-        let first = prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
-            .unwrap()
-            .unwrap();
+        let first = prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
         let files: Vec<_> = fs::read_dir(&cache).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "one program, no temporary left");
         assert_eq!(
@@ -457,16 +448,12 @@ mod tests {
         // Read back, not recompiled: a (valid) program put in its place is what comes out.
         let marker = [0x06u8, 0, 0, 0, 0, 0, 0xff, 0x7f]; // BPF_RET|BPF_K ALLOW
         fs::write(&cached, marker).unwrap();
-        let again = prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
-            .unwrap()
-            .unwrap();
+        let again = prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
         assert_eq!(again, BpfProgram::from_bytes(&marker).unwrap());
         // A damaged entry is recompiled.
         fs::write(&cached, [1, 2, 3]).unwrap();
         assert_eq!(
-            prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
-                .unwrap()
-                .unwrap(),
+            prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap(),
             first
         );
         // Another profile, another entry.
@@ -478,9 +465,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .set_seccomp(Some(seccomp));
-        prepare(&other, Some(&cache), TrustedOwners::RootOrCaller)
-            .unwrap()
-            .unwrap();
+        prepare(&other, Some(&cache)).unwrap().unwrap();
         assert_eq!(fs::read_dir(&cache).unwrap().count(), 2);
     }
 
@@ -490,17 +475,13 @@ mod tests {
         let cache = dir.path().join("cache");
         fs::create_dir(&cache).unwrap();
         fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        prepare(&spec(Some(true)), Some(&cache), TrustedOwners::RootOrCaller)
-            .unwrap()
-            .unwrap();
+        prepare(&spec(Some(true)), Some(&cache)).unwrap().unwrap();
         assert_eq!(fs::read_dir(&cache).unwrap().count(), 0);
     }
 
     #[test]
     fn the_program_filters_as_the_profile_says() {
-        let program = prepare(&spec(Some(true)), None, TrustedOwners::RootOrCaller)
-            .unwrap()
-            .unwrap();
+        let program = prepare(&spec(Some(true)), None).unwrap().unwrap();
         // no_new_privs and a filter (without TSYNC) are the calling thread's: a thread of its own
         // leaves the test process unfiltered.
         let outcome = std::thread::spawn(move || {
@@ -520,6 +501,6 @@ mod tests {
         let mut seccomp = bad.linux().clone().unwrap().seccomp().clone().unwrap();
         seccomp.set_default_action(LinuxSeccompAction::ScmpActNotify);
         bad.linux_mut().as_mut().unwrap().set_seccomp(Some(seccomp));
-        assert!(prepare(&bad, None, TrustedOwners::RootOrCaller).is_err());
+        assert!(prepare(&bad, None).is_err());
     }
 }
