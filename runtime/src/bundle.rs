@@ -252,6 +252,10 @@ impl Bundle {
             // Compiled seccomp programs, kept across containers (a few KiB per distinct profile
             // and capability set, in memory until reboot).
             seccomp_cache: Some(seccomp_cache::cache_dir(&runtime_root())),
+            // The runtime root was checked private (`prepare_runtime_root`) and the bundle and state
+            // root made in it, here, in the host's ids: a shim started inside a rootless
+            // supervisor's user namespace, where root shows as the overflow uid, relies on that.
+            parents_checked_on_host: true,
             ..RunArgs::new(self.dir.clone(), self.id.clone())
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS]
-//!                 [--seccomp-cache DIR]
+//!                 [--seccomp-cache DIR] [--parents-checked-on-host]
 //! locald-shim exec --bundle DIR --pid PID [--seccomp-cache DIR] [--user USER] [--cwd DIR]
 //!                  [--env KEY=VALUE]... -- COMMAND...
 //! ```
@@ -29,7 +29,13 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const USAGE: &str =
     "usage: locald-shim run --bundle DIR --id ID [--root STATE_DIR] [--stop-timeout SECONDS] \
-     [--seccomp-cache DIR]";
+     [--seccomp-cache DIR] [--parents-checked-on-host]";
+
+/// The flag saying that the caller checked the bundle, the state root and the seccomp cache in the
+/// host's ids (see `private_dir`'s [`TrustedOwners::after_host_check`]).
+///
+/// [`TrustedOwners::after_host_check`]: crate::private_dir::TrustedOwners::after_host_check
+pub const PARENTS_CHECKED_ON_HOST: &str = "--parents-checked-on-host";
 
 /// A `locald-shim run` invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +50,11 @@ pub struct RunArgs {
     pub stop_timeout: Duration,
     /// Where compiled seccomp programs are kept; none: compiled at every start.
     pub seccomp_cache: Option<PathBuf>,
+    /// The caller (locald, outside any user namespace of its own) checked the parents of the
+    /// bundle, state root and seccomp cache as private directories in the host's ids, just
+    /// before: in a user namespace where root shows as the overflow uid, the shim may then take
+    /// a parent owned by that uid for root's.
+    pub parents_checked_on_host: bool,
 }
 
 /// A command line the shim does not accept; the message ends with [`USAGE`].
@@ -75,6 +86,7 @@ impl RunArgs {
             id,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             seccomp_cache: None,
+            parents_checked_on_host: false,
         }
     }
 
@@ -98,6 +110,9 @@ impl RunArgs {
             argv.push("--seccomp-cache".into());
             argv.push(cache.clone().into());
         }
+        if self.parents_checked_on_host {
+            argv.push(PARENTS_CHECKED_ON_HOST.into());
+        }
         argv
     }
 
@@ -119,7 +134,12 @@ impl RunArgs {
         let mut state_root = None;
         let mut stop_timeout = DEFAULT_STOP_TIMEOUT;
         let mut seccomp_cache = None;
+        let mut parents_checked_on_host = false;
         while let Some(flag) = args.next() {
+            if flag == PARENTS_CHECKED_ON_HOST {
+                parents_checked_on_host = true;
+                continue;
+            }
             let flag: &'static str = match flag.to_str() {
                 Some("--bundle") => "--bundle",
                 Some("--id") => "--id",
@@ -146,6 +166,7 @@ impl RunArgs {
             state_root,
             stop_timeout,
             seccomp_cache,
+            parents_checked_on_host,
         })
     }
 }
@@ -362,6 +383,7 @@ mod tests {
         let defaults = every.clone();
         every.state_root = "/run/locald/state".into();
         every.seccomp_cache = Some("/run/locald/seccomp".into());
+        every.parents_checked_on_host = true;
         let odd_path = PathBuf::from(OsString::from_vec(b"/tmp/b\xff dir,x".to_vec()));
         let mut odd = RunArgs::new(odd_path, "x".into());
         odd.state_root = "relative/state".into();
@@ -396,6 +418,7 @@ mod tests {
             "0.5",
             "--seccomp-cache",
             "/c",
+            "--parents-checked-on-host",
         ])
         .unwrap();
         assert_eq!(
@@ -406,6 +429,7 @@ mod tests {
                 state_root: "/s".into(),
                 stop_timeout: Duration::from_millis(500),
                 seccomp_cache: Some("/c".into()),
+                parents_checked_on_host: true,
             }
         );
     }
@@ -416,6 +440,7 @@ mod tests {
         assert_eq!(parsed.state_root, PathBuf::from("/b/state"));
         assert_eq!(parsed.stop_timeout, DEFAULT_STOP_TIMEOUT);
         assert_eq!(parsed.seccomp_cache, None);
+        assert!(!parsed.parents_checked_on_host);
     }
 
     #[test]

@@ -29,6 +29,18 @@
 //!
 //! The shim runs these checks before it enters a user namespace: in there, the owners of host
 //! files read differently.
+//!
+//! A container service of an unprivileged user is different: its shim starts already inside the
+//! user namespace of the supervisor's per-service init (made for its PID namespace), which maps
+//! only the caller's own ids, so root's `/`, `/tmp` or `/run/user` show as the overflow uid
+//! (65534), as does every other unmapped user's directory. There the walk cannot tell root from
+//! another user, so on its own it must refuse. The supervisor made and checked the same runtime
+//! root, bundle and state root in the host's ids just before; the trust property it checked
+//! (only root or the caller can change any path to them) cannot be undone by another user. So a
+//! shim told so (`locald-shim run --parents-checked-on-host`) walks with
+//! [`TrustedOwners::after_host_check`]: only in a namespace where root is unmapped does it take
+//! an ancestor owned by the overflow uid for root's; the caller's own ids, every mode bit (group
+//! or other write without sticky), symlinks, and the directory itself are checked as always.
 
 use std::ffi::OsStr;
 use std::io;
@@ -93,13 +105,63 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
+/// Whose directories may lie on the way down to a private directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedOwners {
+    /// Root or the caller, as the caller's user namespace shows them: the full check.
+    RootOrCaller,
+    /// Root, the caller, or the overflow uid (any id the caller's user namespace does not map,
+    /// root's included). Only for paths the caller's parent checked with
+    /// [`TrustedOwners::RootOrCaller`] in the host's ids (see the module documentation).
+    RootCallerOrUnmapped,
+}
+
+impl TrustedOwners {
+    /// For paths the parent checked in the host's ids: [`TrustedOwners::RootCallerOrUnmapped`]
+    /// when this process's user namespace does not map root (so root's directories show as the
+    /// overflow uid), else the full [`TrustedOwners::RootOrCaller`].
+    pub fn after_host_check() -> TrustedOwners {
+        match std::fs::read_to_string("/proc/self/uid_map") {
+            Ok(map) if !maps_id(&map, 0) => TrustedOwners::RootCallerOrUnmapped,
+            _ => TrustedOwners::RootOrCaller,
+        }
+    }
+}
+
+/// Whether a `/proc/PID/uid_map` text (`INSIDE OUTSIDE COUNT` lines) maps the inside id `id`.
+fn maps_id(map: &str, id: u64) -> bool {
+    map.lines().any(|line| {
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        matches!(numbers[..], [inside, _, count] if inside <= id && id - inside < count)
+    })
+}
+
+/// The uid the kernel shows for ids the caller's user namespace does not map.
+fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(65534)
+}
+
 /// The mode locald creates its private directories with.
 pub const PRIVATE_MODE: u32 = 0o700;
 
 /// Creates `path` (and missing parents) with mode 0700, or checks the existing one; returns a
 /// descriptor of the directory that passed the checks (see the module documentation).
 pub fn ensure_private_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
-    let (parent_fd, parent_path, name) = open_parent_of(path, true)?;
+    ensure_private_dir_trusting(path, TrustedOwners::RootOrCaller)
+}
+
+/// [`ensure_private_dir`] with the parents' owners `trusted`.
+pub fn ensure_private_dir_trusting(
+    path: &Path,
+    trusted: TrustedOwners,
+) -> Result<OwnedFd, PrivateDirError> {
+    let (parent_fd, parent_path, name) = open_parent_of(path, true, trusted)?;
     ensure_private_subdir(parent_fd.as_fd(), &parent_path, &name)
 }
 
@@ -108,6 +170,7 @@ pub fn ensure_private_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
 fn open_parent_of(
     path: &Path,
     create: bool,
+    trusted: TrustedOwners,
 ) -> Result<(OwnedFd, PathBuf, std::ffi::OsString), PrivateDirError> {
     let path = std::path::absolute(path).map_err(|source| PrivateDirError::Io {
         action: "resolve",
@@ -117,7 +180,7 @@ fn open_parent_of(
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(PrivateDirError::NotADirectory { path });
     };
-    let (parent_fd, parent_path) = open_trusted_parent(&path, parent, create)?;
+    let (parent_fd, parent_path) = open_trusted_parent(&path, parent, create, trusted)?;
     Ok((parent_fd, parent_path, name.to_os_string()))
 }
 
@@ -125,7 +188,15 @@ fn open_parent_of(
 /// and that its parents are safe as for [`ensure_private_dir`]; nothing is created or changed.
 /// For directories locald is handed (`$XDG_RUNTIME_DIR`) rather than its own.
 pub fn check_owned_dir(path: &Path) -> Result<OwnedFd, PrivateDirError> {
-    let (parent_fd, parent_path, name) = open_parent_of(path, false)?;
+    check_owned_dir_trusting(path, TrustedOwners::RootOrCaller)
+}
+
+/// [`check_owned_dir`] with the parents' owners `trusted`.
+pub fn check_owned_dir_trusting(
+    path: &Path,
+    trusted: TrustedOwners,
+) -> Result<OwnedFd, PrivateDirError> {
+    let (parent_fd, parent_path, name) = open_parent_of(path, false, trusted)?;
     let child = parent_path.join(&name);
     let fd = open_child(parent_fd.as_fd(), &child, &name)?;
     check_private(fd.as_fd(), &child, false)?;
@@ -226,10 +297,14 @@ fn check_private(fd: BorrowedFd<'_>, path: &Path, tighten: bool) -> Result<(), P
 }
 
 /// Whether a directory (owner `uid`, `mode`) on the way down can only be changed by root or by
-/// us: owned by one of them, and not writable by others unless sticky.
-fn is_trusted_ancestor(uid: u32, mode: u32) -> bool {
+/// us: owned by one of them (or, when `trusted` says so, by an unmapped id), and not writable by
+/// others unless sticky.
+fn is_trusted_ancestor(uid: u32, mode: u32, trusted: TrustedOwners) -> bool {
     let us = nix::unistd::geteuid().as_raw();
-    (uid == 0 || uid == us) && (mode & 0o022 == 0 || mode & libc::S_ISVTX != 0)
+    let owner = uid == 0
+        || uid == us
+        || (trusted == TrustedOwners::RootCallerOrUnmapped && uid == overflow_uid());
+    owner && (mode & 0o022 == 0 || mode & libc::S_ISVTX != 0)
 }
 
 /// Opens `parent` (of `target`) through trusted directories only, creating its missing tail
@@ -238,6 +313,7 @@ fn open_trusted_parent(
     target: &Path,
     parent: &Path,
     create: bool,
+    trusted: TrustedOwners,
 ) -> Result<(OwnedFd, PathBuf), PrivateDirError> {
     // The longest part of `parent` that exists, resolved once; the rest must be created.
     let mut existing = parent;
@@ -277,7 +353,7 @@ fn open_trusted_parent(
         nix::fcntl::open("/", DIR_FLAGS, Mode::empty()).map_err(io_error("open", &path))?;
     let check_ancestor = |fd: BorrowedFd<'_>, at: &Path| -> Result<(), PrivateDirError> {
         let stat = fstat(fd).map_err(io_error("inspect", at))?;
-        if is_trusted_ancestor(stat.st_uid, stat.st_mode & 0o7777) {
+        if is_trusted_ancestor(stat.st_uid, stat.st_mode & 0o7777, trusted) {
             Ok(())
         } else {
             Err(PrivateDirError::UnsafeAncestor {
@@ -494,5 +570,103 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    #[test]
+    fn uid_maps_are_read_for_root() {
+        assert!(maps_id("         0          0 4294967295\n", 0));
+        assert!(maps_id("0 1000 1\n", 0));
+        assert!(!maps_id("1000 1000 1\n", 0));
+        assert!(!maps_id("1 100000 65536\n", 0));
+        assert!(maps_id("1000 1000 1\n0 100000 1\n", 0));
+        assert!(!maps_id("", 0));
+    }
+
+    #[test]
+    fn an_unmapped_owner_counts_as_roots_only_when_trusted_so() {
+        let overflow = overflow_uid();
+        let strict = TrustedOwners::RootOrCaller;
+        let unmapped = TrustedOwners::RootCallerOrUnmapped;
+        assert!(!is_trusted_ancestor(overflow, 0o755, strict));
+        assert!(is_trusted_ancestor(overflow, 0o755, unmapped));
+        assert!(is_trusted_ancestor(overflow, 0o1777, unmapped));
+        // The mode still counts: writable by others, and not sticky.
+        assert!(!is_trusted_ancestor(overflow, 0o777, unmapped));
+        assert!(!is_trusted_ancestor(overflow, 0o775, unmapped));
+        // A mapped user other than root and us never passes.
+        assert!(!is_trusted_ancestor(someone_else(), 0o755, unmapped));
+    }
+
+    /// For real: a process of an unprivileged uid in a user namespace mapping only its own ids
+    /// (as a rootless supervisor's per-service init makes), where `/` shows as the overflow uid.
+    #[test]
+    fn in_a_user_namespace_of_our_own_ids_roots_parents_pass_only_after_a_host_check() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs another uid to become
+        }
+        let base = tempfile::tempdir().unwrap();
+        set_mode(base.path(), 0o755);
+        let uid = someone_else();
+        let home = base.path().join("home");
+        fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+        set_mode(&home, 0o700);
+        let target = home.join("run/locald");
+        let open = base.path().join("open");
+        fs::create_dir(&open).unwrap();
+        set_mode(&open, 0o777);
+        // SAFETY: the child makes plain system calls and the checks, then `_exit`s.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| -> Result<(), u8> {
+                    let (u, g) = (
+                        nix::unistd::Uid::from_raw(uid),
+                        nix::unistd::Gid::from_raw(uid),
+                    );
+                    nix::unistd::setgroups(&[]).map_err(|_| 10)?;
+                    nix::unistd::setresgid(g, g, g).map_err(|_| 11)?;
+                    nix::unistd::setresuid(u, u, u).map_err(|_| 12)?;
+                    // Changing ids made us undumpable: /proc/self would stay root's.
+                    // SAFETY: plain prctl with constant arguments.
+                    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|_| 13)?;
+                    fs::write("/proc/self/setgroups", "deny").map_err(|_| 14)?;
+                    fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).map_err(|_| 15)?;
+                    fs::write("/proc/self/gid_map", format!("{uid} {uid} 1")).map_err(|_| 16)?;
+                    let trusted = TrustedOwners::after_host_check();
+                    if trusted != TrustedOwners::RootCallerOrUnmapped {
+                        return Err(20);
+                    }
+                    // The full check cannot tell root's `/` from another user's: refused.
+                    match ensure_private_dir(&target) {
+                        Err(PrivateDirError::UnsafeAncestor {
+                            ancestor, owner, ..
+                        }) if ancestor == Path::new("/") && owner == overflow_uid() => {}
+                        _ => return Err(21),
+                    }
+                    // After the host's check: passes, and the directory is made 0700.
+                    ensure_private_dir_trusting(&target, trusted).map_err(|_| 22)?;
+                    check_owned_dir_trusting(&target, trusted).map_err(|_| 23)?;
+                    // Everything else is still checked: a parent writable by all, and a
+                    // directory that is not ours.
+                    match ensure_private_dir_trusting(&open.join("locald"), trusted) {
+                        Err(PrivateDirError::UnsafeAncestor { .. }) => {}
+                        _ => return Err(24),
+                    }
+                    match check_owned_dir_trusting(base.path(), trusted) {
+                        Err(PrivateDirError::NotOwned { .. }) => Ok(()),
+                        _ => Err(25),
+                    }
+                })();
+                // SAFETY: leaving the forked child without running the test harness's code.
+                unsafe { libc::_exit(code.err().map_or(0, i32::from)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+        assert_eq!(mode(&target), 0o700);
+        assert_eq!(fs::metadata(&target).unwrap().uid(), uid);
     }
 }

@@ -81,10 +81,10 @@ pub fn encode(program: &[libc::sock_filter]) -> Vec<u8> {
 }
 
 /// `dir` when it can serve as the cache: created (mode 0700) if missing, and private to the
-/// caller as [`crate::private_dir::ensure_private_dir`] requires. `None` otherwise: programs are
-/// then compiled at every start, which is slower but as safe.
-pub fn usable_dir(dir: &Path) -> Option<PathBuf> {
-    crate::private_dir::ensure_private_dir(dir)
+/// caller as [`crate::private_dir::ensure_private_dir`] requires (its parents' owners `trusted`).
+/// `None` otherwise: programs are then compiled at every start, which is slower but as safe.
+pub fn usable_dir(dir: &Path, trusted: crate::private_dir::TrustedOwners) -> Option<PathBuf> {
+    crate::private_dir::ensure_private_dir_trusting(dir, trusted)
         .ok()
         .map(|_| dir.to_path_buf())
 }
@@ -142,10 +142,16 @@ mod tests {
     fn only_a_private_directory_is_used() {
         let base = tempfile::tempdir().unwrap();
         let dir = cache_dir(base.path());
-        assert_eq!(usable_dir(&dir), Some(dir.clone()));
+        assert_eq!(
+            usable_dir(&dir, crate::private_dir::TrustedOwners::RootOrCaller),
+            Some(dir.clone())
+        );
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        assert_eq!(usable_dir(&dir), None);
+        assert_eq!(
+            usable_dir(&dir, crate::private_dir::TrustedOwners::RootOrCaller),
+            None
+        );
         fs::write(entry_path(&dir, "k"), [0u8; 8]).unwrap();
         clear(base.path());
         assert!(!dir.exists());

@@ -186,6 +186,12 @@ fn account_named(user: &str) -> Result<Account> {
     })
 }
 
+/// Whether this process's user namespace forbids `setgroups` (`/proc/self/setgroups` says
+/// `deny`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|text| text.trim() == "deny")
+}
+
 /// Why the command did not start: the exit code and what to say.
 struct Failure {
     code: i32,
@@ -212,7 +218,12 @@ fn run_command(
     // SAFETY: a plain prctl on this process: it dies with the shim.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     let process = spec.process().as_ref().expect("checked by the caller");
-    nix::unistd::setgroups(&account.groups).map_err(failed("setting the groups"))?;
+    // In a rootless container's user namespace setgroups is denied (it had to be before its gid
+    // map could be written): its processes keep the groups they came with, as its init did. Only
+    // asking for groups there is an error.
+    if !(account.groups.is_empty() && setgroups_denied()) {
+        nix::unistd::setgroups(&account.groups).map_err(failed("setting the groups"))?;
+    }
     nix::unistd::setresgid(account.gid, account.gid, account.gid)
         .map_err(failed("setting the group"))?;
     // Keep the capabilities across the change of user; the spec's set is applied next.

@@ -17,7 +17,9 @@ use nix::unistd::{Gid, Pid, Uid};
 
 use locald_shim_protocol::args::RunArgs;
 use locald_shim_protocol::cgroup as cgroup_fs;
-use locald_shim_protocol::private_dir::{check_owned_dir, ensure_private_dir};
+use locald_shim_protocol::private_dir::{
+    check_owned_dir_trusting, ensure_private_dir_trusting, TrustedOwners,
+};
 use locald_shim_protocol::{lock, mountinfo};
 
 use crate::cgroups::{self, V1Cgroups};
@@ -43,9 +45,17 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
     // Before anything is read from them, and before entering a user namespace (where host
     // owners read differently): the bundle and the state root must be ones no other user can
-    // change (see `locald_shim_protocol::private_dir`).
-    check_owned_dir(&bundle)?;
-    ensure_private_dir(&args.state_root)?;
+    // change (see `locald_shim_protocol::private_dir`). Under a rootless supervisor the shim
+    // starts in its per-service init's user namespace already, where root's directories show as
+    // the overflow uid: it then relies on locald's check in the host's ids for whose they are
+    // (`--parents-checked-on-host`), and still checks everything else.
+    let trusted = if args.parents_checked_on_host {
+        TrustedOwners::after_host_check()
+    } else {
+        TrustedOwners::RootOrCaller
+    };
+    check_owned_dir_trusting(&bundle, trusted)?;
+    ensure_private_dir_trusting(&args.state_root, trusted)?;
     // While any user of a bundle holds its lock no sweep takes the bundle for a stale one;
     // a bundle that a sweep is removing is refused.
     let _bundle_lock = lock::hold_shared(&bundle)?;
@@ -94,7 +104,14 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         overlay.mount(rootless)?;
     }
     cleanup.overlay = overlay;
-    let result = create_and_supervise(args, &bundle, &spec, rootless, &signals, &mut cleanup);
+    let result = create_and_supervise(
+        args,
+        &bundle,
+        &spec,
+        (rootless, trusted),
+        &signals,
+        &mut cleanup,
+    );
     drop(cleanup);
     result
 }
@@ -103,12 +120,12 @@ fn create_and_supervise(
     args: &RunArgs,
     bundle: &Path,
     spec: &Spec,
-    rootless: bool,
+    (rootless, trusted): (bool, TrustedOwners),
     signals: &SignalPipe,
     cleanup: &mut Cleanup,
 ) -> Result<i32> {
     // Compiled (or read from the cache) before the container is created: the init only loads it.
-    let seccomp = seccomp::prepare(spec, args.seccomp_cache.as_deref())?;
+    let seccomp = seccomp::prepare(spec, args.seccomp_cache.as_deref(), trusted)?;
     let config_dir = if rootless || seccomp.is_some() {
         write_libcontainer_config(spec, bundle, rootless, seccomp.is_some())?
     } else {

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 // The cache's layout and file format (shared with the runtime, which clears it); bump
 // `seccomp_cache::FORMAT` whenever [`compile`] changes what it produces for the same inputs.
 use locald_shim_protocol::exit::ExecFailure;
+use locald_shim_protocol::private_dir::TrustedOwners;
 use locald_shim_protocol::seccomp_cache;
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
@@ -77,8 +78,13 @@ impl BpfProgram {
 
 /// The filter the shim loads itself for `spec`, or `None` when the spec has none or lacks
 /// `noNewPrivileges` (then libcontainer loads it). `cache`: where compiled programs are kept
-/// (created 0700; ignored unless it is a directory of ours that nobody else may write).
-pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
+/// (created 0700; ignored unless it is a directory of ours that nobody else may write, its
+/// parents' owners `trusted`).
+pub fn prepare(
+    spec: &Spec,
+    cache: Option<&Path>,
+    trusted: TrustedOwners,
+) -> Result<Option<BpfProgram>> {
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
@@ -90,7 +96,7 @@ pub fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> 
     if !no_new_privileges {
         return Ok(None);
     }
-    let Some(dir) = cache.and_then(seccomp_cache::usable_dir) else {
+    let Some(dir) = cache.and_then(|dir| seccomp_cache::usable_dir(dir, trusted)) else {
         return compile_to_program(seccomp, None).map(Some);
     };
     let path = seccomp_cache::entry_path(&dir, &cache_key(seccomp)?);
@@ -108,7 +114,7 @@ pub fn for_exec(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>>
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
-    match prepare(spec, cache)? {
+    match prepare(spec, cache, TrustedOwners::RootOrCaller)? {
         Some(program) => Ok(Some(program)),
         None => compile_to_program(seccomp, None).map(Some),
     }
@@ -405,6 +411,11 @@ mod tests {
             .linux(LinuxBuilder::default().seccomp(seccomp).build().unwrap())
             .build()
             .unwrap()
+    }
+
+    /// The full check of the cache's parents, as outside a user namespace.
+    fn prepare(spec: &Spec, cache: Option<&Path>) -> Result<Option<BpfProgram>> {
+        super::prepare(spec, cache, TrustedOwners::RootOrCaller)
     }
 
     #[test]

@@ -200,23 +200,11 @@ fn exec_names_what_it_knows_when_the_target_is_unknown() {
 /// joins first.
 #[test]
 fn rootless_exec_into_a_host_service() {
-    use std::os::unix::fs::PermissionsExt;
-    let (uid, gid) = crate::harness::account("locald-test");
-    let home = tempfile::Builder::new()
-        .prefix("locald-rootless-exec-")
-        .tempdir()
-        .unwrap();
-    let runtime_dir = home.path().join("run");
-    std::fs::create_dir(&runtime_dir).unwrap();
-    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(
-        home.path().join("locald.toml"),
+    let project = crate::rootless_services::UserProject::without_images(
         "[services.web]\ncommand = \"sleep 973151\"\nhealth = \"none\"\n",
-    )
-    .unwrap();
-    crate::harness::give(home.path(), (uid, gid));
-    let as_user =
-        |args: &[&str]| crate::harness::locald_as_user((uid, gid), home.path(), &runtime_dir, args);
+    );
+    let uid = project.user.0;
+    let as_user = |args: &[&str]| project.run(args);
     let (code, _, stderr) = as_user(&["up", "-d", "--wait", "--timeout", "20s"]);
     assert_eq!(code, Some(0), "{stderr}");
     let (code, stdout, stderr) = as_user(&["exec", "web", "--", "id -u; ps -e -o pid=,args="]);
@@ -233,4 +221,48 @@ fn rootless_exec_into_a_host_service() {
     let (code, _, stderr) = as_user(&["down"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(pids_with_arg("973151").is_empty());
+}
+
+/// `locald exec` into a container service of an unprivileged user: it
+/// joins the container's own namespaces (its user namespace, two levels
+/// below the user's, where they are root), its filesystem and environment.
+#[test]
+fn rootless_exec_into_a_container_service() {
+    let project = crate::rootless_services::UserProject::new(
+        r#"
+[services.db]
+image = "bb:1"
+command = "echo written-at-start > /tmp/marker; exec sleep 978110"
+env = { GREETING = "hello from db" }
+health = "none"
+"#,
+    );
+    project.ok(&["up", "-d", "--wait", "--timeout", "30s"]);
+    crate::harness::one_pid("978110");
+    let out = project.ok(&[
+        "exec",
+        "db",
+        "--",
+        "id -u; echo \"$GREETING\"; cat /tmp/marker; ps -o pid,args",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["0", "hello from db", "written-at-start"],
+        "root in the container's user namespace\n{out}"
+    );
+    // The container's processes only: its command as PID 1, and the shell
+    // become `ps` (busybox shows it as `{ps} sh -c ...`).
+    let rows: Vec<Vec<&str>> = lines[4..]
+        .iter()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][..3], ["1", "sleep", "978110"], "{out}");
+    assert!(rows[1].contains(&"ps"), "{out}");
+    let (code, _, _) = project.run(&["exec", "db", "--", "exit 6"]);
+    assert_eq!(code, Some(6));
+    project.ok(&["down"]);
+    assert!(pids_with_arg("978110").is_empty());
+    assert!(project.bundles_left().is_empty());
 }
