@@ -379,16 +379,7 @@ fn the_config_fixes_the_port_or_turns_the_dashboard_off() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
-    let project = Project::with_toml(&format!("{TOML}\n[dashboard]\nport = {port}\n"));
-    let fifo = project.path().join("ticks.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    project
-        .locald(["up", "-d", "--wait", "--timeout", "30s"])
-        .success();
+    let project = started_with(&format!("{TOML}\n[dashboard]\nport = {port}\n"));
     assert_eq!(Dashboard::of(&project).port, port);
     project.locald(["down"]).success();
     project.write(

@@ -179,17 +179,7 @@ fn ctrl_c_during_down_kills_what_it_waits_for() {
         .locald(["up", "-d", "--wait", "--timeout", "20"])
         .success();
     one_pid("961111");
-    let mut child = project.locald(["down"]).process_group().spawn();
-    let pid = Pid::from_raw(child.id() as i32);
-    let lines = stderr_lines(&mut child);
-    let said = read_until(&lines, "waiting for web to stop");
-    assert!(
-        said.last()
-            .is_some_and(|line| line.ends_with("killed at 60s); Ctrl-C to kill it now")),
-        "{said:#?}"
-    );
-    kill(pid, Signal::SIGINT).expect("Ctrl-C");
-    let output = exit_of(child);
+    let output = down_with_ctrl_c(&project);
     assert_eq!(output.status.code(), Some(0), "down did its job");
     assert!(pids_with_arg("961111").is_empty(), "the service survived");
     assert!(
@@ -233,9 +223,20 @@ fn a_slow_stop_says_what_it_waits_for_and_ctrl_c_kills_it() {
         }
     }
     // Not the 60 s a plain `down` would wait.
-    let mut down = project.locald(["down"]).process_group().spawn();
-    let lines = stderr_lines(&mut down);
-    read_until(&lines, "waiting for web to stop");
-    kill(Pid::from_raw(down.id() as i32), Signal::SIGINT).expect("Ctrl-C");
-    exit_of(down);
+    down_with_ctrl_c(&project);
+}
+
+/// `locald down` of a stubborn `web`: once it says it waits for web (and
+/// that a Ctrl-C kills it), a Ctrl-C; its output.
+fn down_with_ctrl_c(project: &Project) -> Output {
+    let mut child = project.locald(["down"]).process_group().spawn();
+    let lines = stderr_lines(&mut child);
+    let said = read_until(&lines, "waiting for web to stop");
+    assert!(
+        said.last()
+            .is_some_and(|line| line.ends_with("killed at 60s); Ctrl-C to kill it now")),
+        "{said:#?}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("Ctrl-C");
+    exit_of(child)
 }
