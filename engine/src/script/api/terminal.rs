@@ -199,6 +199,30 @@ pub mod terminal_api {
         crate::sandbox::terminal_text::for_terminal(text).into_owned()
     }
 
+    /// The environment that `-e` flags give, as Docker reads them:
+    /// `KEY=VALUE` sets KEY (split at the first `=`), a bare `KEY` passes
+    /// the caller's value and is left out when the caller has none.
+    pub fn env_assignments(words: Array) -> rhai::Map {
+        let mut env = rhai::Map::new();
+        for word in words {
+            let word = word.to_string();
+            match word.split_once('=') {
+                Some((key, value)) => {
+                    env.insert(key.into(), value.into());
+                }
+                None => {
+                    if let Some(value) = std::env::var_os(&word) {
+                        env.insert(
+                            word.as_str().into(),
+                            value.to_string_lossy().into_owned().into(),
+                        );
+                    }
+                }
+            }
+        }
+        env
+    }
+
     /// Joins words into one shell command line, quoting where needed.
     pub fn shell_join(words: Array) -> String {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();

@@ -288,3 +288,16 @@ fn sleep_is_locald_s_own_whatever_the_argument() {
         .as_bool()
         .unwrap());
 }
+
+#[test]
+fn env_flags_read_as_docker_reads_them() {
+    // PATH is always set; a name nobody sets is left out.
+    let env =
+        value(r#"env_assignments(["A=1", "B=x=y", "C=", "PATH", "LOCALD_NOBODY_SETS_THIS"])"#)
+            .cast::<rhai::Map>();
+    assert_eq!(env["A"].to_string(), "1");
+    assert_eq!(env["B"].to_string(), "x=y");
+    assert_eq!(env["C"].to_string(), "");
+    assert_eq!(env["PATH"].to_string(), std::env::var("PATH").unwrap());
+    assert!(!env.contains_key("LOCALD_NOBODY_SETS_THIS"));
+}
