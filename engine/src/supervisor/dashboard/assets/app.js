@@ -238,13 +238,52 @@ function follow(on) {
 
 // ---- wiring ---------------------------------------------------------------
 
+// The history comes from the log files, the live lines from the event
+// stream. The stream is opened first and the history read once it is open
+// (then every line is in one or the other: none printed in between is
+// lost); live batches wait while the history loads, and lines the history
+// already holds (same service, stream, time and text: written just before
+// the files were read) are dropped.
+const live = { waiting: null, known: null };
+
+function lineKey(service, stream, time, text) {
+  return `${service}\u0000${stream}\u0000${time}\u0000${text}`;
+}
+
 async function loadHistory() {
-  const answer = await api("/api/logs?lines=1000");
-  if (answer.status === 401) notice(NO_TOKEN);
-  if (!answer.ok) return;
-  const lines = await answer.json();
-  $("log").replaceChildren();
-  appendLines(lines.map((l) => lineNode(l.service, l.stream, l.time, l.line)));
+  live.waiting = [];
+  try {
+    const answer = await api("/api/logs?lines=1000");
+    if (answer.status === 401) notice(NO_TOKEN);
+    if (!answer.ok) return;
+    const lines = await answer.json();
+    $("log").replaceChildren();
+    appendLines(lines.map((l) => lineNode(l.service, l.stream, l.time, l.line)));
+    const keys = new Set(lines.map((l) => lineKey(l.service, l.stream, l.time, l.line)));
+    const last = lines.reduce((latest, l) => (l.time > latest ? l.time : latest), "");
+    live.known = { keys, last };
+    // Only batches written around the read can repeat it; forget it soon.
+    setTimeout(() => {
+      if (live.known && live.known.keys === keys) live.known = null;
+    }, 5000);
+  } finally {
+    const waiting = live.waiting || [];
+    live.waiting = null;
+    showBatches(waiting);
+  }
+}
+
+function showBatches(batches) {
+  const known = live.known;
+  const nodes = [];
+  for (const batch of batches) {
+    const check = known && batch.time <= known.last;
+    for (const line of batch.lines) {
+      if (check && known.keys.has(lineKey(batch.service, batch.stream, batch.time, line))) continue;
+      nodes.push(lineNode(batch.service, batch.stream, batch.time, line));
+    }
+  }
+  appendLines(nodes);
 }
 
 function connect() {
@@ -253,6 +292,8 @@ function connect() {
   events.addEventListener("open", () => {
     connection.textContent = "live";
     connection.className = "connection live";
+    // At first and after every reconnection: what was missed is in the files.
+    loadHistory().catch(() => {});
   });
   events.addEventListener("error", () => {
     // A refusal closes the stream for good; a lost connection is retried.
@@ -269,11 +310,9 @@ function connect() {
     renderServices();
   });
   events.addEventListener("logs", (event) => {
-    const nodes = [];
-    for (const batch of JSON.parse(event.data)) {
-      for (const line of batch.lines) nodes.push(lineNode(batch.service, batch.stream, batch.time, line));
-    }
-    appendLines(nodes);
+    const batches = JSON.parse(event.data);
+    if (live.waiting) live.waiting.push(...batches);
+    else showBatches(batches);
   });
   events.addEventListener("lagged", (event) => {
     appendLines([el("div", "gap", `… some lines were not shown here (${event.data} batches); \`locald logs\` has them all`)]);
@@ -302,7 +341,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   }).observe(log);
   $("jump").addEventListener("click", () => follow(true));
   setInterval(renderUptimes, 1000);
-  await loadHistory().catch(() => {});
   connect();
 });
 
