@@ -159,6 +159,17 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
     let project = started_with(TOML);
     let browser = open(&project, 1280, 800);
     wait_for_line(&browser, "a warning 974102");
+    // Each service's name has the hue `locald up` gives it in a terminal: by
+    // its place in the project (web, ticker, chatter: cyan, yellow, green),
+    // whatever order its lines come in.
+    let colours = browser.script(
+        "const colour = {};
+         for (const n of document.querySelectorAll('#log .l')) colour[n.dataset.service] = n.querySelector('.s').style.color;
+         return colour;",
+        json!([]),
+    );
+    assert_eq!(colours["ticker"], "rgb(227, 179, 65)", "{colours}");
+    assert_eq!(colours["chatter"], "rgb(86, 211, 100)", "{colours}");
     // The page notes when each marked line reaches its DOM.
     browser.script(
         "window.seen = {};

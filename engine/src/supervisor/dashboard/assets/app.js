@@ -8,10 +8,15 @@
 const MAX_LINES = 5000; // lines kept in the page; the log files keep all
 const COLOURS = ["#6e7781", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#e6edf3"];
 const BRIGHT = ["#8b949e", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#ffffff"];
-const SERVICE_COLOURS = ["#79c0ff", "#d2a8ff", "#56d364", "#e3b341", "#ffa198", "#56d4dd", "#ff9bce", "#a5d6ff"];
+// The hues `locald up` gives services in a terminal (cyan, yellow, green,
+// magenta, blue, red), in the same order: a service looks the same in both.
+const SERVICE_COLOURS = ["#56d4dd", "#e3b341", "#56d364", "#d2a8ff", "#79c0ff", "#ffa198"];
 
 const $ = (id) => document.getElementById(id);
-const state = { services: [], selected: "", filter: "", following: true, colours: new Map(), token: "" };
+const state = { services: [], selected: "", filter: "", following: true, token: "" };
+// Resolved by the first list of services, which gives the colours.
+let servicesKnown;
+const firstServices = new Promise((resolve) => (servicesKnown = resolve));
 const TOKEN_KEY = "locald-dashboard-token";
 const NO_TOKEN = "open the address `locald dashboard` prints: this page's token is missing or belongs to an earlier supervisor";
 
@@ -122,9 +127,15 @@ function notice(text) {
 
 // ---- logs -----------------------------------------------------------------
 
+// By the service's place in the project, as in the terminal; a name the
+// project no longer has (old lines after a reload) by a hash of the name.
 function serviceColour(name) {
-  if (!state.colours.has(name)) state.colours.set(name, SERVICE_COLOURS[state.colours.size % SERVICE_COLOURS.length]);
-  return state.colours.get(name);
+  let index = state.services.findIndex((service) => service.name === name);
+  if (index < 0) {
+    index = 0;
+    for (const c of name) index = (index * 31 + c.codePointAt(0)) >>> 0;
+  }
+  return SERVICE_COLOURS[index % SERVICE_COLOURS.length];
 }
 
 // Text with ANSI SGR colour codes → spans (text only; other escapes dropped).
@@ -253,6 +264,7 @@ function lineKey(service, stream, time, text) {
 async function loadHistory() {
   live.waiting = [];
   try {
+    await firstServices;
     const answer = await api("/api/logs?lines=1000");
     if (answer.status === 401) notice(NO_TOKEN);
     if (!answer.ok) return;
@@ -308,6 +320,7 @@ function connect() {
     document.title = data.project + " · locald";
     state.services = data.services;
     renderServices();
+    servicesKnown();
   });
   events.addEventListener("logs", (event) => {
     const batches = JSON.parse(event.data);
