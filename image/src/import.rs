@@ -79,6 +79,8 @@ pub enum ImportError {
         actual: u64,
         limit: u64,
     },
+    #[error("`{path}` is not an OCI archive (a tar of an OCI image layout): {reason}")]
+    NotAnArchive { path: PathBuf, reason: String },
     #[error("cannot read `{path}`: {source}")]
     Read {
         path: PathBuf,
@@ -264,7 +266,7 @@ impl ImageStore {
 /// Reads `path` whole if it has at most `limit` bytes (read through a
 /// bound, so that a file that grows cannot make it endless). Only a regular
 /// file is read: opening a FIFO nobody writes to would block for good.
-fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
+pub(crate) fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
     let read_error = |source| ImportError::Read {
         path: path.to_path_buf(),
         source,

@@ -6,6 +6,7 @@
 //! `~/.local/share/locald`) in `images/`, shared by all projects; each image
 //! gets one flattened rootfs that consumers must treat as read-only.
 
+mod archive;
 mod image_config;
 mod import;
 pub mod oci;
