@@ -168,7 +168,10 @@ mod tests {
         files
     }
 
-    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> tempfile::NamedTempFile {
+    /// An archive entry: its name, type and content.
+    type Entry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+    fn archive(entries: &[Entry]) -> tempfile::NamedTempFile {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, kind, content) in entries {
             let mut header = tar::Header::new_gnu();
@@ -219,7 +222,7 @@ mod tests {
     #[test]
     fn links_duplicates_and_archives_without_an_index_are_refused() {
         let root = tempfile::tempdir().unwrap();
-        let cases: [(&[(&str, tar::EntryType, &[u8])], &str); 3] = [
+        let cases: [(&[Entry], &str); 3] = [
             (
                 &[("index.json", tar::EntryType::Symlink, b"")],
                 "`index.json` is not a regular file",
