@@ -355,6 +355,26 @@ impl BuiltImage {
         write_layout(dir, descriptor, ref_name, self.blobs())
     }
 
+    /// Writes an OCI archive at `path`: a tar of the layout [`BuiltImage::write_layout`]
+    /// writes (as a `.cnb` buildpackage is).
+    pub fn write_archive(&self, path: &Path, ref_name: &str) -> Result<(), FixtureError> {
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| FixtureError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let layout = tempfile::tempdir().map_err(io("create a directory for", path))?;
+        self.write_layout(layout.path(), ref_name)?;
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_dir_all(".", layout.path())
+            .map_err(io("archive", layout.path()))?;
+        let bytes = tar.into_inner().map_err(io("archive", layout.path()))?;
+        std::fs::write(path, bytes).map_err(io("write", path))
+    }
+
     fn blobs(&self) -> Vec<&BuiltBlob> {
         let mut blobs = vec![&self.manifest, &self.config];
         blobs.extend(&self.layers);

@@ -1,0 +1,173 @@
+//! `locald build --buildpack REF`: the buildpacks given replace the builder's order with
+//! one group of them, in order: buildpackage images pulled from a local registry, a
+//! `.cnb` file, a buildpack directory, ids (and `id@version`) of the builder's own; an
+//! unknown ref and hostile buildpackages are refused before anything runs, and the
+//! builder's image is left as it was.
+
+use locald_image::testing::{
+    cnb_builder_image, cnb_hostile_buildpackage, cnb_run_image, CnbBuilder, CnbBuildpackage,
+    HostileBuildpackage, TestRegistry,
+};
+
+use crate::cnb_images::{container_run, static_launcher, with_store};
+use crate::containers::push;
+use crate::harness::Project;
+
+#[test]
+fn buildpacks_given_replace_the_builders_order() {
+    static_launcher();
+    let registry = TestRegistry::start();
+    let run_image = format!("{}/cnb/run:1", registry.addr());
+    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
+    push(
+        &registry,
+        "cnb/builder:1",
+        &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
+    );
+    push(&registry, "cnb/bp-extra:1", &CnbBuildpackage::Extra.image());
+    let builder = format!("{}/cnb/builder:1", registry.addr());
+    let extra = format!("{}/cnb/bp-extra:1", registry.addr());
+
+    let project = Project::new();
+    project.write("Procfile", "web: serve\n");
+    project.write("static/index.html", "<h1>built 979301</h1>\n");
+    let data = tempfile::tempdir().expect("data dir");
+    let data = data.path();
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "--builder", builder.as_str()];
+        all.extend(args);
+        with_store(project.locald(all), data)
+    };
+    let run = |args: &[&str]| container_run(&project, data, args);
+    let detected = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("detected "))
+            .map(String::from)
+            .collect()
+    };
+
+    // A buildpackage image the builder lacks: it alone is the group (the builder's
+    // order would have chosen test/httpd and test/procfile for this app).
+    let out = build(&["--buildpack", &extra, "--tag", "extra:979302"]).success();
+    assert_eq!(
+        detected(&out.stdout),
+        ["test/extra@0.0.2"],
+        "{}",
+        out.stdout
+    );
+    out.stdout_has("extra: built by a buildpackage\n");
+    let process = ["--entrypoint", "/cnb/process/extra", "extra:979302"];
+    assert_eq!(run(&process), "hello from test/extra\n");
+
+    // The builder's buildpacks by id and id@version, then a composite `.cnb` file: one
+    // group in the order given, the composite expanded where it stands.
+    CnbBuildpackage::Meta
+        .write_cnb_file(&project.path().join("meta.cnb"))
+        .unwrap();
+    let out = build(&[
+        "-b",
+        "test/httpd",
+        "-b",
+        "test/procfile@0.0.1",
+        "-b",
+        "meta.cnb",
+        "--tag",
+        "meta:979303",
+    ])
+    .success();
+    assert_eq!(
+        detected(&out.stdout),
+        [
+            "test/httpd@0.0.1",
+            "test/procfile@0.0.1",
+            "test/extra@0.0.2",
+            "test/greeting@0.0.1"
+        ],
+        "{}",
+        out.stdout
+    );
+    out.stdout_has("building httpd\n")
+        .stdout_has("greeting: built by a composite buildpackage\n");
+    let greeting = ["--entrypoint", "/cnb/process/greeting", "meta:979303"];
+    assert_eq!(run(&greeting), "greetings from a composite\n");
+    let greet = ["--entrypoint", "/cnb/process/greet", "meta:979303"];
+    assert_eq!(run(&greet), "hello world\n");
+
+    // A buildpack directory.
+    CnbBuildpackage::Extra
+        .write_dir(&project.path().join("bp-dir"))
+        .unwrap();
+    let out = build(&["-b", "./bp-dir", "--tag", "dir:979304"]).success();
+    assert_eq!(
+        detected(&out.stdout),
+        ["test/extra@0.0.2"],
+        "{}",
+        out.stdout
+    );
+
+    // The builder's image is untouched: without --buildpack, its own order again, and
+    // no buildpack of the packages in its /cnb.
+    let out = build(&["--tag", "plain:979305"]).success();
+    assert_eq!(
+        detected(&out.stdout),
+        ["test/httpd@0.0.1", "test/procfile@0.0.1"],
+        "{}",
+        out.stdout
+    );
+    let listing = run(&["--entrypoint", "ls", builder.as_str(), "/cnb/buildpacks"]);
+    assert!(!listing.contains("test_extra"), "{listing}");
+
+    // Unknown refs: refused before the lifecycle runs, naming the ref.
+    let missing = format!("{}/cnb/none:979306", registry.addr());
+    for (reference, expected) in [
+        (
+            "test/nope@1.0.0",
+            "buildpack `test/nope@1.0.0` was not found".to_string(),
+        ),
+        (
+            "test/httpd@9.9.9",
+            "not a buildpack of the builder (it has test/httpd@0.0.1)".to_string(),
+        ),
+        (
+            missing.as_str(),
+            format!("buildpack `{missing}` was not found"),
+        ),
+    ] {
+        let failed = build(&["-b", reference]).code(1);
+        failed.stderr_has(&expected);
+        assert!(
+            !failed.stdout.contains("===> DETECTING"),
+            "{}",
+            failed.stdout
+        );
+    }
+
+    // Hostile buildpackages: refused before anything runs.
+    for (name, kind, expected) in [
+        (
+            "cnb/bp-path:1",
+            HostileBuildpackage::PathInLabel,
+            "the id `../../etc`",
+        ),
+        (
+            "cnb/bp-outside:1",
+            HostileBuildpackage::OutsideTree,
+            "/etc is outside the buildpacks",
+        ),
+    ] {
+        push(&registry, name, &cnb_hostile_buildpackage(kind));
+        let reference = format!("{}/{name}", registry.addr());
+        let failed = build(&["-b", &reference]).code(1);
+        failed
+            .stderr_has(&format!(
+                "buildpack `{reference}` is not a usable buildpackage"
+            ))
+            .stderr_has(expected);
+        assert!(
+            !failed.stdout.contains("===> DETECTING"),
+            "{}",
+            failed.stdout
+        );
+    }
+}
