@@ -4,40 +4,22 @@
 //! unknown ref and hostile buildpackages are refused before anything runs, and the
 //! builder's image is left as it was.
 
-use locald_image::testing::{
-    cnb_builder_image, cnb_hostile_buildpackage, cnb_run_image, CnbBuilder, CnbBuildpackage,
-    HostileBuildpackage, TestRegistry,
-};
+use locald_image::testing::{cnb_hostile_buildpackage, CnbBuildpackage, HostileBuildpackage};
 
-use crate::cnb_images::{container_run, static_launcher, with_store};
+use crate::builds::{build_with, registry_with_builder, site_project};
+use crate::cnb_images::container_run;
 use crate::containers::push;
-use crate::harness::Project;
 
 #[test]
 fn buildpacks_given_replace_the_builders_order() {
-    static_launcher();
-    let registry = TestRegistry::start();
-    let run_image = format!("{}/cnb/run:1", registry.addr());
-    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
-    push(
-        &registry,
-        "cnb/builder:1",
-        &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
-    );
+    let (registry, builder) = registry_with_builder();
     push(&registry, "cnb/bp-extra:1", &CnbBuildpackage::Extra.image());
-    let builder = format!("{}/cnb/builder:1", registry.addr());
     let extra = format!("{}/cnb/bp-extra:1", registry.addr());
 
-    let project = Project::new();
-    project.write("Procfile", "web: serve\n");
-    project.write("static/index.html", "<h1>built 979301</h1>\n");
+    let project = site_project(979301);
     let data = tempfile::tempdir().expect("data dir");
     let data = data.path();
-    let build = |args: &[&str]| {
-        let mut all = vec!["build", "--builder", builder.as_str()];
-        all.extend(args);
-        with_store(project.locald(all), data)
-    };
+    let build = |args: &[&str]| build_with(&project, data, &builder, args);
     let run = |args: &[&str]| container_run(&project, data, args);
     let detected = |stdout: &str| -> Vec<String> {
         stdout

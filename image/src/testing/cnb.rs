@@ -21,7 +21,9 @@
 //! `/cnb/buildpacks/<escaped id>/<version>/`, and `/workspace` and `/layers` owned by the
 //! build user.
 
-use super::builder::{BuiltBlob, BuiltImage, ImageBuilder, LayerBuilder, LayerCompression};
+use super::builder::{
+    io_error, BuiltBlob, BuiltImage, ImageBuilder, LayerBuilder, LayerCompression,
+};
 use super::images::{busybox_rootfs, ConfigOverride};
 use super::FixtureError;
 use crate::oci::RuntimeConfig;
@@ -592,14 +594,7 @@ fn write_files(dir: &std::path::Path, files: &[CnbFile]) -> Result<(), FixtureEr
     use std::os::unix::fs::PermissionsExt as _;
     for file in files {
         let path = dir.join(&file.path);
-        let io = |action| {
-            let path = path.clone();
-            move |source| FixtureError::Io {
-                action,
-                path,
-                source,
-            }
-        };
+        let io = |action| io_error(action, &path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io("create"))?;
         }
