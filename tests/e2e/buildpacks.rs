@@ -115,6 +115,14 @@ fn buildpacks_given_replace_the_builders_order() {
             missing.as_str(),
             format!("buildpack `{missing}` was not found"),
         ),
+        (
+            &format!("docker://{missing}"),
+            format!("buildpack `docker://{missing}`: cannot pull its image"),
+        ),
+        (
+            "urn:cnb:builder:test/extra",
+            "buildpack `urn:cnb:builder:test/extra`: the builder has no such buildpack".to_string(),
+        ),
     ] {
         let failed = build(&["-b", reference]).code(1);
         failed.stderr_has(&expected);

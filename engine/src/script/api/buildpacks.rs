@@ -66,6 +66,12 @@ pub enum BuildpackError {
         #[source]
         source: Box<ContainerError>,
     },
+    #[error("buildpack `{reference}`: cannot pull its image: {source}")]
+    Pull {
+        reference: String,
+        #[source]
+        source: Box<ContainerError>,
+    },
     #[error("buildpack `{reference}`: the builder has no such buildpack{has}")]
     NotInBuilder { reference: String, has: String },
     #[error(
@@ -152,7 +158,10 @@ pub fn resolve(references: &[String], builder: &StoredImage) -> Result<Chosen, P
     let mut chosen = Chosen::default();
     for reference in references {
         let entry = if let Some(image) = reference.strip_prefix("docker://") {
-            let image = container::ensure_image(image, PullPolicy::Missing)?;
+            let image = pull(image, |source| BuildpackError::Pull {
+                reference: reference.clone(),
+                source,
+            })?;
             add_buildpackage(&mut chosen, reference, image, &limits)?
         } else if let Some(id) = reference.strip_prefix("urn:cnb:builder:") {
             from_builder(reference, id, &builder_buildpacks)?.ok_or_else(|| {
@@ -172,23 +181,28 @@ pub fn resolve(references: &[String], builder: &StoredImage) -> Result<Chosen, P
         } else if let Some(entry) = from_builder(reference, reference, &builder_buildpacks)? {
             entry
         } else {
-            let image = match container::ensure_image(reference, PullPolicy::Missing) {
-                Ok(image) => image,
-                Err(PullStopped::Interrupted) => return Err(PullStopped::Interrupted),
-                Err(PullStopped::Failed(source)) => {
-                    return Err(BuildpackError::NotFound {
-                        reference: reference.clone(),
-                        has: builder_has(reference, &builder_buildpacks),
-                        source: Box::new(source),
-                    }
-                    .into())
-                }
-            };
+            let image = pull(reference, |source| BuildpackError::NotFound {
+                reference: reference.clone(),
+                has: builder_has(reference, &builder_buildpacks),
+                source,
+            })?;
             add_buildpackage(&mut chosen, reference, image, &limits)?
         };
         chosen.group.push(entry);
     }
     Ok(chosen)
+}
+
+/// The image `reference`, pulled when missing; a failed pull is `failed`'s error (an
+/// interrupt stays one).
+fn pull(
+    reference: &str,
+    failed: impl FnOnce(Box<ContainerError>) -> BuildpackError,
+) -> Result<StoredImage, PullStopped> {
+    match container::ensure_image(reference, PullPolicy::Missing) {
+        Err(PullStopped::Failed(source)) => Err(failed(Box::new(source)).into()),
+        other => other,
+    }
 }
 
 /// `ID` or `ID@VERSION` as a buildpack of the builder (whose buildpacks are at
