@@ -26,9 +26,14 @@ const MAX_ARCHIVE_ENTRIES: u64 = (MAX_INDEX_MANIFESTS * (MAX_LAYERS + 2) + 16) a
 
 impl ImageStore {
     /// Imports the image of the OCI archive `tar` (a tar of an OCI image layout, such as
-    /// a `.cnb` buildpackage) under `reference`, as [`ImageStore::import_oci_layout`] does
-    /// for a layout directory.
-    pub fn import_oci_archive(&self, tar: &Path, reference: &str) -> Result<StoredImage, Error> {
+    /// a `.cnb` buildpackage), as [`ImageStore::import_oci_layout`] does for a layout
+    /// directory (`reference` the same way); errors name the archive, not the directory
+    /// it was extracted to.
+    pub fn import_oci_archive(
+        &self,
+        tar: &Path,
+        reference: Option<&str>,
+    ) -> Result<StoredImage, Error> {
         let tmp = self.paths.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(|source| ImportError::Read {
             path: tmp.clone(),
@@ -37,7 +42,14 @@ impl ImageStore {
         let dir = self.paths.new_tmp_path("archive");
         let imported = extract_layout(tar, &dir)
             .map_err(Error::from)
-            .and_then(|()| self.import_oci_layout(&dir, Some(reference)));
+            .and_then(|()| self.import_oci_layout(&dir, reference))
+            .map_err(|error| match error {
+                Error::Import(mut error) => {
+                    error.relocate(&dir, tar);
+                    Error::Import(error)
+                }
+                other => other,
+            });
         if let Err(error) = crate::remove_tree::remove_tree(&dir) {
             if error.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %dir.display(), %error, "cannot remove an extracted archive");
@@ -69,6 +81,22 @@ impl ImageStore {
             .into()
         })
     }
+}
+
+/// Whether `path` is an OCI archive: a tar with an `oci-layout` file at its top (read
+/// headers only, bounded; anything unreadable is not one).
+pub fn is_oci_archive(path: &Path) -> bool {
+    let Ok(file) = locald_shim_protocol::regular_file::open_regular(path) else {
+        return false;
+    };
+    let mut archive = tar::Archive::new(file);
+    let Ok(entries) = archive.entries_with_seek() else {
+        return false;
+    };
+    entries
+        .take(MAX_ARCHIVE_ENTRIES as usize)
+        .map_while(Result::ok)
+        .any(|entry| matches!(entry.path_bytes().as_ref(), b"oci-layout" | b"./oci-layout"))
 }
 
 /// Where an archive entry goes in the layout, if it is one of the layout's files: its
@@ -220,6 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn only_a_tar_with_an_oci_layout_file_is_an_archive() {
+        let rootfs = archive(&[
+            ("./", tar::EntryType::Directory, b""),
+            ("./etc/", tar::EntryType::Directory, b""),
+            ("./etc/oci-layout", tar::EntryType::Regular, b"{}"),
+        ]);
+        assert!(!is_oci_archive(rootfs.path()));
+        let layout = archive(&[
+            (BLOB, tar::EntryType::Regular, b"blob"),
+            ("./oci-layout", tar::EntryType::Regular, b"{}"),
+        ]);
+        assert!(is_oci_archive(layout.path()));
+        let not_tar = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_tar.path(), [0x1f, 0x8b, 0, 0]).unwrap();
+        assert!(!is_oci_archive(not_tar.path()));
+        assert!(!is_oci_archive(Path::new("/nonexistent/x.cnb")));
+    }
+
+    #[test]
     fn links_duplicates_and_archives_without_an_index_are_refused() {
         let root = tempfile::tempdir().unwrap();
         let cases: [(&[Entry], &str); 3] = [
@@ -273,10 +320,25 @@ mod tests {
         std::fs::write(&tar, builder.into_inner().unwrap()).unwrap();
 
         let store = ImageStore::open(work.path().join("store")).unwrap();
-        let stored = store.import_oci_archive(&tar, "example.test/bp:1").unwrap();
+        assert!(is_oci_archive(&tar));
+        let stored = store
+            .import_oci_archive(&tar, Some("example.test/bp:1"))
+            .unwrap();
         assert_eq!(stored.manifest_digest, image.manifest.digest);
         assert!(stored.rootfs.join("cnb/x").is_file());
         assert_eq!(store.labels(&stored).unwrap(), labels);
+        // The layout names only a tag: the error says so of the archive.
+        let error = store
+            .import_oci_archive(&tar, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "OCI layout `{}` does not name its image",
+                tar.display()
+            )),
+            "{error}"
+        );
         // Nothing of the extraction is left behind.
         assert_eq!(
             std::fs::read_dir(work.path().join("store/tmp"))

@@ -89,6 +89,31 @@ pub enum ImportError {
     },
 }
 
+impl ImportError {
+    /// Names `to` instead of the directory `from` (and a path under it) in the error: a
+    /// layout extracted from an archive is the archive to whoever imported it.
+    pub(crate) fn relocate(&mut self, from: &Path, to: &Path) {
+        let path = match self {
+            ImportError::NotALayout { path, .. }
+            | ImportError::NotAnArchive { path, .. }
+            | ImportError::NoName { path, .. }
+            | ImportError::Ambiguous { path, .. }
+            | ImportError::NoMatchingPlatform { path, .. }
+            | ImportError::BlobTooLong { path, .. }
+            | ImportError::TooLarge { path, .. }
+            | ImportError::LimitExceeded { path, .. }
+            | ImportError::Read { path, .. } => path,
+        };
+        if let Ok(rest) = path.strip_prefix(from) {
+            *path = if rest.as_os_str().is_empty() {
+                to.to_path_buf()
+            } else {
+                to.join(rest)
+            };
+        }
+    }
+}
+
 impl ImageStore {
     /// Imports the image of an OCI layout directory. With `reference`, it is
     /// stored under that name (and picks the manifest whose ref-name

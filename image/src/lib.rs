@@ -26,6 +26,7 @@ pub mod user_config;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use archive::is_oci_archive;
 pub use image_config::ImageConfig;
 pub use import::ImportError;
 pub use pull::{

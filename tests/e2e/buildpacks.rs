@@ -1,13 +1,13 @@
 //! `locald build --buildpack REF`: the buildpacks given replace the builder's order with
 //! one group of them, in order: buildpackage images pulled from a local registry, a
-//! `.cnb` file, a buildpack directory, ids (and `id@version`) of the builder's own; an
-//! unknown ref and hostile buildpackages are refused before anything runs, and the
-//! builder's image is left as it was.
+//! `.cnb` file (which `image import` takes too), a buildpack directory, ids (and
+//! `id@version`) of the builder's own; an unknown ref and hostile buildpackages are
+//! refused before anything runs, and the builder's image is left as it was.
 
 use locald_image::testing::{cnb_hostile_buildpackage, CnbBuildpackage, HostileBuildpackage};
 
 use crate::builds::{build_with, registry_with_builder, site_project};
-use crate::cnb_images::container_run;
+use crate::cnb_images::{container_run, with_store};
 use crate::containers::push;
 
 #[test]
@@ -75,6 +75,20 @@ fn buildpacks_given_replace_the_builders_order() {
     assert_eq!(run(&greeting), "greetings from a composite\n");
     let greet = ["--entrypoint", "/cnb/process/greet", "meta:979303"];
     assert_eq!(run(&greet), "hello world\n");
+    // It was imported as locald-buildpackage/<file name>; `image import` takes a `.cnb`
+    // as the OCI archive it is too.
+    let images = with_store(project.locald(["image", "ls"]), data).success();
+    images.stdout_has("locald-buildpackage/meta:latest");
+    with_store(project.locald(["image", "import", "meta.cnb"]), data)
+        .code(1)
+        .stderr_has("OCI layout `meta.cnb` does not name its image")
+        .stderr_has("with --name");
+    with_store(
+        project.locald(["image", "import", "meta.cnb", "--name", "bp-meta:979307"]),
+        data,
+    )
+    .success()
+    .stderr_has("imported docker.io/library/bp-meta:979307");
 
     // A buildpack directory.
     CnbBuildpackage::Extra

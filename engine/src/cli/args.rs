@@ -410,7 +410,8 @@ pub struct ImageReferences {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct ImageImport {
-    /// A directory in OCI layout, or a .tar / .tar.gz of a root filesystem
+    /// A directory in OCI layout, a tar of one (an OCI archive, a .cnb file), or a .tar /
+    /// .tar.gz of a root filesystem
     pub path: String,
     /// The name to store it under (required for a tarball)
     #[arg(long)]

@@ -309,7 +309,7 @@ fn import_file(reference: &str, path: &Path) -> Result<StoredImage, PullStopped>
     );
     let store = container::store()?;
     Ok(store
-        .import_oci_archive(path, &name)
+        .import_oci_archive(path, Some(&name))
         .map_err(|source| BuildpackError::Import {
             reference: reference.to_string(),
             source: Box::new(source),
