@@ -128,21 +128,11 @@ pub struct BuildImageOptions {
 /// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
 /// the name lowercased and anything a reference cannot hold replaced by `-`.
 pub fn default_tag(source: &Path) -> String {
-    let name: String = source
+    let name = source
         .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name = if name.is_empty() { "app" } else { name };
+        .map(|n| crate::model::reference_component(&n.to_string_lossy()))
+        .unwrap_or_default();
+    let name = if name.is_empty() { "app" } else { &name };
     format!("locald-build/{name}:latest")
 }
 
