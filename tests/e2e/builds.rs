@@ -9,20 +9,25 @@ use crate::cnb_images::{container_run, static_launcher, with_store};
 use crate::containers::push;
 use crate::harness::Project;
 
-#[test]
-fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
-    // The static lifecycle and launcher, where `locald build` finds them beside a
-    // development build.
+/// Pushes the fixture run image and the `Httpd` builder to `registry` (with the static
+/// lifecycle and launcher built where `locald build` finds them beside a development
+/// build) and returns the builder's reference.
+pub(crate) fn push_fixture_builder(registry: &TestRegistry) -> String {
     static_launcher();
-    let registry = TestRegistry::start();
     let run_image = format!("{}/cnb/run:1", registry.addr());
-    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
+    push(registry, "cnb/run:1", &cnb_run_image().unwrap());
     push(
-        &registry,
+        registry,
         "cnb/builder:1",
         &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
     );
-    let builder = format!("{}/cnb/builder:1", registry.addr());
+    format!("{}/cnb/builder:1", registry.addr())
+}
+
+#[test]
+fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
+    let registry = TestRegistry::start();
+    let builder = push_fixture_builder(&registry);
 
     let project = Project::new();
     project.write("Procfile", "web: serve\n");
@@ -109,10 +114,14 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
 #[test]
 fn build_without_a_builder_says_how_to_name_one() {
     let project = Project::new();
+    // No user config either (it could name a default builder).
+    let config = tempfile::tempdir().unwrap();
     project
         .locald(["build"])
+        .env("XDG_CONFIG_HOME", config.path().to_str().unwrap())
         .code(1)
-        .stderr_has("no builder: give one with `builder` (locald build --builder REF)");
+        .stderr_has("no builder: give one with `builder` (locald build --builder REF)")
+        .stderr_has("user config");
 }
 
 #[test]

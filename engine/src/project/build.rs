@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::state_dir::{self, StateDir};
 use crate::model::{Project, Service};
+use crate::program::Program;
 
 /// Why a service's build cannot be planned or checked.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,40 @@ impl ServiceBuild {
     }
 }
 
+/// The launcher in a built image. Its entrypoint is `/cnb/process/<type>`, which runs that
+/// process type; a command of one's own goes to the launcher instead, which gives it the
+/// launch environment (the layers' `env.launch`, their `bin` on `PATH`), as
+/// `docker run --entrypoint launcher IMAGE CMD` does for `pack`-built images.
+pub const LAUNCHER: &str = "/cnb/lifecycle/launcher";
+
+/// The entrypoint and arguments that run `program` through the launcher of a built
+/// image: a shell line as the launcher's shell text (`sh -c LINE`), an argv after `--`
+/// (run directly).
+pub fn through_launcher(program: &Program) -> (Vec<String>, Vec<String>) {
+    let args = match program {
+        Program::Shell(line) => vec![line.clone()],
+        Program::Exec(words) => std::iter::once("--".to_string())
+            .chain(words.iter().cloned())
+            .collect(),
+    };
+    (vec![LAUNCHER.to_string()], args)
+}
+
+/// What the supervisor hands the process that builds a service
+/// (`locald __build-service`, in [`BUILD_REQUEST_ENV`] as JSON): the build as the
+/// supervisor loaded it, so the process does not read the config again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRequest {
+    pub project_root: PathBuf,
+    pub build: ServiceBuild,
+}
+
+/// The hidden entry the supervisor runs a service's build through.
+pub const BUILD_ENTRY: &str = "__build-service";
+/// The variable holding its [`BuildRequest`] (the environment rather than the argv: the
+/// build's env may hold secrets, and another user can read a process's argv).
+pub const BUILD_REQUEST_ENV: &str = "LOCALD_BUILD_REQUEST";
+
 /// What `.locald/build-<service>` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
@@ -357,6 +392,17 @@ mod tests {
         std::fs::remove_file(root.join("out")).unwrap();
         std::os::unix::fs::symlink("/elsewhere", root.join("out")).unwrap();
         assert_ne!(build.fingerprint().unwrap(), first);
+    }
+
+    #[test]
+    fn commands_go_through_the_launcher() {
+        let (entrypoint, args) = through_launcher(&Program::Shell("echo $X".into()));
+        assert_eq!(
+            (entrypoint, args),
+            (vec![LAUNCHER.to_string()], vec!["echo $X".to_string()])
+        );
+        let (_, args) = through_launcher(&Program::Exec(vec!["env".into(), "-0".into()]));
+        assert_eq!(args, ["--", "env", "-0"]);
     }
 
     #[test]

@@ -50,8 +50,18 @@ pub enum BuildError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Image(#[from] locald_image::Error),
-    #[error("build_image: no builder: give one with `builder` (locald build --builder REF)")]
+    #[error(transparent)]
+    UserConfig(#[from] locald_image::UserConfigError),
+    #[error(
+        "build_image: no builder: give one with `builder` (locald build --builder REF), or set \
+         a default in the user config (~/.config/locald/config.toml: `[build]` then \
+         `builder = \"REF\"`)"
+    )]
     NoBuilder,
+    #[error(
+        "build_image: `buildpacks` (buildpacks other than the builder's) is not supported yet"
+    )]
+    Buildpacks,
     #[error(
         "builds need root for now: a rootless build (the caller mapped to the builder's \
          CNB_USER_ID in the container's user namespace) is not supported yet"
@@ -121,6 +131,8 @@ pub struct BuildImageOptions {
     pub env: BTreeMap<String, String>,
     /// The name to store the image under (default `locald-build/<dir name>:latest`).
     pub tag: Option<String>,
+    /// Buildpacks to use instead of the builder's order (images or `.cnb` files).
+    pub buildpacks: Vec<String>,
     /// Show every buildpack's detect output (`CNB_LOG_LEVEL=debug`).
     pub verbose: bool,
 }
@@ -335,7 +347,15 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             path: source.to_path_buf(),
             source: source_error,
         })?;
-    let builder_ref = options.builder.clone().ok_or(BuildError::NoBuilder)?;
+    let builder_ref = match options.builder.clone() {
+        Some(builder) => builder,
+        None => locald_image::user_config::configured_default_builder()
+            .map_err(BuildError::from)?
+            .ok_or(BuildError::NoBuilder)?,
+    };
+    if !options.buildpacks.is_empty() {
+        return Err(BuildError::Buildpacks.into());
+    }
     // The work directory is given to the builder's user with chown, which only root
     // may do; said before anything is pulled.
     if !nix::unistd::geteuid().is_root() {
