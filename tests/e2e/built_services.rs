@@ -132,6 +132,13 @@ health = {{ http = "/" }}
     )
     .success();
     argv.stdout_has("/workspace/static 979105");
+    // So does one run in the running container.
+    let exec = with_store(
+        project.locald(["exec", "web", "--", "echo $HTTPD_ROOT $(id -u) 979106"]),
+        data,
+    )
+    .success();
+    exec.stdout_has("/workspace/static 1000 979106");
     down(&project, data, port);
 }
 
