@@ -69,16 +69,9 @@ pub(crate) fn apply_build(
                 Ok(source) => build.path = source,
                 Err(problem) => problems.push(problem),
             },
-            _ => {
-                let help = match convert::suggest(key, BUILD_KEYS.iter().copied()) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None => format!("`build` takes {}", convert::backticked(BUILD_KEYS)),
-                };
-                problems.push(
-                    super::diagnostic::Problem::unknown_key(key_path, Some(help))
-                        .with_span(value.key_or_value_span()),
-                );
-            }
+            _ => problems.push(convert::unknown_key(
+                key, value, key_path, BUILD_KEYS, "`build`",
+            )),
         }
     }
     if problems.len() == before {

@@ -156,23 +156,14 @@ pub fn build_main() -> i32 {
 /// process's. So, first thing and still single-threaded: a private mount namespace with
 /// a `/proc` of this PID namespace. Nothing to do where `/proc` already is ours.
 fn own_proc() -> nix::Result<()> {
-    use nix::mount::{mount, MsFlags};
     let shown = std::fs::read_link("/proc/self")
         .ok()
         .and_then(|pid| pid.to_str()?.parse::<i32>().ok());
     if shown == Some(nix::unistd::getpid().as_raw()) {
         return Ok(());
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+    crate::control::exec::private_mount_namespace()?;
+    crate::control::exec::mount_proc()
 }
 
 /// The service's build with `options`' builder and env over its own.
