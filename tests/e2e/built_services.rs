@@ -195,7 +195,9 @@ fn a_down_during_the_build_stops_it_and_records_nothing() {
     let project = Project::new();
     project.write(
         "locald.toml",
-        &format!("[services.web]\nbuild = {{ builder = \"{builder}\" }}\n"),
+        &format!(
+            "[services.web]\nbuild = {{ builder = \"{builder}\" }}\nstop_signal = \"SIGUSR1\"\n"
+        ),
     );
     project.write("Procfile", "web: serve\n");
     project.write("static/index.html", "979120\n");
@@ -212,5 +214,6 @@ fn a_down_during_the_build_stops_it_and_records_nothing() {
     });
     assert!(!project.path().join(".locald/build-web").exists());
     let logs = with_store(project.locald(["logs", "web"]), data).success();
-    logs.stdout_has("build stopped");
+    // SIGTERM stopped it (not the service's stop signal), and it said so.
+    logs.stdout_has("build stopped with code 143");
 }

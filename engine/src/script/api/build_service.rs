@@ -141,7 +141,13 @@ pub fn build_main() -> i32 {
             println!("built {}", reference.unwrap_or_default());
             0
         }
+        // Stopped by the supervisor: the container stopped with it, whatever the build
+        // then made of its exit.
         Err(BuildServiceError::Interrupted) => crate::sandbox::interrupt::exit_code(),
+        Err(_) if crate::sandbox::interrupt::pending() => {
+            eprintln!("the build was stopped");
+            crate::sandbox::interrupt::exit_code()
+        }
         Err(error) => {
             eprintln!("error: {error}");
             1

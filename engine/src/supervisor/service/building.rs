@@ -98,11 +98,15 @@ impl Runner {
         let exit_code = match stopped {
             Ok(code) => code,
             Err(end) => {
-                let service = &self.task.service;
-                let (signal, timeout) = (service.stop_signal, service.stop_timeout);
+                // SIGTERM, whatever the service's own stop signal: the build is locald's
+                // process, which stops its build container on it.
+                let (signal, timeout) = (libc::SIGTERM, self.task.service.stop_timeout);
                 let force = self.task.shared.force.subscribe();
                 let output = self.task.output.clone();
-                let code = stop_process(&mut child, signal, timeout, force, &output, || {}).await;
+                let code = stop_process(&mut child, signal, timeout, force, &output, || {
+                    self.set_stopping(signal, timeout)
+                })
+                .await;
                 drain(collectors).await;
                 self.event(&format!("build stopped{}", super::describe_exit(code)));
                 return Err(end);
