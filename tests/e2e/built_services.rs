@@ -39,11 +39,16 @@ fn up(project: &Project, data: &Path) -> u16 {
         .expect("web has a port")
 }
 
+/// `down`, and nothing left: not the server (the fixture's httpd serving
+/// `/workspace/static` on the port), nor a build.
 fn down(project: &Project, data: &Path, port: u16) {
     with_store(project.locald(["down"]), data).success();
     project.wait_for("the server to stop", Duration::from_secs(10), |_| {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            && pids_with_arg("/workspace/static").is_empty()
     });
+    assert!(pids_with_arg("__build-service").is_empty());
+    assert!(pids_with_arg("979107").is_empty());
 }
 
 #[test]
@@ -58,6 +63,11 @@ fn a_built_service_is_served_and_built_again_only_when_its_source_changes() {
 [services.web]
 build = {{ builder = "{builder}", path = "site" }}
 health = {{ http = "/" }}
+
+[services.after]
+command = "sleep 979107"
+depends_on = ["web"]
+health = "none"
 "#
         ),
     );
@@ -73,6 +83,10 @@ health = {{ http = "/" }}
     logs.stdout_has("===> BUILDING")
         .stdout_has("===> EXPORTING")
         .stdout_has("building locald-build/");
+    // A dependent waits for the built service's health, as for any other.
+    let after = with_store(project.locald(["logs", "after"]), data).success();
+    after.stdout_has("waiting for web to be healthy");
+    assert_eq!(service_field(&project, "after", "state"), "healthy");
     let status = with_store(project.locald(["status"]), data).success();
     status.stdout_has("web").stdout_has("healthy");
     let dir = project.path().file_name().unwrap().to_string_lossy();
@@ -81,7 +95,6 @@ health = {{ http = "/" }}
         .success()
         .stdout_has(&tag);
     down(&project, data, port);
-    assert!(pids_with_arg("__build-service").is_empty());
 
     // Unchanged source (an ignored file is no source): no build, a quick start.
     project.write("site/debug.log", "noise\n");
