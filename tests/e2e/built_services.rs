@@ -51,25 +51,29 @@ fn down(project: &Project, data: &Path, port: u16) {
     assert!(pids_with_arg("979107").is_empty());
 }
 
-#[test]
-fn a_built_service_is_served_and_built_again_only_when_its_source_changes() {
+/// A project whose `locald.toml` is `toml` with `BUILDER` the fixture builder, pushed to
+/// the registry returned (keep it while the test runs).
+fn project_with_builder(toml: &str) -> (TestRegistry, Project) {
     let registry = TestRegistry::start();
     let builder = push_fixture_builder(&registry);
     let project = Project::new();
-    project.write(
-        "locald.toml",
-        &format!(
-            r#"
+    project.write("locald.toml", &toml.replace("BUILDER", &builder));
+    (registry, project)
+}
+
+#[test]
+fn a_built_service_is_served_and_built_again_only_when_its_source_changes() {
+    let (_registry, project) = project_with_builder(
+        r#"
 [services.web]
-build = {{ builder = "{builder}", path = "site" }}
-health = {{ http = "/" }}
+build = { builder = "BUILDER", path = "site" }
+health = { http = "/" }
 
 [services.after]
 command = "sleep 979107"
 depends_on = ["web"]
 health = "none"
-"#
-        ),
+"#,
     );
     project.write("site/Procfile", "web: serve\n");
     project.write("site/static/index.html", "<h1>first 979101</h1>\n");
@@ -203,14 +207,8 @@ fn a_bad_builder_fails_the_service_once_with_the_reason() {
 
 #[test]
 fn a_down_during_the_build_stops_it_and_records_nothing() {
-    let registry = TestRegistry::start();
-    let builder = push_fixture_builder(&registry);
-    let project = Project::new();
-    project.write(
-        "locald.toml",
-        &format!(
-            "[services.web]\nbuild = {{ builder = \"{builder}\" }}\nstop_signal = \"SIGUSR1\"\n"
-        ),
+    let (_registry, project) = project_with_builder(
+        "[services.web]\nbuild = { builder = \"BUILDER\" }\nstop_signal = \"SIGUSR1\"\n",
     );
     project.write("Procfile", "web: serve\n");
     project.write("static/index.html", "979120\n");
