@@ -136,6 +136,54 @@ pub struct Service {
     /// the stop signal to the command and reaps zombies.
     #[serde(default)]
     pub init: bool,
+    /// `build`: the image is built from source by Cloud Native Buildpacks (then `image`
+    /// is the tag it is built under, see [`built_image_tag`]).
+    #[serde(default)]
+    pub build: Option<Build>,
+}
+
+/// A service's `build`: how its image is built from source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    /// The absolute source directory (`path`, default the project directory).
+    pub path: PathBuf,
+    /// The builder image; `None` takes the user config's `[build] builder`.
+    pub builder: Option<String>,
+    /// Buildpack images or `.cnb` files, in order, replacing the builder's order.
+    pub buildpacks: Vec<String>,
+    /// The build's environment (`BP_*` and the like), as `/platform/env` files.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The tag a built service's image is stored under: `locald-build/<project dir
+/// name>-<service>:latest`. Stable per service (the build cache is kept by tag), and
+/// different across projects that share service names.
+pub fn built_image_tag(project_dir: &std::path::Path, service: &str) -> String {
+    let dir = project_dir
+        .file_name()
+        .map(|name| reference_component(&name.to_string_lossy()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "app".to_string());
+    format!("locald-build/{dir}-{}:latest", reference_component(service))
+}
+
+/// `name` as a path component of an image reference: lowercased, anything else than
+/// letters, digits, `.`, `_` and `-` replaced by `-`, and trimmed to start and end with
+/// a letter or digit (maybe empty).
+pub fn reference_component(name: &str) -> String {
+    let name: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 /// Signal sent to stop a service when `stop_signal` is not set.
@@ -163,6 +211,7 @@ impl Service {
             volumes: Vec::new(),
             security: locald_runtime::Security::default(),
             init: false,
+            build: None,
         }
     }
 

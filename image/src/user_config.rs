@@ -25,6 +25,15 @@ pub enum UserConfigError {
 struct UserConfig {
     #[serde(default)]
     insecure_registries: Vec<String>,
+    #[serde(default)]
+    build: BuildDefaults,
+}
+
+/// `[build]`: what builds take when the project does not say.
+#[derive(Debug, Default, Deserialize)]
+struct BuildDefaults {
+    /// The builder image of `build = "."` services and `locald build` without `--builder`.
+    builder: Option<String>,
 }
 
 /// `$XDG_CONFIG_HOME/locald/config.toml`, else `~/.config/locald/config.toml`.
@@ -38,19 +47,32 @@ pub fn user_config_path() -> Option<PathBuf> {
 
 /// `insecure_registries` from the user config; empty when there is no file.
 pub fn configured_insecure_registries() -> Result<Vec<String>, UserConfigError> {
+    Ok(read_user_config()?.insecure_registries)
+}
+
+/// `[build] builder` from the user config: the default builder image; `None` when there
+/// is no file or it sets none.
+pub fn configured_default_builder() -> Result<Option<String>, UserConfigError> {
+    Ok(read_user_config()?
+        .build
+        .builder
+        .filter(|builder| !builder.trim().is_empty()))
+}
+
+/// The user config; the defaults when there is no file.
+fn read_user_config() -> Result<UserConfig, UserConfigError> {
     let Some(path) = user_config_path() else {
-        return Ok(Vec::new());
+        return Ok(UserConfig::default());
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
         Err(source) => return Err(UserConfigError::Read { path, source }),
     };
-    let config: UserConfig = toml::from_str(&text).map_err(|e| UserConfigError::Invalid {
+    toml::from_str(&text).map_err(|e| UserConfigError::Invalid {
         path: path.clone(),
         reason: e.to_string(),
-    })?;
-    Ok(config.insecure_registries)
+    })
 }
 
 /// Docker's rule: loopback registries are always reached over plain HTTP.

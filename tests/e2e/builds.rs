@@ -11,21 +11,27 @@ use std::path::Path;
 
 use crate::harness::{Project, Run};
 
-/// The static lifecycle and launcher built (where `locald build` finds them beside a
-/// development build), and a local registry with the fixture run image and the
-/// `CnbBuilder::Httpd` builder pushed: the registry and the builder's reference.
+/// A local registry with the fixture builder pushed ([`push_fixture_builder`]): the
+/// registry and the builder's reference.
 pub(crate) fn registry_with_builder() -> (TestRegistry, String) {
-    static_launcher();
     let registry = TestRegistry::start();
+    let builder = push_fixture_builder(&registry);
+    (registry, builder)
+}
+
+/// Pushes the fixture run image and the `Httpd` builder to `registry` (with the static
+/// lifecycle and launcher built where `locald build` finds them beside a development
+/// build) and returns the builder's reference.
+pub(crate) fn push_fixture_builder(registry: &TestRegistry) -> String {
+    static_launcher();
     let run_image = format!("{}/cnb/run:1", registry.addr());
-    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
+    push(registry, "cnb/run:1", &cnb_run_image().unwrap());
     push(
-        &registry,
+        registry,
         "cnb/builder:1",
         &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
     );
-    let builder = format!("{}/cnb/builder:1", registry.addr());
-    (registry, builder)
+    format!("{}/cnb/builder:1", registry.addr())
 }
 
 /// A project holding the fixture site: a `Procfile` (`web: serve`) and
@@ -127,10 +133,14 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
 #[test]
 fn build_without_a_builder_says_how_to_name_one() {
     let project = Project::new();
+    // No user config either (it could name a default builder).
+    let config = tempfile::tempdir().unwrap();
     project
         .locald(["build"])
+        .env("XDG_CONFIG_HOME", config.path().to_str().unwrap())
         .code(1)
-        .stderr_has("no builder: give one with `builder` (locald build --builder REF)");
+        .stderr_has("no builder: give one with `builder` (locald build --builder REF)")
+        .stderr_has("user config");
 }
 
 #[test]

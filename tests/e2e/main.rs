@@ -7,6 +7,7 @@ mod webdriver;
 mod bounded_scripts;
 mod buildpacks;
 mod builds;
+mod built_services;
 mod cli;
 mod closed_stdout;
 mod cnb_images;

@@ -284,9 +284,11 @@ pub struct Compile {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct Build {
-    /// The app's source directory (default: the current directory)
+    /// A built service of the project (`build = {...}`), or the app's source directory
+    /// (default: every built service, else the current directory)
+    #[arg(value_name = "SERVICE|PATH")]
     pub path: Option<String>,
-    /// The builder image
+    /// The builder image (default: a service's, else `[build] builder` of the user config)
     #[arg(long, value_name = "REF")]
     pub builder: Option<String>,
     /// Use this buildpack instead of the builder's order (repeatable, in order): an

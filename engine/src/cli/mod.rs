@@ -38,6 +38,9 @@ pub fn main() -> i32 {
     // not pay for argument parsing or logging set-up.
     match argv.get(1).and_then(|a| a.to_str()) {
         Some("__service-init") => crate::supervisor::service_init_main(argv[2..].to_vec()),
+        Some(crate::project::build::BUILD_ENTRY) => {
+            return crate::script::api::build_service::build_main()
+        }
         Some(crate::control::exec::ENTRY) => {
             return crate::control::exec::exec_main(argv[2..].to_vec())
         }

@@ -23,6 +23,22 @@ pub(crate) fn bad_value(node: &Node, path: &KeyPath, message: impl Into<String>)
     Problem::invalid(path.clone(), message).with_span(node.best_span())
 }
 
+/// An unknown key of a table that takes `keys` (`what`, such as "[dashboard]", names
+/// the table in the help): the nearest key suggested, else the list.
+pub(crate) fn unknown_key(
+    key: &str,
+    value: &Node,
+    path: KeyPath,
+    keys: &[&str],
+    what: &str,
+) -> Problem {
+    let help = match suggest(key, keys.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!("{what} takes {}", backticked(keys)),
+    };
+    Problem::unknown_key(path, Some(help)).with_span(value.key_or_value_span())
+}
+
 pub(crate) fn string<'a>(node: &'a Node, path: &KeyPath) -> Result<&'a str, Problem> {
     match &node.kind {
         NodeKind::Str(s) => Ok(s),

@@ -30,15 +30,13 @@ pub(crate) fn build_dashboard(
                 Ok(port) => settings.port = Some(port as u16),
                 Err(problem) => problems.push(problem),
             },
-            _ => {
-                let help = match convert::suggest(key, KEYS.iter().copied()) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None => format!("[dashboard] takes {}", convert::backticked(KEYS)),
-                };
-                problems.push(
-                    Problem::unknown_key(key_path, Some(help)).with_span(value.key_or_value_span()),
-                );
-            }
+            _ => problems.push(convert::unknown_key(
+                key,
+                value,
+                key_path,
+                KEYS,
+                "[dashboard]",
+            )),
         }
     }
     match problems.is_empty() {

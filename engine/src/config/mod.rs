@@ -7,6 +7,7 @@
 //! follow the same path as services.
 
 mod atomic;
+mod build;
 mod compile;
 mod convert;
 mod dashboard;

@@ -35,6 +35,10 @@ pub(crate) const SERVICE_KEYS: &[KeyRule] = &[
         apply: apply_image,
     },
     KeyRule {
+        name: "build",
+        apply: super::build::apply_build,
+    },
+    KeyRule {
         name: "workdir",
         apply: apply_workdir,
     },
@@ -154,6 +158,7 @@ pub(crate) fn build_service(
         }
     }
 
+    super::build::check_build(node, path, base_dir, &mut service, &mut problems);
     if service.command.is_none()
         && service.image.is_none()
         && (problems.is_empty() || !command_or_image_written(entries))
@@ -161,11 +166,12 @@ pub(crate) fn build_service(
         problems.push(
             Problem::standalone(
                 path.clone(),
-                format!("service `{name}` has neither `command` nor `image`"),
+                format!("service `{name}` has neither `command`, `image` nor `build`"),
             )
             .with_span(node.key_or_value_span())
             .with_help(
-                "add `command = \"...\"` to run a program, or `image = \"...\"` to run a container",
+                "add `command = \"...\"` to run a program, `image = \"...\"` to run a container, \
+                 or `build = \".\"` to build one from source",
             ),
         );
     }
@@ -182,7 +188,9 @@ pub(crate) fn build_service(
             problems.push(
                 Problem::invalid(path.key(key), format!("`{key}` needs a container service"))
                     .with_span(value.key_or_value_span())
-                    .with_help(format!("{what}; set `image`, or remove `{key}`")),
+                    .with_help(format!(
+                        "{what}; set `image` (or `build`), or remove `{key}`"
+                    )),
             );
         }
     }
@@ -199,8 +207,8 @@ pub(crate) fn build_service(
 /// saying the service lacks both would only repeat it.
 fn command_or_image_written(entries: &[(String, Node)]) -> bool {
     entries.iter().any(|(key, _)| {
-        let meant = convert::suggest(key, ["command", "image"]).unwrap_or(key);
-        meant == "command" || meant == "image"
+        let meant = convert::suggest(key, ["command", "image", "build"]).unwrap_or(key);
+        meant == "command" || meant == "image" || meant == "build"
     })
 }
 
@@ -283,6 +291,17 @@ fn apply_env(
     service: &mut Service,
     problems: &mut Vec<Problem>,
 ) {
+    env_table(node, path, &mut service.env, problems);
+}
+
+/// An environment table (`env`, and `build`'s `env`): names to strings (integers and
+/// booleans written as text), added to `env`.
+pub(crate) fn env_table(
+    node: &Node,
+    path: &KeyPath,
+    env: &mut std::collections::BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) {
     let entries = match convert::table(node, path) {
         Ok(entries) => entries,
         Err(problem) => {
@@ -324,7 +343,7 @@ fn apply_env(
             ));
             continue;
         }
-        service.env.insert(name.clone(), text);
+        env.insert(name.clone(), text);
     }
 }
 

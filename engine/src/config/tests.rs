@@ -302,7 +302,7 @@ fn unknown_keys_suggest_the_nearest() {
   --> /srv/shop/locald.toml:3:1
    |
  3 | zzz = 1
-   | ^^^ a service takes `command`, `image`, `workdir`, `env`, `env_file`, `port`, `depends_on`, `health`, `restart`, `max_restarts`, `stop_signal`, `stop_timeout`, `volumes`, `cap_add`, `cap_drop`, `security_opt`, `init`
+   | ^^^ a service takes `command`, `image`, `build`, `workdir`, `env`, `env_file`, `port`, `depends_on`, `health`, `restart`, `max_restarts`, `stop_signal`, `stop_timeout`, `volumes`, `cap_add`, `cap_drop`, `security_opt`, `init`
 "
     );
 }
@@ -391,11 +391,11 @@ fn bad_values_are_pointed_at() {
 fn a_service_needs_a_command_or_an_image() {
     assert_eq!(
         error_text("[project]\nname = \"x\"\n\n[services.web]\nport = 80\n"),
-        "error: service `web` has neither `command` nor `image`
+        "error: service `web` has neither `command`, `image` nor `build`
   --> /srv/shop/locald.toml:4:11
    |
  4 | [services.web]
-   |           ^^^ add `command = \"...\"` to run a program, or `image = \"...\"` to run a container
+   |           ^^^ add `command = \"...\"` to run a program, `image = \"...\"` to run a container, or `build = \".\"` to build one from source
 "
     );
 }
@@ -408,7 +408,7 @@ fn volumes_need_a_container() {
   --> /srv/shop/locald.toml:3:1
    |
  3 | volumes = [\"./d:/d\"]
-   | ^^^^^^^ volumes are mounted into containers; set `image`, or remove `volumes`
+   | ^^^^^^^ volumes are mounted into containers; set `image` (or `build`), or remove `volumes`
 "
     );
 }
@@ -525,7 +525,7 @@ fn service_maps_from_rhai_use_the_same_rules() {
     let error = service_from_map("api", &rhai_map("#{}"), base).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "services.api: service `api` has neither `command` nor `image` (add `command = \"...\"` to run a program, or `image = \"...\"` to run a container)"
+        "services.api: service `api` has neither `command`, `image` nor `build` (add `command = \"...\"` to run a program, `image = \"...\"` to run a container, or `build = \".\"` to build one from source)"
     );
     let error = service_from_map("a b", &rhai_map(r#"#{ command: "x" }"#), base).unwrap_err();
     assert_eq!(
@@ -775,7 +775,7 @@ fn confinement_keys_report_positioned_errors() {
   --> /srv/shop/locald.toml:3:1
    |
  3 | cap_add = [\"NET_RAW\"]
-   | ^^^^^^^ capabilities are granted to containers; set `image`, or remove `cap_add`
+   | ^^^^^^^ capabilities are granted to containers; set `image` (or `build`), or remove `cap_add`
 "
     );
     // An empty list asks for nothing, on any service.
@@ -800,7 +800,7 @@ fn init_is_a_container_switch() {
   --> /srv/shop/locald.toml:3:1
    |
  3 | init = true
-   | ^^^^ an init runs as a container's PID 1; set `image`, or remove `init`
+   | ^^^^ an init runs as a container's PID 1; set `image` (or `build`), or remove `init`
 "
     );
     let wrong = error_text("[services.db]\nimage = \"pg\"\ninit = \"yes\"\n");
@@ -1022,4 +1022,99 @@ fn the_dashboard_table_is_read_and_checked() {
     )
     .unwrap_err();
     assert_eq!(error.path, "dashboard.prot");
+}
+
+#[test]
+fn built_services_compile_and_reach_the_service() {
+    let source = r#"[services.web]
+build = { builder = "registry.local/cnb/builder:1", buildpacks = ["bp/one:1", "./two.cnb"], env = { BP_X = "1", N = 2 }, path = "site" }
+command = "serve --port $PORT"
+
+[services.api]
+build = "./api"
+volumes = ["./data:/data"]
+"#;
+    let config = Path::new(CONFIG);
+    let root = Path::new("/srv/shop");
+    let from_toml = load_toml(config, source).unwrap();
+    let script = compile_toml(config, source).unwrap();
+    assert!(script.contains("build: #{"), "{script}");
+    assert_eq!(evaluate(&script, root).unwrap(), from_toml);
+
+    let web = from_toml.service("web").unwrap();
+    let build = web.build.as_ref().unwrap();
+    assert_eq!(build.path, root.join("site"));
+    assert_eq!(
+        build.builder.as_deref(),
+        Some("registry.local/cnb/builder:1")
+    );
+    assert_eq!(build.buildpacks, ["bp/one:1", "./two.cnb"]);
+    assert_eq!(build.env["BP_X"], "1");
+    assert_eq!(build.env["N"], "2");
+    // A built service is a container service of the image it is built into; its
+    // command replaces the image's process, as with `image`.
+    assert_eq!(web.image.as_deref(), Some("locald-build/shop-web:latest"));
+    assert_eq!(web.command.as_deref(), Some("serve --port $PORT"));
+    assert!(web.is_container());
+
+    let api = from_toml.service("api").unwrap();
+    let build = api.build.as_ref().unwrap();
+    assert_eq!(
+        (build.path.as_path(), build.builder.as_deref()),
+        (root.join("api").as_path(), None)
+    );
+    assert_eq!(api.image.as_deref(), Some("locald-build/shop-api:latest"));
+    assert_eq!(api.volumes.len(), 1);
+
+    let from_rhai = service_from_map(
+        "web",
+        &rhai_map(r#"#{ build: #{ builder: "b:1", path: "site" } }"#),
+        root,
+    )
+    .unwrap();
+    assert_eq!(from_rhai.build.unwrap().path, root.join("site"));
+    assert_eq!(
+        from_rhai.image.as_deref(),
+        Some("locald-build/shop-web:latest")
+    );
+}
+
+#[test]
+fn build_mistakes_are_pointed_at() {
+    assert_eq!(
+        error_text("[services.web]\nimage = \"nginx\"\nbuild = \".\"\n"),
+        "error: invalid `image` in [services.web]: a service takes `image` or `build`, not both
+  --> /srv/shop/locald.toml:2:1
+   |
+ 2 | image = \"nginx\"
+   | ^^^^^ `build` makes the image from source (it is stored under its own tag); remove one of them
+"
+    );
+    assert_eq!(
+        error_text("[services.web]\nbuild = { buildr = \"b\" }\n"),
+        "error: unknown key `buildr` in [services.web.build]
+  --> /srv/shop/locald.toml:2:11
+   |
+ 2 | build = { buildr = \"b\" }
+   |           ^^^^^^ did you mean `builder`?
+"
+    );
+    let wrong = error_text("[services.web]\nbuild = 1\n");
+    assert!(wrong.contains("expected a string or a table"), "{wrong}");
+    let wrong = error_text("[services.web]\nbuild = { builder = \"a b\" }\n");
+    assert!(wrong.contains("not an image reference"), "{wrong}");
+    let wrong = error_text("[services.web]\nbuild = { buildpacks = \"x\" }\n");
+    assert!(wrong.contains("expected an array"), "{wrong}");
+    let error = service_from_map(
+        "api",
+        &rhai_map(r#"#{ build: ".", image: "x" }"#),
+        Path::new("/p"),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("services.api.image: a service takes `image` or `build`"),
+        "{error}"
+    );
 }

@@ -288,11 +288,16 @@ fn enter(pid: i32) -> Result<(), ExecError> {
     }
     setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
         .map_err(|errno| ExecError::Join { what: "PID", errno })?;
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|errno| ExecError::Join {
+    private_mount_namespace().map_err(|errno| ExecError::Join {
         what: "mount",
         errno,
-    })?;
-    // Nothing mounted here reaches the host's mount table.
+    })
+}
+
+/// Enter a mount namespace of this process's own, private: nothing mounted in it (a
+/// `/proc`) reaches the host's mount table.
+pub(crate) fn private_mount_namespace() -> nix::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS)?;
     mount(
         None::<&str>,
         "/",
@@ -300,8 +305,12 @@ fn enter(pid: i32) -> Result<(), ExecError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(ExecError::Proc)?;
-    Ok(())
+}
+
+/// Mount a `/proc` of this process's PID namespace (in a private mount namespace).
+pub(crate) fn mount_proc() -> nix::Result<()> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
 }
 
 /// In the forked command: `/proc` of its PID namespace, the user asked
@@ -318,8 +327,7 @@ fn in_child(
     };
     // SAFETY: a plain prctl on this process: it dies with the helper.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if let Err(errno) = mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
+    if let Err(errno) = mount_proc() {
         return failed(ExecError::Proc(errno));
     }
     if let Some((name, account)) = account {

@@ -6,6 +6,7 @@
 //! `run` and `try` need all of it with no supervisor at all, and the
 //! supervisor loads projects through it.
 
+pub mod build;
 pub mod dotenv;
 pub mod env;
 pub mod listeners;

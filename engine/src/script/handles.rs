@@ -194,6 +194,26 @@ impl CustomType for ServiceHandle {
                 strings(&s.spec().security.cap_drop)
             })
             .with_get("init", |s: &mut Self| s.spec().init)
+            // `#{ path, builder, buildpacks, env }` of a built service, else `()`.
+            .with_get("build", |s: &mut Self| -> Dynamic {
+                let Some(build) = &s.spec().build else {
+                    return Dynamic::UNIT;
+                };
+                let mut map = rhai::Map::new();
+                map.insert("path".into(), build.path.display().to_string().into());
+                map.insert(
+                    "builder".into(),
+                    build.builder.clone().map_or(Dynamic::UNIT, Dynamic::from),
+                );
+                map.insert("buildpacks".into(), strings(&build.buildpacks).into());
+                let env: rhai::Map = build
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.into(), v.clone().into()))
+                    .collect();
+                map.insert("env".into(), env.into());
+                map.into()
+            })
             .with_get("security_opt", |s: &mut Self| -> Array {
                 s.security_opts().into_iter().map(Dynamic::from).collect()
             })

@@ -146,8 +146,18 @@ pub async fn prepare(
     .map_err(|error| image_error(error.into()))?
     .map_err(image_error)?;
     let env = container_env(project, service, ports)?;
+    // A built image's entrypoint runs its process type: a command of one's own goes to
+    // its launcher, which gives it the launch environment.
+    let (entrypoint, command) = match (&service.build, command) {
+        (Some(_), Some(program)) => {
+            let (entrypoint, args) = crate::project::build::through_launcher(&program);
+            (Some(entrypoint), Some(args))
+        }
+        (_, command) => (None, command.map(|command| command.argv())),
+    };
     let spec = ContainerSpec {
-        command: command.map(|command| command.argv()),
+        entrypoint,
+        command,
         env: env.into_iter().collect(),
         volumes: service.volumes.clone(),
         hostname: Some(service.name.clone()),

@@ -17,6 +17,8 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub enum ServiceState {
     /// Waiting for its dependencies to be healthy.
     Pending,
+    /// Its image is being built from source (`build = {...}`) before it starts.
+    Building,
     /// Process started, not ready yet, still inside `start_period`.
     Starting,
     /// Process up, `start_period` over, its probe has not passed yet.
@@ -39,6 +41,7 @@ impl ServiceState {
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceState::Pending => "pending",
+            ServiceState::Building => "building",
             ServiceState::Starting => "starting",
             ServiceState::Running => "running",
             ServiceState::Healthy => "healthy",
@@ -53,6 +56,7 @@ impl ServiceState {
     pub fn parse(text: &str) -> Option<ServiceState> {
         [
             ServiceState::Pending,
+            ServiceState::Building,
             ServiceState::Starting,
             ServiceState::Running,
             ServiceState::Healthy,
@@ -82,7 +86,7 @@ impl ServiceState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: String,
-    /// pending|starting|running|healthy|unhealthy|backoff|exited|failed|stopped
+    /// pending|building|starting|running|healthy|unhealthy|backoff|exited|failed|stopped
     pub state: String,
     pub pid: Option<u32>,
     pub port: Option<u16>,

@@ -52,7 +52,13 @@ pub enum BuildError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Image(#[from] locald_image::Error),
-    #[error("build_image: no builder: give one with `builder` (locald build --builder REF)")]
+    #[error(transparent)]
+    UserConfig(#[from] locald_image::UserConfigError),
+    #[error(
+        "build_image: no builder: give one with `builder` (locald build --builder REF), or set \
+         a default in the user config (~/.config/locald/config.toml: `[build]` then \
+         `builder = \"REF\"`)"
+    )]
     NoBuilder,
     #[error(
         "builds need root for now: a rootless build (the caller mapped to the builder's \
@@ -135,27 +141,12 @@ pub struct BuildImageOptions {
 /// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
 /// the name lowercased and anything a reference cannot hold replaced by `-`.
 pub fn default_tag(source: &Path) -> String {
-    let name = reference_name(source.file_name().unwrap_or_default());
+    let name = source
+        .file_name()
+        .map(|n| crate::model::reference_component(&n.to_string_lossy()))
+        .unwrap_or_default();
+    let name = if name.is_empty() { "app" } else { &name };
     format!("locald-build/{name}:latest")
-}
-
-/// A file name as a reference's path component: lowercased, anything a reference cannot
-/// hold replaced by `-` (`app` when nothing is left).
-pub fn reference_name(name: &std::ffi::OsStr) -> String {
-    let name: String = name
-        .to_string_lossy()
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if name.is_empty() { "app" } else { name }.to_string()
 }
 
 /// Finds the static CNB binary `name` (`lifecycle` or `launcher`): in
@@ -357,7 +348,12 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             path: source.to_path_buf(),
             source: source_error,
         })?;
-    let builder_ref = options.builder.clone().ok_or(BuildError::NoBuilder)?;
+    let builder_ref = match options.builder.clone() {
+        Some(builder) => builder,
+        None => locald_image::user_config::configured_default_builder()
+            .map_err(BuildError::from)?
+            .ok_or(BuildError::NoBuilder)?,
+    };
     // The work directory is given to the builder's user with chown, which only root
     // may do; said before anything is pulled.
     if !nix::unistd::geteuid().is_root() {

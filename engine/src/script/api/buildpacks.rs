@@ -303,9 +303,10 @@ fn add_directory(
 /// A `.cnb` file: imported into the store as `locald-buildpackage/<file name>:latest`.
 fn import_file(reference: &str, path: &Path) -> Result<StoredImage, PullStopped> {
     let stem = path.file_stem().unwrap_or_else(|| OsStr::new("buildpack"));
+    let name = crate::model::reference_component(&stem.to_string_lossy());
     let name = format!(
         "locald-buildpackage/{}:latest",
-        super::build::reference_name(stem)
+        if name.is_empty() { "buildpack" } else { &name }
     );
     let store = container::store()?;
     Ok(store

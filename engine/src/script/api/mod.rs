@@ -8,6 +8,7 @@ use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
 pub mod build;
+pub mod build_service;
 pub mod buildpacks;
 pub mod capture;
 pub mod config;
@@ -42,6 +43,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(container::container_api).into());
     engine.register_global_module(exported_module!(tasks::tasks_api).into());
     engine.register_global_module(exported_module!(build::build_api).into());
+    engine.register_global_module(exported_module!(build_service::build_service_api).into());
     engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
 

@@ -356,14 +356,23 @@ fn exec(
     };
     let mut command = if found.kind == "container" {
         // The container's own environment, directory and user, from its
-        // spec; only what was asked for changes them.
+        // spec; only what was asked for changes them. In a built image, through
+        // its launcher, which adds the launch environment the buildpacks set (as
+        // `locald run` does).
         let container = crate::control::exec::find_container(pid)?;
+        let argv = match &service.spec().build {
+            Some(_) => {
+                let (entrypoint, args) = crate::project::build::through_launcher(&program);
+                entrypoint.into_iter().chain(args).collect()
+            }
+            None => program.argv(),
+        };
         crate::control::exec::container_exec_command(
             &container,
             options.user.as_deref(),
             options.workdir.as_deref(),
             &options.env,
-            &program.argv(),
+            &argv,
         )
     } else {
         let mut env = service.env()?;

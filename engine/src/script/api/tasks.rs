@@ -75,7 +75,17 @@ pub fn run_in_service(service: &ServiceHandle, program: Program) -> Result<i64, 
         command.envs(env).current_dir(&spec.workdir);
         return Ok(process::run_foreground(command, OnInterrupt::Stop)?);
     };
+    // A built image's entrypoint runs its process type: CMD goes to its launcher instead,
+    // which gives it the launch environment, as `docker run --entrypoint launcher` does.
+    let (entrypoint, program) = match &spec.build {
+        Some(_) => {
+            let (entrypoint, args) = crate::project::build::through_launcher(&program);
+            (Some(Program::Exec(entrypoint)), Program::Exec(args))
+        }
+        None => (None, program),
+    };
     let options = RunContainerOptions {
+        entrypoint,
         command: Some(program),
         env,
         volumes: spec.volumes.clone(),

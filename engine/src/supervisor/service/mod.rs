@@ -5,8 +5,9 @@
 //! channel, and every change bumps a shared generation counter that wakes
 //! whoever waits on other services (dependents, the supervisor).
 //!
-//! Preparing one start (environment, templates, container bundle) is in [`prepare`]; one run of
-//! the prepared process (launch, output, probes, stop) in [`running`].
+//! Building a built service's image when its source changed is in [`building`]; preparing one
+//! start (environment, templates, container bundle) in [`prepare`]; one run of the prepared
+//! process (launch, output, probes, stop) in [`running`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use super::processes::Ids;
 use super::protocol::{now_unix_ms, ProcessInfo, ServiceState, ServiceStatus};
 use crate::model::{Project, RestartMode, Service};
 
+mod building;
 mod prepare;
 mod running;
 
@@ -375,6 +377,9 @@ impl Runner {
     }
 
     async fn run_once(&mut self) -> RunEnd {
+        if let Err(end) = self.build_if_needed().await {
+            return end;
+        }
         // Preparing a container service may pull its image, which can take
         // long: a stop, a restart or the supervisor going away abandons it
         // (dropping the preparation cancels the pull and removes what it
