@@ -175,3 +175,46 @@ fn buildpacks_given_replace_the_builders_order() {
         );
     }
 }
+
+#[test]
+fn a_services_buildpacks_are_paths_of_the_project_wherever_locald_runs() {
+    let (_registry, builder) = registry_with_builder();
+    let project = site_project(979311);
+    project.write("bp/.keep", "");
+    project.write("deep/down/.keep", "");
+    CnbBuildpackage::Meta
+        .write_cnb_file(&project.path().join("bp/meta.cnb"))
+        .unwrap();
+    project.write(
+        "locald.toml",
+        &format!(
+            "[services.web]\nbuild = {{ builder = \"{builder}\", \
+             buildpacks = [\"test/httpd\", \"test/procfile\", \"bp/meta.cnb\"] }}\n"
+        ),
+    );
+    let data = tempfile::tempdir().expect("data dir");
+    let out = with_store(
+        project
+            .locald(["build", "web"])
+            .current_dir(&project.path().join("deep/down")),
+        data.path(),
+    )
+    .success();
+    let detected: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("detected "))
+        .collect();
+    assert_eq!(
+        detected,
+        [
+            "test/httpd@0.0.1",
+            "test/procfile@0.0.1",
+            "test/extra@0.0.2",
+            "test/greeting@0.0.1"
+        ],
+        "{}",
+        out.stdout
+    );
+    out.stdout_has("built web: ");
+}

@@ -116,6 +116,12 @@ impl Run {
         self
     }
 
+    /// Runs from `dir` (a subdirectory of the project, say) instead of its root.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+
     pub fn stdin(mut self, input: &str) -> Self {
         self.stdin = Some(input.into());
         self
