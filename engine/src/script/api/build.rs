@@ -4,7 +4,8 @@
 //! `build_image(source, #{ builder, env, tag, verbose })` pulls the builder (and the run
 //! image its `/cnb/run.toml` names) through the store, copies the source (less `.git`
 //! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
-//! (detect then build) in a container of the builder image as its `CNB_USER_ID`, with
+//! (detect then build) in a container of the builder image as its `CNB_USER_ID` (rootless:
+//! the caller mapped to it in the container's user namespace, so nothing is chowned), with
 //! `/workspace`, `/layers` and `/platform` mounted and `/cnb` the builder's own: through
 //! the same foreground runtime as `run_container`, so buildpack output streams to the
 //! terminal and Ctrl-C stops the build. The exporter (`locald_cnb::export`) then writes
@@ -52,11 +53,6 @@ pub enum BuildError {
     Image(#[from] locald_image::Error),
     #[error("build_image: no builder: give one with `builder` (locald build --builder REF)")]
     NoBuilder,
-    #[error(
-        "builds need root for now: a rootless build (the caller mapped to the builder's \
-         CNB_USER_ID in the container's user namespace) is not supported yet"
-    )]
-    Rootless,
     #[error("the source {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
     #[error("cannot {action} {}: {source}", path.display())]
@@ -318,8 +314,13 @@ struct WorkDir {
 
 impl WorkDir {
     fn new() -> Result<WorkDir, BuildError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        // 0700, not tempfile's default (0777 less the umask): the copy of the source and
+        // the layers are the caller's alone, and as root the parent keeps the host's
+        // user of CNB_USER_ID out of the directories given to that id.
         let root = tempfile::Builder::new()
             .prefix("locald-build-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(BuildError::WorkDir)?;
         for dir in ["workspace", "layers", "platform", "layout"] {
@@ -346,11 +347,6 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             source: source_error,
         })?;
     let builder_ref = options.builder.clone().ok_or(BuildError::NoBuilder)?;
-    // The work directory is given to the builder's user with chown, which only root
-    // may do; said before anything is pulled.
-    if !nix::unistd::geteuid().is_root() {
-        return Err(BuildError::Rootless.into());
-    }
     // Found first: a missing binary should not cost a pull.
     let lifecycle = cnb_binary("lifecycle")?;
     let launcher = cnb_binary("launcher")?;
@@ -366,8 +362,13 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     );
     copy_source(&source, &workspace, true)?;
     write_platform_env(&platform, &options.env)?;
-    for dir in [&workspace, &layers, &platform] {
-        chown_tree(dir, owner)?;
+    // As root the container's ids are the host's: the buildpacks' user must own what it
+    // writes into. Rootless, the runtime maps the caller to the user the container runs
+    // as (the builder's CNB_USER_ID), so the caller's own files already are that user's.
+    if nix::unistd::geteuid().is_root() {
+        for dir in [&workspace, &layers, &platform] {
+            chown_tree(dir, owner)?;
+        }
     }
 
     let mount = |host: &Path, container: &str, read_only: bool| {
@@ -540,6 +541,17 @@ mod tests {
             std::fs::read_link(to.path().join("link")).unwrap(),
             Path::new("Procfile")
         );
+    }
+
+    #[test]
+    fn the_work_directory_is_the_callers_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let work = WorkDir::new().unwrap();
+        let mode = std::fs::metadata(work.root.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
