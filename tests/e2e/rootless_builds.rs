@@ -95,4 +95,16 @@ fn an_unprivileged_user_builds_an_app_and_runs_it_as_the_builders_user() {
         "id -u; id -g; stat -c %u:%g static/index.html; cat static/index.html",
     ]);
     assert_eq!(inside, "1000\n1000\n1000:1000\n<h1>rootless 979401</h1>\n");
+
+    // The launcher in the image is the optimized, stripped build (a debug one is ~10 MB).
+    let size = project.ok(&[
+        "container",
+        "run",
+        "--entrypoint",
+        "/cnb/lifecycle/launcher",
+        "site:979402",
+        "stat -c %s /cnb/lifecycle/launcher",
+    ]);
+    let size: u64 = size.trim().parse().expect("a size");
+    assert!(size < 3_000_000, "the launcher is {size} bytes");
 }

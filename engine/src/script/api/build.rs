@@ -142,11 +142,15 @@ pub fn default_tag(source: &Path) -> String {
     format!("locald-build/{name}:latest")
 }
 
+/// The profile `scripts/build-launcher` builds the static binaries with (see the
+/// workspace's `Cargo.toml`): a stripped release build.
+const CNB_PROFILE: &str = "cnb";
+
 /// Finds the static CNB binary `name` (`lifecycle` or `launcher`): in
 /// `$LOCALD_CNB_BIN_DIR`; else in `../lib/locald/` from the `locald` executable (where a
 /// release installs them: `/usr/bin/locald`, `/usr/lib/locald/launcher`); else where
 /// `scripts/build-launcher` puts them beside a development build (`target/debug/locald`,
-/// `target/<host triple>/debug/launcher`).
+/// `target/<host triple>/cnb/launcher`).
 pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os(CNB_BIN_DIR_ENV).filter(|d| !d.is_empty()) {
@@ -155,13 +159,7 @@ pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
         .ok()
         .and_then(|exe| exe.parent().map(PathBuf::from))
     {
-        if let Some(prefix) = exe_dir.parent() {
-            candidates.push(prefix.join("lib/locald").join(name));
-            if let Some(profile) = exe_dir.file_name() {
-                let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-                candidates.push(prefix.join(triple).join(profile).join(name));
-            }
-        }
+        candidates.extend(beside_locald(&exe_dir, name));
     }
     match candidates.iter().find(|path| path.is_file()) {
         Some(found) => Ok(found.clone()),
@@ -174,6 +172,20 @@ pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
                 .join(", "),
         }),
     }
+}
+
+/// Where `name` is looked for from the directory of the `locald` executable: the
+/// release layout's `../lib/locald/`, then `scripts/build-launcher`'s output in the
+/// target directory (`target/debug/locald` → `target/<host triple>/cnb/`).
+fn beside_locald(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let Some(prefix) = exe_dir.parent() else {
+        return Vec::new();
+    };
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    vec![
+        prefix.join("lib/locald").join(name),
+        prefix.join(triple).join(CNB_PROFILE).join(name),
+    ]
 }
 
 /// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
@@ -568,6 +580,22 @@ mod tests {
             let error = write_platform_env(dir.path(), &env).unwrap_err();
             assert!(matches!(error, BuildError::EnvName(_)), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_binaries_are_looked_for_where_a_release_then_build_launcher_put_them() {
+        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        assert_eq!(
+            beside_locald(Path::new("/usr/bin"), "launcher"),
+            [
+                PathBuf::from("/usr/lib/locald/launcher"),
+                PathBuf::from(format!("/usr/{triple}/cnb/launcher")),
+            ]
+        );
+        assert_eq!(
+            beside_locald(Path::new("/src/target/debug"), "lifecycle")[1],
+            PathBuf::from(format!("/src/target/{triple}/cnb/lifecycle"))
+        );
     }
 
     #[test]
