@@ -9,10 +9,10 @@ use crate::cnb_images::{container_run, static_launcher, with_store};
 use crate::containers::push;
 use crate::harness::Project;
 
-#[test]
-fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
-    // The static lifecycle and launcher, where `locald build` finds them beside a
-    // development build.
+/// A registry holding the fixture run image and the httpd builder naming it, and the
+/// builder's reference; the static lifecycle and launcher built where `locald build`
+/// finds them beside a development build.
+pub(crate) fn registry_with_builder() -> (TestRegistry, String) {
     static_launcher();
     let registry = TestRegistry::start();
     let run_image = format!("{}/cnb/run:1", registry.addr());
@@ -23,6 +23,12 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
         &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
     );
     let builder = format!("{}/cnb/builder:1", registry.addr());
+    (registry, builder)
+}
+
+#[test]
+fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
+    let (_registry, builder) = registry_with_builder();
 
     let project = Project::new();
     project.write("Procfile", "web: serve\n");

@@ -7,10 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use locald_image::testing::{cnb_builder_image, cnb_run_image, CnbBuilder, TestRegistry};
-
-use crate::cnb_images::static_launcher;
-use crate::containers::push;
+use crate::builds::registry_with_builder;
 use crate::harness::give;
 use crate::rootless_services::UserProject;
 
@@ -38,16 +35,7 @@ fn tar_owners(store: &Path, entry: &str) -> Vec<String> {
 
 #[test]
 fn an_unprivileged_user_builds_an_app_and_runs_it_as_the_builders_user() {
-    static_launcher();
-    let registry = TestRegistry::start();
-    let run_image = format!("{}/cnb/run:1", registry.addr());
-    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
-    push(
-        &registry,
-        "cnb/builder:1",
-        &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
-    );
-    let builder = format!("{}/cnb/builder:1", registry.addr());
+    let (_registry, builder) = registry_with_builder();
 
     let project = UserProject::without_images("");
     let app = project.home().join("app");
