@@ -64,4 +64,16 @@ mod tests {
         let file: ConfigFile = serde_json::from_str(json).unwrap();
         assert_eq!(ImageConfig::from_config_file(&file), ImageConfig::default());
     }
+
+    #[test]
+    fn labels_that_are_not_strings_are_dropped_not_fatal() {
+        let json = r#"{"config":{"Labels":{"a":"1","b":2,"c":null}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let file: ConfigFile = serde_json::from_str(json).unwrap();
+        let labels = file.config.labels.unwrap();
+        assert_eq!(labels.len(), 1);
+        assert_eq!(labels["a"], "1");
+        let json = r#"{"config":{"Labels":"nonsense"},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let file: ConfigFile = serde_json::from_str(json).unwrap();
+        assert_eq!(file.config.labels, None);
+    }
 }

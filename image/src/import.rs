@@ -79,12 +79,39 @@ pub enum ImportError {
         actual: u64,
         limit: u64,
     },
+    #[error("`{path}` is not an OCI archive (a tar of an OCI image layout): {reason}")]
+    NotAnArchive { path: PathBuf, reason: String },
     #[error("cannot read `{path}`: {source}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ImportError {
+    /// Names `to` instead of the directory `from` (and a path under it) in the error: a
+    /// layout extracted from an archive is the archive to whoever imported it.
+    pub(crate) fn relocate(&mut self, from: &Path, to: &Path) {
+        let path = match self {
+            ImportError::NotALayout { path, .. }
+            | ImportError::NotAnArchive { path, .. }
+            | ImportError::NoName { path, .. }
+            | ImportError::Ambiguous { path, .. }
+            | ImportError::NoMatchingPlatform { path, .. }
+            | ImportError::BlobTooLong { path, .. }
+            | ImportError::TooLarge { path, .. }
+            | ImportError::LimitExceeded { path, .. }
+            | ImportError::Read { path, .. } => path,
+        };
+        if let Ok(rest) = path.strip_prefix(from) {
+            *path = if rest.as_os_str().is_empty() {
+                to.to_path_buf()
+            } else {
+                to.join(rest)
+            };
+        }
+    }
 }
 
 impl ImageStore {
@@ -264,7 +291,7 @@ impl ImageStore {
 /// Reads `path` whole if it has at most `limit` bytes (read through a
 /// bound, so that a file that grows cannot make it endless). Only a regular
 /// file is read: opening a FIFO nobody writes to would block for good.
-fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
+pub(crate) fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ImportError> {
     let read_error = |source| ImportError::Read {
         path: path.to_path_buf(),
         source,

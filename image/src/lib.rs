@@ -6,6 +6,7 @@
 //! `~/.local/share/locald`) in `images/`, shared by all projects; each image
 //! gets one flattened rootfs that consumers must treat as read-only.
 
+mod archive;
 mod image_config;
 mod import;
 pub mod oci;
@@ -25,6 +26,7 @@ pub mod user_config;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use archive::is_oci_archive;
 pub use image_config::ImageConfig;
 pub use import::ImportError;
 pub use pull::{

@@ -156,6 +156,28 @@ pub struct RuntimeConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// The image's labels (CNB buildpackages and builders describe themselves in them).
+    #[serde(
+        rename = "Labels",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "string_labels"
+    )]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `Labels`, leniently: labels are strings, but a config that holds another value (or
+/// something other than an object) must not make its image unusable, so those are dropped.
+fn string_labels<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(value.as_object().map(|labels| {
+        labels
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+            .collect()
+    }))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -752,6 +752,29 @@ fn a_container_cannot_read_the_hosts_loopback_traffic() {
 }
 
 #[test]
+fn syscalls_newer_than_the_filter_are_not_implemented_so_libcs_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = container("newer", &["/newer"]);
+    spec.image.rootfs = rootfs_with_probe(dir.path(), "newer");
+    let output = run(&spec, b"");
+    assert_eq!(
+        stdout(&output),
+        "statmount: Function not implemented\nsyscall 1000: Function not implemented\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Without the filter, this kernel (6.8 or later) runs statmount: only the filter hid it.
+    spec.id = unique_id("newer-unconfined");
+    spec.security.seccomp = SeccompChoice::Unconfined;
+    let output = run(&spec, b"");
+    assert_eq!(
+        stdout(&output),
+        "statmount: Bad address\nsyscall 1000: Function not implemented\n"
+    );
+}
+
+#[test]
 fn clone_may_not_create_namespaces_and_clone3_is_hidden() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = container("clone", &["/clone"]);

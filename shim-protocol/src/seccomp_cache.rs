@@ -16,7 +16,7 @@ pub const DIR_NAME: &str = "seccomp";
 
 /// Part of every key: bumped whenever the shim's compiler changes what it produces for the same
 /// inputs, so that older entries are never used.
-pub const FORMAT: &str = "locald-seccomp-bpf-2";
+pub const FORMAT: &str = "locald-seccomp-bpf-3";
 
 /// Size of one BPF instruction (`struct sock_filter`).
 pub const INSTRUCTION_SIZE: usize = std::mem::size_of::<libc::sock_filter>();

@@ -51,6 +51,7 @@ mod run;
 mod seccomp;
 mod signals;
 mod terminal;
+mod unknown_syscalls;
 mod watch;
 
 use locald_shim_protocol::args::{ExecArgs, RunArgs, EXEC_COMMAND};

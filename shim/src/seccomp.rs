@@ -140,36 +140,18 @@ fn cache_key(seccomp: &LinuxSeccomp) -> Result<String> {
         .collect())
 }
 
-/// Compiles `seccomp`, through a file: `cache` (written atomically) or a temporary one.
+/// Compiles `seccomp` with [`crate::unknown_syscalls::prologue`] before libseccomp's program, and
+/// keeps the result in `cache` (written atomically) when given.
 fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<BpfProgram> {
     let context = compile(seccomp)?;
-    let (file, final_path) = match cache {
-        Some(path) => {
-            let temporary = seccomp_cache::temporary_path(path);
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)
-                .with_context(|| format!("creating {}", temporary.display()))?;
-            (file, Some((temporary, path)))
-        }
-        None => {
-            let fd = nix::sys::memfd::memfd_create(
-                c"locald-seccomp",
-                nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-            )
+    // libseccomp exports only to a file descriptor.
+    let fd =
+        nix::sys::memfd::memfd_create(c"locald-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .context("creating a file for the seccomp program")?;
-            (fs::File::from(fd), None)
-        }
-    };
-    let mut file = file;
+    let mut file = fs::File::from(fd);
     context
         .export_bpf(&file)
         .context("exporting the seccomp program")?;
-    file.flush().ok();
     let bytes = {
         use std::io::{Read, Seek};
         let mut bytes = Vec::new();
@@ -178,15 +160,36 @@ fn compile_to_program(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<Bp
             .context("reading the seccomp program")?;
         bytes
     };
-    let program = BpfProgram::from_bytes(&bytes)?;
-    if let Some((temporary, path)) = final_path {
-        // Another shim may be writing the same program: the last rename wins, both are equal.
-        if let Err(error) = fs::rename(&temporary, path) {
-            let _ = fs::remove_file(&temporary);
-            return Err(error).with_context(|| format!("writing {}", path.display()));
-        }
+    let profile = seccomp_cache::decode(&bytes)?;
+    let mut instructions = crate::unknown_syscalls::prologue(seccomp);
+    if instructions.len() + profile.len() > seccomp_cache::MAX_INSTRUCTIONS {
+        // Too long for the kernel with the stub: the profile alone still filters as written.
+        instructions.clear();
+    }
+    instructions.extend(profile);
+    let program = BpfProgram(instructions);
+    if let Some(path) = cache {
+        write_cached(path, &seccomp_cache::encode(&program.0))?;
     }
     Ok(program)
+}
+
+/// Writes a cache entry through a temporary file renamed into place.
+fn write_cached(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = seccomp_cache::temporary_path(path);
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes));
+    // Another shim may be writing the same program: the last rename wins, both are equal.
+    if let Err(error) = written.and_then(|()| fs::rename(&temporary, path)) {
+        let _ = fs::remove_file(&temporary);
+        return Err(error).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
 }
 
 /// Builds the libseccomp filter for `seccomp` exactly as libcontainer 0.7's
@@ -493,6 +496,64 @@ mod tests {
         .unwrap();
         assert_eq!(outcome, Err(Some(libc::EAGAIN)));
         assert!(std::env::current_dir().is_ok());
+    }
+
+    /// Runs `probe` in a forked child under `program` and returns its exit code.
+    fn in_filtered_child(program: &BpfProgram, probe: fn() -> i32) -> i32 {
+        // SAFETY: the child only makes raw syscalls (no allocation, no locks) before `_exit`.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code =
+                    if nix::sys::prctl::set_no_new_privs().is_err() || program.install().is_err() {
+                        99
+                    } else {
+                        probe()
+                    };
+                // SAFETY: ends the child without running the test harness's exit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                match nix::sys::wait::waitpid(child, None).unwrap() {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                    other => panic!("the filtered child ended with {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// The errno of a raw syscall `number` with no arguments (0 if it succeeded).
+    fn errno_of(number: libc::c_long) -> i32 {
+        // SAFETY: the numbers probed take no pointer arguments.
+        if unsafe { libc::syscall(number, 0, 0, 0) } == -1 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_filter_are_not_implemented_rather_than_denied() {
+        // Docker's shape: deny by default (EPERM), allow a list.
+        let allowed = LinuxSyscallBuilder::default()
+            .names(vec!["exit_group".to_string(), "exit".to_string()])
+            .action(LinuxSeccompAction::ScmpActAllow)
+            .build()
+            .unwrap();
+        let seccomp = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActErrno)
+            .default_errno_ret(libc::EPERM as u32)
+            .architectures(vec![Arch::ScmpArchNative])
+            .syscalls(vec![allowed])
+            .build()
+            .unwrap();
+        let program = compile_to_program(&seccomp, None).unwrap();
+        // A number no libseccomp names yet: "not implemented", so a libc falls back.
+        assert_eq!(in_filtered_child(&program, || errno_of(1000)), libc::ENOSYS);
+        // A syscall the filter knows and the profile does not allow: still denied.
+        assert_eq!(
+            in_filtered_child(&program, || errno_of(libc::SYS_getppid)),
+            libc::EPERM
+        );
     }
 
     #[test]

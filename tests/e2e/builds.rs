@@ -7,11 +7,13 @@ use locald_image::testing::{cnb_builder_image, cnb_run_image, CnbBuilder, TestRe
 
 use crate::cnb_images::{container_run, static_launcher, with_store};
 use crate::containers::push;
-use crate::harness::Project;
+use std::path::Path;
 
-/// A registry holding the fixture run image and the httpd builder naming it, and the
-/// builder's reference; the static lifecycle and launcher built where `locald build`
-/// finds them beside a development build.
+use crate::harness::{Project, Run};
+
+/// The static lifecycle and launcher built (where `locald build` finds them beside a
+/// development build), and a local registry with the fixture run image and the
+/// `CnbBuilder::Httpd` builder pushed: the registry and the builder's reference.
 pub(crate) fn registry_with_builder() -> (TestRegistry, String) {
     static_launcher();
     let registry = TestRegistry::start();
@@ -26,22 +28,32 @@ pub(crate) fn registry_with_builder() -> (TestRegistry, String) {
     (registry, builder)
 }
 
+/// A project holding the fixture site: a `Procfile` (`web: serve`) and
+/// `static/index.html` with `marker` in it.
+pub(crate) fn site_project(marker: u32) -> Project {
+    let project = Project::new();
+    project.write("Procfile", "web: serve\n");
+    project.write("static/index.html", &format!("<h1>built {marker}</h1>\n"));
+    project
+}
+
+/// `locald build --builder BUILDER ARGS…` in `project`, with the image store in `data`.
+pub(crate) fn build_with(project: &Project, data: &Path, builder: &str, args: &[&str]) -> Run {
+    let mut all = vec!["build", "--builder", builder];
+    all.extend(args);
+    with_store(project.locald(all), data)
+}
+
 #[test]
 fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
     let (_registry, builder) = registry_with_builder();
 
-    let project = Project::new();
-    project.write("Procfile", "web: serve\n");
-    project.write("static/index.html", "<h1>built 977101</h1>\n");
+    let project = site_project(977101);
     project.write(".git/HEAD", "ref: refs/heads/main\n");
     project.write(".locald/state", "local state\n");
     let data = tempfile::tempdir().expect("data dir");
     let data = data.path();
-    let build = |args: &[&str]| {
-        let mut all = vec!["build", "--builder", builder.as_str()];
-        all.extend(args);
-        with_store(project.locald(all), data)
-    };
+    let build = |args: &[&str]| build_with(&project, data, &builder, args);
 
     // The build environment reaches the buildpacks: the fixture's detect errors on it.
     let failed = build(&["-e", "HTTPD_FAIL=1"]).code(1);

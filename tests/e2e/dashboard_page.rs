@@ -159,6 +159,17 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
     let project = started_with(TOML);
     let browser = open(&project, 1280, 800);
     wait_for_line(&browser, "a warning 974102");
+    // Each service's name has the hue `locald up` gives it in a terminal: by
+    // its place in the project (web, ticker, chatter: cyan, yellow, green),
+    // whatever order its lines come in.
+    let colours = browser.script(
+        "const colour = {};
+         for (const n of document.querySelectorAll('#log .l')) colour[n.dataset.service] = n.querySelector('.s').style.color;
+         return colour;",
+        json!([]),
+    );
+    assert_eq!(colours["ticker"], "rgb(227, 179, 65)", "{colours}");
+    assert_eq!(colours["chatter"], "rgb(86, 211, 100)", "{colours}");
     // The page notes when each marked line reaches its DOM.
     browser.script(
         "window.seen = {};
@@ -249,6 +260,43 @@ fn a_printed_line_shows_within_a_second_and_the_filter_and_selection_narrow_the_
             .unwrap()
             .contains(&Value::from("a warning 974102")),
         "{stderr}"
+    );
+}
+
+#[test]
+fn no_line_is_lost_or_shown_twice_between_the_history_and_the_live_stream() {
+    // A service that never pauses: whatever the page does between reading
+    // the history and following the live stream, lines are printed then.
+    let project = started_with(
+        "[project]\nname = \"seamless\"\n\n[services.counter]\ncommand = \"python3 -u -c 'import time\\nfor i in range(974131000, 974139000): print(\\\"count\\\", i); time.sleep(0.001)'\"\n",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let browser = open(&project, 1280, 800);
+    // Live for a while past the boundary, then stop the service: nothing
+    // more comes and the page can be read as a whole.
+    std::thread::sleep(Duration::from_millis(700));
+    project.locald(["stop", "counter"]).success();
+    std::thread::sleep(Duration::from_millis(500));
+    let numbers: Vec<u64> = shown(&browser)
+        .iter()
+        .filter_map(|(_, text)| text.strip_prefix("count ")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() > 500,
+        "too few lines shown: {}",
+        numbers.len()
+    );
+    let breaks: Vec<(u64, u64)> = numbers
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .map(|pair| (pair[0], pair[1]))
+        .collect();
+    assert!(
+        breaks.is_empty(),
+        "the shown count jumps or repeats at {breaks:?} (of {} lines from {} to {})",
+        numbers.len(),
+        numbers[0],
+        numbers[numbers.len() - 1]
     );
 }
 

@@ -61,6 +61,18 @@ pub fn read_order(path: &Path, limits: &Limits) -> Result<Vec<OrderGroup>, Forma
     parse_order(&text, path, limits)
 }
 
+/// Writes `order.toml` at `path` (a platform's own order, `<layers>/order.toml`, which
+/// the detector reads instead of the builder's).
+pub fn write_order(path: &Path, order: &[OrderGroup]) -> Result<(), FormatError> {
+    write_toml(
+        path,
+        &RawOrder {
+            order: order.to_vec(),
+            order_extensions: None,
+        },
+    )
+}
+
 /// Checks the groups of an order: none empty, versions usable as paths, bounded.
 pub(crate) fn check_groups(
     groups: &[OrderGroup],
@@ -276,6 +288,22 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_order_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.toml");
+        let entry = |id: &str, optional| OrderEntry {
+            id: BuildpackId::parse(id).unwrap(),
+            version: "1.2.3".into(),
+            optional,
+        };
+        let order = vec![OrderGroup {
+            group: vec![entry("test/a", false), entry("test/b", true)],
+        }];
+        write_order(&path, &order).unwrap();
+        assert_eq!(read_order(&path, &Limits::DEFAULT).unwrap(), order);
+    }
 
     const PATH: &str = "/cnb/order.toml";
 

@@ -289,6 +289,10 @@ pub struct Build {
     /// The builder image
     #[arg(long, value_name = "REF")]
     pub builder: Option<String>,
+    /// Use this buildpack instead of the builder's order (repeatable, in order): an
+    /// image, a .cnb file, a directory, or ID[@VERSION] of the builder's
+    #[arg(short, long, value_name = "REF")]
+    pub buildpack: Vec<String>,
     /// Set a build environment variable (KEY=VALUE, or KEY to pass yours)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -406,7 +410,8 @@ pub struct ImageReferences {
 
 #[derive(Debug, clap::Args, Serialize)]
 pub struct ImageImport {
-    /// A directory in OCI layout, or a .tar / .tar.gz of a root filesystem
+    /// A directory in OCI layout, a tar of one (an OCI archive, a .cnb file), or a .tar /
+    /// .tar.gz of a root filesystem
     pub path: String,
     /// The name to store it under (required for a tarball)
     #[arg(long)]

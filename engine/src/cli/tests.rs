@@ -37,6 +37,8 @@ const VERBS: &[&[&str]] = &[
         "app",
         "--builder",
         "b",
+        "-b",
+        "bp",
         "-e",
         "A=1",
         "--tag",

@@ -355,6 +355,19 @@ impl BuiltImage {
         write_layout(dir, descriptor, ref_name, self.blobs())
     }
 
+    /// Writes an OCI archive at `path`: a tar of the layout [`BuiltImage::write_layout`]
+    /// writes (as a `.cnb` buildpackage is).
+    pub fn write_archive(&self, path: &Path, ref_name: &str) -> Result<(), FixtureError> {
+        let io = io_error;
+        let layout = tempfile::tempdir().map_err(io("create a directory for", path))?;
+        self.write_layout(layout.path(), ref_name)?;
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_dir_all(".", layout.path())
+            .map_err(io("archive", layout.path()))?;
+        let bytes = tar.into_inner().map_err(io("archive", layout.path()))?;
+        std::fs::write(path, bytes).map_err(io("write", path))
+    }
+
     fn blobs(&self) -> Vec<&BuiltBlob> {
         let mut blobs = vec![&self.manifest, &self.config];
         blobs.extend(&self.layers);
@@ -373,20 +386,26 @@ impl BuiltIndex {
     }
 }
 
+/// The error of `action` on `path`, for `map_err`.
+pub(super) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> FixtureError {
+    let path = path.to_path_buf();
+    move |source| FixtureError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 fn write_layout(
     dir: &Path,
     mut entry: Descriptor,
     ref_name: &str,
     blobs: Vec<&BuiltBlob>,
 ) -> Result<(), FixtureError> {
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FixtureError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = io_error;
     let blob_dir = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blob_dir).map_err(io("create", &blob_dir))?;
     for blob in blobs {

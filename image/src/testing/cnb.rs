@@ -21,9 +21,12 @@
 //! `/cnb/buildpacks/<escaped id>/<version>/`, and `/workspace` and `/layers` owned by the
 //! build user.
 
-use super::builder::{BuiltImage, ImageBuilder, LayerBuilder, LayerCompression};
+use super::builder::{
+    io_error, BuiltBlob, BuiltImage, ImageBuilder, LayerBuilder, LayerCompression,
+};
 use super::images::{busybox_rootfs, ConfigOverride};
 use super::FixtureError;
+use crate::oci::RuntimeConfig;
 
 /// The build (and run) user of the fixture images.
 pub const CNB_USER_ID: u64 = 1000;
@@ -68,25 +71,7 @@ impl CnbBuilder {
 
     /// Writes the `/cnb` tree into `dir` (for lifecycle tests run on the host).
     pub fn write_cnb(self, dir: &std::path::Path, run_image: &str) -> Result<(), FixtureError> {
-        use std::os::unix::fs::PermissionsExt as _;
-        for file in self.cnb_files(run_image) {
-            let path = dir.join(&file.path);
-            let io = |action| {
-                let path = path.clone();
-                move |source| FixtureError::Io {
-                    action,
-                    path,
-                    source,
-                }
-            };
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io("create"))?;
-            }
-            std::fs::write(&path, &file.content).map_err(io("write"))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
-                .map_err(io("chmod"))?;
-        }
-        Ok(())
+        write_files(dir, &self.cnb_files(run_image))
     }
 }
 
@@ -98,15 +83,20 @@ fn file(path: &str, mode: u32, content: &str) -> CnbFile {
     }
 }
 
-/// A component buildpack (`api = "0.10"`, `os = "linux"`) with `bin/detect` and
-/// `bin/build` shell bodies.
+/// A component buildpack (`api = "0.10"`, `os = "linux"`, version 0.0.1) with
+/// `bin/detect` and `bin/build` shell bodies.
 fn component(files: &mut Vec<CnbFile>, id: &str, detect: &str, build: &str) {
-    let dir = format!("buildpacks/{}/0.0.1", id.replace('/', "_"));
+    component_at(files, id, "0.0.1", detect, build);
+}
+
+/// [`component`] at `version`.
+fn component_at(files: &mut Vec<CnbFile>, id: &str, version: &str, detect: &str, build: &str) {
+    let dir = format!("buildpacks/{}/{version}", id.replace('/', "_"));
     files.push(file(
         &format!("{dir}/buildpack.toml"),
         0o644,
         &format!(
-            "api = \"0.10\"\n\n[buildpack]\nid = \"{id}\"\nversion = \"0.0.1\"\nhomepage = \"https://example.test/{id}\"\n\n[[targets]]\nos = \"linux\"\n"
+            "api = \"0.10\"\n\n[buildpack]\nid = \"{id}\"\nversion = \"{version}\"\nhomepage = \"https://example.test/{id}\"\n\n[[targets]]\nos = \"linux\"\n"
         ),
     ));
     for (name, body) in [("detect", detect), ("build", build)] {
@@ -118,17 +108,28 @@ fn component(files: &mut Vec<CnbFile>, id: &str, detect: &str, build: &str) {
     }
 }
 
-/// A composite buildpack with one order group of `(id, optional)`.
+/// A composite buildpack (version 0.0.1) with one order group of `(id, optional)`, each
+/// member at version 0.0.1.
 fn composite(files: &mut Vec<CnbFile>, id: &str, group: &[(&str, bool)]) {
-    let mut text =
-        format!("api = \"0.10\"\n\n[buildpack]\nid = \"{id}\"\nversion = \"0.0.1\"\n\n[[order]]\n");
-    for (member, optional) in group {
+    let group: Vec<(&str, &str, bool)> = group.iter().map(|(m, o)| (*m, "0.0.1", *o)).collect();
+    composite_at(files, id, "0.0.1", &group);
+}
+
+/// A composite buildpack at `version` with one order group of `(id, version, optional)`.
+fn composite_at(files: &mut Vec<CnbFile>, id: &str, version: &str, group: &[(&str, &str, bool)]) {
+    let mut text = format!(
+        "api = \"0.10\"\n\n[buildpack]\nid = \"{id}\"\nversion = \"{version}\"\n\n[[order]]\n"
+    );
+    for (member, member_version, optional) in group {
         text.push_str(&format!(
-            "[[order.group]]\nid = \"{member}\"\nversion = \"0.0.1\"\noptional = {optional}\n"
+            "[[order.group]]\nid = \"{member}\"\nversion = \"{member_version}\"\noptional = {optional}\n"
         ));
     }
     files.push(file(
-        &format!("buildpacks/{}/0.0.1/buildpack.toml", id.replace('/', "_")),
+        &format!(
+            "buildpacks/{}/{version}/buildpack.toml",
+            id.replace('/', "_")
+        ),
         0o644,
         &text,
     ));
@@ -324,6 +325,35 @@ const PIPELINE: Spec = Spec {
     order: &[&["test/stack", "test/app"]],
 };
 
+/// A layer of `files` under `/cnb`: `/cnb`, every parent directory once, sorted (so a
+/// parent comes before its children), then the files: a well-formed tree.
+fn cnb_layer(files: &[CnbFile]) -> LayerBuilder {
+    let mut cnb = LayerBuilder::new();
+    cnb.dir("cnb", 0o755);
+    let dirs: std::collections::BTreeSet<String> = files
+        .iter()
+        .flat_map(|file| {
+            std::path::Path::new(&file.path)
+                .ancestors()
+                .skip(1)
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map(|dir| format!("cnb/{}", dir.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for dir in &dirs {
+        cnb.dir(dir, 0o755);
+    }
+    for file in files {
+        cnb.file(
+            &format!("cnb/{}", file.path),
+            file.mode,
+            file.content.as_bytes(),
+        );
+    }
+    cnb
+}
+
 /// The busybox rootfs with the `cnb` user and its home.
 fn cnb_rootfs() -> Result<LayerBuilder, FixtureError> {
     let mut layer = busybox_rootfs(PASSWD, GROUP)?;
@@ -354,32 +384,7 @@ pub fn cnb_run_image() -> Result<BuiltImage, FixtureError> {
 /// A builder image: the run image's rootfs, then a layer with `/cnb` (order, run image
 /// `run_image`, buildpacks), `/workspace` and `/layers` owned by the build user.
 pub fn cnb_builder_image(builder: CnbBuilder, run_image: &str) -> Result<BuiltImage, FixtureError> {
-    let mut cnb = LayerBuilder::new();
-    cnb.dir("cnb", 0o755);
-    let files = builder.cnb_files(run_image);
-    // Every parent directory once, sorted (so a parent comes before its children), then
-    // the files: a well-formed tree.
-    let dirs: std::collections::BTreeSet<String> = files
-        .iter()
-        .flat_map(|file| {
-            std::path::Path::new(&file.path)
-                .ancestors()
-                .skip(1)
-                .filter(|dir| !dir.as_os_str().is_empty())
-                .map(|dir| format!("cnb/{}", dir.display()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for dir in &dirs {
-        cnb.dir(dir, 0o755);
-    }
-    for file in &files {
-        cnb.file(
-            &format!("cnb/{}", file.path),
-            file.mode,
-            file.content.as_bytes(),
-        );
-    }
+    let mut cnb = cnb_layer(&builder.cnb_files(run_image));
     cnb.dir_owned("workspace", 0o755, (CNB_USER_ID, CNB_GROUP_ID))
         .dir_owned("layers", 0o755, (CNB_USER_ID, CNB_GROUP_ID))
         .dir_owned("platform", 0o755, (CNB_USER_ID, CNB_GROUP_ID));
@@ -398,4 +403,204 @@ pub fn cnb_builder_image(builder: CnbBuilder, run_image: &str) -> Result<BuiltIm
             .apply(),
         )
         .build())
+}
+
+/// Buildpackage fixtures (Distribution spec): images whose layers hold only buildpacks
+/// under `/cnb/buildpacks/<escaped id>/<version>/`, one layer per buildpack, labelled
+/// `io.buildpacks.buildpackage.metadata` and `io.buildpacks.buildpack.layers`. Their
+/// buildpacks are none of the builders': `--buildpack` must bring them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CnbBuildpackage {
+    /// `test/extra@0.0.2`: always detects; its launch layer has `bin/extra-hello`
+    /// (prints `hello from test/extra`), the default process `extra`.
+    Extra,
+    /// The composite `test/extra-meta@0.0.3` = `[test/extra@0.0.2, test/greeting@0.0.1
+    /// (optional)]`, carrying all three; `test/greeting` adds the process `greeting`
+    /// (`echo greetings from a composite`).
+    Meta,
+}
+
+const EXTRA_BUILD: &str = r#"L="$CNB_LAYERS_DIR/extra"
+mkdir -p "$L/bin"
+printf '#!/bin/sh\necho "hello from test/extra"\n' > "$L/bin/extra-hello"
+chmod 755 "$L/bin/extra-hello"
+printf '[types]\nlaunch = true\n' > "$L.toml"
+printf '[[processes]]\ntype = "extra"\ncommand = ["extra-hello"]\ndefault = true\n' > "$CNB_LAYERS_DIR/launch.toml"
+echo "extra: built by a buildpackage"
+"#;
+
+const GREETING_BUILD: &str = r#"printf '[[processes]]\ntype = "greeting"\ncommand = ["echo", "greetings from a composite"]\n' > "$CNB_LAYERS_DIR/launch.toml"
+echo "greeting: built by a composite buildpackage"
+"#;
+
+impl CnbBuildpackage {
+    /// The buildpack it stands for: `(id, version)`.
+    pub fn key(self) -> (&'static str, &'static str) {
+        match self {
+            CnbBuildpackage::Extra => ("test/extra", "0.0.2"),
+            CnbBuildpackage::Meta => ("test/extra-meta", "0.0.3"),
+        }
+    }
+
+    /// Every buildpack it carries: `(id, version)` and its files (paths under `/cnb`).
+    pub fn buildpacks(self) -> Vec<((&'static str, &'static str), Vec<CnbFile>)> {
+        let extra = {
+            let mut files = Vec::new();
+            component_at(&mut files, "test/extra", "0.0.2", "exit 0\n", EXTRA_BUILD);
+            (("test/extra", "0.0.2"), files)
+        };
+        match self {
+            CnbBuildpackage::Extra => vec![extra],
+            CnbBuildpackage::Meta => {
+                let mut greeting = Vec::new();
+                component(&mut greeting, "test/greeting", "exit 0\n", GREETING_BUILD);
+                let mut meta = Vec::new();
+                composite_at(
+                    &mut meta,
+                    "test/extra-meta",
+                    "0.0.3",
+                    &[
+                        ("test/extra", "0.0.2", false),
+                        ("test/greeting", "0.0.1", true),
+                    ],
+                );
+                vec![
+                    extra,
+                    (("test/greeting", "0.0.1"), greeting),
+                    (("test/extra-meta", "0.0.3"), meta),
+                ]
+            }
+        }
+    }
+
+    /// The buildpackage image.
+    pub fn image(self) -> BuiltImage {
+        let layers: Vec<(&str, &str, BuiltBlob)> = self
+            .buildpacks()
+            .into_iter()
+            .map(|((id, version), files)| {
+                (id, version, cnb_layer(&files).build(LayerCompression::Gzip))
+            })
+            .collect();
+        let (id, version) = self.key();
+        let mut listed: std::collections::BTreeMap<&str, serde_json::Value> = Default::default();
+        for (layer_id, layer_version, layer) in &layers {
+            listed.insert(
+                layer_id,
+                serde_json::json!({ *layer_version: {
+                    "api": "0.10",
+                    "layerDiffID": layer.diff_id,
+                    "homepage": format!("https://example.test/{layer_id}"),
+                }}),
+            );
+        }
+        let labels = [
+            (
+                "io.buildpacks.buildpackage.metadata",
+                serde_json::json!({ "id": id, "version": version, "stacks": [{ "id": "*" }] }),
+            ),
+            ("io.buildpacks.buildpack.layers", serde_json::json!(listed)),
+        ];
+        buildpackage(layers.into_iter().map(|(_, _, layer)| layer), &labels)
+    }
+
+    /// Writes the buildpackage as a `.cnb` file at `path` (a tar of its OCI layout).
+    pub fn write_cnb_file(self, path: &std::path::Path) -> Result<(), FixtureError> {
+        self.image().write_archive(path, "latest")
+    }
+
+    /// Writes the buildpack it stands for as a directory at `dir` (`buildpack.toml` at
+    /// its root), as `--buildpack DIR` takes one; only [`CnbBuildpackage::Extra`]'s is a
+    /// component buildpack that needs nothing else.
+    pub fn write_dir(self, dir: &std::path::Path) -> Result<(), FixtureError> {
+        let (id, version) = self.key();
+        let prefix = format!("buildpacks/{}/{version}/", id.replace('/', "_"));
+        let files: Vec<CnbFile> = self
+            .buildpacks()
+            .into_iter()
+            .flat_map(|(_, files)| files)
+            .filter_map(|f| {
+                let path = f.path.strip_prefix(&prefix)?.to_string();
+                Some(CnbFile { path, ..f })
+            })
+            .collect();
+        write_files(dir, &files)
+    }
+}
+
+/// Buildpackages that must be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileBuildpackage {
+    /// Its labels name the buildpack `../../etc` (version `x`): a path, not an id.
+    PathInLabel,
+    /// A well-labelled `test/extra@0.0.2` whose layer also writes `/etc/profile.d/evil.sh`.
+    OutsideTree,
+}
+
+/// A hostile buildpackage image (see [`HostileBuildpackage`]).
+pub fn cnb_hostile_buildpackage(kind: HostileBuildpackage) -> BuiltImage {
+    let mut files = Vec::new();
+    component_at(&mut files, "test/extra", "0.0.2", "exit 0\n", EXTRA_BUILD);
+    let mut layer = cnb_layer(&files);
+    let id = match kind {
+        HostileBuildpackage::PathInLabel => "../../etc",
+        HostileBuildpackage::OutsideTree => {
+            layer.dir("etc", 0o755).dir("etc/profile.d", 0o755).file(
+                "etc/profile.d/evil.sh",
+                0o755,
+                b"echo evil\n",
+            );
+            "test/extra"
+        }
+    };
+    let version = if id == "test/extra" { "0.0.2" } else { "x" };
+    let labels = [
+        (
+            "io.buildpacks.buildpackage.metadata",
+            serde_json::json!({ "id": id, "version": version }),
+        ),
+        (
+            "io.buildpacks.buildpack.layers",
+            serde_json::json!({ id: { version: { "api": "0.10" } } }),
+        ),
+    ];
+    buildpackage(
+        std::iter::once(layer.build(LayerCompression::Gzip)),
+        &labels,
+    )
+}
+
+/// An image of `layers` with `labels` (values as JSON text) and nothing else in its
+/// config, as buildpackages are.
+fn buildpackage(
+    layers: impl Iterator<Item = BuiltBlob>,
+    labels: &[(&str, serde_json::Value)],
+) -> BuiltImage {
+    let labels = labels
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    layers
+        .fold(ImageBuilder::new(), ImageBuilder::layer)
+        .config(RuntimeConfig {
+            labels: Some(labels),
+            ..RuntimeConfig::default()
+        })
+        .build()
+}
+
+/// Writes `files` under `dir` with their modes.
+fn write_files(dir: &std::path::Path, files: &[CnbFile]) -> Result<(), FixtureError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in files {
+        let path = dir.join(&file.path);
+        let io = |action| io_error(action, &path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create"))?;
+        }
+        std::fs::write(&path, &file.content).map_err(io("write"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
+            .map_err(io("chmod"))?;
+    }
+    Ok(())
 }

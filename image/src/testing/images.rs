@@ -35,6 +35,7 @@ impl ConfigOverride {
             working_dir: self.working_dir.clone(),
             user: self.user.clone(),
             exposed_ports: None,
+            labels: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! repo scripts (through the `locald-fixtures` binary): a throw-away local
 //! registry, OCI images built from the host's static busybox (plain,
 //! multi-layer with whiteouts, malicious, multi-arch; Cloud Native Buildpacks
-//! builders and a run image), and pushing them; a
+//! builders, a run image and buildpackages), and pushing them; a
 //! hostile registry that misbehaves on purpose.
 
 mod builder;
@@ -14,7 +14,10 @@ mod registry;
 
 pub use builder::BuiltBlob;
 pub use builder::{BuiltImage, BuiltIndex, ImageBuilder, LayerBuilder, LayerCompression};
-pub use cnb::{cnb_builder_image, cnb_run_image, CnbBuilder, CnbFile, CNB_GROUP_ID, CNB_USER_ID};
+pub use cnb::{
+    cnb_builder_image, cnb_hostile_buildpackage, cnb_run_image, CnbBuilder, CnbBuildpackage,
+    CnbFile, HostileBuildpackage, CNB_GROUP_ID, CNB_USER_ID,
+};
 pub use hostile::{BlobMisbehaviour, HostileRegistry, ManifestMisbehaviour};
 pub use images::{
     bench_gzip_image, bench_image, busybox_image, malicious_image, multiarch_index,

@@ -1,8 +1,9 @@
 //! Build primitives: an app built from source by Cloud Native Buildpacks into the image
 //! store.
 //!
-//! `build_image(source, #{ builder, env, tag, verbose })` pulls the builder (and the run
-//! image its `/cnb/run.toml` names) through the store, copies the source (less `.git`
+//! `build_image(source, #{ builder, buildpacks, env, tag, verbose })` pulls the builder
+//! (and the run image its `/cnb/run.toml` names) through the store, resolves the
+//! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`
 //! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
 //! (detect then build) in a container of the builder image as its `CNB_USER_ID` (rootless:
 //! the caller mapped to it in the container's user namespace, so nothing is chowned), with
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use locald_cnb::export::layer::Owner;
 use locald_cnb::export::{ExportError, ExportInput, SourceImage};
+use locald_cnb::formats::order::{write_order, OrderGroup};
 use locald_cnb::formats::run_image::{parse_run, parse_stack, RunImage};
 use locald_cnb::formats::FormatError;
 use locald_cnb::Limits;
@@ -94,6 +96,8 @@ pub enum BuildError {
     ReadBuilt(#[from] locald_cnb::build::BuildError),
     #[error("cannot export the built image: {0}")]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Buildpack(Box<super::buildpacks::BuildpackError>),
 }
 
 /// The Platform API's exit codes of the detector and builder, in words.
@@ -119,15 +123,24 @@ pub struct BuildImageOptions {
     pub tag: Option<String>,
     /// Show every buildpack's detect output (`CNB_LOG_LEVEL=debug`).
     pub verbose: bool,
+    /// Buildpacks that replace the builder's order with one group of them
+    /// (`super::buildpacks`: images, `.cnb` files, directories, the builder's ids).
+    pub buildpacks: Vec<String>,
 }
 
 /// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
 /// the name lowercased and anything a reference cannot hold replaced by `-`.
 pub fn default_tag(source: &Path) -> String {
-    let name: String = source
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
+    let name = reference_name(source.file_name().unwrap_or_default());
+    format!("locald-build/{name}:latest")
+}
+
+/// A file name as a reference's path component: lowercased, anything a reference cannot
+/// hold replaced by `-` (`app` when nothing is left).
+pub fn reference_name(name: &std::ffi::OsStr) -> String {
+    let name: String = name
+        .to_string_lossy()
+        .to_lowercase()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -138,8 +151,7 @@ pub fn default_tag(source: &Path) -> String {
         })
         .collect();
     let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name = if name.is_empty() { "app" } else { name };
-    format!("locald-build/{name}:latest")
+    if name.is_empty() { "app" } else { name }.to_string()
 }
 
 /// The profile `scripts/build-launcher` builds the static binaries with (see the
@@ -365,6 +377,7 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     let builder = container::ensure_image(&builder_ref, PullPolicy::Missing)?;
     let owner = builder_owner(&builder)?;
     let run_image = container::ensure_image(&run_image_reference(&builder)?, PullPolicy::Missing)?;
+    let buildpacks = super::buildpacks::resolve(&options.buildpacks, &builder)?;
 
     let work = WorkDir::new()?;
     let (workspace, layers, platform) = (
@@ -374,6 +387,13 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     );
     copy_source(&source, &workspace, true)?;
     write_platform_env(&platform, &options.env)?;
+    if !buildpacks.group.is_empty() {
+        // The lifecycle reads `<layers>/order.toml` before the builder's.
+        let group = vec![OrderGroup {
+            group: buildpacks.group.clone(),
+        }];
+        write_order(&layers.join("order.toml"), &group).map_err(BuildError::from)?;
+    }
     // As root the container's ids are the host's: the buildpacks' user must own what it
     // writes into. Rootless, the runtime maps the caller to the user the container runs
     // as (the builder's CNB_USER_ID), so the caller's own files already are that user's.
@@ -407,11 +427,19 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             mount(&layers, LAYERS, false)?,
             mount(&platform, PLATFORM, true)?,
             mount(&lifecycle, LIFECYCLE_IN_CONTAINER, true)?,
-        ],
+        ]
+        .into_iter()
+        .chain(buildpacks.mounts.iter().cloned())
+        .collect(),
         env,
         pull: container::Pull::Never,
         ..RunContainerOptions::default()
     };
+    let _leases = buildpacks.lease(&format!(
+        "build of {} (pid {})",
+        source.display(),
+        std::process::id()
+    ))?;
     let code = container::run_container_options(&builder.reference, run)?;
     if code != 0 {
         return Err(BuildError::Lifecycle(code).into());
@@ -462,9 +490,12 @@ pub mod build_api {
     use rhai::Map;
 
     /// Builds the app in the directory `source` with Cloud Native Buildpacks into the
-    /// image store: `#{ builder, env, tag, verbose }` (the builder image, required; the
-    /// build's environment as `/platform/env` files; the name to store the image under,
-    /// default `locald-build/<dir name>:latest`; every buildpack's detect output).
+    /// image store: `#{ builder, buildpacks, env, tag, verbose }` (the builder image,
+    /// required; buildpacks that replace the builder's order with one group of them, in
+    /// order: each a buildpackage image, a `.cnb` file, a buildpack directory, or
+    /// `ID`/`ID@VERSION` of the builder's; the build's environment as `/platform/env`
+    /// files; the name to store the image under, default `locald-build/<dir name>:latest`;
+    /// every buildpack's detect output).
     /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
     /// `#{ reference, digest }`.
     #[rhai_fn(return_raw)]

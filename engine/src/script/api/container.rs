@@ -319,26 +319,36 @@ pub(super) fn image_map(image: &StoredImage) -> Map {
     map
 }
 
+/// The image a layout import gave; a layout that names no image, or several, asks for
+/// the name.
+fn layout_imported(
+    imported: Result<StoredImage, locald_image::Error>,
+) -> Result<StoredImage, ContainerError> {
+    use locald_image::ImportError;
+    match imported {
+        Ok(image) => Ok(image),
+        Err(locald_image::Error::Import(ImportError::NoName { path, tag })) => {
+            let error = ImportError::NoName {
+                path,
+                tag: tag.clone(),
+            };
+            Err(ContainerError::LayoutNeedsName(error.into(), tag))
+        }
+        Err(error @ locald_image::Error::Import(ImportError::Ambiguous { .. })) => {
+            Err(ContainerError::LayoutNeedsName(error, None))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// `import_image(path, options)`.
 fn import_image(path: &Path, options: Map) -> Result<Map, ContainerError> {
     let ImportOptions { name } = options::read("import_image", options)?;
     let store = store()?;
     let image = if path.is_dir() {
-        use locald_image::ImportError;
-        match store.import_oci_layout(path, name.as_deref()) {
-            Ok(image) => image,
-            Err(locald_image::Error::Import(ImportError::NoName { path, tag })) => {
-                let error = ImportError::NoName {
-                    path,
-                    tag: tag.clone(),
-                };
-                return Err(ContainerError::LayoutNeedsName(error.into(), tag));
-            }
-            Err(error @ locald_image::Error::Import(ImportError::Ambiguous { .. })) => {
-                return Err(ContainerError::LayoutNeedsName(error, None));
-            }
-            Err(error) => return Err(error.into()),
-        }
+        layout_imported(store.import_oci_layout(path, name.as_deref()))?
+    } else if locald_image::is_oci_archive(path) {
+        layout_imported(store.import_oci_archive(path, name.as_deref()))?
     } else {
         let name = name.ok_or_else(|| ContainerError::ImportNeedsName(path.to_path_buf()))?;
         store.import_rootfs_tar(path, &name)?
@@ -457,8 +467,9 @@ pub mod container_api {
         import_image_with(ctx, path, Map::new())
     }
 
-    /// Imports an OCI layout directory, or a rootfs tarball; options
-    /// `#{ name }` (required for a tarball).
+    /// Imports an OCI layout directory, an OCI archive (a tar of a layout, such
+    /// as a `.cnb` buildpackage), or a rootfs tarball; options `#{ name }`
+    /// (required for a rootfs tarball).
     #[rhai_fn(return_raw, name = "import_image")]
     pub fn import_image_with(
         ctx: NativeCallContext,

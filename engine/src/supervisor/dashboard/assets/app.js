@@ -8,10 +8,15 @@
 const MAX_LINES = 5000; // lines kept in the page; the log files keep all
 const COLOURS = ["#6e7781", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#e6edf3"];
 const BRIGHT = ["#8b949e", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#ffffff"];
-const SERVICE_COLOURS = ["#79c0ff", "#d2a8ff", "#56d364", "#e3b341", "#ffa198", "#56d4dd", "#ff9bce", "#a5d6ff"];
+// The hues `locald up` gives services in a terminal (cyan, yellow, green,
+// magenta, blue, red), in the same order: a service looks the same in both.
+const SERVICE_COLOURS = ["#56d4dd", "#e3b341", "#56d364", "#d2a8ff", "#79c0ff", "#ffa198"];
 
 const $ = (id) => document.getElementById(id);
-const state = { services: [], selected: "", filter: "", following: true, colours: new Map(), token: "" };
+const state = { services: [], selected: "", filter: "", following: true, token: "" };
+// Resolved by the first list of services, which gives the colours.
+let servicesKnown;
+const firstServices = new Promise((resolve) => (servicesKnown = resolve));
 const TOKEN_KEY = "locald-dashboard-token";
 const NO_TOKEN = "open the address `locald dashboard` prints: this page's token is missing or belongs to an earlier supervisor";
 
@@ -122,9 +127,15 @@ function notice(text) {
 
 // ---- logs -----------------------------------------------------------------
 
+// By the service's place in the project, as in the terminal; a name the
+// project no longer has (old lines after a reload) by a hash of the name.
 function serviceColour(name) {
-  if (!state.colours.has(name)) state.colours.set(name, SERVICE_COLOURS[state.colours.size % SERVICE_COLOURS.length]);
-  return state.colours.get(name);
+  let index = state.services.findIndex((service) => service.name === name);
+  if (index < 0) {
+    index = 0;
+    for (const c of name) index = (index * 31 + c.codePointAt(0)) >>> 0;
+  }
+  return SERVICE_COLOURS[index % SERVICE_COLOURS.length];
 }
 
 // Text with ANSI SGR colour codes → spans (text only; other escapes dropped).
@@ -238,13 +249,53 @@ function follow(on) {
 
 // ---- wiring ---------------------------------------------------------------
 
+// The history comes from the log files, the live lines from the event
+// stream. The stream is opened first and the history read once it is open
+// (then every line is in one or the other: none printed in between is
+// lost); live batches wait while the history loads, and lines the history
+// already holds (same service, stream, time and text: written just before
+// the files were read) are dropped.
+const live = { waiting: null, known: null };
+
+function lineKey(service, stream, time, text) {
+  return `${service}\u0000${stream}\u0000${time}\u0000${text}`;
+}
+
 async function loadHistory() {
-  const answer = await api("/api/logs?lines=1000");
-  if (answer.status === 401) notice(NO_TOKEN);
-  if (!answer.ok) return;
-  const lines = await answer.json();
-  $("log").replaceChildren();
-  appendLines(lines.map((l) => lineNode(l.service, l.stream, l.time, l.line)));
+  live.waiting = [];
+  try {
+    await firstServices;
+    const answer = await api("/api/logs?lines=1000");
+    if (answer.status === 401) notice(NO_TOKEN);
+    if (!answer.ok) return;
+    const lines = await answer.json();
+    $("log").replaceChildren();
+    appendLines(lines.map((l) => lineNode(l.service, l.stream, l.time, l.line)));
+    const keys = new Set(lines.map((l) => lineKey(l.service, l.stream, l.time, l.line)));
+    const last = lines.reduce((latest, l) => (l.time > latest ? l.time : latest), "");
+    live.known = { keys, last };
+    // Only batches written around the read can repeat it; forget it soon.
+    setTimeout(() => {
+      if (live.known && live.known.keys === keys) live.known = null;
+    }, 5000);
+  } finally {
+    const waiting = live.waiting || [];
+    live.waiting = null;
+    showBatches(waiting);
+  }
+}
+
+function showBatches(batches) {
+  const known = live.known;
+  const nodes = [];
+  for (const batch of batches) {
+    const check = known && batch.time <= known.last;
+    for (const line of batch.lines) {
+      if (check && known.keys.has(lineKey(batch.service, batch.stream, batch.time, line))) continue;
+      nodes.push(lineNode(batch.service, batch.stream, batch.time, line));
+    }
+  }
+  appendLines(nodes);
 }
 
 function connect() {
@@ -253,6 +304,8 @@ function connect() {
   events.addEventListener("open", () => {
     connection.textContent = "live";
     connection.className = "connection live";
+    // At first and after every reconnection: what was missed is in the files.
+    loadHistory().catch(() => {});
   });
   events.addEventListener("error", () => {
     // A refusal closes the stream for good; a lost connection is retried.
@@ -267,13 +320,12 @@ function connect() {
     document.title = data.project + " · locald";
     state.services = data.services;
     renderServices();
+    servicesKnown();
   });
   events.addEventListener("logs", (event) => {
-    const nodes = [];
-    for (const batch of JSON.parse(event.data)) {
-      for (const line of batch.lines) nodes.push(lineNode(batch.service, batch.stream, batch.time, line));
-    }
-    appendLines(nodes);
+    const batches = JSON.parse(event.data);
+    if (live.waiting) live.waiting.push(...batches);
+    else showBatches(batches);
   });
   events.addEventListener("lagged", (event) => {
     appendLines([el("div", "gap", `… some lines were not shown here (${event.data} batches); \`locald logs\` has them all`)]);
@@ -302,7 +354,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   }).observe(log);
   $("jump").addEventListener("click", () => follow(true));
   setInterval(renderUptimes, 1000);
-  await loadHistory().catch(() => {});
   connect();
 });
 
