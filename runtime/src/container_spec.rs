@@ -120,7 +120,8 @@ pub enum VolumeSpecError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Root,
-    /// The caller's ids, mapped to root inside the container (a single-id mapping).
+    /// The caller's ids, mapped to the ids the container runs as (root unless the image or the
+    /// request names a user) by a single-id mapping.
     Rootless {
         uid: u32,
         gid: u32,

@@ -57,11 +57,6 @@ pub enum SpecError {
     NoCommand,
     #[error(transparent)]
     User(#[from] UserError),
-    #[error(
-        "rootless containers run as root inside the container (only the caller's id is mapped); \
-         the image or request asks for uid {uid}, gid {gid}"
-    )]
-    RootlessUser { uid: u32, gid: u32 },
     #[error("volume target {0:?} must be an absolute path")]
     RelativeVolumeTarget(String),
     #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.'")]
@@ -173,16 +168,10 @@ pub fn runtime_spec(spec: &ContainerSpec, mode: Mode) -> Result<Spec, SpecError>
         .unwrap_or("");
     let user = image_user::resolve(user_request, &spec.image.rootfs)?;
     let rootless = matches!(mode, Mode::Rootless { .. });
-    if rootless && (user.uid != 0 || user.gid != 0) {
-        return Err(SpecError::RootlessUser {
-            uid: user.uid,
-            gid: user.gid,
-        });
-    }
 
     // In this order, so that a request with several faults reports the same one as before.
     let mounts = mounts(spec, rootless)?;
-    let linux = linux(spec, mode)?;
+    let linux = linux(spec, mode, &user)?;
     let process = process(spec, &user, rootless)?;
     let mut document = json!({
         "ociVersion": "1.0.2",
@@ -334,7 +323,13 @@ fn mounts(spec: &ContainerSpec, rootless: bool) -> Result<Vec<Value>, SpecError>
 
 /// The spec's `linux`: namespaces (the host's network), the cgroup, masked and read-only paths,
 /// the device rules (root) or the id mappings (rootless), and the seccomp profile.
-fn linux(spec: &ContainerSpec, mode: Mode) -> Result<Value, SpecError> {
+///
+/// Rootless, the caller's ids are the only ones an unprivileged process may map (no setuid
+/// helper), so they are mapped to the ids the container runs as: root for most images, the
+/// image's or the request's user otherwise (a CNB build runs as the builder's `CNB_USER_ID`, a
+/// built image as its `User`). Everything of the caller's (the store's image files, volumes)
+/// then belongs to that user inside, and everything else shows as the overflow ids.
+fn linux(spec: &ContainerSpec, mode: Mode, user: &ResolvedUser) -> Result<Value, SpecError> {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -352,8 +347,8 @@ fn linux(spec: &ContainerSpec, mode: Mode) -> Result<Value, SpecError> {
         }
         Mode::Rootless { uid, gid } => {
             namespaces.push(json!({"type": "user"}));
-            linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
-            linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+            linux["uidMappings"] = json!([{"containerID": user.uid, "hostID": uid, "size": 1}]);
+            linux["gidMappings"] = json!([{"containerID": user.gid, "hostID": gid, "size": 1}]);
         }
     }
     linux["namespaces"] = Value::Array(namespaces);
@@ -717,26 +712,24 @@ mod tests {
             .unwrap()
             .contains(&"HOME=/home/app".to_string()));
 
-        // A rootless container can only be root inside.
-        assert!(matches!(
-            runtime_spec(
-                &spec,
-                Mode::Rootless {
-                    uid: 1000,
-                    gid: 1000
-                }
-            ),
-            Err(SpecError::RootlessUser { uid: 1000, .. })
-        ));
+        // Rootless, the caller is mapped to the user the container runs as.
+        let rootless = Mode::Rootless {
+            uid: 2000,
+            gid: 2001,
+        };
+        let json = serde_json::to_value(runtime_spec(&spec, rootless).unwrap()).unwrap();
+        assert_eq!(
+            json["linux"]["uidMappings"],
+            json!([{"containerID": 1000, "hostID": 2000, "size": 1}])
+        );
+        assert_eq!(
+            json["linux"]["gidMappings"],
+            json!([{"containerID": 1000, "hostID": 2001, "size": 1}])
+        );
+        assert_eq!(json["process"]["user"], json!({"uid": 1000, "gid": 1000}));
         spec.user = Some("0".into());
-        assert!(runtime_spec(
-            &spec,
-            Mode::Rootless {
-                uid: 1000,
-                gid: 1000
-            }
-        )
-        .is_ok());
+        let json = serde_json::to_value(runtime_spec(&spec, rootless).unwrap()).unwrap();
+        assert_eq!(json["linux"]["uidMappings"][0]["containerID"], 0);
         spec.user = Some("ghost".into());
         assert!(matches!(
             runtime_spec(&spec, Mode::Root),
@@ -864,20 +857,20 @@ mod tests {
 
         // Linux: no seccomp when unconfined, device rules only as root.
         spec.security.seccomp = SeccompChoice::Unconfined;
-        let linux_root = linux(&spec, Mode::Root).unwrap();
-        assert!(linux_root.get("seccomp").is_none());
-        assert!(linux_root["resources"]["devices"].is_array());
-        let rootless = linux(&spec, Mode::Rootless { uid: 7, gid: 8 }).unwrap();
-        assert!(rootless.get("resources").is_none());
-        assert_eq!(rootless["gidMappings"][0]["hostID"], 8);
-
-        // Process: additional groups only as root.
         let user = ResolvedUser {
             uid: 0,
             gid: 0,
             additional_gids: vec![10],
             home: None,
         };
+        let linux_root = linux(&spec, Mode::Root, &user).unwrap();
+        assert!(linux_root.get("seccomp").is_none());
+        assert!(linux_root["resources"]["devices"].is_array());
+        let rootless = linux(&spec, Mode::Rootless { uid: 7, gid: 8 }, &user).unwrap();
+        assert!(rootless.get("resources").is_none());
+        assert_eq!(rootless["gidMappings"][0]["hostID"], 8);
+
+        // Process: additional groups only as root.
         let as_root = process(&spec, &user, false).unwrap();
         assert_eq!(as_root["user"]["additionalGids"], json!([10]));
         assert!(process(&spec, &user, true).unwrap()["user"]

@@ -1,12 +1,13 @@
 //! The shim's own namespaces: a private mount namespace (entered first, so the rootfs overlay and
 //! anything else mounted here vanish with the shim even if it is SIGKILLed) and, for a non-root
-//! caller, a user namespace mapping the caller to root so that those mounts are allowed.
+//! caller, a user namespace mapping the caller to the container's user (root unless the spec
+//! says otherwise) so that those mounts are allowed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxIdMapping, Spec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
@@ -35,16 +36,51 @@ fn make_mounts_private() -> Result<()> {
     .context("making / recursively private")
 }
 
-/// For a non-root caller: unshares a user namespace in which the caller is root (a single-id
-/// mapping, so no setuid helper is needed) together with a private mount namespace.
-pub fn enter_rootless_namespaces(uid: Uid, gid: Gid) -> Result<()> {
+/// The ids a non-root caller (`uid`, `gid`) becomes in the container's user namespace: what the
+/// spec's single-id `uidMappings`/`gidMappings` map them to (the container's user: root for most
+/// images, a CNB builder's `CNB_USER_ID` for a build), root when the spec has none. The caller's
+/// own ids are the only ones it may map without a setuid helper, so any other mapping is refused.
+pub fn rootless_ids(spec: &Spec, uid: Uid, gid: Gid) -> Result<(u32, u32)> {
+    let linux = spec.linux().as_ref();
+    let inside = |mappings: Option<&Vec<LinuxIdMapping>>, host: u32, what: &str| match mappings {
+        None => Ok(0),
+        Some(mappings) => match mappings.as_slice() {
+            [only] if only.host_id() == host && only.size() == 1 => Ok(only.container_id()),
+            _ => bail!(
+                "the spec's {what} must map only the caller's id {host} (one id): a rootless \
+                 shim cannot map others"
+            ),
+        },
+    };
+    Ok((
+        inside(
+            linux.and_then(|l| l.uid_mappings().as_ref()),
+            uid.as_raw(),
+            "uidMappings",
+        )?,
+        inside(
+            linux.and_then(|l| l.gid_mappings().as_ref()),
+            gid.as_raw(),
+            "gidMappings",
+        )?,
+    ))
+}
+
+/// For a non-root caller: unshares a user namespace in which the caller's `uid` and `gid` are
+/// `inside` (a single-id mapping, so no setuid helper is needed) together with a private mount
+/// namespace. The shim keeps every capability in the new namespace whatever id it maps to, so
+/// it can still mount the rootfs; the container's process loses them when it execs as non-root.
+pub fn enter_rootless_namespaces(uid: Uid, gid: Gid, inside: (u32, u32)) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).context(
         "unshare(CLONE_NEWUSER | CLONE_NEWNS): are unprivileged user namespaces enabled?",
     )?;
+    let (inside_uid, inside_gid) = inside;
     // An unprivileged process must deny setgroups before it may write a gid map (CVE-2014-8989).
     fs::write("/proc/self/setgroups", "deny").context("writing /proc/self/setgroups")?;
-    fs::write("/proc/self/uid_map", format!("0 {uid} 1")).context("writing /proc/self/uid_map")?;
-    fs::write("/proc/self/gid_map", format!("0 {gid} 1")).context("writing /proc/self/gid_map")?;
+    fs::write("/proc/self/uid_map", format!("{inside_uid} {uid} 1"))
+        .context("writing /proc/self/uid_map")?;
+    fs::write("/proc/self/gid_map", format!("{inside_gid} {gid} 1"))
+        .context("writing /proc/self/gid_map")?;
     make_mounts_private()
 }
 
@@ -204,6 +240,38 @@ mod tests {
     use super::*;
     use libcontainer::oci_spec::runtime::{RootBuilder, SpecBuilder};
     use std::collections::HashMap;
+
+    #[test]
+    fn a_rootless_caller_becomes_the_user_its_spec_maps_it_to() {
+        let spec = |uid_map: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "linux": {
+                    "uidMappings": uid_map,
+                    "gidMappings": [{"containerID": 1001, "hostID": 600, "size": 1}]
+                }
+            }))
+            .unwrap()
+        };
+        let (uid, gid) = (Uid::from_raw(500), Gid::from_raw(600));
+        let build = spec(serde_json::json!([{"containerID": 1000, "hostID": 500, "size": 1}]));
+        assert_eq!(rootless_ids(&build, uid, gid).unwrap(), (1000, 1001));
+        let plain = spec_with(&[]);
+        assert_eq!(rootless_ids(&plain, uid, gid).unwrap(), (0, 0));
+        // Another user's id, or a range, would need newuidmap: refused, not half-mapped.
+        for refused in [
+            serde_json::json!([{"containerID": 0, "hostID": 501, "size": 1}]),
+            serde_json::json!([{"containerID": 0, "hostID": 500, "size": 2}]),
+            serde_json::json!([
+                {"containerID": 0, "hostID": 500, "size": 1},
+                {"containerID": 1, "hostID": 100000, "size": 65536}
+            ]),
+        ] {
+            let error = rootless_ids(&spec(refused), uid, gid).unwrap_err();
+            assert!(error.to_string().contains("uidMappings"), "{error}");
+        }
+    }
 
     fn spec_with(annotations: &[(&str, &str)]) -> Spec {
         let annotations: HashMap<String, String> = annotations

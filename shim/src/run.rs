@@ -81,7 +81,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         init: None,
     };
     if rootless {
-        mounts::enter_rootless_namespaces(Uid::effective(), Gid::effective())?;
+        let (uid, gid) = (Uid::effective(), Gid::effective());
+        mounts::enter_rootless_namespaces(uid, gid, mounts::rootless_ids(&spec, uid, gid)?)?;
         // libcontainer's own default when the spec names no cgroup.
         let effective_path = cgroups_path
             .clone()

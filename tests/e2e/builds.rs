@@ -142,25 +142,3 @@ fn build_without_a_builder_says_how_to_name_one() {
         .stderr_has("no builder: give one with `builder` (locald build --builder REF)")
         .stderr_has("user config");
 }
-
-#[test]
-fn a_rootless_build_is_refused_before_any_pull() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let (uid, gid) = (977_150, 977_150);
-    let home = tempfile::tempdir().unwrap();
-    let runtime_dir = home.path().join("run");
-    std::fs::create_dir(&runtime_dir).unwrap();
-    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    for dir in [home.path(), runtime_dir.as_path()] {
-        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
-    }
-    // No registry answers at this address: a pull would fail with another error.
-    let (code, _, stderr) = crate::harness::locald_as_user(
-        (uid, gid),
-        home.path(),
-        &runtime_dir,
-        &["build", "--builder", "127.0.0.1:9/none:1"],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("builds need root for now"), "{stderr}");
-}

@@ -43,7 +43,7 @@ pub(crate) fn static_launcher() -> PathBuf {
                 .lines()
                 .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
                 .expect("rustc names its host");
-            target.join(host).join("debug/launcher")
+            target.join(host).join("cnb/launcher")
         })
         .clone()
 }

@@ -620,6 +620,19 @@ fn rootless_container_run_as_an_unprivileged_user() {
     ]);
     assert_eq!(code, Some(4), "{stdout}{stderr}");
     assert_eq!(stdout, "0\n", "root inside the user namespace\n{stderr}");
+    // Another user: the caller is mapped to it instead of root.
+    let (code, stdout, stderr) = as_user(&[
+        "container",
+        "run",
+        "--user",
+        "979410:979411",
+        "bb:1",
+        "sh",
+        "-c",
+        "id -u; id -g; stat -c %u /bin/sh",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "979410\n979411\n979410\n", "{stderr}");
     let written = volume.join("out");
     assert_eq!(std::fs::read_to_string(&written).unwrap(), "written\n");
     assert_eq!(std::fs::metadata(&written).unwrap().uid(), uid);

@@ -28,6 +28,7 @@ mod private_dirs;
 mod pull_interrupt;
 mod reload;
 mod repl;
+mod rootless_builds;
 mod rootless_services;
 mod rootless_store;
 mod run;

@@ -52,6 +52,11 @@ impl UserProject {
         }
     }
 
+    /// The user's home (the project's directory).
+    pub(crate) fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// The pid the user's running supervisor wrote in its pid file.
     pub(crate) fn supervisor_pid(&self) -> i32 {
         let pid_file = self.home.path().join(".locald/supervisor.pid");

@@ -5,7 +5,8 @@
 //! (and the run image its `/cnb/run.toml` names) through the store, resolves the
 //! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`
 //! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
-//! (detect then build) in a container of the builder image as its `CNB_USER_ID`, with
+//! (detect then build) in a container of the builder image as its `CNB_USER_ID` (rootless:
+//! the caller mapped to it in the container's user namespace, so nothing is chowned), with
 //! `/workspace`, `/layers` and `/platform` mounted and `/cnb` the builder's own: through
 //! the same foreground runtime as `run_container`, so buildpack output streams to the
 //! terminal and Ctrl-C stops the build. The exporter (`locald_cnb::export`) then writes
@@ -60,11 +61,6 @@ pub enum BuildError {
          `builder = \"REF\"`)"
     )]
     NoBuilder,
-    #[error(
-        "builds need root for now: a rootless build (the caller mapped to the builder's \
-         CNB_USER_ID in the container's user namespace) is not supported yet"
-    )]
-    Rootless,
     #[error("the source {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
     #[error("cannot {action} {}: {source}", path.display())]
@@ -149,11 +145,15 @@ pub fn default_tag(source: &Path) -> String {
     format!("locald-build/{name}:latest")
 }
 
+/// The profile `scripts/build-launcher` builds the static binaries with (see the
+/// workspace's `Cargo.toml`): a stripped release build.
+const CNB_PROFILE: &str = "cnb";
+
 /// Finds the static CNB binary `name` (`lifecycle` or `launcher`): in
 /// `$LOCALD_CNB_BIN_DIR`; else in `../lib/locald/` from the `locald` executable (where a
 /// release installs them: `/usr/bin/locald`, `/usr/lib/locald/launcher`); else where
 /// `scripts/build-launcher` puts them beside a development build (`target/debug/locald`,
-/// `target/<host triple>/debug/launcher`).
+/// `target/<host triple>/cnb/launcher`).
 pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os(CNB_BIN_DIR_ENV).filter(|d| !d.is_empty()) {
@@ -162,13 +162,7 @@ pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
         .ok()
         .and_then(|exe| exe.parent().map(PathBuf::from))
     {
-        if let Some(prefix) = exe_dir.parent() {
-            candidates.push(prefix.join("lib/locald").join(name));
-            if let Some(profile) = exe_dir.file_name() {
-                let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-                candidates.push(prefix.join(triple).join(profile).join(name));
-            }
-        }
+        candidates.extend(beside_locald(&exe_dir, name));
     }
     match candidates.iter().find(|path| path.is_file()) {
         Some(found) => Ok(found.clone()),
@@ -181,6 +175,20 @@ pub fn cnb_binary(name: &'static str) -> Result<PathBuf, BuildError> {
                 .join(", "),
         }),
     }
+}
+
+/// Where `name` is looked for from the directory of the `locald` executable: the
+/// release layout's `../lib/locald/`, then `scripts/build-launcher`'s output in the
+/// target directory (`target/debug/locald` → `target/<host triple>/cnb/`).
+fn beside_locald(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let Some(prefix) = exe_dir.parent() else {
+        return Vec::new();
+    };
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    vec![
+        prefix.join("lib/locald").join(name),
+        prefix.join(triple).join(CNB_PROFILE).join(name),
+    ]
 }
 
 /// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
@@ -321,8 +329,13 @@ struct WorkDir {
 
 impl WorkDir {
     fn new() -> Result<WorkDir, BuildError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        // 0700, not tempfile's default (0777 less the umask): the copy of the source and
+        // the layers are the caller's alone, and as root the parent keeps the host's
+        // user of CNB_USER_ID out of the directories given to that id.
         let root = tempfile::Builder::new()
             .prefix("locald-build-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(BuildError::WorkDir)?;
         for dir in ["workspace", "layers", "platform", "layout"] {
@@ -354,11 +367,6 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
             .map_err(BuildError::from)?
             .ok_or(BuildError::NoBuilder)?,
     };
-    // The work directory is given to the builder's user with chown, which only root
-    // may do; said before anything is pulled.
-    if !nix::unistd::geteuid().is_root() {
-        return Err(BuildError::Rootless.into());
-    }
     // Found first: a missing binary should not cost a pull.
     let lifecycle = cnb_binary("lifecycle")?;
     let launcher = cnb_binary("launcher")?;
@@ -382,8 +390,13 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
         }];
         write_order(&layers.join("order.toml"), &group).map_err(BuildError::from)?;
     }
-    for dir in [&workspace, &layers, &platform] {
-        chown_tree(dir, owner)?;
+    // As root the container's ids are the host's: the buildpacks' user must own what it
+    // writes into. Rootless, the runtime maps the caller to the user the container runs
+    // as (the builder's CNB_USER_ID), so the caller's own files already are that user's.
+    if nix::unistd::geteuid().is_root() {
+        for dir in [&workspace, &layers, &platform] {
+            chown_tree(dir, owner)?;
+        }
     }
 
     let mount = |host: &Path, container: &str, read_only: bool| {
@@ -570,6 +583,17 @@ mod tests {
     }
 
     #[test]
+    fn the_work_directory_is_the_callers_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let work = WorkDir::new().unwrap();
+        let mode = std::fs::metadata(work.root.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
     fn build_env_names_are_file_names() {
         let dir = tempfile::tempdir().unwrap();
         let env = BTreeMap::from([("BP_X".to_string(), "1".to_string())]);
@@ -583,6 +607,22 @@ mod tests {
             let error = write_platform_env(dir.path(), &env).unwrap_err();
             assert!(matches!(error, BuildError::EnvName(_)), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_binaries_are_looked_for_where_a_release_then_build_launcher_put_them() {
+        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        assert_eq!(
+            beside_locald(Path::new("/usr/bin"), "launcher"),
+            [
+                PathBuf::from("/usr/lib/locald/launcher"),
+                PathBuf::from(format!("/usr/{triple}/cnb/launcher")),
+            ]
+        );
+        assert_eq!(
+            beside_locald(Path::new("/src/target/debug"), "lifecycle")[1],
+            PathBuf::from(format!("/src/target/{triple}/cnb/lifecycle"))
+        );
     }
 
     #[test]
