@@ -96,3 +96,30 @@ fn an_unprivileged_user_builds_an_app_and_runs_it_as_the_builders_user() {
     let size: u64 = size.trim().parse().expect("a size");
     assert!(size < 3_000_000, "the launcher is {size} bytes");
 }
+
+#[test]
+fn an_unprivileged_users_built_service_is_built_under_the_supervisor_and_served() {
+    let (_registry, builder) = registry_with_builder();
+    let project = UserProject::without_images(&format!(
+        "[services.web]\nbuild = {{ builder = \"{builder}\", path = \"site\" }}\nhealth = {{ http = \"/\" }}\n"
+    ));
+    let site = project.home().join("site");
+    std::fs::create_dir_all(site.join("static")).unwrap();
+    std::fs::write(site.join("Procfile"), "web: serve\n").unwrap();
+    std::fs::write(site.join("static/index.html"), "<h1>rootless 979403</h1>\n").unwrap();
+    give(&site, project.user);
+
+    let (code, stdout, stderr) = project.run(&["up", "-d", "--wait", "--timeout", "120s"]);
+    if code != Some(0) {
+        let (_, log, _) = project.run(&["logs", "web"]);
+        panic!("up failed: {stdout}{stderr}\nlog of web:\n{log}");
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&project.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status[0]["state"], "healthy", "{status}");
+    let port = u16::try_from(status[0]["port"].as_u64().expect("a port")).unwrap();
+    assert!(crate::containers::http_get(port, "/index.html").contains("rootless 979403"));
+    assert!(project.ok(&["logs", "web"]).contains("===> EXPORTING"));
+    project.ok(&["down"]);
+    assert!(crate::harness::pids_with_arg("__build-service").is_empty());
+}

@@ -178,6 +178,7 @@ pub async fn prepare(
         env: crate::project::env::host_env(),
         workdir: project.root.clone(),
         inherited: vec![lease.as_fd().as_raw_fd()],
+        pid_namespace: true,
     };
     Ok(PreparedContainer {
         launch,

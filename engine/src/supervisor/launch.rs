@@ -44,6 +44,11 @@ pub struct LaunchSpec {
     /// lease, kept by its shim for the container's life); open until the
     /// spawn.
     pub inherited: Vec<std::os::fd::RawFd>,
+    /// Whether it runs as the PID 1 of a namespace of its own (every service
+    /// process, where PID namespaces are available), or as a plain child in
+    /// its own process group, for what cleans up after itself and must see
+    /// the host's ids and `/proc` (a build: see `service/building.rs`).
+    pub pid_namespace: bool,
 }
 
 /// How to invoke the `__service-init` entry: the running binary (`locald`,
@@ -292,7 +297,7 @@ fn spawn_with_spawner(request: &[u8], fds: &[RawFd]) -> Result<Pid, LaunchError>
 /// Spawn a service: stdin from /dev/null, stdout and stderr piped.
 pub fn launch(spec: &LaunchSpec) -> Result<ServiceProcess, LaunchError> {
     let request = SpawnRequest {
-        namespace: pid_namespaces_available(),
+        namespace: spec.pid_namespace && pid_namespaces_available(),
         argv: spec.argv.clone(),
         env: spec
             .env
@@ -403,6 +408,7 @@ pub(crate) mod tests {
             )]),
             workdir: std::env::temp_dir(),
             inherited: Vec::new(),
+            pid_namespace: true,
         }
     }
 

@@ -236,6 +236,7 @@ async fn prepare(
             env,
             workdir: service.workdir.clone(),
             inherited: Vec::new(),
+            pid_namespace: true,
         },
         None,
     ))

@@ -128,10 +128,6 @@ pub fn build_service(
 /// its output going to the service's log; the exit code says how it went (128+N when
 /// signal N stopped it).
 pub fn build_main() -> i32 {
-    if let Err(error) = own_proc() {
-        eprintln!("error: cannot mount /proc for the build: {error}");
-        return 1;
-    }
     crate::sandbox::interrupt::install();
     let result = std::env::var(BUILD_REQUEST_ENV)
         .map_err(|e| BuildServiceError::Request(e.to_string()))
@@ -168,23 +164,6 @@ pub fn build_main() -> i32 {
             1
         }
     }
-}
-
-/// The supervisor starts the build in a PID namespace of its own (under the service's
-/// init, so that nothing of it outlives the supervisor), where the host's `/proc` shows
-/// other processes under the pids this one knows: the runtime (libcontainer, in the
-/// shim) reads its container's state from `/proc/<pid>`, and would read another
-/// process's. So, first thing and still single-threaded: a private mount namespace with
-/// a `/proc` of this PID namespace. Nothing to do where `/proc` already is ours.
-fn own_proc() -> nix::Result<()> {
-    let shown = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|pid| pid.to_str()?.parse::<i32>().ok());
-    if shown == Some(nix::unistd::getpid().as_raw()) {
-        return Ok(());
-    }
-    crate::control::exec::private_mount_namespace()?;
-    crate::control::exec::mount_proc()
 }
 
 /// The service's build with `options`' builder, buildpacks and env over its own.

@@ -4,9 +4,9 @@
 //! Whether to build is decided here (`project::build`: the source and settings'
 //! fingerprint against the last build's record, and the image still stored). The build
 //! itself runs in a process of its own, `locald __build-service` (the one `locald build
-//! SVC` runs, `script::api::build_service`), launched like a service's process: under its
-//! own init through the supervisor's spawner, so it dies with the supervisor and leaves
-//! nothing behind; its output goes to the service's log; a stop, a restart or the
+//! SVC` runs, `script::api::build_service`), launched like a service's process through
+//! the supervisor's spawner but as a plain child in its own process group (see
+//! [`build_launch`]), so it dies with the supervisor and leaves nothing behind; its output goes to the service's log; a stop, a restart or the
 //! supervisor going away stops it as a service is stopped (SIGTERM, which it handles by
 //! stopping its build container, then SIGKILL after `stop_timeout`). It records the
 //! build only once the image is stored, so a build cut short is built again. A failed
@@ -154,5 +154,13 @@ fn build_launch(root: &std::path::Path, build: ServiceBuild) -> std::io::Result<
         env,
         workdir: root.to_path_buf(),
         inherited: Vec::new(),
+        // Not in a PID namespace (nor, rootless, the user namespace that makes one): the
+        // runtime in the build reads its container's state from `/proc/<pid>` and checks
+        // the store's and runtime root's owners, which a namespace would show wrong (the
+        // host's `/proc`, root's directories as the overflow uid). Nothing outlives the
+        // supervisor all the same: the build dies with it (PDEATHSIG), its shim with the
+        // build (PDEATHSIG, then the container's teardown), the container's processes with
+        // the container's own PID namespace.
+        pid_namespace: false,
     })
 }

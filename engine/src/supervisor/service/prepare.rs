@@ -67,6 +67,7 @@ pub(super) async fn prepare(
         env,
         workdir: service.workdir.clone(),
         inherited: Vec::new(),
+        pid_namespace: true,
     };
     Ok(Prepared {
         spec,
