@@ -9,20 +9,25 @@ use crate::cnb_images::{container_run, static_launcher, with_store};
 use crate::containers::push;
 use crate::harness::Project;
 
-#[test]
-fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
-    // The static lifecycle and launcher, where `locald build` finds them beside a
-    // development build.
+/// Builds the static lifecycle and launcher (where `locald build` finds them beside a
+/// development build), pushes the run image and the `Httpd` fixture builder to
+/// `registry`; returns the builder's reference.
+pub(crate) fn push_httpd_builder(registry: &TestRegistry) -> String {
     static_launcher();
-    let registry = TestRegistry::start();
     let run_image = format!("{}/cnb/run:1", registry.addr());
-    push(&registry, "cnb/run:1", &cnb_run_image().unwrap());
+    push(registry, "cnb/run:1", &cnb_run_image().unwrap());
     push(
-        &registry,
+        registry,
         "cnb/builder:1",
         &cnb_builder_image(CnbBuilder::Httpd, &run_image).unwrap(),
     );
-    let builder = format!("{}/cnb/builder:1", registry.addr());
+    format!("{}/cnb/builder:1", registry.addr())
+}
+
+#[test]
+fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
+    let registry = TestRegistry::start();
+    let builder = push_httpd_builder(&registry);
 
     let project = Project::new();
     project.write("Procfile", "web: serve\n");
@@ -96,7 +101,13 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
         let built = stdout.lines().find(|l| l.starts_with("built ")).unwrap();
         built.split("(sha256:").nth(1).unwrap().to_string()
     };
+    // (A cold build again: a warm one restores the fixture's store.toml count, which is
+    // in the image's label, from the previous image and the cache.)
+    let tag = format!("locald-build/{dir_name}:latest");
+    with_store(project.locald(["image", "rm", tag.as_str()]), data).success();
+    with_store(project.locald(["image", "prune"]), data).success();
     let again = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();
+    again.stdout_has("building httpd\n");
     assert_eq!(digest(&out.stdout), digest(&again.stdout));
     let later = build(&[]).env("SOURCE_DATE_EPOCH", "1700000001").success();
     assert_ne!(

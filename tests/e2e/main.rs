@@ -5,6 +5,7 @@ mod harness;
 mod webdriver;
 
 mod bounded_scripts;
+mod build_cache;
 mod builds;
 mod cli;
 mod closed_stdout;

@@ -8,6 +8,7 @@ use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
 pub mod build;
+mod build_cache;
 pub mod capture;
 pub mod config;
 pub mod container;
