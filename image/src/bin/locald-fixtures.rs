@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use locald_image::testing::{
-    bench_gzip_image, bench_image, busybox_image, malicious_image, multiarch_index,
-    multilayer_image, push_image, push_index, ConfigOverride, MaliciousKind, TestRegistry,
+    bench_gzip_image, bench_image, busybox_image, cnb_builder_image, cnb_run_image,
+    malicious_image, multiarch_index, multilayer_image, push_image, push_index, CnbBuilder,
+    ConfigOverride, MaliciousKind, TestRegistry,
 };
 use locald_image::{ImageStore, PullOptions};
 
@@ -15,7 +16,8 @@ const USAGE: &str = "usage:
   locald-fixtures layout KIND DIR [REF_NAME]    write an OCI layout (REF_NAME defaults to `latest`)
   locald-fixtures push ADDR NAME:TAG KIND       push a fixture image to a registry
   locald-fixtures pull REF                      pull REF into the store ($LOCALD_DATA_DIR) and report
-KIND: busybox | multilayer | multiarch | bench | bench-gzip | malicious-dotdot | malicious-absolute | malicious-symlink | malicious-hardlink";
+KIND: busybox | multilayer | multiarch | bench | bench-gzip | malicious-dotdot | malicious-absolute | malicious-symlink | malicious-hardlink
+      | cnb-run | cnb-builder=RUN_IMAGE (the Httpd CNB builder, its run.toml naming RUN_IMAGE)";
 
 enum Fixture {
     Image(locald_image::testing::BuiltImage),
@@ -30,6 +32,11 @@ fn build(kind: &str) -> Result<Fixture, String> {
         "multiarch" => multiarch_index().map(Fixture::Index),
         "bench" => bench_image(6, 1500).map(Fixture::Image),
         "bench-gzip" => bench_gzip_image(6, 1500).map(Fixture::Image),
+        "cnb-run" => cnb_run_image().map(Fixture::Image),
+        other if other.starts_with("cnb-builder=") => {
+            let run_image = &other["cnb-builder=".len()..];
+            cnb_builder_image(CnbBuilder::Httpd, run_image).map(Fixture::Image)
+        }
         other => match other
             .strip_prefix("malicious-")
             .and_then(MaliciousKind::from_name)
