@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::build::BuildMetadata;
 use crate::export::{ExportError, Exported, IMAGE_LAYERS_DIR};
-use crate::formats::outputs::Store;
+use crate::formats::outputs::{LayerTypes, Store};
 use crate::formats::{to_toml, FormatError};
 use crate::id::BuildpackId;
 
@@ -52,13 +52,6 @@ const MAX_METADATA_BYTES: u64 = 4 << 20;
 /// Why the cache could not be written or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("cannot {action} `{}`: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(
         "layer `{layer}` of {buildpack} is a cache layer with no contents (its directory is \
          gone): a cache = true layer must have a directory"
@@ -78,13 +71,8 @@ pub enum CacheError {
     Format(#[from] FormatError),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CacheError {
-    let path = path.to_path_buf();
-    move |source| CacheError::Io {
-        action,
-        path,
-        source,
-    }
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
+    move |source| ExportError::io(action, path, source).into()
 }
 
 /// The layers part of `io.buildpacks.lifecycle.metadata` (an image's launch layers) and of
@@ -114,12 +102,8 @@ pub struct LayerRecord {
     pub sha: String,
     #[serde(default)]
     pub data: toml::Table,
-    #[serde(default)]
-    pub launch: bool,
-    #[serde(default)]
-    pub build: bool,
-    #[serde(default)]
-    pub cache: bool,
+    #[serde(flatten)]
+    pub types: LayerTypes,
 }
 
 impl LayersMetadata {
@@ -211,15 +195,12 @@ pub fn write_cache(input: &CacheInput<'_>, dir: &Path) -> Result<LayersMetadata,
                     writer.finish()?.digest
                 }
             };
-            let types = layer.metadata.types;
             record.layers.insert(
                 layer.name.clone(),
                 LayerRecord {
                     sha,
                     data: layer.metadata.metadata.clone(),
-                    launch: types.launch,
-                    build: types.build,
-                    cache: true,
+                    types: layer.metadata.types,
                 },
             );
         }
@@ -338,11 +319,17 @@ fn is_layer_name(name: &str) -> bool {
         && !name.ends_with(".ignore")
 }
 
-/// One `<layer>.toml` restore wrote.
-struct Written {
+/// A buildpack's layers directory in the build.
+#[derive(Clone)]
+struct Place {
     key: String,
     dir: PathBuf,
     escaped: String,
+}
+
+/// One `<layer>.toml` restore wrote.
+struct Written {
+    place: Place,
     name: String,
     sha: String,
     /// Whether the cache holds it (`cache = true` there).
@@ -357,40 +344,51 @@ pub fn restore(input: &RestoreInput<'_>, extract: Extract<'_>) -> Result<Restore
     let empty = LayersMetadata::default();
     let previous = input.previous.unwrap_or(&empty);
     let cache_metadata = input.cache.map_or(&empty, |(_, m)| m);
-    let in_cache = |key: &str, name: &str| cache_metadata.layer(key, name).is_some_and(|l| l.cache);
+    let in_cache = |key: &str, name: &str| {
+        cache_metadata
+            .layer(key, name)
+            .is_some_and(|l| l.types.cache)
+    };
     let mut restored = Restored::default();
     let mut written = Vec::new();
 
-    let buildpack_dir = |key: &str, restored: &mut Restored| {
-        let id = match BuildpackId::parse(key) {
-            Ok(id) => id,
-            Err(e) => {
-                restored.dropped.push((key.to_string(), e.to_string()));
-                return None;
-            }
-        };
-        Some((layers.join(id.escaped()), id.escaped()))
+    let buildpack_dir = |key: &str, restored: &mut Restored| match BuildpackId::parse(key) {
+        Ok(id) => Some(Place {
+            key: key.to_string(),
+            dir: layers.join(id.escaped()),
+            escaped: id.escaped(),
+        }),
+        Err(e) => {
+            restored.dropped.push((key.to_string(), e.to_string()));
+            None
+        }
     };
     // A buildpack's directory is made only when something is restored into it.
     let write = |dir: &Path, path: &Path, text: String| {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         std::fs::write(path, text).map_err(io("write", path))
     };
-    let write_toml = |dir: &Path, name: &str, record: &LayerRecord| {
+    let write_toml = |place: &Place, name: &str, record: &LayerRecord, cached: bool| {
         // Metadata only: no [types].
-        let path = dir.join(format!("{name}.toml"));
+        let path = place.dir.join(format!("{name}.toml"));
         let mut table = toml::Table::new();
         table.insert("metadata".into(), record.data.clone().into());
-        write(dir, &path, to_toml(&path, &table)?)
+        write(&place.dir, &path, to_toml(&path, &table)?)?;
+        Ok::<_, CacheError>(Written {
+            place: place.clone(),
+            name: name.to_string(),
+            sha: record.sha.clone(),
+            cached,
+        })
     };
 
     for buildpack in &previous.buildpacks {
-        let Some((dir, escaped)) = buildpack_dir(&buildpack.key, &mut restored) else {
+        let Some(place) = buildpack_dir(&buildpack.key, &mut restored) else {
             continue;
         };
         if let Some(store) = &buildpack.store {
-            let path = dir.join("store.toml");
-            write(&dir, &path, to_toml(&path, store)?)?;
+            let path = place.dir.join("store.toml");
+            write(&place.dir, &path, to_toml(&path, store)?)?;
             restored.stores.push(buildpack.key.clone());
         }
         for (name, layer) in &buildpack.layers {
@@ -400,32 +398,25 @@ pub fn restore(input: &RestoreInput<'_>, extract: Extract<'_>) -> Result<Restore
                 continue;
             }
             let cached = in_cache(&buildpack.key, name);
-            if !layer.launch || (layer.build && !layer.cache) || (layer.cache && !cached) {
+            let types = layer.types;
+            if !types.launch || (types.build && !types.cache) || (types.cache && !cached) {
                 continue;
             }
-            write_toml(&dir, name, layer)?;
-            if !layer.cache {
+            written.push(write_toml(&place, name, layer, cached)?);
+            if !types.cache {
                 restored.metadata_only.push(ident);
             }
-            written.push(Written {
-                key: buildpack.key.clone(),
-                dir: dir.clone(),
-                escaped: escaped.clone(),
-                name: name.clone(),
-                sha: layer.sha.clone(),
-                cached,
-            });
         }
     }
     for buildpack in &cache_metadata.buildpacks {
         let cache_only = buildpack
             .layers
             .iter()
-            .filter(|(_, l)| l.cache && !l.launch);
+            .filter(|(_, l)| l.types.cache && !l.types.launch);
         if cache_only.clone().next().is_none() {
             continue;
         }
-        let Some((dir, escaped)) = buildpack_dir(&buildpack.key, &mut restored) else {
+        let Some(place) = buildpack_dir(&buildpack.key, &mut restored) else {
             continue;
         };
         for (name, layer) in cache_only {
@@ -434,22 +425,14 @@ pub fn restore(input: &RestoreInput<'_>, extract: Extract<'_>) -> Result<Restore
                 restored.dropped.push((ident, "not a layer name".into()));
                 continue;
             }
-            write_toml(&dir, name, layer)?;
-            written.push(Written {
-                key: buildpack.key.clone(),
-                dir: dir.clone(),
-                escaped: escaped.clone(),
-                name: name.clone(),
-                sha: layer.sha.clone(),
-                cached: true,
-            });
+            written.push(write_toml(&place, name, layer, true)?);
         }
     }
 
     for layer in written.iter().filter(|w| w.cached) {
-        let ident = format!("{}:{}", layer.key, layer.name);
+        let ident = format!("{}:{}", layer.place.key, layer.name);
         let cached_sha = cache_metadata
-            .layer(&layer.key, &layer.name)
+            .layer(&layer.place.key, &layer.name)
             .map(|l| l.sha.as_str());
         let outcome = match (input.cache, cached_sha) {
             (Some((cache_dir, _)), Some(sha)) if sha == layer.sha => {
@@ -488,19 +471,19 @@ fn extract_layer(
     let from = scratch
         .path()
         .join(IMAGE_LAYERS_DIR.trim_start_matches('/'))
-        .join(&layer.escaped)
+        .join(&layer.place.escaped)
         .join(&layer.name);
     match std::fs::symlink_metadata(&from) {
         Ok(meta) if meta.is_dir() => {}
         _ => return Err("the cached tar does not hold the layer".into()),
     }
-    std::fs::rename(&from, layer.dir.join(&layer.name)).map_err(|e| e.to_string())
+    std::fs::rename(&from, layer.place.dir.join(&layer.name)).map_err(|e| e.to_string())
 }
 
 fn remove_layer(layer: &Written) -> Result<(), CacheError> {
-    let toml = layer.dir.join(format!("{}.toml", layer.name));
+    let toml = layer.place.dir.join(format!("{}.toml", layer.name));
     std::fs::remove_file(&toml).map_err(io("remove", &toml))?;
-    let dir = layer.dir.join(&layer.name);
+    let dir = layer.place.dir.join(&layer.name);
     match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &dir)(e)),
         _ => Ok(()),
@@ -577,7 +560,7 @@ mod tests {
         let label = r#"{"app":[],"buildpacks":[{"key":"a/b","version":"1.0.0","layers":{"l":{"sha":"sha256:00","data":{"n":1},"launch":true}},"store":{"metadata":{"builds":2}}}]}"#;
         let parsed = LayersMetadata::from_json(label).unwrap();
         let record = parsed.layer("a/b", "l").unwrap();
-        assert!(record.launch && !record.build && !record.cache);
+        assert!(record.types.launch && !record.types.build && !record.types.cache);
         assert_eq!(record.data["n"].as_integer(), Some(1));
         assert_eq!(
             parsed.buildpacks[0].store.as_ref().unwrap().metadata["builds"].as_integer(),

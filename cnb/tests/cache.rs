@@ -112,6 +112,13 @@ fn restore_from(build: &HostBuild, previous: &Built, with_cache: bool) -> Restor
     restore(&input, &extract).unwrap()
 }
 
+/// The count in test/httpd's cache-only `counter` layer.
+fn counter(build: &HostBuild) -> String {
+    read(build.layer("test_httpd", "counter").join("count"))
+        .trim()
+        .to_string()
+}
+
 fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -135,7 +142,7 @@ fn the_cache_holds_cache_layers_by_diff_id_with_their_metadata() {
         "launch-only and scratch are not cached"
     );
     let httpd = &httpd_bp.layers["httpd"];
-    assert!(httpd.launch && httpd.build && httpd.cache);
+    assert!(httpd.types.launch && httpd.types.build && httpd.types.cache);
     assert_eq!(httpd.data["version"].as_str(), Some("1"));
     // The launch+cache layer's tar is the image's layer.
     let image_httpd = first
@@ -146,7 +153,7 @@ fn the_cache_holds_cache_layers_by_diff_id_with_their_metadata() {
         .unwrap();
     assert_eq!(httpd.sha, image_httpd.digest);
     let counter = &httpd_bp.layers["counter"];
-    assert!(counter.cache && !counter.launch && !counter.build);
+    assert!(counter.types.cache && !counter.types.launch && !counter.types.build);
     for layer in [httpd, counter] {
         let tar = first.cache.join(&layer.sha["sha256:".len()..]);
         let bytes = std::fs::read(&tar).unwrap();
@@ -208,10 +215,7 @@ fn a_rebuild_reuses_cached_and_launch_layers_and_keeps_the_digests() {
         .layer("test_httpd", "httpd")
         .join("bin/serve")
         .is_file());
-    assert_eq!(
-        read(build.layer("test_httpd", "counter").join("count")).trim(),
-        "1"
-    );
+    assert_eq!(counter(&build), "1");
     assert!(build.layers_toml("launch-only").is_file());
     assert!(!build.layer("test_httpd", "launch-only").exists());
     assert!(!build.layers_toml("scratch").exists());
@@ -220,10 +224,7 @@ fn a_rebuild_reuses_cached_and_launch_layers_and_keeps_the_digests() {
     assert!(second.log.contains("reusing httpd"), "{}", second.log);
     assert!(second.log.contains("reusing launch-only"), "{}", second.log);
     assert!(!second.log.contains("building httpd"), "{}", second.log);
-    assert_eq!(
-        read(build.layer("test_httpd", "counter").join("count")).trim(),
-        "2"
-    );
+    assert_eq!(counter(&build), "2");
     assert_eq!(
         second.label().buildpacks[0]
             .store
@@ -261,10 +262,7 @@ fn a_rebuild_reuses_cached_and_launch_layers_and_keeps_the_digests() {
         .map(|(a, _)| a.name.as_str())
         .collect();
     assert_eq!(changed, ["slice:0"]);
-    assert_eq!(
-        read(build.layer("test_httpd", "counter").join("count")).trim(),
-        "3"
-    );
+    assert_eq!(counter(&build), "3");
 }
 
 #[test]
@@ -279,10 +277,7 @@ fn a_wiped_cache_rebuilds_httpd_and_restarts_the_counter() {
     assert_eq!(restored.metadata_only, ["test/httpd:launch-only"]);
     let second = build_and_cache(&build, "second", Some(&first));
     assert!(second.log.contains("building httpd"), "{}", second.log);
-    assert_eq!(
-        read(build.layer("test_httpd", "counter").join("count")).trim(),
-        "1"
-    );
+    assert_eq!(counter(&build), "1");
     assert_eq!(
         second.digests(),
         first.digests(),
