@@ -286,6 +286,31 @@ fn a_wiped_cache_rebuilds_httpd_and_restarts_the_counter() {
 }
 
 #[test]
+fn httpd_is_rebuilt_when_its_restored_metadata_has_another_version() {
+    let build = HostBuild::new(CnbBuilder::Httpd);
+    build.site_app();
+    let first = build_and_cache(&build, "first", None);
+    // The previous build's httpd layer says version 0: the buildpack's check fails.
+    let mut label = first.label();
+    let httpd = label.buildpacks[0].layers.get_mut("httpd").unwrap();
+    httpd.data.insert("version".into(), "0".into());
+    let cache = first.cache_metadata();
+    let input = RestoreInput {
+        layers: &build.dirs.layers,
+        previous: Some(&label),
+        cache: Some((first.cache.as_path(), &cache)),
+    };
+    let restored = restore(&input, &extract).unwrap();
+    assert!(restored
+        .from_cache
+        .contains(&"test/httpd:httpd".to_string()));
+    assert!(read(build.layers_toml("httpd")).contains("version = \"0\""));
+    let (_, log) = build.build();
+    assert!(log.contains("building httpd"), "{log}");
+    assert!(!log.contains("reusing httpd"), "{log}");
+}
+
+#[test]
 fn restore_drops_layers_the_cache_cannot_give_and_never_writes_outside_them() {
     let build = HostBuild::new(CnbBuilder::Httpd);
     build.site_app();

@@ -70,7 +70,7 @@ fn a_second_build_restores_the_cache_and_reuses_every_layer() {
     // Without the image and its cache, the build is a first build again.
     with_store(project.locald(["image", "rm", tag]), data).success();
     let pruned = with_store(project.locald(["image", "prune"]), data).success();
-    pruned.stderr_has(" and 1 build caches (");
+    pruned.stderr_has("cleared 1 build caches (");
     let cold = build().success();
     cold.stdout_has("building httpd\n");
     assert_eq!(layer_digests(data, tag), first_layers);
