@@ -100,6 +100,14 @@ fn build_and_cache(build: &HostBuild, name: &str, previous: Option<&Built>) -> B
     }
 }
 
+/// The site built, exported and cached once, as `first`.
+fn first_build() -> (HostBuild, Built) {
+    let build = HostBuild::new(CnbBuilder::Httpd);
+    build.site_app();
+    let first = build_and_cache(&build, "first", None);
+    (build, first)
+}
+
 /// Restores `previous` (its image and, if `with_cache`, its cache) into the build's layers.
 fn restore_from(build: &HostBuild, previous: &Built, with_cache: bool) -> Restored {
     let label = previous.label();
@@ -125,9 +133,7 @@ fn read(path: PathBuf) -> String {
 
 #[test]
 fn the_cache_holds_cache_layers_by_diff_id_with_their_metadata() {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    let first = build_and_cache(&build, "first", None);
+    let (build, first) = first_build();
     let cached = first.cache_metadata();
     assert_eq!(cached.buildpacks.len(), 1, "only test/httpd caches");
     let httpd_bp = &cached.buildpacks[0];
@@ -193,9 +199,7 @@ fn hex_digest(bytes: &[u8]) -> String {
 
 #[test]
 fn a_rebuild_reuses_cached_and_launch_layers_and_keeps_the_digests() {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    let first = build_and_cache(&build, "first", None);
+    let (build, first) = first_build();
 
     let restored = restore_from(&build, &first, true);
     assert_eq!(
@@ -267,9 +271,7 @@ fn a_rebuild_reuses_cached_and_launch_layers_and_keeps_the_digests() {
 
 #[test]
 fn a_wiped_cache_rebuilds_httpd_and_restarts_the_counter() {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    let first = build_and_cache(&build, "first", None);
+    let (build, first) = first_build();
     let restored = restore_from(&build, &first, false);
     assert!(restored.from_cache.is_empty());
     // httpd is launch+cache: without the cache its metadata is not restored either.
@@ -287,9 +289,7 @@ fn a_wiped_cache_rebuilds_httpd_and_restarts_the_counter() {
 
 #[test]
 fn httpd_is_rebuilt_when_its_restored_metadata_has_another_version() {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    let first = build_and_cache(&build, "first", None);
+    let (build, first) = first_build();
     // The previous build's httpd layer says version 0: the buildpack's check fails.
     let mut label = first.label();
     let httpd = label.buildpacks[0].layers.get_mut("httpd").unwrap();
@@ -312,9 +312,7 @@ fn httpd_is_rebuilt_when_its_restored_metadata_has_another_version() {
 
 #[test]
 fn restore_drops_layers_the_cache_cannot_give_and_never_writes_outside_them() {
-    let build = HostBuild::new(CnbBuilder::Httpd);
-    build.site_app();
-    let first = build_and_cache(&build, "first", None);
+    let (build, first) = first_build();
     let label = first.label();
     let mut cache = first.cache_metadata();
     let layers = &mut cache.buildpacks[0].layers;
