@@ -366,6 +366,15 @@ pub fn export(
     })
 }
 
+/// The `io.buildpacks.lifecycle.metadata` label of `image` (`None` when it has none or it
+/// is not JSON: an image this exporter did not make), read from its config blob.
+pub fn lifecycle_label(image: &SourceImage) -> Result<Option<Value>, ExportError> {
+    let image = Image::read(image)?;
+    Ok(image.config["config"]["Labels"][LABEL_LIFECYCLE]
+        .as_str()
+        .and_then(|label| serde_json::from_str(label).ok()))
+}
+
 /// `io.buildpacks.build.metadata`: the processes (with `buildpackID`), the buildpacks,
 /// the default process type and the launcher.
 fn build_label(metadata: &BuildMetadata) -> Value {

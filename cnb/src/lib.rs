@@ -56,6 +56,8 @@
 
 pub mod api;
 pub mod build;
+#[cfg(feature = "export")]
+pub mod cache;
 mod context;
 pub mod detect;
 pub mod env;

@@ -335,6 +335,14 @@ fn a_launch_layer_without_its_directory_is_reused_from_the_previous_image() {
     // the previous image, by the digest its label recorded.
     std::fs::remove_dir_all(build.layer("test_httpd", "launch-only")).unwrap();
     let previous = layout_image(&first_out, &first);
+    let label = locald_cnb::export::lifecycle_label(&previous)
+        .unwrap()
+        .unwrap();
+    assert_eq!(label["buildpacks"][0]["key"], "test/httpd");
+    assert_eq!(
+        label["buildpacks"][0]["layers"]["launch-only"]["sha"],
+        layer(&first, "test/httpd:launch-only")
+    );
     let second_out = build.path().join("second");
     let second = export(
         &build,

@@ -35,12 +35,12 @@ pub use pull::{
 };
 pub use reference::{Reference, ReferenceError};
 pub use store::{
-    data_dir, ImageLease, ImageStore, ImageSummary, KeptImage, LeaseInfo, PruneReport, StoreError,
-    StoredImage,
+    data_dir, BuildCache, ImageLease, ImageStore, ImageSummary, KeptImage, LeaseInfo, PruneReport,
+    StagedCache, StoreError, StoredImage,
 };
 pub use unpack::{
-    decompressing_reader, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES, MAX_UNPACKED_ENTRIES,
-    MIN_FREE_BYTES, MIN_FREE_INODES,
+    decompressing_reader, unpack_archive, UnpackError, UnpackLimits, MAX_UNPACKED_BYTES,
+    MAX_UNPACKED_ENTRIES, MIN_FREE_BYTES, MIN_FREE_INODES,
 };
 pub use user_config::UserConfigError;
 

@@ -120,7 +120,13 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
         let built = stdout.lines().find(|l| l.starts_with("built ")).unwrap();
         built.split("(sha256:").nth(1).unwrap().to_string()
     };
+    // (A cold build again: a warm one restores the fixture's store.toml count, which is
+    // in the image's label, from the previous image and the cache.)
+    let tag = format!("locald-build/{dir_name}:latest");
+    with_store(project.locald(["image", "rm", tag.as_str()]), data).success();
+    with_store(project.locald(["image", "prune"]), data).success();
     let again = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();
+    again.stdout_has("building httpd\n");
     assert_eq!(digest(&out.stdout), digest(&again.stdout));
     let later = build(&[]).env("SOURCE_DATE_EPOCH", "1700000001").success();
     assert_ne!(

@@ -128,6 +128,14 @@ impl HostBuild {
     pub fn layer(&self, buildpack: &str, layer: &str) -> PathBuf {
         self.dirs.layers.join(buildpack).join(layer)
     }
+
+    /// `test/httpd`'s `<layer>.toml`.
+    pub fn layers_toml(&self, layer: &str) -> PathBuf {
+        self.dirs
+            .layers
+            .join("test_httpd")
+            .join(format!("{layer}.toml"))
+    }
 }
 
 fn write_file(path: &Path, contents: &str) {

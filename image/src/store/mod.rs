@@ -5,6 +5,7 @@
 
 mod alloc;
 mod blobs;
+mod build_cache;
 mod install;
 mod leases;
 mod lock;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub(crate) use blobs::{store_bytes, BlobWriter};
+pub use build_cache::{BuildCache, StagedCache};
 pub(crate) use install::{PreparedImage, StagedRootfs};
 pub use leases::{ImageLease, LeaseInfo};
 pub(crate) use lock::{lock, lock_async};
@@ -95,6 +97,8 @@ pub struct PruneReport {
     pub removed_blobs: usize,
     pub removed_rootfs: usize,
     pub removed_temp: usize,
+    /// Build caches (every one: `locald image prune` clears them).
+    pub removed_build_caches: usize,
     pub freed_bytes: u64,
     /// Unpacked images no name refers to any more, kept because running
     /// containers use them.
@@ -286,6 +290,9 @@ impl ImageStore {
             report.freed_bytes += remove_path_freeing(&path)?;
             report.removed_temp += 1;
         }
+        let (caches, freed) = self.prune_build_caches()?;
+        report.removed_build_caches = caches;
+        report.freed_bytes += freed;
         tracing::info!(?report, "pruned image store");
         Ok(report)
     }

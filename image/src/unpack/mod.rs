@@ -163,6 +163,25 @@ pub(crate) fn apply_layer(
     applier.finish()
 }
 
+/// Applies one tar archive (plain, gzip or zstd) named `name` in errors into the existing
+/// directory `dest`, as an image layer is applied: no entry can write outside `dest`
+/// (`..`, absolute paths and links are resolved inside it), no device node is made, and
+/// what it writes is bounded by `limits`. For archives that are not image layers but must
+/// be unpacked as safely (a build cache's layers, restored into the next build).
+pub fn unpack_archive(
+    name: &str,
+    reader: impl Read + 'static,
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<(), UnpackError> {
+    let archive_error = |source| UnpackError::Archive {
+        layer: name.to_string(),
+        source,
+    };
+    let reader = decompressing_reader(reader).map_err(archive_error)?;
+    apply_layer(name, reader, dest, &mut Budget::new(limits))
+}
+
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
@@ -209,6 +228,41 @@ mod tests {
         let blob = layer.build(LayerCompression::None);
         let mut budget = Budget::new(UnpackLimits::default());
         apply_layer(&blob.digest, blob.bytes.as_slice(), root, &mut budget)
+    }
+
+    #[test]
+    fn an_archive_unpacks_inside_its_directory_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("dest");
+        std::fs::create_dir(&dest).unwrap();
+        let mut layer = LayerBuilder::new();
+        layer.dir("layers", 0o755).file("layers/f", 0o644, b"x");
+        let blob = layer.build(LayerCompression::Gzip);
+        unpack_archive(
+            "cache",
+            std::io::Cursor::new(blob.bytes),
+            &dest,
+            UnpackLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dest.join("layers/f")).unwrap(), b"x");
+
+        let mut hostile = LayerBuilder::new();
+        hostile.symlink("escape", "../../../../../../tmp").file(
+            MaliciousKind::SymlinkEscape.entry(),
+            0o644,
+            b"escaped\n",
+        );
+        let blob = hostile.build(LayerCompression::None);
+        let error = unpack_archive(
+            "cache",
+            std::io::Cursor::new(blob.bytes),
+            &dest,
+            UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, UnpackError::Escape { .. }), "{error}");
+        assert!(!Path::new("/tmp/escaped-symlink").exists());
     }
 
     #[test]

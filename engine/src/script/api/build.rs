@@ -104,6 +104,8 @@ pub enum BuildError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Buildpack(Box<super::buildpacks::BuildpackError>),
+    #[error("build cache: {0}")]
+    Cache(#[from] locald_cnb::cache::CacheError),
 }
 
 /// The Platform API's exit codes of the detector and builder, in words.
@@ -383,6 +385,9 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     );
     copy_source(&source, &workspace, true)?;
     write_platform_env(&platform, &options.env)?;
+    let tag = options.tag.unwrap_or_else(|| default_tag(&source));
+    let store = container::store()?;
+    let analysis = super::build_cache::analyze_and_restore(&store, &tag, &layers, &run_image)?;
     if !buildpacks.group.is_empty() {
         // The lifecycle reads `<layers>/order.toml` before the builder's.
         let group = vec![OrderGroup {
@@ -444,7 +449,6 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
     println!("===> EXPORTING");
     let metadata =
         locald_cnb::build::read_built(&layers, &Limits::DEFAULT).map_err(BuildError::from)?;
-    let store = container::store()?;
     let run_source = SourceImage {
         blobs: store.blobs_dir(),
         manifest_digest: run_image.manifest_digest.clone(),
@@ -458,7 +462,7 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
         app: &workspace,
         metadata: &metadata,
         run_image: &run_source,
-        previous: None,
+        previous: analysis.previous.as_ref(),
         launcher: &launcher,
         owner,
         source_date_epoch,
@@ -466,9 +470,13 @@ pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, Pul
         project: None,
     };
     let layout = work.dir("layout");
-    locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
-    let tag = options.tag.unwrap_or_else(|| default_tag(&source));
+    let exported =
+        locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
+    analysis.report_layers(&exported);
+    let staged = analysis.stage_cache(&metadata, &exported, &layout.join("blobs/sha256"), owner)?;
     let image = store.import_oci_layout(&layout, Some(&tag))?;
+    // The cache goes with the image it was built with: kept only once that is stored.
+    staged.commit()?;
     Ok(container::image_map(&image))
 }
 

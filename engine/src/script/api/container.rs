@@ -453,7 +453,8 @@ pub mod container_api {
         store.remove(reference).map_err(|e| fail(&ctx, e))
     }
 
-    /// Deletes blobs and unpacked images no name refers to; returns a report.
+    /// Deletes blobs and unpacked images no name refers to, and every build cache; returns
+    /// a report.
     #[rhai_fn(return_raw)]
     pub fn prune_images(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
         let store = super::store().map_err(|e| fail(&ctx, e))?;

@@ -8,6 +8,7 @@ use rhai::plugin::*;
 use rhai::{Engine, EvalAltResult};
 
 pub mod build;
+mod build_cache;
 pub mod build_service;
 pub mod buildpacks;
 pub mod capture;
