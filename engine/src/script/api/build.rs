@@ -1,11 +1,14 @@
 //! Build primitives: an app built from source by Cloud Native Buildpacks into the image
 //! store.
 //!
-//! `build_image(source, #{ builder, buildpacks, env, tag, verbose })` pulls the builder
+//! `build_image(source, #{ builder, buildpacks, env, tag, verbose })` is the build's
+//! phases in one call (`Prepared`; `super::build_phases` gives them to scripts one by
+//! one): it pulls the builder
 //! (and the run image its `/cnb/run.toml` names) through the store, resolves the
 //! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`
 //! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
-//! (detect then build) in a container of the builder image as its `CNB_USER_ID` (rootless:
+//! (`lifecycle detect`, then `lifecycle build`, each in its own container) of the
+//! builder image as its `CNB_USER_ID` (rootless:
 //! the caller mapped to it in the container's user namespace, so nothing is chowned), with
 //! `/workspace`, `/layers` and `/platform` mounted and `/cnb` the builder's own: through
 //! the same foreground runtime as `run_container`, so buildpack output streams to the
@@ -613,7 +616,8 @@ pub mod build_api {
     /// files; the name to store the image under, default `locald-build/<dir name>:latest`;
     /// every buildpack's detect output).
     /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
-    /// `#{ reference, digest }`.
+    /// `#{ reference, digest }`. The phases in one call: `prepare_build`, then
+    /// `b.detect()`, `b.build()` and `b.export_image()`.
     #[rhai_fn(return_raw)]
     pub fn build_image(
         ctx: NativeCallContext,

@@ -457,7 +457,7 @@ pub mod build_phases_api {
     /// The export (`===> EXPORTING`): writes the built image, stores it under the
     /// build's tag, and keeps its cache layers for the next build of that name. Returns
     /// `#{ reference, digest }`.
-    /// (Not `export`: a Rhai keyword, which a method cannot be called.)
+    /// (Not `export`: that is a Rhai keyword, which no method can be named.)
     #[rhai_fn(name = "export_image", return_raw)]
     pub fn export_phase(
         ctx: NativeCallContext,
