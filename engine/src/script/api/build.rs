@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use locald_cnb::export::layer::Owner;
 use locald_cnb::export::{ExportError, ExportInput, SourceImage};
 use locald_cnb::formats::order::{write_order, OrderGroup};
-use locald_cnb::formats::run_image::{parse_run, parse_stack, RunImage};
+use locald_cnb::formats::run_image::builder_run_images;
 use locald_cnb::formats::FormatError;
 use locald_cnb::Limits;
 use locald_image::{PullPolicy, StoredImage};
@@ -193,31 +193,16 @@ fn beside_locald(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
     ]
 }
 
-/// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
+/// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`),
+/// never through a link in the builder's tree (`builder_run_images`).
 fn run_image_reference(builder: &StoredImage) -> Result<String, BuildError> {
-    let cnb = builder.rootfs.join("cnb");
-    type Parse = fn(&str, &Path) -> Result<Vec<RunImage>, FormatError>;
-    let parsers: [(&str, Parse); 2] = [("run.toml", parse_run), ("stack.toml", parse_stack)];
-    for (file, parse) in parsers {
-        let path = cnb.join(file);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(BuildError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })
-            }
-        };
-        if let Some(first) = parse(&text, &path)?.into_iter().next() {
-            return Ok(first.image);
-        }
-    }
-    Err(BuildError::NoRunImage {
-        builder: builder.reference.clone(),
-    })
+    let images = builder_run_images(&builder.rootfs, Limits::DEFAULT.file_bytes)?;
+    images
+        .and_then(|images| images.into_iter().next())
+        .map(|first| first.image)
+        .ok_or_else(|| BuildError::NoRunImage {
+            builder: builder.reference.clone(),
+        })
 }
 
 /// The builder's `CNB_USER_ID` and `CNB_GROUP_ID`, from its image config.
@@ -564,6 +549,24 @@ mod tests {
         builder.config.env = vec!["CNB_USER_ID=1001".into(), "CNB_GROUP_ID=1002".into()];
         let owner = builder_owner(&builder).unwrap();
         assert_eq!((owner.uid, owner.gid), (1001, 1002));
+    }
+
+    #[test]
+    fn a_builder_run_toml_linked_to_a_host_file_is_not_read() {
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret.toml");
+        std::fs::write(&secret, "[[images]]\nimage = \"host-secret\"\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cnb")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("cnb/run.toml")).unwrap();
+        let builder = StoredImage {
+            reference: "localhost/builder:1".into(),
+            manifest_digest: "sha256:00".into(),
+            config: locald_image::ImageConfig::default(),
+            rootfs: dir.path().to_path_buf(),
+        };
+        let result = run_image_reference(&builder);
+        assert!(result.is_err(), "{result:?}");
     }
 
     #[test]
