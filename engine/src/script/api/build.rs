@@ -127,7 +127,7 @@ pub struct BuildImageOptions {
     /// The build's environment: `/platform/env/<NAME>` files, which buildpacks read.
     #[serde(deserialize_with = "options::env_map")]
     pub env: BTreeMap<String, String>,
-    /// The name to store the image under (default `locald-build/<dir name>:latest`).
+    /// The name to store the image under (default `locald-build/<dir name>-<digest>:latest`).
     pub tag: Option<String>,
     /// Show every buildpack's detect output (`CNB_LOG_LEVEL=debug`).
     pub verbose: bool,
@@ -136,15 +136,14 @@ pub struct BuildImageOptions {
     pub buildpacks: Vec<String>,
 }
 
-/// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
-/// the name lowercased and anything a reference cannot hold replaced by `-`.
+/// The default name of an image built from `source` (absolute):
+/// `locald-build/<dir name>-<digest>:latest` (`model::built_dir_name`: the digest of its
+/// path keeps directories of the same name apart, as their build caches must be).
 pub fn default_tag(source: &Path) -> String {
-    let name = source
-        .file_name()
-        .map(|n| crate::model::reference_component(&n.to_string_lossy()))
-        .unwrap_or_default();
-    let name = if name.is_empty() { "app" } else { &name };
-    format!("locald-build/{name}:latest")
+    format!(
+        "locald-build/{}:latest",
+        crate::model::built_dir_name(source)
+    )
 }
 
 /// The profile `scripts/build-launcher` builds the static binaries with (see the
@@ -483,7 +482,7 @@ pub mod build_api {
     /// required; buildpacks that replace the builder's order with one group of them, in
     /// order: each a buildpackage image, a `.cnb` file, a buildpack directory, or
     /// `ID`/`ID@VERSION` of the builder's; the build's environment as `/platform/env`
-    /// files; the name to store the image under, default `locald-build/<dir name>:latest`;
+    /// files; the name to store the image under, default `locald-build/<dir name>-<digest>:latest`;
     /// every buildpack's detect output).
     /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
     /// `#{ reference, digest }`.
@@ -505,15 +504,30 @@ mod tests {
 
     #[test]
     fn the_default_tag_is_the_directory_name_as_a_reference() {
+        let tag = default_tag(Path::new("/src/My App!"));
+        let digest = tag
+            .strip_prefix("locald-build/my-app-")
+            .and_then(|rest| rest.strip_suffix(":latest"))
+            .unwrap_or_else(|| panic!("{tag}"));
+        assert!(
+            digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{tag}"
+        );
+        assert!(default_tag(Path::new("/")).starts_with("locald-build/app-"));
         assert_eq!(
             default_tag(Path::new("/src/site")),
-            "locald-build/site:latest"
+            default_tag(Path::new("/src/site"))
         );
-        assert_eq!(
-            default_tag(Path::new("/src/My App!")),
-            "locald-build/my-app:latest"
+    }
+
+    #[test]
+    fn directories_of_the_same_name_build_under_different_tags() {
+        // Each tag has its own build cache and previous image, which a build restores
+        // from: a checkout of someone else's `site` must not share the user's.
+        assert_ne!(
+            default_tag(Path::new("/home/me/site")),
+            default_tag(Path::new("/tmp/site"))
         );
-        assert_eq!(default_tag(Path::new("/")), "locald-build/app:latest");
     }
 
     #[test]
