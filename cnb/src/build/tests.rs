@@ -389,16 +389,7 @@ fn what_a_buildpack_writes_is_checked() {
         "{error}"
     );
     let error = build_one("printf '[types]\\nlaunch = true\\n' > $CNB_LAYERS_DIR/l.toml; ln -s /etc $CNB_LAYERS_DIR/l").unwrap_err();
-    assert!(
-        matches!(
-            error,
-            BuildError::Layer {
-                problem: LayerProblem::Link,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_link(&error);
     let error = build_one("printf '' > $CNB_LAYERS_DIR/..toml").unwrap_err();
     assert!(
         matches!(
@@ -517,16 +508,7 @@ fn read_built_does_not_follow_a_buildpack_directory_made_a_link() {
     let result = read_built(layers.path(), &Limits::DEFAULT);
     assert!(host.path().join("precious").is_dir(), "renamed on the host");
     let error = result.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            BuildError::Layer {
-                problem: LayerProblem::Link,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_link(&error);
 }
 
 #[test]
@@ -540,4 +522,18 @@ fn read_built_does_not_follow_a_config_directory_made_a_link() {
     let layers = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(host.path(), layers.path().join("config")).unwrap();
     assert!(read_built(layers.path(), &Limits::DEFAULT).is_err());
+}
+
+/// `error` says a path the build left is a link.
+fn assert_link(error: &BuildError) {
+    assert!(
+        matches!(
+            error,
+            BuildError::Layer {
+                problem: LayerProblem::Link,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
