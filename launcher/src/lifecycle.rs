@@ -1,9 +1,15 @@
 //! `lifecycle`: the detect and build phases, run inside the build container (the builder
 //! image, as its non-root `CNB_USER_ID`, with the app at `/workspace`, the layers at
 //! `/layers`, `/platform` and the builder's `/cnb` at their real paths), as the reference
-//! lifecycle's `detector` then `builder`: `<layers>/group.toml`, `<layers>/plan.toml`, the
+//! lifecycle's `detector` and `builder`: `<layers>/group.toml`, `<layers>/plan.toml`, the
 //! layers and `<layers>/config/metadata.toml`, which the exporter reads back
 //! (`locald_cnb::build::read_built`) on the host. Buildpack output goes to stdout.
+//!
+//! `lifecycle detect` runs detection only and leaves `group.toml` and `plan.toml` in
+//! `/layers`; `lifecycle build` reads them back from there and builds, as the reference
+//! `detector` and `builder` do in separate containers (the engine's `Build` primitives run
+//! it so, one container per phase); `lifecycle` alone runs both, as the reference
+//! `creator` does.
 //!
 //! It prints a header before each phase (`===> DETECTING`, `===> BUILDING`, as the
 //! reference lifecycle does) and, with `CNB_LOG_LEVEL=debug`, every buildpack's detect
@@ -14,13 +20,14 @@
 //! codes are the Platform API's: 20 no group passed, 21 a buildpack errored in detect,
 //! 51 a buildpack failed to build, 1 anything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use locald_cnb::build::build;
-use locald_cnb::detect::{detect, order_path};
+use locald_cnb::detect::{detect, order_path, Detected};
 use locald_cnb::env::Env;
 use locald_cnb::exec::HostExecutor;
-use locald_cnb::formats::order::read_order;
+use locald_cnb::formats::order::{read_order, Group};
+use locald_cnb::formats::plan::Plan;
 use locald_cnb::formats::target::RunTarget;
 use locald_cnb::{Context, Dirs, Limits};
 
@@ -39,7 +46,33 @@ fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
     code
 }
 
+/// Which phases one invocation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phases {
+    Detect,
+    Build,
+    Both,
+}
+
+/// The phases the arguments ask for: `detect`, `build`, or none for both.
+fn phases(args: &[String]) -> Result<Phases, String> {
+    match args {
+        [] => Ok(Phases::Both),
+        [phase] if phase == "detect" => Ok(Phases::Detect),
+        [phase] if phase == "build" => Ok(Phases::Build),
+        other => Err(format!(
+            "usage: lifecycle [detect | build] (not `{}`)",
+            other.join(" ")
+        )),
+    }
+}
+
 fn run() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let phases = match phases(&args) {
+        Ok(phases) => phases,
+        Err(usage) => return fail(usage, 1),
+    };
     // SAFETY: geteuid cannot fail and has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return fail(
@@ -61,7 +94,6 @@ fn run() -> i32 {
         build_config: build_config.is_dir().then_some(build_config),
         scratch: scratch.path().to_path_buf(),
     };
-    let limits = Limits::DEFAULT;
     let os_release = std::fs::read_to_string("/etc/os-release").ok();
     let target = RunTarget::default().complete(os_release.as_deref());
     let context = Context::new(
@@ -70,36 +102,31 @@ fn run() -> i32 {
         target,
         Env::for_build(std::env::vars()),
     );
-    let order = match read_order(&order_path(&dirs.layers, &cnb.join("order.toml")), &limits) {
-        Ok(order) => order,
-        Err(e) => return fail(e, 1),
-    };
-    println!("===> DETECTING");
-    let detected = match detect(&context, &order) {
-        Ok(detected) => detected,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    let written = detected.write(
-        &dirs.layers.join("group.toml"),
-        &dirs.layers.join("plan.toml"),
+    let (group_path, plan_path) = (
+        dirs.layers.join("group.toml"),
+        dirs.layers.join("plan.toml"),
     );
-    if let Err(e) = written {
-        return fail(e, 1);
-    }
-    if std::env::var("CNB_LOG_LEVEL").is_ok_and(|level| level == "debug") {
-        for run in &detected.runs {
-            println!("{}", run.summary());
-            for line in run.output.lines() {
-                println!("  {line}");
-            }
+    let (group, plan) = if phases == Phases::Build {
+        // What `lifecycle detect` left, as the reference builder reads it.
+        let limits = Limits::DEFAULT;
+        match Group::read(&group_path, &limits)
+            .and_then(|group| Plan::read(&plan_path, &limits).map(|plan| (group, plan)))
+        {
+            Ok(read) => read,
+            Err(e) => return fail(format!("{e} (run `lifecycle detect` first)"), 1),
         }
-    }
-    for member in &detected.group.group {
-        println!("detected {}", member.key());
+    } else {
+        match detect_phase(&context, &cnb, &group_path, &plan_path) {
+            Ok(detected) => (detected.group, detected.plan),
+            Err(code) => return code,
+        }
+    };
+    if phases == Phases::Detect {
+        return 0;
     }
     println!("===> BUILDING");
     let mut stdout = std::io::stdout();
-    match build(&context, &detected.group, &detected.plan, &mut stdout) {
+    match build(&context, &group, &plan, &mut stdout) {
         Ok(metadata) => {
             println!(
                 "built: {} process types{}",
@@ -112,5 +139,58 @@ fn run() -> i32 {
             0
         }
         Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// Detection: the order (`<layers>/order.toml`, else the builder's), then `group.toml`
+/// and `plan.toml` written into the layers directory; the exit code on failure.
+fn detect_phase(
+    context: &Context<'_>,
+    cnb: &Path,
+    group_path: &Path,
+    plan_path: &Path,
+) -> Result<Detected, i32> {
+    let limits = Limits::DEFAULT;
+    let order = read_order(
+        &order_path(&context.dirs.layers, &cnb.join("order.toml")),
+        &limits,
+    )
+    .map_err(|e| fail(e, 1))?;
+    println!("===> DETECTING");
+    let detected = detect(context, &order).map_err(|e| fail(&e, e.exit_code()))?;
+    detected
+        .write(group_path, plan_path)
+        .map_err(|e| fail(e, 1))?;
+    if std::env::var("CNB_LOG_LEVEL").is_ok_and(|level| level == "debug") {
+        for run in &detected.runs {
+            println!("{}", run.summary());
+            for line in run.output.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    for member in &detected.group.group {
+        println!("detected {}", member.key());
+    }
+    Ok(detected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_phase_or_both() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(phases(&[]), Ok(Phases::Both));
+        assert_eq!(phases(&words(&["detect"])), Ok(Phases::Detect));
+        assert_eq!(phases(&words(&["build"])), Ok(Phases::Build));
+        for bad in [&["export"][..], &["detect", "build"]] {
+            let error = phases(&words(bad)).unwrap_err();
+            assert!(
+                error.starts_with("usage: lifecycle [detect | build]"),
+                "{error}"
+            );
+        }
     }
 }

@@ -25,6 +25,24 @@ pub fn enter_private_mount_namespace() -> Result<()> {
     make_mounts_private()
 }
 
+/// Mounts a `/proc` of this process's PID namespace over the host's, when they differ (in this
+/// private mount namespace only). Under the supervisor the shim runs in the PID namespace of the
+/// service's init, and libcontainer records the container's pid as this namespace numbers it,
+/// then reads its state from `/proc/<pid>`: the host's `/proc` would show another process (or
+/// none) under that number. Only for a root shim: rootless, the PID namespace belongs to the
+/// init's user namespace, where the shim has no capability to mount it.
+pub fn own_proc() -> Result<()> {
+    let shown = fs::read_link("/proc/self")
+        .ok()
+        .and_then(|pid| pid.to_str()?.parse::<i32>().ok());
+    if shown == Some(nix::unistd::getpid().as_raw()) {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+        .context("mounting a /proc of the shim's PID namespace")
+}
+
 fn make_mounts_private() -> Result<()> {
     mount(
         None::<&str>,

@@ -90,6 +90,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         mounts::shadow_cgroupfs(&mounts::v1_cgroup_mount_points()?, &effective_path, false)?;
     } else {
         mounts::enter_private_mount_namespace()?;
+        mounts::own_proc()?;
         if let Some((path, devices)) = cgroups::managed_by_shim(&spec) {
             let text = mountinfo::read().with_context(|| format!("reading {}", mountinfo::PATH))?;
             let hierarchies = cgroup_fs::v1_hierarchies(&text);

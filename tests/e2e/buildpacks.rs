@@ -10,6 +10,24 @@ use crate::builds::{build_with, registry_with_builder, site_project};
 use crate::cnb_images::{container_run, with_store};
 use crate::containers::push;
 
+/// The buildpacks a build's output says it detected, in order.
+fn detected(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("detected "))
+        .map(String::from)
+        .collect()
+}
+
+/// The group of `-b test/httpd -b test/procfile@0.0.1 -b meta.cnb`: the composite
+/// expanded where it stands.
+const WITH_META: [&str; 4] = [
+    "test/httpd@0.0.1",
+    "test/procfile@0.0.1",
+    "test/extra@0.0.2",
+    "test/greeting@0.0.1",
+];
+
 #[test]
 fn buildpacks_given_replace_the_builders_order() {
     let (registry, builder) = registry_with_builder();
@@ -21,13 +39,6 @@ fn buildpacks_given_replace_the_builders_order() {
     let data = data.path();
     let build = |args: &[&str]| build_with(&project, data, &builder, args);
     let run = |args: &[&str]| container_run(&project, data, args);
-    let detected = |stdout: &str| -> Vec<String> {
-        stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("detected "))
-            .map(String::from)
-            .collect()
-    };
 
     // A buildpackage image the builder lacks: it alone is the group (the builder's
     // order would have chosen test/httpd and test/procfile for this app).
@@ -58,17 +69,7 @@ fn buildpacks_given_replace_the_builders_order() {
         "meta:979303",
     ])
     .success();
-    assert_eq!(
-        detected(&out.stdout),
-        [
-            "test/httpd@0.0.1",
-            "test/procfile@0.0.1",
-            "test/extra@0.0.2",
-            "test/greeting@0.0.1"
-        ],
-        "{}",
-        out.stdout
-    );
+    assert_eq!(detected(&out.stdout), WITH_META, "{}", out.stdout);
     out.stdout_has("building httpd\n")
         .stdout_has("greeting: built by a composite buildpackage\n");
     let greeting = ["--entrypoint", "/cnb/process/greeting", "meta:979303"];
@@ -200,21 +201,6 @@ fn a_services_buildpacks_are_paths_of_the_project_wherever_locald_runs() {
         data.path(),
     )
     .success();
-    let detected: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("detected "))
-        .collect();
-    assert_eq!(
-        detected,
-        [
-            "test/httpd@0.0.1",
-            "test/procfile@0.0.1",
-            "test/extra@0.0.2",
-            "test/greeting@0.0.1"
-        ],
-        "{}",
-        out.stdout
-    );
+    assert_eq!(detected(&out.stdout), WITH_META, "{}", out.stdout);
     out.stdout_has("built web: ");
 }

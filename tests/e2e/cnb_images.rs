@@ -194,6 +194,51 @@ fn built_image_runs_process_types_through_the_launcher() {
 }
 
 #[test]
+fn a_built_image_runs_under_runc_as_well() {
+    // Nothing in a built image is locald's but its static launcher: another OCI runtime
+    // runs it the same way (umoci makes the bundle from the exported layout).
+    let (_project, _data, build) = project_with_built_site();
+    let layout = build.path().join("layout");
+    let bundle = build.path().join("runc-bundle");
+    let unpacked = std::process::Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle)
+        .output()
+        .expect("umoci (scripts/install-deps installs it)");
+    assert!(
+        unpacked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpacked.stderr)
+    );
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    // The image's own process serves forever: run `greet` and ask who runs it.
+    config["process"]["args"] = serde_json::json!([
+        "/cnb/lifecycle/launcher",
+        "echo \"$(id -u):$(id -g) $PORT $HTTPD_ROOT\"; /cnb/process/greet"
+    ]);
+    config["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let id = format!("locald-e2e-runc-{}", std::process::id());
+    let runc = |args: &[&str]| {
+        std::process::Command::new("runc")
+            .args(args)
+            .output()
+            .expect("runc (scripts/install-deps installs it)")
+    };
+    let out = runc(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    let _ = runc(&["delete", "--force", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000:1000 8080 /workspace/static\nhello world\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn built_image_serves_as_a_service_on_its_port() {
     let (project, data, _build) = project_with_built_site();
     project.write(

@@ -1385,3 +1385,37 @@ health = "none"
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_container_services_shim_reads_the_proc_of_its_own_pid_namespace() {
+    // Under the supervisor the shim runs in the PID namespace of the service's init, and
+    // libcontainer records the container's pid as that namespace numbers it (4, say),
+    // then reads `/proc/<pid>`: the host's `/proc` would show a kernel thread there.
+    let (project, data) = project_with_busybox();
+    project.write(
+        "locald.toml",
+        "[services.box]\nimage = \"bb:1\"\ncommand = \"exec sleep 979911\"\nhealth = \"none\"\nstop_signal = \"KILL\"\n",
+    );
+    with_store(
+        project.locald(["up", "-d", "--wait", "--timeout", "30s"]),
+        data.path(),
+    )
+    .success();
+    // The container's process is a child of the shim.
+    let sleeper = one_pid("979911");
+    let status = std::fs::read_to_string(format!("/proc/{sleeper}/status")).unwrap();
+    let shim: i32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .and_then(|ppid| ppid.trim().parse().ok())
+        .expect("a parent");
+    // The shim's own mount namespace, seen from the host: its `/proc/1` is the init of
+    // its PID namespace (locald's), not the host's.
+    let init = std::fs::read(format!("/proc/{shim}/root/proc/1/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&init).contains("__service-init"),
+        "the shim's /proc/1 is {:?}",
+        String::from_utf8_lossy(&init)
+    );
+    with_store(project.locald(["down"]), data.path()).success();
+}

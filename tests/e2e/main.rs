@@ -7,6 +7,7 @@ mod webdriver;
 mod bounded_scripts;
 mod build_attacks;
 mod build_cache;
+mod build_phases;
 mod buildpacks;
 mod builds;
 mod built_services;

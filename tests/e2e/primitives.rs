@@ -42,10 +42,13 @@ fn ctrl_c_or_sigterm_during_capture_command_stops_the_command_and_the_script() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(!stdout.contains("after"), "{signal}: went on: {stdout}");
         assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}");
+        // The group is SIGKILLed as locald ends; a loaded machine may take a moment to
+        // carry the kill out.
         for marker in ["972101", "972102"] {
-            assert!(
-                pids_with_arg(marker).is_empty(),
-                "{signal}: {marker} survived"
+            project.wait_for(
+                &format!("{signal}: {marker} to end"),
+                Duration::from_secs(5),
+                |_| pids_with_arg(marker).is_empty(),
             );
         }
     }

@@ -171,6 +171,14 @@ else
   printf '/workspace/static' > "$L/env/HTTPD_ROOT.default"
   printf '8080' > "$L/env.launch/PORT.default"
   printf '1' > "$L/env.build/HTTPD_BUILT"
+  # The work a real install does (fetch and compile a runtime), for benchmarks: with the
+  # build variable HTTPD_INSTALL_MB=N, N MiB hashed and a runtime of N/32 MiB written.
+  mb=$(cat "$CNB_PLATFORM_DIR/env/HTTPD_INSTALL_MB" 2>/dev/null || echo 0)
+  if [ "$mb" -gt 0 ]; then
+    echo "compiling httpd ($mb MiB)"
+    head -c $((mb * 1048576)) /dev/zero | sha256sum > "$L/checksum"
+    head -c $((mb * 32768)) /dev/urandom > "$L/runtime.bin"
+  fi
 fi
 printf '[types]\nlaunch = true\nbuild = true\ncache = true\n\n[metadata]\nversion = "1"\n' > "$L.toml"
 

@@ -1,11 +1,14 @@
 //! Build primitives: an app built from source by Cloud Native Buildpacks into the image
 //! store.
 //!
-//! `build_image(source, #{ builder, buildpacks, env, tag, verbose })` pulls the builder
+//! `build_image(source, #{ builder, buildpacks, env, tag, verbose })` is the build's
+//! phases in one call (`Prepared`; `super::build_phases` gives them to scripts one by
+//! one): it pulls the builder
 //! (and the run image its `/cnb/run.toml` names) through the store, resolves the
 //! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`
 //! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
-//! (detect then build) in a container of the builder image as its `CNB_USER_ID` (rootless:
+//! (`lifecycle detect`, then `lifecycle build`, each in its own container) of the
+//! builder image as its `CNB_USER_ID` (rootless:
 //! the caller mapped to it in the container's user namespace, so nothing is chowned), with
 //! `/workspace`, `/layers` and `/platform` mounted and `/cnb` the builder's own: through
 //! the same foreground runtime as `run_container`, so buildpack output streams to the
@@ -20,9 +23,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use locald_cnb::build::BuildMetadata;
 use locald_cnb::export::layer::Owner;
 use locald_cnb::export::{ExportError, ExportInput, SourceImage};
-use locald_cnb::formats::order::{write_order, OrderGroup};
+use locald_cnb::formats::order::{write_order, Group, OrderGroup};
+use locald_cnb::formats::plan::Plan;
 use locald_cnb::formats::run_image::builder_run_images;
 use locald_cnb::formats::FormatError;
 use locald_cnb::Limits;
@@ -106,6 +111,8 @@ pub enum BuildError {
     Buildpack(Box<super::buildpacks::BuildpackError>),
     #[error("build cache: {0}")]
     Cache(#[from] locald_cnb::cache::CacheError),
+    #[error(transparent)]
+    Phase(#[from] super::build_phases::PhaseError),
 }
 
 /// The Platform API's exit codes of the detector and builder, in words.
@@ -335,132 +342,240 @@ impl WorkDir {
     }
 }
 
-/// `build_image(source, options)`: see the module's doc.
-pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, PullStopped> {
-    if !source.is_dir() {
-        return Err(BuildError::NotADirectory(source.to_path_buf()).into());
-    }
-    let source = source
-        .canonicalize()
-        .map_err(|source_error| BuildError::Io {
-            action: "read",
-            path: source.to_path_buf(),
-            source: source_error,
-        })?;
-    let builder_ref = match options.builder.clone() {
-        Some(builder) => builder,
-        None => locald_image::user_config::configured_default_builder()
-            .map_err(BuildError::from)?
-            .ok_or(BuildError::NoBuilder)?,
-    };
-    // Found first: a missing binary should not cost a pull.
-    let lifecycle = cnb_binary("lifecycle")?;
-    let launcher = cnb_binary("launcher")?;
-    let builder = container::ensure_image(&builder_ref, PullPolicy::Missing)?;
-    let owner = builder_owner(&builder)?;
-    let run_image = container::ensure_image(&run_image_reference(&builder)?, PullPolicy::Missing)?;
-    let buildpacks = super::buildpacks::resolve(&options.buildpacks, &builder)?;
+/// A build under way: what [`Prepared::prepare`] pulled, copied and restored, then each
+/// phase in its own container of the builder (`lifecycle detect`, `lifecycle build`), and
+/// the export on the host. Dropped before the export, it removes its work directory and
+/// leaves the name's build cache as it was (its lock released).
+pub struct Prepared {
+    source: PathBuf,
+    tag: String,
+    builder: StoredImage,
+    run_image: StoredImage,
+    owner: Owner,
+    buildpacks: super::buildpacks::Chosen,
+    lifecycle: PathBuf,
+    launcher: PathBuf,
+    verbose: bool,
+    store: locald_image::ImageStore,
+    analysis: super::build_cache::Analysis,
+    /// The builder, the run image and the buildpackages, leased while the build lives:
+    /// `image rm` and `prune` leave them alone between its phases.
+    _leases: Vec<locald_image::ImageLease>,
+    work: WorkDir,
+}
 
-    let work = WorkDir::new()?;
-    let (workspace, layers, platform) = (
-        work.dir("workspace"),
-        work.dir("layers"),
-        work.dir("platform"),
-    );
-    copy_source(&source, &workspace, true)?;
-    write_platform_env(&platform, &options.env)?;
-    let tag = options.tag.unwrap_or_else(|| default_tag(&source));
-    let store = container::store()?;
-    let analysis = super::build_cache::analyze_and_restore(&store, &tag, &layers, &run_image)?;
-    if !buildpacks.group.is_empty() {
-        // The lifecycle reads `<layers>/order.toml` before the builder's.
-        let group = vec![OrderGroup {
-            group: buildpacks.group.clone(),
-        }];
-        write_order(&layers.join("order.toml"), &group).map_err(BuildError::from)?;
-    }
-    // As root the container's ids are the host's: the buildpacks' user must own what it
-    // writes into. Rootless, the runtime maps the caller to the user the container runs
-    // as (the builder's CNB_USER_ID), so the caller's own files already are that user's.
-    if nix::unistd::geteuid().is_root() {
-        for dir in [&workspace, &layers, &platform] {
-            chown_tree(dir, owner)?;
+impl Prepared {
+    /// Pulls the builder and its run image, resolves the buildpacks, copies the source
+    /// into a fresh work directory with the build's environment, and restores the last
+    /// build of the tag (analysis, restore: `===> RESTORING`).
+    pub fn prepare(source: &Path, options: BuildImageOptions) -> Result<Prepared, PullStopped> {
+        if !source.is_dir() {
+            return Err(BuildError::NotADirectory(source.to_path_buf()).into());
         }
-    }
+        let source = source
+            .canonicalize()
+            .map_err(|source_error| BuildError::Io {
+                action: "read",
+                path: source.to_path_buf(),
+                source: source_error,
+            })?;
+        let builder_ref = match options.builder.clone() {
+            Some(builder) => builder,
+            None => locald_image::user_config::configured_default_builder()
+                .map_err(BuildError::from)?
+                .ok_or(BuildError::NoBuilder)?,
+        };
+        // Found first: a missing binary should not cost a pull.
+        let lifecycle = cnb_binary("lifecycle")?;
+        let launcher = cnb_binary("launcher")?;
+        let builder = container::ensure_image(&builder_ref, PullPolicy::Missing)?;
+        let owner = builder_owner(&builder)?;
+        let run_image =
+            container::ensure_image(&run_image_reference(&builder)?, PullPolicy::Missing)?;
+        let buildpacks = super::buildpacks::resolve(&options.buildpacks, &builder)?;
+        let store = container::store()?;
+        let user = format!("build of {} (pid {})", source.display(), std::process::id());
+        let mut leases = buildpacks.lease(&user)?;
+        for image in [&builder, &run_image] {
+            leases.push(store.lease(image, &user)?);
+        }
 
-    let mount = |host: &Path, container: &str, read_only: bool| {
-        let spec = format!(
-            "{}:{container}{}",
-            host.display(),
-            if read_only { ":ro" } else { "" }
+        let work = WorkDir::new()?;
+        let (workspace, layers, platform) = (
+            work.dir("workspace"),
+            work.dir("layers"),
+            work.dir("platform"),
         );
-        container::parse_volume(&spec).map_err(|e| BuildError::Io {
-            action: "mount",
-            path: host.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+        copy_source(&source, &workspace, true)?;
+        write_platform_env(&platform, &options.env)?;
+        let tag = options.tag.unwrap_or_else(|| default_tag(&source));
+        let analysis = super::build_cache::analyze_and_restore(&store, &tag, &layers, &run_image)?;
+        if !buildpacks.group.is_empty() {
+            // The lifecycle reads `<layers>/order.toml` before the builder's.
+            let group = vec![OrderGroup {
+                group: buildpacks.group.clone(),
+            }];
+            write_order(&layers.join("order.toml"), &group).map_err(BuildError::from)?;
+        }
+        // As root the container's ids are the host's: the buildpacks' user must own what
+        // it writes into. Rootless, the runtime maps the caller to the user the container
+        // runs as (the builder's CNB_USER_ID), so the caller's own files already are that
+        // user's.
+        if nix::unistd::geteuid().is_root() {
+            for dir in [&workspace, &layers, &platform] {
+                chown_tree(dir, owner)?;
+            }
+        }
+        Ok(Prepared {
+            source,
+            tag,
+            builder,
+            run_image,
+            owner,
+            buildpacks,
+            lifecycle,
+            launcher,
+            verbose: options.verbose,
+            store,
+            analysis,
+            _leases: leases,
+            work,
         })
-    };
-    let mut env = BTreeMap::new();
-    if options.verbose {
-        env.insert("CNB_LOG_LEVEL".to_string(), "debug".to_string());
-    }
-    let run = RunContainerOptions {
-        entrypoint: Some(Program::Exec(vec![LIFECYCLE_IN_CONTAINER.to_string()])),
-        user: Some(format!("{}:{}", owner.uid, owner.gid)),
-        volumes: vec![
-            mount(&workspace, WORKSPACE, false)?,
-            mount(&layers, LAYERS, false)?,
-            mount(&platform, PLATFORM, true)?,
-            mount(&lifecycle, LIFECYCLE_IN_CONTAINER, true)?,
-        ]
-        .into_iter()
-        .chain(buildpacks.mounts.iter().cloned())
-        .collect(),
-        env,
-        pull: container::Pull::Never,
-        ..RunContainerOptions::default()
-    };
-    let _leases = buildpacks.lease(&format!(
-        "build of {} (pid {})",
-        source.display(),
-        std::process::id()
-    ))?;
-    let code = container::run_container_options(&builder.reference, run)?;
-    if code != 0 {
-        return Err(BuildError::Lifecycle(code).into());
     }
 
-    println!("===> EXPORTING");
-    let metadata =
-        locald_cnb::build::read_built(&layers, &Limits::DEFAULT).map_err(BuildError::from)?;
-    let run_source = SourceImage {
-        blobs: store.blobs_dir(),
-        manifest_digest: run_image.manifest_digest.clone(),
-        reference: run_image.reference.clone(),
-    };
-    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse().ok());
-    let input = ExportInput {
-        layers: &layers,
-        app: &workspace,
-        metadata: &metadata,
-        run_image: &run_source,
-        previous: analysis.previous.as_ref(),
-        launcher: &launcher,
-        owner,
-        source_date_epoch,
-        process_type: None,
-        project: None,
-    };
-    let layout = work.dir("layout");
-    let exported =
-        locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
-    analysis.report_layers(&exported);
-    let staged = analysis.stage_cache(&metadata, &exported, &layout.join("blobs/sha256"), owner)?;
-    let image = store.import_oci_layout(&layout, Some(&tag))?;
-    // The cache goes with the image it was built with: kept only once that is stored.
-    staged.commit()?;
+    /// The name the image will be stored under.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The builder image's reference.
+    pub fn builder(&self) -> &str {
+        &self.builder.reference
+    }
+
+    /// The run image's reference.
+    pub fn run_image(&self) -> &str {
+        &self.run_image.reference
+    }
+
+    /// The source directory (absolute).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Runs `lifecycle PHASE` in a container of the builder as its user, with the work
+    /// directory's `/workspace`, `/layers` and `/platform` (read-only) and the chosen
+    /// buildpacks mounted; a non-zero exit is the Platform API's code in words.
+    fn run_phase(&self, phase: &str) -> Result<(), PullStopped> {
+        let mount = |host: &Path, container: &str, read_only: bool| {
+            let spec = format!(
+                "{}:{container}{}",
+                host.display(),
+                if read_only { ":ro" } else { "" }
+            );
+            container::parse_volume(&spec).map_err(|e| BuildError::Io {
+                action: "mount",
+                path: host.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        };
+        let mut env = BTreeMap::new();
+        if self.verbose {
+            env.insert("CNB_LOG_LEVEL".to_string(), "debug".to_string());
+        }
+        let run = RunContainerOptions {
+            entrypoint: Some(Program::Exec(vec![
+                LIFECYCLE_IN_CONTAINER.to_string(),
+                phase.to_string(),
+            ])),
+            user: Some(format!("{}:{}", self.owner.uid, self.owner.gid)),
+            volumes: vec![
+                mount(&self.work.dir("workspace"), WORKSPACE, false)?,
+                mount(&self.work.dir("layers"), LAYERS, false)?,
+                mount(&self.work.dir("platform"), PLATFORM, true)?,
+                mount(&self.lifecycle, LIFECYCLE_IN_CONTAINER, true)?,
+            ]
+            .into_iter()
+            .chain(self.buildpacks.mounts.iter().cloned())
+            .collect(),
+            env,
+            pull: container::Pull::Never,
+            ..RunContainerOptions::default()
+        };
+        let code = container::run_container_options(&self.builder.reference, run)?;
+        if code != 0 {
+            return Err(BuildError::Lifecycle(code).into());
+        }
+        Ok(())
+    }
+
+    /// Detection (`===> DETECTING`): the group that passed and the resolved plan, as
+    /// `lifecycle detect` left them in the layers directory.
+    pub fn detect(&self) -> Result<(Group, Plan), PullStopped> {
+        self.run_phase("detect")?;
+        let layers = self.work.dir("layers");
+        let limits = Limits::DEFAULT;
+        let group = Group::read(&layers.join("group.toml"), &limits).map_err(BuildError::from)?;
+        let plan = Plan::read(&layers.join("plan.toml"), &limits).map_err(BuildError::from)?;
+        Ok((group, plan))
+    }
+
+    /// The build phase (`===> BUILDING`) over what detection left: what the buildpacks
+    /// made, read back on the host.
+    pub fn build(&self) -> Result<BuildMetadata, PullStopped> {
+        self.run_phase("build")?;
+        let layers = self.work.dir("layers");
+        Ok(locald_cnb::build::read_built(&layers, &Limits::DEFAULT).map_err(BuildError::from)?)
+    }
+
+    /// The export (`===> EXPORTING`) of what [`Prepared::build`] made: the image written
+    /// on the host, stored under the tag, and the cache committed with it.
+    pub fn export(self, metadata: &BuildMetadata) -> Result<StoredImage, PullStopped> {
+        println!("===> EXPORTING");
+        let run_source = SourceImage {
+            blobs: self.store.blobs_dir(),
+            manifest_digest: self.run_image.manifest_digest.clone(),
+            reference: self.run_image.reference.clone(),
+        };
+        let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
+        let (layers, workspace) = (self.work.dir("layers"), self.work.dir("workspace"));
+        let input = ExportInput {
+            layers: &layers,
+            app: &workspace,
+            metadata,
+            run_image: &run_source,
+            previous: self.analysis.previous.as_ref(),
+            launcher: &self.launcher,
+            owner: self.owner,
+            source_date_epoch,
+            process_type: None,
+            project: None,
+        };
+        let layout = self.work.dir("layout");
+        let exported =
+            locald_cnb::export::export(&input, &layout, "latest").map_err(BuildError::from)?;
+        self.analysis.report_layers(&exported);
+        let staged = self.analysis.stage_cache(
+            metadata,
+            &exported,
+            &layout.join("blobs/sha256"),
+            self.owner,
+        )?;
+        let image = self.store.import_oci_layout(&layout, Some(&self.tag))?;
+        // The cache goes with the image it was built with: kept only once that is stored.
+        staged.commit()?;
+        Ok(image)
+    }
+}
+
+/// `build_image(source, options)`: every phase in turn (see the module's doc).
+pub fn build_image(source: &Path, options: BuildImageOptions) -> Result<Map, PullStopped> {
+    let build = Prepared::prepare(source, options)?;
+    build.detect()?;
+    let metadata = build.build()?;
+    let image = build.export(&metadata)?;
     Ok(container::image_map(&image))
 }
 
@@ -485,7 +600,8 @@ pub mod build_api {
     /// files; the name to store the image under, default `locald-build/<dir name>-<digest>:latest`;
     /// every buildpack's detect output).
     /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
-    /// `#{ reference, digest }`.
+    /// `#{ reference, digest }`. The phases in one call: `prepare_build`, then
+    /// `b.detect()`, `b.build()` and `b.export_image()`.
     #[rhai_fn(return_raw)]
     pub fn build_image(
         ctx: NativeCallContext,

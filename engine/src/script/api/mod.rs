@@ -9,6 +9,7 @@ use rhai::{Engine, EvalAltResult};
 
 pub mod build;
 mod build_cache;
+pub mod build_phases;
 pub mod build_service;
 pub mod buildpacks;
 pub mod capture;
@@ -34,6 +35,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.build_type::<ServiceHandle>();
     engine.build_type::<crate::program::Program>();
     super::handles::register_runtime_types(engine);
+    build_phases::register_types(engine);
     engine.register_global_module(exported_module!(project_api).into());
     engine.register_global_module(exported_module!(ports::ports_api).into());
     engine.register_global_module(exported_module!(process::process_api).into());
@@ -44,6 +46,7 @@ pub fn register_all(engine: &mut Engine) {
     engine.register_global_module(exported_module!(container::container_api).into());
     engine.register_global_module(exported_module!(tasks::tasks_api).into());
     engine.register_global_module(exported_module!(build::build_api).into());
+    engine.register_global_module(exported_module!(build_phases::build_phases_api).into());
     engine.register_global_module(exported_module!(build_service::build_service_api).into());
     engine.register_global_module(exported_module!(waiting::waiting_api).into());
 }
