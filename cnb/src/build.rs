@@ -75,7 +75,7 @@ pub enum BuildError {
 pub enum LayerProblem {
     #[error("is not a layer name")]
     Name,
-    #[error("is a symbolic link, not a layer directory")]
+    #[error("is a symbolic link, not a directory")]
     Link,
     #[error("is not a directory")]
     NotDirectory,
@@ -417,17 +417,26 @@ impl<'a> Builder<'a> {
 /// What a build left in `layers` (its `config/metadata.toml` and every buildpack's layer
 /// metadata and `store.toml`), read back where the build ran elsewhere (in the build
 /// container, the exporter on the host).
+///
+/// The buildpacks wrote `layers` as they pleased, and this reads it on the host (as root,
+/// for a root build), where a link the container resolved inside itself leads to the
+/// host's files: `config` and each buildpack's directory must be real directories, not
+/// links (`<layers>/<bp> -> /some/host/dir` would have the host read, rename and export
+/// that directory's layers), and the files in them are read without following links.
 pub fn read_built(layers: &Path, limits: &Limits) -> Result<BuildMetadata, BuildError> {
-    let mut metadata = BuildMetadata::read(&layers.join("config/metadata.toml"), limits)?;
+    let config = layers.join("config");
+    real_dir(&config)?;
+    let mut metadata = BuildMetadata::read(&config.join("metadata.toml"), limits)?;
     for buildpack in &metadata.buildpacks {
         let bp_layers = layers.join(buildpack.id.escaped());
+        let exists = real_dir(&bp_layers)?;
         let store_toml = bp_layers.join("store.toml");
         let store = read_text(&store_toml, limits.file_bytes)?
             .map(|text| parse_store(&text, &store_toml))
             .transpose()?;
         metadata.layers.push(BuildpackLayers {
             buildpack: buildpack.clone(),
-            layers: match bp_layers.is_dir() {
+            layers: match exists {
                 true => read_layers(&bp_layers, limits)?,
                 false => Vec::new(),
             },
@@ -435,6 +444,27 @@ pub fn read_built(layers: &Path, limits: &Limits) -> Result<BuildMetadata, Build
         });
     }
     Ok(metadata)
+}
+
+/// Whether `path` is a directory (`false`: nothing is there); a link or another file is
+/// an error.
+fn real_dir(path: &Path) -> Result<bool, BuildError> {
+    let problem = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(true),
+        Ok(meta) if meta.file_type().is_symlink() => LayerProblem::Link,
+        Ok(_) => LayerProblem::NotDirectory,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(BuildError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    Err(BuildError::Layer {
+        path: path.to_path_buf(),
+        problem,
+    })
 }
 
 /// Reads every `<layer>.toml` of a buildpack's layers directory, in name order, and

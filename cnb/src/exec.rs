@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// One run of a buildpack executable.
 #[derive(Debug, Clone)]
@@ -78,11 +79,21 @@ pub trait Executor {
 
 /// Spawns executables as child processes of this one, with no standard input.
 ///
-/// Not handled here, left to the container that wraps a build: a buildpack that leaves a
-/// background process holding its output open keeps the run going until that process
-/// ends, and nothing limits time or memory.
+/// A buildpack may leave a background process behind (a daemon it started, `cmd &`) that
+/// holds its output open: the run ends when the executable itself exits, and what is
+/// still written to its output is read for [`OUTPUT_AFTER_EXIT`] more (the reference
+/// lifecycle gives buildpacks its own stdout and never waits for the output's end at all).
+/// What is left runs on until the build container ends. Nothing limits a buildpack's time
+/// or memory: that is the container's business, and Ctrl-C stops it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostExecutor;
+
+/// How long a buildpack's output is still read after its executable exited, while
+/// something it started keeps the output open.
+pub const OUTPUT_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// How often a run whose output is quiet checks whether the executable exited.
+const EXIT_CHECK: Duration = Duration::from_millis(100);
 
 impl Executor for HostExecutor {
     fn run(&self, invocation: &Invocation, output: &mut dyn Write) -> io::Result<Exit> {
@@ -102,27 +113,69 @@ impl Executor for HostExecutor {
         drop(command);
         let mut buffer = [0u8; 8192];
         let mut output_failed = false;
+        let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
         loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "reading a buildpack's output");
-                    break;
-                }
+            let wait = match exited {
+                None => EXIT_CHECK,
+                Some((_, at)) => match OUTPUT_AFTER_EXIT.checked_sub(at.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    // Only what the executable started still holds the output.
+                    _ => break,
+                },
             };
-            // A log that stops taking output must not stop the buildpack (it would block
-            // on a full pipe): the rest is read and dropped.
-            if !output_failed {
-                if let Err(error) = output.write_all(&buffer[..n]) {
-                    tracing::warn!(%error, "writing a buildpack's output");
-                    output_failed = true;
+            if readable(&reader, wait)? {
+                let n = match reader.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "reading a buildpack's output");
+                        break;
+                    }
+                };
+                // A log that stops taking output must not stop the buildpack (it would
+                // block on a full pipe): the rest is read and dropped.
+                if !output_failed {
+                    if let Err(error) = output.write_all(&buffer[..n]) {
+                        tracing::warn!(%error, "writing a buildpack's output");
+                        output_failed = true;
+                    }
                 }
+            }
+            if exited.is_none() {
+                exited = child.try_wait()?.map(|status| (status, Instant::now()));
             }
         }
         drop(reader);
-        Ok(Exit::from(child.wait()?))
+        let status = match exited {
+            Some((status, _)) => status,
+            None => child.wait()?,
+        };
+        Ok(Exit::from(status))
+    }
+}
+
+/// Whether `reader` has something to read (or its end) within `timeout`.
+fn readable(reader: &io::PipeReader, timeout: Duration) -> io::Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    let mut fds = [libc::pollfd {
+        fd: reader.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for a descriptor `reader` keeps open.
+    match unsafe { libc::poll(fds.as_mut_ptr(), 1, millis) } {
+        -1 => {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(error)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
     }
 }
 
@@ -259,6 +312,36 @@ mod tests {
         assert_eq!(captured.bytes(), b"0123456789");
         assert_eq!(captured.dropped(), 2000 * 101 - 10);
         assert!(captured.text().ends_with("[201990 more bytes not kept]\n"));
+    }
+
+    #[test]
+    fn a_background_process_holding_the_output_does_not_keep_the_run_going() {
+        // bin/build starting a daemon that keeps its stdout: the run ends with the
+        // executable, not with the daemon (30 s here, forever for a real one).
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let exit = HostExecutor.run(
+                &sh(
+                    "sleep 30 & echo \"daemon $!\"; exit 3",
+                    &[("PATH", "/bin:/usr/bin")],
+                ),
+                &mut out,
+            );
+            done.send((exit.map_err(|e| e.to_string()), out)).unwrap();
+        });
+        let (exit, out) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the run waited for the background process");
+        assert_eq!(exit, Ok(Exit::Code(3)));
+        let out = String::from_utf8(out).unwrap();
+        let pid: i32 = out
+            .trim()
+            .strip_prefix("daemon ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        // SAFETY: a plain kill of the test's own child's child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 
     #[test]

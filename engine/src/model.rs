@@ -156,15 +156,33 @@ pub struct Build {
 }
 
 /// The tag a built service's image is stored under: `locald-build/<project dir
-/// name>-<service>:latest`. Stable per service (the build cache is kept by tag), and
-/// different across projects that share service names.
+/// name>-<digest>-<service>:latest` ([`built_dir_name`]). Stable per service (the build
+/// cache is kept by tag), and different across projects that share service names or
+/// directory names.
 pub fn built_image_tag(project_dir: &std::path::Path, service: &str) -> String {
-    let dir = project_dir
+    format!(
+        "locald-build/{}-{}:latest",
+        built_dir_name(project_dir),
+        reference_component(service)
+    )
+}
+
+/// `<dir name>-<digest>`, what is built from the directory `dir` is named after in image
+/// references: its name as a reference component (`app` when it has none), then the
+/// first 12 hex digits of the SHA-256 of its path. The digest keeps two directories of the
+/// same name apart (`~/src/shop` and a clone of someone else's `shop` in `/tmp`): a build
+/// starts from the build cache and the previous image of its tag, so a shared tag would
+/// let one checkout's buildpacks put their layers into the other's image.
+pub fn built_dir_name(dir: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = dir
         .file_name()
         .map(|name| reference_component(&name.to_string_lossy()))
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "app".to_string());
-    format!("locald-build/{dir}-{}:latest", reference_component(service))
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_bytes());
+    format!("{name}-{}", &hex::encode(digest)[..12])
 }
 
 /// `name` as a path component of an image reference: lowercased, anything else than

@@ -104,15 +104,11 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
     );
     assert!(listing.ends_with("1000\n"), "{listing}");
 
-    // Without --tag: the directory's name; without --verbose: no detect results.
-    let dir_name = project
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_lowercase();
+    // Without --tag: the directory's name and path digest; without --verbose: no detect
+    // results.
+    let tag = locald::script::api::build::default_tag(&project.path().canonicalize().unwrap());
     let out = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();
-    out.stdout_has(&format!("locald-build/{dir_name}:latest"));
+    out.stdout_has(&tag);
     assert!(!out.stdout.contains(": pass"), "{}", out.stdout);
 
     // With SOURCE_DATE_EPOCH the same source builds the same image, digest for digest.
@@ -122,7 +118,6 @@ fn build_pulls_the_builder_builds_the_app_and_stores_a_runnable_image() {
     };
     // (A cold build again: a warm one restores the fixture's store.toml count, which is
     // in the image's label, from the previous image and the cache.)
-    let tag = format!("locald-build/{dir_name}:latest");
     with_store(project.locald(["image", "rm", tag.as_str()]), data).success();
     with_store(project.locald(["image", "prune"]), data).success();
     let again = build(&[]).env("SOURCE_DATE_EPOCH", "1700000000").success();

@@ -93,8 +93,7 @@ health = "none"
     assert_eq!(service_field(&project, "after", "state"), "healthy");
     let status = with_store(project.locald(["status"]), data).success();
     status.stdout_has("web").stdout_has("healthy");
-    let dir = project.path().file_name().unwrap().to_string_lossy();
-    let tag = format!("locald-build/{}-web:latest", dir.to_lowercase());
+    let tag = locald::model::built_image_tag(&project.path().canonicalize().unwrap(), "web");
     with_store(project.locald(["image", "ls"]), data)
         .success()
         .stdout_has(&tag);

@@ -5,6 +5,7 @@ mod harness;
 mod webdriver;
 
 mod bounded_scripts;
+mod build_attacks;
 mod build_cache;
 mod build_phases;
 mod buildpacks;

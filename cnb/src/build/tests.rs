@@ -389,16 +389,7 @@ fn what_a_buildpack_writes_is_checked() {
         "{error}"
     );
     let error = build_one("printf '[types]\\nlaunch = true\\n' > $CNB_LAYERS_DIR/l.toml; ln -s /etc $CNB_LAYERS_DIR/l").unwrap_err();
-    assert!(
-        matches!(
-            error,
-            BuildError::Layer {
-                problem: LayerProblem::Link,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_link(&error);
     let error = build_one("printf '' > $CNB_LAYERS_DIR/..toml").unwrap_err();
     assert!(
         matches!(
@@ -490,4 +481,59 @@ fn a_group_must_list_runnable_component_buildpacks() {
         "{error}"
     );
     assert_eq!(error.exit_code(), EXIT_BUILDPACK_FAILED);
+}
+
+/// A layers directory as a build leaves it, whose buildpack `attack/evil` replaced its
+/// own layers directory with a link to `target` (which the host would follow).
+fn layers_with_linked_buildpack(target: &std::path::Path) -> tempfile::TempDir {
+    let layers = tempfile::tempdir().unwrap();
+    std::fs::create_dir(layers.path().join("config")).unwrap();
+    std::fs::write(
+        layers.path().join("config/metadata.toml"),
+        "[[buildpacks]]\nid = \"attack/evil\"\nversion = \"0.0.1\"\napi = \"0.10\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(target, layers.path().join("attack_evil")).unwrap();
+    layers
+}
+
+#[test]
+fn read_built_does_not_follow_a_buildpack_directory_made_a_link() {
+    // On the host (as root) `/layers/attack_evil -> /some/host/dir` leads to the host's
+    // directory: a `<name>.toml` without types there made the host rename `<name>`.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("precious")).unwrap();
+    std::fs::write(host.path().join("precious.toml"), "").unwrap();
+    let layers = layers_with_linked_buildpack(host.path());
+    let result = read_built(layers.path(), &Limits::DEFAULT);
+    assert!(host.path().join("precious").is_dir(), "renamed on the host");
+    let error = result.unwrap_err();
+    assert_link(&error);
+}
+
+#[test]
+fn read_built_does_not_follow_a_config_directory_made_a_link() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(
+        host.path().join("metadata.toml"),
+        "[[buildpacks]]\nid = \"host/file\"\nversion = \"0.0.1\"\napi = \"0.10\"\n",
+    )
+    .unwrap();
+    let layers = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(host.path(), layers.path().join("config")).unwrap();
+    assert!(read_built(layers.path(), &Limits::DEFAULT).is_err());
+}
+
+/// `error` says a path the build left is a link.
+fn assert_link(error: &BuildError) {
+    assert!(
+        matches!(
+            error,
+            BuildError::Layer {
+                problem: LayerProblem::Link,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }

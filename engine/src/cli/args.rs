@@ -298,7 +298,7 @@ pub struct Build {
     /// Set a build environment variable (KEY=VALUE, or KEY to pass yours)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// The name to store the image under (default: locald-build/<dir name>:latest)
+    /// The name to store the image under (default: locald-build/<dir name>-<digest>:latest)
     #[arg(short, long, value_name = "NAME")]
     pub tag: Option<String>,
     /// Show every buildpack's detect output too

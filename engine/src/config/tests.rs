@@ -1025,6 +1025,19 @@ fn the_dashboard_table_is_read_and_checked() {
 }
 
 #[test]
+fn projects_of_the_same_directory_name_build_under_different_tags() {
+    // A build restores the cache and previous image of its tag: a checkout of someone
+    // else's `shop` (its own builder and buildpacks) must not share the user's `shop`.
+    let mine = crate::model::built_image_tag(Path::new("/home/me/shop"), "web");
+    let theirs = crate::model::built_image_tag(Path::new("/tmp/shop"), "web");
+    assert_ne!(mine, theirs);
+    assert_eq!(
+        mine,
+        crate::model::built_image_tag(Path::new("/home/me/shop"), "web")
+    );
+}
+
+#[test]
 fn built_services_compile_and_reach_the_service() {
     let source = r#"[services.web]
 build = { builder = "registry.local/cnb/builder:1", buildpacks = ["bp/one:1", "./two.cnb"], env = { BP_X = "1", N = 2 }, path = "site" }
@@ -1053,7 +1066,12 @@ volumes = ["./data:/data"]
     assert_eq!(build.env["N"], "2");
     // A built service is a container service of the image it is built into; its
     // command replaces the image's process, as with `image`.
-    assert_eq!(web.image.as_deref(), Some("locald-build/shop-web:latest"));
+    let shop = crate::model::built_dir_name(root);
+    assert!(shop.starts_with("shop-"), "{shop}");
+    assert_eq!(
+        web.image.as_deref(),
+        Some(format!("locald-build/{shop}-web:latest").as_str())
+    );
     assert_eq!(web.command.as_deref(), Some("serve --port $PORT"));
     assert!(web.is_container());
 
@@ -1063,7 +1081,10 @@ volumes = ["./data:/data"]
         (build.path.as_path(), build.builder.as_deref()),
         (root.join("api").as_path(), None)
     );
-    assert_eq!(api.image.as_deref(), Some("locald-build/shop-api:latest"));
+    assert_eq!(
+        api.image.as_deref(),
+        Some(format!("locald-build/{shop}-api:latest").as_str())
+    );
     assert_eq!(api.volumes.len(), 1);
 
     let from_rhai = service_from_map(
@@ -1075,7 +1096,7 @@ volumes = ["./data:/data"]
     assert_eq!(from_rhai.build.unwrap().path, root.join("site"));
     assert_eq!(
         from_rhai.image.as_deref(),
-        Some("locald-build/shop-web:latest")
+        Some(format!("locald-build/{shop}-web:latest").as_str())
     );
 }
 

@@ -13,7 +13,9 @@
 //! and cargo judge freshness: no file is read, so a huge file costs nothing to check,
 //! and a rewrite that restores the modification time still moves the change time.
 //! Links are not followed (their target text counts): a link out of the tree is the
-//! link, as the build copies it.
+//! link, as the build copies it. The tree may be a hostile checkout, which `up` reads in
+//! the supervisor: a `.gitignore` is read only if it is a regular file and no link (as
+//! git does), and bounded.
 //!
 //! The record holds the fingerprint and the digest of the image the build stored; it is
 //! written (whole, never through a link) only once the image is stored, so a build
@@ -138,21 +140,9 @@ impl ServiceBuild {
         if !top.is_dir() {
             return Err(fail(&self.source, "not a directory".into()));
         }
-        let walker = ignore::WalkBuilder::new(&self.source)
-            .standard_filters(false)
-            .git_ignore(true)
-            .require_git(false)
-            .parents(false)
-            .follow_links(false)
-            .filter_entry(|entry| {
-                entry.depth() != 1
-                    || !matches!(entry.file_name().to_str(), Some(".git" | ".locald"))
-            })
-            .build();
         let mut entries = Vec::new();
-        for entry in walker {
-            let entry = entry.map_err(|e| fail(&self.source, e.to_string()))?;
-            let path = entry.path();
+        for path in source_files(&self.source).map_err(|(path, reason)| fail(&path, reason))? {
+            let path = path.as_path();
             let relative = path.strip_prefix(&self.source).unwrap_or(path);
             let metadata =
                 std::fs::symlink_metadata(path).map_err(|e| fail(path, e.to_string()))?;
@@ -222,6 +212,86 @@ pub fn through_launcher(program: &Program) -> (Vec<String>, Vec<String>) {
             .collect(),
     };
     (vec![LAUNCHER.to_string()], args)
+}
+
+/// Bytes of one `.gitignore` read, at most.
+const GITIGNORE_BYTES: u64 = 1 << 20;
+
+/// Every path under `root` (not followed through links), less `.git` and `.locald` at its
+/// top and what the tree's `.gitignore` files ignore (a deeper one's rules first, as git
+/// reads them; an ignored directory is not entered). Unsorted.
+///
+/// The tree may be a hostile checkout, read by `up` in the supervisor: a `.gitignore` is
+/// read only if it is a regular file and not a link (git does not follow a link there
+/// either; `-> /dev/zero` would be read forever, a FIFO would block), bounded.
+fn source_files(root: &Path) -> Result<Vec<PathBuf>, (PathBuf, String)> {
+    use ignore::gitignore::Gitignore;
+    use ignore::Match;
+    let mut found = Vec::new();
+    // (depth, the rules of a directory at that depth) for the directories above the one
+    // being read: a depth-first walk pops the rules of those it has left.
+    let mut rules: Vec<(usize, Gitignore)> = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = pending.pop() {
+        while rules.last().is_some_and(|(d, _)| *d >= depth) {
+            rules.pop();
+        }
+        if let Some(gitignore) = read_gitignore(&dir)? {
+            rules.push((depth, gitignore));
+        }
+        let io = |e: std::io::Error| (dir.clone(), e.to_string());
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            if depth == 0 && (name == ".git" || name == ".locald") {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(io)?.is_dir();
+            let ignored =
+                rules
+                    .iter()
+                    .rev()
+                    .find_map(|(_, rules)| match rules.matched(&path, is_dir) {
+                        Match::None => None,
+                        Match::Ignore(_) => Some(true),
+                        Match::Whitelist(_) => Some(false),
+                    });
+            if ignored == Some(true) {
+                continue;
+            }
+            if is_dir {
+                pending.push((path.clone(), depth + 1));
+            }
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// The rules of `dir/.gitignore`, if it is a regular file (not a link, a FIFO or a device).
+fn read_gitignore(dir: &Path) -> Result<Option<ignore::gitignore::Gitignore>, (PathBuf, String)> {
+    use locald_shim_protocol::regular_file::{open_regular_with, Links};
+    let path = dir.join(".gitignore");
+    let fail = |reason: String| (path.clone(), reason);
+    let file = match open_regular_with(OpenOptions::new().read(true), &path, Links::Refuse) {
+        Ok(file) => file,
+        // Missing, a link (ELOOP), or not a regular file: no rules, as for git.
+        Err(_) => return Ok(None),
+    };
+    let mut bytes = Vec::new();
+    file.take(GITIGNORE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > GITIGNORE_BYTES {
+        return Err(fail(format!("larger than {GITIGNORE_BYTES} bytes")));
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        // A line git cannot read is no rule, as in git.
+        let _ = builder.add_line(Some(path.clone()), line);
+    }
+    builder.build().map(Some).map_err(|e| fail(e.to_string()))
 }
 
 /// What the supervisor hands the process that builds a service
@@ -372,6 +442,49 @@ mod tests {
                 "{counted} not counted"
             );
         }
+    }
+
+    /// The fingerprint of `build`, or a panic if it takes more than a few seconds.
+    fn fingerprint_in_time(build: ServiceBuild) -> Result<String, ServiceBuildError> {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(build.fingerprint()));
+        result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the fingerprint never ended")
+    }
+
+    #[test]
+    fn a_hostile_gitignore_is_not_read() {
+        // A checkout (git keeps links) whose .gitignore is read forever if followed.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(&root.join("index.html"), "hello");
+        std::os::unix::fs::symlink("/dev/zero", root.join(".gitignore")).unwrap();
+        // An unpacked tarball can hold a FIFO, whose open blocks.
+        std::fs::create_dir(root.join("sub")).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join("sub/.gitignore"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        write(&root.join("sub/page.html"), "x");
+        let first = fingerprint_in_time(built(root)).unwrap();
+        // No rules came from them: everything still counts.
+        write(&root.join("sub/page.html"), "changed");
+        assert_ne!(fingerprint_in_time(built(root)).unwrap(), first);
+    }
+
+    #[test]
+    fn a_huge_gitignore_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let big = std::fs::File::create(root.join(".gitignore")).unwrap();
+        big.set_len(GITIGNORE_BYTES + 1).unwrap();
+        let error = fingerprint_in_time(built(root)).unwrap_err().to_string();
+        assert!(
+            error.contains(".gitignore") && error.contains("larger than"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use locald_cnb::export::layer::Owner;
 use locald_cnb::export::{ExportError, ExportInput, SourceImage};
 use locald_cnb::formats::order::{write_order, Group, OrderGroup};
 use locald_cnb::formats::plan::Plan;
-use locald_cnb::formats::run_image::{parse_run, parse_stack, RunImage};
+use locald_cnb::formats::run_image::builder_run_images;
 use locald_cnb::formats::FormatError;
 use locald_cnb::Limits;
 use locald_image::{PullPolicy, StoredImage};
@@ -134,7 +134,7 @@ pub struct BuildImageOptions {
     /// The build's environment: `/platform/env/<NAME>` files, which buildpacks read.
     #[serde(deserialize_with = "options::env_map")]
     pub env: BTreeMap<String, String>,
-    /// The name to store the image under (default `locald-build/<dir name>:latest`).
+    /// The name to store the image under (default `locald-build/<dir name>-<digest>:latest`).
     pub tag: Option<String>,
     /// Show every buildpack's detect output (`CNB_LOG_LEVEL=debug`).
     pub verbose: bool,
@@ -143,15 +143,14 @@ pub struct BuildImageOptions {
     pub buildpacks: Vec<String>,
 }
 
-/// The default name of an image built from `source`: `locald-build/<dir name>:latest`,
-/// the name lowercased and anything a reference cannot hold replaced by `-`.
+/// The default name of an image built from `source` (absolute):
+/// `locald-build/<dir name>-<digest>:latest` (`model::built_dir_name`: the digest of its
+/// path keeps directories of the same name apart, as their build caches must be).
 pub fn default_tag(source: &Path) -> String {
-    let name = source
-        .file_name()
-        .map(|n| crate::model::reference_component(&n.to_string_lossy()))
-        .unwrap_or_default();
-    let name = if name.is_empty() { "app" } else { &name };
-    format!("locald-build/{name}:latest")
+    format!(
+        "locald-build/{}:latest",
+        crate::model::built_dir_name(source)
+    )
 }
 
 /// The profile `scripts/build-launcher` builds the static binaries with (see the
@@ -200,31 +199,16 @@ fn beside_locald(exe_dir: &Path, name: &str) -> Vec<PathBuf> {
     ]
 }
 
-/// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`).
+/// The run image the builder names first in `/cnb/run.toml` (or the legacy `stack.toml`),
+/// never through a link in the builder's tree (`builder_run_images`).
 fn run_image_reference(builder: &StoredImage) -> Result<String, BuildError> {
-    let cnb = builder.rootfs.join("cnb");
-    type Parse = fn(&str, &Path) -> Result<Vec<RunImage>, FormatError>;
-    let parsers: [(&str, Parse); 2] = [("run.toml", parse_run), ("stack.toml", parse_stack)];
-    for (file, parse) in parsers {
-        let path = cnb.join(file);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(BuildError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })
-            }
-        };
-        if let Some(first) = parse(&text, &path)?.into_iter().next() {
-            return Ok(first.image);
-        }
-    }
-    Err(BuildError::NoRunImage {
-        builder: builder.reference.clone(),
-    })
+    let images = builder_run_images(&builder.rootfs, Limits::DEFAULT.file_bytes)?;
+    images
+        .and_then(|images| images.into_iter().next())
+        .map(|first| first.image)
+        .ok_or_else(|| BuildError::NoRunImage {
+            builder: builder.reference.clone(),
+        })
 }
 
 /// The builder's `CNB_USER_ID` and `CNB_GROUP_ID`, from its image config.
@@ -613,7 +597,7 @@ pub mod build_api {
     /// required; buildpacks that replace the builder's order with one group of them, in
     /// order: each a buildpackage image, a `.cnb` file, a buildpack directory, or
     /// `ID`/`ID@VERSION` of the builder's; the build's environment as `/platform/env`
-    /// files; the name to store the image under, default `locald-build/<dir name>:latest`;
+    /// files; the name to store the image under, default `locald-build/<dir name>-<digest>:latest`;
     /// every buildpack's detect output).
     /// Buildpack output streams as it comes; Ctrl-C stops the build. Returns
     /// `#{ reference, digest }`. The phases in one call: `prepare_build`, then
@@ -636,15 +620,30 @@ mod tests {
 
     #[test]
     fn the_default_tag_is_the_directory_name_as_a_reference() {
+        let tag = default_tag(Path::new("/src/My App!"));
+        let digest = tag
+            .strip_prefix("locald-build/my-app-")
+            .and_then(|rest| rest.strip_suffix(":latest"))
+            .unwrap_or_else(|| panic!("{tag}"));
+        assert!(
+            digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{tag}"
+        );
+        assert!(default_tag(Path::new("/")).starts_with("locald-build/app-"));
         assert_eq!(
             default_tag(Path::new("/src/site")),
-            "locald-build/site:latest"
+            default_tag(Path::new("/src/site"))
         );
-        assert_eq!(
-            default_tag(Path::new("/src/My App!")),
-            "locald-build/my-app:latest"
+    }
+
+    #[test]
+    fn directories_of_the_same_name_build_under_different_tags() {
+        // Each tag has its own build cache and previous image, which a build restores
+        // from: a checkout of someone else's `site` must not share the user's.
+        assert_ne!(
+            default_tag(Path::new("/home/me/site")),
+            default_tag(Path::new("/tmp/site"))
         );
-        assert_eq!(default_tag(Path::new("/")), "locald-build/app:latest");
     }
 
     #[test]
@@ -680,6 +679,24 @@ mod tests {
         builder.config.env = vec!["CNB_USER_ID=1001".into(), "CNB_GROUP_ID=1002".into()];
         let owner = builder_owner(&builder).unwrap();
         assert_eq!((owner.uid, owner.gid), (1001, 1002));
+    }
+
+    #[test]
+    fn a_builder_run_toml_linked_to_a_host_file_is_not_read() {
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret.toml");
+        std::fs::write(&secret, "[[images]]\nimage = \"host-secret\"\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cnb")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("cnb/run.toml")).unwrap();
+        let builder = StoredImage {
+            reference: "localhost/builder:1".into(),
+            manifest_digest: "sha256:00".into(),
+            config: locald_image::ImageConfig::default(),
+            rootfs: dir.path().to_path_buf(),
+        };
+        let result = run_image_reference(&builder);
+        assert!(result.is_err(), "{result:?}");
     }
 
     #[test]
