@@ -219,12 +219,13 @@ const GITIGNORE_BYTES: u64 = 1 << 20;
 
 /// Every path under `root` (not followed through links), less `.git` and `.locald` at its
 /// top and what the tree's `.gitignore` files ignore (a deeper one's rules first, as git
-/// reads them; an ignored directory is not entered). Unsorted.
+/// reads them; an ignored directory is not entered). Unsorted. What a build copies
+/// (`script::api::build`) and what the fingerprint covers, so that they never differ.
 ///
 /// The tree may be a hostile checkout, read by `up` in the supervisor: a `.gitignore` is
 /// read only if it is a regular file and not a link (git does not follow a link there
 /// either; `-> /dev/zero` would be read forever, a FIFO would block), bounded.
-fn source_files(root: &Path) -> Result<Vec<PathBuf>, (PathBuf, String)> {
+pub fn source_files(root: &Path) -> Result<Vec<PathBuf>, (PathBuf, String)> {
     use ignore::gitignore::Gitignore;
     use ignore::Match;
     let mut found = Vec::new();

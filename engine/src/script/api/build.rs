@@ -5,8 +5,8 @@
 //! phases in one call (`Prepared`; `super::build_phases` gives them to scripts one by
 //! one): it pulls the builder
 //! (and the run image its `/cnb/run.toml` names) through the store, resolves the
-//! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`
-//! and `.locald`) into a fresh work directory, and runs locald's static `lifecycle`
+//! `buildpacks` given (`super::buildpacks`: they replace the builder's order), copies the source (less `.git`,
+//! `.locald` and what `.gitignore` files ignore: [`copy_source`]) into a fresh work directory, and runs locald's static `lifecycle`
 //! (`lifecycle detect`, then `lifecycle build`, each in its own container) of the
 //! builder image as its `CNB_USER_ID` (rootless:
 //! the caller mapped to it in the container's user namespace, so nothing is chowned), with
@@ -68,6 +68,8 @@ pub enum BuildError {
     NoBuilder,
     #[error("the source {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
+    #[error("cannot read the source {}: {reason}", path.display())]
+    Source { path: PathBuf, reason: String },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -231,10 +233,14 @@ fn builder_owner(builder: &StoredImage) -> Result<Owner, BuildError> {
     })
 }
 
-/// Copies the tree `from` into `to` (which exists), leaving out `.git` and `.locald` at
-/// its top: regular files with their permission bits, directories and symbolic links
-/// (as links); other special files cannot be part of an app and are skipped.
-fn copy_source(from: &Path, to: &Path, top: bool) -> Result<(), BuildError> {
+/// Copies the app's source to the build's work directory: the paths
+/// `project::build::source_files` lists (less `.git` and `.locald` at the top and what
+/// the tree's `.gitignore` files ignore, as a `git push` to a buildpacks platform sends
+/// only what git tracks; the very files a built service's fingerprint covers, so an
+/// edit the build would see always builds again). Links are copied as links, never
+/// followed (a link to a host file puts no host file in the image); FIFOs, sockets and
+/// devices are left out.
+fn copy_source(from: &Path, to: &Path) -> Result<(), BuildError> {
     let io = |action, path: &Path| {
         let path = path.to_path_buf();
         move |source| BuildError::Io {
@@ -243,18 +249,20 @@ fn copy_source(from: &Path, to: &Path, top: bool) -> Result<(), BuildError> {
             source,
         }
     };
-    for entry in std::fs::read_dir(from).map_err(io("read the directory", from))? {
-        let entry = entry.map_err(io("read the directory", from))?;
-        let name = entry.file_name();
-        if top && (name == ".git" || name == ".locald") {
+    let mut paths = crate::project::build::source_files(from)
+        .map_err(|(path, reason)| BuildError::Source { path, reason })?;
+    // A directory sorts before what it holds.
+    paths.sort();
+    for source in paths {
+        let Ok(relative) = source.strip_prefix(from) else {
             continue;
-        }
-        let source = entry.path();
-        let target = to.join(&name);
-        let kind = entry.file_type().map_err(io("read", &source))?;
+        };
+        let target = to.join(relative);
+        let kind = std::fs::symlink_metadata(&source)
+            .map_err(io("read", &source))?
+            .file_type();
         if kind.is_dir() {
             std::fs::create_dir(&target).map_err(io("create", &target))?;
-            copy_source(&source, &target, false)?;
         } else if kind.is_symlink() {
             let link = std::fs::read_link(&source).map_err(io("read the link", &source))?;
             std::os::unix::fs::symlink(link, &target).map_err(io("create", &target))?;
@@ -406,7 +414,7 @@ impl Prepared {
             work.dir("layers"),
             work.dir("platform"),
         );
-        copy_source(&source, &workspace, true)?;
+        copy_source(&source, &workspace)?;
         write_platform_env(&platform, &options.env)?;
         let tag = options.tag.unwrap_or_else(|| default_tag(&source));
         let analysis = super::build_cache::analyze_and_restore(&store, &tag, &layers, &run_image)?;
@@ -700,19 +708,26 @@ mod tests {
     }
 
     #[test]
-    fn the_source_is_copied_without_git_and_locald_dirs() {
+    fn the_source_is_copied_without_git_locald_and_ignored_files() {
         let from = tempfile::tempdir().unwrap();
         let to = tempfile::tempdir().unwrap();
-        for dir in [".git", ".locald", "src/.git"] {
+        for dir in [".git", ".locald", "src/.git", "node_modules/x"] {
             std::fs::create_dir_all(from.path().join(dir)).unwrap();
             std::fs::write(from.path().join(dir).join("f"), "x").unwrap();
         }
+        std::fs::write(from.path().join(".gitignore"), "node_modules/\n.env\n").unwrap();
+        std::fs::write(from.path().join(".env"), "SECRET=1\n").unwrap();
+        std::fs::write(from.path().join("src/app.txt"), "app\n").unwrap();
         std::fs::write(from.path().join("Procfile"), "web: serve\n").unwrap();
         std::os::unix::fs::symlink("Procfile", from.path().join("link")).unwrap();
-        copy_source(from.path(), to.path(), true).unwrap();
+        copy_source(from.path(), to.path()).unwrap();
         assert!(!to.path().join(".git").exists() && !to.path().join(".locald").exists());
         // Only the top's: a nested `.git` is the app's own file.
         assert!(to.path().join("src/.git/f").is_file());
+        assert!(to.path().join("src/app.txt").is_file());
+        // What git would not send, the build does not see (nor does the fingerprint).
+        assert!(!to.path().join(".env").exists() && !to.path().join("node_modules").exists());
+        assert!(to.path().join(".gitignore").is_file());
         assert_eq!(
             std::fs::read_to_string(to.path().join("Procfile")).unwrap(),
             "web: serve\n"

@@ -409,8 +409,9 @@ pub mod build_phases_api {
 
     /// Prepares a build of the app in the directory `source` with Cloud Native
     /// Buildpacks, the first step of what `build_image` does: pulls the builder and its
-    /// run image, copies the source (less `.git` and `.locald`) into a private work
-    /// directory, and restores the last build of the same name (`===> RESTORING`).
+    /// run image, copies the source (less `.git`, `.locald` and what `.gitignore` files
+    /// ignore) into a private work directory, and restores the last build of the same
+    /// name (`===> RESTORING`).
     /// Options `#{ builder, buildpacks, env, tag, verbose }`, as `build_image`'s.
     /// Returns a `Build`, whose phases run once each, in order: `b.detect()`,
     /// `b.build()`, `b.export_image()`; a phase that fails ends the build. A `Build` never
