@@ -9,6 +9,8 @@
 //! - [`lock`]: the bundle's lock file, held by whoever uses the bundle, taken by a sweep.
 //! - [`signals`]: the signals passed on to a service or container rather than acted on.
 //! - [`mountinfo`]: the mount table, with mount points unescaped.
+//! - [`mount_ns`]: a process's own private mount namespace and `/proc` (the shim's, and the
+//!   engine's `locald exec` helper's).
 //! - [`cgroup`]: cgroup mounts from mountinfo, and removing a container's cgroup and its empty
 //!   parents.
 //! - [`private_dir`]: the checks that a directory (image store, runtime root, bundle, state root)
@@ -25,6 +27,7 @@ pub mod args;
 pub mod cgroup;
 pub mod exit;
 pub mod lock;
+pub mod mount_ns;
 pub mod mountinfo;
 pub mod private_dir;
 pub mod regular_file;

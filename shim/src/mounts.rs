@@ -13,7 +13,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
 
 use locald_shim_protocol::cgroup::{self, CGROUP_ROOT};
-use locald_shim_protocol::mountinfo;
+use locald_shim_protocol::{mount_ns, mountinfo};
 // Annotations with which the runtime crate asks for an overlay rootfs: the read-only image
 // directory, and the per-container writable upper and work directories.
 use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
@@ -21,8 +21,7 @@ use locald_shim_protocol::{LOWER_ANNOTATION, UPPER_ANNOTATION, WORK_ANNOTATION};
 /// Unshares a mount namespace and makes every mount in it private, so nothing mounted from now
 /// on propagates back to the host.
 pub fn enter_private_mount_namespace() -> Result<()> {
-    unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
-    make_mounts_private()
+    mount_ns::enter_private().context("unshare(CLONE_NEWNS) and making / private")
 }
 
 /// Mounts a `/proc` of this process's PID namespace over the host's, when they differ (in this
@@ -32,26 +31,14 @@ pub fn enter_private_mount_namespace() -> Result<()> {
 /// none) under that number. Only for a root shim: rootless, the PID namespace belongs to the
 /// init's user namespace, where the shim has no capability to mount it.
 pub fn own_proc() -> Result<()> {
-    let shown = fs::read_link("/proc/self")
-        .ok()
-        .and_then(|pid| pid.to_str()?.parse::<i32>().ok());
-    if shown == Some(nix::unistd::getpid().as_raw()) {
+    if mount_ns::proc_is_ours() {
         return Ok(());
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
-        .context("mounting a /proc of the shim's PID namespace")
+    mount_ns::mount_own_proc().context("mounting a /proc of the shim's PID namespace")
 }
 
 fn make_mounts_private() -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("making / recursively private")
+    mount_ns::make_mounts_private().context("making / recursively private")
 }
 
 /// The ids a non-root caller (`uid`, `gid`) becomes in the container's user namespace: what the

@@ -25,8 +25,8 @@ use std::process::Command;
 
 use locald_shim_protocol::exit::signal_exit_code;
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+
+use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvp, fork, ForkResult, Pid};
@@ -288,29 +288,10 @@ fn enter(pid: i32) -> Result<(), ExecError> {
     }
     setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
         .map_err(|errno| ExecError::Join { what: "PID", errno })?;
-    private_mount_namespace().map_err(|errno| ExecError::Join {
+    locald_shim_protocol::mount_ns::enter_private().map_err(|errno| ExecError::Join {
         what: "mount",
         errno,
     })
-}
-
-/// Enter a mount namespace of this process's own, private: nothing mounted in it (a
-/// `/proc`) reaches the host's mount table.
-pub(crate) fn private_mount_namespace() -> nix::Result<()> {
-    unshare(CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-}
-
-/// Mount a `/proc` of this process's PID namespace (in a private mount namespace).
-pub(crate) fn mount_proc() -> nix::Result<()> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
 }
 
 /// In the forked command: `/proc` of its PID namespace, the user asked
@@ -327,7 +308,7 @@ fn in_child(
     };
     // SAFETY: a plain prctl on this process: it dies with the helper.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if let Err(errno) = mount_proc() {
+    if let Err(errno) = locald_shim_protocol::mount_ns::mount_own_proc() {
         return failed(ExecError::Proc(errno));
     }
     if let Some((name, account)) = account {
